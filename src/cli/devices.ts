@@ -1,0 +1,135 @@
+import { parseArgs } from "node:util";
+import { create, toJson } from "@bufbuild/protobuf";
+import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
+import { DeviceService, ListDevicesResponseSchema } from "../../gen/tether/v1/device_service_pb.js";
+import { productByCase } from "../core/products/index.js";
+import { connectClient } from "./client.js";
+import { DEVICE_FLAGS, type DeviceFlagValues, desiredFromFlags, parseLabels } from "./device-args.js";
+import { json, table, time } from "./format.js";
+
+export const DEVICES_USAGE = `tether devices <command> [flags]
+
+  create <id> --kind led|coffee_machine [--display-name S] [--label k=v]... [--owner S] [--firmware S]
+         [--power on|off] [--color #rrggbb] [--brightness 0-100] [--mode solid|blink|breathe|rainbow]
+  get <id>
+  list [--kind K] [--label k=v]... [--online true|false] [--filter EXPR] [--page-size N] [--page-token T]
+  update <id> [same flags as create, except --kind] [--etag E]   (only the flags given are changed)
+  delete <id> [--etag E] [--allow-missing]
+
+Global: --json (protobuf JSON output), --address https://host:port, --certs DIR`;
+
+const COMMON = {
+  json: { type: "boolean" },
+  address: { type: "string" },
+  certs: { type: "string" },
+} as const;
+
+/** `tether devices ...`; prints to stdout and returns the exit code. */
+export async function devicesCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  const { values: v, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: { ...COMMON, ...DEVICE_FLAGS, online: { type: "string" }, filter: { type: "string" }, "page-size": { type: "string" }, "page-token": { type: "string" }, "allow-missing": { type: "boolean" } },
+  });
+  const client = connectClient(DeviceService, { address: v.address, certsDir: v.certs });
+  const name = () => {
+    const id = positionals[0];
+    if (!id) throw new Error(`tether devices ${sub}: missing device id\n\n${DEVICES_USAGE}`);
+    return id.startsWith("devices/") ? id : `devices/${id}`;
+  };
+  const out = (d: Device) => console.log(v.json ? json(DeviceSchema, d) : describe(d));
+
+  switch (sub) {
+    case "create": {
+      if (!v.kind) throw new Error("tether devices create: --kind led|coffee_machine is required");
+      const desired = desiredFromFlags(v.kind, v as DeviceFlagValues)!;
+      const device = create(DeviceSchema, {
+        displayName: v["display-name"] ?? "",
+        labels: parseLabels(v.label),
+        owner: v.owner ?? "",
+        firmwareVersion: v.firmware ?? "",
+        kind: desired.kind,
+      });
+      return out(await client.createDevice({ device, deviceId: name().slice("devices/".length) }));
+    }
+    case "get":
+      return out(await client.getDevice({ name: name() }));
+    case "list": {
+      const terms = v.filter ? [v.filter] : [];
+      if (v.kind) terms.push(`kind = "${v.kind === "coffee" ? "coffee_machine" : v.kind}"`);
+      if (v.online) terms.push(`online = ${v.online}`);
+      for (const [k, val] of Object.entries(parseLabels(v.label))) terms.push(`labels.${k} = "${val}"`);
+      const res = await client.listDevices({ filter: terms.join(" AND "), pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
+      if (v.json) return console.log(json(ListDevicesResponseSchema, res));
+      console.log(table(["NAME", "KIND", "DISPLAY NAME", "ONLINE", "LAST SEEN", "LABELS", "DESIRED"], res.devices.map(row)));
+      if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
+      return;
+    }
+    case "update": {
+      const device = create(DeviceSchema, { name: name(), etag: v.etag ?? "" });
+      const paths: string[] = [];
+      if (v["display-name"] !== undefined) (device.displayName = v["display-name"]), paths.push("display_name");
+      if (v.label !== undefined) (device.labels = parseLabels(v.label)), paths.push("labels");
+      if (v.owner !== undefined) (device.owner = v.owner), paths.push("owner");
+      if (v.firmware !== undefined) (device.firmwareVersion = v.firmware), paths.push("firmware_version");
+      if ([v.power, v.color, v.brightness, v.mode].some((x) => x !== undefined)) {
+        const current = await client.getDevice({ name: name() });
+        const kindName = productByCase(current.kind.case!).kindName;
+        const desired = desiredFromFlags(kindName, v as DeviceFlagValues)!;
+        device.kind = desired.kind;
+        paths.push(...desired.paths);
+      }
+      if (paths.length === 0) throw new Error("tether devices update: nothing to change; pass at least one flag");
+      return out(await client.updateDevice({ device, updateMask: create(FieldMaskSchema, { paths }) }));
+    }
+    case "delete":
+      await client.deleteDevice({ name: name(), etag: v.etag ?? "", allowMissing: v["allow-missing"] ?? false });
+      if (!v.json) console.log(`deleted ${name()}`);
+      return;
+    default:
+      throw new Error(DEVICES_USAGE);
+  }
+}
+
+function row(d: Device): string[] {
+  return [
+    d.name,
+    d.kind.case ? productByCase(d.kind.case).kindName : "-",
+    d.displayName || "-",
+    d.connectivity?.online ? "yes" : "no",
+    time(d.connectivity?.lastSeenTime),
+    Object.entries(d.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-",
+    summary(d, "desired"),
+  ];
+}
+
+/** The product state as compact JSON, e.g. `{"power":true,"brightness":40}`. */
+function summary(d: Device, which: "desired" | "reported"): string {
+  if (!d.kind.case) return "-";
+  const product = productByCase(d.kind.case);
+  const state = (d.kind.value as unknown as Record<string, never>)[which];
+  const schema = which === "desired" ? product.desiredSchema : product.reportedSchema;
+  const s = state ? JSON.stringify(toJson(schema, state)) : "{}";
+  return s === "{}" ? "-" : s;
+}
+
+function describe(d: Device): string {
+  return table(["FIELD", "VALUE"], [
+    ["name", d.name],
+    ["uid", d.uid],
+    ["kind", d.kind.case ? productByCase(d.kind.case).kindName : "-"],
+    ["display_name", d.displayName || "-"],
+    ["labels", Object.entries(d.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-"],
+    ["owner", d.owner || "-"],
+    ["firmware_version", d.firmwareVersion || "-"],
+    ["online", d.connectivity?.online ? "yes" : "no"],
+    ["last_seen", time(d.connectivity?.lastSeenTime)],
+    ["desired", summary(d, "desired")],
+    ["reported", summary(d, "reported")],
+    ["create_time", time(d.createTime)],
+    ["update_time", time(d.updateTime)],
+    ["etag", d.etag],
+  ]);
+}

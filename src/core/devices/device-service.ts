@@ -1,0 +1,122 @@
+import { randomUUID } from "node:crypto";
+import { clone, create, equals } from "@bufbuild/protobuf";
+import type { Message } from "@bufbuild/protobuf";
+import { type Device, DeviceSchema } from "../../../gen/tether/v1/device_pb.js";
+import type {
+  CreateDeviceRequest,
+  DeleteDeviceRequest,
+  ListDevicesRequest,
+  ListDevicesResponse,
+  UpdateDeviceRequest,
+} from "../../../gen/tether/v1/device_service_pb.js";
+import type { Clock } from "../clock.js";
+import { AbortedError, InvalidArgumentError, NotFoundError, Violations } from "../errors.js";
+import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
+import { productByCase } from "../products/index.js";
+import { parseDeviceFilter } from "./device-filter.js";
+import { deviceName, generateDeviceId, isValidDeviceId, parseDeviceName, truncate } from "./device-name.js";
+import type { DeviceRepository } from "./device-repository.js";
+import { resolveUpdateMask } from "./device-update-mask.js";
+import { validateDeviceFields } from "./device-validation.js";
+
+export interface DeviceServiceDeps {
+  devices: DeviceRepository;
+  clock: Clock;
+}
+
+export type DeviceService = ReturnType<typeof createDeviceService>;
+
+/** The registry's use cases: validation, naming, etags and field masks. Storage is behind a port. */
+export function createDeviceService({ devices, clock }: DeviceServiceDeps) {
+  async function getStored(id: string) {
+    const stored = await devices.get(id);
+    if (!stored) throw new NotFoundError(deviceName(id));
+    return stored;
+  }
+
+  return {
+    async createDevice(req: CreateDeviceRequest): Promise<Device> {
+      const input = req.device;
+      if (!input) throw InvalidArgumentError.field("device", "is required");
+      const v = new Violations();
+      if (req.deviceId !== "" && !isValidDeviceId(req.deviceId)) {
+        v.add("device_id", `"${truncate(req.deviceId)}" must be 1-63 lowercase letters, digits or hyphens, starting with a letter`);
+      }
+      if (input.kind.case === undefined) v.add("device.kind", "is required: set led or coffee_machine");
+      validateDeviceFields(input, "device", v);
+      v.throwIfAny();
+      const product = productByCase(input.kind.case!);
+      // Reported state is output only: a client cannot claim what the device reports.
+      const desired = (input.kind.value as { desired?: Message }).desired;
+      const value = create(product.schema, desired ? { desired } : {});
+      const id = req.deviceId || generateDeviceId(product.kindName);
+      const device = create(DeviceSchema, {
+        name: deviceName(id),
+        uid: randomUUID(),
+        displayName: input.displayName,
+        labels: input.labels,
+        owner: input.owner,
+        firmwareVersion: input.firmwareVersion,
+        kind: { case: product.case, value } as Device["kind"],
+      });
+      return (await devices.insert(device, clock.now())).device;
+    },
+
+    async getDevice(name: string): Promise<Device> {
+      return (await getStored(parseDeviceName(name))).device;
+    },
+
+    async listDevices(req: ListDevicesRequest): Promise<ListDevicesResponse> {
+      const limit = resolvePageSize(req.pageSize);
+      const filter = parseDeviceFilter(req.filter);
+      const afterId = decodePageToken(req.pageToken, `devices|${req.filter}`);
+      // One extra row tells whether another page exists without a COUNT.
+      const rows = await devices.list({ filter, afterId, limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      const nextPageToken = rows.length > limit && last ? encodePageToken(parseDeviceName(last.name), `devices|${req.filter}`) : "";
+      return { $typeName: "tether.v1.ListDevicesResponse", devices: page, nextPageToken };
+    },
+
+    async updateDevice(req: UpdateDeviceRequest): Promise<Device> {
+      const input = req.device;
+      if (!input) throw InvalidArgumentError.field("device", "is required");
+      const id = parseDeviceName(input.name, "device.name");
+      const stored = await getStored(id);
+      if (input.etag !== "" && input.etag !== stored.device.etag) {
+        throw new AbortedError(`etag mismatch: ${deviceName(id)} was changed since it was read; re-read it and retry`);
+      }
+      const product = productByCase(stored.device.kind.case!);
+      const mask = resolveUpdateMask(req.updateMask?.paths ?? [], input, product);
+      const next = clone(DeviceSchema, stored.device);
+      mask.apply(input, next);
+      const v = new Violations();
+      validateDeviceFields(next, "device", v, mask.topLevel);
+      v.throwIfAny();
+      const oldDesired = (stored.device.kind.value as { desired?: Message }).desired;
+      const newDesired = (next.kind.value as { desired?: Message }).desired;
+      const desiredChanged = !equals(product.desiredSchema, (oldDesired ?? create(product.desiredSchema)) as never, (newDesired ?? create(product.desiredSchema)) as never);
+      const updated = await devices.update(next, stored.revision, { desiredChanged, now: clock.now() });
+      if (updated) return updated.device;
+      await getStored(id); // NOT_FOUND if it was deleted meanwhile
+      throw new AbortedError(`${deviceName(id)} was changed concurrently; re-read it and retry`);
+    },
+
+    async deleteDevice(req: DeleteDeviceRequest): Promise<void> {
+      const id = parseDeviceName(req.name);
+      const stored = await devices.get(id);
+      if (!stored) {
+        if (req.allowMissing) return;
+        throw new NotFoundError(deviceName(id));
+      }
+      if (req.etag !== "" && req.etag !== stored.device.etag) {
+        throw new AbortedError(`etag mismatch: ${deviceName(id)} was changed since it was read; re-read it and retry`);
+      }
+      const deleted = await devices.delete(id, req.etag !== "" ? stored.revision : undefined);
+      if (!deleted && !req.allowMissing) {
+        if (req.etag !== "") throw new AbortedError(`${deviceName(id)} was changed concurrently; re-read it and retry`);
+        throw new NotFoundError(deviceName(id));
+      }
+    },
+  };
+}

@@ -1,0 +1,20 @@
+import { coffeeMachineProduct } from "./coffee-machine.js";
+import { ledProduct } from "./led.js";
+import type { Product, ProductCase } from "./product.js";
+
+export type { Product, ProductCase } from "./product.js";
+
+/** Every product type Tether knows, in one table. */
+export const PRODUCTS: readonly Product[] = [ledProduct, coffeeMachineProduct];
+
+/** The product for a `Device.kind` case. */
+export function productByCase(c: ProductCase): Product {
+  const p = PRODUCTS.find((x) => x.case === c);
+  if (!p) throw new Error(`no product module for kind case ${c}`);
+  return p;
+}
+
+/** The product for a storage/filter name such as `coffee_machine`, or undefined. */
+export function productByKindName(name: string): Product | undefined {
+  return PRODUCTS.find((x) => x.kindName === name);
+}

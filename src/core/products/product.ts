@@ -1,0 +1,29 @@
+import type { DescMessage, Message } from "@bufbuild/protobuf";
+import type { Device } from "../../../gen/tether/v1/device_pb.js";
+import { ProductKind } from "../../../gen/tether/v1/device_pb.js";
+import type { Violations } from "../errors.js";
+
+/** The `Device.kind` oneof cases: one per product type. */
+export type ProductCase = Exclude<Device["kind"]["case"], undefined>;
+
+/**
+ * What Tether knows about one product type. Adding a product means one proto message plus one
+ * module implementing this interface, registered in `index.ts`; nothing else changes.
+ */
+export interface Product {
+  /** The `Device.kind` case, e.g. `coffeeMachine`. */
+  readonly case: ProductCase;
+  /** The stable name used in storage, filters and CLIs, e.g. `coffee_machine` (the proto field name). */
+  readonly kindName: string;
+  readonly productKind: ProductKind;
+  /** The product message (`Led`), which holds `desired` and `reported`. */
+  readonly schema: DescMessage;
+  /** The desired-state message (`LedState`, `CoffeeMachineDesired`). */
+  readonly desiredSchema: DescMessage;
+  /** The reported-state message. */
+  readonly reportedSchema: DescMessage;
+  /** Checks a desired state, adding violations under `field` (e.g. `device.led.desired`). */
+  validateDesired(desired: Message, field: string, v: Violations): void;
+}
+
+export { ProductKind };

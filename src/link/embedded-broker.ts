@@ -1,0 +1,156 @@
+/**
+ * The embedded MQTT broker (aedes, MQTT 3.1.1) for single-process deployments and tests.
+ *
+ * Devices authenticate with mutual TLS only: the client certificate's CN is the device id and must also
+ * be the MQTT client id, and its OU must be `devices`. A device may touch only its own topics (see
+ * {@link isTopicAllowedForDevice}). Internal services (Tether's own bridge, the admin) present a
+ * certificate whose CN is in `serviceCommonNames` and may use any client id and any topic.
+ */
+import type { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+import { createServer, TLSSocket } from "node:tls";
+import { Aedes, type AuthenticateError, type Client } from "aedes";
+import type { Logger } from "pino";
+import { isTopicAllowedForDevice, isValidDeviceId } from "./topics.js";
+
+export interface EmbeddedBrokerOptions {
+  host: string;
+  /** 0 picks an ephemeral port; read the real one from the result. */
+  port: number;
+  tls: { key: string; cert: string; ca: string };
+  log: Logger;
+  /** CNs of internal clients that may do everything. Default `["admin", "tether"]`. */
+  serviceCommonNames?: string[];
+}
+
+export interface EmbeddedBroker {
+  port: number;
+  aedes: Aedes;
+  /** Drops a client's connection (its last will is published), e.g. after its certificate is revoked. */
+  disconnectClient(id: string): void;
+  /** Stops listening and destroys every open connection. */
+  close(): Promise<void>;
+}
+
+type Identity = { kind: "device"; deviceId: string } | { kind: "service"; commonName: string };
+
+const DEVICES_OU = "devices";
+const NOT_AUTHORIZED = 5; // CONNACK return code; aedes' AuthErrorCode is a const enum
+
+/** Starts aedes behind a mutual-TLS listener and resolves once it is listening. */
+export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const log = opts.log;
+  const services = new Set(opts.serviceCommonNames ?? ["admin", "tether"]);
+  const identities = new WeakMap<Client, Identity>();
+
+  const refuseConnect = (client: Client, reason: string, done: (err: AuthenticateError, ok: null) => void) => {
+    log.warn({ clientId: client.id, reason }, "mqtt connection refused");
+    done(Object.assign(new Error(reason), { returnCode: NOT_AUTHORIZED }) as AuthenticateError, null);
+  };
+
+  const aedes = await Aedes.createBroker({
+    maxClientsIdLength: 128,
+    authenticate(client, _username, _password, done) {
+      const conn = client.conn;
+      if (!(conn instanceof TLSSocket) || !conn.authorized) {
+        return refuseConnect(client, "no verified client certificate", done);
+      }
+      const subject = conn.getPeerCertificate().subject ?? {};
+      const commonName = firstValue(subject.CN);
+      const units = ([] as string[]).concat(subject.OU ?? []);
+      if (!commonName) return refuseConnect(client, "client certificate has no CN", done);
+
+      if (units.includes(DEVICES_OU)) {
+        if (!isValidDeviceId(commonName)) return refuseConnect(client, `invalid device id ${commonName}`, done);
+        if (client.id !== commonName) return refuseConnect(client, `client id must equal certificate CN ${commonName}`, done);
+        // The will is published on the device's behalf later, so check it now like any publish.
+        const will = (client as Client & { _will?: { topic: string } | null })._will;
+        if (will && !isTopicAllowedForDevice(commonName, will.topic, "publish")) {
+          return refuseConnect(client, `will topic not allowed: ${will.topic}`, done);
+        }
+        identities.set(client, { kind: "device", deviceId: commonName });
+      } else if (services.has(commonName)) {
+        identities.set(client, { kind: "service", commonName });
+      } else {
+        return refuseConnect(client, `certificate CN ${commonName} is neither a device nor a service`, done);
+      }
+      done(null, true);
+    },
+    authorizePublish(client, packet, done) {
+      if (!client) return done(null); // broker-internal (persisted wills, already checked at connect)
+      const identity = identities.get(client);
+      if (identity?.kind === "service") return done(null);
+      if (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, packet.topic, "publish")) {
+        return done(null);
+      }
+      log.warn({ clientId: client.id, topic: packet.topic }, "mqtt publish refused");
+      // MQTT 3.1.1 cannot reject a single PUBLISH: the error closes the connection.
+      done(new Error(`publish to ${packet.topic} not allowed`));
+    },
+    authorizeSubscribe(client, subscription, done) {
+      const identity = identities.get(client);
+      if (
+        identity?.kind === "service" ||
+        (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, subscription.topic, "subscribe"))
+      ) {
+        return done(null, subscription);
+      }
+      log.warn({ clientId: client.id, topic: subscription.topic }, "mqtt subscription refused");
+      done(null, null); // SUBACK 0x80 for this filter; an Error would drop the connection
+    },
+  });
+
+  aedes.on("clientReady", (client) => log.debug({ clientId: client.id, ...identities.get(client) }, "mqtt client connected"));
+  aedes.on("clientDisconnect", (client) => log.debug({ clientId: client.id }, "mqtt client disconnected"));
+  aedes.on("clientError", (client, err) => log.debug({ clientId: client.id, err: err.message }, "mqtt client error"));
+  aedes.on("connectionError", (client, err) => log.debug({ clientId: client.id, err: err.message }, "mqtt connection error"));
+  // aedes emits "error" (e.g. from its will sweeper) without typing it; unhandled, it would crash the process.
+  (aedes as EventEmitter).on("error", (err: Error) => log.error({ err }, "mqtt broker error"));
+
+  const server = createServer(
+    { key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true },
+    (socket) => aedes.handle(socket),
+  );
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("tlsClientError", (err) => log.warn({ err: err.message }, "mqtt TLS handshake failed"));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : opts.port;
+  log.info({ host: opts.host, port }, "embedded MQTT broker listening");
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    aedes,
+    disconnectClient(id: string) {
+      const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[id];
+      if (!client) return;
+      log.info({ clientId: id }, "disconnecting mqtt client");
+      client.close();
+    },
+    close() {
+      closing ??= (async () => {
+        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const socket of sockets) socket.destroy();
+        await Promise.all([serverClosed, new Promise<void>((resolve) => aedes.close(() => resolve()))]);
+        log.info("embedded MQTT broker stopped");
+      })();
+      return closing;
+    },
+  };
+}
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

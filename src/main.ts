@@ -1,0 +1,33 @@
+import { devicesCommand, DEVICES_USAGE } from "./cli/devices.js";
+import { describeError } from "./cli/format.js";
+import { serve } from "./cli/serve.js";
+
+const USAGE = `tether — gRPC-first IoT control plane
+
+  tether serve              run the control plane (embedded PostgreSQL and MQTT broker by default)
+  tether devices ...        manage the device registry
+
+${DEVICES_USAGE}`;
+
+/** Entry point of `npm start` and the `tether` binary: only dispatches; app.ts composes. */
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command ?? "serve") {
+    case "serve":
+      return serve();
+    case "devices":
+      return devicesCommand(rest);
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return;
+    default:
+      throw new Error(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(describeError(err));
+  process.exit(1);
+});

@@ -1,0 +1,140 @@
+import { create, type DescMessage, fromJson, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
+import type { DeviceFilter } from "../core/devices/device-filter.js";
+import { deviceName, parseDeviceName } from "../core/devices/device-name.js";
+import type { DeviceRepository, StoredDevice } from "../core/devices/device-repository.js";
+import { AlreadyExistsError } from "../core/errors.js";
+import { productByCase, productByKindName } from "../core/products/index.js";
+import type { Sql } from "./database.js";
+
+interface DeviceRow {
+  id: string;
+  uid: string;
+  kind: string;
+  display_name: string;
+  labels: Record<string, string>;
+  owner: string;
+  firmware_version: string;
+  desired: JsonValue;
+  reported: JsonValue;
+  online: boolean;
+  last_seen_time: Date | null;
+  create_time: Date;
+  update_time: Date;
+  revision: string | number;
+}
+
+/** DeviceRepository on PostgreSQL (or PGlite through the same wire protocol). */
+export function createDeviceStore(sql: Sql): DeviceRepository {
+  return {
+    async insert(device, now) {
+      const id = parseDeviceName(device.name);
+      const product = productByCase(device.kind.case!);
+      const desired = desiredJson(device);
+      const rows = await sql<DeviceRow[]>`
+        INSERT INTO devices (id, uid, kind, display_name, labels, owner, firmware_version, desired, create_time, update_time)
+        VALUES (${id}, ${device.uid}, ${product.kindName}, ${device.displayName}, ${sql.json(device.labels)},
+                ${device.owner}, ${device.firmwareVersion}, ${sql.json(desired)}, ${now}, ${now})
+        ON CONFLICT (id) DO NOTHING
+        RETURNING *`;
+      if (rows.length === 0) throw new AlreadyExistsError(deviceName(id));
+      return toStored(rows[0]!);
+    },
+
+    async get(id) {
+      const rows = await sql<DeviceRow[]>`SELECT * FROM devices WHERE id = ${id}`;
+      return rows[0] ? toStored(rows[0]) : undefined;
+    },
+
+    async list({ filter, afterId, limit }) {
+      const rows = await sql<DeviceRow[]>`
+        SELECT * FROM devices
+        WHERE ${afterId !== undefined ? sql`id > ${afterId}` : sql`true`}
+          AND ${whereFilter(sql, filter)}
+        ORDER BY id
+        LIMIT ${limit}`;
+      return rows.map((r) => toStored(r).device);
+    },
+
+    async update(device, expectedRevision, { desiredChanged, now }) {
+      const id = parseDeviceName(device.name);
+      const rows = await sql<DeviceRow[]>`
+        UPDATE devices SET
+          display_name = ${device.displayName},
+          labels = ${sql.json(device.labels)},
+          owner = ${device.owner},
+          firmware_version = ${device.firmwareVersion},
+          desired = ${sql.json(desiredJson(device))},
+          desired_version = desired_version + ${desiredChanged ? 1 : 0},
+          update_time = ${now},
+          revision = revision + 1
+        WHERE id = ${id} AND revision = ${expectedRevision}
+        RETURNING *`;
+      return rows[0] ? toStored(rows[0]) : undefined;
+    },
+
+    async delete(id, expectedRevision) {
+      const rows = await sql`
+        DELETE FROM devices
+        WHERE id = ${id} ${expectedRevision !== undefined ? sql`AND revision = ${expectedRevision}` : sql``}
+        RETURNING id`;
+      return rows.length > 0;
+    },
+  };
+}
+
+function whereFilter(sql: Sql, f: DeviceFilter) {
+  const parts = [sql`true`];
+  if (f.kind !== undefined) parts.push(sql`kind = ${f.kind}`);
+  if (f.owner !== undefined) parts.push(sql`owner = ${f.owner}`);
+  if (f.online !== undefined) parts.push(sql`online = ${f.online}`);
+  for (const c of f.labels) {
+    if (c.op === "present") parts.push(sql`labels ? ${c.key}`);
+    // @> uses the GIN index; != also matches devices without the label (AIP-160 semantics).
+    else if (c.op === "=") parts.push(sql`labels @> ${sql.json({ [c.key]: c.value })}`);
+    else parts.push(sql`NOT (labels @> ${sql.json({ [c.key]: c.value })})`);
+  }
+  return parts.reduce((acc, p) => sql`${acc} AND ${p}`);
+}
+
+function desiredJson(device: Device): JsonValue {
+  const product = productByCase(device.kind.case!);
+  const desired = (device.kind.value as { desired?: Message } | undefined)?.desired;
+  return desired ? toJson(product.desiredSchema, desired as never) : {};
+}
+
+function toStored(row: DeviceRow): StoredDevice {
+  const product = productByKindName(row.kind);
+  if (!product) throw new Error(`device ${row.id} has unknown kind ${row.kind}`);
+  const revision = Number(row.revision);
+  // An empty JSON object means "never set": leave the message field unset rather than empty.
+  const state = (schema: DescMessage, json: JsonValue) =>
+    isEmptyObject(json) ? undefined : fromJson(schema, json, { ignoreUnknownFields: true });
+  const value = create(product.schema, {
+    desired: state(product.desiredSchema, row.desired),
+    reported: state(product.reportedSchema, row.reported),
+  });
+  const device = create(DeviceSchema, {
+    name: deviceName(row.id),
+    uid: row.uid,
+    displayName: row.display_name,
+    labels: row.labels,
+    owner: row.owner,
+    firmwareVersion: row.firmware_version,
+    connectivity: {
+      online: row.online,
+      lastSeenTime: row.last_seen_time ? timestampFromDate(row.last_seen_time) : undefined,
+    },
+    createTime: timestampFromDate(row.create_time),
+    updateTime: timestampFromDate(row.update_time),
+    // Includes part of the uid so a re-created device never matches an etag of its predecessor.
+    etag: `"${revision}-${row.uid.slice(0, 8)}"`,
+    kind: { case: product.case, value } as Device["kind"],
+  });
+  return { device, revision };
+}
+
+function isEmptyObject(v: JsonValue): boolean {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0;
+}
