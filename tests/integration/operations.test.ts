@@ -1,0 +1,89 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { fromBinary, create } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { connectClient, grpcJsClient, startTestStack, type TestStack } from "../helpers/stack.js";
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, "../..");
+let s: TestStack;
+beforeAll(async () => {
+  s = await startTestStack();
+});
+afterAll(async () => {
+  await s?.cleanup();
+});
+
+describe("health", () => {
+  it("answers without a client certificate, so probes and load balancers can use it", async () => {
+    const res = await connectClient(s, Health, "grpc", { ca: s.admin.ca }).check({ service: "" });
+    expect(res.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    await expect(connectClient(s, Health, "connect").check({ service: "no.such.Service" })).rejects.toMatchObject({ code: Code.NotFound });
+  });
+});
+
+describe("reflection", () => {
+  it("lists the services and describes DeviceService to a grpc-js client over mTLS", async () => {
+    const c = grpcJsClient(s, ServerReflection);
+    try {
+      const call = c.bidiStream("serverReflectionInfo");
+      call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+      call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "tether.v1.DeviceService" } }));
+      call.end();
+      const answers = [];
+      for await (const a of call) answers.push(a);
+      const list = answers[0]!.messageResponse;
+      expect(list.case).toBe("listServicesResponse");
+      const names = list.case === "listServicesResponse" ? list.value.service.map((x) => x.name) : [];
+      expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
+      const files = answers[1]!.messageResponse;
+      const protos = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
+      expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateDevice", "GetDevice", "ListDevices", "UpdateDevice", "DeleteDevice"]);
+    } finally {
+      c.close();
+    }
+  });
+
+  it("refuses reflection without a client certificate", async () => {
+    const c = grpcJsClient(s, ServerReflection, { ca: s.admin.ca });
+    try {
+      const call = c.bidiStream("serverReflectionInfo");
+      call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+      call.end();
+      await expect((async () => { for await (const _ of call) void _; })()).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    } finally {
+      c.close();
+    }
+  });
+
+  it("lets buf curl call the API with no proto files (the README walkthrough)", async () => {
+    const certs = path.join(s.dir, "certs");
+    const buf = path.join(ROOT, "node_modules/.bin/buf");
+    const tls = ["--cacert", `${certs}/ca.crt`, "--cert", `${certs}/admin.crt`, "--key", `${certs}/admin.key`];
+    const created = await run(buf, ["curl", ...tls, "-d", '{"device_id":"curl-led","device":{"led":{"desired":{"power":true}}}}', `${s.baseUrl}/tether.v1.DeviceService/CreateDevice`]);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: "devices/curl-led", led: { desired: { power: true } } });
+    const listed = await run(buf, ["curl", ...tls, "--protocol", "grpc", "-d", '{"filter":"kind = \\"led\\""}', `${s.baseUrl}/tether.v1.DeviceService/ListDevices`]);
+    expect(JSON.parse(listed.stdout).devices.map((d: { name: string }) => d.name)).toContain("devices/curl-led");
+  });
+});
+
+describe("tether CLI", () => {
+  it("creates, updates and lists devices with the admin certificate", async () => {
+    const env = { ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") };
+    const cli = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin/tether.js"), ...args], { env });
+    await cli("devices", "create", "cli-coffee", "--kind", "coffee_machine", "--label", "room=office", "--power", "on");
+    const upd = await cli("devices", "update", "cli-coffee", "--display-name", "Office machine", "--json");
+    expect(JSON.parse(upd.stdout)).toMatchObject({ displayName: "Office machine", labels: { room: "office" }, coffeeMachine: { desired: { power: true } } });
+    const list = await cli("devices", "list", "--kind", "coffee_machine");
+    expect(list.stdout).toMatch(/devices\/cli-coffee\s+coffee_machine\s+Office machine/);
+    const bad = await cli("devices", "create", "cli-bad", "--kind", "led", "--brightness", "300").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    expect(bad?.code).toBe(1);
+    expect(bad?.stderr).toContain("device.led.desired.brightness: must be a percentage between 0 and 100");
+  });
+});
