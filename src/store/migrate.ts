@@ -16,6 +16,8 @@ export async function migrate(databaseUrl: string, log: Logger): Promise<string[
     direction: "up",
     migrationsTable: "pgmigrations",
     checkOrder: true,
+    // Replicas starting together queue on the lock instead of failing; the later ones then find nothing to do.
+    advisoryLockMode: "wait",
     singleTransaction: true,
     logger: {
       debug: (m: string) => log.debug({ msg: m }),
