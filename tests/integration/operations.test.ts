@@ -2,12 +2,12 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
 import { fromBinary, create } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { type FileDescriptorProto, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
-import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection, type ServerReflectionResponse, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { connectClient, grpcJsClient, startTestStack, type TestStack } from "../helpers/stack.js";
 
 const run = promisify(execFile);
@@ -36,14 +36,14 @@ describe("reflection", () => {
       call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
       call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "tether.v1.DeviceService" } }));
       call.end();
-      const answers = [];
+      const answers: ServerReflectionResponse[] = [];
       for await (const a of call) answers.push(a);
       const list = answers[0]!.messageResponse;
       expect(list.case).toBe("listServicesResponse");
       const names = list.case === "listServicesResponse" ? list.value.service.map((x) => x.name) : [];
       expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
       const files = answers[1]!.messageResponse;
-      const protos = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
+      const protos: FileDescriptorProto[] = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];
       expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateDevice", "GetDevice", "ListDevices", "UpdateDevice", "DeleteDevice"]);
     } finally {
       c.close();
