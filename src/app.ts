@@ -1,25 +1,39 @@
+import { hostname } from "node:os";
 import path from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { file_tether_device_v1_downlink } from "../gen/tether/device/v1/downlink_pb.js";
 import { file_tether_device_v1_uplink } from "../gen/tether/device/v1/uplink_pb.js";
+import type { Device } from "../gen/tether/v1/device_pb.js";
 import { DeviceService, file_tether_v1_device_service } from "../gen/tether/v1/device_service_pb.js";
+import type { Task } from "../gen/tether/v1/task_pb.js";
+import { file_tether_v1_task_service, TaskService } from "../gen/tether/v1/task_service_pb.js";
 import { authInterceptor } from "./api/auth.js";
 import { deviceHandler } from "./api/device-handler.js";
 import { errorMappingInterceptor } from "./api/errors.js";
 import { createHealthService } from "./api/health.js";
 import { createReflectionService } from "./api/reflection.js";
 import { startApiServer } from "./api/server.js";
+import { taskHandler } from "./api/task-handler.js";
+import { createMemoryFeed } from "./bus/memory-feed.js";
 import type { TetherConfig } from "./config.js";
 import { type Clock, systemClock } from "./core/clock.js";
+import { createCounters } from "./core/counters.js";
 import { createDeviceService } from "./core/devices/device-service.js";
+import { createDispatcher } from "./core/tasks/dispatcher.js";
+import { createLifecycle } from "./core/tasks/task-lifecycle.js";
+import { createTaskService } from "./core/tasks/task-service.js";
+import { createTaskTimers } from "./core/tasks/task-timers.js";
+import { createUplinkProcessor } from "./core/tasks/uplink-processor.js";
 import { startEmbeddedBroker } from "./link/embedded-broker.js";
+import { connectMqttBridge } from "./link/mqtt-bridge.js";
 import type { Logger } from "./log.js";
-import { ensureDevPki } from "./pki/dev-pki.js";
+import { ensureDevPki, issueServiceCertificate } from "./pki/dev-pki.js";
 import { openDatabase } from "./store/database.js";
 import { createDeviceStore } from "./store/device-store.js";
+import { createTaskStore } from "./store/task-store.js";
 
 /** The services listed by server reflection. */
-const PUBLIC_SERVICES = [DeviceService.typeName, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
+const PUBLIC_SERVICES = [DeviceService.typeName, TaskService.typeName, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
 
 export interface App {
   /** The bound API port (useful when configured as 0). */
@@ -28,12 +42,16 @@ export interface App {
   mqttPort: number;
   /** Where the PKI lives; `ca.crt`, `admin.crt`/`admin.key` connect clients. */
   certsDir: string;
+  /** Counters (uplink drops, late events), for tests and metrics. */
+  counters: ReturnType<typeof createCounters>;
+  /** Runs the timer sweep now (tests drive time through the Clock and call this). */
+  sweep(): Promise<void>;
   /** Graceful stop: health goes NOT_SERVING, in-flight calls finish, ports close, the database flushes. */
   stop(): Promise<void>;
 }
 
 /**
- * The composition root: config → adapters → core services → API and broker, started in
+ * The composition root: config → adapters → core services → API, broker and bridge, started in
  * dependency order and stopped in reverse. Tests call it with ephemeral ports and a temp dir.
  */
 export async function startApp(config: TetherConfig, log: Logger, clock: Clock = systemClock): Promise<App> {
@@ -46,14 +64,48 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
   });
   const stack: Array<() => Promise<void>> = [() => db.close()];
   try {
-    const devices = createDeviceService({ devices: createDeviceStore(db.sql), clock });
+    const tls = { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem };
+    const broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, log: log.child({ component: "mqtt" }) });
+    stack.push(() => broker.close());
+
+    const counters = createCounters();
+    const coreLog = log.child({ component: "core" });
+    const taskFeed = createMemoryFeed<Task>((err) => coreLog.error({ err }, "task watcher failed"));
+    const deviceFeed = createMemoryFeed<Device>((err) => coreLog.error({ err }, "device watcher failed"));
+    const deviceStore = createDeviceStore(db.sql);
+    const taskStore = createTaskStore(db.sql);
+
+    // Tether's own MQTT identity: issued in memory at every start, never written to disk.
+    const service = await issueServiceCertificate(pki.ca, "tether");
+    const bridge = await connectMqttBridge({
+      url: `mqtts://${config.mqtt.host === "0.0.0.0" ? "127.0.0.1" : config.mqtt.host}:${broker.port}`,
+      tls: { ca: pki.caPem, cert: service.certPem, key: service.keyPem },
+      clientId: `tether-${hostname()}-${process.pid}`,
+      maxPayloadBytes: config.mqtt.maxPayloadBytes,
+      counters,
+      log: log.child({ component: "bridge" }),
+    });
+    stack.push(() => bridge.close());
+
+    const lifecycle = createLifecycle({ tasks: taskStore, feed: taskFeed, clock, counters });
+    const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
+    const devices = createDeviceService({
+      devices: deviceStore,
+      clock,
+      onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id),
+    });
+    const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog });
+    const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog });
+    const timers = createTaskTimers({ tasks: taskStore, lifecycle, dispatcher, clock, log: coreLog, ackTimeoutMs: config.tasks.ackTimeoutMs });
+
     const health = createHealthService();
     const reflection = createReflectionService(
-      [file_tether_v1_device_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink],
+      [file_tether_v1_device_service, file_tether_v1_task_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink],
       PUBLIC_SERVICES,
     );
     const routes = (router: ConnectRouter) => {
       router.service(DeviceService, deviceHandler(devices));
+      router.service(TaskService, taskHandler(tasks));
       health.routes(router);
       reflection(router);
     };
@@ -61,7 +113,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const api = await startApiServer({
       host: config.api.host,
       port: config.api.port,
-      tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
+      tls,
       routes,
       interceptors: [errorMappingInterceptor(apiLog), authInterceptor()],
       readMaxBytes: config.api.readMaxBytes,
@@ -71,13 +123,17 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       health.shutdown();
       await api.close(config.shutdownGraceMs);
     });
-    const broker = await startEmbeddedBroker({
-      host: config.mqtt.host,
-      port: config.mqtt.port,
-      tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
-      log: log.child({ component: "mqtt" }),
+
+    await bridge.start(uplink);
+    let sweeping: Promise<void> | undefined;
+    const sweep = () =>
+      (sweeping ??= timers.sweep().catch((err: unknown) => coreLog.error({ err }, "task sweep failed")).finally(() => (sweeping = undefined)));
+    const interval = setInterval(() => void sweep(), config.tasks.sweepIntervalMs);
+    stack.push(async () => {
+      clearInterval(interval);
+      await sweeping;
+      await dispatcher.idle();
     });
-    stack.push(() => broker.close());
     log.info({ api: `https://${config.api.host}:${api.port}`, mqtt: `mqtts://${config.mqtt.host}:${broker.port}`, certs: config.certsDir, database: db.embedded ? "embedded (PGlite)" : "postgresql" }, "tether ready");
 
     let stopping: Promise<void> | undefined;
@@ -85,6 +141,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       apiPort: api.port,
       mqttPort: broker.port,
       certsDir: config.certsDir,
+      counters,
+      sweep,
       stop: () => (stopping ??= unwind(stack, log)),
     };
   } catch (err) {

@@ -15,6 +15,14 @@ export interface TetherConfig {
     host: string;
     /** Embedded broker port (MQTT over TLS). 0 picks a free port. @default 8883 */
     port: number;
+    /** Largest uplink payload accepted, bytes. @default 256 KiB */
+    maxPayloadBytes: number;
+  };
+  tasks: {
+    /** How often timers (expiry, execution timeouts, resends) are checked, ms. @default 1000 */
+    sweepIntervalMs: number;
+    /** A sent task not acknowledged within this is sent again while the device is online, ms. @default 10000 */
+    ackTimeoutMs: number;
   };
   database: {
     /** PostgreSQL URL; unset runs the embedded PGlite in `dataDir/pg`. */
@@ -45,6 +53,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     mqtt: {
       host: env.TETHER_MQTT_HOST ?? host,
       port: int(env, "TETHER_MQTT_PORT", 8883, 0, 65535),
+      maxPayloadBytes: int(env, "TETHER_MQTT_MAX_PAYLOAD_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+    },
+    tasks: {
+      sweepIntervalMs: int(env, "TETHER_TASK_SWEEP_MS", 1000, 10, 60_000),
+      ackTimeoutMs: int(env, "TETHER_TASK_ACK_TIMEOUT_MS", 10_000, 100, 3_600_000),
     },
     database: {
       url: databaseUrl,

@@ -1,6 +1,6 @@
 import { create, type DescMessage, fromJson, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
+import { DeliveryPolicy_Mode, type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import type { DeviceFilter } from "../core/devices/device-filter.js";
 import { deviceName, parseDeviceName } from "../core/devices/device-name.js";
 import type { DeviceRepository, StoredDevice } from "../core/devices/device-repository.js";
@@ -23,6 +23,10 @@ interface DeviceRow {
   create_time: Date;
   update_time: Date;
   revision: string | number;
+  desired_version: string | number;
+  reported_version: string | number;
+  delivery_mode: string;
+  max_pending_tasks: number;
 }
 
 /** DeviceRepository on PostgreSQL (or PGlite through the same wire protocol). */
@@ -33,9 +37,11 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       const product = productByCase(device.kind.case!);
       const desired = desiredJson(device);
       const rows = await sql<DeviceRow[]>`
-        INSERT INTO devices (id, uid, kind, display_name, labels, owner, firmware_version, desired, create_time, update_time)
+        INSERT INTO devices (id, uid, kind, display_name, labels, owner, firmware_version, desired, desired_version,
+                             delivery_mode, max_pending_tasks, create_time, update_time)
         VALUES (${id}, ${device.uid}, ${product.kindName}, ${device.displayName}, ${sql.json(device.labels)},
-                ${device.owner}, ${device.firmwareVersion}, ${sql.json(desired)}, ${now}, ${now})
+                ${device.owner}, ${device.firmwareVersion}, ${sql.json(desired)}, ${isEmpty(desired) ? 0 : 1},
+                ${modeName(device)}, ${device.deliveryPolicy?.maxPendingTasks ?? 0}, ${now}, ${now})
         ON CONFLICT (id) DO NOTHING
         RETURNING *`;
       if (rows.length === 0) throw new AlreadyExistsError(deviceName(id));
@@ -67,6 +73,8 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
           firmware_version = ${device.firmwareVersion},
           desired = ${sql.json(desiredJson(device))},
           desired_version = desired_version + ${desiredChanged ? 1 : 0},
+          delivery_mode = ${modeName(device)},
+          max_pending_tasks = ${device.deliveryPolicy?.maxPendingTasks ?? 0},
           update_time = ${now},
           revision = revision + 1
         WHERE id = ${id} AND revision = ${expectedRevision}
@@ -81,7 +89,47 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
         RETURNING id`;
       return rows.length > 0;
     },
+
+    async setPresence(id, online, now) {
+      const rows = await sql`UPDATE devices SET online = ${online}, last_seen_time = ${now} WHERE id = ${id} RETURNING id`;
+      return rows.length > 0;
+    },
+
+    async touch(id, now) {
+      await sql`UPDATE devices SET last_seen_time = ${now} WHERE id = ${id} AND (last_seen_time IS NULL OR last_seen_time < ${now})`;
+    },
+
+    async applyReported(id, version, reported, now) {
+      const rows = await sql`
+        UPDATE devices SET reported = ${sql.json(reported as JsonValue)}, reported_version = ${version}, last_seen_time = ${now}
+        WHERE id = ${id} AND reported_version < ${version}
+        RETURNING id`;
+      if (rows.length > 0) return "applied";
+      const exists = await sql`SELECT 1 FROM devices WHERE id = ${id}`;
+      return exists.length > 0 ? "stale" : "unknown";
+    },
   };
+}
+
+const MODES: Record<number, string> = {
+  [DeliveryPolicy_Mode.UNSPECIFIED]: "burst",
+  [DeliveryPolicy_Mode.BURST]: "burst",
+  [DeliveryPolicy_Mode.ONE_UNTIL_ACKNOWLEDGED]: "one_until_acknowledged",
+  [DeliveryPolicy_Mode.ONE_UNTIL_COMPLETED]: "one_until_completed",
+};
+
+function modeName(d: Device): string {
+  return MODES[d.deliveryPolicy?.mode ?? 0] ?? "burst";
+}
+
+/** Storage name → enum; exported for the task store's delivery snapshot. */
+export function parseModeName(name: string): DeliveryPolicy_Mode {
+  const entry = Object.entries(MODES).find(([k, v]) => v === name && Number(k) !== DeliveryPolicy_Mode.UNSPECIFIED);
+  return entry ? (Number(entry[0]) as DeliveryPolicy_Mode) : DeliveryPolicy_Mode.BURST;
+}
+
+function isEmpty(v: JsonValue): boolean {
+  return isEmptyObject(v);
 }
 
 function whereFilter(sql: Sql, f: DeviceFilter) {
@@ -130,9 +178,10 @@ function toStored(row: DeviceRow): StoredDevice {
     updateTime: timestampFromDate(row.update_time),
     // Includes part of the uid so a re-created device never matches an etag of its predecessor.
     etag: `"${revision}-${row.uid.slice(0, 8)}"`,
+    deliveryPolicy: { mode: parseModeName(row.delivery_mode), maxPendingTasks: row.max_pending_tasks },
     kind: { case: product.case, value } as Device["kind"],
   });
-  return { device, revision };
+  return { device, revision, desiredVersion: Number(row.desired_version), reportedVersion: Number(row.reported_version) };
 }
 
 function isEmptyObject(v: JsonValue): boolean {

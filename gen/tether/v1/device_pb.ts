@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/device.proto.
  */
 export const file_tether_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEiugMKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEh0KA2xlZBgUIAEoCzIOLnRldGhlci52MS5MZWRIABIyCg5jb2ZmZWVfbWFjaGluZRgVIAEoCzIYLnRldGhlci52MS5Db2ZmZWVNYWNoaW5lSAAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRraW5kIlIKDENvbm5lY3Rpdml0eRIOCgZvbmxpbmUYASABKAgSMgoObGFzdF9zZWVuX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmIKC1Byb2R1Y3RLaW5kEhwKGFBST0RVQ1RfS0lORF9VTlNQRUNJRklFRBAAEhQKEFBST0RVQ1RfS0lORF9MRUQQARIfChtQUk9EVUNUX0tJTkRfQ09GRkVFX01BQ0hJTkUQAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led]);
+  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEi7gMKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRIdCgNsZWQYFCABKAsyDi50ZXRoZXIudjEuTGVkSAASMgoOY29mZmVlX21hY2hpbmUYFSABKAsyGC50ZXRoZXIudjEuQ29mZmVlTWFjaGluZUgAGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEa2luZCJSCgxDb25uZWN0aXZpdHkSDgoGb25saW5lGAEgASgIEjIKDmxhc3Rfc2Vlbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAypiCgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led]);
 
 /**
  * A device: the common base every product shares, plus exactly one product kind.
@@ -100,6 +100,13 @@ export type Device = Message<"tether.v1.Device"> & {
   etag: string;
 
   /**
+   * How tasks are delivered to this device, and how many may wait. Optional.
+   *
+   * @generated from field: tether.v1.DeliveryPolicy delivery_policy = 11;
+   */
+  deliveryPolicy?: DeliveryPolicy | undefined;
+
+  /**
    * The product kind and its type-specific desired and reported state.
    * Required at creation and immutable afterwards.
    *
@@ -158,6 +165,76 @@ export type Connectivity = Message<"tether.v1.Connectivity"> & {
  */
 export const ConnectivitySchema: GenMessage<Connectivity> = /*@__PURE__*/
   messageDesc(file_tether_v1_device, 1);
+
+/**
+ * How Tether delivers a device's tasks. Order is always preserved per device.
+ *
+ * @generated from message tether.v1.DeliveryPolicy
+ */
+export type DeliveryPolicy = Message<"tether.v1.DeliveryPolicy"> & {
+  /**
+   * The delivery mode. Unspecified means BURST.
+   *
+   * @generated from field: tether.v1.DeliveryPolicy.Mode mode = 1;
+   */
+  mode: DeliveryPolicy_Mode;
+
+  /**
+   * Most tasks that may be QUEUED or in flight at once; CreateTask beyond it is
+   * RESOURCE_EXHAUSTED. 0 means 100; at most 10000.
+   *
+   * @generated from field: uint32 max_pending_tasks = 2;
+   */
+  maxPendingTasks: number;
+};
+
+/**
+ * Describes the message tether.v1.DeliveryPolicy.
+ * Use `create(DeliveryPolicySchema)` to create a new message.
+ */
+export const DeliveryPolicySchema: GenMessage<DeliveryPolicy> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device, 2);
+
+/**
+ * When the next task may be sent.
+ *
+ * @generated from enum tether.v1.DeliveryPolicy.Mode
+ */
+export enum DeliveryPolicy_Mode {
+  /**
+   * BURST.
+   *
+   * @generated from enum value: MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Send every pending task at once.
+   *
+   * @generated from enum value: MODE_BURST = 1;
+   */
+  BURST = 1,
+
+  /**
+   * Send one task, the next once the device acknowledged it.
+   *
+   * @generated from enum value: MODE_ONE_UNTIL_ACKNOWLEDGED = 2;
+   */
+  ONE_UNTIL_ACKNOWLEDGED = 2,
+
+  /**
+   * Send one task, the next once it reached a terminal state.
+   *
+   * @generated from enum value: MODE_ONE_UNTIL_COMPLETED = 3;
+   */
+  ONE_UNTIL_COMPLETED = 3,
+}
+
+/**
+ * Describes the enum tether.v1.DeliveryPolicy.Mode.
+ */
+export const DeliveryPolicy_ModeSchema: GenEnum<DeliveryPolicy_Mode> = /*@__PURE__*/
+  enumDesc(file_tether_v1_device, 2, 0);
 
 /**
  * The product kinds, for filters and selectors.

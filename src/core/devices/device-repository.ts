@@ -5,6 +5,10 @@ import type { DeviceFilter } from "./device-filter.js";
 export interface StoredDevice {
   device: Device;
   revision: number;
+  /** Increases with every change of the desired state; sent to the device with it. */
+  desiredVersion: number;
+  /** The version of the last reported state applied. */
+  reportedVersion: number;
 }
 
 /**
@@ -24,4 +28,13 @@ export interface DeviceRepository {
   update(device: Device, expectedRevision: number, opts: { desiredChanged: boolean; now: Date }): Promise<StoredDevice | undefined>;
   /** Deletes; with `expectedRevision`, only if unchanged. Returns whether a row was deleted. */
   delete(id: string, expectedRevision?: number): Promise<boolean>;
+  /** Records a connect or disconnect; returns false for an unknown device. */
+  setPresence(id: string, online: boolean, now: Date): Promise<boolean>;
+  /** Records that the device was heard from. */
+  touch(id: string, now: Date): Promise<void>;
+  /**
+   * Stores a reported state (protobuf JSON of the product's reported message) if `version` is
+   * newer than the stored one. Returns what happened.
+   */
+  applyReported(id: string, version: number, reported: unknown, now: Date): Promise<"applied" | "stale" | "unknown">;
 }

@@ -22,12 +22,14 @@ import { validateDeviceFields } from "./device-validation.js";
 export interface DeviceServiceDeps {
   devices: DeviceRepository;
   clock: Clock;
+  /** Called after a committed change of a device's desired state, to send it to the device. */
+  onDesiredStateChanged?: (deviceId: string) => void;
 }
 
 export type DeviceService = ReturnType<typeof createDeviceService>;
 
 /** The registry's use cases: validation, naming, etags and field masks. Storage is behind a port. */
-export function createDeviceService({ devices, clock }: DeviceServiceDeps) {
+export function createDeviceService({ devices, clock, onDesiredStateChanged }: DeviceServiceDeps) {
   async function getStored(id: string) {
     const stored = await devices.get(id);
     if (!stored) throw new NotFoundError(deviceName(id));
@@ -57,6 +59,7 @@ export function createDeviceService({ devices, clock }: DeviceServiceDeps) {
         labels: input.labels,
         owner: input.owner,
         firmwareVersion: input.firmwareVersion,
+        deliveryPolicy: input.deliveryPolicy,
         kind: { case: product.case, value } as Device["kind"],
       });
       return (await devices.insert(device, clock.now())).device;
@@ -97,7 +100,10 @@ export function createDeviceService({ devices, clock }: DeviceServiceDeps) {
       const newDesired = (next.kind.value as { desired?: Message }).desired;
       const desiredChanged = !equals(product.desiredSchema, (oldDesired ?? create(product.desiredSchema)) as never, (newDesired ?? create(product.desiredSchema)) as never);
       const updated = await devices.update(next, stored.revision, { desiredChanged, now: clock.now() });
-      if (updated) return updated.device;
+      if (updated) {
+        if (desiredChanged) onDesiredStateChanged?.(id);
+        return updated.device;
+      }
       await getStored(id); // NOT_FOUND if it was deleted meanwhile
       throw new AbortedError(`${deviceName(id)} was changed concurrently; re-read it and retry`);
     },

@@ -1,4 +1,4 @@
-import type { Device } from "../../../gen/tether/v1/device_pb.js";
+import { type Device, DeliveryPolicy_ModeSchema } from "../../../gen/tether/v1/device_pb.js";
 import { Violations } from "../errors.js";
 import { productByCase } from "../products/index.js";
 
@@ -20,6 +20,12 @@ export function validateDeviceFields(d: Device, prefix: string, v: Violations, o
       }
       if (value.length > 63) v.add(`${prefix}.labels`, `value of "${key}" must be at most 63 characters`);
     }
+  }
+  if (check("delivery_policy") && d.deliveryPolicy) {
+    if (!DeliveryPolicy_ModeSchema.values.some((e) => e.number === d.deliveryPolicy!.mode)) {
+      v.add(`${prefix}.delivery_policy.mode`, `unknown mode ${d.deliveryPolicy.mode}`);
+    }
+    if (d.deliveryPolicy.maxPendingTasks > 10_000) v.add(`${prefix}.delivery_policy.max_pending_tasks`, "must be at most 10000");
   }
   if (d.kind.case !== undefined && (check("led.desired") || check("coffee_machine.desired"))) {
     const product = productByCase(d.kind.case);

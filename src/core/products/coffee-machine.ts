@@ -1,8 +1,13 @@
+import type { Message } from "@bufbuild/protobuf";
 import {
+  type CoffeeMachineCommand,
   CoffeeMachineDesiredSchema,
+  CupSizeSchema,
+  RecipeSchema,
   CoffeeMachineReportedSchema,
   CoffeeMachineSchema,
 } from "../../../gen/tether/v1/coffee_machine_pb.js";
+import type { Violations } from "../errors.js";
 import { type Product, ProductKind } from "./product.js";
 
 /** Coffee machines: an owner sets power; status, levels and brews are reported by the machine. */
@@ -15,4 +20,14 @@ export const coffeeMachineProduct: Product = {
   reportedSchema: CoffeeMachineReportedSchema,
   // The desired state is a single optional bool: every value is valid.
   validateDesired(): void {},
+  validateCommand(message: Message, field: string, v: Violations): void {
+    const { action } = message as CoffeeMachineCommand;
+    if (action.case === undefined) return v.add(`${field}.action`, "is required: set_power, brew or clean");
+    if (action.case !== "brew") return;
+    const { recipe, size } = action.value;
+    if (recipe === 0 || !RecipeSchema.values.some((e) => e.number === recipe)) {
+      v.add(`${field}.brew.recipe`, "is required: a known Recipe such as RECIPE_ESPRESSO");
+    }
+    if (!CupSizeSchema.values.some((e) => e.number === size)) v.add(`${field}.brew.size`, `unknown CupSize ${size}`);
+  },
 };

@@ -1,6 +1,6 @@
 import type { Message } from "@bufbuild/protobuf";
 import { LedModeSchema, LedSchema, LedStateSchema } from "../../../gen/tether/v1/led_pb.js";
-import type { LedState } from "../../../gen/tether/v1/led_pb.js";
+import type { LedCommand, LedState } from "../../../gen/tether/v1/led_pb.js";
 import type { Violations } from "../errors.js";
 import { type Product, ProductKind } from "./product.js";
 
@@ -14,6 +14,28 @@ export const ledProduct: Product = {
   reportedSchema: LedStateSchema,
   validateDesired(message: Message, field: string, v: Violations): void {
     validateLedState(message as LedState, field, v);
+  },
+  validateCommand(message: Message, field: string, v: Violations): void {
+    const { action } = message as LedCommand;
+    switch (action.case) {
+      case undefined:
+        return v.add(`${field}.action`, "is required: set_power, set_color, set_brightness or set_mode");
+      case "setBrightness":
+        if (action.value > 100) v.add(`${field}.set_brightness`, "must be a percentage between 0 and 100");
+        return;
+      case "setColor":
+        for (const channel of ["red", "green", "blue"] as const) {
+          if (action.value[channel] > 255) v.add(`${field}.set_color.${channel}`, "must be between 0 and 255");
+        }
+        return;
+      case "setMode":
+        if (action.value === 0 || !LedModeSchema.values.some((e) => e.number === action.value)) {
+          v.add(`${field}.set_mode`, "must be a known LedMode other than LED_MODE_UNSPECIFIED");
+        }
+        return;
+      case "setPower":
+        return;
+    }
   },
 };
 

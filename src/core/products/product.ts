@@ -24,6 +24,11 @@ export interface Product {
   readonly reportedSchema: DescMessage;
   /** Checks a desired state, adding violations under `field` (e.g. `device.led.desired`). */
   validateDesired(desired: Message, field: string, v: Violations): void;
+  /**
+   * Checks this product's command (the value of `Command.kind` whose case equals `case`), adding
+   * violations under `field` (e.g. `task.command.led`).
+   */
+  validateCommand(command: Message, field: string, v: Violations): void;
 }
 
 export { ProductKind };

@@ -1,0 +1,136 @@
+import type { Task } from "../../../gen/tether/v1/task_pb.js";
+import type { Clock } from "../clock.js";
+import type { DeviceRepository } from "../devices/device-repository.js";
+import type { CoreLogger } from "../log.js";
+import type { ChangeFeed, DeviceLink } from "../ports.js";
+import { BURST_BATCH, deliverableCount } from "./delivery-plan.js";
+import { desiredStateMessage } from "./desired-state.js";
+import { cancelTask, noPendingTask, taskRequest } from "./downlink.js";
+import type { Lifecycle } from "./task-lifecycle.js";
+import { type TaskRecord, toTaskProto } from "./task-record.js";
+import type { TaskRepository } from "./task-repository.js";
+import { State } from "./task-state.js";
+
+export interface DispatcherDeps {
+  tasks: TaskRepository;
+  devices: DeviceRepository;
+  link: DeviceLink;
+  feed: ChangeFeed<Task>;
+  lifecycle: Lifecycle;
+  clock: Clock;
+  log: CoreLogger;
+}
+
+export type Dispatcher = ReturnType<typeof createDispatcher>;
+
+/**
+ * Sends what the database says should be on its way to a device: queued tasks (per the device's
+ * delivery policy), cancellations, desired state. Work for one device is serialised in this
+ * process so per-device order holds; across replicas the device row lock in `claimForSend` does it.
+ */
+export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock, log }: DispatcherDeps) {
+  const chains = new Map<string, Promise<void>>();
+  const kickQueued = new Set<string>();
+
+  /** Runs `fn` after everything already queued for this device. */
+  function serial(deviceId: string, fn: () => Promise<void>): Promise<void> {
+    const prev = chains.get(deviceId) ?? Promise.resolve();
+    const next = prev.then(fn).catch((err: unknown) => log.error({ err, deviceId }, "device dispatch failed"));
+    chains.set(deviceId, next);
+    void next.then(() => {
+      if (chains.get(deviceId) === next) chains.delete(deviceId);
+    });
+    return next;
+  }
+
+  async function send(t: TaskRecord): Promise<void> {
+    try {
+      await link.send(t.deviceId, taskRequest(t, clock.now()));
+    } catch (err) {
+      // The task stays SENT; the unacknowledged-task sweep sends it again.
+      log.warn({ err, taskId: t.id, deviceId: t.deviceId }, "publishing a task failed; it will be resent");
+    }
+  }
+
+  async function dispatchQueued(deviceId: string): Promise<void> {
+    for (;;) {
+      const claimed = await tasks.claimForSend(deviceId, clock.now(), deliverableCount);
+      for (const t of claimed) {
+        feed.publish(toTaskProto(t));
+        await send(t);
+      }
+      if (claimed.length < BURST_BATCH) break;
+    }
+    for (const t of await tasks.pendingCancels(deviceId)) {
+      await link.send(deviceId, cancelTask(t, clock.now()));
+      await tasks.clearCancelPending(t.id);
+    }
+  }
+
+  async function sendDesiredState(deviceId: string): Promise<void> {
+    const stored = await devices.get(deviceId);
+    if (!stored?.device.connectivity?.online || stored.desiredVersion === 0) return;
+    const msg = desiredStateMessage(stored, clock.now());
+    if (msg) await link.send(deviceId, msg);
+  }
+
+  return {
+    /** Sends whatever may be sent to the device now. Coalesces bursts of kicks into one pass. */
+    kick(deviceId: string): Promise<void> {
+      if (kickQueued.has(deviceId)) return chains.get(deviceId) ?? Promise.resolve();
+      kickQueued.add(deviceId);
+      return serial(deviceId, async () => {
+        kickQueued.delete(deviceId);
+        await dispatchQueued(deviceId);
+      });
+    },
+
+    /**
+     * The device (re)connected and said hello: tasks it was sent but never acknowledged go again
+     * (it de-duplicates by task id), then its desired state, cancellations and queued tasks.
+     */
+    onHello(deviceId: string): Promise<void> {
+      return serial(deviceId, async () => {
+        for (const t of await tasks.openTasks(deviceId)) {
+          if (t.state !== State.SENT) continue;
+          const saved = await tasks.update({ ...t, sendTime: clock.now() });
+          await send(saved ?? t);
+        }
+        await sendDesiredState(deviceId);
+        await dispatchQueued(deviceId);
+      });
+    },
+
+    /** Sends a SENT task again because its acknowledgement did not come. */
+    resend(t: TaskRecord): Promise<void> {
+      return serial(t.deviceId, async () => {
+        const saved = await tasks.update({ ...t, sendTime: clock.now() });
+        if (saved) await send(saved);
+      });
+    },
+
+    /** "Give me my current task": the oldest open task, or NoPendingTask. */
+    sendCurrentTask(deviceId: string): Promise<void> {
+      return serial(deviceId, async () => {
+        const oldest = (await tasks.openTasks(deviceId)).find((t) => t.state !== State.QUEUED || t.expireTime > clock.now());
+        if (!oldest) return link.send(deviceId, noPendingTask(clock.now()));
+        if (oldest.state !== State.QUEUED) return send(oldest);
+        const r = await lifecycle.apply(oldest, { type: "send" }, (next, now) => {
+          next.attempt += 1;
+          next.sendTime = now;
+          next.nextAttemptTime = undefined;
+        });
+        await send(r.task);
+      });
+    },
+
+    sendDesiredState(deviceId: string): Promise<void> {
+      return serial(deviceId, () => sendDesiredState(deviceId));
+    },
+
+    /** Resolves when everything queued so far has been attempted (tests, shutdown). */
+    async idle(): Promise<void> {
+      while (chains.size > 0) await Promise.all([...chains.values()]);
+    },
+  };
+}

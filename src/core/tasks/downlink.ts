@@ -1,0 +1,36 @@
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Downlink, DownlinkSchema } from "../../../gen/tether/device/v1/downlink_pb.js";
+import { type TaskRecord, taskName } from "./task-record.js";
+
+/** Builds the Downlink envelopes the device receives; ids make every redelivery recognisable. */
+export function taskRequest(t: TaskRecord, now: Date): Downlink {
+  return create(DownlinkSchema, {
+    messageId: randomUUID(),
+    sendTime: timestampFromDate(now),
+    body: {
+      case: "task",
+      value: {
+        taskId: t.id,
+        task: taskName(t.deviceId, t.id),
+        attempt: t.attempt,
+        deadline: timestampFromDate(t.expireTime),
+        command: t.command,
+        sequence: BigInt(t.sequence),
+      },
+    },
+  });
+}
+
+export function cancelTask(t: TaskRecord, now: Date): Downlink {
+  return create(DownlinkSchema, {
+    messageId: randomUUID(),
+    sendTime: timestampFromDate(now),
+    body: { case: "cancel", value: { taskId: t.id, reason: t.stateReason } },
+  });
+}
+
+export function noPendingTask(now: Date): Downlink {
+  return create(DownlinkSchema, { messageId: randomUUID(), sendTime: timestampFromDate(now), body: { case: "noPendingTask", value: {} } });
+}

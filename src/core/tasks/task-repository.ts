@@ -1,0 +1,53 @@
+import type { DeliveryPolicy_Mode } from "../../../gen/tether/v1/device_pb.js";
+import type { State } from "./task-state.js";
+import type { TaskRecord } from "./task-record.js";
+
+/** A task to insert; the store assigns `sequence`. */
+export type NewTask = Omit<TaskRecord, "sequence" | "revision">;
+
+/** What the delivery planner sees of a device while its row is locked. */
+export interface DeliverySnapshot {
+  online: boolean;
+  mode: DeliveryPolicy_Mode;
+  sent: number;
+  delivered: number;
+  running: number;
+}
+
+/**
+ * The port through which the core persists tasks (PostgreSQL/PGlite adapter in
+ * `src/store/task-store.ts`). Every state change is a compare-and-set on `revision`, so
+ * replicas racing on the same task apply each change once.
+ */
+export interface TaskRepository {
+  /**
+   * Inserts a task in one transaction with its checks: NotFoundError if the device does not
+   * exist, the existing task if `requestId` was used before (`created: false`), and
+   * ResourceExhaustedError if the device already has its maximum of open tasks.
+   */
+  create(task: NewTask): Promise<{ task: TaskRecord; created: boolean }>;
+  get(taskId: string): Promise<TaskRecord | undefined>;
+  /** Newest first; `beforeSequence` continues a previous page. */
+  list(q: { deviceId?: string; states?: State[]; beforeSequence?: number; limit: number }): Promise<TaskRecord[]>;
+  /** Writes `next` if the stored revision is still `next.revision`; returns the stored result or undefined. */
+  update(next: TaskRecord): Promise<TaskRecord | undefined>;
+  /** Records an event that arrived late or twice; it changes nothing else. */
+  recordLate(taskId: string, event: string, taskState: State, detail: string, now: Date): Promise<void>;
+  /**
+   * Under the device's row lock: asks `plan` how many tasks may be sent now, then moves that many
+   * due QUEUED tasks (oldest first) to SENT and returns them. Replicas never send the same task twice.
+   */
+  claimForSend(deviceId: string, now: Date, plan: (s: DeliverySnapshot) => number): Promise<TaskRecord[]>;
+  /** The device's open tasks in delivery order. */
+  openTasks(deviceId: string): Promise<TaskRecord[]>;
+  /** Tasks whose timers are due: expiry (QUEUED/SENT) or execution deadline (DELIVERED/RUNNING). */
+  dueTimers(now: Date, limit: number): Promise<TaskRecord[]>;
+  /** SENT tasks of online devices not acknowledged since `sentBefore`: to be sent again. */
+  unacknowledged(sentBefore: Date, limit: number): Promise<TaskRecord[]>;
+  /** Online devices with QUEUED tasks that are due now (new, or past their retry backoff). */
+  devicesWithDueTasks(now: Date, limit: number): Promise<string[]>;
+  /** Tasks whose cancellation still has to reach the device. */
+  pendingCancels(deviceId: string): Promise<TaskRecord[]>;
+  /** Marks a cancellation as sent. */
+  clearCancelPending(taskId: string): Promise<void>;
+}

@@ -1,0 +1,153 @@
+import type { Task } from "../../../gen/tether/v1/task_pb.js";
+import { type CreateTaskRequest, CreateTaskRequest_WaitFor as WaitFor, type ListTasksRequest, type ListTasksResponse } from "../../../gen/tether/v1/task_service_pb.js";
+import type { Clock } from "../clock.js";
+import { deviceName, truncate } from "../devices/device-name.js";
+import type { DeviceRepository } from "../devices/device-repository.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, TetherError } from "../errors.js";
+import type { CoreLogger } from "../log.js";
+import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
+import type { ChangeFeed } from "../ports.js";
+import type { Dispatcher } from "./dispatcher.js";
+import type { Lifecycle } from "./task-lifecycle.js";
+import { parseTaskFilter, parseTaskName, parseTaskParent } from "./task-name.js";
+import { taskName, toTaskProto } from "./task-record.js";
+import type { TaskRepository } from "./task-repository.js";
+import { buildTask, waitTimeoutMs } from "./task-request.js";
+import { isTerminal, State } from "./task-state.js";
+import { watchFeed } from "./task-watch.js";
+
+export interface TaskServiceDeps {
+  tasks: TaskRepository;
+  devices: DeviceRepository;
+  lifecycle: Lifecycle;
+  dispatcher: Dispatcher;
+  feed: ChangeFeed<Task>;
+  clock: Clock;
+  log: CoreLogger;
+}
+
+/** Thrown when a synchronous CreateTask's wait ends before the device answered; the task lives on. */
+export class WaitTimeoutError extends TetherError {
+  override readonly name = "WaitTimeoutError";
+  readonly code = "DEADLINE_EXCEEDED";
+}
+
+export type TaskService = ReturnType<typeof createTaskService>;
+
+/** The TaskService use cases: create (idempotent, optionally synchronous), read, cancel, watch. */
+export function createTaskService(d: TaskServiceDeps) {
+  const { tasks, devices, lifecycle, dispatcher, feed, clock, log } = d;
+
+  async function load(name: string, field = "name") {
+    const { deviceId, taskId } = parseTaskName(name, field);
+    const t = await tasks.get(taskId);
+    if (!t || t.deviceId !== deviceId) throw new NotFoundError(name);
+    return t;
+  }
+
+  /** Resolves with the task once `done` holds for it, or rejects after `ms`. */
+  function waitFor(name: string, initial: Task, done: (t: Task) => boolean, ms: number, signal?: AbortSignal): Promise<Task> {
+    if (done(initial)) return Promise.resolve(initial);
+    return new Promise((resolve, reject) => {
+      const finish = (fn: () => void) => {
+        clearTimeout(timer);
+        unsubscribe();
+        signal?.removeEventListener("abort", onAbort);
+        fn();
+      };
+      const unsubscribe = feed.subscribe((t) => {
+        if (t.name === name && done(t)) finish(() => resolve(t));
+      });
+      const timer = setTimeout(
+        () => finish(() => reject(new WaitTimeoutError(`${name} is still ${State[initial.state]} after waiting ${ms} ms; it stays queued — watch or get it`))),
+        ms,
+      );
+      const onAbort = () => finish(() => reject(new WaitTimeoutError("the call was canceled while waiting; the task stays queued")));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      // Close the race between the create and the subscription: re-read once.
+      void load(name).then((t) => {
+        const p = toTaskProto(t);
+        if (done(p)) finish(() => resolve(p));
+      }, () => {});
+    });
+  }
+
+  return {
+    async createTask(req: CreateTaskRequest, signal?: AbortSignal): Promise<Task> {
+      const { deviceId } = parseTaskParent(req.parent);
+      if (deviceId === undefined) throw InvalidArgumentError.field("parent", "must name one device, devices/{device}");
+      if (!Object.values(WaitFor).includes(req.waitFor)) throw InvalidArgumentError.field("wait_for", `unknown WaitFor ${req.waitFor}`);
+      const wait = req.waitFor === WaitFor.UNSPECIFIED ? 0 : waitTimeoutMs(req);
+      const stored = await devices.get(deviceId);
+      if (!stored) throw new NotFoundError(deviceName(deviceId));
+      const { task, created } = await tasks.create(buildTask(req, stored.device, deviceId, clock.now()));
+      const proto = toTaskProto(task);
+      if (created) {
+        feed.publish(proto);
+        void dispatcher.kick(deviceId).catch((err: unknown) => log.error({ err, deviceId }, "dispatch after create failed"));
+      }
+      if (wait === 0) return proto;
+      const done =
+        req.waitFor === WaitFor.COMPLETED
+          ? (t: Task) => isTerminal(t.state)
+          : (t: Task) => isTerminal(t.state) || t.state === State.DELIVERED || t.state === State.RUNNING;
+      return waitFor(proto.name, proto, done, wait, signal);
+    },
+
+    async getTask(name: string): Promise<Task> {
+      return toTaskProto(await load(name));
+    },
+
+    async listTasks(req: ListTasksRequest): Promise<ListTasksResponse> {
+      const { deviceId } = parseTaskParent(req.parent);
+      const states = parseTaskFilter(req.filter);
+      const limit = resolvePageSize(req.pageSize);
+      const query = `tasks|${req.parent}|${req.filter}`;
+      const before = decodePageToken(req.pageToken, query);
+      if (deviceId !== undefined && !(await devices.get(deviceId))) throw new NotFoundError(deviceName(deviceId));
+      const rows = await tasks.list({ deviceId, states, beforeSequence: before === undefined ? undefined : Number(before), limit: limit + 1 });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        $typeName: "tether.v1.ListTasksResponse",
+        tasks: page.map(toTaskProto),
+        nextPageToken: rows.length > limit && last ? encodePageToken(String(last.sequence), query) : "",
+      };
+    },
+
+    async cancelTask(name: string, reason: string): Promise<Task> {
+      if (reason.length > 256) throw InvalidArgumentError.field("reason", "must be at most 256 characters");
+      const t = await load(name);
+      if (isTerminal(t.state)) throw new FailedPreconditionError(`${name} already ended as ${State[t.state]}`);
+      const r = await lifecycle.apply(t, { type: "cancel" }, (next) => {
+        next.stateReason = reason ? `canceled: ${truncate(reason, 256)}` : "canceled by request";
+        // The device may hold it: tell it, now if it is online, else on its next hello.
+        next.cancelPending = t.attempt > 0;
+      });
+      if (!r.applied) throw new FailedPreconditionError(`${name} already ended as ${State[r.task.state]}`);
+      if (r.task.cancelPending) void dispatcher.kick(t.deviceId);
+      return toTaskProto(r.task);
+    },
+
+    /** WatchTasks: current state (optionally) then every change, until the caller goes away. */
+    async *watchTasks(name: string, sendInitial: boolean, signal: AbortSignal): AsyncGenerator<Task> {
+      let match: (t: Task) => boolean;
+      let initial: () => Promise<Task[]>;
+      if (name.includes("/tasks/")) {
+        const t = await load(name);
+        match = (x) => x.name === name;
+        initial = async () => [toTaskProto(t)];
+      } else {
+        const { deviceId } = parseTaskParent(name, "name");
+        if (deviceId !== undefined && !(await devices.get(deviceId))) throw new NotFoundError(deviceName(deviceId));
+        const prefix = deviceId === undefined ? "devices/" : `${taskName(deviceId, "")}`;
+        match = (x) => x.name.startsWith(prefix);
+        initial = async () => {
+          const open = await tasks.list({ deviceId, states: [State.QUEUED, State.SENT, State.DELIVERED, State.RUNNING], limit: 1000 });
+          return open.reverse().map(toTaskProto);
+        };
+      }
+      yield* watchFeed(feed, match, sendInitial ? initial : undefined, signal);
+    },
+  };
+}

@@ -1,0 +1,141 @@
+import { toJson } from "@bufbuild/protobuf";
+import type { Uplink } from "../../../gen/tether/device/v1/uplink_pb.js";
+import type { Device } from "../../../gen/tether/v1/device_pb.js";
+import type { Clock } from "../clock.js";
+import type { DeviceRepository } from "../devices/device-repository.js";
+import type { CoreLogger } from "../log.js";
+import type { ChangeFeed, Counters } from "../ports.js";
+import { productByCase } from "../products/index.js";
+import type { Dispatcher } from "./dispatcher.js";
+import type { Lifecycle } from "./task-lifecycle.js";
+import type { TaskRecord } from "./task-record.js";
+import type { TaskRepository } from "./task-repository.js";
+import { State } from "./task-state.js";
+
+export interface UplinkDeps {
+  tasks: TaskRepository;
+  devices: DeviceRepository;
+  lifecycle: Lifecycle;
+  dispatcher: Dispatcher;
+  deviceFeed: ChangeFeed<Device>;
+  clock: Clock;
+  counters: Counters;
+  log: CoreLogger;
+}
+
+export type UplinkProcessor = ReturnType<typeof createUplinkProcessor>;
+
+/**
+ * Turns what devices say into state: presence, acknowledgements, progress, results and reported
+ * state. The device id always comes from the transport (topic or certificate), never from the
+ * payload, so a device can only speak for itself. Unknown or foreign task ids are dropped and
+ * counted; duplicates are recorded as late and change nothing.
+ */
+export function createUplinkProcessor(d: UplinkDeps) {
+  const { tasks, devices, lifecycle, dispatcher, clock, counters, log } = d;
+  const drop = (deviceId: string, reason: string, extra: object = {}) => {
+    counters.inc("tether_uplink_dropped_total", { reason });
+    log.warn({ deviceId, reason, ...extra }, "uplink dropped");
+  };
+
+  async function taskOf(deviceId: string, taskId: string): Promise<TaskRecord | undefined> {
+    const t = await tasks.get(taskId);
+    if (!t) return void drop(deviceId, "unknown_task", { taskId });
+    if (t.deviceId !== deviceId) return void drop(deviceId, "foreign_task", { taskId });
+    return t;
+  }
+
+  async function afterTaskEvent(deviceId: string, from: State, to: State) {
+    // A slot may have opened for a device with a one-at-a-time policy.
+    if (from !== to) await dispatcher.kick(deviceId);
+  }
+
+  return {
+    /** A connect (true) or disconnect (false) seen by the broker. */
+    async presence(deviceId: string, online: boolean): Promise<void> {
+      const known = await devices.setPresence(deviceId, online, clock.now());
+      if (!known) return drop(deviceId, "unknown_device");
+      const stored = await devices.get(deviceId);
+      if (stored) d.deviceFeed.publish(stored.device);
+      if (online) await dispatcher.kick(deviceId);
+    },
+
+    async handle(deviceId: string, up: Uplink): Promise<void> {
+      const body = up.body;
+      switch (body.case) {
+        case "hello": {
+          if (!(await devices.setPresence(deviceId, true, clock.now()))) return drop(deviceId, "unknown_device");
+          if (body.value.wantPendingTasks) await dispatcher.onHello(deviceId);
+          else await dispatcher.sendDesiredState(deviceId);
+          return;
+        }
+        case "currentTaskQuery":
+          await devices.touch(deviceId, clock.now());
+          return dispatcher.sendCurrentTask(deviceId);
+        case "ack": {
+          const t = await taskOf(deviceId, body.value.taskId);
+          if (!t) return;
+          const r = await lifecycle.apply(t, { type: "ack" }, (next, now) => {
+            next.deliverTime = now;
+            next.deadlineTime = new Date(now.getTime() + next.executionTimeoutMs);
+            next.nextAttemptTime = undefined;
+          }, `attempt ${body.value.attempt}`);
+          return afterTaskEvent(deviceId, r.from, r.task.state);
+        }
+        case "progress": {
+          const t = await taskOf(deviceId, body.value.taskId);
+          if (!t) return;
+          const { percent, message } = body.value;
+          const r = await lifecycle.apply(t, { type: "progress" }, (next, now) => {
+            next.progress = { percent: Math.min(100, percent), message: message.slice(0, 256) };
+            next.deliverTime ??= now;
+            next.deadlineTime ??= new Date(now.getTime() + next.executionTimeoutMs);
+            next.nextAttemptTime = undefined;
+          });
+          return afterTaskEvent(deviceId, r.from, r.task.state);
+        }
+        case "result": {
+          const t = await taskOf(deviceId, body.value.taskId);
+          if (!t) return;
+          const o = body.value.outcome;
+          if (o.case === undefined) return drop(deviceId, "malformed", { taskId: t.id, why: "result without outcome" });
+          const outcome = o.case === "success" ? "succeeded" : o.case === "rejected" ? "rejected" : "failed";
+          const r = await lifecycle.apply(t, { type: "result", outcome }, (next) => {
+            if (o.case === "success") {
+              next.result = o.value;
+              next.stateReason = "the device reported success";
+            } else if (o.case === "rejected") {
+              next.stateReason = o.value.reason.slice(0, 1024) || "rejected by the device";
+            } else {
+              next.error = { code: o.value.code.slice(0, 128), message: o.value.message.slice(0, 1024), details: o.value.details };
+              next.stateReason = `the device failed: ${next.error.code || "ERROR"}`;
+            }
+          });
+          return afterTaskEvent(deviceId, r.from, r.task.state);
+        }
+        case "state": {
+          const stored = await devices.get(deviceId);
+          if (!stored) return drop(deviceId, "unknown_device");
+          const kind = body.value.kind;
+          if (kind.case !== stored.device.kind.case) return drop(deviceId, "wrong_product", { got: kind.case });
+          const product = productByCase(kind.case!);
+          const json = toJson(product.reportedSchema, kind.value as never);
+          const res = await devices.applyReported(deviceId, Number(body.value.version), json, clock.now());
+          if (res === "stale") counters.inc("tether_reported_state_stale_total");
+          if (res === "applied") {
+            const fresh = await devices.get(deviceId);
+            if (fresh) d.deviceFeed.publish(fresh.device);
+          }
+          return;
+        }
+        case "telemetry":
+          // Stored by the telemetry pipeline (a later issue); until then only liveness counts.
+          await devices.touch(deviceId, clock.now());
+          counters.inc("tether_telemetry_samples_unprocessed_total");
+          return;
+        default:
+          return drop(deviceId, "empty_uplink");
+      }
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { CommandResultSchema, CommandSchema } from "../../gen/tether/v1/command_pb.js";
+import { deviceName } from "../core/devices/device-name.js";
+import { AlreadyExistsError, NotFoundError, ResourceExhaustedError } from "../core/errors.js";
+import type { TaskRecord } from "../core/tasks/task-record.js";
+import type { TaskRepository } from "../core/tasks/task-repository.js";
+import { OPEN_STATES, parseStateName, State, stateName } from "../core/tasks/task-state.js";
+import type { Sql } from "./database.js";
+import { parseModeName } from "./device-store.js";
+
+const OPEN = OPEN_STATES.map(stateName);
+const DEFAULT_MAX_PENDING = 100;
+
+type Row = Record<string, unknown> & { id: string; device_id: string; seq: string | number; state: string };
+
+/** TaskRepository on PostgreSQL/PGlite. */
+export function createTaskStore(sql: Sql): TaskRepository {
+  return {
+    async create(t) {
+      return sql.begin(async (tx) => {
+        // The device row lock serialises creates per device, so the pending-task cap holds exactly.
+        const [dev] = await tx`SELECT max_pending_tasks FROM devices WHERE id = ${t.deviceId} FOR UPDATE`;
+        if (!dev) throw new NotFoundError(deviceName(t.deviceId));
+        if (t.requestId !== undefined) {
+          const [existing] = await tx<Row[]>`SELECT * FROM tasks WHERE device_id = ${t.deviceId} AND request_id = ${t.requestId}`;
+          if (existing) {
+            if (existing.request_hash !== t.requestHash) {
+              throw new AlreadyExistsError(`a task with request_id "${t.requestId}" but a different command on ${deviceName(t.deviceId)}`);
+            }
+            return { task: fromRow(existing), created: false };
+          }
+        }
+        const max = Number(dev.max_pending_tasks) || DEFAULT_MAX_PENDING;
+        const [{ n }] = (await tx`SELECT count(*)::int AS n FROM tasks WHERE device_id = ${t.deviceId} AND state IN ${tx(OPEN)}`) as unknown as [{ n: number }];
+        if (n >= max) {
+          throw new ResourceExhaustedError(`${deviceName(t.deviceId)} already has ${n} open tasks (its delivery_policy.max_pending_tasks is ${max})`);
+        }
+        const [row] = await tx<Row[]>`INSERT INTO tasks ${tx(toRow(t))} RETURNING *`;
+        return { task: fromRow(row!), created: true };
+      });
+    },
+
+    async get(id) {
+      if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
+      const [row] = await sql<Row[]>`SELECT * FROM tasks WHERE id = ${id}`;
+      return row ? fromRow(row) : undefined;
+    },
+
+    async list({ deviceId, states, beforeSequence, limit }) {
+      const rows = await sql<Row[]>`
+        SELECT * FROM tasks
+        WHERE ${deviceId !== undefined ? sql`device_id = ${deviceId}` : sql`true`}
+          AND ${states && states.length > 0 ? sql`state IN ${sql(states.map(stateName))}` : sql`true`}
+          AND ${beforeSequence !== undefined ? sql`seq < ${beforeSequence}` : sql`true`}
+        ORDER BY seq DESC LIMIT ${limit}`;
+      return rows.map(fromRow);
+    },
+
+    async update(next) {
+      // Identity, command and counters maintained elsewhere (late events) are never rewritten here.
+      const { id, device_id: _d, create_time: _c, command: _cmd, request_id: _r, request_hash: _h, late_event_count: _l, ...fields } = toRow(next);
+      const [row] = await sql<Row[]>`
+        UPDATE tasks SET ${sql(fields)}, revision = revision + 1
+        WHERE id = ${id} AND revision = ${next.revision}
+        RETURNING *`;
+      return row ? fromRow(row) : undefined;
+    },
+
+    async recordLate(taskId, event, taskState, detail, now) {
+      await sql.begin(async (tx) => {
+        await tx`INSERT INTO task_late_events (task_id, time, event, task_state, detail) VALUES (${taskId}, ${now}, ${event}, ${stateName(taskState)}, ${detail})`;
+        await tx`UPDATE tasks SET late_event_count = late_event_count + 1 WHERE id = ${taskId}`;
+      });
+    },
+
+    async claimForSend(deviceId, now, plan) {
+      return sql.begin(async (tx) => {
+        // SKIP LOCKED: if another replica is dispatching this device right now, it will send these tasks.
+        const [dev] = await tx`SELECT online, delivery_mode FROM devices WHERE id = ${deviceId} FOR UPDATE SKIP LOCKED`;
+        if (!dev) return [];
+        const counts = await tx`SELECT state, count(*)::int AS n FROM tasks WHERE device_id = ${deviceId} AND state IN ('SENT', 'DELIVERED', 'RUNNING') GROUP BY state`;
+        const n = (s: string) => Number(counts.find((c) => c.state === s)?.n ?? 0);
+        const limit = plan({ online: Boolean(dev.online), mode: parseModeName(String(dev.delivery_mode)), sent: n("SENT"), delivered: n("DELIVERED"), running: n("RUNNING") });
+        if (limit <= 0) return [];
+        const rows = await tx<Row[]>`
+          UPDATE tasks SET state = 'SENT', attempt = attempt + 1, send_time = ${now}, update_time = ${now},
+                           next_attempt_time = NULL, revision = revision + 1
+          WHERE id IN (
+            SELECT id FROM tasks
+            WHERE device_id = ${deviceId} AND state = 'QUEUED' AND expire_time > ${now}
+              AND (next_attempt_time IS NULL OR next_attempt_time <= ${now})
+            ORDER BY seq LIMIT ${limit})
+          RETURNING *`;
+        return rows.map(fromRow).sort((a, b) => a.sequence - b.sequence);
+      });
+    },
+
+    async openTasks(deviceId) {
+      const rows = await sql<Row[]>`SELECT * FROM tasks WHERE device_id = ${deviceId} AND state IN ${sql(OPEN)} ORDER BY seq`;
+      return rows.map(fromRow);
+    },
+
+    async dueTimers(now, limit) {
+      const rows = await sql<Row[]>`
+        (SELECT * FROM tasks WHERE state IN ('QUEUED', 'SENT') AND expire_time <= ${now} ORDER BY expire_time LIMIT ${limit})
+        UNION ALL
+        (SELECT * FROM tasks WHERE state IN ('DELIVERED', 'RUNNING') AND deadline_time <= ${now} ORDER BY deadline_time LIMIT ${limit})`;
+      return rows.map(fromRow);
+    },
+
+    async unacknowledged(sentBefore, limit) {
+      const rows = await sql<Row[]>`
+        SELECT t.* FROM tasks t JOIN devices d ON d.id = t.device_id
+        WHERE t.state = 'SENT' AND t.send_time < ${sentBefore} AND d.online
+        ORDER BY t.seq LIMIT ${limit}`;
+      return rows.map(fromRow);
+    },
+
+    async devicesWithDueTasks(now, limit) {
+      const rows = await sql`
+        SELECT DISTINCT t.device_id FROM tasks t JOIN devices d ON d.id = t.device_id
+        WHERE t.state = 'QUEUED' AND d.online AND t.expire_time > ${now}
+          AND (t.next_attempt_time IS NULL OR t.next_attempt_time <= ${now})
+        LIMIT ${limit}`;
+      return rows.map((r) => String(r.device_id));
+    },
+
+    async pendingCancels(deviceId) {
+      const rows = await sql<Row[]>`SELECT * FROM tasks WHERE device_id = ${deviceId} AND cancel_pending ORDER BY seq`;
+      return rows.map(fromRow);
+    },
+
+    async clearCancelPending(taskId) {
+      await sql`UPDATE tasks SET cancel_pending = false WHERE id = ${taskId}`;
+    },
+  };
+}
+
+function toRow(t: Omit<TaskRecord, "sequence" | "revision"> & { sequence?: number }) {
+  return {
+    id: t.id,
+    device_id: t.deviceId,
+    request_id: t.requestId ?? null,
+    request_hash: t.requestHash ?? null,
+    command: toJson(CommandSchema, t.command) as JsonValue,
+    state: stateName(t.state),
+    state_reason: t.stateReason,
+    attempt: t.attempt,
+    max_attempts: t.maxAttempts,
+    expire_time: t.expireTime,
+    execution_timeout_ms: t.executionTimeoutMs,
+    progress_percent: t.progress?.percent ?? null,
+    progress_message: t.progress?.message ?? null,
+    result: t.result ? (toJson(CommandResultSchema, t.result) as JsonValue) : null,
+    error: (t.error ?? null) as JsonValue,
+    create_time: t.createTime,
+    update_time: t.updateTime,
+    send_time: t.sendTime ?? null,
+    deliver_time: t.deliverTime ?? null,
+    end_time: t.endTime ?? null,
+    next_attempt_time: t.nextAttemptTime ?? null,
+    deadline_time: t.deadlineTime ?? null,
+    cancel_pending: t.cancelPending,
+    late_event_count: t.lateEventCount,
+  };
+}
+
+function fromRow(r: Row): TaskRecord {
+  const date = (v: unknown) => (v instanceof Date ? v : undefined);
+  return {
+    id: r.id,
+    deviceId: r.device_id,
+    sequence: Number(r.seq),
+    command: fromJson(CommandSchema, r.command as JsonValue, { ignoreUnknownFields: true }),
+    state: parseStateName(r.state) ?? State.UNSPECIFIED,
+    stateReason: String(r.state_reason ?? ""),
+    requestId: (r.request_id as string | null) ?? undefined,
+    requestHash: (r.request_hash as string | null) ?? undefined,
+    expireTime: r.expire_time as Date,
+    executionTimeoutMs: Number(r.execution_timeout_ms),
+    maxAttempts: Number(r.max_attempts),
+    attempt: Number(r.attempt),
+    progress: r.progress_percent === null ? undefined : { percent: Number(r.progress_percent), message: String(r.progress_message ?? "") },
+    result: r.result ? fromJson(CommandResultSchema, r.result as JsonValue, { ignoreUnknownFields: true }) : undefined,
+    error: (r.error as TaskRecord["error"] | null) ?? undefined,
+    createTime: r.create_time as Date,
+    updateTime: r.update_time as Date,
+    sendTime: date(r.send_time),
+    deliverTime: date(r.deliver_time),
+    endTime: date(r.end_time),
+    nextAttemptTime: date(r.next_attempt_time),
+    deadlineTime: date(r.deadline_time),
+    cancelPending: Boolean(r.cancel_pending),
+    lateEventCount: Number(r.late_event_count),
+    revision: Number(r.revision),
+  };
+}
