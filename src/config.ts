@@ -27,7 +27,7 @@ export interface TetherConfig {
   database: {
     /** PostgreSQL URL; unset runs the embedded PGlite in `dataDir/pg`. */
     url?: string;
-    /** Pool size. @default 10 (4 for the embedded database, which has one backend anyway) */
+    /** Pool size against PostgreSQL. @default 10 (the embedded database always uses 1) */
     poolSize: number;
   };
   /** Where embedded state lives. @default ./data */
@@ -61,7 +61,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     database: {
       url: databaseUrl,
-      poolSize: int(env, "DATABASE_POOL_SIZE", databaseUrl ? 10 : 4, 1, 1000),
+      poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     },
     dataDir: path.resolve(cwd, env.TETHER_DATA_DIR ?? "data"),
     certsDir: path.resolve(cwd, env.TETHER_CERTS_DIR ?? "certs"),

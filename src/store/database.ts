@@ -13,7 +13,7 @@ export interface DatabaseOptions {
   url?: string;
   /** Where the embedded database keeps its files. */
   dataDir: string;
-  /** Pool size for postgres.js. */
+  /** Pool size for postgres.js against a real server (the embedded database always uses one connection). */
   maxConnections: number;
   log: Logger;
 }
@@ -41,14 +41,15 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   await mkdir(opts.dataDir, { recursive: true });
   const started = Date.now();
   const db = await PGlite.create(opts.dataDir);
-  // PGlite has a single backend; the socket server queues statements and keeps a transaction on the
-  // connection that opened it. +1 connection for node-pg-migrate while the pool is idle.
-  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: opts.maxConnections + 1 });
+  // PGlite has a single backend. Its socket server interleaves protocol messages of concurrent
+  // connections, which breaks the extended query protocol ("portal does not exist"), so the pool
+  // gets exactly one connection and postgres.js queues queries on it; +1 for node-pg-migrate.
+  const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 2 });
   await server.start();
   const url = `postgres://postgres@${server.getServerConn()}/postgres?sslmode=disable`;
   opts.log.info({ dataDir: opts.dataDir, url, ms: Date.now() - started }, "embedded database ready");
   await migrate(url, opts.log);
-  const sql = createPool(url, opts.maxConnections);
+  const sql = createPool(url, 1);
   return {
     sql,
     url,
