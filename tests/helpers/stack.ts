@@ -74,3 +74,16 @@ export function grpcJsClient<S extends DescService>(s: TestStack, service: S, pe
   const creds = grpc.credentials.createSsl(pem.ca ?? null, pem.key ?? null, pem.cert ?? null);
   return createGrpcJsClient(service, `localhost:${s.app.apiPort}`, creds);
 }
+
+/** A port that was free a moment ago, for tests that restart a server on the same address. */
+export async function freePort(): Promise<number> {
+  const net = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as import("node:net").AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
