@@ -1,13 +1,21 @@
 import { devicesCommand, DEVICES_USAGE } from "./cli/devices.js";
 import { describeError } from "./cli/format.js";
 import { serve } from "./cli/serve.js";
+import { SIMULATE_USAGE, simulateCommand } from "./cli/simulate.js";
+import { TASKS_USAGE, tasksCommand } from "./cli/tasks.js";
 
 const USAGE = `tether — gRPC-first IoT control plane
 
   tether serve              run the control plane (embedded PostgreSQL and MQTT broker by default)
   tether devices ...        manage the device registry
+  tether tasks ...          send commands to devices and follow them
+  tether simulate ...       run simulated devices
 
-${DEVICES_USAGE}`;
+${DEVICES_USAGE}
+
+${TASKS_USAGE}
+
+tether simulate: ${SIMULATE_USAGE}`;
 
 /** Entry point of `npm start` and the `tether` binary: only dispatches; app.ts composes. */
 async function main(argv: string[]): Promise<void> {
@@ -17,6 +25,10 @@ async function main(argv: string[]): Promise<void> {
       return serve();
     case "devices":
       return devicesCommand(rest);
+    case "tasks":
+      return tasksCommand(rest);
+    case "simulate":
+      return simulateCommand(rest);
     case "help":
     case "--help":
     case "-h":

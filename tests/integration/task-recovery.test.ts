@@ -102,7 +102,7 @@ describe("desired and reported state", () => {
         device: { name: d.name, etag: d.etag, kind: { case: "led", value: { desired: { color: { red: 10, green: 20, blue: 30 }, power: true } } } },
         updateMask: { paths: ["led.desired"] },
       });
-      await eventually(async () => sim.reported().kind.case === "led" && (sim.reported().kind.value as { color?: { blue?: number } }).color?.blue === 30, 5000, "the LED to apply it");
+      await eventually(async () => (sim.reported().kind?.value as { color?: { blue?: number } } | undefined)?.color?.blue === 30, 5000, "the LED to apply it");
       await eventually(async () => {
         const after = await devices().getDevice({ name: "devices/ds-led" });
         return after.kind.case === "led" && after.kind.value.reported?.color?.blue === 30 && after.kind.value.reported.power === true;

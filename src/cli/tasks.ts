@@ -1,0 +1,115 @@
+import { parseArgs } from "node:util";
+import { toJson } from "@bufbuild/protobuf";
+import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
+import { Task_State as State, type Task, TaskSchema } from "../../gen/tether/v1/task_pb.js";
+import { CreateTaskRequest_WaitFor as WaitFor, ListTasksResponseSchema, TaskService } from "../../gen/tether/v1/task_service_pb.js";
+import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { productByCase } from "../core/products/index.js";
+import { connectClient } from "./client.js";
+import { json, table, time } from "./format.js";
+import { commandFromArgs, parseDuration, TASK_ACTIONS } from "./task-args.js";
+
+export const TASKS_USAGE = `tether tasks <command> [flags]
+
+  create <device> <action> [value] [--ttl 30s] [--request-id ID] [--wait ack|done] [--timeout 30s]
+         ${TASK_ACTIONS.replace(/\n/g, "\n         ")}
+  get <device>/<task> | devices/<device>/tasks/<task>
+  list <device>|- [--state QUEUED] [--page-size N] [--page-token T]
+  cancel <device>/<task> [--reason TEXT]
+  watch <device>|-|<device>/<task> [--initial]`;
+
+const deviceName = (d: string) => (d === "-" ? "devices/-" : d.startsWith("devices/") ? d : `devices/${d}`);
+const taskName = (t: string) => (t.startsWith("devices/") ? t : `devices/${t.replace("/", "/tasks/")}`);
+const short = (t: Task) => t.name.replace(/^devices\//, "").replace("/tasks/", "/");
+
+/** `tether tasks ...` */
+export async function tasksCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  const { values: v, positionals: p } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
+      ttl: { type: "string" }, "request-id": { type: "string" }, wait: { type: "string" }, timeout: { type: "string" },
+      state: { type: "string", multiple: true }, "page-size": { type: "string" }, "page-token": { type: "string" },
+      reason: { type: "string" }, initial: { type: "boolean" },
+    },
+  });
+  const opts = { address: v.address, certsDir: v.certs };
+  const client = connectClient(TaskService, opts);
+  const out = (t: Task) => console.log(v.json ? json(TaskSchema, t) : describe(t));
+  const arg = (i: number, what: string) => {
+    if (!p[i]) throw new Error(`tether tasks ${sub}: missing ${what}\n\n${TASKS_USAGE}`);
+    return p[i]!;
+  };
+  switch (sub) {
+    case "create": {
+      const parent = deviceName(arg(0, "device"));
+      const device = await connectClient(DeviceService, opts).getDevice({ name: parent });
+      const command = commandFromArgs(productByCase(device.kind.case!).kindName, p[1], p[2]);
+      const waitFor = v.wait === undefined ? WaitFor.UNSPECIFIED : v.wait === "ack" ? WaitFor.ACKNOWLEDGED : v.wait === "done" ? WaitFor.COMPLETED : undefined;
+      if (waitFor === undefined) throw new Error(`--wait ${v.wait}: expected ack or done`);
+      return out(await client.createTask({
+        parent,
+        task: { command },
+        requestId: v["request-id"] ?? "",
+        ttl: v.ttl ? parseDuration(v.ttl) : undefined,
+        waitFor,
+        waitTimeout: v.timeout ? parseDuration(v.timeout) : undefined,
+      }));
+    }
+    case "get":
+      return out(await client.getTask({ name: taskName(arg(0, "task")) }));
+    case "list": {
+      const res = await client.listTasks({
+        parent: deviceName(arg(0, "device or -")),
+        filter: (v.state ?? []).map((st) => `state = ${st}`).join(" OR "),
+        pageSize: Number(v["page-size"] ?? 0),
+        pageToken: v["page-token"] ?? "",
+      });
+      if (v.json) return console.log(json(ListTasksResponseSchema, res));
+      console.log(table(["TASK", "STATE", "COMMAND", "ATTEMPT", "CREATED", "REASON"], res.tasks.map((t) => [short(t), State[t.state], commandText(t), String(t.attempt), time(t.createTime), t.stateReason || "-"])));
+      if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
+      return;
+    }
+    case "cancel":
+      return out(await client.cancelTask({ name: taskName(arg(0, "task")), reason: v.reason ?? "" }));
+    case "watch": {
+      const target = arg(0, "device, - or task");
+      const name = target.includes("/tasks/") || /^[^/]+\/[0-9a-f-]{36}$/.test(target) ? taskName(target) : deviceName(target);
+      for await (const { task } of client.watchTasks({ name, sendInitial: v.initial ?? false })) {
+        if (!task) continue;
+        if (v.json) console.log(JSON.stringify(json(TaskSchema, task)));
+        else console.log(`${new Date().toISOString()}  ${short(task)}  ${State[task.state]}${task.progress ? ` ${task.progress.percent}% ${task.progress.message}` : ""}${task.stateReason ? `  (${task.stateReason})` : ""}`);
+      }
+      return;
+    }
+    default:
+      throw new Error(TASKS_USAGE);
+  }
+}
+
+/** The command as compact protobuf JSON without the product wrapper, e.g. `brew {"recipe":"RECIPE_LATTE"}`. */
+function commandText(t: Task): string {
+  if (!t.command?.kind.case) return "-";
+  const product = Object.values(toJson(CommandSchema, t.command) as Record<string, Record<string, unknown>>)[0] ?? {};
+  return Object.entries(product).map(([action, value]) => `${action} ${typeof value === "object" ? JSON.stringify(value) : String(value)}`).join(" ");
+}
+
+function describe(t: Task): string {
+  return table(["FIELD", "VALUE"], [
+    ["name", t.name],
+    ["state", State[t.state]],
+    ["state_reason", t.stateReason || "-"],
+    ["command", commandText(t)],
+    ["attempt", `${t.attempt} of ${t.maxAttempts}`],
+    ["progress", t.progress ? `${t.progress.percent}% ${t.progress.message}` : "-"],
+    ["error", t.error ? `${t.error.code}: ${t.error.message}` : "-"],
+    ["request_id", t.requestId || "-"],
+    ["create_time", time(t.createTime)],
+    ["send_time", time(t.sendTime)],
+    ["deliver_time", time(t.deliverTime)],
+    ["end_time", time(t.endTime)],
+    ["expire_time", time(t.expireTime)],
+  ]);
+}
