@@ -65,10 +65,10 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
   const stack: Array<() => Promise<void>> = [() => db.close()];
   try {
     const tls = { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem };
-    const broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, log: log.child({ component: "mqtt" }) });
+    const counters = createCounters();
+    const broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, log: log.child({ component: "mqtt" }) });
     stack.push(() => broker.close());
 
-    const counters = createCounters();
     const coreLog = log.child({ component: "core" });
     const taskFeed = createMemoryFeed<Task>((err) => coreLog.error({ err }, "task watcher failed"));
     const deviceFeed = createMemoryFeed<Device>((err) => coreLog.error({ err }, "device watcher failed"));

@@ -11,6 +11,7 @@ import type { Socket } from "node:net";
 import { createServer, TLSSocket } from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import type { Logger } from "pino";
+import type { Counters } from "../core/ports.js";
 import { isTopicAllowedForDevice, isValidDeviceId } from "./topics.js";
 
 export interface EmbeddedBrokerOptions {
@@ -21,6 +22,8 @@ export interface EmbeddedBrokerOptions {
   log: Logger;
   /** CNs of internal clients that may do everything. Default `["admin", "tether"]`. */
   serviceCommonNames?: string[];
+  /** Counts refusals (`tether_mqtt_refused_total{action}`), so abuse shows in metrics, not only logs. */
+  counters?: Counters;
 }
 
 export interface EmbeddedBroker {
@@ -44,6 +47,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const identities = new WeakMap<Client, Identity>();
 
   const refuseConnect = (client: Client, reason: string, done: (err: AuthenticateError, ok: null) => void) => {
+    opts.counters?.inc("tether_mqtt_refused_total", { action: "connect" });
     log.warn({ clientId: client.id, reason }, "mqtt connection refused");
     done(Object.assign(new Error(reason), { returnCode: NOT_AUTHORIZED }) as AuthenticateError, null);
   };
@@ -83,6 +87,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, packet.topic, "publish")) {
         return done(null);
       }
+      opts.counters?.inc("tether_mqtt_refused_total", { action: "publish" });
       log.warn({ clientId: client.id, topic: packet.topic }, "mqtt publish refused");
       // MQTT 3.1.1 cannot reject a single PUBLISH: the error closes the connection.
       done(new Error(`publish to ${packet.topic} not allowed`));
@@ -95,6 +100,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       ) {
         return done(null, subscription);
       }
+      opts.counters?.inc("tether_mqtt_refused_total", { action: "subscribe" });
       log.warn({ clientId: client.id, topic: subscription.topic }, "mqtt subscription refused");
       done(null, null); // SUBACK 0x80 for this filter; an Error would drop the connection
     },

@@ -296,9 +296,16 @@ describe("bad input", () => {
         const d = await devices().getDevice({ name: "devices/mal-led" });
         return d.kind.case === "led" && d.kind.value.reported?.brightness === 77;
       }, 5000, "JSON state report");
-      void toBinary(UplinkSchema, create(UplinkSchema));
     } finally {
       await dev.close();
     }
+    // Speaking for another device: the broker refuses it (and drops the connection), and counts it.
+    const spoofer = await rawDevice(s, "mal-led");
+    const forged = create(UplinkSchema, { messageId: "x", body: { case: "result", value: { taskId: victim.name.split("/")[3]!, outcome: { case: "success", value: {} } } } });
+    // The PUBACK never comes (the broker cuts the connection), so the publish is not awaited.
+    void spoofer.client.publishAsync(uplinkTopic("victim-led"), Buffer.from(toBinary(UplinkSchema, forged)), { qos: 1 }).catch(() => undefined);
+    await eventually(async () => s.app.counters.get("tether_mqtt_refused_total", { action: "publish" }) >= 1, 5000, "refused publish counted");
+    await spoofer.close();
+    expect(await stateOf(victim.name)).toBe(State.QUEUED);
   });
 });
