@@ -6,6 +6,7 @@ import { file_tether_device_v1_uplink } from "../gen/tether/device/v1/uplink_pb.
 import type { Device } from "../gen/tether/v1/device_pb.js";
 import { DeviceService, file_tether_v1_device_service } from "../gen/tether/v1/device_service_pb.js";
 import type { Task } from "../gen/tether/v1/task_pb.js";
+import { file_tether_v1_telemetry_service, TelemetryService } from "../gen/tether/v1/telemetry_service_pb.js";
 import { file_tether_v1_task_service, TaskService } from "../gen/tether/v1/task_service_pb.js";
 import { authInterceptor } from "./api/auth.js";
 import { deviceHandler } from "./api/device-handler.js";
@@ -14,6 +15,8 @@ import { createHealthService } from "./api/health.js";
 import { createReflectionService } from "./api/reflection.js";
 import { startApiServer } from "./api/server.js";
 import { taskHandler } from "./api/task-handler.js";
+import { telemetryHandler } from "./api/telemetry-handler.js";
+import { createMemoryQueue } from "./bus/memory-queue.js";
 import { createMemoryFeed } from "./bus/memory-feed.js";
 import type { TetherConfig } from "./config.js";
 import { type Clock, systemClock } from "./core/clock.js";
@@ -24,6 +27,11 @@ import { createLifecycle } from "./core/tasks/task-lifecycle.js";
 import { createTaskService } from "./core/tasks/task-service.js";
 import { createTaskTimers } from "./core/tasks/task-timers.js";
 import { createUplinkProcessor } from "./core/tasks/uplink-processor.js";
+import { createBatchWriter } from "./core/telemetry/batch-writer.js";
+import { createTelemetryIngest } from "./core/telemetry/ingest.js";
+import { maintainTelemetry } from "./core/telemetry/retention.js";
+import type { SampleRecord } from "./core/telemetry/sample.js";
+import { createTelemetryService } from "./core/telemetry/telemetry-service.js";
 import { startEmbeddedBroker } from "./link/embedded-broker.js";
 import { connectMqttBridge } from "./link/mqtt-bridge.js";
 import type { Logger } from "./log.js";
@@ -31,9 +39,10 @@ import { ensureDevPki, issueServiceCertificate } from "./pki/dev-pki.js";
 import { openDatabase } from "./store/database.js";
 import { createDeviceStore } from "./store/device-store.js";
 import { createTaskStore } from "./store/task-store.js";
+import { createTelemetryStore } from "./store/telemetry-store.js";
 
 /** The services listed by server reflection. */
-const PUBLIC_SERVICES = [DeviceService.typeName, TaskService.typeName, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
+const PUBLIC_SERVICES = [DeviceService.typeName, TaskService.typeName, TelemetryService.typeName, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
 
 export interface App {
   /** The bound API port (useful when configured as 0). */
@@ -46,6 +55,10 @@ export interface App {
   counters: ReturnType<typeof createCounters>;
   /** Runs the timer sweep now (tests drive time through the Clock and call this). */
   sweep(): Promise<void>;
+  /** The telemetry writer: pause() holds writes (samples wait in the queue), resume() releases them. */
+  telemetryWriter: { pause(): void; resume(): void };
+  /** Runs telemetry partition upkeep and retention now; returns the dropped partitions. */
+  maintainTelemetry(): Promise<string[]>;
   /** Graceful stop: health goes NOT_SERVING, in-flight calls finish, ports close, the database flushes. */
   stop(): Promise<void>;
 }
@@ -68,6 +81,9 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const counters = createCounters();
     const broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, log: log.child({ component: "mqtt" }) });
     stack.push(() => broker.close());
+    // Unwound after the bridge closes, so the writer drains every sample that arrived.
+    let stopWriter = async () => {};
+    stack.push(() => stopWriter());
 
     const coreLog = log.child({ component: "core" });
     const taskFeed = createMemoryFeed<Task>((err) => coreLog.error({ err }, "task watcher failed"));
@@ -95,17 +111,36 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id),
     });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog });
-    const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog });
+    const telemetryStore = createTelemetryStore(db.sql);
+    const sampleFeed = createMemoryFeed<SampleRecord>((err) => coreLog.error({ err }, "telemetry watcher failed"));
+    const telemetryQueue = createMemoryQueue(config.telemetry.queueCapacity);
+    const ingest = createTelemetryIngest({
+      queue: telemetryQueue,
+      feed: sampleFeed,
+      clock,
+      counters,
+      log: coreLog,
+      ephemeral: new Set(config.telemetry.ephemeral),
+      limits: { maxAgeMs: config.telemetry.maxAgeSeconds * 1000, maxFutureMs: config.telemetry.maxFutureSeconds * 1000, maxBatch: 10_000, maxMetricsPerDevice: 200, maxTags: 16 },
+    });
+    const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog });
+    const telemetry = createTelemetryService({ store: telemetryStore, devices: deviceStore, feed: sampleFeed, clock });
+    const maintain = () => maintainTelemetry(telemetryStore, clock, config.telemetry.retentionDays, coreLog);
+    await maintain();
+    writer.start();
+    stopWriter = () => writer.stop();
+    const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: ingest });
     const timers = createTaskTimers({ tasks: taskStore, lifecycle, dispatcher, clock, log: coreLog, ackTimeoutMs: config.tasks.ackTimeoutMs });
 
     const health = createHealthService();
     const reflection = createReflectionService(
-      [file_tether_v1_device_service, file_tether_v1_task_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink],
+      [file_tether_v1_device_service, file_tether_v1_task_service, file_tether_v1_telemetry_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink],
       PUBLIC_SERVICES,
     );
     const routes = (router: ConnectRouter) => {
       router.service(DeviceService, deviceHandler(devices));
       router.service(TaskService, taskHandler(tasks));
+      router.service(TelemetryService, telemetryHandler(telemetry));
       health.routes(router);
       reflection(router);
     };
@@ -129,8 +164,10 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const sweep = () =>
       (sweeping ??= timers.sweep().catch((err: unknown) => coreLog.error({ err }, "task sweep failed")).finally(() => (sweeping = undefined)));
     const interval = setInterval(() => void sweep(), config.tasks.sweepIntervalMs);
+    const upkeep = setInterval(() => void maintain().catch((err: unknown) => coreLog.error({ err }, "telemetry upkeep failed")), 3_600_000);
     stack.push(async () => {
       clearInterval(interval);
+      clearInterval(upkeep);
       await sweeping;
       await dispatcher.idle();
     });
@@ -143,6 +180,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       certsDir: config.certsDir,
       counters,
       sweep,
+      telemetryWriter: writer,
+      maintainTelemetry: maintain,
       stop: () => (stopping ??= unwind(stack, log)),
     };
   } catch (err) {

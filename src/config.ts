@@ -30,6 +30,18 @@ export interface TetherConfig {
     /** Pool size against PostgreSQL. @default 10 (the embedded database always uses 1) */
     poolSize: number;
   };
+  telemetry: {
+    /** Metrics streamed live but never stored. @default ["signal_strength", "rssi"] */
+    ephemeral: string[];
+    /** Partitions older than this are dropped, days. @default 30 */
+    retentionDays: number;
+    /** Samples older than this are refused, s. @default 7 days */
+    maxAgeSeconds: number;
+    /** Samples further in the future than this are refused, s. @default 300 */
+    maxFutureSeconds: number;
+    /** Samples the embedded queue holds while the database is slow or down. @default 1,000,000 */
+    queueCapacity: number;
+  };
   /** Where embedded state lives. @default ./data */
   dataDir: string;
   /** Where the PKI lives (generated on first start). @default ./certs */
@@ -62,6 +74,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     database: {
       url: databaseUrl,
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+    },
+    telemetry: {
+      ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi").split(",").map((x) => x.trim()).filter(Boolean),
+      retentionDays: int(env, "TETHER_TELEMETRY_RETENTION_DAYS", 30, 1, 36_500),
+      maxAgeSeconds: int(env, "TETHER_TELEMETRY_MAX_AGE_S", 7 * 86_400, 60, 366 * 86_400),
+      maxFutureSeconds: int(env, "TETHER_TELEMETRY_MAX_FUTURE_S", 300, 0, 86_400),
+      queueCapacity: int(env, "TETHER_TELEMETRY_QUEUE_CAPACITY", 1_000_000, 1000, 100_000_000),
     },
     dataDir: path.resolve(cwd, env.TETHER_DATA_DIR ?? "data"),
     certsDir: path.resolve(cwd, env.TETHER_CERTS_DIR ?? "certs"),

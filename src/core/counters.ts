@@ -8,9 +8,9 @@ export function createCounters(): Counters & { get(name: string, labels?: Record
     return l ? `${name}{${l}}` : name;
   };
   return {
-    inc(name, labels) {
+    inc(name, labels, by = 1) {
       const k = key(name, labels);
-      values.set(k, (values.get(k) ?? 0) + 1);
+      values.set(k, (values.get(k) ?? 0) + by);
     },
     get: (name, labels) => values.get(key(name, labels)) ?? 0,
     snapshot: () => Object.fromEntries(values),

@@ -6,7 +6,7 @@ import { type Uplink, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.
 import type { Counters, DeviceLink } from "../core/ports.js";
 import type { UplinkProcessor } from "../core/tasks/uplink-processor.js";
 import { createKeyedQueue } from "./keyed-queue.js";
-import { ALL_JSON_UPLINKS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic, parseDeviceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "./topics.js";
+import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic, parseDeviceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "./topics.js";
 
 export interface MqttBridgeOptions {
   /** e.g. `mqtts://127.0.0.1:8883`. */
@@ -63,7 +63,11 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
       void queue.push(t.deviceId, () => processor.presence(t.deviceId, text === PRESENCE_ONLINE));
       return;
     }
-    if (t.channel === "metrics") return; // the telemetry issue consumes these
+    if (t.channel === "metrics") {
+      const text = payload.toString("utf8");
+      void queue.push(t.deviceId, () => processor.plainMetric(t.deviceId, t.metric!, text));
+      return;
+    }
     let up: Uplink;
     try {
       up = t.channel === "up" ? fromBinary(UplinkSchema, payload) : fromJsonString(UplinkSchema, payload.toString("utf8"));
@@ -81,12 +85,12 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
     async start(processor) {
       client.on("message", (topic, payload) => onMessage(processor, topic, payload));
       // Re-subscribed automatically on reconnect (clean session): mqtt.js resubscribes by default.
-      await client.subscribeAsync({ [ALL_UPLINKS]: { qos: 1 }, [ALL_JSON_UPLINKS]: { qos: 1 }, [ALL_PRESENCE]: { qos: 1 } });
+      await client.subscribeAsync({ [ALL_UPLINKS]: { qos: 1 }, [ALL_JSON_UPLINKS]: { qos: 1 }, [ALL_PRESENCE]: { qos: 1 }, [ALL_METRICS]: { qos: 1 } });
       log.info({ url: opts.url }, "mqtt bridge consuming uplink");
     },
     async close() {
       // Stop taking uplink, finish what arrived (it may still send downlink), then disconnect.
-      await client.unsubscribeAsync([ALL_UPLINKS, ALL_JSON_UPLINKS, ALL_PRESENCE]).catch(() => {});
+      await client.unsubscribeAsync([ALL_UPLINKS, ALL_JSON_UPLINKS, ALL_PRESENCE, ALL_METRICS]).catch(() => {});
       await queue.drain();
       await client.endAsync();
     },

@@ -6,6 +6,7 @@ import type { DeviceRepository } from "../devices/device-repository.js";
 import type { CoreLogger } from "../log.js";
 import type { ChangeFeed, Counters } from "../ports.js";
 import { productByCase } from "../products/index.js";
+import type { TelemetryIngest } from "../telemetry/ingest.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { Lifecycle } from "./task-lifecycle.js";
 import type { TaskRecord } from "./task-record.js";
@@ -21,6 +22,8 @@ export interface UplinkDeps {
   clock: Clock;
   counters: Counters;
   log: CoreLogger;
+  /** Where telemetry goes; without it, samples only count as liveness. */
+  telemetry?: TelemetryIngest;
 }
 
 export type UplinkProcessor = ReturnType<typeof createUplinkProcessor>;
@@ -58,6 +61,12 @@ export function createUplinkProcessor(d: UplinkDeps) {
       const stored = await devices.get(deviceId);
       if (stored) d.deviceFeed.publish(stored.device);
       if (online) await dispatcher.kick(deviceId);
+    },
+
+    /** A plain-number sample on `…/metrics/{metric}`. */
+    async plainMetric(deviceId: string, metric: string, payload: string): Promise<void> {
+      await devices.touch(deviceId, clock.now());
+      d.telemetry?.plain(deviceId, metric, payload);
     },
 
     async handle(deviceId: string, up: Uplink): Promise<void> {
@@ -129,9 +138,8 @@ export function createUplinkProcessor(d: UplinkDeps) {
           return;
         }
         case "telemetry":
-          // Stored by the telemetry pipeline (a later issue); until then only liveness counts.
           await devices.touch(deviceId, clock.now());
-          counters.inc("tether_telemetry_samples_unprocessed_total");
+          d.telemetry?.batch(deviceId, body.value);
           return;
         default:
           return drop(deviceId, "empty_uplink");

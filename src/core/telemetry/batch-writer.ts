@@ -1,0 +1,83 @@
+import type { Counters } from "../ports.js";
+import type { CoreLogger } from "../log.js";
+import type { TelemetryQueue, TelemetryRepository } from "./telemetry-ports.js";
+
+export interface BatchWriterOptions {
+  queue: TelemetryQueue;
+  store: TelemetryRepository;
+  counters: Counters;
+  log: CoreLogger;
+  /** Most samples per INSERT. @default 5000 */
+  maxBatch?: number;
+  /** How long to wait for more samples before writing a partial batch, ms. @default 20 */
+  flushMs?: number;
+}
+
+/**
+ * Moves samples from the queue into the database in large set-based INSERTs, and acknowledges a
+ * batch only after its transaction committed. While the database fails, batches go back to the
+ * queue and the writer backs off (up to 5 s): samples wait, nothing is dropped.
+ */
+export function createBatchWriter(o: BatchWriterOptions) {
+  const maxBatch = o.maxBatch ?? 5000;
+  const flushMs = o.flushMs ?? 20;
+  let running = false;
+  let paused = false;
+  let loop: Promise<void> | undefined;
+  let resumeWaiter: (() => void) | undefined;
+
+  async function run(): Promise<void> {
+    let backoff = 100;
+    while (running) {
+      if (paused) {
+        await new Promise<void>((r) => (resumeWaiter = r));
+        continue;
+      }
+      const batch = await o.queue.take(maxBatch, flushMs);
+      if (!batch) continue;
+      if (paused) {
+        batch.nack(); // paused while waiting for this batch
+        continue;
+      }
+      try {
+        const stored = await o.store.insert(batch.samples);
+        batch.ack();
+        backoff = 100;
+        o.counters.inc("tether_telemetry_samples_stored_total", undefined, stored);
+        o.counters.inc("tether_telemetry_samples_duplicate_total", undefined, batch.samples.length - stored);
+      } catch (err) {
+        batch.nack();
+        o.counters.inc("tether_telemetry_write_failures_total");
+        o.log.warn({ err, samples: batch.samples.length, retryInMs: backoff }, "telemetry write failed; batch requeued");
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 5000);
+      }
+    }
+  }
+
+  return {
+    start(): void {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    /** Stops taking new batches after the queue drained (or `timeoutMs` passed). */
+    async stop(timeoutMs = 5000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      paused = false;
+      resumeWaiter?.();
+      while (o.queue.depth() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      running = false;
+      await loop;
+    },
+    /** Holds writes (samples accumulate in the queue), e.g. for maintenance or tests. */
+    pause(): void {
+      paused = true;
+    },
+    resume(): void {
+      paused = false;
+      resumeWaiter?.();
+      resumeWaiter = undefined;
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { TelemetryBatch } from "../../../gen/tether/device/v1/uplink_pb.js";
+import type { Clock } from "../clock.js";
+import type { CoreLogger } from "../log.js";
+import type { ChangeFeed, Counters } from "../ports.js";
+import type { SampleRecord } from "./sample.js";
+import { type SampleLimits, validateSamples } from "./sample-validation.js";
+import type { TelemetryQueue } from "./telemetry-ports.js";
+
+export interface IngestDeps {
+  queue: TelemetryQueue;
+  /** Live samples for StreamTelemetry (ephemeral metrics included). */
+  feed: ChangeFeed<SampleRecord>;
+  clock: Clock;
+  counters: Counters;
+  log: CoreLogger;
+  limits: SampleLimits;
+  /** Metrics streamed live but never stored (e.g. signal strength). */
+  ephemeral: ReadonlySet<string>;
+}
+
+export type TelemetryIngest = ReturnType<typeof createTelemetryIngest>;
+
+const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
+const MAX_TRACKED_DEVICES = 100_000;
+
+/**
+ * The front of the telemetry pipeline: validates what devices send (a bad sample costs only
+ * itself, with a counted reason), streams every good sample live, and enqueues the stored ones
+ * for the batch writer.
+ */
+export function createTelemetryIngest(d: IngestDeps) {
+  // Distinct metrics seen per device, to cap metric-name sprawl (bounded: oldest devices forgotten).
+  const metricsByDevice = new Map<string, Set<string>>();
+  const knownMetrics = (deviceId: string) => {
+    let set = metricsByDevice.get(deviceId);
+    if (!set) {
+      if (metricsByDevice.size >= MAX_TRACKED_DEVICES) metricsByDevice.delete(metricsByDevice.keys().next().value!);
+      set = new Set();
+      metricsByDevice.set(deviceId, set);
+    }
+    return set;
+  };
+
+  function ingest(deviceId: string, samples: SampleRecord[]): number {
+    const { accepted, rejected } = validateSamples(samples, d.clock.now(), d.limits, knownMetrics(deviceId));
+    for (const reason of rejected) d.counters.inc("tether_telemetry_samples_rejected_total", { reason });
+    if (rejected.length > 0) d.log.debug({ deviceId, rejected: rejected.length, first: rejected[0] }, "telemetry samples rejected");
+    for (const s of accepted) d.feed.publish(s);
+    const stored = accepted.filter((s) => !d.ephemeral.has(s.metric));
+    if (stored.length > 0 && !d.queue.push(stored)) {
+      d.counters.inc("tether_telemetry_samples_rejected_total", { reason: "queue_full" }, stored.length);
+      d.log.warn({ deviceId, samples: stored.length, depth: d.queue.depth() }, "telemetry queue full; samples refused");
+    }
+    d.counters.inc("tether_telemetry_samples_received_total", undefined, samples.length);
+    return accepted.length;
+  }
+
+  return {
+    /** A TelemetryBatch envelope; samples without a time get the arrival time. */
+    batch(deviceId: string, batch: TelemetryBatch): number {
+      const now = d.clock.now();
+      return ingest(
+        deviceId,
+        batch.samples.map((s) => ({ deviceId, metric: s.metric, value: s.value, time: s.time ? timestampDate(s.time) : now, tags: s.tags })),
+      );
+    },
+    /** The plain topic `…/metrics/{metric}` with a decimal number as payload, e.g. `23.5`. */
+    plain(deviceId: string, metric: string, payload: string): number {
+      if (!NUMBER.test(payload)) {
+        d.counters.inc("tether_telemetry_samples_rejected_total", { reason: "not_a_number" });
+        d.log.debug({ deviceId, metric, payload: payload.slice(0, 40) }, "plain metric is not a number");
+        return 0;
+      }
+      return ingest(deviceId, [{ deviceId, metric, value: Number(payload), time: d.clock.now(), tags: {} }]);
+    },
+  };
+}
