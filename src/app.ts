@@ -30,7 +30,7 @@ import { createUplinkProcessor } from "./core/tasks/uplink-processor.js";
 import { createBatchWriter } from "./core/telemetry/batch-writer.js";
 import { createTelemetryIngest } from "./core/telemetry/ingest.js";
 import { maintainTelemetry } from "./core/telemetry/retention.js";
-import type { SampleRecord } from "./core/telemetry/sample.js";
+import { type SampleRecord, toSampleProto } from "./core/telemetry/sample.js";
 import { createTelemetryService } from "./core/telemetry/telemetry-service.js";
 import { startEmbeddedBroker } from "./link/embedded-broker.js";
 import { connectMqttBridge } from "./link/mqtt-bridge.js";
@@ -109,6 +109,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       devices: deviceStore,
       clock,
       onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id),
+      latestTelemetry: async (id) => (await telemetryStore.latest(id)).map(toSampleProto),
     });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog });
     const telemetryStore = createTelemetryStore(db.sql);

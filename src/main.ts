@@ -3,17 +3,21 @@ import { describeError } from "./cli/format.js";
 import { serve } from "./cli/serve.js";
 import { SIMULATE_USAGE, simulateCommand } from "./cli/simulate.js";
 import { TASKS_USAGE, tasksCommand } from "./cli/tasks.js";
+import { TELEMETRY_USAGE, telemetryCommand } from "./cli/telemetry.js";
 
 const USAGE = `tether — gRPC-first IoT control plane
 
   tether serve              run the control plane (embedded PostgreSQL and MQTT broker by default)
   tether devices ...        manage the device registry
   tether tasks ...          send commands to devices and follow them
+  tether telemetry ...      query, export (CSV) and stream device measurements
   tether simulate ...       run simulated devices
 
 ${DEVICES_USAGE}
 
 ${TASKS_USAGE}
+
+${TELEMETRY_USAGE}
 
 tether simulate: ${SIMULATE_USAGE}`;
 
@@ -27,6 +31,8 @@ async function main(argv: string[]): Promise<void> {
       return devicesCommand(rest);
     case "tasks":
       return tasksCommand(rest);
+    case "telemetry":
+      return telemetryCommand(rest);
     case "simulate":
       return simulateCommand(rest);
     case "help":

@@ -72,6 +72,8 @@ describe("telemetry ingestion and queries", () => {
         ["temperature", 119, {}],
         ["water_level", 50, { tank: "main" }],
       ]);
+      const device = await connectClient(s, DeviceService, "grpc").getDevice({ name: "devices/t-coffee" });
+      expect(device.latestTelemetry.map((x) => `${x.metric}=${x.value}`)).toEqual(["temperature=119", "water_level=50"]);
     } finally {
       await dev.close();
     }

@@ -10,13 +10,15 @@ import type { CoffeeMachine } from "./coffee_machine_pb.js";
 import { file_tether_v1_coffee_machine } from "./coffee_machine_pb.js";
 import type { Led } from "./led_pb.js";
 import { file_tether_v1_led } from "./led_pb.js";
+import type { TelemetrySample } from "./telemetry_pb.js";
+import { file_tether_v1_telemetry } from "./telemetry_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tether/v1/device.proto.
  */
 export const file_tether_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEi7gMKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRIdCgNsZWQYFCABKAsyDi50ZXRoZXIudjEuTGVkSAASMgoOY29mZmVlX21hY2hpbmUYFSABKAsyGC50ZXRoZXIudjEuQ29mZmVlTWFjaGluZUgAGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEa2luZCJSCgxDb25uZWN0aXZpdHkSDgoGb25saW5lGAEgASgIEjIKDmxhc3Rfc2Vlbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAypiCgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led]);
+  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEipAQKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRI0ChBsYXRlc3RfdGVsZW1ldHJ5GAwgAygLMhoudGV0aGVyLnYxLlRlbGVtZXRyeVNhbXBsZRIdCgNsZWQYFCABKAsyDi50ZXRoZXIudjEuTGVkSAASMgoOY29mZmVlX21hY2hpbmUYFSABKAsyGC50ZXRoZXIudjEuQ29mZmVlTWFjaGluZUgAGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEa2luZCJSCgxDb25uZWN0aXZpdHkSDgoGb25saW5lGAEgASgIEjIKDmxhc3Rfc2Vlbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAypiCgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led, file_tether_v1_telemetry]);
 
 /**
  * A device: the common base every product shares, plus exactly one product kind.
@@ -105,6 +107,14 @@ export type Device = Message<"tether.v1.Device"> & {
    * @generated from field: tether.v1.DeliveryPolicy delivery_policy = 11;
    */
   deliveryPolicy?: DeliveryPolicy | undefined;
+
+  /**
+   * The latest stored value of each telemetry metric. Output only; filled by GetDevice (not by
+   * ListDevices, to keep pages cheap).
+   *
+   * @generated from field: repeated tether.v1.TelemetrySample latest_telemetry = 12;
+   */
+  latestTelemetry: TelemetrySample[];
 
   /**
    * The product kind and its type-specific desired and reported state.

@@ -9,6 +9,7 @@ import type {
   ListDevicesResponse,
   UpdateDeviceRequest,
 } from "../../../gen/tether/v1/device_service_pb.js";
+import type { TelemetrySample } from "../../../gen/tether/v1/telemetry_pb.js";
 import type { Clock } from "../clock.js";
 import { AbortedError, InvalidArgumentError, NotFoundError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
@@ -24,12 +25,14 @@ export interface DeviceServiceDeps {
   clock: Clock;
   /** Called after a committed change of a device's desired state, to send it to the device. */
   onDesiredStateChanged?: (deviceId: string) => void;
+  /** The latest telemetry of a device, shown on GetDevice. */
+  latestTelemetry?: (deviceId: string) => Promise<TelemetrySample[]>;
 }
 
 export type DeviceService = ReturnType<typeof createDeviceService>;
 
 /** The registry's use cases: validation, naming, etags and field masks. Storage is behind a port. */
-export function createDeviceService({ devices, clock, onDesiredStateChanged }: DeviceServiceDeps) {
+export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry }: DeviceServiceDeps) {
   async function getStored(id: string) {
     const stored = await devices.get(id);
     if (!stored) throw new NotFoundError(deviceName(id));
@@ -66,7 +69,10 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged }: D
     },
 
     async getDevice(name: string): Promise<Device> {
-      return (await getStored(parseDeviceName(name))).device;
+      const id = parseDeviceName(name);
+      const { device } = await getStored(id);
+      if (latestTelemetry) device.latestTelemetry = await latestTelemetry(id);
+      return device;
     },
 
     async listDevices(req: ListDevicesRequest): Promise<ListDevicesResponse> {
