@@ -14,7 +14,7 @@ import { taskName, toTaskProto } from "./task-record.js";
 import type { TaskRepository } from "./task-repository.js";
 import { buildTask, waitTimeoutMs } from "./task-request.js";
 import { isTerminal, State } from "./task-state.js";
-import { watchFeed } from "./task-watch.js";
+import { watchFeed } from "../watch-feed.js";
 
 export interface TaskServiceDeps {
   tasks: TaskRepository;

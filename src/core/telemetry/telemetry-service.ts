@@ -5,9 +5,10 @@ import type { GetLatestTelemetryResponse, QueryTelemetryRequest, QueryTelemetryR
 import type { Clock } from "../clock.js";
 import { deviceName, parseDeviceName } from "../devices/device-name.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
-import { NotFoundError, ResourceExhaustedError, Violations } from "../errors.js";
+import { NotFoundError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import type { ChangeFeed } from "../ports.js";
+import { watchFeed } from "../watch-feed.js";
 import { type SampleRecord, toSampleProto } from "./sample.js";
 import { METRIC_PATTERN } from "./sample-validation.js";
 import type { TelemetryRepository } from "./telemetry-ports.js";
@@ -74,28 +75,8 @@ export function createTelemetryService({ store, devices, feed, clock }: Telemetr
     async *streamTelemetry(parent: string, metrics: string[], signal: AbortSignal): AsyncGenerator<TelemetrySample> {
       const deviceId = parent === "devices/-" ? undefined : await existing(parent);
       const wanted = new Set(metrics);
-      const queue: SampleRecord[] = [];
-      let overflow = false;
-      let wake: (() => void) | undefined;
-      const unsubscribe = feed.subscribe((s) => {
-        if ((deviceId !== undefined && s.deviceId !== deviceId) || (wanted.size > 0 && !wanted.has(s.metric))) return;
-        if (queue.length >= STREAM_BUFFER) overflow = true;
-        else queue.push(s);
-        wake?.();
-      });
-      const onAbort = () => wake?.();
-      signal.addEventListener("abort", onAbort);
-      try {
-        while (!signal.aborted) {
-          if (overflow) throw new ResourceExhaustedError(`stream fell more than ${STREAM_BUFFER} samples behind; reconnect`);
-          const s = queue.shift();
-          if (s) yield toSampleProto(s);
-          else await new Promise<void>((r) => (wake = r));
-        }
-      } finally {
-        unsubscribe();
-        signal.removeEventListener("abort", onAbort);
-      }
+      const match = (s: SampleRecord) => (deviceId === undefined || s.deviceId === deviceId) && (wanted.size === 0 || wanted.has(s.metric));
+      for await (const s of watchFeed(feed, match, undefined, signal, STREAM_BUFFER)) yield toSampleProto(s);
     },
   };
 }

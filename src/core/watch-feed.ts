@@ -1,27 +1,27 @@
-import type { Task } from "../../../gen/tether/v1/task_pb.js";
-import { ResourceExhaustedError } from "../errors.js";
-import type { ChangeFeed } from "../ports.js";
+import { ResourceExhaustedError } from "./errors.js";
+import type { ChangeFeed } from "./ports.js";
 
-/** Changes a watcher may fall behind by before it is cut off; keeps a slow client from growing memory. */
+/** Changes a watcher may fall behind by before it is cut off, unless the caller says otherwise. */
 export const WATCH_BUFFER = 1000;
 
 /**
  * Streams matching items from a feed. Subscribes before reading the initial snapshot so no change
  * falls between the two; a watcher that falls more than WATCH_BUFFER changes behind is ended with
- * RESOURCE_EXHAUSTED instead of buffering without bound.
+ * RESOURCE_EXHAUSTED instead of buffering without bound. Used by WatchTasks and StreamTelemetry.
  */
-export async function* watchFeed(
-  feed: ChangeFeed<Task>,
-  match: (t: Task) => boolean,
-  initial: (() => Promise<Task[]>) | undefined,
+export async function* watchFeed<T>(
+  feed: ChangeFeed<T>,
+  match: (t: T) => boolean,
+  initial: (() => Promise<T[]>) | undefined,
   signal: AbortSignal,
-): AsyncGenerator<Task> {
-  const queue: Task[] = [];
+  buffer = WATCH_BUFFER,
+): AsyncGenerator<T> {
+  const queue: T[] = [];
   let overflow = false;
   let wake: (() => void) | undefined;
   const unsubscribe = feed.subscribe((t) => {
     if (!match(t)) return;
-    if (queue.length >= WATCH_BUFFER) overflow = true;
+    if (queue.length >= buffer) overflow = true;
     else queue.push(t);
     wake?.();
   });
@@ -30,10 +30,9 @@ export async function* watchFeed(
   try {
     if (initial) yield* await initial();
     while (!signal.aborted) {
-      if (overflow) throw new ResourceExhaustedError(`watcher fell more than ${WATCH_BUFFER} changes behind; re-read and watch again`);
-      const next = queue.shift();
-      if (next) {
-        yield next;
+      if (overflow) throw new ResourceExhaustedError(`watcher fell more than ${buffer} changes behind; re-read and watch again`);
+      if (queue.length > 0) {
+        yield queue.shift()!;
         continue;
       }
       await new Promise<void>((resolve) => {
