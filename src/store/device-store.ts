@@ -100,11 +100,11 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
     },
 
     async applyReported(id, version, reported, now) {
-      const rows = await sql`
+      const rows = await sql<DeviceRow[]>`
         UPDATE devices SET reported = ${sql.json(reported as JsonValue)}, reported_version = ${version}, last_seen_time = ${now}
         WHERE id = ${id} AND reported_version < ${version}
-        RETURNING id`;
-      if (rows.length > 0) return "applied";
+        RETURNING *`;
+      if (rows[0]) return toStored(rows[0]);
       const exists = await sql`SELECT 1 FROM devices WHERE id = ${id}`;
       return exists.length > 0 ? "stale" : "unknown";
     },

@@ -125,6 +125,14 @@ export function createTaskStore(sql: Sql): TaskRepository {
       return rows.map((r) => String(r.device_id));
     },
 
+    async pendingWork(deviceId) {
+      // Both branches use partial indexes (tasks_open, tasks_cancel_pending): no transaction, no lock.
+      const [row] = await sql`
+        SELECT EXISTS (SELECT 1 FROM tasks WHERE device_id = ${deviceId} AND state = 'QUEUED') AS queued,
+               EXISTS (SELECT 1 FROM tasks WHERE device_id = ${deviceId} AND cancel_pending) AS cancels`;
+      return { queued: Boolean(row?.queued), cancels: Boolean(row?.cancels) };
+    },
+
     async pendingCancels(deviceId) {
       const rows = await sql<Row[]>`SELECT * FROM tasks WHERE device_id = ${deviceId} AND cancel_pending ORDER BY seq`;
       return rows.map(fromRow);

@@ -34,7 +34,7 @@ export interface DeviceRepository {
   touch(id: string, now: Date): Promise<void>;
   /**
    * Stores a reported state (protobuf JSON of the product's reported message) if `version` is
-   * newer than the stored one. Returns what happened.
+   * newer than the stored one. Returns the updated device, or why nothing changed.
    */
-  applyReported(id: string, version: number, reported: unknown, now: Date): Promise<"applied" | "stale" | "unknown">;
+  applyReported(id: string, version: number, reported: unknown, now: Date): Promise<StoredDevice | "stale" | "unknown">;
 }

@@ -53,7 +53,10 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
   }
 
   async function dispatchQueued(deviceId: string): Promise<void> {
+    // Most kicks (after an ack or a result) find nothing to do: one cheap read instead of a transaction.
+    const work = await tasks.pendingWork(deviceId);
     for (;;) {
+      if (!work.queued) break;
       const claimed = await tasks.claimForSend(deviceId, clock.now(), deliverableCount);
       for (const t of claimed) {
         feed.publish(toTaskProto(t));
@@ -61,6 +64,7 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
       }
       if (claimed.length < BURST_BATCH) break;
     }
+    if (!work.cancels) return;
     for (const t of await tasks.pendingCancels(deviceId)) {
       await link.send(deviceId, cancelTask(t, clock.now()));
       await tasks.clearCancelPending(t.id);

@@ -46,6 +46,8 @@ export interface TaskRepository {
   unacknowledged(sentBefore: Date, limit: number): Promise<TaskRecord[]>;
   /** Online devices with QUEUED tasks that are due now (new, or past their retry backoff). */
   devicesWithDueTasks(now: Date, limit: number): Promise<string[]>;
+  /** Cheap check before a dispatch pass: does the device have queued tasks or undelivered cancels? */
+  pendingWork(deviceId: string): Promise<{ queued: boolean; cancels: boolean }>;
   /** Tasks whose cancellation still has to reach the device. */
   pendingCancels(deviceId: string): Promise<TaskRecord[]>;
   /** Marks a cancellation as sent. */

@@ -131,10 +131,7 @@ export function createUplinkProcessor(d: UplinkDeps) {
           const json = toJson(product.reportedSchema, kind.value as never);
           const res = await devices.applyReported(deviceId, Number(body.value.version), json, clock.now());
           if (res === "stale") counters.inc("tether_reported_state_stale_total");
-          if (res === "applied") {
-            const fresh = await devices.get(deviceId);
-            if (fresh) d.deviceFeed.publish(fresh.device);
-          }
+          else if (res !== "unknown") d.deviceFeed.publish(res.device);
           return;
         }
         case "telemetry":
