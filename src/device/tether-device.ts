@@ -23,6 +23,7 @@ import { pino, type Logger } from "pino";
 import { DownlinkSchema, type DesiredState, type TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
 import { SampleSchema, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE, uplinkTopic } from "../link/topics.js";
+import { enableNoDelay } from "../link/no-delay.js";
 import { TaskExecutor, type UplinkBody } from "./task-executor.js";
 import type { ConnectDeviceOptions, ReportedStateInit, SampleInit, TetherDeviceEvents } from "./types.js";
 
@@ -231,6 +232,7 @@ export function connectDevice(opts: ConnectDeviceOptions): Promise<TetherDevice>
     ca: opts.ca,
     will: { topic: presenceTopic(opts.deviceId), payload: Buffer.from(PRESENCE_OFFLINE), qos: 1, retain: true },
   });
+  enableNoDelay(client);
   const device = new TetherDevice(client, opts.deviceId, opts);
   const log = opts.log?.child({ deviceId: opts.deviceId });
   return new Promise((resolve, reject) => {

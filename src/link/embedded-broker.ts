@@ -119,6 +119,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   );
   const sockets = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
+    socket.setNoDelay(true); // see no-delay.ts: commands must not wait for delayed ACKs
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });

@@ -6,6 +6,7 @@ import { type Uplink, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.
 import type { Counters, DeviceLink } from "../core/ports.js";
 import type { UplinkProcessor } from "../core/tasks/uplink-processor.js";
 import { createKeyedQueue } from "./keyed-queue.js";
+import { enableNoDelay } from "./no-delay.js";
 import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic, parseDeviceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "./topics.js";
 
 export interface MqttBridgeOptions {
@@ -45,6 +46,8 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
   });
+  (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  enableNoDelay(client);
   client.on("error", (err) => log.warn({ err: err.message }, "mqtt bridge error"));
   client.on("reconnect", () => log.info("mqtt bridge reconnecting"));
   const queue = createKeyedQueue((err, deviceId) => log.error({ err, deviceId }, "uplink processing failed"));

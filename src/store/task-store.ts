@@ -6,6 +6,7 @@ import type { TaskRecord } from "../core/tasks/task-record.js";
 import type { TaskRepository } from "../core/tasks/task-repository.js";
 import { OPEN_STATES, parseStateName, State, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
+import { withTransaction } from "./transaction.js";
 import { parseModeName } from "./device-store.js";
 
 const OPEN = OPEN_STATES.map(stateName);
@@ -17,7 +18,7 @@ type Row = Record<string, unknown> & { id: string; device_id: string; seq: strin
 export function createTaskStore(sql: Sql): TaskRepository {
   return {
     async create(t) {
-      return sql.begin(async (tx) => {
+      return withTransaction(sql, async (tx) => {
         // The device row lock serialises creates per device, so the pending-task cap holds exactly.
         const [dev] = await tx`SELECT max_pending_tasks FROM devices WHERE id = ${t.deviceId} FOR UPDATE`;
         if (!dev) throw new NotFoundError(deviceName(t.deviceId));
@@ -67,14 +68,14 @@ export function createTaskStore(sql: Sql): TaskRepository {
     },
 
     async recordLate(taskId, event, taskState, detail, now) {
-      await sql.begin(async (tx) => {
+      await withTransaction(sql, async (tx) => {
         await tx`INSERT INTO task_late_events (task_id, time, event, task_state, detail) VALUES (${taskId}, ${now}, ${event}, ${stateName(taskState)}, ${detail})`;
         await tx`UPDATE tasks SET late_event_count = late_event_count + 1 WHERE id = ${taskId}`;
       });
     },
 
     async claimForSend(deviceId, now, plan) {
-      return sql.begin(async (tx) => {
+      return withTransaction(sql, async (tx) => {
         // SKIP LOCKED: if another replica is dispatching this device right now, it will send these tasks.
         const [dev] = await tx`SELECT online, delivery_mode FROM devices WHERE id = ${deviceId} FOR UPDATE SKIP LOCKED`;
         if (!dev) return [];

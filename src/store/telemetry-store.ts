@@ -2,6 +2,7 @@ import { Aggregation } from "../../gen/tether/v1/telemetry_pb.js";
 import { tagsKey } from "../core/telemetry/sample.js";
 import type { TelemetryRepository } from "../core/telemetry/telemetry-ports.js";
 import type { Sql } from "./database.js";
+import { withTransaction } from "./transaction.js";
 
 const DAY = 86_400_000;
 const AGG: Record<Aggregation, string> = {
@@ -62,7 +63,7 @@ export function createTelemetryStore(sql: Sql): TelemetryRepository & { partitio
       };
       const unnest = sql`unnest(${sql.array(cols.d)}::text[], ${sql.array(cols.m)}::text[], ${sql.array(cols.t)}::timestamptz[],
                                 ${sql.array(cols.k)}::text[], ${sql.array(cols.v)}::float8[], ${sql.array(cols.g)}::jsonb[]) AS u(d, m, t, k, v, g)`;
-      return sql.begin(async (tx) => {
+      return withTransaction(sql, async (tx) => {
         const [{ n }] = (await tx`
           WITH ins AS (
             INSERT INTO telemetry (device_id, metric, time, tags_key, value, tags)

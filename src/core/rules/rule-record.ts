@@ -1,0 +1,159 @@
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Command } from "../../../gen/tether/v1/command_pb.js";
+import {
+  type EventTrigger_Comparison as Comparison,
+  type Rule,
+  Rule_MisfirePolicy,
+  RuleSchema,
+  type RuleRun,
+  RuleRun_State,
+  RuleRunSchema,
+} from "../../../gen/tether/v1/rule_pb.js";
+import type { Task_State } from "../../../gen/tether/v1/task_pb.js";
+import { deviceName } from "../devices/device-name.js";
+import { productByKindName } from "../products/index.js";
+import { taskName } from "../tasks/task-record.js";
+import { ruleName, ruleRunName } from "./rule-name.js";
+
+/** When a rule fires: a schedule, or a condition on a device metric. */
+export type RuleTrigger = ScheduleTrigger | EventTriggerSpec;
+export type ScheduleTrigger = { kind: "cron"; expression: string; timeZone: string } | { kind: "oneShot"; time: Date };
+
+export interface EventTriggerSpec {
+  kind: "event";
+  metric: string;
+  comparison: Comparison;
+  threshold: number;
+  /** The condition must hold this long (observation time) before the rule fires; 0 = at once. */
+  forMs: number;
+  /** Minimum time between two firings for one device. */
+  cooldownMs: number;
+}
+
+/** Which devices a firing addresses. `productKind` is a product's `kindName` (`led`). */
+export type RuleTarget = { kind: "device"; deviceId: string } | { kind: "selector"; productKind: string; labels: Record<string, string> };
+
+export type MisfirePolicy = "skip" | "fire_once";
+
+/** A rule as the core and the store see it. */
+export interface RuleRecord {
+  id: string;
+  uid: string;
+  displayName: string;
+  trigger: RuleTrigger;
+  startTime?: Date;
+  endTime?: Date;
+  target: RuleTarget;
+  command: Command;
+  taskTtlMs: number;
+  misfirePolicy: MisfirePolicy;
+  paused: boolean;
+  /** The next scheduled occurrence; undefined for event rules and rules that will not fire again. */
+  nextFireTime?: Date;
+  lastFireTime?: Date;
+  createTime: Date;
+  updateTime: Date;
+  /** Bumped by every API change (the etag); the scheduler's bookkeeping does not bump it. */
+  revision: number;
+}
+
+/** What a run did, as stored (RuleRun.State without its prefix). */
+export type RunState = "FIRED" | "PARTIAL" | "FAILED" | "NO_TARGETS" | "SKIPPED";
+
+/** A device a run addressed: the task it got, or why it got none. */
+export interface RunTarget {
+  deviceId: string;
+  taskId?: string;
+  error?: string;
+}
+
+export interface RuleRunRecord {
+  id: number;
+  ruleId: string;
+  /** '' for scheduled occurrences; the device id for event rules (part of the exactly-once key). */
+  subject: string;
+  occurrenceTime: Date;
+  fireTime: Date;
+  state: RunState;
+  stateReason: string;
+  missedOccurrences: number;
+  triggerValue?: number;
+  targets: RunTarget[];
+}
+
+export function isScheduled(t: RuleTrigger): t is ScheduleTrigger {
+  return t.kind !== "event";
+}
+
+/** The public view of a rule. */
+export function toRuleProto(r: RuleRecord): Rule {
+  const ts = (d: Date | undefined) => (d ? timestampFromDate(d) : undefined);
+  const t = r.trigger;
+  const trigger: Rule["trigger"] =
+    t.kind === "cron"
+      ? { case: "cron", value: { $typeName: "tether.v1.CronSchedule", expression: t.expression, timeZone: t.timeZone } }
+      : t.kind === "oneShot"
+        ? { case: "oneShotTime", value: timestampFromDate(t.time) }
+        : {
+            case: "eventTrigger",
+            value: {
+              $typeName: "tether.v1.EventTrigger",
+              metric: t.metric,
+              comparison: t.comparison,
+              threshold: t.threshold,
+              forDuration: t.forMs > 0 ? durationFromMs(t.forMs) : undefined,
+              cooldown: durationFromMs(t.cooldownMs),
+            },
+          };
+  const target: Rule["target"] =
+    r.target.kind === "device"
+      ? { case: "device", value: deviceName(r.target.deviceId) }
+      : {
+          case: "selector",
+          value: { $typeName: "tether.v1.LabelSelector", kind: productByKindName(r.target.productKind)!.productKind, labels: { ...r.target.labels } },
+        };
+  return create(RuleSchema, {
+    name: ruleName(r.id),
+    uid: r.uid,
+    displayName: r.displayName,
+    trigger,
+    startTime: ts(r.startTime),
+    endTime: ts(r.endTime),
+    target,
+    command: r.command,
+    taskTtl: durationFromMs(r.taskTtlMs),
+    misfirePolicy: r.misfirePolicy === "fire_once" ? Rule_MisfirePolicy.FIRE_ONCE : Rule_MisfirePolicy.SKIP,
+    paused: r.paused,
+    nextFireTime: ts(r.nextFireTime),
+    lastFireTime: ts(r.lastFireTime),
+    createTime: ts(r.createTime),
+    updateTime: ts(r.updateTime),
+    etag: ruleEtag(r),
+  });
+}
+
+/** Includes part of the uid so a re-created rule never matches an etag of its predecessor. */
+export function ruleEtag(r: Pick<RuleRecord, "revision" | "uid">): string {
+  return `"${r.revision}-${r.uid.slice(0, 8)}"`;
+}
+
+/** The public view of a run; `taskStates` holds the current state of each task that still exists. */
+export function toRuleRunProto(run: RuleRunRecord, taskStates: ReadonlyMap<string, Task_State>): RuleRun {
+  return create(RuleRunSchema, {
+    name: ruleRunName(run.ruleId, run.id),
+    occurrenceTime: timestampFromDate(run.occurrenceTime),
+    fireTime: timestampFromDate(run.fireTime),
+    state: RuleRun_State[run.state],
+    stateReason: run.stateReason,
+    missedOccurrences: run.missedOccurrences,
+    triggerDevice: run.subject ? deviceName(run.subject) : "",
+    triggerValue: run.triggerValue ?? 0,
+    targets: run.targets.map((t) => ({
+      device: deviceName(t.deviceId),
+      task: t.taskId ? taskName(t.deviceId, t.taskId) : "",
+      taskState: t.taskId ? (taskStates.get(t.taskId) ?? 0) : 0,
+      error: t.error ?? "",
+    })),
+  });
+}

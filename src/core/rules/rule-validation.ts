@@ -1,0 +1,186 @@
+import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import type { Command } from "../../../gen/tether/v1/command_pb.js";
+import { EventTrigger_ComparisonSchema, type Rule, Rule_MisfirePolicy } from "../../../gen/tether/v1/rule_pb.js";
+import { parseDeviceName, truncate } from "../devices/device-name.js";
+import { InvalidArgumentError, type Violations } from "../errors.js";
+import { PRODUCTS, productByCase, productByKindName, type Product } from "../products/index.js";
+import { TASK_DEFAULTS } from "../tasks/task-request.js";
+import type { MisfirePolicy, RuleTarget, RuleTrigger } from "./rule-record.js";
+import { canonicalTimeZone, compileCron, nextOccurrence } from "./schedule.js";
+
+const SECOND = 1000;
+const DAY = 86_400_000;
+export const RULE_DEFAULTS = { cooldownMs: 5 * 60 * SECOND, maxCooldownMs: 30 * DAY, maxForMs: DAY, maxPreview: 100, defaultPreview: 10 };
+/** Telemetry metric names and reported-state field paths (`current_brew.progress_percent`). */
+const METRIC = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const LABEL_KEY = /^[a-z][a-z0-9_.-]{0,62}$/;
+
+/** The user-settable part of a rule, validated. */
+export interface RuleSpec {
+  displayName: string;
+  trigger: RuleTrigger;
+  startTime?: Date;
+  endTime?: Date;
+  target: RuleTarget;
+  command: Command;
+  taskTtlMs: number;
+  misfirePolicy: MisfirePolicy;
+}
+
+export interface ParseOptions {
+  now: Date;
+  /**
+   * Whether the trigger and window must still lie ahead (create, or an update that changes them).
+   * An update of another field leaves a rule whose one-shot time has passed alone.
+   */
+  checkFuture: boolean;
+}
+
+/**
+ * Validates a Rule from a request and returns its spec, adding every bad field to `v` under
+ * `prefix` (`rule`). What needs I/O is left to the caller: that a target device exists and that
+ * the command fits its kind (`checkCommand`). A selector's kind is checked here.
+ */
+export function parseRule(input: Rule, prefix: string, v: Violations, opts: ParseOptions): RuleSpec | undefined {
+  const before = v.list.length;
+  if (input.displayName.length > 256) v.add(`${prefix}.display_name`, "must be at most 256 characters");
+  const window = parseWindow(input, prefix, v, opts);
+  const trigger = parseTrigger(input, prefix, v, opts, window);
+  const target = parseTarget(input, prefix, v);
+  if (target?.kind === "selector") checkCommand(input.command, productByKindName(target.productKind), `${prefix}.command`, v);
+  else if (!input.command || input.command.kind.case === undefined) v.add(`${prefix}.command`, "is required");
+
+  let taskTtlMs = TASK_DEFAULTS.ttlMs;
+  if (input.taskTtl) {
+    taskTtlMs = ms(input.taskTtl);
+    if (!(taskTtlMs >= SECOND && taskTtlMs <= TASK_DEFAULTS.maxTtlMs)) v.add(`${prefix}.task_ttl`, "must be between 1s and 30 days");
+  }
+  let misfirePolicy: MisfirePolicy = "skip";
+  if (input.misfirePolicy === Rule_MisfirePolicy.FIRE_ONCE) misfirePolicy = "fire_once";
+  else if (input.misfirePolicy !== Rule_MisfirePolicy.UNSPECIFIED && input.misfirePolicy !== Rule_MisfirePolicy.SKIP) {
+    v.add(`${prefix}.misfire_policy`, `unknown MisfirePolicy ${input.misfirePolicy}`);
+  }
+  if (v.list.length > before || !trigger || !target) return undefined;
+  return { displayName: input.displayName, trigger, ...window, target, command: input.command!, taskTtlMs, misfirePolicy };
+}
+
+/** Start and end times; the end must follow the start and, for a changed window, lie ahead. */
+export function parseWindow(input: Rule, prefix: string, v: Violations, opts: ParseOptions): { startTime?: Date; endTime?: Date } {
+  const startTime = input.startTime ? timestampDate(input.startTime) : undefined;
+  const endTime = input.endTime ? timestampDate(input.endTime) : undefined;
+  if (startTime && endTime && endTime.getTime() <= startTime.getTime()) v.add(`${prefix}.end_time`, "must be after start_time");
+  else if (endTime && opts.checkFuture && endTime.getTime() <= opts.now.getTime()) v.add(`${prefix}.end_time`, "must be in the future");
+  return { startTime, endTime };
+}
+
+/** The trigger oneof: a cron schedule, a one-shot time or an event condition. */
+export function parseTrigger(input: Rule, prefix: string, v: Violations, opts: ParseOptions, window: { startTime?: Date; endTime?: Date }): RuleTrigger | undefined {
+  const t = input.trigger;
+  switch (t.case) {
+    case undefined:
+      v.add(`${prefix}.trigger`, "is required: set cron, one_shot_time or event_trigger");
+      return undefined;
+    case "cron": {
+      const field = `${prefix}.cron`;
+      const zone = t.value.timeZone === "" ? "UTC" : canonicalTimeZone(t.value.timeZone);
+      if (zone === undefined) v.add(`${field}.time_zone`, `unknown time zone "${truncate(t.value.timeZone)}": expected an IANA name such as Europe/Paris or UTC`);
+      const expression = t.value.expression.trim();
+      if (expression === "") {
+        v.add(`${field}.expression`, 'is required, e.g. "0 30 7 * * 1-5" (seconds minutes hours day-of-month month day-of-week)');
+        return undefined;
+      }
+      if (expression.length > 256) {
+        v.add(`${field}.expression`, "must be at most 256 characters");
+        return undefined;
+      }
+      try {
+        compileCron(expression, zone ?? "UTC");
+      } catch (err) {
+        v.add(`${field}.expression`, `invalid cron expression: ${err instanceof Error ? err.message : String(err)}`);
+        return undefined;
+      }
+      if (zone === undefined) return undefined;
+      const trigger: RuleTrigger = { kind: "cron", expression, timeZone: zone };
+      if (opts.checkFuture && !nextOccurrence({ trigger, ...window }, opts.now)) {
+        v.add(`${field}.expression`, window.endTime || window.startTime ? "has no occurrence between start_time and end_time after now" : "never matches a future time");
+      }
+      return trigger;
+    }
+    case "oneShotTime": {
+      const time = timestampDate(t.value);
+      const field = `${prefix}.one_shot_time`;
+      if (opts.checkFuture && time.getTime() <= opts.now.getTime()) v.add(field, "must be in the future");
+      else if ((window.startTime && time < window.startTime) || (window.endTime && time >= window.endTime)) v.add(field, "is outside start_time/end_time");
+      return { kind: "oneShot", time };
+    }
+    case "eventTrigger": {
+      const e = t.value;
+      const field = `${prefix}.event_trigger`;
+      const before = v.list.length;
+      if (!METRIC.test(e.metric)) {
+        v.add(`${field}.metric`, e.metric === "" ? "is required, e.g. water_level_percent" : "must be 1-64 characters [A-Za-z0-9_.-] starting with a letter, digit or _");
+      }
+      if (e.comparison === 0 || !EventTrigger_ComparisonSchema.values.some((x) => x.number === e.comparison)) {
+        v.add(`${field}.comparison`, "is required: LT, LE, GT, GE, EQ or NE");
+      }
+      if (!Number.isFinite(e.threshold)) v.add(`${field}.threshold`, "must be a finite number");
+      const forMs = e.forDuration ? ms(e.forDuration) : 0;
+      if (!(forMs >= 0 && forMs <= RULE_DEFAULTS.maxForMs)) v.add(`${field}.for_duration`, "must be between 0 and 24h");
+      const cooldownMs = e.cooldown ? ms(e.cooldown) : RULE_DEFAULTS.cooldownMs;
+      if (!(cooldownMs >= SECOND && cooldownMs <= RULE_DEFAULTS.maxCooldownMs)) v.add(`${field}.cooldown`, "must be between 1s and 30 days");
+      if (v.list.length > before) return undefined;
+      return { kind: "event", metric: e.metric, comparison: e.comparison, threshold: e.threshold, forMs, cooldownMs };
+    }
+  }
+}
+
+function parseTarget(input: Rule, prefix: string, v: Violations): RuleTarget | undefined {
+  const t = input.target;
+  if (t.case === "device") {
+    try {
+      return { kind: "device", deviceId: parseDeviceName(t.value, `${prefix}.device`) };
+    } catch (err) {
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      for (const x of err.violations) v.add(x.field, x.description);
+      return undefined;
+    }
+  }
+  if (t.case === "selector") {
+    const field = `${prefix}.selector`;
+    const product = PRODUCTS.find((p) => p.productKind === t.value.kind && t.value.kind !== 0);
+    if (!product) v.add(`${field}.kind`, `is required: ${PRODUCTS.map((p) => `PRODUCT_KIND_${p.kindName.toUpperCase()}`).join(" or ")}`);
+    const labels = Object.entries(t.value.labels);
+    if (labels.length === 0) v.add(`${field}.labels`, "must name at least one label (an empty selector would match every device of the kind)");
+    for (const [key, value] of labels) {
+      if (!LABEL_KEY.test(key)) v.add(`${field}.labels`, `key "${truncate(key, 70)}" must be 1-63 characters [a-z0-9_.-] starting with a lowercase letter`);
+      if (value.length > 63) v.add(`${field}.labels`, `value of "${key}" must be at most 63 characters`);
+    }
+    if (!product || labels.length === 0) return undefined;
+    return { kind: "selector", productKind: product.kindName, labels: { ...t.value.labels } };
+  }
+  v.add(`${prefix}.target`, "is required: set device (devices/{device}) or selector (kind and labels)");
+  return undefined;
+}
+
+/**
+ * Checks that `command` is set, is for `product` (the target's kind) and passes the product's
+ * own validation. `product` undefined (unknown target kind) only checks presence.
+ */
+export function checkCommand(command: Command | undefined, product: Product | undefined, field: string, v: Violations, targetText = "the target"): void {
+  if (!command || command.kind.case === undefined) {
+    v.add(field, product ? `is required: set ${product.kindName}` : "is required");
+    return;
+  }
+  if (!product) return;
+  if (command.kind.case !== product.case) {
+    const other = productByCase(command.kind.case).kindName;
+    v.add(field, `${targetText} is a ${product.kindName}; a ${other} command does not apply to it`);
+    return;
+  }
+  product.validateCommand(command.kind.value, `${field}.${product.kindName}`, v);
+}
+
+function ms(d: Duration): number {
+  return durationMs(d);
+}

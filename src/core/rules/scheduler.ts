@@ -1,0 +1,131 @@
+import type { Clock } from "../clock.js";
+import type { CoreLogger } from "../log.js";
+import type { TaskRecord } from "../tasks/task-record.js";
+import { DEFAULT_MISFIRE_GRACE_MS, misfireReason, planDue } from "./misfire.js";
+import { isScheduled, type RuleRecord } from "./rule-record.js";
+import type { DueDecision, RuleRepository } from "./rule-repository.js";
+
+export interface SchedulerDeps {
+  rules: RuleRepository;
+  clock: Clock;
+  log: CoreLogger;
+  /** Longest sleep between two looks at the database, ms (rules created on other replicas). @default 1000 */
+  tickMs?: number;
+  /** Rules claimed per transaction. @default 200 */
+  batchSize?: number;
+  /** How late an occurrence may fire and still count as on time (not a misfire). @default 60000 */
+  graceMs?: number;
+  /** Called after each commit with the tasks it created (QUEUED): announce and dispatch them. */
+  onTasksCreated?: (tasks: TaskRecord[]) => void;
+}
+
+export interface TickResult {
+  claimed: number;
+  runs: number;
+  tasks: number;
+}
+
+export type Scheduler = ReturnType<typeof createScheduler>;
+
+/** Transactions per tick at most, so one tick cannot run forever behind a flood of due rules. */
+const MAX_BATCHES_PER_TICK = 1000;
+
+/**
+ * Fires scheduled rules. Every decision uses `clock.now()` (tests move a fake clock and call
+ * `tick()`); exactly-once comes from the repository's claim transaction, so any number of
+ * schedulers, in one process or many, may run against one database.
+ *
+ * `start()` runs the loop: tick, then sleep until the earliest next_fire_time (at most `tickMs`),
+ * so an occurrence fires within milliseconds of its time rather than up to a tick late.
+ */
+export function createScheduler(d: SchedulerDeps) {
+  const { rules, clock, log } = d;
+  const tickMs = d.tickMs ?? 1000;
+  const batchSize = d.batchSize ?? 200;
+  const graceMs = d.graceMs ?? DEFAULT_MISFIRE_GRACE_MS;
+
+  function decide(rule: RuleRecord, now: Date): DueDecision {
+    if (!isScheduled(rule.trigger) || !rule.nextFireTime) return { next: undefined };
+    try {
+      const plan = planDue({ trigger: rule.trigger, startTime: rule.startTime, endTime: rule.endTime }, rule.misfirePolicy, rule.nextFireTime, now, graceMs);
+      return { next: plan.next, run: plan.run && { ...plan.run, reason: misfireReason(plan.run, now, graceMs) } };
+    } catch (err) {
+      // A schedule that croner no longer accepts (it was valid when stored): stop it, loudly.
+      log.error({ err, ruleId: rule.id }, "cannot compute the rule's schedule; it will not fire again until updated");
+      return { next: undefined };
+    }
+  }
+
+  async function tick(): Promise<TickResult> {
+    const total: TickResult = { claimed: 0, runs: 0, tasks: 0 };
+    for (let i = 0; i < MAX_BATCHES_PER_TICK; i++) {
+      const now = clock.now();
+      const batch = await rules.fireDue(now, batchSize, (r) => decide(r, now));
+      total.claimed += batch.claimed;
+      total.runs += batch.runs.length;
+      total.tasks += batch.tasks.length;
+      if (batch.tasks.length > 0) {
+        try {
+          d.onTasksCreated?.(batch.tasks);
+        } catch (err) {
+          log.error({ err }, "onTasksCreated failed; the tasks are stored and the dispatcher sweep will send them");
+        }
+      }
+      for (const run of batch.runs) log.debug({ ruleId: run.ruleId, occurrence: run.occurrenceTime, state: run.state, tasks: run.targets.length }, "rule run");
+      // A claimed rule may be due again at once (catching up within the grace): look again.
+      if (batch.claimed === 0) break;
+    }
+    return total;
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = true;
+  let woken = false;
+
+  async function loop(): Promise<void> {
+    timer = undefined;
+    let delay = tickMs;
+    try {
+      const r = await tick();
+      const next = await rules.nextDueTime();
+      const wait = next ? next.getTime() - clock.now().getTime() : tickMs;
+      // Due but not claimable means another replica holds it right now: look again shortly.
+      delay = wait > 0 ? Math.min(wait + 1, tickMs) : r.claimed > 0 ? 0 : 25;
+    } catch (err) {
+      log.error({ err }, "scheduler tick failed");
+    }
+    if (woken) {
+      woken = false;
+      delay = 0;
+    }
+    if (!stopped) timer = setTimeout(() => (running = loop()), delay);
+  }
+
+  return {
+    tick,
+    /** Starts the loop (idempotent). */
+    start(): void {
+      if (!stopped) return;
+      stopped = false;
+      running = loop();
+    },
+    /** Looks at the database now, e.g. after a rule was created or resumed in this process. */
+    wake(): void {
+      if (stopped) return;
+      if (!timer) {
+        woken = true; // a tick is running: it may have read the database before the change
+        return;
+      }
+      clearTimeout(timer);
+      running = loop();
+    },
+    /** Stops the loop and waits for a tick in progress. */
+    async stop(): Promise<void> {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}
