@@ -14,7 +14,7 @@ afterAll(async () => {
 describe("withTransaction", () => {
   it("keeps transactions isolated and rolls back on a one-connection pool under a flood of queries", async () => {
     // The embedded mode's shape: one connection, many queries queued on it.
-    const sql = postgres(db.url, { max: 1, max_pipeline: 7, onnotice: () => {} });
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     try {
       await sql`CREATE TABLE t (id int PRIMARY KEY, tx bigint NOT NULL)`;
       const plain = Array.from({ length: 300 }, (_, i) => sql`SELECT ${i}::int AS i, txid_current() AS tx`);
