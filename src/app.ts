@@ -111,7 +111,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id),
       latestTelemetry: async (id) => (await telemetryStore.latest(id)).map(toSampleProto),
     });
-    const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog });
+    const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
     const telemetryStore = createTelemetryStore(db.sql);
     const sampleFeed = createMemoryFeed<SampleRecord>((err) => coreLog.error({ err }, "telemetry watcher failed"));
     const telemetryQueue = createMemoryQueue(config.telemetry.queueCapacity);

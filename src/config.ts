@@ -23,6 +23,8 @@ export interface TetherConfig {
     sweepIntervalMs: number;
     /** A sent task not acknowledged within this is sent again while the device is online, ms. @default 10000 */
     ackTimeoutMs: number;
+    /** CreateTask calls being stored at once before new ones get RESOURCE_EXHAUSTED. @default 512 */
+    maxCreatesInFlight: number;
   };
   database: {
     /** PostgreSQL URL; unset runs the embedded PGlite in `dataDir/pg`. */
@@ -70,6 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     tasks: {
       sweepIntervalMs: int(env, "TETHER_TASK_SWEEP_MS", 1000, 10, 60_000),
       ackTimeoutMs: int(env, "TETHER_TASK_ACK_TIMEOUT_MS", 10_000, 100, 3_600_000),
+      maxCreatesInFlight: int(env, "TETHER_TASK_MAX_CREATES_IN_FLIGHT", 512, 1, 100_000),
     },
     database: {
       url: databaseUrl,

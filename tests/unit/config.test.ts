@@ -6,7 +6,7 @@ describe("loadConfig", () => {
     const c = loadConfig({}, "/srv/tether");
     expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024 });
     expect(c.mqtt).toEqual({ host: "127.0.0.1", port: 8883, maxPayloadBytes: 256 * 1024 });
-    expect(c.tasks).toEqual({ sweepIntervalMs: 1000, ackTimeoutMs: 10_000 });
+    expect(c.tasks).toEqual({ sweepIntervalMs: 1000, ackTimeoutMs: 10_000, maxCreatesInFlight: 512 });
     expect(c.database.url).toBeUndefined();
     expect(c.dataDir).toBe("/srv/tether/data");
     expect(c.certsDir).toBe("/srv/tether/certs");

@@ -3,7 +3,7 @@ import { type CreateTaskRequest, CreateTaskRequest_WaitFor as WaitFor, type List
 import type { Clock } from "../clock.js";
 import { deviceName, truncate } from "../devices/device-name.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, TetherError } from "../errors.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, TetherError } from "../errors.js";
 import type { CoreLogger } from "../log.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import type { ChangeFeed } from "../ports.js";
@@ -24,6 +24,8 @@ export interface TaskServiceDeps {
   feed: ChangeFeed<Task>;
   clock: Clock;
   log: CoreLogger;
+  /** CreateTask calls allowed to be storing at once before new ones get RESOURCE_EXHAUSTED. @default 512 */
+  maxCreatesInFlight?: number;
 }
 
 /** Thrown when a synchronous CreateTask's wait ends before the device answered; the task lives on. */
@@ -37,6 +39,8 @@ export type TaskService = ReturnType<typeof createTaskService>;
 /** The TaskService use cases: create (idempotent, optionally synchronous), read, cancel, watch. */
 export function createTaskService(d: TaskServiceDeps) {
   const { tasks, devices, lifecycle, dispatcher, feed, clock, log } = d;
+  const maxCreates = d.maxCreatesInFlight ?? 512;
+  let creating = 0;
 
   async function load(name: string, field = "name") {
     const { deviceId, taskId } = parseTaskName(name, field);
@@ -78,9 +82,20 @@ export function createTaskService(d: TaskServiceDeps) {
       if (deviceId === undefined) throw InvalidArgumentError.field("parent", "must name one device, devices/{device}");
       if (!Object.values(WaitFor).includes(req.waitFor)) throw InvalidArgumentError.field("wait_for", `unknown WaitFor ${req.waitFor}`);
       const wait = req.waitFor === WaitFor.UNSPECIFIED ? 0 : waitTimeoutMs(req);
-      const stored = await devices.get(deviceId);
-      if (!stored) throw new NotFoundError(deviceName(deviceId));
-      const { task, created } = await tasks.create(buildTask(req, stored.device, deviceId, clock.now()));
+      // Admission control: past capacity, a fast refusal the client can back off from beats a queue
+      // that stretches every caller's latency to seconds. Waiting (wait_for) holds no slot.
+      if (creating >= maxCreates) throw new ResourceExhaustedError(`more than ${maxCreates} CreateTask calls in flight; retry with backoff`);
+      creating++;
+      let stored: Awaited<ReturnType<DeviceRepository["get"]>>;
+      let result: Awaited<ReturnType<TaskRepository["create"]>>;
+      try {
+        stored = await devices.get(deviceId);
+        if (!stored) throw new NotFoundError(deviceName(deviceId));
+        result = await tasks.create(buildTask(req, stored.device, deviceId, clock.now()));
+      } finally {
+        creating--;
+      }
+      const { task, created } = result;
       const proto = toTaskProto(task);
       if (created) {
         feed.publish(proto);
