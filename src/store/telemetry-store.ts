@@ -2,7 +2,6 @@ import { Aggregation } from "../../gen/tether/v1/telemetry_pb.js";
 import { tagsKey } from "../core/telemetry/sample.js";
 import type { TelemetryRepository } from "../core/telemetry/telemetry-ports.js";
 import type { Sql } from "./database.js";
-import { withTransaction } from "./transaction.js";
 
 const DAY = 86_400_000;
 const AGG: Record<Aggregation, string> = {
@@ -61,24 +60,25 @@ export function createTelemetryStore(sql: Sql): TelemetryRepository & { partitio
         v: samples.map((s) => String(s.value)),
         g: samples.map((s) => (Object.keys(s.tags).length ? JSON.stringify(s.tags) : null)) as string[],
       };
-      const unnest = sql`unnest(${sql.array(cols.d)}::text[], ${sql.array(cols.m)}::text[], ${sql.array(cols.t)}::timestamptz[],
-                                ${sql.array(cols.k)}::text[], ${sql.array(cols.v)}::float8[], ${sql.array(cols.g)}::jsonb[]) AS u(d, m, t, k, v, g)`;
-      return withTransaction(sql, async (tx) => {
-        const [{ n }] = (await tx`
-          WITH ins AS (
-            INSERT INTO telemetry (device_id, metric, time, tags_key, value, tags)
-            SELECT d, m, t, k, v, g FROM ${unnest}
-            ON CONFLICT DO NOTHING RETURNING 1)
-          SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
-        // Samples of devices deleted meanwhile are stored but have no "latest" (the JOIN drops them).
-        await tx`
+      // One statement, no transaction: the rows are decoded once (MATERIALIZED), inserted idempotently,
+      // and the latest value per metric is upserted from the same set.
+      const [{ n }] = (await sql`
+        WITH u AS MATERIALIZED (
+          SELECT * FROM unnest(${sql.array(cols.d)}::text[], ${sql.array(cols.m)}::text[], ${sql.array(cols.t)}::timestamptz[],
+                               ${sql.array(cols.k)}::text[], ${sql.array(cols.v)}::float8[], ${sql.array(cols.g)}::jsonb[]) AS u(d, m, t, k, v, g)),
+        ins AS (
+          INSERT INTO telemetry (device_id, metric, time, tags_key, value, tags)
+          SELECT d, m, t, k, v, g FROM u
+          ON CONFLICT DO NOTHING RETURNING 1),
+        latest AS (
+          -- Samples of devices deleted meanwhile are stored but get no "latest" (the JOIN drops them).
           INSERT INTO telemetry_latest (device_id, metric, time, value, tags)
-          SELECT DISTINCT ON (d, m) d, m, t, v, g FROM ${unnest} JOIN devices ON devices.id = u.d
+          SELECT DISTINCT ON (d, m) d, m, t, v, g FROM u JOIN devices ON devices.id = u.d
           ORDER BY d, m, t DESC
           ON CONFLICT (device_id, metric) DO UPDATE SET time = excluded.time, value = excluded.value, tags = excluded.tags
-          WHERE telemetry_latest.time <= excluded.time`;
-        return n;
-      });
+          WHERE telemetry_latest.time <= excluded.time)
+        SELECT count(*)::int AS n FROM ins`) as unknown as [{ n: number }];
+      return n;
     },
 
     async query(q) {
