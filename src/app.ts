@@ -124,7 +124,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       ephemeral: new Set(config.telemetry.ephemeral),
       limits: { maxAgeMs: config.telemetry.maxAgeSeconds * 1000, maxFutureMs: config.telemetry.maxFutureSeconds * 1000, maxBatch: 10_000, maxMetricsPerDevice: 200, maxTags: 16 },
     });
-    const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog });
+    // Several inserts in flight pay off on PostgreSQL; PGlite runs one statement at a time anyway.
+    const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog, writers: db.embedded ? 1 : 3 });
     const telemetry = createTelemetryService({ store: telemetryStore, devices: deviceStore, feed: sampleFeed, clock });
     const maintain = () => maintainTelemetry(telemetryStore, clock, config.telemetry.retentionDays, coreLog);
     await maintain();

@@ -11,6 +11,8 @@ export interface BatchWriterOptions {
   maxBatch?: number;
   /** How long to wait for more samples before writing a partial batch, ms. @default 20 */
   flushMs?: number;
+  /** Batches written at once. Order does not matter (inserts are idempotent); use 1 on PGlite. @default 1 */
+  writers?: number;
 }
 
 /**
@@ -23,14 +25,15 @@ export function createBatchWriter(o: BatchWriterOptions) {
   const flushMs = o.flushMs ?? 20;
   let running = false;
   let paused = false;
-  let loop: Promise<void> | undefined;
-  let resumeWaiter: (() => void) | undefined;
+  let loops: Promise<void>[] = [];
+  const resumeWaiters: Array<() => void> = [];
+  const wakeAll = () => resumeWaiters.splice(0).forEach((w) => w());
 
   async function run(): Promise<void> {
     let backoff = 100;
     while (running) {
       if (paused) {
-        await new Promise<void>((r) => (resumeWaiter = r));
+        await new Promise<void>((r) => resumeWaiters.push(r));
         continue;
       }
       const batch = await o.queue.take(maxBatch, flushMs);
@@ -59,16 +62,17 @@ export function createBatchWriter(o: BatchWriterOptions) {
     start(): void {
       if (running) return;
       running = true;
-      loop = run();
+      loops = Array.from({ length: Math.max(1, o.writers ?? 1) }, () => run());
     },
     /** Stops taking new batches after the queue drained (or `timeoutMs` passed). */
     async stop(timeoutMs = 5000): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       paused = false;
-      resumeWaiter?.();
+      wakeAll();
       while (o.queue.depth() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       running = false;
-      await loop;
+      wakeAll();
+      await Promise.all(loops);
     },
     /** Holds writes (samples accumulate in the queue), e.g. for maintenance or tests. */
     pause(): void {
@@ -76,8 +80,7 @@ export function createBatchWriter(o: BatchWriterOptions) {
     },
     resume(): void {
       paused = false;
-      resumeWaiter?.();
-      resumeWaiter = undefined;
+      wakeAll();
     },
   };
 }
