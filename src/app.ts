@@ -8,6 +8,13 @@ import { DeviceService, file_tether_v1_device_service } from "../gen/tether/v1/d
 import type { Task } from "../gen/tether/v1/task_pb.js";
 import { file_tether_v1_telemetry_service, TelemetryService } from "../gen/tether/v1/telemetry_service_pb.js";
 import { file_tether_v1_task_service, TaskService } from "../gen/tether/v1/task_service_pb.js";
+import { file_tether_v1_rule_service, RuleService } from "../gen/tether/v1/rule_service_pb.js";
+import { ruleHandler } from "./api/rule-handler.js";
+import { createEventRules } from "./core/rules/event-rules.js";
+import { createRuleService } from "./core/rules/rule-service.js";
+import { createScheduler } from "./core/rules/scheduler.js";
+import { type TaskRecord, toTaskProto } from "./core/tasks/task-record.js";
+import { createRuleStore } from "./store/rule-store.js";
 import { authInterceptor } from "./api/auth.js";
 import { deviceHandler } from "./api/device-handler.js";
 import { errorMappingInterceptor } from "./api/errors.js";
@@ -42,7 +49,7 @@ import { createTaskStore } from "./store/task-store.js";
 import { createTelemetryStore } from "./store/telemetry-store.js";
 
 /** The services listed by server reflection. */
-const PUBLIC_SERVICES = [DeviceService.typeName, TaskService.typeName, TelemetryService.typeName, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
+const PUBLIC_SERVICES = [DeviceService.typeName, TaskService.typeName, TelemetryService.typeName, RuleService.typeName, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
 
 export interface App {
   /** The bound API port (useful when configured as 0). */
@@ -132,17 +139,41 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     writer.start();
     stopWriter = () => writer.stop();
     const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: ingest });
+    // Rules: tasks a rule creates are committed QUEUED by the scheduler/event engine, then announced
+    // on the task feed and dispatched, as CreateTask does.
+    const ruleStore = createRuleStore(db.sql);
+    const announceTasks = (created: TaskRecord[]) => {
+      for (const t of created) taskFeed.publish(toTaskProto(t));
+      for (const deviceId of new Set(created.map((t) => t.deviceId))) {
+        void dispatcher.kick(deviceId).catch((err: unknown) => coreLog.error({ err, deviceId }, "dispatch after a rule fired failed"));
+      }
+    };
+    const scheduler = createScheduler({ rules: ruleStore, clock, log: coreLog, onTasksCreated: announceTasks });
+    const eventRules = createEventRules({ rules: ruleStore, clock, log: coreLog, onTasksCreated: announceTasks });
+    const rules = createRuleService({
+      rules: ruleStore,
+      devices: deviceStore,
+      clock,
+      onRulesChanged: () => {
+        scheduler.wake();
+        void eventRules.refresh();
+      },
+    });
+    // Event rules observe every accepted telemetry sample and every reported state.
+    const unobserveSamples = sampleFeed.subscribe((s) => eventRules.observe(s.deviceId, s.metric, s.value, s.time));
+    const unobserveDevices = deviceFeed.subscribe((d) => eventRules.observeDevice(d));
     const timers = createTaskTimers({ tasks: taskStore, lifecycle, dispatcher, clock, log: coreLog, ackTimeoutMs: config.tasks.ackTimeoutMs });
 
     const health = createHealthService();
     const reflection = createReflectionService(
-      [file_tether_v1_device_service, file_tether_v1_task_service, file_tether_v1_telemetry_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink],
+      [file_tether_v1_device_service, file_tether_v1_task_service, file_tether_v1_telemetry_service, file_tether_v1_rule_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink],
       PUBLIC_SERVICES,
     );
     const routes = (router: ConnectRouter) => {
       router.service(DeviceService, deviceHandler(devices));
       router.service(TaskService, taskHandler(tasks));
       router.service(TelemetryService, telemetryHandler(telemetry));
+      router.service(RuleService, ruleHandler(rules));
       health.routes(router);
       reflection(router);
     };
@@ -162,6 +193,14 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     });
 
     await bridge.start(uplink);
+    await eventRules.start();
+    scheduler.start();
+    stack.push(async () => {
+      unobserveSamples();
+      unobserveDevices();
+      await scheduler.stop();
+      await eventRules.stop();
+    });
     let sweeping: Promise<void> | undefined;
     const sweep = () =>
       (sweeping ??= timers.sweep().catch((err: unknown) => coreLog.error({ err }, "task sweep failed")).finally(() => (sweeping = undefined)));

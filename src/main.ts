@@ -2,6 +2,7 @@ import { devicesCommand, DEVICES_USAGE } from "./cli/devices.js";
 import { describeError } from "./cli/format.js";
 import { serve } from "./cli/serve.js";
 import { SIMULATE_USAGE, simulateCommand } from "./cli/simulate.js";
+import { RULES_USAGE, rulesCommand } from "./cli/rules.js";
 import { TASKS_USAGE, tasksCommand } from "./cli/tasks.js";
 import { TELEMETRY_USAGE, telemetryCommand } from "./cli/telemetry.js";
 
@@ -11,6 +12,7 @@ const USAGE = `tether — gRPC-first IoT control plane
   tether devices ...        manage the device registry
   tether tasks ...          send commands to devices and follow them
   tether telemetry ...      query, export (CSV) and stream device measurements
+  tether rules ...          tasks on a schedule (cron, one shot) or on a device condition
   tether simulate ...       run simulated devices
 
 ${DEVICES_USAGE}
@@ -18,6 +20,8 @@ ${DEVICES_USAGE}
 ${TASKS_USAGE}
 
 ${TELEMETRY_USAGE}
+
+${RULES_USAGE}
 
 tether simulate: ${SIMULATE_USAGE}`;
 
@@ -33,6 +37,8 @@ async function main(argv: string[]): Promise<void> {
       return tasksCommand(rest);
     case "telemetry":
       return telemetryCommand(rest);
+    case "rules":
+      return rulesCommand(rest);
     case "simulate":
       return simulateCommand(rest);
     case "help":

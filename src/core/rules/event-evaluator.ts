@@ -3,8 +3,8 @@ import { EventTrigger_Comparison as Comparison } from "../../../gen/tether/v1/ru
 /** What the evaluator needs of an event rule. */
 export interface EventRuleSpec {
   id: string;
-  /** The rule's revision: a changed rule starts over (its "for" state is dropped). */
-  revision: number;
+  /** What decides the rule's firings (`conditionVersion`): when it changes, the rule starts over. */
+  version: string;
   metric: string;
   comparison: Comparison;
   threshold: number;
@@ -20,7 +20,7 @@ export interface EventRuleSpec {
 /** A decision to fire `ruleId` for `deviceId`, at the observation that completed the condition. */
 export interface EventFire {
   ruleId: string;
-  revision: number;
+  version: string;
   deviceId: string;
   metric: string;
   value: number;
@@ -74,7 +74,7 @@ export function compare(value: number, op: Comparison, threshold: number): boole
 export function createEventEvaluator(opts: { maxPairs?: number } = {}) {
   const maxPairs = opts.maxPairs ?? 1_000_000;
   let byMetric = new Map<string, EventRuleSpec[]>();
-  const revisions = new Map<string, number>();
+  const versions = new Map<string, string>();
   const pairs = new Map<string, PairState>();
   const key = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
 
@@ -90,22 +90,22 @@ export function createEventEvaluator(opts: { maxPairs?: number } = {}) {
   }
 
   return {
-    /** Replaces the rule set. State of removed or changed rules is dropped. */
+    /** Replaces the rule set. State of removed rules, and of rules whose condition changed, is dropped. */
     setRules(rules: readonly EventRuleSpec[]): void {
       const next = new Map<string, EventRuleSpec[]>();
-      const live = new Map<string, number>();
+      const live = new Map<string, string>();
       for (const r of rules) {
-        live.set(r.id, r.revision);
+        live.set(r.id, r.version);
         const list = next.get(r.metric) ?? [];
         list.push(r);
         next.set(r.metric, list);
       }
-      const stale = new Set([...revisions].filter(([id, rev]) => live.get(id) !== rev).map(([id]) => id));
+      const stale = new Set([...versions].filter(([id, version]) => live.get(id) !== version).map(([id]) => id));
       if (stale.size > 0) {
         for (const k of pairs.keys()) if (stale.has(k.slice(0, k.indexOf("\u0000")))) pairs.delete(k);
       }
-      revisions.clear();
-      for (const [id, rev] of live) revisions.set(id, rev);
+      versions.clear();
+      for (const [id, version] of live) versions.set(id, version);
       byMetric = next;
     },
 
@@ -130,7 +130,7 @@ export function createEventEvaluator(opts: { maxPairs?: number } = {}) {
         if (st.lastFire !== undefined && t - st.lastFire < r.cooldownMs) continue;
         const previousFire = st.lastFire === undefined ? undefined : new Date(st.lastFire);
         st.lastFire = t;
-        fires.push({ ruleId: r.id, revision: r.revision, deviceId, metric, value, time, previousFire });
+        fires.push({ ruleId: r.id, version: r.version, deviceId, metric, value, time, previousFire });
       }
       return fires;
     },

@@ -4,7 +4,7 @@ import { latestOccurrenceBefore, nextOccurrence, type ScheduleSpec } from "./sch
 /** How late an occurrence may fire and still count as on time. */
 export const DEFAULT_MISFIRE_GRACE_MS = 60_000;
 /** Missed occurrences counted one by one before jumping straight to the latest (very long downtime). */
-const MAX_COUNTED = 10_000;
+const MAX_COUNTED = 1000;
 
 /** What to record for a due rule. */
 export interface DueRun {
@@ -15,6 +15,8 @@ export interface DueRun {
   missed: number;
   /** The earliest missed occurrence, when `missed` > 0. */
   firstMissed?: Date;
+  /** So many were missed that counting stopped: `missed` is a lower bound. */
+  capped?: boolean;
 }
 
 /** The decision for one due rule: at most one run now, and when to look at the rule again. */
@@ -43,32 +45,32 @@ export function planDue(spec: ScheduleSpec, policy: MisfirePolicy, due: Date, no
   let latest = due;
   let count = 1;
   let following = nextOccurrence(spec, due);
+  let capped = false;
   while (following && following.getTime() < cutoff) {
     if (count >= MAX_COUNTED) {
       // Days of a per-second schedule: stop counting, jump to the latest missed occurrence.
       latest = latestOccurrenceBefore(spec, new Date(cutoff), following) ?? following;
       following = nextOccurrence(spec, latest);
-      count = MAX_COUNTED;
+      capped = true;
       break;
     }
     latest = following;
     count++;
     following = nextOccurrence(spec, latest);
   }
-  return {
-    run:
-      policy === "skip"
-        ? { action: "skip", occurrence: latest, missed: count, firstMissed: due }
-        : { action: "fire", occurrence: latest, missed: count - 1, firstMissed: count > 1 ? due : undefined },
-    next: following,
-  };
+  const run: DueRun =
+    policy === "skip"
+      ? { action: "skip", occurrence: latest, missed: count, firstMissed: due }
+      : { action: "fire", occurrence: latest, missed: count - 1, firstMissed: count > 1 ? due : undefined };
+  if (capped) run.capped = true;
+  return { run, next: following };
 }
 
 /** Why a run is what it is, when downtime was involved; "" for an on-time firing. */
 export function misfireReason(run: DueRun, fireTime: Date, graceMs = DEFAULT_MISFIRE_GRACE_MS): string {
   const lateMs = fireTime.getTime() - run.occurrence.getTime();
   if (run.missed === 0 && lateMs <= graceMs) return "";
-  const n = run.missed >= MAX_COUNTED ? `${MAX_COUNTED}+` : String(run.missed);
+  const n = run.capped ? `${run.missed}+` : String(run.missed);
   const s = run.missed === 1 ? "" : "s";
   if (run.action === "skip") {
     return `skipped ${n} occurrence${s} missed during downtime, ${(run.firstMissed ?? run.occurrence).toISOString()} to ${run.occurrence.toISOString()} (misfire policy SKIP)`;

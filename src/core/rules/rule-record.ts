@@ -133,6 +133,14 @@ export function toRuleProto(r: RuleRecord): Rule {
   });
 }
 
+/**
+ * What decides when an event rule fires for which device: its trigger, target and window (not its
+ * name or command). An update that changes none of them keeps the evaluator's "for" state.
+ */
+export function conditionVersion(r: Pick<RuleRecord, "uid" | "trigger" | "target" | "startTime" | "endTime">): string {
+  return JSON.stringify([r.uid, r.trigger, r.target, r.startTime?.getTime() ?? null, r.endTime?.getTime() ?? null]);
+}
+
 /** Includes part of the uid so a re-created rule never matches an etag of its predecessor. */
 export function ruleEtag(r: Pick<RuleRecord, "revision" | "uid">): string {
   return `"${r.revision}-${r.uid.slice(0, 8)}"`;

@@ -25,8 +25,8 @@ export interface DueBatch {
 /** One event-rule firing: the observation that completed the condition. */
 export interface EventFireRequest {
   ruleId: string;
-  /** The revision the evaluator judged; a changed rule is not fired on a stale judgement. */
-  revision: number;
+  /** `conditionVersion` of the rule the evaluator judged: a changed condition is not fired on a stale judgement. */
+  version: string;
   deviceId: string;
   occurrence: Date;
   value: number;

@@ -11,7 +11,7 @@ export interface SchedulerDeps {
   log: CoreLogger;
   /** Longest sleep between two looks at the database, ms (rules created on other replicas). @default 1000 */
   tickMs?: number;
-  /** Rules claimed per transaction. @default 200 */
+  /** Rules claimed per transaction. @default 500 */
   batchSize?: number;
   /** How late an occurrence may fire and still count as on time (not a misfire). @default 60000 */
   graceMs?: number;
@@ -41,7 +41,7 @@ const MAX_BATCHES_PER_TICK = 1000;
 export function createScheduler(d: SchedulerDeps) {
   const { rules, clock, log } = d;
   const tickMs = d.tickMs ?? 1000;
-  const batchSize = d.batchSize ?? 200;
+  const batchSize = d.batchSize ?? 500;
   const graceMs = d.graceMs ?? DEFAULT_MISFIRE_GRACE_MS;
 
   function decide(rule: RuleRecord, now: Date): DueDecision {

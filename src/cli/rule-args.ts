@@ -1,0 +1,124 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ProductKind } from "../../gen/tether/v1/device_pb.js";
+import { EventTrigger_Comparison as Comparison, Rule_MisfirePolicy as MisfirePolicy, type RuleSchema } from "../../gen/tether/v1/rule_pb.js";
+import { productByKindName, PRODUCTS } from "../core/products/index.js";
+import { commandFromArgs, parseDuration } from "./task-args.js";
+
+type RuleInit = MessageInitShape<typeof RuleSchema>;
+
+/** Flags of `tether rules create` (and the schedule flags of `preview`). */
+export const RULE_FLAGS = {
+  cron: { type: "string" },
+  tz: { type: "string" },
+  at: { type: "string" },
+  when: { type: "string" },
+  for: { type: "string" },
+  cooldown: { type: "string" },
+  device: { type: "string" },
+  selector: { type: "string" },
+  command: { type: "string" },
+  ttl: { type: "string" },
+  misfire: { type: "string" },
+  start: { type: "string" },
+  end: { type: "string" },
+  "display-name": { type: "string" },
+} as const;
+
+export interface RuleFlagValues {
+  cron?: string;
+  tz?: string;
+  at?: string;
+  when?: string;
+  for?: string;
+  cooldown?: string;
+  device?: string;
+  selector?: string;
+  command?: string;
+  ttl?: string;
+  misfire?: string;
+  start?: string;
+  end?: string;
+  "display-name"?: string;
+}
+
+const OPS: Record<string, Comparison> = { "<": Comparison.LT, "<=": Comparison.LE, ">": Comparison.GT, ">=": Comparison.GE, "==": Comparison.EQ, "=": Comparison.EQ, "!=": Comparison.NE };
+
+/** `2025-06-01T07:30:00+02:00`, or `+30s` / `+2h` from now. */
+export function parseTime(v: string, flag: string): Date {
+  if (v.startsWith("+")) {
+    const d = parseDuration(v.slice(1));
+    return new Date(Date.now() + Number(d.seconds) * 1000 + d.nanos / 1e6);
+  }
+  const t = new Date(v);
+  if (Number.isNaN(t.getTime())) throw new Error(`--${flag} ${v}: expected an ISO 8601 time (2025-06-01T07:30:00+02:00) or +30s, +2h`);
+  return t;
+}
+
+/** `kind=led,room=kitchen` → the product kind name and labels. */
+export function parseSelector(v: string): { kind: string; labels: Record<string, string> } {
+  let kind = "";
+  const labels: Record<string, string> = {};
+  for (const part of v.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const i = part.indexOf("=");
+    if (i <= 0) throw new Error(`--selector ${v}: expected kind=led,key=value,...`);
+    const [k, val] = [part.slice(0, i), part.slice(i + 1)];
+    if (k === "kind") kind = val;
+    else labels[k] = val;
+  }
+  if (!productByKindName(kind)) throw new Error(`--selector ${v}: kind=${PRODUCTS.map((p) => p.kindName).join("|")} is required`);
+  return { kind, labels };
+}
+
+/** The trigger and window from flags: --cron [--tz], --at, or --when [--for] [--cooldown]. */
+export function triggerFromFlags(v: RuleFlagValues): Pick<RuleInit, "trigger" | "startTime" | "endTime"> {
+  const given = [v.cron, v.at, v.when].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new Error("set exactly one of --cron EXPR, --at TIME or --when 'METRIC < VALUE'");
+  let trigger: RuleInit["trigger"];
+  if (v.cron !== undefined) trigger = { case: "cron", value: { expression: v.cron, timeZone: v.tz ?? "" } };
+  else if (v.at !== undefined) trigger = { case: "oneShotTime", value: timestampFromDate(parseTime(v.at, "at")) };
+  else {
+    const m = /^\s*([A-Za-z0-9_.-]+)\s*(<=|>=|==|!=|<|>|=)\s*(-?[\d.]+(?:e-?\d+)?)\s*$/i.exec(v.when!);
+    if (!m) throw new Error(`--when ${v.when}: expected METRIC OP VALUE, e.g. 'water_level_percent < 10' (OP: < <= > >= == !=)`);
+    trigger = {
+      case: "eventTrigger",
+      value: {
+        metric: m[1]!,
+        comparison: OPS[m[2]!]!,
+        threshold: Number(m[3]),
+        forDuration: v.for ? parseDuration(v.for) : undefined,
+        cooldown: v.cooldown ? parseDuration(v.cooldown) : undefined,
+      },
+    };
+  }
+  return {
+    trigger,
+    startTime: v.start ? timestampFromDate(parseTime(v.start, "start")) : undefined,
+    endTime: v.end ? timestampFromDate(parseTime(v.end, "end")) : undefined,
+  };
+}
+
+/**
+ * A whole Rule from flags. `deviceKind` resolves the kind of a --device target (the CLI asks the
+ * server), so that `--command 'brightness 80'` can be built for the right product.
+ */
+export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: string) => Promise<string>): Promise<RuleInit> {
+  if ((v.device === undefined) === (v.selector === undefined)) throw new Error("set exactly one of --device ID or --selector kind=led,key=value");
+  if (!v.command) throw new Error("--command is required, e.g. --command 'brightness 80' or --command 'brew latte:large'");
+  const device = v.device === undefined ? undefined : v.device.startsWith("devices/") ? v.device : `devices/${v.device}`;
+  const selector = v.selector === undefined ? undefined : parseSelector(v.selector);
+  const kind = device ? await deviceKind(device) : selector!.kind;
+  const [action, ...rest] = v.command.trim().split(/\s+/);
+  const misfire = v.misfire === undefined ? MisfirePolicy.UNSPECIFIED : v.misfire === "skip" ? MisfirePolicy.SKIP : v.misfire === "fire_once" || v.misfire === "fire-once" ? MisfirePolicy.FIRE_ONCE : undefined;
+  if (misfire === undefined) throw new Error(`--misfire ${v.misfire}: expected skip or fire_once`);
+  return {
+    displayName: v["display-name"] ?? "",
+    ...triggerFromFlags(v),
+    target: device
+      ? { case: "device", value: device }
+      : { case: "selector", value: { kind: productByKindName(selector!.kind)!.productKind as ProductKind, labels: selector!.labels } },
+    command: commandFromArgs(kind, action, rest.length > 0 ? rest.join(" ") : undefined),
+    taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
+    misfirePolicy: misfire,
+  };
+}
