@@ -1,5 +1,3 @@
-import { type JsonValue, toJson } from "@bufbuild/protobuf";
-import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import { deviceName } from "../core/devices/device-name.js";
 import { productByCase } from "../core/products/index.js";
 import type { RuleRecord, RuleRunRecord, RunState, RunTarget } from "../core/rules/rule-record.js";
@@ -9,6 +7,7 @@ import type { NewTask } from "../core/tasks/task-repository.js";
 import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { fromRunRow, type RunRow } from "./rule-rows.js";
+import { toTaskRow } from "./task-store.js";
 
 // The SQL steps of firing rules, shared by scheduled and event firings. Each runs on the
 // connection of the caller's transaction (`withTransaction`), never on the pool.
@@ -133,28 +132,12 @@ export async function recordRuns(tx: Sql, pending: PendingRun[], now: Date): Pro
   return { runs, tasks };
 }
 
-/** Inserts new QUEUED tasks (the columns a new task sets; the rest keep their defaults). */
+/** Inserts new QUEUED tasks with the task store's row mapping; request-id clashes are skipped. */
 async function insertTasks(tx: Sql, tasks: NewTask[]): Promise<TaskRecord[]> {
   const out: TaskRecord[] = [];
   for (let i = 0; i < tasks.length; i += CHUNK) {
     const chunk = tasks.slice(i, i + CHUNK);
-    const rows = chunk.map((t) => ({
-      id: t.id,
-      device_id: t.deviceId,
-      request_id: t.requestId ?? null,
-      request_hash: t.requestHash ?? null,
-      command: tx.json(toJson(CommandSchema, t.command) as JsonValue),
-      state: stateName(t.state),
-      state_reason: t.stateReason,
-      attempt: t.attempt,
-      max_attempts: t.maxAttempts,
-      expire_time: t.expireTime,
-      execution_timeout_ms: t.executionTimeoutMs,
-      create_time: t.createTime,
-      update_time: t.updateTime,
-      cancel_pending: t.cancelPending,
-      late_event_count: t.lateEventCount,
-    }));
+    const rows = chunk.map(toTaskRow);
     const inserted = await tx`
       INSERT INTO tasks ${tx(rows)}
       ON CONFLICT (device_id, request_id) WHERE request_id IS NOT NULL DO NOTHING

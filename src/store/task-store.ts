@@ -36,7 +36,7 @@ export function createTaskStore(sql: Sql): TaskRepository {
         if (n >= max) {
           throw new ResourceExhaustedError(`${deviceName(t.deviceId)} already has ${n} open tasks (its delivery_policy.max_pending_tasks is ${max})`);
         }
-        const [row] = await tx<Row[]>`INSERT INTO tasks ${tx(toRow(t))} RETURNING *`;
+        const [row] = await tx<Row[]>`INSERT INTO tasks ${tx(toTaskRow(t))} RETURNING *`;
         return { task: fromRow(row!), created: true };
       });
     },
@@ -59,7 +59,7 @@ export function createTaskStore(sql: Sql): TaskRepository {
 
     async update(next) {
       // Identity, command and counters maintained elsewhere (late events) are never rewritten here.
-      const { id, device_id: _d, create_time: _c, command: _cmd, request_id: _r, request_hash: _h, late_event_count: _l, ...fields } = toRow(next);
+      const { id, device_id: _d, create_time: _c, command: _cmd, request_id: _r, request_hash: _h, late_event_count: _l, ...fields } = toTaskRow(next);
       const [row] = await sql<Row[]>`
         UPDATE tasks SET ${sql(fields)}, revision = revision + 1
         WHERE id = ${id} AND revision = ${next.revision}
@@ -145,7 +145,8 @@ export function createTaskStore(sql: Sql): TaskRepository {
   };
 }
 
-function toRow(t: Omit<TaskRecord, "sequence" | "revision"> & { sequence?: number }) {
+/** A task as a `tasks` row, for INSERT (also used by the rule engine when a rule fires). */
+export function toTaskRow(t: Omit<TaskRecord, "sequence" | "revision"> & { sequence?: number }) {
   return {
     id: t.id,
     device_id: t.deviceId,

@@ -36,10 +36,8 @@ export type RuleTarget = { kind: "device"; deviceId: string } | { kind: "selecto
 
 export type MisfirePolicy = "skip" | "fire_once";
 
-/** A rule as the core and the store see it. */
-export interface RuleRecord {
-  id: string;
-  uid: string;
+/** The user-settable part of a rule, as validated from the API. */
+export interface RuleSpec {
   displayName: string;
   trigger: RuleTrigger;
   startTime?: Date;
@@ -48,6 +46,12 @@ export interface RuleRecord {
   command: Command;
   taskTtlMs: number;
   misfirePolicy: MisfirePolicy;
+}
+
+/** A rule as the core and the store see it. */
+export interface RuleRecord extends RuleSpec {
+  id: string;
+  uid: string;
   paused: boolean;
   /** The next scheduled occurrence; undefined for event rules and rules that will not fire again. */
   nextFireTime?: Date;

@@ -6,7 +6,9 @@ import { parseDeviceName, truncate } from "../devices/device-name.js";
 import { InvalidArgumentError, type Violations } from "../errors.js";
 import { PRODUCTS, productByCase, productByKindName, type Product } from "../products/index.js";
 import { TASK_DEFAULTS } from "../tasks/task-request.js";
-import type { MisfirePolicy, RuleTarget, RuleTrigger } from "./rule-record.js";
+import type { MisfirePolicy, RuleSpec, RuleTarget, RuleTrigger } from "./rule-record.js";
+
+export type { RuleSpec };
 import { canonicalTimeZone, compileCron, nextOccurrence } from "./schedule.js";
 
 const SECOND = 1000;
@@ -16,17 +18,6 @@ export const RULE_DEFAULTS = { cooldownMs: 5 * 60 * SECOND, maxCooldownMs: 30 * 
 const METRIC = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const LABEL_KEY = /^[a-z][a-z0-9_.-]{0,62}$/;
 
-/** The user-settable part of a rule, validated. */
-export interface RuleSpec {
-  displayName: string;
-  trigger: RuleTrigger;
-  startTime?: Date;
-  endTime?: Date;
-  target: RuleTarget;
-  command: Command;
-  taskTtlMs: number;
-  misfirePolicy: MisfirePolicy;
-}
 
 export interface ParseOptions {
   now: Date;
