@@ -45,6 +45,7 @@ import { type DeviceSide, startDeviceSide } from "./lib/device-side.js";
 import { forceTcpNoDelay } from "./lib/nodelay.js";
 import { cpuMeter, eluMeter, type LatencySummary, mapLimit, mib, ms, now, rate, sleep, summarize, table } from "./lib/stats.js";
 import { TaskOutcomes } from "./lib/task-outcomes.js";
+import { runBench } from "./lib/worker-rpc.js";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -631,16 +632,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => {
-    // Everything is closed; the process should now exit by itself. If a handle lingers, say which.
-    setTimeout(() => {
-      console.error(`warning: still running 5 s after shutdown; open handles: ${process.getActiveResourcesInfo().join(", ")}`);
-      process.exit(0);
-    }, 5000).unref();
-  },
-  (err: unknown) => {
-    console.error("benchmark failed:", err);
-    process.exit(1);
-  },
-);
+runBench(main);

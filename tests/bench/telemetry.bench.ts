@@ -54,6 +54,7 @@ import { createTelemetryStore } from "../../src/store/telemetry-store.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { cpuMeter, eluMeter, type LatencySummary, mapLimit, mib, ms, now, rate, sleep, summarize, table } from "./lib/stats.js";
 import { epochMs, type PublisherSide, type RunRequest, type RunResult, sampleValue, startPublisherSide } from "./lib/telemetry-publishers.js";
+import { runBench } from "./lib/worker-rpc.js";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -704,16 +705,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => {
-    // Everything is closed; the process should now exit by itself. If a handle lingers, say which.
-    setTimeout(() => {
-      console.error(`warning: still running 5 s after shutdown; open handles: ${process.getActiveResourcesInfo().join(", ")}`);
-      process.exit(0);
-    }, 5000).unref();
-  },
-  (err: unknown) => {
-    console.error("benchmark failed:", err);
-    process.exit(1);
-  },
-);
+runBench(main);

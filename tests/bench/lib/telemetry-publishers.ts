@@ -19,12 +19,12 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
-import { Worker } from "node:worker_threads";
 import { create, toBinary } from "@bufbuild/protobuf";
 import mqtt, { type MqttClient } from "mqtt";
 import { UplinkSchema } from "../../../gen/tether/device/v1/uplink_pb.js";
 import { uplinkTopic } from "../../../src/link/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate } from "../../../src/pki/dev-pki.js";
+import { startWorkerRpc } from "./worker-rpc.js";
 
 /** Wall-clock milliseconds with sub-ms precision, comparable across threads. */
 export const epochMs = (): number => performance.timeOrigin + performance.now();
@@ -238,40 +238,14 @@ export interface PublisherSide extends PublisherHost {
 
 /** Starts the publisher host in a worker thread and talks to it over postMessage. */
 export function startPublisherSide(): PublisherSide {
-  // The worker has no tsx loader of its own: register it, then import the TypeScript entry.
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./telemetry-publisher-worker.ts", import.meta.url).href;
-  const worker = new Worker(`import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(entry)});`, { eval: true });
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  let seq = 0;
-  let failure: Error | undefined;
-  worker.on("message", (m: { id: number; result?: unknown; error?: string }) => {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.error !== undefined) p?.reject(new Error(`publisher worker: ${m.error}`));
-    else p?.resolve(m.result);
-  });
-  const failAll = (err: Error) => {
-    failure = err;
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  };
-  worker.on("error", (err) => failAll(err));
-  worker.on("exit", (code) => failAll(new Error(`publisher worker exited (${code})`)));
-  const call = <R>(method: keyof PublisherHost, arg?: unknown): Promise<R> => {
-    if (failure) return Promise.reject(failure);
-    const id = ++seq;
-    return new Promise<R>((resolve, reject) => {
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      worker.postMessage({ id, method, arg });
-    });
-  };
+  const rpc = startWorkerRpc<PublisherHost>(new URL("./telemetry-publisher-worker.ts", import.meta.url), "publisher");
+  const { worker, call } = rpc;
   let stopped = false;
   return {
     connect: (req) => call("connect", req),
     run: (req) => call("run", req),
     progress: (n) => {
-      if (!failure && !stopped) worker.postMessage({ id: 0, method: "progress", arg: n });
+      if (!rpc.failed() && !stopped) worker.postMessage({ id: 0, method: "progress", arg: n });
     },
     close: (group) => call("close", group),
     stats: () => call("stats"),
