@@ -97,6 +97,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const deviceFeed = createMemoryFeed<Device>((err) => coreLog.error({ err }, "device watcher failed"));
     const deviceStore = createDeviceStore(db.sql);
     const taskStore = createTaskStore(db.sql);
+    const telemetryStore = createTelemetryStore(db.sql);
 
     // Tether's own MQTT identity: issued in memory at every start, never written to disk.
     const service = await issueServiceCertificate(pki.ca, "tether");
@@ -119,7 +120,6 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       latestTelemetry: async (id) => (await telemetryStore.latest(id)).map(toSampleProto),
     });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
-    const telemetryStore = createTelemetryStore(db.sql);
     const sampleFeed = createMemoryFeed<SampleRecord>((err) => coreLog.error({ err }, "telemetry watcher failed"));
     const telemetryQueue = createMemoryQueue(config.telemetry.queueCapacity);
     const ingest = createTelemetryIngest({
