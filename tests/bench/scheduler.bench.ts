@@ -38,22 +38,16 @@ import { migrate } from "../../src/store/migrate.js";
 import { createRuleStore } from "../../src/store/rule-store.js";
 import { freshDatabase, TEST_POSTGRES_URL } from "../helpers/postgres.js";
 import type { SchedulerWorkerData, SchedulerWorkerMessage } from "./lib/scheduler-worker.js";
+import { envNumber } from "./lib/harness.js";
 import { mapLimit, ms, rate, sleep, summarize, table, type LatencySummary } from "./lib/stats.js";
 
 const env = process.env;
-const num = (name: string, def: number, min = 1): number => {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return def;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min) throw new Error(`${name}=${raw}: expected a number ≥ ${min}`);
-  return v;
-};
-const RULES = Math.floor(num("BENCH_RULES", 10_000));
-const DEVICES = Math.floor(num("BENCH_DEVICES", 1000));
+const RULES = Math.floor(envNumber("BENCH_RULES", 10_000, 1));
+const DEVICES = Math.floor(envNumber("BENCH_DEVICES", 1000, 1));
 const INSTANCES = (env.BENCH_INSTANCES ?? "1,3").split(",").map((x) => Math.floor(Number(x))).filter((x) => x >= 1);
-const BATCH = Math.floor(num("BENCH_BATCH", 500));
-const POOL = Math.floor(num("BENCH_POOL", 4));
-const LEAD_S = num("BENCH_LEAD_SECONDS", 20, 3);
+const BATCH = Math.floor(envNumber("BENCH_BATCH", 500, 1));
+const POOL = Math.floor(envNumber("BENCH_POOL", 4, 1));
+const LEAD_S = envNumber("BENCH_LEAD_SECONDS", 20, 3);
 const log = pino({ level: "warn" });
 
 interface Result {

@@ -25,12 +25,10 @@
  *   BENCH_TCP_NODELAY=1  what-if: TCP_NODELAY on every TLS socket (see lib/nodelay.ts)
  *   BENCH_DATABASE_URL   run Tether against this (empty) PostgreSQL database instead of embedded PGlite
  */
-import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import type { EventLoopUtilization } from "node:perf_hooks";
-import { fileURLToPath } from "node:url";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
@@ -45,26 +43,19 @@ import { type DeviceSide, startDeviceSide } from "./lib/device-side.js";
 import { forceTcpNoDelay } from "./lib/nodelay.js";
 import { cpuMeter, eluMeter, type LatencySummary, mapLimit, mib, ms, now, rate, sleep, summarize, table } from "./lib/stats.js";
 import { TaskOutcomes } from "./lib/task-outcomes.js";
-import { runBench } from "./lib/worker-rpc.js";
+import { createCleanups, envNumber, gitDescribe, recordProcessErrors, runBench, writeResults } from "./lib/harness.js";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
 const env = process.env;
-const num = (name: string, def: number, min = 0): number => {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return def;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min) throw new Error(`${name}=${raw}: expected a number ≥ ${min}`);
-  return v;
-};
-const DEVICES = Math.floor(num("BENCH_DEVICES", 1000, 1));
-const SECONDS = num("BENCH_SECONDS", 10, 0.5);
-const RATE = num("BENCH_RATE", 500, 1);
-const CONCURRENCY = Math.floor(num("BENCH_CONCURRENCY", 128, 1));
-const GRACE_S = num("BENCH_GRACE_SECONDS", 5, 0);
-const ECHO_DEVICES = Math.floor(num("BENCH_ECHO_DEVICES", Math.min(100, DEVICES), 1));
-const INFLIGHT = Math.floor(num("BENCH_INFLIGHT", 100, 1));
+const DEVICES = Math.floor(envNumber("BENCH_DEVICES", 1000, 1));
+const SECONDS = envNumber("BENCH_SECONDS", 10, 0.5);
+const RATE = envNumber("BENCH_RATE", 500, 1);
+const CONCURRENCY = Math.floor(envNumber("BENCH_CONCURRENCY", 128, 1));
+const GRACE_S = envNumber("BENCH_GRACE_SECONDS", 5, 0);
+const ECHO_DEVICES = Math.floor(envNumber("BENCH_ECHO_DEVICES", Math.min(100, DEVICES), 1));
+const INFLIGHT = Math.floor(envNumber("BENCH_INFLIGHT", 100, 1));
 const VARIANTS = (env.BENCH_VARIANTS ?? "watch,completed").split(",").map((v) => v.trim()) as Variant[];
 const PHASES = new Set((env.BENCH_PHASES ?? "0,1,2").split(",").map((p) => p.trim()));
 const BASELINES = env.BENCH_BASELINES !== "0";
@@ -72,7 +63,7 @@ const SOLO_SECONDS = Math.min(3, SECONDS);
 const DEVICE_THREAD = env.BENCH_DEVICE_THREAD === "main" ? "main" : "worker";
 const TCP_NODELAY = env.BENCH_TCP_NODELAY === "1";
 /** Longest wait, between phases, for the tasks a phase left open to end. */
-const DRAIN_TIMEOUT_MS = num("BENCH_DRAIN_SECONDS", 30, 0) * 1000;
+const DRAIN_TIMEOUT_MS = envNumber("BENCH_DRAIN_SECONDS", 30, 0) * 1000;
 /** In-flight cap for the paced phase: a safety net so an overloaded server cannot grow it without bound. */
 const PACED_CAP = 2000;
 const BASELINE_SECONDS = { single: Math.min(3, SECONDS), loaded: Math.min(5, SECONDS) };
@@ -81,18 +72,7 @@ const THROUGHPUT_AIM = 0.5;
 const ID_PREFIX = "bench-led";
 const ECHO_PREFIX = "tether-bench/v1";
 
-/**
- * Errors nobody caught (in Tether, its libraries or this script). Node would exit on the first;
- * the benchmark records them and carries on so the run still reports, and prints them at the end.
- */
-const processErrors: string[] = [];
-const recordProcessError = (kind: string) => (err: unknown) => {
-  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  if (processErrors.length === 0) console.error(`\n!! ${kind} during the benchmark (recorded, run continues):\n${text}\n`);
-  processErrors.push(`${kind}: ${text}`);
-};
-process.on("uncaughtException", recordProcessError("uncaught exception"));
-process.on("unhandledRejection", recordProcessError("unhandled rejection"));
+const processErrors = recordProcessErrors();
 
 type Variant = "watch" | "completed";
 const VARIANT_LABEL: Record<Variant, string> = {
@@ -101,7 +81,6 @@ const VARIANT_LABEL: Record<Variant, string> = {
 };
 for (const v of VARIANTS) if (!(v in VARIANT_LABEL)) throw new Error(`BENCH_VARIANTS: unknown variant ${v} (watch, completed)`);
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const log = (msg: string) => console.log(`[${((now() - T0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
 const T0 = now();
 
@@ -384,15 +363,6 @@ async function drain(tasks: Client<typeof TaskService>): Promise<{ ms: number; o
   }
 }
 
-function gitDescribe(): string {
-  try {
-    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: here, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: here, encoding: "utf8" }).trim() !== "";
-    return dirty ? `${commit} (src modified)` : commit;
-  } catch {
-    return "unknown";
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Main
@@ -404,16 +374,8 @@ async function main(): Promise<void> {
       `node ${process.version}, ${cpus().length} CPUs, commit ${gitDescribe()}${TCP_NODELAY ? ", WHAT-IF: TCP_NODELAY forced on all TLS sockets" : ""}`,
   );
   const dir = await mkdtemp(path.join(tmpdir(), "tether-bench-"));
-  const cleanups: Array<() => Promise<unknown>> = [() => rm(dir, { recursive: true, force: true })];
-  const cleanup = async () => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`cleanup: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
-  };
+  const cleanups = createCleanups();
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
 
   try {
     // --- Tether, in process -------------------------------------------------------------------
@@ -621,13 +583,10 @@ async function main(): Promise<void> {
       tetherCounters: counters,
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, deviceThreadHeapUsed: deviceStats.heapUsed },
     };
-    const out = path.join(here, "results", "tasks-latest.json");
-    await mkdir(path.dirname(out), { recursive: true });
-    await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
-    console.log(`\nResults written to ${path.relative(process.cwd(), out)}`);
+    await writeResults("tasks", results);
   } finally {
     const t = now();
-    await cleanup();
+    await cleanups.run();
     log(`stopped devices, clients and Tether in ${ms(now() - t)}`);
   }
 }

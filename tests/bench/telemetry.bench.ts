@@ -30,15 +30,13 @@
  * (Tether's pino level, default silent; logs go to stdout),
  * TEST_POSTGRES_URL (postgres://postgres@127.0.0.1:5432/postgres).
  */
-import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import type { EventLoopUtilization } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { fileURLToPath } from "node:url";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import mqtt from "mqtt";
@@ -54,30 +52,23 @@ import { createTelemetryStore } from "../../src/store/telemetry-store.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { cpuMeter, eluMeter, type LatencySummary, mapLimit, mib, ms, now, rate, sleep, summarize, table } from "./lib/stats.js";
 import { epochMs, type PublisherSide, type RunRequest, type RunResult, sampleValue, startPublisherSide } from "./lib/telemetry-publishers.js";
-import { runBench } from "./lib/worker-rpc.js";
+import { createCleanups, envNumber, gitDescribe, recordProcessErrors, runBench, writeResults } from "./lib/harness.js";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
 const env = process.env;
-const num = (name: string, def: number, min = 0): number => {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return def;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min) throw new Error(`${name}=${raw}: expected a number ≥ ${min}`);
-  return v;
-};
-const DEVICES = Math.floor(num("BENCH_DEVICES", 100, 1));
-const SECONDS = num("BENCH_SECONDS", 10, 0.5);
-const BATCH = Math.floor(num("BENCH_BATCH", 100, 1));
-const WINDOW = Math.floor(num("BENCH_WINDOW", 4, 1));
-const BACKLOG = Math.floor(num("BENCH_BACKLOG", 50_000, 0));
-const QUERY_ROWS = Math.floor(num("BENCH_QUERY_ROWS", 10_000_000, 0));
-const QUERY_RUNS = Math.floor(num("BENCH_QUERY_RUNS", 5, 1));
-const COPY_ROWS_CAP = Math.floor(num("BENCH_COPY_ROWS", 3_000_000, 1));
+const DEVICES = Math.floor(envNumber("BENCH_DEVICES", 100, 1));
+const SECONDS = envNumber("BENCH_SECONDS", 10, 0.5);
+const BATCH = Math.floor(envNumber("BENCH_BATCH", 100, 1));
+const WINDOW = Math.floor(envNumber("BENCH_WINDOW", 4, 1));
+const BACKLOG = Math.floor(envNumber("BENCH_BACKLOG", 50_000, 0));
+const QUERY_ROWS = Math.floor(envNumber("BENCH_QUERY_ROWS", 10_000_000, 0));
+const QUERY_RUNS = Math.floor(envNumber("BENCH_QUERY_RUNS", 5, 1));
+const COPY_ROWS_CAP = Math.floor(envNumber("BENCH_COPY_ROWS", 3_000_000, 1));
 const PGLITE = env.BENCH_PGLITE !== "0";
-const PGLITE_SECONDS = num("BENCH_PGLITE_SECONDS", Math.min(5, SECONDS), 0.5);
-const STALL_MS = num("BENCH_STALL_SECONDS", 20, 1) * 1000;
+const PGLITE_SECONDS = envNumber("BENCH_PGLITE_SECONDS", Math.min(5, SECONDS), 0.5);
+const STALL_MS = envNumber("BENCH_STALL_SECONDS", 20, 1) * 1000;
 const WARMUP_SECONDS = Math.min(1, SECONDS);
 const RATIO_AIM = 0.5;
 const DEVICE_PREFIX = "bench-tm";
@@ -87,20 +78,8 @@ const QUERY_METRIC = "bench_query";
 const STORED = "tether_telemetry_samples_stored_total";
 const DAY_MS = 86_400_000;
 
-/**
- * Errors nobody caught (in Tether, its libraries or this script). Node would exit on the first;
- * the benchmark records them and carries on so the run still reports, and prints them at the end.
- */
-const processErrors: string[] = [];
-const recordProcessError = (kind: string) => (err: unknown) => {
-  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  if (processErrors.length === 0) console.error(`\n!! ${kind} during the benchmark (recorded, run continues):\n${text}\n`);
-  processErrors.push(`${kind}: ${text}`);
-};
-process.on("uncaughtException", recordProcessError("uncaught exception"));
-process.on("unhandledRejection", recordProcessError("unhandled rejection"));
+const processErrors = recordProcessErrors();
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const T0 = now();
 const LOAD_AT_START = loadavg();
 const log = (msg: string) => console.log(`[${((now() - T0) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
@@ -298,15 +277,6 @@ async function registerDevices(s: StartedApp, ids: string[]): Promise<number> {
   return now() - t;
 }
 
-function gitDescribe(): string {
-  try {
-    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: here, encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { cwd: here, encoding: "utf8" }).trim() !== "";
-    return dirty ? `${commit} (src modified)` : commit;
-  } catch {
-    return "unknown";
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Baseline (b): raw COPY
@@ -458,16 +428,8 @@ async function main(): Promise<void> {
       `node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}, commit ${gitDescribe()}`,
   );
   const dir = await mkdtemp(path.join(tmpdir(), "tether-bench-telemetry-"));
-  const cleanups: Array<() => Promise<unknown>> = [() => rm(dir, { recursive: true, force: true })];
-  const cleanup = async () => {
-    for (const fn of cleanups.splice(0).reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`cleanup: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
-  };
+  const cleanups = createCleanups();
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const once = (fn: () => Promise<unknown>) => {
     let p: Promise<unknown> | undefined;
     return () => (p ??= fn());
@@ -694,13 +656,10 @@ async function main(): Promise<void> {
       memory: { rssAfterPostgres: pgMem.rss, rssPeakPostgresPhases: Math.max(single.rssPeak, batched.rssPeak, rawMqtt.rssPeak), rssAfterPglite: pglite?.rss ?? null, heapUsed: mem.heapUsed, publisherHeapUsed: publisherStats.heapUsed },
       wallSeconds: (now() - T0) / 1000,
     };
-    const out = path.join(here, "results", "telemetry-latest.json");
-    await mkdir(path.dirname(out), { recursive: true });
-    await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
-    console.log(`\nResults written to ${path.relative(process.cwd(), out)}`);
+    await writeResults("telemetry", results);
   } finally {
     const t = now();
-    await cleanup();
+    await cleanups.run();
     log(`stopped clients and Tether, dropped the database, in ${ms(now() - t)}; total ${((now() - T0) / 1000).toFixed(0)} s`);
   }
 }

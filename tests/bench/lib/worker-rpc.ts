@@ -46,19 +46,3 @@ export function startWorkerRpc<H>(entry: URL, label: string): WorkerRpc<H> {
     },
   };
 }
-
-/** Runs a bench's main(); the process must then exit by itself, and says which handle lingers if not. */
-export function runBench(main: () => Promise<void>): void {
-  main().then(
-    () => {
-      setTimeout(() => {
-        console.error(`warning: still running 5 s after shutdown; open handles: ${process.getActiveResourcesInfo().join(", ")}`);
-        process.exit(0);
-      }, 5000).unref();
-    },
-    (err: unknown) => {
-      console.error("benchmark failed:", err);
-      process.exit(1);
-    },
-  );
-}
