@@ -1,8 +1,9 @@
-import { type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
+import { type DescMessage, type MessageShape, toJson, toJsonString } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { type Command, CommandSchema } from "../../gen/tether/v1/command_pb.js";
 
 /** Renders rows as an aligned plain-text table with a header. */
 export function table(headers: string[], rows: string[][]): string {
@@ -31,4 +32,11 @@ export function describeError(err: unknown): string {
 function codeName(code: number): string {
   const names = ["OK", "CANCELED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
   return names[code] ?? String(code);
+}
+
+/** A command as compact protobuf JSON without the product wrapper, e.g. `brew {"recipe":"RECIPE_LATTE"}`. */
+export function commandText(command: Command | undefined): string {
+  if (!command?.kind.case) return "-";
+  const product = Object.values(toJson(CommandSchema, command) as Record<string, Record<string, unknown>>)[0] ?? {};
+  return Object.entries(product).map(([action, value]) => `${action} ${typeof value === "object" ? JSON.stringify(value) : String(value)}`).join(" ");
 }

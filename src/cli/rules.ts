@@ -1,8 +1,6 @@
 import { parseArgs } from "node:util";
-import { toJson } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { ProductKind } from "../../gen/tether/v1/device_pb.js";
 import { EventTrigger_Comparison as Comparison, type Rule, Rule_MisfirePolicy, RuleRun_State, RuleSchema } from "../../gen/tether/v1/rule_pb.js";
@@ -10,7 +8,7 @@ import { ListRuleRunsResponseSchema, ListRulesResponseSchema, RuleService } from
 import { Task_State } from "../../gen/tether/v1/task_pb.js";
 import { productByCase } from "../core/products/index.js";
 import { connectClient } from "./client.js";
-import { json, table, time } from "./format.js";
+import { commandText, json, table, time } from "./format.js";
 import { RULE_FLAGS, type RuleFlagValues, ruleFromFlags, triggerFromFlags } from "./rule-args.js";
 import { TASK_ACTIONS } from "./task-args.js";
 
@@ -67,7 +65,7 @@ export async function rulesCommand(argv: string[]): Promise<void> {
     case "list": {
       const res = await client.listRules({ pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListRulesResponseSchema, res));
-      console.log(table(["RULE", "WHEN", "TARGET", "COMMAND", "NEXT FIRE", "PAUSED"], res.rules.map((r) => [r.name.slice(6), whenText(r), targetText(r), commandText(r), time(r.nextFireTime), r.paused ? "yes" : "-"])));
+      console.log(table(["RULE", "WHEN", "TARGET", "COMMAND", "NEXT FIRE", "PAUSED"], res.rules.map((r) => [r.name.slice(6), whenText(r), targetText(r), commandText(r.command), time(r.nextFireTime), r.paused ? "yes" : "-"])));
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -160,12 +158,6 @@ function targetText(r: Rule): string {
   return "-";
 }
 
-function commandText(r: Rule): string {
-  if (!r.command?.kind.case) return "-";
-  const product = Object.values(toJson(CommandSchema, r.command) as Record<string, Record<string, unknown>>)[0] ?? {};
-  return Object.entries(product).map(([action, value]) => `${action} ${typeof value === "object" ? JSON.stringify(value) : String(value)}`).join(" ");
-}
-
 function describe(r: Rule): string {
   return table(["FIELD", "VALUE"], [
     ["name", r.name],
@@ -174,7 +166,7 @@ function describe(r: Rule): string {
     ["start_time", time(r.startTime)],
     ["end_time", time(r.endTime)],
     ["target", targetText(r)],
-    ["command", commandText(r)],
+    ["command", commandText(r.command)],
     ["task_ttl", r.taskTtl ? seconds(durationMs(r.taskTtl) / 1000) : "-"],
     ["misfire_policy", Rule_MisfirePolicy[r.misfirePolicy] ?? "-"],
     ["paused", r.paused ? "yes" : "no"],

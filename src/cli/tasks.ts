@@ -1,12 +1,10 @@
 import { parseArgs } from "node:util";
-import { toJson } from "@bufbuild/protobuf";
-import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import { Task_State as State, type Task, TaskSchema } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, ListTasksResponseSchema, TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { productByCase } from "../core/products/index.js";
 import { connectClient } from "./client.js";
-import { json, table, time } from "./format.js";
+import { commandText, json, table, time } from "./format.js";
 import { commandFromArgs, parseDuration, TASK_ACTIONS } from "./task-args.js";
 
 export const TASKS_USAGE = `tether tasks <command> [flags]
@@ -68,7 +66,7 @@ export async function tasksCommand(argv: string[]): Promise<void> {
         pageToken: v["page-token"] ?? "",
       });
       if (v.json) return console.log(json(ListTasksResponseSchema, res));
-      console.log(table(["TASK", "STATE", "COMMAND", "ATTEMPT", "CREATED", "REASON"], res.tasks.map((t) => [short(t), State[t.state], commandText(t), String(t.attempt), time(t.createTime), t.stateReason || "-"])));
+      console.log(table(["TASK", "STATE", "COMMAND", "ATTEMPT", "CREATED", "REASON"], res.tasks.map((t) => [short(t), State[t.state], commandText(t.command), String(t.attempt), time(t.createTime), t.stateReason || "-"])));
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -89,19 +87,12 @@ export async function tasksCommand(argv: string[]): Promise<void> {
   }
 }
 
-/** The command as compact protobuf JSON without the product wrapper, e.g. `brew {"recipe":"RECIPE_LATTE"}`. */
-function commandText(t: Task): string {
-  if (!t.command?.kind.case) return "-";
-  const product = Object.values(toJson(CommandSchema, t.command) as Record<string, Record<string, unknown>>)[0] ?? {};
-  return Object.entries(product).map(([action, value]) => `${action} ${typeof value === "object" ? JSON.stringify(value) : String(value)}`).join(" ");
-}
-
 function describe(t: Task): string {
   return table(["FIELD", "VALUE"], [
     ["name", t.name],
     ["state", State[t.state]],
     ["state_reason", t.stateReason || "-"],
-    ["command", commandText(t)],
+    ["command", commandText(t.command)],
     ["attempt", `${t.attempt} of ${t.maxAttempts}`],
     ["progress", t.progress ? `${t.progress.percent}% ${t.progress.message}` : "-"],
     ["error", t.error ? `${t.error.code}: ${t.error.message}` : "-"],

@@ -1,8 +1,6 @@
-import { createHash, randomUUID } from "node:crypto";
-import { toBinary } from "@bufbuild/protobuf";
-import { CommandSchema } from "../../../gen/tether/v1/command_pb.js";
+import { randomUUID } from "node:crypto";
 import type { NewTask } from "../tasks/task-repository.js";
-import { TASK_DEFAULTS } from "../tasks/task-request.js";
+import { commandHash, TASK_DEFAULTS } from "../tasks/task-request.js";
 import { State } from "../tasks/task-state.js";
 import type { RuleRecord, RunState, RunTarget } from "./rule-record.js";
 
@@ -26,7 +24,7 @@ export function taskForRule(rule: RuleRecord, deviceId: string, occurrence: Date
     stateReason: `created by rules/${rule.id} for ${occurrence.toISOString()}`,
     requestId,
     // As CreateTask computes it, so a CreateTask replaying this request id sees the same command.
-    requestHash: createHash("sha256").update(toBinary(CommandSchema, rule.command)).digest("base64url"),
+    requestHash: commandHash(rule.command),
     expireTime: new Date(now.getTime() + rule.taskTtlMs),
     executionTimeoutMs: TASK_DEFAULTS.executionTimeoutMs,
     maxAttempts: TASK_DEFAULTS.maxAttempts,

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
-import { CommandSchema } from "../../../gen/tether/v1/command_pb.js";
+import { type Command, CommandSchema } from "../../../gen/tether/v1/command_pb.js";
 import type { CreateTaskRequest } from "../../../gen/tether/v1/task_service_pb.js";
 import { Violations } from "../errors.js";
 import { productByCase } from "../products/index.js";
@@ -60,7 +60,7 @@ export function buildTask(req: CreateTaskRequest, device: Device, deviceId: stri
     stateReason: "",
     requestId: req.requestId || undefined,
     // Same request_id + same command = the same task; the hash tells a retry from a conflicting reuse.
-    requestHash: req.requestId ? createHash("sha256").update(toBinary(CommandSchema, command!)).digest("base64url") : undefined,
+    requestHash: req.requestId ? commandHash(command!) : undefined,
     expireTime,
     executionTimeoutMs,
     maxAttempts,
@@ -70,6 +70,14 @@ export function buildTask(req: CreateTaskRequest, device: Device, deviceId: stri
     cancelPending: false,
     lateEventCount: 0,
   };
+}
+
+/**
+ * The fingerprint stored with a request_id: the same id with the same command is a retry, with
+ * another command a conflict. Rule firings use it too, so their request ids behave the same way.
+ */
+export function commandHash(command: Command): string {
+  return createHash("sha256").update(toBinary(CommandSchema, command)).digest("base64url");
 }
 
 /** The wait timeout of a CreateTask with `wait_for`, validated. */
