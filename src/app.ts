@@ -1,7 +1,10 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { file_tether_device_v1_downlink } from "../gen/tether/device/v1/downlink_pb.js";
+import { DeviceGatewayService, file_tether_device_v1_gateway_service } from "../gen/tether/device/v1/gateway_service_pb.js";
 import { file_tether_device_v1_uplink } from "../gen/tether/device/v1/uplink_pb.js";
 import type { Device } from "../gen/tether/v1/device_pb.js";
 import { DeviceService, file_tether_v1_device_service } from "../gen/tether/v1/device_service_pb.js";
@@ -9,6 +12,45 @@ import type { Task } from "../gen/tether/v1/task_pb.js";
 import { file_tether_v1_telemetry_service, TelemetryService } from "../gen/tether/v1/telemetry_service_pb.js";
 import { file_tether_v1_task_service, TaskService } from "../gen/tether/v1/task_service_pb.js";
 import { file_tether_v1_rule_service, RuleService } from "../gen/tether/v1/rule_service_pb.js";
+import { CertificateService, file_tether_v1_certificate_service } from "../gen/tether/v1/certificate_service_pb.js";
+import { file_tether_v1_provisioning_service, ProvisioningService } from "../gen/tether/v1/provisioning_service_pb.js";
+import { certificateHandler } from "./api/certificate-handler.js";
+import { provisioningHandler } from "./api/provisioning-handler.js";
+import type { RevokedCertificate } from "./core/certificates/certificate-ports.js";
+import { createCertificateService } from "./core/certificates/certificate-service.js";
+import { createDeviceCertificates } from "./core/certificates/device-certificates.js";
+import { answerProvisioning } from "./core/certificates/mqtt-provisioning.js";
+import { createProvisioningService } from "./core/certificates/provisioning-service.js";
+import { connectProvisioningLink } from "./link/provisioning-link.js";
+import { createRevocationIndex } from "./core/certificates/revocation-index.js";
+import { createCertificateIssuer } from "./pki/certificate-issuer.js";
+import { createCrlPublisher, crlRoute } from "./pki/crl-publisher.js";
+import { createCertificateStore } from "./store/certificate-store.js";
+import { createProvisioningStore } from "./store/provisioning-store.js";
+import { AuthService, file_tether_v1_auth_service } from "../gen/tether/v1/auth_service_pb.js";
+import { file_tether_v1_share_service, ShareService } from "../gen/tether/v1/share_service_pb.js";
+import { file_tether_v1_user_service, UserService } from "../gen/tether/v1/user_service_pb.js";
+import { authHandler } from "./api/auth-handler.js";
+import { shareHandler } from "./api/share-handler.js";
+import { userHandler } from "./api/user-handler.js";
+import { FULL_ACCESS } from "./core/access/access.js";
+import type { RightsChange } from "./core/access/rights-port.js";
+import { createRightsResolver } from "./core/access/rights-resolver.js";
+import { createShareService } from "./core/access/share-service.js";
+import { createAuthService } from "./core/auth/auth-service.js";
+import { createLoginLimiter } from "./core/auth/rate-limit.js";
+import { createTokenIssuer } from "./core/auth/tokens.js";
+import { UnauthenticatedError } from "./core/errors.js";
+import { createUserService } from "./core/users/user-service.js";
+import { createCredentialStore } from "./store/credential-store.js";
+import { createGrantStore } from "./store/grant-store.js";
+import { createUserStore } from "./store/user-store.js";
+import { file_tether_v1_job_service, JobService } from "../gen/tether/v1/job_service_pb.js";
+import { jobHandler } from "./api/job-handler.js";
+import { createJobRunner } from "./core/jobs/job-runner.js";
+import { createJobService } from "./core/jobs/job-service.js";
+import { taskName } from "./core/tasks/task-record.js";
+import { createJobStore } from "./store/job-store.js";
 import { ruleHandler } from "./api/rule-handler.js";
 import { createEventRules } from "./core/rules/event-rules.js";
 import { createRuleService } from "./core/rules/rule-service.js";
@@ -17,18 +59,26 @@ import { type TaskRecord, toTaskProto } from "./core/tasks/task-record.js";
 import { createRuleStore } from "./store/rule-store.js";
 import { authInterceptor } from "./api/auth.js";
 import { deviceHandler } from "./api/device-handler.js";
+import { gatewayHandler } from "./api/gateway-handler.js";
 import { errorMappingInterceptor } from "./api/errors.js";
 import { createHealthService } from "./api/health.js";
 import { createReflectionService } from "./api/reflection.js";
 import { startApiServer } from "./api/server.js";
+import { staticFiles } from "./api/static-files.js";
 import { taskHandler } from "./api/task-handler.js";
 import { telemetryHandler } from "./api/telemetry-handler.js";
 import { createMemoryQueue } from "./bus/memory-queue.js";
 import { createMemoryFeed } from "./bus/memory-feed.js";
+import { jsonCodec } from "./bus/amqp-feed.js";
+import { createLocalUplink } from "./bus/local-uplink.js";
+import { carriesTelemetry, startAmqpBus } from "./bus/amqp-bus.js";
+import { createAmqpLink } from "./link/amqp-link.js";
 import type { TetherConfig } from "./config.js";
 import { type Clock, systemClock } from "./core/clock.js";
 import { createCounters } from "./core/counters.js";
 import { createDeviceService } from "./core/devices/device-service.js";
+import { createDeviceWatch } from "./core/devices/device-watch.js";
+import { createDeviceGateway } from "./core/gateway/device-gateway.js";
 import { createDispatcher } from "./core/tasks/dispatcher.js";
 import { createLifecycle } from "./core/tasks/task-lifecycle.js";
 import { createTaskService } from "./core/tasks/task-service.js";
@@ -39,7 +89,7 @@ import { createTelemetryIngest } from "./core/telemetry/ingest.js";
 import { maintainTelemetry } from "./core/telemetry/retention.js";
 import { type SampleRecord, toSampleProto } from "./core/telemetry/sample.js";
 import { createTelemetryService } from "./core/telemetry/telemetry-service.js";
-import { startEmbeddedBroker } from "./link/embedded-broker.js";
+import { type EmbeddedBroker, startEmbeddedBroker } from "./link/embedded-broker.js";
 import { connectMqttBridge } from "./link/mqtt-bridge.js";
 import type { Logger } from "./log.js";
 import { ensureDevPki, issueServiceCertificate } from "./pki/dev-pki.js";
@@ -47,25 +97,47 @@ import { openDatabase } from "./store/database.js";
 import { createDeviceStore } from "./store/device-store.js";
 import { createTaskStore } from "./store/task-store.js";
 import { createTelemetryStore } from "./store/telemetry-store.js";
+import { observeInterceptor } from "./api/observe.js";
+import { createDependencyMonitor, type DependencyMonitor, HEALTH } from "./ops/dependencies.js";
+import { countingIntake, createMetrics } from "./ops/metrics.js";
+import { bridgeTls } from "./link/bridge-tls.js";
+import { startOpsServer } from "./ops/ops-server.js";
+import { createOpsQueries } from "./store/ops-queries.js";
 
 /** The services listed by server reflection. */
-const PUBLIC_SERVICES = [DeviceService.typeName, TaskService.typeName, TelemetryService.typeName, RuleService.typeName, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
+const PUBLIC_SERVICES = [
+  DeviceService.typeName, TaskService.typeName, TelemetryService.typeName, RuleService.typeName, DeviceGatewayService.typeName, JobService.typeName,
+  CertificateService.typeName, ProvisioningService.typeName,
+  AuthService.typeName, UserService.typeName, ShareService.typeName,
+  "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+];
+
+/** The certificate identity the dev PKI issues for the CLI: always an admin, so nobody is locked out. */
+const BOOTSTRAP_ADMIN = "admin";
 
 export interface App {
   /** The bound API port (useful when configured as 0). */
   apiPort: number;
-  /** The bound embedded MQTT port. */
+  /** The bound embedded MQTT port; 0 when devices use another broker (`MQTT_URL` or `TETHER_DEVICE_LINK=amqp`). */
   mqttPort: number;
+  /** The bound operations port (`/metrics`, `/healthz`, `/readyz`); undefined when turned off. */
+  metricsPort?: number;
+  /** Dependency health (database, broker link, ...), as published on grpc.health.v1 and /readyz. */
+  dependencies: DependencyMonitor;
   /** Where the PKI lives; `ca.crt`, `admin.crt`/`admin.key` connect clients. */
   certsDir: string;
   /** Counters (uplink drops, late events), for tests and metrics. */
   counters: ReturnType<typeof createCounters>;
   /** Runs the timer sweep now (tests drive time through the Clock and call this). */
   sweep(): Promise<void>;
+  /** Steps every active job once now (the job runner also does it every TETHER_JOB_TICK_MS). */
+  runJobs(): Promise<{ jobs: number; dispatched: number; busy: boolean }>;
   /** The telemetry writer: pause() holds writes (samples wait in the queue), resume() releases them. */
   telemetryWriter: { pause(): void; resume(): void };
   /** Runs telemetry partition upkeep and retention now; returns the dropped partitions. */
   maintainTelemetry(): Promise<string[]>;
+  /** Sends due certificate expiry warnings now; returns how many devices were warned. */
+  warnExpiringCertificates(): Promise<number>;
   /** Graceful stop: health goes NOT_SERVING, in-flight calls finish, ports close, the database flushes. */
   stop(): Promise<void>;
 }
@@ -86,41 +158,86 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
   try {
     const tls = { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem };
     const counters = createCounters();
-    const broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, log: log.child({ component: "mqtt" }) });
-    stack.push(() => broker.close());
+    // Revocation: the database is the record, this in-memory index is what every connection and
+    // call is checked against, and the revocation feed keeps it current.
+    const certificateStore = createCertificateStore(db.sql);
+    const revoked = createRevocationIndex((await certificateStore.listRevoked(new Date())).map((c) => c.serialNumber));
+    const isRevoked = (serial: string) => revoked.has(serial);
+    const crl = createCrlPublisher({ ca: pki.ca, certificates: certificateStore, path: path.join(config.certsDir, "crl.pem"), log: log.child({ component: "pki" }) });
+    await crl.refresh();
+    // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
+    const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" })) : undefined;
+    if (amqp) stack.push(() => amqp.close());
+    // Devices reach Tether through the embedded broker unless MQTT_URL names an external one
+    // (Mosquitto) or TETHER_DEVICE_LINK=amqp puts them on RabbitMQ's MQTT plugin.
+    let broker: EmbeddedBroker | undefined;
+    if (config.deviceLink === "embedded" && !config.mqttLink.url) {
+      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, log: log.child({ component: "mqtt" }) });
+      stack.push(() => broker!.close());
+    }
     // Unwound after the bridge closes, so the writer drains every sample that arrived.
     let stopWriter = async () => {};
     stack.push(() => stopWriter());
 
     const coreLog = log.child({ component: "core" });
-    const taskFeed = createMemoryFeed<Task>((err) => coreLog.error({ err }, "task watcher failed"));
-    const deviceFeed = createMemoryFeed<Device>((err) => coreLog.error({ err }, "device watcher failed"));
+    const onTaskWatcherError = (err: unknown) => coreLog.error({ err }, "task watcher failed");
+    const onDeviceWatcherError = (err: unknown) => coreLog.error({ err }, "device watcher failed");
+    const taskFeed = amqp ? amqp.taskFeed(onTaskWatcherError) : createMemoryFeed<Task>(onTaskWatcherError);
+    const deviceFeed = amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError);
     const deviceStore = createDeviceStore(db.sql);
     const taskStore = createTaskStore(db.sql);
     const telemetryStore = createTelemetryStore(db.sql);
 
-    // Tether's own MQTT identity: issued in memory at every start, never written to disk.
-    const service = await issueServiceCertificate(pki.ca, "tether");
-    const bridge = await connectMqttBridge({
-      url: `mqtts://${config.mqtt.host === "0.0.0.0" ? "127.0.0.1" : config.mqtt.host}:${broker.port}`,
-      tls: { ca: pki.caPem, cert: service.certPem, key: service.keyPem },
-      clientId: `tether-${hostname()}-${process.pid}`,
-      maxPayloadBytes: config.mqtt.maxPayloadBytes,
-      counters,
-      log: log.child({ component: "bridge" }),
-    });
+    // The AMQP uplink intake is closed after the link (nothing new arrives) and before the telemetry
+    // writer stops (its acks wait for the writer's commits).
+    let closeIntake = async () => {};
+    stack.push(() => closeIntake());
+    const uplinkLimit = { ratePerS: config.mqtt.uplinkRatePerS, burst: config.mqtt.uplinkBurst };
+    const bridge =
+      config.deviceLink === "amqp" && amqp
+        ? createAmqpLink({ session: amqp.session, prefix: config.amqp.prefix, queueType: config.amqp.queueType, maxPayloadBytes: config.mqtt.maxPayloadBytes, uplinkLimit, prefetch: config.amqp.prefetch, counters, log: log.child({ component: "amqp-link" }) })
+        : await connectMqttBridge({
+            url: config.mqttLink.url ?? `mqtts://${config.mqtt.host === "0.0.0.0" ? "127.0.0.1" : config.mqtt.host}:${broker!.port}`,
+            tls: await bridgeTls(config.mqttLink, pki),
+            clientId: `tether-${hostname()}-${process.pid}`,
+            // Replicas on an external broker split the uplink between them (MQTT 5 shared subscriptions).
+            sharedGroup: config.mqttLink.url ? config.mqttLink.sharedGroup : undefined,
+            maxPayloadBytes: config.mqtt.maxPayloadBytes,
+            uplinkLimit,
+            counters,
+            log: log.child({ component: "bridge" }),
+          });
     stack.push(() => bridge.close());
 
     const lifecycle = createLifecycle({ tasks: taskStore, feed: taskFeed, clock, counters });
     const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
+    // Set once the gateway exists: a desired-state change also wakes the device's HTTP polls.
+    let wakePolls = (_deviceId: string) => {};
     const devices = createDeviceService({
       devices: deviceStore,
       clock,
-      onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id),
+      onDesiredStateChanged: (id) => {
+        void dispatcher.sendDesiredState(id);
+        wakePolls(id);
+      },
       latestTelemetry: async (id) => (await telemetryStore.latest(id)).map(toSampleProto),
+      feed: deviceFeed,
     });
+    const deviceWatch = createDeviceWatch({ devices: deviceStore, feed: deviceFeed });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
-    const sampleFeed = createMemoryFeed<SampleRecord>((err) => coreLog.error({ err }, "telemetry watcher failed"));
+    const onSampleWatcherError = (err: unknown) => coreLog.error({ err }, "telemetry watcher failed");
+    const sampleFeed = amqp ? amqp.sampleFeed(onSampleWatcherError) : createMemoryFeed<SampleRecord>(onSampleWatcherError);
+    // Small internal events every replica must see: a revoked certificate cuts its sessions on every
+    // replica, a share or unshare drops cached rights everywhere, a job step wakes every WatchJob.
+    const onRevocationError = (err: unknown) => coreLog.error({ err }, "revocation subscriber failed");
+    const revocations = amqp
+      ? amqp.jsonFeed<RevokedCertificate>("revocation", onRevocationError, jsonCodec((r) => ({ ...r, revokeTime: new Date(r.revokeTime) })))
+      : createMemoryFeed<RevokedCertificate>(onRevocationError);
+    const onJobWatcherError = (err: unknown) => coreLog.error({ err }, "job watcher failed");
+    const jobFeed = amqp ? amqp.jsonFeed<string>("job", onJobWatcherError) : createMemoryFeed<string>(onJobWatcherError);
+    const onRightsWatcherError = (err: unknown) => coreLog.error({ err }, "rights watcher failed");
+    const rightsFeed = amqp ? amqp.jsonFeed<RightsChange>("rights", onRightsWatcherError) : createMemoryFeed<RightsChange>(onRightsWatcherError);
+    await amqp?.startFeeds();
     const telemetryQueue = createMemoryQueue(config.telemetry.queueCapacity);
     const ingest = createTelemetryIngest({
       queue: telemetryQueue,
@@ -138,7 +255,61 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     await maintain();
     writer.start();
     stopWriter = () => writer.stop();
-    const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: ingest });
+    const issuer = createCertificateIssuer(pki.ca);
+    const certificates = createCertificateService({
+      certificates: certificateStore,
+      devices: deviceStore,
+      issuer,
+      crl,
+      revocations,
+      clock,
+      log: coreLog,
+      defaultValidityDays: config.certificates.deviceValidityDays,
+    });
+    const provisioning = createProvisioningService({
+      provisioning: createProvisioningStore(db.sql),
+      certificates: certificateStore,
+      devices: deviceStore,
+      issuer,
+      crl,
+      revocations,
+      clock,
+      log: coreLog,
+      defaultValidityDays: config.certificates.deviceValidityDays,
+      onDeviceCreated: (device) => deviceFeed.publish(device),
+    });
+    // Claim certificates may also provision over MQTT (for devices without an HTTP/2 stack). Only
+    // the embedded broker enforces the claims' topic ACL so far, so only it gets the topic pair.
+    if (broker) {
+      const service = await issueServiceCertificate(pki.ca, "tether");
+      const provisioningLink = await connectProvisioningLink({
+        url: `mqtts://${config.mqtt.host === "0.0.0.0" ? "127.0.0.1" : config.mqtt.host}:${broker.port}`,
+        tls: { ca: pki.caPem, cert: service.certPem, key: service.keyPem },
+        clientId: `tether-provisioning-${hostname()}-${process.pid}`,
+        maxPayloadBytes: config.mqtt.maxPayloadBytes,
+        counters,
+        log: log.child({ component: "provisioning" }),
+        handle: (templateId, req) => answerProvisioning(provisioning, templateId, req, coreLog),
+      });
+      stack.push(() => provisioningLink.close());
+    }
+    const deviceCertificates = createDeviceCertificates({ service: certificates, certificates: certificateStore, link: bridge, clock, log: coreLog, warningDays: config.certificates.expiryWarningDays });
+    const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: ingest, certificates: deviceCertificates });
+    // One intake for every transport: the MQTT bridge and the HTTP device gateway submit to it.
+    // With RabbitMQ the intake is durable: an item is acked to RabbitMQ after its transaction
+    // committed and, for telemetry, after the batch writer stored its samples.
+    const amqpIntake = amqp?.uplink(uplink, (item) => (carriesTelemetry(item) ? telemetryQueue.committed() : undefined), counters);
+    if (amqpIntake) {
+      closeIntake = () => amqpIntake.close();
+      await amqpIntake.start();
+    }
+    let uplinkDepth = 0;
+    const intake = countingIntake(
+      amqpIntake ?? createLocalUplink(uplink, (err, deviceId) => coreLog.error({ err, deviceId }, "uplink processing failed")),
+      (d) => (uplinkDepth += d),
+    );
+    const gateway = createDeviceGateway({ tasks: taskStore, devices: deviceStore, dispatcher, intake, taskFeed, clock, log: coreLog });
+    wakePolls = (id) => gateway.wake(id);
     // Rules: tasks a rule creates are committed QUEUED by the scheduler/event engine, then announced
     // on the task feed and dispatched, as CreateTask does.
     const ruleStore = createRuleStore(db.sql);
@@ -162,18 +333,97 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     // Event rules observe every accepted telemetry sample and every reported state.
     const unobserveSamples = sampleFeed.subscribe((s) => eventRules.observe(s.deviceId, s.metric, s.value, s.time));
     const unobserveDevices = deviceFeed.subscribe((d) => eventRules.observeDevice(d));
+    // Jobs: a rollout step commits its tasks QUEUED; they are announced like a rule's, but only
+    // devices online at that moment are kicked (offline ones get theirs on hello, or from the
+    // sweep's due-task pass): a job over 100,000 offline devices must not cost 100,000 dispatch passes.
+    const jobStore = createJobStore(db.sql);
+    const jobRunner = createJobRunner({
+      jobs: jobStore,
+      clock,
+      log: coreLog,
+      tickMs: config.jobs.tickMs,
+      batchSize: config.jobs.batchSize,
+      rescanMs: config.jobs.rescanMs,
+      onTasksCreated: (created, online) => {
+        for (const t of created) taskFeed.publish(toTaskProto(t));
+        for (const deviceId of new Set(online)) {
+          void dispatcher.kick(deviceId).catch((err: unknown) => coreLog.error({ err, deviceId }, "dispatch after a job step failed"));
+        }
+      },
+      onJobStepped: (id) => jobFeed.publish(id),
+      cancelTask: async (deviceId, taskId, reason) => void (await tasks.cancelTask(FULL_ACCESS, taskName(deviceId, taskId), reason)),
+    });
+    const jobs = createJobService({ jobs: jobStore, clock, jobFeed, taskFeed, onJobsChanged: () => jobRunner.wake() });
     const timers = createTaskTimers({ tasks: taskStore, lifecycle, dispatcher, clock, log: coreLog, ackTimeoutMs: config.tasks.ackTimeoutMs });
 
+    // Users, tokens and rights.
+    const userStore = createUserStore(db.sql);
+    const credStore = createCredentialStore(db.sql);
+    const grantStore = createGrantStore(db.sql);
+    const authLog = log.child({ component: "auth" });
+    // In-process in embedded mode; with replicas the production bus carries it (same interface).
+    const rightsResolver = createRightsResolver({ repo: grantStore, feed: rightsFeed, clock, log: authLog, ttlMs: config.auth.rightsCacheMs });
+    if (await userStore.ensureUser({ name: BOOTSTRAP_ADMIN, displayName: "Administrator", admin: true, passwordHash: null, createTime: clock.now() })) {
+      authLog.info({ user: BOOTSTRAP_ADMIN }, "created the admin user (no password: `tether users set-password admin` enables login)");
+    }
+    const tokens = createTokenIssuer({
+      keySecret: await signingKeySecret(config, db.embedded, authLog),
+      creds: credStore,
+      clock,
+      log: authLog,
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+      accessTtlMs: config.auth.accessTokenTtlS * 1000,
+      rotateMs: config.auth.signingKeyRotateS * 1000,
+    });
+    await tokens.rotate();
+    const limiter = createLoginLimiter({ perName: config.auth.loginMaxFailuresPerUser, perAddress: config.auth.loginMaxFailuresPerAddress, windowMs: config.auth.loginWindowS * 1000 }, clock);
+    const auth = createAuthService({ users: userStore, creds: credStore, tokens, limiter, clock, log: authLog, refreshTtlMs: config.auth.refreshTokenTtlS * 1000 });
+    const users = createUserService({ users: userStore, creds: credStore, rights: rightsResolver, clock });
+    const shares = createShareService({ grants: grantStore, users: userStore, devices: deviceStore, rights: rightsResolver, clock });
+    const accessFor = async (p: { kind: string; id: string; via: string }) => {
+      if (p.kind === "service") return FULL_ACCESS;
+      const access = await rightsResolver.forUser(p.id, { forceAdmin: p.via === "certificate" && p.id === BOOTSTRAP_ADMIN });
+      // A certificate proves itself (our CA issued it); a token or key of a deleted user does not.
+      if (p.via !== "certificate" && !access.exists) throw new UnauthenticatedError(`user ${p.id} no longer exists`);
+      return access;
+    };
+
     const health = createHealthService();
+    const opsQueries = createOpsQueries(db.sql);
+    const dependencies = createDependencyMonitor({ setStatus: health.setStatus, intervalMs: config.ops.probeIntervalMs, log: log.child({ component: "health" }) });
+    dependencies.add(HEALTH.database, () => opsQueries.ping());
+    dependencies.add(HEALTH.broker, () => bridge.connected());
+    if (amqp) dependencies.add(HEALTH.eventBus, () => amqp.session.isConnected());
+    const metrics = createMetrics({
+      counters: counters.entries,
+      tasksByState: opsQueries.tasksByState,
+      devicesOnline: opsQueries.devicesOnline,
+      uplinkQueueDepth: () => uplinkDepth,
+      telemetryQueueDepth: telemetryQueue.depth,
+      dependencies: dependencies.statuses,
+    });
     const reflection = createReflectionService(
-      [file_tether_v1_device_service, file_tether_v1_task_service, file_tether_v1_telemetry_service, file_tether_v1_rule_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink],
+      [
+        file_tether_v1_device_service, file_tether_v1_task_service, file_tether_v1_telemetry_service, file_tether_v1_rule_service, file_tether_v1_job_service,
+        file_tether_v1_certificate_service, file_tether_v1_provisioning_service,
+        file_tether_v1_auth_service, file_tether_v1_user_service, file_tether_v1_share_service,
+        file_tether_device_v1_gateway_service, file_tether_device_v1_downlink, file_tether_device_v1_uplink,
+      ],
       PUBLIC_SERVICES,
     );
     const routes = (router: ConnectRouter) => {
-      router.service(DeviceService, deviceHandler(devices));
+      router.service(DeviceService, deviceHandler(devices, deviceWatch));
       router.service(TaskService, taskHandler(tasks));
       router.service(TelemetryService, telemetryHandler(telemetry));
       router.service(RuleService, ruleHandler(rules));
+      router.service(CertificateService, certificateHandler(certificates));
+      router.service(ProvisioningService, provisioningHandler(provisioning));
+      router.service(DeviceGatewayService, gatewayHandler(gateway));
+      router.service(AuthService, authHandler(auth, clock));
+      router.service(UserService, userHandler(users));
+      router.service(ShareService, shareHandler(shares));
+      router.service(JobService, jobHandler(jobs));
       health.routes(router);
       reflection(router);
     };
@@ -183,21 +433,49 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       port: config.api.port,
       tls,
       routes,
-      interceptors: [errorMappingInterceptor(apiLog), authInterceptor()],
+      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, log: apiLog })],
       readMaxBytes: config.api.readMaxBytes,
       log: apiLog,
+      // The CRL before the console: the console's routes fall back to index.html for any path.
+      http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],
     });
+    // Every revocation, from this replica or (via the feed) another: refuse it from now on, and cut
+    // the sessions already open with it — the broker's within the same tick.
+    const unobserveRevocations = revocations.subscribe((r) => {
+      revoked.add(r.serialNumber);
+      broker?.disconnectRevoked(isRevoked);
+      api.disconnectRevoked(isRevoked);
+      // Revocations made on other replicas too: this replica's /crl.pem must list them (a local one
+      // was already written; refreshing again costs one query and one signature).
+      if (amqp) void crl.refresh().catch((err: unknown) => coreLog.error({ err }, "CRL refresh failed"));
+    });
+    stack.push(async () => unobserveRevocations());
     stack.push(async () => {
       health.shutdown();
       await api.close(config.shutdownGraceMs);
     });
+    // Unwound before the API closes: parked long polls answer (empty) at once instead of holding
+    // the shutdown for the grace period.
+    stack.push(async () => gateway.close());
 
-    await bridge.start(uplink);
+    await dependencies.check();
+    dependencies.start();
+    const ops = config.ops.port === undefined
+      ? undefined
+      : await startOpsServer({ host: config.ops.host, port: config.ops.port, metrics: metrics.scrape, metricsContentType: metrics.registry.contentType, ready: dependencies.ready, statuses: dependencies.statuses, log: log.child({ component: "ops" }) });
+    stack.push(async () => {
+      dependencies.stop();
+      await ops?.close();
+    });
+
+    await bridge.start(intake);
     await eventRules.start();
     scheduler.start();
+    jobRunner.start();
     stack.push(async () => {
       unobserveSamples();
       unobserveDevices();
+      await jobRunner.stop();
       await scheduler.stop();
       await eventRules.stop();
     });
@@ -205,29 +483,74 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const sweep = () =>
       (sweeping ??= timers.sweep().catch((err: unknown) => coreLog.error({ err }, "task sweep failed")).finally(() => (sweeping = undefined)));
     const interval = setInterval(() => void sweep(), config.tasks.sweepIntervalMs);
-    const upkeep = setInterval(() => void maintain().catch((err: unknown) => coreLog.error({ err }, "telemetry upkeep failed")), 3_600_000);
+    const upkeep = setInterval(() => {
+      void maintain().catch((err: unknown) => coreLog.error({ err }, "telemetry upkeep failed"));
+      void tokens.rotate().catch((err: unknown) => authLog.error({ err }, "signing key rotation failed"));
+    }, 3_600_000);
+    // The CRL is rewritten after every revocation, and daily so it never passes its nextUpdate.
+    const crlUpkeep = setInterval(() => void crl.refresh().catch((err: unknown) => coreLog.error({ err }, "CRL refresh failed")), 86_400_000);
+    const warnExpiring = () => deviceCertificates.warnExpiring().catch((err: unknown) => (coreLog.error({ err }, "certificate expiry check failed"), 0));
+    const expiryChecks = setInterval(() => void warnExpiring(), config.certificates.checkIntervalMs);
     stack.push(async () => {
       clearInterval(interval);
       clearInterval(upkeep);
+      clearInterval(crlUpkeep);
+      clearInterval(expiryChecks);
       await sweeping;
       await dispatcher.idle();
     });
-    log.info({ api: `https://${config.api.host}:${api.port}`, mqtt: `mqtts://${config.mqtt.host}:${broker.port}`, certs: config.certsDir, database: db.embedded ? "embedded (PGlite)" : "postgresql" }, "tether ready");
+    log.info(
+      {
+        api: `https://${config.api.host}:${api.port}`,
+        mqtt: broker ? `mqtts://${config.mqtt.host}:${broker.port}` : (config.mqttLink.url ?? `RabbitMQ MQTT plugin (${config.deviceLink})`),
+        broker: broker ? "embedded" : "external",
+        metrics: ops ? `http://${config.ops.host}:${ops.port}/metrics` : undefined,
+        certs: config.certsDir,
+        database: db.embedded ? "embedded (PGlite)" : "postgresql",
+        bus: amqp ? `rabbitmq (prefix ${config.amqp.prefix})` : "in-process",
+      },
+      "tether ready",
+    );
 
     let stopping: Promise<void> | undefined;
     return {
       apiPort: api.port,
-      mqttPort: broker.port,
+      mqttPort: broker?.port ?? 0,
+      metricsPort: ops?.port,
+      dependencies,
       certsDir: config.certsDir,
       counters,
       sweep,
+      runJobs: () => jobRunner.runOnce(),
       telemetryWriter: writer,
       maintainTelemetry: maintain,
+      warnExpiringCertificates: warnExpiring,
       stop: () => (stopping ??= unwind(stack, log)),
     };
   } catch (err) {
     await unwind(stack, log);
     throw err;
+  }
+}
+
+/**
+ * The secret that seals JWT signing keys at rest: configured, or for the embedded database one
+ * generated next to it (0600) on first start. Production without one stores keys unsealed.
+ */
+async function signingKeySecret(config: TetherConfig, embedded: boolean, log: Logger): Promise<string | undefined> {
+  if (config.auth.signingKeySecret) return config.auth.signingKeySecret;
+  if (!embedded) {
+    log.warn("TETHER_SIGNING_KEY_SECRET is not set: JWT signing keys are stored unsealed in the database");
+    return undefined;
+  }
+  const file = path.join(config.dataDir, "signing-key.secret");
+  try {
+    return (await readFile(file, "utf8")).trim();
+  } catch {
+    const secret = randomBytes(32).toString("base64url");
+    await mkdir(config.dataDir, { recursive: true });
+    await writeFile(file, secret, { mode: 0o600, flag: "wx" }).catch(async () => undefined);
+    return (await readFile(file, "utf8")).trim();
   }
 }
 

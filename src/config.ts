@@ -17,6 +17,35 @@ export interface TetherConfig {
     port: number;
     /** Largest uplink payload accepted, bytes. @default 256 KiB */
     maxPayloadBytes: number;
+    /** Per-device uplink rate limit, messages per second (`TETHER_UPLINK_RATE_PER_S`); 0 = no limit. @default 100 */
+    uplinkRatePerS: number;
+    /** Messages a quiet device may send at once above the rate (`TETHER_UPLINK_BURST`). @default 500 */
+    uplinkBurst: number;
+  };
+  /**
+   * The device link to an external MQTT broker (Mosquitto). With `url` set the embedded broker is
+   * not started and the bridge connects there instead.
+   */
+  mqttLink: {
+    /** `mqtts://host:port` of the external broker (`MQTT_URL`); unset = the embedded broker. */
+    url?: string;
+    /** PEM files for the bridge's TLS (`MQTT_CA`, `MQTT_CERT`, `MQTT_KEY`). Unset: the CA in `certsDir` and a `tether` service certificate issued from it at start. */
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    /** Shared-subscription group: replicas in one group split the uplink (`MQTT_SHARED_GROUP`). @default "tether" */
+    sharedGroup: string;
+  };
+  /** The plain-HTTP operations port: `/metrics`, `/healthz`, `/readyz`. */
+  ops: {
+    /** Interface. @default same as api.host */
+    host: string;
+    /** Port; 0 picks a free one; undefined (`TETHER_METRICS_PORT=off`) serves nothing. @default 9464 */
+    port?: number;
+    /** How often dependencies (database, broker link) are probed for health, ms. @default 2000 */
+    probeIntervalMs: number;
+    /** Calls slower than this are logged with their request id, ms. @default 2000 */
+    slowCallMs: number;
   };
   tasks: {
     /** How often timers (expiry, execution timeouts, resends) are checked, ms. @default 1000 */
@@ -25,6 +54,14 @@ export interface TetherConfig {
     ackTimeoutMs: number;
     /** CreateTask calls being stored at once before new ones get RESOURCE_EXHAUSTED. @default 512 */
     maxCreatesInFlight: number;
+  };
+  jobs: {
+    /** How often the job runner steps active jobs (rollout, abort, completion), ms. @default 1000 */
+    tickMs: number;
+    /** Targets claimed and turned into tasks per transaction. @default 1000 */
+    batchSize: number;
+    /** How often a continuous job looks for newly matching devices, ms. @default 5000 */
+    rescanMs: number;
   };
   database: {
     /** PostgreSQL URL; unset runs the embedded PGlite in `dataDir/pg`. */
@@ -44,17 +81,71 @@ export interface TetherConfig {
     /** Samples the embedded queue holds while the database is slow or down. @default 1,000,000 */
     queueCapacity: number;
   };
+  certificates: {
+    /** Validity of device certificates when a request does not say, days. @default 365 */
+    deviceValidityDays: number;
+    /** Devices get a CertificateExpiring downlink when their newest certificate expires within this, days. @default 30 */
+    expiryWarningDays: number;
+    /** How often expiry warnings are checked, ms (each device is warned at most once a day). @default 3600000 */
+    checkIntervalMs: number;
+  };
+  auth: {
+    /** `iss` and `aud` of access tokens. @default "tether", "tether-api" */
+    issuer: string;
+    audience: string;
+    /** Access token lifetime, s. @default 900 (15 minutes) */
+    accessTokenTtlS: number;
+    /** Refresh token lifetime, s (each use starts a new one). @default 30 days */
+    refreshTokenTtlS: number;
+    /** A new JWT signing key is made after this many seconds; old keys verify until their tokens expired. @default 7 days */
+    signingKeyRotateS: number;
+    /** Failed logins per user name, and per client address, per window before RESOURCE_EXHAUSTED. @default 5, 20 */
+    loginMaxFailuresPerUser: number;
+    loginMaxFailuresPerAddress: number;
+    /** The login rate-limit window, s. @default 900 */
+    loginWindowS: number;
+    /** How long a user's resolved rights are reused, ms (shares and unshares apply at once regardless). @default 5000 */
+    rightsCacheMs: number;
+    /**
+     * Seals JWT signing keys at rest; every replica needs the same value. Unset: the embedded mode
+     * makes one in `dataDir/signing-key.secret`; with DATABASE_URL keys are stored unsealed (warned).
+     */
+    signingKeySecret?: string;
+  };
+  /** RabbitMQ (production event bus and durable uplink queues); see deploy/rabbitmq/. */
+  amqp: {
+    /** `AMQP_URL`; set, change feeds fan out through RabbitMQ and uplink goes through durable queues. */
+    url?: string;
+    /** Prefix of Tether's exchanges and queues (`{prefix}.events`, `{prefix}.uplink.{n}`, ...). @default "tether" */
+    prefix: string;
+    /** Uplink partition queues; a device always maps to the same one (per-device order). @default 4 */
+    uplinkPartitions: number;
+    /** `quorum` (replicated, delivery limit, RabbitMQ ≥ 3.8) or `classic`. @default "quorum" */
+    queueType: "quorum" | "classic";
+    /** Deliveries of an uplink message before it is dead-lettered to `{prefix}.uplink.dead`. @default 10 */
+    deliveryLimit: number;
+    /** Unacked uplink messages a replica holds per queue. @default 256 */
+    prefetch: number;
+  };
+  /**
+   * How devices reach Tether. `embedded`: the in-process MQTT broker. `amqp`: devices connect to
+   * RabbitMQ's MQTT plugin and Tether talks AMQP to `amq.topic` (needs AMQP_URL; no embedded broker).
+   * @default "embedded"
+   */
+  deviceLink: "embedded" | "amqp";
   /** Where embedded state lives. @default ./data */
   dataDir: string;
   /** Where the PKI lives (generated on first start). @default ./certs */
   certsDir: string;
+  /** The built web console served at `/` on the API port (`npm run build:console`). @default ./console/dist */
+  consoleDir: string;
   /** pino level. @default info */
   logLevel: string;
   /** How long in-flight calls may take to finish on SIGTERM, ms. @default 10000 */
   shutdownGraceMs: number;
 }
 
-/** Reads `TETHER_*`, `DATABASE_URL` and `LOG_LEVEL`; throws a readable error on bad values. */
+/** Reads `TETHER_*`, `DATABASE_URL`, `AMQP_URL`, `MQTT_*` and `LOG_LEVEL`; throws a readable error on bad values. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Readonly<TetherConfig> {
   const databaseUrl = nonEmpty(env.DATABASE_URL);
   const host = env.TETHER_HOST ?? "127.0.0.1";
@@ -68,11 +159,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       host: env.TETHER_MQTT_HOST ?? host,
       port: int(env, "TETHER_MQTT_PORT", 8883, 0, 65535),
       maxPayloadBytes: int(env, "TETHER_MQTT_MAX_PAYLOAD_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+      uplinkRatePerS: int(env, "TETHER_UPLINK_RATE_PER_S", 100, 0, 1_000_000),
+      uplinkBurst: int(env, "TETHER_UPLINK_BURST", 500, 1, 10_000_000),
+    },
+    mqttLink: {
+      url: mqttUrl(env.MQTT_URL),
+      caFile: optionalPath(env.MQTT_CA, cwd),
+      certFile: optionalPath(env.MQTT_CERT, cwd),
+      keyFile: optionalPath(env.MQTT_KEY, cwd),
+      sharedGroup: sharedGroup(env.MQTT_SHARED_GROUP),
+    },
+    ops: {
+      host: env.TETHER_METRICS_HOST ?? host,
+      port: nonEmpty(env.TETHER_METRICS_PORT) === "off" ? undefined : int(env, "TETHER_METRICS_PORT", 9464, 0, 65535),
+      probeIntervalMs: int(env, "TETHER_HEALTH_PROBE_MS", 2000, 50, 600_000),
+      slowCallMs: int(env, "TETHER_SLOW_CALL_MS", 2000, 1, 3_600_000),
     },
     tasks: {
       sweepIntervalMs: int(env, "TETHER_TASK_SWEEP_MS", 1000, 10, 60_000),
       ackTimeoutMs: int(env, "TETHER_TASK_ACK_TIMEOUT_MS", 10_000, 100, 3_600_000),
       maxCreatesInFlight: int(env, "TETHER_TASK_MAX_CREATES_IN_FLIGHT", 512, 1, 100_000),
+    },
+    jobs: {
+      tickMs: int(env, "TETHER_JOB_TICK_MS", 1000, 10, 60_000),
+      batchSize: int(env, "TETHER_JOB_BATCH", 1000, 1, 2000),
+      rescanMs: int(env, "TETHER_JOB_RESCAN_MS", 5000, 10, 3_600_000),
     },
     database: {
       url: databaseUrl,
@@ -85,16 +196,64 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxFutureSeconds: int(env, "TETHER_TELEMETRY_MAX_FUTURE_S", 300, 0, 86_400),
       queueCapacity: int(env, "TETHER_TELEMETRY_QUEUE_CAPACITY", 1_000_000, 1000, 100_000_000),
     },
+    certificates: {
+      deviceValidityDays: int(env, "TETHER_DEVICE_CERT_VALIDITY_DAYS", 365, 1, 3650),
+      expiryWarningDays: int(env, "TETHER_CERT_EXPIRY_WARNING_DAYS", 30, 0, 3650),
+      checkIntervalMs: int(env, "TETHER_CERT_CHECK_MS", 3_600_000, 1000, 86_400_000),
+    },
+    auth: {
+      issuer: env.TETHER_JWT_ISSUER ?? "tether",
+      audience: env.TETHER_JWT_AUDIENCE ?? "tether-api",
+      accessTokenTtlS: int(env, "TETHER_ACCESS_TOKEN_TTL_S", 900, 10, 86_400),
+      refreshTokenTtlS: int(env, "TETHER_REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 366 * 86_400),
+      signingKeyRotateS: int(env, "TETHER_SIGNING_KEY_ROTATE_S", 7 * 86_400, 3600, 366 * 86_400),
+      loginMaxFailuresPerUser: int(env, "TETHER_LOGIN_MAX_FAILURES_PER_USER", 5, 1, 1_000_000),
+      loginMaxFailuresPerAddress: int(env, "TETHER_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 1_000_000),
+      loginWindowS: int(env, "TETHER_LOGIN_WINDOW_S", 900, 1, 86_400),
+      rightsCacheMs: int(env, "TETHER_RIGHTS_CACHE_MS", 5000, 0, 600_000),
+      signingKeySecret: nonEmpty(env.TETHER_SIGNING_KEY_SECRET),
+    },
+    amqp: {
+      url: nonEmpty(env.AMQP_URL),
+      prefix: pattern(env, "TETHER_AMQP_PREFIX", "tether", /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/),
+      uplinkPartitions: int(env, "TETHER_AMQP_UPLINK_PARTITIONS", 4, 1, 256),
+      queueType: oneOf(env, "TETHER_AMQP_QUEUE_TYPE", "quorum", ["quorum", "classic"]),
+      deliveryLimit: int(env, "TETHER_AMQP_DELIVERY_LIMIT", 10, 1, 1000),
+      prefetch: int(env, "TETHER_AMQP_PREFETCH", 256, 1, 65_535),
+    },
+    deviceLink: oneOf(env, "TETHER_DEVICE_LINK", "embedded", ["embedded", "amqp"]),
     dataDir: path.resolve(cwd, env.TETHER_DATA_DIR ?? "data"),
     certsDir: path.resolve(cwd, env.TETHER_CERTS_DIR ?? "certs"),
+    consoleDir: path.resolve(cwd, env.TETHER_CONSOLE_DIR ?? "console/dist"),
     logLevel: oneOf(env, "LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
     shutdownGraceMs: int(env, "TETHER_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
   };
+  if (config.deviceLink === "amqp" && !config.amqp.url) throw new Error("TETHER_DEVICE_LINK=amqp needs AMQP_URL (the RabbitMQ the devices' MQTT plugin runs on)");
+  if (config.deviceLink === "amqp" && config.mqttLink.url) throw new Error("TETHER_DEVICE_LINK=amqp and MQTT_URL both name the device broker: set one of them");
   return deepFreeze(config);
 }
 
 function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v.trim() === "" ? undefined : v.trim();
+}
+
+function optionalPath(v: string | undefined, cwd: string): string | undefined {
+  const p = nonEmpty(v);
+  return p === undefined ? undefined : path.resolve(cwd, p);
+}
+
+/** The bridge authenticates with its certificate, so the external broker must speak TLS. */
+function mqttUrl(v: string | undefined): string | undefined {
+  const u = nonEmpty(v);
+  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${u}: expected mqtts://host:port (TLS with client certificates)`);
+  return u;
+}
+
+/** A shared-subscription group name may not contain `/`, `+` or `#`. */
+function sharedGroup(v: string | undefined): string {
+  const g = nonEmpty(v) ?? "tether";
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(g)) throw new Error(`MQTT_SHARED_GROUP=${g}: expected 1-64 letters, digits, '_', '.' or '-'`);
+  return g;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
@@ -112,6 +271,13 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, def: T, a
   if (raw === undefined) return def;
   if (!allowed.includes(raw as T)) throw new Error(`${name}=${raw}: expected one of ${allowed.join(", ")}`);
   return raw as T;
+}
+
+function pattern(env: NodeJS.ProcessEnv, name: string, def: string, re: RegExp): string {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return def;
+  if (!re.test(raw)) throw new Error(`${name}=${raw}: expected ${re.source}`);
+  return raw;
 }
 
 function deepFreeze<T extends object>(o: T): T {

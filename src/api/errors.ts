@@ -4,6 +4,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { InvalidArgumentError, TetherError } from "../core/errors.js";
+import { kRequestId } from "./observe.js";
 
 const CODES: Record<TetherError["code"], Code> = {
   INVALID_ARGUMENT: Code.InvalidArgument,
@@ -46,6 +47,8 @@ export function toConnectError(err: unknown, log: Logger, procedure: string): Co
 export function errorMappingInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const procedure = req.url;
+    // Only failing calls need the child logger that carries the request id.
+    const callLog = () => log.child({ requestId: req.contextValues.get(kRequestId) || undefined });
     try {
       const res = await next(req);
       if (!res.stream) return res;
@@ -56,12 +59,16 @@ export function errorMappingInterceptor(log: Logger): Interceptor {
           try {
             yield* inner;
           } catch (err) {
-            throw toConnectError(err, log, procedure);
+            // A client that went away mid-stream (navigated, reset the stream) is not a server fault.
+            if (req.signal.aborted || (err as { code?: unknown } | null)?.code === "ERR_HTTP2_INVALID_STREAM") {
+              throw new ConnectError("the client closed the stream", Code.Canceled, undefined, undefined, err);
+            }
+            throw toConnectError(err, callLog(), procedure);
           }
         })(),
       };
     } catch (err) {
-      throw toConnectError(err, log, procedure);
+      throw toConnectError(err, callLog(), procedure);
     }
   };
 }

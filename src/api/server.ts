@@ -1,10 +1,12 @@
 import { setMaxListeners } from "node:events";
 import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { contextValuesFromRequest } from "./auth.js";
+import { normalizeSerial } from "../core/certificates/certificate-name.js";
 
 export interface ApiServerOptions {
   host: string;
@@ -15,10 +17,25 @@ export interface ApiServerOptions {
   /** Largest request message accepted, in bytes. */
   readMaxBytes: number;
   log: Logger;
+  /**
+   * Plain HTTP routes beside the RPCs (static files, the CRL), tried in order for any request that
+   * is not an RPC; the first whose `match` accepts the path answers it. Anything else gets 404.
+   */
+  http?: HttpRoute[];
+}
+
+type NodeHandlerFn = NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]>;
+
+/** A non-RPC HTTP endpoint on the API port. */
+export interface HttpRoute {
+  match(pathname: string): boolean;
+  handle: NodeHandlerFn;
 }
 
 export interface ApiServer {
   port: number;
+  /** Cuts open connections whose client certificate is revoked; returns how many. */
+  disconnectRevoked(isRevoked: (serialNumber: string) => boolean): number;
   /** Stops accepting, lets in-flight calls finish for up to `graceMs`, then cuts what is left. */
   close(graceMs: number): Promise<void>;
 }
@@ -38,10 +55,17 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     contextValues: contextValuesFromRequest,
     shutdownSignal: shutdown.signal,
     readMaxBytes: opts.readMaxBytes,
+    fallback: (req, res) => {
+      const pathname = new URL(req.url ?? "/", "https://localhost").pathname;
+      const route = opts.http?.find((r) => r.match(pathname));
+      if (route) return route.handle(req, res);
+      res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+      res.end("not found\n");
+    },
   });
   const server = http2.createSecureServer(
     { ...opts.tls, requestCert: true, rejectUnauthorized: false, allowHTTP1: true, minVersion: "TLSv1.2" },
-    handler,
+    (req, res) => (refuseUnknownContentType(req, res) ? undefined : handler(req, res)),
   );
   // http2 close() waits for sessions that clients keep alive; track them to end them on shutdown.
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -51,6 +75,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     s.once("close", () => sessions.delete(s));
   });
   server.on("secureConnection", (sock: Socket) => {
+    // Small responses go out at once rather than waiting on Nagle's algorithm (HTTP/1.1 callers
+    // such as curl and HTTP devices see each unary answer as its own small write).
+    sock.setNoDelay(true);
     sockets.add(sock);
     sock.once("close", () => sockets.delete(sock));
   });
@@ -68,6 +95,18 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
 
   return {
     port,
+    disconnectRevoked(isRevoked) {
+      let cut = 0;
+      for (const sock of sockets) {
+        const serial = (sock as TLSSocket).getPeerCertificate?.()?.serialNumber;
+        if (serial && isRevoked(normalizeSerial(serial))) {
+          sock.destroy();
+          cut++;
+        }
+      }
+      if (cut > 0) opts.log.info({ connections: cut }, "API connections with a revoked certificate cut");
+      return cut;
+    },
     async close(graceMs) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sessions) s.close(); // GOAWAY: no new streams, running ones finish
@@ -83,6 +122,27 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       opts.log.info("API closed");
     },
   };
+}
+
+/** Content types of gRPC, gRPC-Web and Connect (unary and streaming), with optional parameters. */
+const RPC_CONTENT_TYPE = /^application\/(json|proto|connect\+(json|proto)|grpc(-web(-text)?)?(\+(proto|json))?)\s*(;.*)?$/i;
+
+/**
+ * connect-node answers a POST with a content type no protocol claims (curl's default
+ * `application/x-www-form-urlencoded`, `text/plain`) with a bare 415 and no body. Answer the same
+ * status with a Connect error body that says what to send instead, so curl users see the reason
+ * and Connect clients an error code. Returns true when it answered.
+ */
+function refuseUnknownContentType(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean {
+  if (req.method !== "POST") return false;
+  const type = req.headers["content-type"] ?? "";
+  if (RPC_CONTENT_TYPE.test(type)) return false;
+  const message = `unsupported content-type "${type.slice(0, 100)}": send Content-Type: application/json (Connect JSON) or application/proto (Connect binary); gRPC and gRPC-Web clients set theirs`;
+  const body = JSON.stringify({ code: "invalid_argument", message });
+  res.writeHead(415, { "content-type": "application/json", "accept-post": "application/json, application/proto, application/grpc, application/grpc-web", "content-length": Buffer.byteLength(body) });
+  req.resume(); // discard the body
+  res.end(body);
+  return true;
 }
 
 function delay(ms: number): Promise<void> {

@@ -1,11 +1,13 @@
 import { startApp } from "../app.js";
 import { loadConfig } from "../config.js";
 import { createLogger } from "../log.js";
+import { installUncaughtGuard } from "../store/driver-guard.js";
 
 /** `tether serve`: runs the control plane until SIGINT/SIGTERM, then stops gracefully. */
 export async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
+  installUncaughtGuard(log);
   const app = await startApp(config, log);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

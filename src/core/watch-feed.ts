@@ -15,24 +15,37 @@ export async function* watchFeed<T>(
   initial: (() => Promise<T[]>) | undefined,
   signal: AbortSignal,
   buffer = WATCH_BUFFER,
+  /** A per-item check at send time (the caller's rights as of now); false drops the item. */
+  allow?: (t: T) => Promise<boolean>,
+  /**
+   * Called once when the watcher overflows. A consumer that stopped reading leaves this generator
+   * parked in `yield` (the transport waits for flow control), where the error below is never
+   * reached: the caller ends the call from outside instead (the API resets the HTTP/2 stream).
+   */
+  onOverflow?: () => void,
 ): AsyncGenerator<T> {
   const queue: T[] = [];
   let overflow = false;
   let wake: (() => void) | undefined;
   const unsubscribe = feed.subscribe((t) => {
     if (!match(t)) return;
-    if (queue.length >= buffer) overflow = true;
-    else queue.push(t);
+    if (queue.length < buffer) queue.push(t);
+    else if (!overflow) {
+      overflow = true;
+      queue.length = 0; // the watcher is done: free what it held
+      onOverflow?.();
+    }
     wake?.();
   });
   const onAbort = () => wake?.();
   signal.addEventListener("abort", onAbort);
   try {
-    if (initial) yield* await initial();
+    if (initial) for (const t of await initial()) if (!allow || (await allow(t))) yield t;
     while (!signal.aborted) {
       if (overflow) throw new ResourceExhaustedError(`watcher fell more than ${buffer} changes behind; re-read and watch again`);
       if (queue.length > 0) {
-        yield queue.shift()!;
+        const t = queue.shift()!;
+        if (!allow || (await allow(t))) yield t;
         continue;
       }
       await new Promise<void>((resolve) => {

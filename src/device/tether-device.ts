@@ -20,7 +20,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import mqtt, { type MqttClient } from "mqtt";
 import { pino, type Logger } from "pino";
-import { DownlinkSchema, type DesiredState, type TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
+import { type CertificateUpdate, DownlinkSchema, type DesiredState, type TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
 import { SampleSchema, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE, uplinkTopic } from "../link/topics.js";
 import { enableNoDelay } from "../link/no-delay.js";
@@ -41,6 +41,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
   private desiredVersion = -1n;
   private desiredChain: Promise<void> = Promise.resolve();
   private queryWaiters: { resolve(task: TaskRequest | undefined): void; reject(err: Error): void }[] = [];
+  private renewals = new Map<string, { resolve(update: CertificateUpdate): void; reject(err: Error): void }>();
   private closed = false;
   private wasConnected = false;
 
@@ -119,6 +120,29 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
   }
 
   /**
+   * Asks Tether to sign a CSR made with a new key (the key stays here). Resolves with the new
+   * certificate, which is valid at once while the current one stays valid until it expires: save
+   * both, and switch at the next reconnect. Rejects with Tether's reason (e.g. a weak key).
+   */
+  renewCertificate(csrPem: string, opts: { timeoutMs?: number } = {}): Promise<CertificateUpdate> {
+    const requestId = randomUUID();
+    const timeoutMs = opts.timeoutMs ?? this.opts.queryTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => settle(() => reject(new Error(`no certificate within ${timeoutMs} ms`))), timeoutMs);
+      const settle = (fn: () => void) => {
+        clearTimeout(timer);
+        this.renewals.delete(requestId);
+        fn();
+      };
+      this.renewals.set(requestId, {
+        resolve: (u) => settle(() => (u.error ? reject(new Error(`certificate renewal refused: ${u.error}`)) : resolve(u))),
+        reject: (err) => settle(() => reject(err)),
+      });
+      this.send({ case: "certificateRenewal", value: { requestId, csr: csrPem } }).catch((err: Error) => this.renewals.get(requestId)?.reject(err));
+    });
+  }
+
+  /**
    * Ends the session. Graceful: publishes retained `offline` and disconnects (no will). `abrupt`
    * destroys the socket without DISCONNECT, like a crash or power loss, so the broker fires the will.
    * Either way the broker keeps the persistent session and queues QoS 1 downlink for the next connect.
@@ -128,6 +152,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     this.closed = true;
     this.executor.stop();
     for (const waiter of [...this.queryWaiters]) waiter.reject(new Error("device closed"));
+    for (const waiter of [...this.renewals.values()]) waiter.reject(new Error("device closed"));
     if (opts.abrupt) {
       await this.client.endAsync(true);
       return;
@@ -189,6 +214,13 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
         return;
       case "desiredState":
         this.onDesiredState(body.value);
+        return;
+      case "certificate":
+        this.renewals.get(body.value.requestId)?.resolve(body.value);
+        return;
+      case "certificateExpiring":
+        this.log.info({ serialNumber: body.value.serialNumber }, "certificate expires soon");
+        this.emit("certificateExpiring", body.value);
         return;
       default:
         this.log.warn({ messageId: downlink.messageId }, "downlink without a known body dropped");

@@ -5,7 +5,7 @@
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import type { DesiredState, TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
+import type { CertificateExpiring, DesiredState, TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
 import type { ReportedStateSchema, SampleSchema, TaskResult } from "../../gen/tether/device/v1/uplink_pb.js";
 import type { Command } from "../../gen/tether/v1/command_pb.js";
 import type { CommandResultInit, TaskContext } from "./task-executor.js";
@@ -53,5 +53,7 @@ export interface TetherDeviceEvents {
   task: [TaskRequest];
   /** A task ended and its result was sent (not fired for re-sent cached results). */
   result: [TaskResult];
+  /** Tether warns that the device's newest certificate expires soon: call `renewCertificate`. */
+  certificateExpiring: [CertificateExpiring];
 }
 

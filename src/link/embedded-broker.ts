@@ -4,7 +4,10 @@
  * Devices authenticate with mutual TLS only: the client certificate's CN is the device id and must also
  * be the MQTT client id, and its OU must be `devices`. A device may touch only its own topics (see
  * {@link isTopicAllowedForDevice}). Internal services (Tether's own bridge, the admin) present a
- * certificate whose CN is in `serviceCommonNames` and may use any client id and any topic.
+ * certificate whose CN is in `serviceCommonNames` and may use any client id and any topic. A
+ * provisioning claim certificate (OU `claims`) connects as `claim:{client}` and may use only its
+ * provisioning topic pair ({@link isTopicAllowedForClaim}). Revoked certificates are refused at
+ * connect, and {@link EmbeddedBroker.disconnectRevoked} cuts their live sessions.
  */
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
@@ -12,7 +15,8 @@ import { createServer, TLSSocket } from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import type { Logger } from "pino";
 import type { Counters } from "../core/ports.js";
-import { isTopicAllowedForDevice, isValidDeviceId } from "./topics.js";
+import { normalizeSerial } from "../core/certificates/certificate-name.js";
+import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId } from "./topics.js";
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -24,6 +28,8 @@ export interface EmbeddedBrokerOptions {
   serviceCommonNames?: string[];
   /** Counts refusals (`tether_mqtt_refused_total{action}`), so abuse shows in metrics, not only logs. */
   counters?: Counters;
+  /** Revoked client certificates are refused at connect (see also {@link EmbeddedBroker.disconnectRevoked}). */
+  isRevoked?: (serialNumber: string) => boolean;
 }
 
 export interface EmbeddedBroker {
@@ -31,13 +37,23 @@ export interface EmbeddedBroker {
   aedes: Aedes;
   /** Drops a client's connection (its last will is published), e.g. after its certificate is revoked. */
   disconnectClient(id: string): void;
+  /**
+   * Closes every live session whose certificate is now revoked; returns how many. A CRL is only
+   * read at the TLS handshake, so a revocation must push this rather than wait for a reconnect.
+   */
+  disconnectRevoked(isRevoked: (serialNumber: string) => boolean): number;
   /** Stops listening and destroys every open connection. */
   close(): Promise<void>;
 }
 
-type Identity = { kind: "device"; deviceId: string } | { kind: "service"; commonName: string };
+type Identity = (
+  | { kind: "device"; deviceId: string }
+  | { kind: "service"; commonName: string }
+  | { kind: "claim"; templateId: string; clientId: string }
+) & { serialNumber: string };
 
 const DEVICES_OU = "devices";
+const CLAIMS_OU = "claims";
 const NOT_AUTHORIZED = 5; // CONNACK return code; aedes' AuthErrorCode is a const enum
 
 /** Starts aedes behind a mutual-TLS listener and resolves once it is listening. */
@@ -59,22 +75,34 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (!(conn instanceof TLSSocket) || !conn.authorized) {
         return refuseConnect(client, "no verified client certificate", done);
       }
-      const subject = conn.getPeerCertificate().subject ?? {};
+      const peer = conn.getPeerCertificate();
+      const subject = peer.subject ?? {};
       const commonName = firstValue(subject.CN);
       const units = ([] as string[]).concat(subject.OU ?? []);
+      const serialNumber = normalizeSerial(peer.serialNumber ?? "");
       if (!commonName) return refuseConnect(client, "client certificate has no CN", done);
+      if (opts.isRevoked?.(serialNumber)) return refuseConnect(client, `client certificate ${serialNumber} (CN ${commonName}) is revoked`, done);
+      const will = (client as Client & { _will?: { topic: string } | null })._will;
+      if (units.includes(CLAIMS_OU)) {
+        // A claim certificate may only use its provisioning topic pair (see topics.ts).
+        if (!isValidDeviceId(commonName)) return refuseConnect(client, `claim certificate CN ${commonName} is not a template id`, done);
+        const claimClient = claimClientOf(client.id);
+        if (!claimClient) return refuseConnect(client, "a claim certificate's client id must be claim:{client}, {client} 1-64 letters, digits, '.', '_' or '-'", done);
+        if (will) return refuseConnect(client, "a claim certificate may not set a will", done);
+        identities.set(client, { kind: "claim", templateId: commonName, clientId: claimClient, serialNumber });
+        return done(null, true);
+      }
 
       if (units.includes(DEVICES_OU)) {
         if (!isValidDeviceId(commonName)) return refuseConnect(client, `invalid device id ${commonName}`, done);
         if (client.id !== commonName) return refuseConnect(client, `client id must equal certificate CN ${commonName}`, done);
         // The will is published on the device's behalf later, so check it now like any publish.
-        const will = (client as Client & { _will?: { topic: string } | null })._will;
         if (will && !isTopicAllowedForDevice(commonName, will.topic, "publish")) {
           return refuseConnect(client, `will topic not allowed: ${will.topic}`, done);
         }
-        identities.set(client, { kind: "device", deviceId: commonName });
+        identities.set(client, { kind: "device", deviceId: commonName, serialNumber });
       } else if (services.has(commonName)) {
-        identities.set(client, { kind: "service", commonName });
+        identities.set(client, { kind: "service", commonName, serialNumber });
       } else {
         return refuseConnect(client, `certificate CN ${commonName} is neither a device nor a service`, done);
       }
@@ -87,6 +115,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, packet.topic, "publish")) {
         return done(null);
       }
+      if (identity?.kind === "claim" && isTopicAllowedForClaim(identity.templateId, identity.clientId, packet.topic, "publish")) {
+        return done(null);
+      }
       opts.counters?.inc("tether_mqtt_refused_total", { action: "publish" });
       log.warn({ clientId: client.id, topic: packet.topic }, "mqtt publish refused");
       // MQTT 3.1.1 cannot reject a single PUBLISH: the error closes the connection.
@@ -96,7 +127,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       const identity = identities.get(client);
       if (
         identity?.kind === "service" ||
-        (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, subscription.topic, "subscribe"))
+        (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, subscription.topic, "subscribe")) ||
+        (identity?.kind === "claim" && isTopicAllowedForClaim(identity.templateId, identity.clientId, subscription.topic, "subscribe"))
       ) {
         return done(null, subscription);
       }
@@ -106,7 +138,12 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     },
   });
 
-  aedes.on("clientReady", (client) => log.debug({ clientId: client.id, ...identities.get(client) }, "mqtt client connected"));
+  aedes.on("clientReady", (client) => {
+    const identity = identities.get(client);
+    // A revocation that landed between authenticate and registration would otherwise miss this session.
+    if (identity && opts.isRevoked?.(identity.serialNumber)) return client.close();
+    log.debug({ clientId: client.id, ...identity }, "mqtt client connected");
+  });
   aedes.on("clientDisconnect", (client) => log.debug({ clientId: client.id }, "mqtt client disconnected"));
   aedes.on("clientError", (client, err) => log.debug({ clientId: client.id, err: err.message }, "mqtt client error"));
   aedes.on("connectionError", (client, err) => log.debug({ clientId: client.id, err: err.message }, "mqtt connection error"));
@@ -145,6 +182,19 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (!client) return;
       log.info({ clientId: id }, "disconnecting mqtt client");
       client.close();
+    },
+    disconnectRevoked(isRevoked) {
+      const clients = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
+      let cut = 0;
+      for (const client of Object.values(clients)) {
+        const identity = client && identities.get(client);
+        if (!client || !identity || !isRevoked(identity.serialNumber)) continue;
+        log.warn({ clientId: client.id, serialNumber: identity.serialNumber }, "mqtt session cut: certificate revoked");
+        opts.counters?.inc("tether_mqtt_revoked_sessions_cut_total");
+        client.close();
+        cut++;
+      }
+      return cut;
     },
     close() {
       closing ??= (async () => {

@@ -1,13 +1,12 @@
-import { fromBinary, fromJsonString, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
-import { type Uplink, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import type { Counters, DeviceLink } from "../core/ports.js";
-import type { UplinkProcessor } from "../core/tasks/uplink-processor.js";
-import { createKeyedQueue } from "./keyed-queue.js";
+import type { UplinkIntake, UplinkItem } from "../core/uplink.js";
 import { enableNoDelay } from "./no-delay.js";
-import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic, parseDeviceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "./topics.js";
+import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic } from "./topics.js";
+import { createUplinkDecoder } from "./uplink-decode.js";
 
 export interface MqttBridgeOptions {
   /** e.g. `mqtts://127.0.0.1:8883`. */
@@ -15,15 +14,25 @@ export interface MqttBridgeOptions {
   tls: { ca: string; cert: string; key: string };
   /** Unique per replica. */
   clientId: string;
+  /**
+   * MQTT 5 with shared subscriptions for an external broker that has them (Mosquitto): every
+   * replica subscribes to `$share/{group}/…` and the broker hands each uplink message to one of
+   * them. Unset: MQTT 3.1.1, plain subscriptions (the embedded broker, a single replica).
+   */
+  sharedGroup?: string;
   /** Largest uplink accepted, bytes; bigger ones are dropped and counted. */
   maxPayloadBytes: number;
+  /** Per-device uplink token bucket; above it messages are dropped as `rate_limited`. Unset: no limit. */
+  uplinkLimit?: { ratePerS: number; burst: number };
   counters: Counters;
   log: Logger;
 }
 
 export interface MqttBridge extends DeviceLink {
-  /** Starts consuming uplink; until then the processor sees nothing. */
-  start(processor: UplinkProcessor): Promise<void>;
+  /** Whether the broker connection is up right now (health: the broker link dependency). */
+  connected(): boolean;
+  /** Starts consuming uplink into `intake`; until then nothing is taken. */
+  start(intake: UplinkIntake): Promise<void>;
   /** Waits for uplink in progress, then disconnects. */
   close(): Promise<void>;
 }
@@ -41,7 +50,12 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
     ca: opts.tls.ca,
     cert: opts.tls.cert,
     key: opts.tls.key,
-    protocolVersion: 4,
+    protocolVersion: opts.sharedGroup ? 5 : 4,
+    // A clean session, on purpose. Measured on Mosquitto 2.0.11: a shared-subscription member's
+    // unacknowledged messages are not handed to the other members when it dies, and a persistent
+    // member session keeps receiving its share of new uplink while its replica is gone. Lost
+    // in-flight task uplink is recovered by the protocol (resend after the ack timeout, the device
+    // replays its cached ack and result); see the README's "Replicas" section.
     clean: true,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
@@ -50,51 +64,39 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
   enableNoDelay(client);
   client.on("error", (err) => log.warn({ err: err.message }, "mqtt bridge error"));
   client.on("reconnect", () => log.info("mqtt bridge reconnecting"));
-  const queue = createKeyedQueue((err, deviceId) => log.error({ err, deviceId }, "uplink processing failed"));
-  const drop = (reason: string, topic: string) => {
-    counters.inc("tether_uplink_dropped_total", { reason });
-    log.warn({ topic: topic.slice(0, 200), reason }, "uplink dropped");
-  };
+  let intake: UplinkIntake | undefined;
+  const submit = (item: UplinkItem) => void intake?.submit(item).catch((err: unknown) => log.error({ err, deviceId: item.deviceId }, "uplink not taken"));
+  const decode = createUplinkDecoder({ maxPayloadBytes: opts.maxPayloadBytes, counters, log, limit: opts.uplinkLimit });
 
-  function onMessage(processor: UplinkProcessor, topic: string, payload: Buffer) {
-    const t = parseDeviceTopic(topic);
-    if (!t || t.channel === "down") return drop("bad_topic", topic);
-    if (payload.length > opts.maxPayloadBytes) return drop("oversized", topic);
-    if (t.channel === "presence") {
-      const text = payload.toString("utf8");
-      if (text !== PRESENCE_ONLINE && text !== PRESENCE_OFFLINE) return drop("malformed", topic);
-      void queue.push(t.deviceId, () => processor.presence(t.deviceId, text === PRESENCE_ONLINE));
-      return;
-    }
-    if (t.channel === "metrics") {
-      const text = payload.toString("utf8");
-      void queue.push(t.deviceId, () => processor.plainMetric(t.deviceId, t.metric!, text));
-      return;
-    }
-    let up: Uplink;
-    try {
-      up = t.channel === "up" ? fromBinary(UplinkSchema, payload) : fromJsonString(UplinkSchema, payload.toString("utf8"));
-    } catch {
-      return drop("malformed", topic);
-    }
-    counters.inc("tether_uplink_received_total", { kind: up.body.case ?? "empty" });
-    void queue.push(t.deviceId, () => processor.handle(t.deviceId, up));
+  // Uplink goes to one replica of the group; presence goes to every replica (not shared), because
+  // brokers do not send retained messages to shared subscriptions, and presence is retained state
+  // that each replica must see when it starts. Processing it twice is harmless (idempotent).
+  const share = (filter: string) => (opts.sharedGroup ? `$share/${opts.sharedGroup}/${filter}` : filter);
+  const uplinkFilters = [share(ALL_UPLINKS), share(ALL_JSON_UPLINKS), ALL_PRESENCE, share(ALL_METRICS)];
+
+  function onMessage(topic: string, payload: Buffer) {
+    const item = decode(topic, payload);
+    if (item) submit(item);
   }
 
   return {
     async send(deviceId, message) {
       await client.publishAsync(downlinkTopic(deviceId), Buffer.from(toBinary(DownlinkSchema, message)), { qos: 1 });
     },
-    async start(processor) {
-      client.on("message", (topic, payload) => onMessage(processor, topic, payload));
+    connected: () => client.connected,
+    async start(target) {
+      intake = target;
+      client.on("message", onMessage);
       // Re-subscribed automatically on reconnect (clean session): mqtt.js resubscribes by default.
-      await client.subscribeAsync({ [ALL_UPLINKS]: { qos: 1 }, [ALL_JSON_UPLINKS]: { qos: 1 }, [ALL_PRESENCE]: { qos: 1 }, [ALL_METRICS]: { qos: 1 } });
-      log.info({ url: opts.url }, "mqtt bridge consuming uplink");
+      const granted = await client.subscribeAsync(Object.fromEntries(uplinkFilters.map((f) => [f, { qos: 1 as const }])));
+      const refused = granted.filter((g) => g.qos > 2).map((g) => g.topic);
+      if (refused.length > 0) throw new Error(`broker refused subscriptions: ${refused.join(", ")}`);
+      log.info({ url: opts.url, sharedGroup: opts.sharedGroup }, "mqtt bridge consuming uplink");
     },
     async close() {
       // Stop taking uplink, finish what arrived (it may still send downlink), then disconnect.
-      await client.unsubscribeAsync([ALL_UPLINKS, ALL_JSON_UPLINKS, ALL_PRESENCE, ALL_METRICS]).catch(() => {});
-      await queue.drain();
+      await client.unsubscribeAsync(uplinkFilters).catch(() => {});
+      await intake?.drain();
       await client.endAsync();
     },
   };

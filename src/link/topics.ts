@@ -101,3 +101,73 @@ export function isTopicAllowedForDevice(deviceId: string, topic: string, action:
   if (!parsed || parsed.deviceId !== deviceId) return false;
   return action === "subscribe" ? parsed.channel === "down" : parsed.channel !== "down";
 }
+
+/**
+ * Zero-touch provisioning over MQTT, for claim certificates only (see
+ * `proto/tether/device/v1/provisioning.proto`): `tether/v1/provisioning/{template}/{client}/request`
+ * (device → Tether) and `…/response` (Tether → device). The template comes from the topic, which
+ * the broker lets only a claim certificate whose CN is that template use, with its own client id.
+ */
+export const PROVISIONING_PREFIX = "tether/v1/provisioning/";
+/** The `{client}` of a provisioning topic (e.g. a serial number): no `/`, `+` or `#`. */
+export const PROVISIONING_CLIENT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * A claim certificate connects with client id `claim:{client}`. The `claim:` prefix keeps claim
+ * sessions apart from device sessions (a device id never contains `:`): the broker drops an older
+ * session with the same client id, so a claim must never be able to take a device's.
+ */
+export function claimClientOf(clientId: string): string | undefined {
+  if (!clientId.startsWith("claim:")) return undefined;
+  const client = clientId.slice("claim:".length);
+  return PROVISIONING_CLIENT_PATTERN.test(client) ? client : undefined;
+}
+/** Every provisioning request, for Tether's consumer. */
+export const ALL_PROVISIONING_REQUESTS = `${PROVISIONING_PREFIX}+/+/request`;
+
+export const provisioningRequestTopic = (templateId: string, clientId: string): string => `${PROVISIONING_PREFIX}${templateId}/${clientId}/request`;
+export const provisioningResponseTopic = (templateId: string, clientId: string): string => `${PROVISIONING_PREFIX}${templateId}/${clientId}/response`;
+
+/** Parses a concrete provisioning topic; undefined for anything else (wildcards included). */
+export function parseProvisioningTopic(topic: string): { templateId: string; clientId: string; channel: "request" | "response" } | undefined {
+  if (!topic.startsWith(PROVISIONING_PREFIX)) return undefined;
+  const parts = topic.slice(PROVISIONING_PREFIX.length).split("/");
+  if (parts.length !== 3) return undefined;
+  const [templateId, clientId, channel] = parts as [string, string, string];
+  if (!isValidDeviceId(templateId) || !PROVISIONING_CLIENT_PATTERN.test(clientId)) return undefined;
+  if (channel !== "request" && channel !== "response") return undefined;
+  return { templateId, clientId, channel };
+}
+
+/** The broker's rule for a claim certificate: publish its own request, subscribe to its own response. */
+export function isTopicAllowedForClaim(templateId: string, clientId: string, topic: string, action: "publish" | "subscribe"): boolean {
+  const t = parseProvisioningTopic(topic);
+  if (!t || t.templateId !== templateId || t.clientId !== clientId) return false;
+  return action === "publish" ? t.channel === "request" : t.channel === "response";
+}
+
+/**
+ * RabbitMQ's MQTT plugin carries MQTT topics on the `amq.topic` exchange with `/` turned into `.`
+ * (3.10 leaves a `.` inside a level as it is). These map between the two spellings of the one
+ * scheme above; nothing else builds routing keys.
+ */
+export const ROUTING_KEY_PREFIX = TOPIC_PREFIX.replaceAll("/", ".");
+
+/** The routing key of a concrete MQTT topic (e.g. the downlink topic) on `amq.topic`. */
+export const topicToRoutingKey = (topic: string): string => topic.replaceAll("/", ".");
+
+/**
+ * The MQTT topic an `amq.topic` routing key came from. Device ids hold no dots, so the device
+ * level is unambiguous; after `metrics` the rest is the metric name, which may contain dots.
+ * Returns undefined for anything outside the scheme.
+ */
+export function routingKeyToTopic(routingKey: string): string | undefined {
+  if (!routingKey.startsWith(ROUTING_KEY_PREFIX)) return undefined;
+  const [deviceId, ...rest] = routingKey.slice(ROUTING_KEY_PREFIX.length).split(".");
+  if (deviceId === undefined || rest.length === 0) return undefined;
+  const tail = rest[0] === "metrics" ? `metrics/${rest.slice(1).join(".")}` : rest.join("/");
+  return `${TOPIC_PREFIX}${deviceId}/${tail}`;
+}
+
+/** `amq.topic` binding patterns for everything devices publish (the AMQP twin of ALL_UPLINKS & co.). */
+export const UPLINK_ROUTING_PATTERNS = [ALL_UPLINKS, ALL_JSON_UPLINKS, ALL_PRESENCE].map((f) => topicToRoutingKey(f).replaceAll("+", "*")).concat(`${ROUTING_KEY_PREFIX}*.metrics.#`);

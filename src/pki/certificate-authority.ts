@@ -46,11 +46,34 @@ export interface IssuedCertificate {
   serialNumber: string;
 }
 
+/** A certificate signed for a public key the CA never saw the private half of. */
+export interface SignedCertificate {
+  certPem: string;
+  serialNumber: string;
+  /** RFC 4514-ish subject as @peculiar/x509 prints it, e.g. `CN=dev-1, OU=devices`. */
+  subject: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/** One CRL entry: a revoked serial number (hexadecimal), when, and the RFC 5280 reason code. */
+export interface CrlEntry {
+  serialNumber: string;
+  revocationDate: Date;
+  reason: number;
+}
+
 /** A CA that can sign server and client certificates. */
 export interface CertificateAuthority {
   certPem: string;
   keyPem: string;
+  /** The CA's own expiry: nothing it signs may outlive it. */
+  notAfter: Date;
   issue(opts: IssueOptions): Promise<IssuedCertificate>;
+  /** Signs a certificate for `publicKey` (DER SubjectPublicKeyInfo, e.g. from a CSR). */
+  issueForPublicKey(publicKey: ArrayBuffer, opts: IssueOptions): Promise<SignedCertificate>;
+  /** A CRL signed by this CA listing `entries`, valid from now until `nextUpdate`. */
+  createCrl(entries: CrlEntry[], nextUpdate: Date): Promise<string>;
 }
 
 /** Creates a new self-signed CA (ECDSA P-256, valid for 10 years). */
@@ -113,49 +136,76 @@ function authority(caCert: x509.X509Certificate, caKey: CryptoKey, keyPem: strin
       : caKey.algorithm;
   // Chain builders match the AKI against the CA's own SKI, so reuse it when the CA has one.
   const caKeyId = caCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  async function sign(publicKey: CryptoKey | x509.PublicKey, opts: IssueOptions): Promise<{ cert: x509.X509Certificate; serialNumber: string }> {
+    if (!opts.commonName) throw new Error("commonName is required");
+    const now = Date.now();
+    const validityDays = opts.validityDays ?? (opts.usage === "server" ? 825 : 365);
+    const subject: x509.JsonName = [{ CN: [opts.commonName] }];
+    if (opts.organizationalUnit) subject.push({ OU: [opts.organizationalUnit] });
+    const extensions: x509.Extension[] = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension(
+        [opts.usage === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth],
+        false,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      caKeyId
+        ? new x509.AuthorityKeyIdentifierExtension(caKeyId)
+        : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+    ];
+    const names: x509.JsonGeneralName[] = [
+      ...(opts.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
+      ...(opts.ipAddresses ?? []).map((value) => {
+        if (!isIP(value)) throw new Error(`not an IP address: ${value}`);
+        return { type: "ip" as const, value };
+      }),
+    ];
+    if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+    const serialNumber = randomSerialNumber();
+    // A certificate never outlives the CA that signed it (chain validation would fail anyway).
+    const notAfter = new Date(Math.min(now + validityDays * DAY_MS, caCert.notAfter.getTime()));
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber,
+      subject,
+      issuer: caCert.subjectName,
+      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notAfter,
+      publicKey,
+      signingKey: caKey,
+      signingAlgorithm,
+      extensions,
+    });
+    return { cert, serialNumber };
+  }
+
   return {
     certPem,
     keyPem,
+    notAfter: caCert.notAfter,
     async issue(opts: IssueOptions): Promise<IssuedCertificate> {
-      if (!opts.commonName) throw new Error("commonName is required");
       const keys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ["sign", "verify"])) as CryptoKeyPair;
-      const now = Date.now();
-      const validityDays = opts.validityDays ?? (opts.usage === "server" ? 825 : 365);
-      const subject: x509.JsonName = [{ CN: [opts.commonName] }];
-      if (opts.organizationalUnit) subject.push({ OU: [opts.organizationalUnit] });
-      const extensions: x509.Extension[] = [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension(
-          [opts.usage === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth],
-          false,
-        ),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-        caKeyId
-          ? new x509.AuthorityKeyIdentifierExtension(caKeyId)
-          : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
-      ];
-      const names: x509.JsonGeneralName[] = [
-        ...(opts.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
-        ...(opts.ipAddresses ?? []).map((value) => {
-          if (!isIP(value)) throw new Error(`not an IP address: ${value}`);
-          return { type: "ip" as const, value };
-        }),
-      ];
-      if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
-      const serialNumber = randomSerialNumber();
-      const cert = await x509.X509CertificateGenerator.create({
-        serialNumber,
-        subject,
+      const { cert, serialNumber } = await sign(keys.publicKey, opts);
+      return { certPem: cert.toString("pem") + "\n", keyPem: await exportPkcs8Pem(keys.privateKey), serialNumber };
+    },
+    async issueForPublicKey(publicKey: ArrayBuffer, opts: IssueOptions): Promise<SignedCertificate> {
+      const { cert, serialNumber } = await sign(new x509.PublicKey(publicKey), opts);
+      return { certPem: cert.toString("pem") + "\n", serialNumber, subject: cert.subject, notBefore: cert.notBefore, notAfter: cert.notAfter };
+    },
+    async createCrl(entries: CrlEntry[], nextUpdate: Date): Promise<string> {
+      const crl = await x509.X509CrlGenerator.create({
         issuer: caCert.subjectName,
-        notBefore: new Date(now - CLOCK_SKEW_MS),
-        notAfter: new Date(now + validityDays * DAY_MS),
-        publicKey: keys.publicKey,
+        thisUpdate: new Date(Date.now() - CLOCK_SKEW_MS),
+        nextUpdate,
         signingKey: caKey,
         signingAlgorithm,
-        extensions,
+        extensions: [
+          caKeyId ? new x509.AuthorityKeyIdentifierExtension(caKeyId) : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+        ],
+        entries: entries.map((e) => ({ serialNumber: e.serialNumber, revocationDate: e.revocationDate, reason: e.reason as x509.X509CrlReason })),
       });
-      return { certPem: cert.toString("pem") + "\n", keyPem: await exportPkcs8Pem(keys.privateKey), serialNumber };
+      // @peculiar/x509 labels it "CRL"; OpenSSL (and so Mosquitto's crlfile, nginx, curl) only reads "X509 CRL".
+      return x509.PemConverter.encode(crl.rawData, "X509 CRL") + "\n";
     },
   };
 }

@@ -1,6 +1,7 @@
 import { create, type DescMessage, fromJson, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryPolicy_Mode, type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
+import type { DeviceScope } from "../core/access/access.js";
 import type { DeviceFilter } from "../core/devices/device-filter.js";
 import { deviceName, parseDeviceName } from "../core/devices/device-name.js";
 import type { DeviceRepository, StoredDevice } from "../core/devices/device-repository.js";
@@ -20,6 +21,7 @@ interface DeviceRow {
   reported: JsonValue;
   online: boolean;
   last_seen_time: Date | null;
+  listen_until_time: Date | null;
   create_time: Date;
   update_time: Date;
   revision: string | number;
@@ -53,11 +55,12 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       return rows[0] ? toStored(rows[0]) : undefined;
     },
 
-    async list({ filter, afterId, limit }) {
+    async list({ filter, scope, afterId, limit }) {
       const rows = await sql<DeviceRow[]>`
         SELECT * FROM devices
         WHERE ${afterId !== undefined ? sql`id > ${afterId}` : sql`true`}
-          AND ${whereFilter(sql, filter)}
+          AND ${whereDeviceFilter(sql, filter)}
+          AND ${whereScope(sql, scope)}
         ORDER BY id
         LIMIT ${limit}`;
       return rows.map((r) => toStored(r).device);
@@ -83,10 +86,14 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
     },
 
     async delete(id, expectedRevision) {
+      // Shares of the device go with it: a device re-created under the same id starts unshared.
       const rows = await sql`
-        DELETE FROM devices
-        WHERE id = ${id} ${expectedRevision !== undefined ? sql`AND revision = ${expectedRevision}` : sql``}
-        RETURNING id`;
+        WITH gone AS (
+          DELETE FROM devices
+          WHERE id = ${id} ${expectedRevision !== undefined ? sql`AND revision = ${expectedRevision}` : sql``}
+          RETURNING id),
+        unshared AS (DELETE FROM grants WHERE target_kind = 'device' AND target IN (SELECT id FROM gone))
+        SELECT id FROM gone`;
       return rows.length > 0;
     },
 
@@ -97,6 +104,15 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
 
     async touch(id, now) {
       await sql`UPDATE devices SET last_seen_time = ${now} WHERE id = ${id} AND (last_seen_time IS NULL OR last_seen_time < ${now})`;
+    },
+
+    async setListening(id, until, now) {
+      const rows = await sql`UPDATE devices SET listen_until_time = ${until}, last_seen_time = ${now} WHERE id = ${id} RETURNING id`;
+      return rows.length > 0;
+    },
+
+    async clearListening(id, until) {
+      await sql`UPDATE devices SET listen_until_time = NULL WHERE id = ${id} AND listen_until_time = ${until}`;
     },
 
     async applyReported(id, version, reported, now) {
@@ -132,8 +148,25 @@ function isEmpty(v: JsonValue): boolean {
   return isEmptyObject(v);
 }
 
-function whereFilter(sql: Sql, f: DeviceFilter) {
+/**
+ * A caller's visible devices as a condition on `devices` (unqualified columns): owned, shared by
+ * id, or matching a shared selector. Used by ListDevices and, as a subquery, by other lists.
+ */
+export function whereScope(sql: Sql, scope: DeviceScope | undefined) {
+  if (!scope || scope.all) return sql`true`;
+  const parts = [sql`owner = ${scope.owner}`];
+  if (scope.deviceIds.length > 0) parts.push(sql`id = ANY(${scope.deviceIds}::text[])`);
+  for (const f of scope.selectors) parts.push(sql`(${whereDeviceFilter(sql, f)})`);
+  return sql`(${parts.reduce((acc, p) => sql`${acc} OR ${p}`)})`;
+}
+
+/**
+ * A DeviceFilter (ListDevices syntax) as a condition on `devices` (unqualified columns). ListDevices,
+ * share selectors and job targets all select devices with it, so they agree on what matches.
+ */
+export function whereDeviceFilter(sql: Sql, f: DeviceFilter) {
   const parts = [sql`true`];
+  if (f.id !== undefined) parts.push(sql`id = ${f.id}`);
   if (f.kind !== undefined) parts.push(sql`kind = ${f.kind}`);
   if (f.owner !== undefined) parts.push(sql`owner = ${f.owner}`);
   if (f.online !== undefined) parts.push(sql`online = ${f.online}`);
@@ -173,6 +206,7 @@ function toStored(row: DeviceRow): StoredDevice {
     connectivity: {
       online: row.online,
       lastSeenTime: row.last_seen_time ? timestampFromDate(row.last_seen_time) : undefined,
+      listenUntilTime: row.listen_until_time ? timestampFromDate(row.listen_until_time) : undefined,
     },
     createTime: timestampFromDate(row.create_time),
     updateTime: timestampFromDate(row.update_time),

@@ -4,6 +4,7 @@ import type { EventRuleView, RuleRepository } from "../core/rules/rule-repositor
 import { runOutcome } from "../core/rules/rule-tasks.js";
 import { parseStateName, type State } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
+import { whereScope } from "./device-store.js";
 import { type PendingRun, planTasks, recordRuns, resolveTargets } from "./rule-fire-steps.js";
 import { fromRow, fromRunRow, type RuleRow, type RunRow, toRow } from "./rule-rows.js";
 import { withTransaction } from "./transaction.js";
@@ -22,9 +23,12 @@ export function createRuleStore(sql: Sql): RuleRepository {
       return row ? fromRow(row) : undefined;
     },
 
-    async list({ afterId, limit }) {
+    async list({ afterId, scope, limit }) {
+      // Selector rules are admin-only: a limited scope sees rules on its devices only.
       const rows = await sql<RuleRow[]>`
-        SELECT * FROM rules WHERE ${afterId !== undefined ? sql`id > ${afterId}` : sql`true`} ORDER BY id LIMIT ${limit}`;
+        SELECT * FROM rules WHERE ${afterId !== undefined ? sql`id > ${afterId}` : sql`true`}
+          AND ${scope && !scope.all ? sql`target->>'device' IN (SELECT id FROM devices WHERE ${whereScope(sql, scope)})` : sql`true`}
+        ORDER BY id LIMIT ${limit}`;
       return rows.map(fromRow);
     },
 

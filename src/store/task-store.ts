@@ -6,8 +6,8 @@ import type { TaskRecord } from "../core/tasks/task-record.js";
 import type { TaskRepository } from "../core/tasks/task-repository.js";
 import { OPEN_STATES, parseStateName, State, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
+import { parseModeName, whereScope } from "./device-store.js";
 import { withTransaction } from "./transaction.js";
-import { parseModeName } from "./device-store.js";
 
 const OPEN = OPEN_STATES.map(stateName);
 const DEFAULT_MAX_PENDING = 100;
@@ -47,10 +47,11 @@ export function createTaskStore(sql: Sql): TaskRepository {
       return row ? fromRow(row) : undefined;
     },
 
-    async list({ deviceId, states, beforeSequence, limit }) {
+    async list({ deviceId, states, scope, beforeSequence, limit }) {
       const rows = await sql<Row[]>`
         SELECT * FROM tasks
         WHERE ${deviceId !== undefined ? sql`device_id = ${deviceId}` : sql`true`}
+          AND ${scope && !scope.all ? sql`device_id IN (SELECT id FROM devices WHERE ${whereScope(sql, scope)})` : sql`true`}
           AND ${states && states.length > 0 ? sql`state IN ${sql(states.map(stateName))}` : sql`true`}
           AND ${beforeSequence !== undefined ? sql`seq < ${beforeSequence}` : sql`true`}
         ORDER BY seq DESC LIMIT ${limit}`;
@@ -59,7 +60,7 @@ export function createTaskStore(sql: Sql): TaskRepository {
 
     async update(next) {
       // Identity, command and counters maintained elsewhere (late events) are never rewritten here.
-      const { id, device_id: _d, create_time: _c, command: _cmd, request_id: _r, request_hash: _h, late_event_count: _l, ...fields } = toTaskRow(next);
+      const { id, device_id: _d, create_time: _c, command: _cmd, request_id: _r, request_hash: _h, late_event_count: _l, job_id: _j, ...fields } = toTaskRow(next);
       const [row] = await sql<Row[]>`
         UPDATE tasks SET ${sql(fields)}, revision = revision + 1
         WHERE id = ${id} AND revision = ${next.revision}
@@ -74,7 +75,7 @@ export function createTaskStore(sql: Sql): TaskRepository {
       });
     },
 
-    async claimForSend(deviceId, now, plan) {
+    async claimForSend(deviceId, clockNow, plan) {
       return withTransaction(sql, async (tx) => {
         // SKIP LOCKED: if another replica is dispatching this device right now, it will send these tasks.
         const [dev] = await tx`SELECT online, delivery_mode FROM devices WHERE id = ${deviceId} FOR UPDATE SKIP LOCKED`;
@@ -83,6 +84,7 @@ export function createTaskStore(sql: Sql): TaskRepository {
         const n = (s: string) => Number(counts.find((c) => c.state === s)?.n ?? 0);
         const limit = plan({ online: Boolean(dev.online), mode: parseModeName(String(dev.delivery_mode)), sent: n("SENT"), delivered: n("DELIVERED"), running: n("RUNNING") });
         if (limit <= 0) return [];
+        const now = clockNow();
         const rows = await tx<Row[]>`
           UPDATE tasks SET state = 'SENT', attempt = attempt + 1, send_time = ${now}, update_time = ${now},
                            next_attempt_time = NULL, revision = revision + 1
@@ -172,6 +174,7 @@ export function toTaskRow(t: Omit<TaskRecord, "sequence" | "revision"> & { seque
     deadline_time: t.deadlineTime ?? null,
     cancel_pending: t.cancelPending,
     late_event_count: t.lateEventCount,
+    job_id: t.jobId ?? null,
   };
 }
 
@@ -203,5 +206,6 @@ function fromRow(r: Row): TaskRecord {
     cancelPending: Boolean(r.cancel_pending),
     lateEventCount: Number(r.late_event_count),
     revision: Number(r.revision),
+    jobId: (r.job_id as string | null) ?? undefined,
   };
 }

@@ -40,6 +40,7 @@ import { freshDatabase, TEST_POSTGRES_URL } from "../helpers/postgres.js";
 import type { SchedulerWorkerData, SchedulerWorkerMessage } from "./lib/scheduler-worker.js";
 import { envNumber } from "./lib/harness.js";
 import { mapLimit, ms, rate, sleep, summarize, table, type LatencySummary } from "./lib/stats.js";
+import { FULL_ACCESS } from "../../src/core/access/access.js";
 
 const env = process.env;
 const RULES = Math.floor(envNumber("BENCH_RULES", 10_000, 1));
@@ -108,7 +109,7 @@ async function runConfig(instances: number): Promise<Result> {
     const service = createRuleService({ rules: createRuleStore(sql), devices: createDeviceStore(sql), clock: systemClock });
     const started = performance.now();
     await mapLimit(Array.from({ length: RULES }, (_, i) => i), 16, (i) =>
-      service.createRule(create(CreateRuleRequestSchema, {
+      service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
         ruleId: `bench-${i}`,
         rule: {
           trigger: { case: "cron", value: { expression, timeZone: "UTC" } },

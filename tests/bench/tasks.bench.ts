@@ -381,7 +381,7 @@ async function main(): Promise<void> {
     // --- Tether, in process -------------------------------------------------------------------
     let t = now();
     const config = loadConfig(
-      { TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent", ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL } : {}) },
+      { TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_UPLINK_RATE_PER_S: "0", LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent", ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL } : {}) },
       dir,
     );
     const app: App = await startApp(config, createLogger(config.logLevel));

@@ -252,9 +252,12 @@ async function startTether(dir: string, dataDir: string, databaseUrl: string | u
     {
       TETHER_PORT: "0",
       TETHER_MQTT_PORT: "0",
+      TETHER_METRICS_PORT: "0",
       TETHER_DATA_DIR: dataDir,
       TETHER_CERTS_DIR: "certs",
       TETHER_SHUTDOWN_GRACE_MS: "2000",
+      // A benchmark floods on purpose: no per-device uplink limit.
+      TETHER_UPLINK_RATE_PER_S: "0",
       LOG_LEVEL: env.BENCH_LOG_LEVEL ?? "silent",
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     },

@@ -10,9 +10,9 @@ import type { TestStack } from "./stack.js";
 
 /** A device identity issued by the stack's CA, as a factory would provision it. */
 export async function deviceCredentials(s: TestStack, deviceId: string) {
-  const pki = await ensureDevPki(`${s.dir}/certs`);
+  const pki = await ensureDevPki(s.certsDir);
   const cert = await issueDeviceCertificate(pki.ca, deviceId);
-  return { url: `mqtts://127.0.0.1:${s.app.mqttPort}`, deviceId, cert: cert.certPem, key: cert.keyPem, ca: pki.caPem, reconnectPeriodMs: 200 };
+  return { url: s.mqttUrl, deviceId, cert: cert.certPem, key: cert.keyPem, ca: pki.caPem, reconnectPeriodMs: 200 };
 }
 
 export async function coffeeSim(s: TestStack, deviceId: string, opts: CoffeeSimOptions = {}) {

@@ -8,7 +8,8 @@ import * as grpc from "@grpc/grpc-js";
 import { type App, startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createGrpcJsClient, type GrpcJsClient } from "../../src/api/grpc-js-client.js";
-import { createLogger } from "../../src/log.js";
+import type { Clock } from "../../src/core/clock.js";
+import { createLogger, type Logger } from "../../src/log.js";
 
 export interface Pem {
   ca: Buffer;
@@ -21,32 +22,47 @@ export interface TestStack {
   app: App;
   dir: string;
   baseUrl: string;
+  /** Where devices connect: the embedded broker, or MQTT_URL when the test gave one. */
+  mqttUrl: string;
+  /** The PKI folder (TETHER_CERTS_DIR). */
+  certsDir: string;
+  /** `http://127.0.0.1:{port}` of /metrics, /healthz and /readyz. */
+  opsUrl: string;
   admin: Pem;
   /** Starts the same data and certs directories again after `app.stop()`. */
   restart(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
-export async function startTestStack(env: Record<string, string> = {}): Promise<TestStack> {
+/** `log` replaces the silent test logger (e.g. to capture output); `clock` drives the app's time. */
+export async function startTestStack(env: Record<string, string> = {}, opts: { log?: Logger; clock?: Clock } = {}): Promise<TestStack> {
   const dir = await mkdtemp(path.join(tmpdir(), "tether-test-"));
-  const config = loadConfig({ TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", ...env }, dir);
-  const log = createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
+  const config = loadConfig({ TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_METRICS_HOST: "127.0.0.1", ...env }, dir);
+  const log = opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
   const stack: TestStack = {
-    app: await startApp(config, log),
+    app: await startApp(config, log, opts.clock),
     dir,
     baseUrl: "",
+    mqttUrl: "",
+    certsDir: config.certsDir,
+    opsUrl: "",
     admin: undefined as unknown as Pem,
     async restart() {
-      stack.app = await startApp(config, log);
-      stack.baseUrl = `https://localhost:${stack.app.apiPort}`;
+      stack.app = await startApp(config, log, opts.clock);
+      addresses();
     },
     async cleanup() {
       await stack.app.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
-  stack.baseUrl = `https://localhost:${stack.app.apiPort}`;
-  const certs = path.join(dir, "certs");
+  const addresses = () => {
+    stack.baseUrl = `https://localhost:${stack.app.apiPort}`;
+    stack.mqttUrl = config.mqttLink.url ?? `mqtts://127.0.0.1:${stack.app.mqttPort}`;
+    stack.opsUrl = `http://127.0.0.1:${stack.app.metricsPort}`;
+  };
+  addresses();
+  const certs = config.certsDir; // TETHER_CERTS_DIR may point outside `dir` (replicas sharing one PKI)
   stack.admin = {
     ca: await readFile(path.join(certs, "ca.crt")),
     cert: await readFile(path.join(certs, "admin.crt")),

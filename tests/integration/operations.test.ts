@@ -8,6 +8,8 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, type ServerReflectionResponse, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { metricValue } from "../helpers/replica.js";
 import { connectClient, grpcJsClient, startTestStack, type TestStack } from "../helpers/stack.js";
 
 const run = promisify(execFile);
@@ -44,7 +46,7 @@ describe("reflection", () => {
       expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
       const files = answers[1]!.messageResponse;
       const protos: FileDescriptorProto[] = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];
-      expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateDevice", "GetDevice", "ListDevices", "UpdateDevice", "DeleteDevice"]);
+      expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateDevice", "GetDevice", "ListDevices", "UpdateDevice", "DeleteDevice", "WatchDevices"]);
     } finally {
       c.close();
     }
@@ -85,5 +87,41 @@ describe("tether CLI", () => {
     const bad = await cli("devices", "create", "cli-bad", "--kind", "led", "--brightness", "300").then(() => undefined, (e: { stderr: string; code: number }) => e);
     expect(bad?.code).toBe(1);
     expect(bad?.stderr).toContain("device.led.desired.brightness: must be a percentage between 0 and 100");
+  }, 120_000); // four CLI processes, each starting tsx: 30 s ran out on a saturated 2-core machine
+});
+
+describe("operations endpoint and request ids (embedded stack)", () => {
+  it("serves /metrics, /healthz and /readyz, and per-dependency health on the API", async () => {
+    await connectClient(s, DeviceService, "grpc").listDevices({});
+    await expect(connectClient(s, DeviceService, "grpc").getDevice({ name: "devices/nope" })).rejects.toMatchObject({ code: Code.NotFound });
+    const text = await (await fetch(`${s.opsUrl}/metrics`)).text();
+    expect(metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.DeviceService", method: "ListDevices", code: "ok" })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.DeviceService", method: "GetDevice", code: "not_found" })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(text, "tether_dependency_up", { dependency: "tether.database" })).toBe(1);
+    expect(metricValue(text, "tether_dependency_up", { dependency: "tether.broker" })).toBe(1);
+    expect(metricValue(text, "tether_devices_online")).toBe(0);
+    expect(text).toContain("# TYPE tether_rpc_duration_seconds histogram");
+    expect((await fetch(`${s.opsUrl}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${s.opsUrl}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, dependencies: { "tether.database": true, "tether.broker": true } });
+    expect((await fetch(`${s.opsUrl}/nope`)).status).toBe(404);
+    for (const service of ["", "tether.database", "tether.broker"]) {
+      expect((await connectClient(s, Health, "grpc").check({ service })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    }
+  });
+
+  it("echoes a valid x-request-id, replaces an unusable one, and returns it on errors too", async () => {
+    const header = async (id: string | undefined, name = "devices/nope") => {
+      let got: string | null = null;
+      const opts = { headers: id ? { "x-request-id": id } : {}, onHeader: (h: Headers) => (got = h.get("x-request-id")), onTrailer: (h: Headers) => (got ??= h.get("x-request-id")) };
+      await connectClient(s, DeviceService, "connect").getDevice({ name }, opts).catch((err: unknown) => {
+        got ??= (err as { metadata?: Headers }).metadata?.get("x-request-id") ?? null;
+      });
+      return got;
+    };
+    expect(await header("abc-123")).toBe("abc-123");
+    expect(await header("bad id with spaces")).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await header(undefined)).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

@@ -15,6 +15,7 @@ import { type Database, openDatabase } from "../../src/store/database.js";
 import { createDeviceStore } from "../../src/store/device-store.js";
 import { createRuleStore } from "../../src/store/rule-store.js";
 import { type FakeClock, fakeClock } from "../helpers/fake-clock.js";
+import { FULL_ACCESS } from "../../src/core/access/access.js";
 
 /**
  * The real scheduler and rule store on the embedded database (PGlite), with a fake clock that
@@ -57,7 +58,7 @@ async function run(clock: FakeClock, scheduler: ReturnType<typeof createSchedule
 }
 
 async function runs(service: RuleService, id: string) {
-  const res = await service.listRuleRuns(create(ListRuleRunsRequestSchema, { parent: `rules/${id}`, pageSize: 1000 }));
+  const res = await service.listRuleRuns(FULL_ACCESS, create(ListRuleRunsRequestSchema, { parent: `rules/${id}`, pageSize: 1000 }));
   return res.runs.reverse();
 }
 
@@ -65,7 +66,7 @@ describe("scheduler with a fake clock on the embedded database", () => {
   it("fires a 02:30 Europe/Paris rule once a day across spring forward and fall back", async () => {
     const clock = fakeClock("2025-03-28T12:00:00Z");
     const { service, scheduler, created } = setup(clock);
-    await service.createRule(create(CreateRuleRequestSchema, {
+    await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
       ruleId: "dst",
       rule: { trigger: { case: "cron", value: { expression: "0 30 2 * * *", timeZone: "Europe/Paris" } }, target: { case: "device", value: "devices/dst-led" }, command: on },
     }));
@@ -97,7 +98,7 @@ describe("scheduler with a fake clock on the embedded database", () => {
     const clock = fakeClock("2025-05-05T10:59:00Z");
     const { service, scheduler, created } = setup(clock);
     for (const [id, policy] of [["skip", MisfirePolicy.SKIP], ["once", MisfirePolicy.FIRE_ONCE]] as const) {
-      await service.createRule(create(CreateRuleRequestSchema, {
+      await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
         ruleId: `hourly-${id}`,
         rule: { trigger: { case: "cron", value: { expression: "0 0 * * * *", timeZone: "UTC" } }, target: { case: "device", value: `devices/${id}-led` }, command: on, misfirePolicy: policy },
       }));
@@ -119,7 +120,7 @@ describe("scheduler with a fake clock on the embedded database", () => {
     expect(created.filter((t) => t.deviceId === "once-led")).toHaveLength(3);
     const late = (await runs(service, "hourly-once"))[1]!;
     expect(late.stateReason).toMatch(/fired 1800 s late after downtime, once for this and 2 earlier missed occurrences/);
-    const rule = await service.getRule("rules/hourly-skip");
+    const rule = await service.getRule(FULL_ACCESS, "rules/hourly-skip");
     expect(timestampDate(rule.nextFireTime!).toISOString()).toBe("2025-05-05T16:00:00.000Z");
   });
 });

@@ -15,6 +15,7 @@ import { migrate } from "../../src/store/migrate.js";
 import { createRuleStore } from "../../src/store/rule-store.js";
 import { fakeClock } from "../helpers/fake-clock.js";
 import { freshDatabase } from "../helpers/postgres.js";
+import { FULL_ACCESS } from "../../src/core/access/access.js";
 
 const log = pino({ level: "silent" });
 const on = { kind: { case: "led" as const, value: { action: { case: "setPower" as const, value: true } } } };
@@ -41,7 +42,7 @@ describe("rules on a real PostgreSQL", () => {
     const service = createRuleService({ rules: createRuleStore(pools[0]!), devices, clock });
     // 20 rules every 3 s: half aim at a device, half at a selector matching one device.
     for (let i = 0; i < 20; i++) {
-      await service.createRule(create(CreateRuleRequestSchema, {
+      await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
         ruleId: `race-${i}`,
         rule: {
           trigger: { case: "cron", value: { expression: "*/3 * * * * *", timeZone: "UTC" } },
@@ -95,7 +96,7 @@ describe("rules on a real PostgreSQL", () => {
     const devices = createDeviceStore(pools[0]!);
     await devices.insert(create(DeviceSchema, { name: "devices/tank", uid: crypto.randomUUID(), kind: { case: "coffeeMachine", value: {} } }), clock.now());
     const service = createRuleService({ rules: createRuleStore(pools[0]!), devices, clock });
-    await service.createRule(create(CreateRuleRequestSchema, {
+    await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
       ruleId: "tank-low",
       rule: {
         trigger: { case: "eventTrigger", value: { metric: "water_level_percent", comparison: Comparison.LT, threshold: 10, cooldown: { seconds: 300n } } },
@@ -124,7 +125,7 @@ describe("rules on a real PostgreSQL", () => {
     for (const e of [...engines, restarted]) e.observe("tank", "water_level_percent", 3, clock.now());
     await Promise.all([...engines, restarted].map((e) => e.idle()));
     expect(created).toHaveLength(2);
-    const runs = await service.listRuleRuns(create(ListRuleRunsRequestSchema, { parent: "rules/tank-low" }));
+    const runs = await service.listRuleRuns(FULL_ACCESS, create(ListRuleRunsRequestSchema, { parent: "rules/tank-low" }));
     expect(runs.runs.map((r) => [r.triggerDevice, r.triggerValue, r.targets.length])).toEqual([
       ["devices/tank", 3, 1],
       ["devices/tank", 5, 1],

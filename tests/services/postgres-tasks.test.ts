@@ -65,11 +65,11 @@ describe("tasks on a real PostgreSQL", () => {
         });
       }
       // Eight claimers, four per pool, each asking for up to 100 at a time.
-      const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => stores[i % 2]!.claimForSend("race-led", new Date(), deliverableCount)));
+      const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => stores[i % 2]!.claimForSend("race-led", () => new Date(), deliverableCount)));
       const ids = claims.flat().map((t) => t.id);
       expect(new Set(ids).size).toBe(ids.length);
       // Whatever a SKIP LOCKED loser left behind is picked up by the next round.
-      const rest = await stores[1]!.claimForSend("race-led", new Date(), deliverableCount);
+      const rest = await stores[1]!.claimForSend("race-led", () => new Date(), deliverableCount);
       expect(ids.length + rest.length).toBe(60);
     } finally {
       await Promise.all(pools.map((p) => p.end()));

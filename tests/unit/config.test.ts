@@ -5,19 +5,65 @@ describe("loadConfig", () => {
   it("has defaults that run the embedded stack", () => {
     const c = loadConfig({}, "/srv/tether");
     expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024 });
-    expect(c.mqtt).toEqual({ host: "127.0.0.1", port: 8883, maxPayloadBytes: 256 * 1024 });
+    expect(c.mqtt).toEqual({ host: "127.0.0.1", port: 8883, maxPayloadBytes: 256 * 1024, uplinkRatePerS: 100, uplinkBurst: 500 });
     expect(c.tasks).toEqual({ sweepIntervalMs: 1000, ackTimeoutMs: 10_000, maxCreatesInFlight: 512 });
+    expect(c.jobs).toEqual({ tickMs: 1000, batchSize: 1000, rescanMs: 5000 });
     expect(c.database.url).toBeUndefined();
+    expect(c.certificates).toEqual({ deviceValidityDays: 365, expiryWarningDays: 30, checkIntervalMs: 3_600_000 });
     expect(c.dataDir).toBe("/srv/tether/data");
     expect(c.certsDir).toBe("/srv/tether/certs");
+    expect(c.consoleDir).toBe("/srv/tether/console/dist");
     expect(Object.isFrozen(c.api)).toBe(true);
+    expect(c.auth).toEqual({
+      issuer: "tether",
+      audience: "tether-api",
+      accessTokenTtlS: 900,
+      refreshTokenTtlS: 30 * 86_400,
+      signingKeyRotateS: 7 * 86_400,
+      loginMaxFailuresPerUser: 5,
+      loginMaxFailuresPerAddress: 20,
+      loginWindowS: 900,
+      rightsCacheMs: 5000,
+      signingKeySecret: undefined,
+    });
+  });
+  it("reads the auth settings", () => {
+    const c = loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "300", TETHER_LOGIN_MAX_FAILURES_PER_USER: "3", TETHER_JWT_ISSUER: "https://tether.example" });
+    expect(c.auth).toMatchObject({ accessTokenTtlS: 300, loginMaxFailuresPerUser: 3, issuer: "https://tether.example" });
+    expect(() => loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "1" })).toThrow(/TETHER_ACCESS_TOKEN_TTL_S=1: expected an integer between 10 and 86400/);
   });
   it("switches to PostgreSQL with DATABASE_URL", () => {
     const c = loadConfig({ DATABASE_URL: "postgres://u@db/tether" });
     expect(c.database).toEqual({ url: "postgres://u@db/tether", poolSize: 10 });
   });
+  it("runs without RabbitMQ by default and switches the bus and device link with AMQP_URL", () => {
+    const embedded = loadConfig({});
+    expect(embedded.amqp).toEqual({ url: undefined, prefix: "tether", uplinkPartitions: 4, queueType: "quorum", deliveryLimit: 10, prefetch: 256 });
+    expect(embedded.deviceLink).toBe("embedded");
+    const prod = loadConfig({ AMQP_URL: "amqp://tether:secret@mq:5672", TETHER_DEVICE_LINK: "amqp", TETHER_AMQP_PREFIX: "t1", TETHER_AMQP_UPLINK_PARTITIONS: "8", TETHER_AMQP_QUEUE_TYPE: "classic" });
+    expect(prod.amqp).toMatchObject({ url: "amqp://tether:secret@mq:5672", prefix: "t1", uplinkPartitions: 8, queueType: "classic" });
+    expect(prod.deviceLink).toBe("amqp");
+    expect(() => loadConfig({ TETHER_DEVICE_LINK: "amqp" })).toThrow(/needs AMQP_URL/);
+    expect(() => loadConfig({ TETHER_DEVICE_LINK: "carrier-pigeon" })).toThrow(/TETHER_DEVICE_LINK=carrier-pigeon/);
+    expect(() => loadConfig({ TETHER_AMQP_PREFIX: "a b" })).toThrow(/TETHER_AMQP_PREFIX/);
+    expect(() => loadConfig({ AMQP_URL: "amqp://mq", TETHER_DEVICE_LINK: "amqp", MQTT_URL: "mqtts://mosquitto:8883" })).toThrow(/set one of them/);
+  });
+  it("uses the embedded broker and serves operations on 9464 unless told otherwise", () => {
+    const c = loadConfig({}, "/srv/tether");
+    expect(c.mqttLink).toEqual({ url: undefined, caFile: undefined, certFile: undefined, keyFile: undefined, sharedGroup: "tether" });
+    expect(c.ops).toEqual({ host: "127.0.0.1", port: 9464, probeIntervalMs: 2000, slowCallMs: 2000 });
+    expect(loadConfig({ TETHER_METRICS_PORT: "off" }).ops.port).toBeUndefined();
+    expect(loadConfig({ TETHER_HOST: "0.0.0.0", TETHER_METRICS_PORT: "0" }).ops).toMatchObject({ host: "0.0.0.0", port: 0 });
+  });
+  it("switches the device link to an external broker with MQTT_URL", () => {
+    const c = loadConfig({ MQTT_URL: "mqtts://mosquitto:8883", MQTT_CA: "tls/ca.pem", MQTT_CERT: "/tls/tether.crt", MQTT_KEY: "/tls/tether.key", MQTT_SHARED_GROUP: "eu-1" }, "/srv/tether");
+    expect(c.mqttLink).toEqual({ url: "mqtts://mosquitto:8883", caFile: "/srv/tether/tls/ca.pem", certFile: "/tls/tether.crt", keyFile: "/tls/tether.key", sharedGroup: "eu-1" });
+    expect(() => loadConfig({ MQTT_URL: "mqtt://mosquitto:1883" })).toThrow(/MQTT_URL=.*expected mqtts/);
+    expect(() => loadConfig({ MQTT_SHARED_GROUP: "a/b" })).toThrow(/MQTT_SHARED_GROUP=a\/b/);
+  });
   it("names the variable and the accepted range on bad input", () => {
     expect(() => loadConfig({ TETHER_PORT: "http" })).toThrow(/TETHER_PORT=http: expected an integer between 0 and 65535/);
     expect(() => loadConfig({ LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL=loud/);
+    expect(() => loadConfig({ TETHER_DEVICE_CERT_VALIDITY_DAYS: "0" })).toThrow(/TETHER_DEVICE_CERT_VALIDITY_DAYS=0: expected an integer between 1 and 3650/);
   });
 });

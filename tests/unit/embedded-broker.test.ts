@@ -247,6 +247,53 @@ describe("embedded broker", () => {
     }
   });
 
+  it("refuses a revoked certificate at connect and cuts its live session when revoked", async () => {
+    const revoked = new Set<string>();
+    const b = await startEmbeddedBroker({
+      host: "127.0.0.1", port: 0, log,
+      tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
+      isRevoked: (serial) => revoked.has(serial),
+    });
+    try {
+      const a = await issueDeviceCertificate(pki.ca, "dev-a");
+      const live = await connectOk({ clientId: "dev-a", cert: a.certPem, key: a.keyPem }, b.port);
+      const other = await connectOk({ clientId: "dev-b", cert: devB.cert, key: devB.key }, b.port);
+      let closedAt = 0;
+      live.on("close", () => (closedAt ||= Date.now()));
+      revoked.add(a.serialNumber);
+      const started = Date.now();
+      expect(b.disconnectRevoked((serial) => revoked.has(serial))).toBe(1);
+      await until(() => closedAt > 0, 5_000);
+      expect(closedAt - started).toBeLessThan(5_000);
+      expect(other.connected).toBe(true); // only the revoked certificate's session
+      const again = await connect(b.port, { clientId: "dev-a", cert: a.certPem, key: a.keyPem });
+      expect(again.client).toBeUndefined();
+      expect(again.error).toMatch(NOT_AUTHORIZED);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("lets a provisioning claim certificate use its own provisioning topics and nothing else", async () => {
+    // A claim never gets a device's client id (that would cut the device's session) or a service's powers.
+    for (const [cn, clientId] of [["factory-batch", "factory-batch"], ["tether", "tether-x"], ["dev-a", "dev-a"], ["factory-batch", "claim:bad/id"]]) {
+      const c = await pki.ca.issue({ commonName: cn!, usage: "client", organizationalUnit: "claims" });
+      const result = await connect(broker.port, { clientId, cert: c.certPem, key: c.keyPem });
+      expect(result.client, `${cn} as ${clientId}`).toBeUndefined();
+      expect(result.error).toMatch(NOT_AUTHORIZED);
+    }
+    const c = await pki.ca.issue({ commonName: "tether", usage: "client", organizationalUnit: "claims" });
+    const claim = await connectOk({ clientId: "claim:SN-1", cert: c.certPem, key: c.keyPem });
+    expect(await claim.subscribeAsync("tether/v1/provisioning/tether/SN-1/response", { qos: 1 })).toEqual([{ topic: "tether/v1/provisioning/tether/SN-1/response", qos: 1 }]);
+    for (const topic of [downlinkTopic("dev-a"), "tether/v1/provisioning/tether/SN-2/response", "tether/v1/provisioning/other/SN-1/response", "tether/v1/provisioning/+/+/request", "#"]) {
+      await expect(claim.subscribeAsync(topic, { qos: 1 }), topic).rejects.toMatchObject({ packet: { granted: [128] } });
+    }
+    await claim.publishAsync("tether/v1/provisioning/tether/SN-1/request", "x", { qos: 1 });
+    const closed = new Promise<void>((r) => claim.once("close", () => r()));
+    claim.publish(uplinkTopic("dev-a"), "spoofed", { qos: 0 });
+    await closed;
+  });
+
   it("closes within a second while clients are connected", async () => {
     const b = await startBroker();
     const dev = await connectOk({ clientId: "dev-a", cert: devA.cert, key: devA.key }, b.port);

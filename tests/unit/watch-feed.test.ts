@@ -44,4 +44,18 @@ describe("watchFeed", () => {
     await fastReading;
     expect(fast).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
+
+  it("tells the caller at once when a consumer that stopped reading overflows, and frees its buffer", async () => {
+    const feed = createMemoryFeed<number>();
+    let cut = 0;
+    const stuck = watchFeed(feed, () => true, undefined, new AbortController().signal, 3, undefined, () => cut++);
+    const first = stuck.next(); // the consumer reads once, then never again (parked behind flow control)
+    await new Promise((r) => setTimeout(r, 10));
+    feed.publish(0);
+    expect((await first).value).toBe(0);
+    for (let n = 1; n <= 10; n++) feed.publish(n);
+    expect(cut).toBe(1); // called once, from the publisher, without the consumer pulling
+    await expect(stuck.next()).rejects.toBeInstanceOf(ResourceExhaustedError);
+    expect(feed.size()).toBe(0);
+  });
 });

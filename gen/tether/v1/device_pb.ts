@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/device.proto.
  */
 export const file_tether_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEipAQKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRI0ChBsYXRlc3RfdGVsZW1ldHJ5GAwgAygLMhoudGV0aGVyLnYxLlRlbGVtZXRyeVNhbXBsZRIdCgNsZWQYFCABKAsyDi50ZXRoZXIudjEuTGVkSAASMgoOY29mZmVlX21hY2hpbmUYFSABKAsyGC50ZXRoZXIudjEuQ29mZmVlTWFjaGluZUgAGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBgoEa2luZCJSCgxDb25uZWN0aXZpdHkSDgoGb25saW5lGAEgASgIEjIKDmxhc3Rfc2Vlbl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAypiCgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led, file_tether_v1_telemetry]);
+  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEi1QQKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRI0ChBsYXRlc3RfdGVsZW1ldHJ5GAwgAygLMhoudGV0aGVyLnYxLlRlbGVtZXRyeVNhbXBsZRIvCgtkZWxldGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoDbGVkGBQgASgLMg4udGV0aGVyLnYxLkxlZEgAEjIKDmNvZmZlZV9tYWNoaW5lGBUgASgLMhgudGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmQiiQEKDENvbm5lY3Rpdml0eRIOCgZvbmxpbmUYASABKAgSMgoObGFzdF9zZWVuX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxpc3Rlbl91bnRpbF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAypiCgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led, file_tether_v1_telemetry]);
 
 /**
  * A device: the common base every product shares, plus exactly one product kind.
@@ -117,6 +117,14 @@ export type Device = Message<"tether.v1.Device"> & {
   latestTelemetry: TelemetrySample[];
 
   /**
+   * When the device was deleted. Output only; set only on the last copy of a deleted device
+   * (WatchDevices' TYPE_DELETED): stored devices never have it.
+   *
+   * @generated from field: google.protobuf.Timestamp delete_time = 13;
+   */
+  deleteTime?: Timestamp | undefined;
+
+  /**
    * The product kind and its type-specific desired and reported state.
    * Required at creation and immutable afterwards.
    *
@@ -155,18 +163,27 @@ export const DeviceSchema: GenMessage<Device> = /*@__PURE__*/
  */
 export type Connectivity = Message<"tether.v1.Connectivity"> & {
   /**
-   * True while the device holds a connection to the broker.
+   * True while the device holds a connection to the MQTT broker.
    *
    * @generated from field: bool online = 1;
    */
   online: boolean;
 
   /**
-   * When any message from the device last arrived.
+   * When any message from the device last arrived (over MQTT or HTTP).
    *
    * @generated from field: google.protobuf.Timestamp last_seen_time = 2;
    */
   lastSeenTime?: Timestamp | undefined;
+
+  /**
+   * Set while the device long-polls over HTTP (DeviceGatewayService.PollDownlink): it listens
+   * for tasks until this time. Unset when no poll is open. A device that only uses HTTP has
+   * `online` false; it is reachable while this time is in the future.
+   *
+   * @generated from field: google.protobuf.Timestamp listen_until_time = 3;
+   */
+  listenUntilTime?: Timestamp | undefined;
 };
 
 /**

@@ -2,8 +2,8 @@
 // @generated from file tether/v1/device_service.proto (package tether.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty, file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Device, DeviceSchema } from "./device_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/device_service.proto.
  */
 export const file_tether_v1_device_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZXRoZXIvdjEvZGV2aWNlX3NlcnZpY2UucHJvdG8SCXRldGhlci52MSJLChNDcmVhdGVEZXZpY2VSZXF1ZXN0EiEKBmRldmljZRgBIAEoCzIRLnRldGhlci52MS5EZXZpY2USEQoJZGV2aWNlX2lkGAIgASgJIiAKEEdldERldmljZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJLChJMaXN0RGV2aWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJIlIKE0xpc3REZXZpY2VzUmVzcG9uc2USIgoHZGV2aWNlcxgBIAMoCzIRLnRldGhlci52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKE1VwZGF0ZURldmljZVJlcXVlc3QSIQoGZGV2aWNlGAEgASgLMhEudGV0aGVyLnYxLkRldmljZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCDLoAgoNRGV2aWNlU2VydmljZRJBCgxDcmVhdGVEZXZpY2USHi50ZXRoZXIudjEuQ3JlYXRlRGV2aWNlUmVxdWVzdBoRLnRldGhlci52MS5EZXZpY2USOwoJR2V0RGV2aWNlEhsudGV0aGVyLnYxLkdldERldmljZVJlcXVlc3QaES50ZXRoZXIudjEuRGV2aWNlEkwKC0xpc3REZXZpY2VzEh0udGV0aGVyLnYxLkxpc3REZXZpY2VzUmVxdWVzdBoeLnRldGhlci52MS5MaXN0RGV2aWNlc1Jlc3BvbnNlEkEKDFVwZGF0ZURldmljZRIeLnRldGhlci52MS5VcGRhdGVEZXZpY2VSZXF1ZXN0GhEudGV0aGVyLnYxLkRldmljZRJGCgxEZWxldGVEZXZpY2USHi50ZXRoZXIudjEuRGVsZXRlRGV2aWNlUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_tether_v1_device]);
+  fileDesc("Ch50ZXRoZXIvdjEvZGV2aWNlX3NlcnZpY2UucHJvdG8SCXRldGhlci52MSJLChNDcmVhdGVEZXZpY2VSZXF1ZXN0EiEKBmRldmljZRgBIAEoCzIRLnRldGhlci52MS5EZXZpY2USEQoJZGV2aWNlX2lkGAIgASgJIiAKEEdldERldmljZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJLChJMaXN0RGV2aWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJIlIKE0xpc3REZXZpY2VzUmVzcG9uc2USIgoHZGV2aWNlcxgBIAMoCzIRLnRldGhlci52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKE1VwZGF0ZURldmljZVJlcXVlc3QSIQoGZGV2aWNlGAEgASgLMhEudGV0aGVyLnYxLkRldmljZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCIlChNXYXRjaERldmljZXNSZXF1ZXN0Eg4KBmZpbHRlchgBIAEoCSLuAQoUV2F0Y2hEZXZpY2VzUmVzcG9uc2USMgoEdHlwZRgBIAEoDjIkLnRldGhlci52MS5XYXRjaERldmljZXNSZXNwb25zZS5UeXBlEiEKBmRldmljZRgCIAEoCzIRLnRldGhlci52MS5EZXZpY2UifwoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASEAoMVFlQRV9JTklUSUFMEAESGQoVVFlQRV9JTklUSUFMX0NPTVBMRVRFEAISEAoMVFlQRV9DSEFOR0VEEAMSEAoMVFlQRV9SRU1PVkVEEAQSEAoMVFlQRV9ERUxFVEVEEAUyuwMKDURldmljZVNlcnZpY2USQQoMQ3JlYXRlRGV2aWNlEh4udGV0aGVyLnYxLkNyZWF0ZURldmljZVJlcXVlc3QaES50ZXRoZXIudjEuRGV2aWNlEjsKCUdldERldmljZRIbLnRldGhlci52MS5HZXREZXZpY2VSZXF1ZXN0GhEudGV0aGVyLnYxLkRldmljZRJMCgtMaXN0RGV2aWNlcxIdLnRldGhlci52MS5MaXN0RGV2aWNlc1JlcXVlc3QaHi50ZXRoZXIudjEuTGlzdERldmljZXNSZXNwb25zZRJBCgxVcGRhdGVEZXZpY2USHi50ZXRoZXIudjEuVXBkYXRlRGV2aWNlUmVxdWVzdBoRLnRldGhlci52MS5EZXZpY2USRgoMRGVsZXRlRGV2aWNlEh4udGV0aGVyLnYxLkRlbGV0ZURldmljZVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSUQoMV2F0Y2hEZXZpY2VzEh4udGV0aGVyLnYxLldhdGNoRGV2aWNlc1JlcXVlc3QaHy50ZXRoZXIudjEuV2F0Y2hEZXZpY2VzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_tether_v1_device]);
 
 /**
  * Request for CreateDevice.
@@ -92,8 +92,8 @@ export type ListDevicesRequest = Message<"tether.v1.ListDevicesRequest"> & {
   /**
    * Conjunction of comparisons joined by `AND`, e.g.
    * `kind = "led" AND labels.room = "kitchen" AND online = true`.
-   * Fields: `kind` (`led`, `coffee_machine`), `labels.<key>` (`=` or `!=`;
-   * `labels.<key>:*` means the label is present), `owner`, `online`.
+   * Fields: `name` (`devices/{device}`), `kind` (`led`, `coffee_machine`), `labels.<key>`
+   * (`=` or `!=`; `labels.<key>:*` means the label is present), `owner`, `online`.
    *
    * @generated from field: string filter = 3;
    */
@@ -201,6 +201,113 @@ export const DeleteDeviceRequestSchema: GenMessage<DeleteDeviceRequest> = /*@__P
   messageDesc(file_tether_v1_device_service, 5);
 
 /**
+ * Request for WatchDevices.
+ *
+ * @generated from message tether.v1.WatchDevicesRequest
+ */
+export type WatchDevicesRequest = Message<"tether.v1.WatchDevicesRequest"> & {
+  /**
+   * The ListDevices filter syntax, e.g. `kind = "led" AND online = true`, or
+   * `name = "devices/kitchen-led"` to watch one device. Empty means every device the caller may see.
+   *
+   * @generated from field: string filter = 1;
+   */
+  filter: string;
+};
+
+/**
+ * Describes the message tether.v1.WatchDevicesRequest.
+ * Use `create(WatchDevicesRequestSchema)` to create a new message.
+ */
+export const WatchDevicesRequestSchema: GenMessage<WatchDevicesRequest> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device_service, 6);
+
+/**
+ * One message of WatchDevices.
+ *
+ * @generated from message tether.v1.WatchDevicesResponse
+ */
+export type WatchDevicesResponse = Message<"tether.v1.WatchDevicesResponse"> & {
+  /**
+   * What happened.
+   *
+   * @generated from field: tether.v1.WatchDevicesResponse.Type type = 1;
+   */
+  type: WatchDevicesResponse_Type;
+
+  /**
+   * The device after the change; unset for TYPE_INITIAL_COMPLETE.
+   *
+   * @generated from field: tether.v1.Device device = 2;
+   */
+  device?: Device | undefined;
+};
+
+/**
+ * Describes the message tether.v1.WatchDevicesResponse.
+ * Use `create(WatchDevicesResponseSchema)` to create a new message.
+ */
+export const WatchDevicesResponseSchema: GenMessage<WatchDevicesResponse> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device_service, 7);
+
+/**
+ * What this message says about `device`.
+ *
+ * @generated from enum tether.v1.WatchDevicesResponse.Type
+ */
+export enum WatchDevicesResponse_Type {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A device as it was when the watch started (the initial snapshot).
+   *
+   * @generated from enum value: TYPE_INITIAL = 1;
+   */
+  INITIAL = 1,
+
+  /**
+   * The initial snapshot is complete; `device` is not set. Changes follow.
+   *
+   * @generated from enum value: TYPE_INITIAL_COMPLETE = 2;
+   */
+  INITIAL_COMPLETE = 2,
+
+  /**
+   * The device was created or changed, and matches the filter.
+   *
+   * @generated from enum value: TYPE_CHANGED = 3;
+   */
+  CHANGED = 3,
+
+  /**
+   * The device was sent before and no longer matches the filter (for example it went
+   * offline under `online = true`, or was relabelled).
+   *
+   * @generated from enum value: TYPE_REMOVED = 4;
+   */
+  REMOVED = 4,
+
+  /**
+   * The device was deleted. `device` carries its name, owner, labels and kind, with
+   * `delete_time` set.
+   *
+   * @generated from enum value: TYPE_DELETED = 5;
+   */
+  DELETED = 5,
+}
+
+/**
+ * Describes the enum tether.v1.WatchDevicesResponse.Type.
+ */
+export const WatchDevicesResponse_TypeSchema: GenEnum<WatchDevicesResponse_Type> = /*@__PURE__*/
+  enumDesc(file_tether_v1_device_service, 7, 0);
+
+/**
  * Manages the device registry.
  *
  * @generated from service tether.v1.DeviceService
@@ -255,6 +362,20 @@ export const DeviceService: GenService<{
     methodKind: "unary";
     input: typeof DeleteDeviceRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * Streams the devices the caller may see that match `filter`: first the current ones (at most
+   * 10,000, in name order, then one INITIAL_COMPLETE message), then every change (created,
+   * updated, presence, reported or desired state, deleted) until the caller ends the stream.
+   * Each item is checked against the caller's rights as of sending. RESOURCE_EXHAUSTED if the
+   * caller falls more than 1,000 changes behind: list again and watch again.
+   *
+   * @generated from rpc tether.v1.DeviceService.WatchDevices
+   */
+  watchDevices: {
+    methodKind: "server_streaming";
+    input: typeof WatchDevicesRequestSchema;
+    output: typeof WatchDevicesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tether_v1_device_service, 0);

@@ -3,6 +3,8 @@ import { productByKindName, PRODUCTS } from "../products/index.js";
 
 /** A parsed ListDevices filter: a conjunction, all of which must hold. */
 export interface DeviceFilter {
+  /** A device id, from `name = "devices/{device}"`. */
+  id?: string;
   kind?: string;
   owner?: string;
   online?: boolean;
@@ -14,7 +16,7 @@ export type LabelCondition =
   | { key: string; op: "!="; value: string }
   | { key: string; op: "present" };
 
-const TERM = /^\s*(kind|owner|online|labels\.([A-Za-z][A-Za-z0-9_.-]{0,62}))\s*(=|!=|:)\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))\s*$/;
+const TERM = /^\s*(name|kind|owner|online|labels\.([A-Za-z][A-Za-z0-9_.-]{0,62}))\s*(=|!=|:)\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))\s*$/;
 
 /**
  * Parses the small AIP-160 subset ListDevices accepts, e.g.
@@ -30,7 +32,7 @@ export function parseDeviceFilter(filter: string, field = "filter"): DeviceFilte
     if (!m) {
       throw InvalidArgumentError.field(
         field,
-        `cannot parse "${term.trim()}": expected terms like kind = "led", labels.room = "kitchen", labels.room:*, owner = "alice", online = true, joined by AND`,
+        `cannot parse "${term.trim()}": expected terms like name = "devices/kitchen-led", kind = "led", labels.room = "kitchen", labels.room:*, owner = "alice", online = true, joined by AND`,
       );
     }
     const [, lhs, labelKey, op, quoted, bare] = m;
@@ -45,7 +47,11 @@ export function parseDeviceFilter(filter: string, field = "filter"): DeviceFilte
       continue;
     }
     if (op !== "=") throw InvalidArgumentError.field(field, `${lhs} supports only "="`);
-    if (lhs === "kind") {
+    if (lhs === "name") {
+      const m = /^devices\/([a-z][a-z0-9-]{0,62})$/.exec(value);
+      if (!m) throw InvalidArgumentError.field(field, `name must be "devices/{device}", not "${value.slice(0, 80)}"`);
+      result.id = m[1];
+    } else if (lhs === "kind") {
       if (!productByKindName(value)) {
         const known = PRODUCTS.map((p) => p.kindName).join(", ");
         throw InvalidArgumentError.field(field, `unknown kind "${value}"; known kinds: ${known}`);

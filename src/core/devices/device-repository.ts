@@ -1,4 +1,5 @@
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
+import type { DeviceScope } from "../access/access.js";
 import type { DeviceFilter } from "./device-filter.js";
 
 /** A device as stored, with the revision its etag is derived from. */
@@ -19,8 +20,8 @@ export interface DeviceRepository {
   /** Inserts a new device; throws AlreadyExistsError if the id is taken. Returns it as stored. */
   insert(device: Device, now: Date): Promise<StoredDevice>;
   get(id: string): Promise<StoredDevice | undefined>;
-  /** Devices matching `filter` with id > `afterId`, in id order, at most `limit`. */
-  list(query: { filter: DeviceFilter; afterId?: string; limit: number }): Promise<Device[]>;
+  /** Devices matching `filter` and within `scope` (all if omitted) with id > `afterId`, in id order, at most `limit`. */
+  list(query: { filter: DeviceFilter; scope?: DeviceScope; afterId?: string; limit: number }): Promise<Device[]>;
   /**
    * Replaces the mutable fields if the stored revision is still `expectedRevision`; returns
    * undefined if it changed or the device is gone (the caller re-reads to tell which).
@@ -32,6 +33,13 @@ export interface DeviceRepository {
   setPresence(id: string, online: boolean, now: Date): Promise<boolean>;
   /** Records that the device was heard from. */
   touch(id: string, now: Date): Promise<void>;
+  /**
+   * Records an open HTTP long poll: the device listens until `until` (and was seen `now`).
+   * Returns false for an unknown device.
+   */
+  setListening(id: string, until: Date, now: Date): Promise<boolean>;
+  /** Ends the long poll that set `until` (a newer poll of the same device is left alone). */
+  clearListening(id: string, until: Date): Promise<void>;
   /**
    * Stores a reported state (protobuf JSON of the product's reported message) if `version` is
    * newer than the stored one. Returns the updated device, or why nothing changed.

@@ -10,8 +10,10 @@ import type {
   UpdateDeviceRequest,
 } from "../../../gen/tether/v1/device_service_pb.js";
 import type { TelemetrySample } from "../../../gen/tether/v1/telemetry_pb.js";
+import { type Access, authorize } from "../access/access.js";
+import { metaOf } from "../access/device-meta.js";
 import type { Clock } from "../clock.js";
-import { AbortedError, InvalidArgumentError, NotFoundError, Violations } from "../errors.js";
+import { AbortedError, InvalidArgumentError, NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import { productByCase } from "../products/index.js";
 import { parseDeviceFilter } from "./device-filter.js";
@@ -19,6 +21,8 @@ import { deviceName, generateDeviceId, isValidDeviceId, parseDeviceName, truncat
 import type { DeviceRepository } from "./device-repository.js";
 import { resolveUpdateMask } from "./device-update-mask.js";
 import { validateDeviceFields } from "./device-validation.js";
+import { deletedDevice } from "./device-watch.js";
+import type { ChangeFeed } from "../ports.js";
 
 export interface DeviceServiceDeps {
   devices: DeviceRepository;
@@ -27,22 +31,34 @@ export interface DeviceServiceDeps {
   onDesiredStateChanged?: (deviceId: string) => void;
   /** The latest telemetry of a device, shown on GetDevice. */
   latestTelemetry?: (deviceId: string) => Promise<TelemetrySample[]>;
+  /** Where committed creates, updates and deletions are announced (WatchDevices, event rules). */
+  feed?: ChangeFeed<Device>;
 }
 
 export type DeviceService = ReturnType<typeof createDeviceService>;
 
-/** The registry's use cases: validation, naming, etags and field masks. Storage is behind a port. */
-export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry }: DeviceServiceDeps) {
-  async function getStored(id: string) {
+/**
+ * The registry's use cases: validation, naming, etags and field masks. Storage is behind a port.
+ * Every call takes the caller's Access: reads need viewer, desired state operator, metadata and
+ * delete owner (see core/access/roles.ts); lists are scoped in the query.
+ */
+export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed }: DeviceServiceDeps) {
+  async function getStored(id: string, access?: Access) {
     const stored = await devices.get(id);
     if (!stored) throw new NotFoundError(deviceName(id));
+    if (access) authorize(access, "device.read", metaOf(stored.device));
     return stored;
   }
 
   return {
-    async createDevice(req: CreateDeviceRequest): Promise<Device> {
+    async createDevice(access: Access, req: CreateDeviceRequest): Promise<Device> {
       const input = req.device;
       if (!input) throw InvalidArgumentError.field("device", "is required");
+      // The creator owns what they create; only admins register devices for someone else.
+      const owner = input.owner !== "" || access.all ? input.owner : access.caller.user;
+      if (!access.all && owner !== access.caller.user) {
+        throw new PermissionDeniedError(`creating a device owned by "${truncate(owner)}" needs an admin; leave owner empty to own it yourself`);
+      }
       const v = new Violations();
       if (req.deviceId !== "" && !isValidDeviceId(req.deviceId)) {
         v.add("device_id", `"${truncate(req.deviceId)}" must be 1-63 lowercase letters, digits or hyphens, starting with a letter`);
@@ -60,43 +76,49 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
         uid: randomUUID(),
         displayName: input.displayName,
         labels: input.labels,
-        owner: input.owner,
+        owner,
         firmwareVersion: input.firmwareVersion,
         deliveryPolicy: input.deliveryPolicy,
         kind: { case: product.case, value } as Device["kind"],
       });
-      return (await devices.insert(device, clock.now())).device;
+      const created = (await devices.insert(device, clock.now())).device;
+      feed?.publish(created);
+      return created;
     },
 
-    async getDevice(name: string): Promise<Device> {
+    async getDevice(access: Access, name: string): Promise<Device> {
       const id = parseDeviceName(name);
-      const { device } = await getStored(id);
+      const { device } = await getStored(id, access);
       if (latestTelemetry) device.latestTelemetry = await latestTelemetry(id);
       return device;
     },
 
-    async listDevices(req: ListDevicesRequest): Promise<ListDevicesResponse> {
+    async listDevices(access: Access, req: ListDevicesRequest): Promise<ListDevicesResponse> {
       const limit = resolvePageSize(req.pageSize);
       const filter = parseDeviceFilter(req.filter);
       const afterId = decodePageToken(req.pageToken, `devices|${req.filter}`);
       // One extra row tells whether another page exists without a COUNT.
-      const rows = await devices.list({ filter, afterId, limit: limit + 1 });
+      const rows = await devices.list({ filter, scope: access.scope(), afterId, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       const nextPageToken = rows.length > limit && last ? encodePageToken(parseDeviceName(last.name), `devices|${req.filter}`) : "";
       return { $typeName: "tether.v1.ListDevicesResponse", devices: page, nextPageToken };
     },
 
-    async updateDevice(req: UpdateDeviceRequest): Promise<Device> {
+    async updateDevice(access: Access, req: UpdateDeviceRequest): Promise<Device> {
       const input = req.device;
       if (!input) throw InvalidArgumentError.field("device", "is required");
       const id = parseDeviceName(input.name, "device.name");
-      const stored = await getStored(id);
+      const stored = await getStored(id, access);
       if (input.etag !== "" && input.etag !== stored.device.etag) {
         throw new AbortedError(`etag mismatch: ${deviceName(id)} was changed since it was read; re-read it and retry`);
       }
       const product = productByCase(stored.device.kind.case!);
       const mask = resolveUpdateMask(req.updateMask?.paths ?? [], input, product);
+      // Desired state is operating the device; anything else is configuring it (owner).
+      const meta = metaOf(stored.device);
+      if ([...mask.topLevel].some((p) => !p.endsWith(".desired"))) authorize(access, "device.configure", meta);
+      if ([...mask.topLevel].some((p) => p.endsWith(".desired"))) authorize(access, "device.control", meta);
       const next = clone(DeviceSchema, stored.device);
       mask.apply(input, next);
       const v = new Violations();
@@ -107,6 +129,7 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       const desiredChanged = !equals(product.desiredSchema, (oldDesired ?? create(product.desiredSchema)) as never, (newDesired ?? create(product.desiredSchema)) as never);
       const updated = await devices.update(next, stored.revision, { desiredChanged, now: clock.now() });
       if (updated) {
+        feed?.publish(updated.device);
         if (desiredChanged) onDesiredStateChanged?.(id);
         return updated.device;
       }
@@ -114,17 +137,20 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       throw new AbortedError(`${deviceName(id)} was changed concurrently; re-read it and retry`);
     },
 
-    async deleteDevice(req: DeleteDeviceRequest): Promise<void> {
+    async deleteDevice(access: Access, req: DeleteDeviceRequest): Promise<void> {
       const id = parseDeviceName(req.name);
       const stored = await devices.get(id);
-      if (!stored) {
+      // A device the caller cannot see is, to them, a missing device.
+      if (!stored || (!access.all && access.roleOn(metaOf(stored.device)) === undefined)) {
         if (req.allowMissing) return;
         throw new NotFoundError(deviceName(id));
       }
+      authorize(access, "device.delete", metaOf(stored.device));
       if (req.etag !== "" && req.etag !== stored.device.etag) {
         throw new AbortedError(`etag mismatch: ${deviceName(id)} was changed since it was read; re-read it and retry`);
       }
       const deleted = await devices.delete(id, req.etag !== "" ? stored.revision : undefined);
+      if (deleted) feed?.publish(deletedDevice(stored.device, clock.now()));
       if (!deleted && !req.allowMissing) {
         if (req.etag !== "") throw new AbortedError(`${deviceName(id)} was changed concurrently; re-read it and retry`);
         throw new NotFoundError(deviceName(id));

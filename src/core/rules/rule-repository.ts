@@ -1,3 +1,4 @@
+import type { DeviceScope } from "../access/access.js";
 import type { TaskRecord } from "../tasks/task-record.js";
 import type { State } from "../tasks/task-state.js";
 import type { RuleRecord, RuleRunRecord } from "./rule-record.js";
@@ -57,8 +58,8 @@ export interface RuleRepository {
   /** AlreadyExistsError if the id is taken. */
   insert(rule: NewRule): Promise<RuleRecord>;
   get(id: string): Promise<RuleRecord | undefined>;
-  /** Rules with id > `afterId`, in id order. */
-  list(q: { afterId?: string; limit: number }): Promise<RuleRecord[]>;
+  /** Rules with id > `afterId`, in id order; with a limited `scope`, only rules targeting a device in it. */
+  list(q: { afterId?: string; scope?: DeviceScope; limit: number }): Promise<RuleRecord[]>;
   /**
    * Writes the API-owned fields (and `paused`) if the stored revision is still `next.revision`,
    * bumping it; `reschedule` also writes `nextFireTime`. Returns undefined on a lost race.

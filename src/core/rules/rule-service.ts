@@ -13,6 +13,10 @@ import type {
   PreviewRuleResponse,
   UpdateRuleRequest,
 } from "../../../gen/tether/v1/rule_service_pb.js";
+import { type Access, requireAdmin } from "../access/access.js";
+import { metaOf } from "../access/device-meta.js";
+import { createDeviceRights } from "../access/device-rights.js";
+import type { Action } from "../access/roles.js";
 import type { Clock } from "../clock.js";
 import { deviceName, truncate } from "../devices/device-name.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
@@ -36,22 +40,42 @@ export interface RuleServiceDeps {
 
 export type RuleService = ReturnType<typeof createRuleService>;
 
-/** The RuleService use cases: validation against the target's product kind, etags, masks, preview, history. */
+/**
+ * The RuleService use cases: validation against the target's product kind, etags, masks, preview, history.
+ *
+ * Rights: a rule is scoped by its target. On a device target, reading needs viewer and any change
+ * (create, update, pause, resume, delete) operator on that device. A selector target can match
+ * devices the caller cannot see, now or later, so selector rules are admin-only, read and write.
+ */
 export function createRuleService({ rules, devices, clock, onRulesChanged }: RuleServiceDeps) {
-  async function load(name: string, field = "name"): Promise<RuleRecord> {
+  const rights = createDeviceRights(devices);
+
+  /** NOT_FOUND (named as the rule) if the caller may not see it; PERMISSION_DENIED if they may not `action` it. */
+  async function authorizeRule(access: Access, action: Action, r: Pick<RuleRecord, "id" | "target">): Promise<void> {
+    if (access.all) return;
+    if (r.target.kind === "device") {
+      await rights.require(access, "device.read", r.target.deviceId, ruleName(r.id));
+      await rights.require(access, action, r.target.deviceId);
+    } else if (action === "device.read") throw new NotFoundError(ruleName(r.id));
+    else requireAdmin(access, "a rule targeting a selector");
+  }
+
+  async function load(access: Access, name: string, action: Action, field = "name"): Promise<RuleRecord> {
     const id = parseRuleName(name, field);
     const r = await rules.get(id);
     if (!r) throw new NotFoundError(ruleName(id));
+    await authorizeRule(access, action, r);
     return r;
   }
 
   /** Validates a rule completely: its own fields, then (I/O) the target device and the command's kind. */
-  async function validate(input: Rule, now: Date, checkFuture: boolean): Promise<RuleSpec> {
+  async function validate(access: Access, input: Rule, now: Date, checkFuture: boolean): Promise<RuleSpec> {
     const v = new Violations();
     const spec = parseRule(input, "rule", v, { now, checkFuture });
     if (input.target.case === "device" && spec?.target.kind === "device") {
       const stored = await devices.get(spec.target.deviceId);
-      if (!stored) v.add("rule.device", `${deviceName(spec.target.deviceId)} does not exist`);
+      // A device the caller cannot see does not exist, as far as they can tell.
+      if (!stored || (!access.all && access.roleOn(metaOf(stored.device)) === undefined)) v.add("rule.device", `${deviceName(spec.target.deviceId)} does not exist`);
       else checkCommand(input.command, productByCase(stored.device.kind.case!), "rule.command", v, deviceName(spec.target.deviceId));
     }
     v.throwIfAny();
@@ -73,15 +97,17 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
   }
 
   return {
-    async createRule(req: CreateRuleRequest): Promise<Rule> {
+    async createRule(access: Access, req: CreateRuleRequest): Promise<Rule> {
       if (!req.rule) throw InvalidArgumentError.field("rule", "is required");
       if (req.ruleId !== "" && !isValidRuleId(req.ruleId)) {
         throw InvalidArgumentError.field("rule_id", `"${truncate(req.ruleId)}" must be 1-63 lowercase letters, digits or hyphens, starting with a letter`);
       }
       const now = clock.now();
-      const spec = await validate(req.rule, now, true);
+      const spec = await validate(access, req.rule, now, true);
+      const id = req.ruleId || generateRuleId();
+      await authorizeRule(access, "rule.write", { id, target: spec.target });
       const record = await rules.insert({
-        id: req.ruleId || generateRuleId(),
+        id,
         uid: randomUUID(),
         ...spec,
         paused: false,
@@ -93,14 +119,14 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
       return toRuleProto(record);
     },
 
-    async getRule(name: string): Promise<Rule> {
-      return toRuleProto(await load(name));
+    async getRule(access: Access, name: string): Promise<Rule> {
+      return toRuleProto(await load(access, name, "device.read"));
     },
 
-    async listRules(req: ListRulesRequest): Promise<ListRulesResponse> {
+    async listRules(access: Access, req: ListRulesRequest): Promise<ListRulesResponse> {
       const limit = resolvePageSize(req.pageSize);
       const afterId = decodePageToken(req.pageToken, "rules");
-      const rows = await rules.list({ afterId, limit: limit + 1 });
+      const rows = await rules.list({ afterId, scope: access.scope(), limit: limit + 1 });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
@@ -110,28 +136,30 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
       };
     },
 
-    async updateRule(req: UpdateRuleRequest): Promise<Rule> {
+    async updateRule(access: Access, req: UpdateRuleRequest): Promise<Rule> {
       if (!req.rule) throw InvalidArgumentError.field("rule", "is required");
-      const stored = await load(req.rule.name, "rule.name");
+      const stored = await load(access, req.rule.name, "rule.write", "rule.name");
       if (req.rule.etag !== "" && req.rule.etag !== ruleEtag(stored)) {
         throw new AbortedError(`etag mismatch: ${ruleName(stored.id)} was changed since it was read; re-read it and retry`);
       }
       const merged = clone(RuleSchema, toRuleProto(stored));
       const { reschedule } = applyRuleMask(req.updateMask?.paths ?? [], req.rule, merged);
       const now = clock.now();
-      const spec = await validate(merged, now, reschedule);
+      const spec = await validate(access, merged, now, reschedule);
+      await authorizeRule(access, "rule.write", { id: stored.id, target: spec.target });
       const next: RuleRecord = { ...stored, ...spec, updateTime: now };
       if (reschedule) next.nextFireTime = firstFire(spec, now);
       return save(next, reschedule);
     },
 
-    async deleteRule(req: DeleteRuleRequest): Promise<void> {
+    async deleteRule(access: Access, req: DeleteRuleRequest): Promise<void> {
       const id = parseRuleName(req.name);
       const stored = await rules.get(id);
       if (!stored) {
         if (req.allowMissing) return;
         throw new NotFoundError(ruleName(id));
       }
+      await authorizeRule(access, "rule.write", stored);
       if (req.etag !== "" && req.etag !== ruleEtag(stored)) {
         throw new AbortedError(`etag mismatch: ${ruleName(id)} was changed since it was read; re-read it and retry`);
       }
@@ -144,21 +172,21 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
     },
 
     /** Pausing a paused rule returns it unchanged. */
-    async pauseRule(name: string): Promise<Rule> {
-      const stored = await load(name);
+    async pauseRule(access: Access, name: string): Promise<Rule> {
+      const stored = await load(access, name, "rule.write");
       if (stored.paused) return toRuleProto(stored);
       return save({ ...stored, paused: true, updateTime: clock.now() }, false);
     },
 
     /** Resumes from now: occurrences during the pause are not caught up (they are not a misfire). */
-    async resumeRule(name: string): Promise<Rule> {
-      const stored = await load(name);
+    async resumeRule(access: Access, name: string): Promise<Rule> {
+      const stored = await load(access, name, "rule.write");
       if (!stored.paused) return toRuleProto(stored);
       const now = clock.now();
       return save({ ...stored, paused: false, updateTime: now, nextFireTime: firstFire(stored, now) }, true);
     },
 
-    async previewRule(req: PreviewRuleRequest): Promise<PreviewRuleResponse> {
+    async previewRule(access: Access, req: PreviewRuleRequest): Promise<PreviewRuleResponse> {
       const count = req.count === 0 ? RULE_DEFAULTS.defaultPreview : req.count;
       const v = new Violations();
       if (count < 1 || count > RULE_DEFAULTS.maxPreview) v.add("count", `must be between 1 and ${RULE_DEFAULTS.maxPreview}`);
@@ -167,7 +195,7 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
       const now = clock.now();
       let spec: Pick<RuleRecord, "trigger" | "startTime" | "endTime"> | undefined;
       if (req.name !== "") {
-        spec = await load(req.name);
+        spec = await load(access, req.name, "device.read");
       } else {
         // Only what decides the schedule is read and validated.
         const window = parseWindow(req.rule!, "rule", v, { now, checkFuture: false });
@@ -186,12 +214,12 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
       };
     },
 
-    async listRuleRuns(req: ListRuleRunsRequest): Promise<ListRuleRunsResponse> {
+    async listRuleRuns(access: Access, req: ListRuleRunsRequest): Promise<ListRuleRunsResponse> {
       const id = parseRuleName(req.parent, "parent");
       const limit = resolvePageSize(req.pageSize);
       const query = `runs|${req.parent}`;
       const before = decodePageToken(req.pageToken, query);
-      if (!(await rules.get(id))) throw new NotFoundError(ruleName(id));
+      await load(access, req.parent, "device.read", "parent");
       const rows = await rules.listRuns(id, { beforeId: before === undefined ? undefined : Number(before), limit: limit + 1 });
       const page = rows.slice(0, limit);
       const states = await rules.taskStates(page.flatMap((r) => r.targets.flatMap((t) => (t.taskId ? [t.taskId] : []))));

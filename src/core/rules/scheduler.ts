@@ -1,3 +1,4 @@
+import { createTickLoop } from "../tick-loop.js";
 import type { Clock } from "../clock.js";
 import type { CoreLogger } from "../log.js";
 import type { TaskRecord } from "../tasks/task-record.js";
@@ -78,54 +79,24 @@ export function createScheduler(d: SchedulerDeps) {
     return total;
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let stopped = true;
-  let woken = false;
-
-  async function loop(): Promise<void> {
-    timer = undefined;
-    let delay = tickMs;
-    try {
+  const loop = createTickLoop(
+    async () => {
       const r = await tick();
       const next = await rules.nextDueTime();
       const wait = next ? next.getTime() - clock.now().getTime() : tickMs;
       // Due but not claimable means another replica holds it right now: look again shortly.
-      delay = wait > 0 ? Math.min(wait + 1, tickMs) : r.claimed > 0 ? 0 : 25;
-    } catch (err) {
-      log.error({ err }, "scheduler tick failed");
-    }
-    if (woken) {
-      woken = false;
-      delay = 0;
-    }
-    if (!stopped) timer = setTimeout(() => (running = loop()), delay);
-  }
+      return wait > 0 ? Math.min(wait + 1, tickMs) : r.claimed > 0 ? 0 : 25;
+    },
+    { defaultDelayMs: tickMs, onError: (err) => log.error({ err }, "scheduler tick failed") },
+  );
 
   return {
     tick,
     /** Starts the loop (idempotent). */
-    start(): void {
-      if (!stopped) return;
-      stopped = false;
-      running = loop();
-    },
+    start: loop.start,
     /** Looks at the database now, e.g. after a rule was created or resumed in this process. */
-    wake(): void {
-      if (stopped) return;
-      if (!timer) {
-        woken = true; // a tick is running: it may have read the database before the change
-        return;
-      }
-      clearTimeout(timer);
-      running = loop();
-    },
+    wake: loop.wake,
     /** Stops the loop and waits for a tick in progress. */
-    async stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
+    stop: loop.stop,
   };
 }

@@ -57,7 +57,7 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
     const work = await tasks.pendingWork(deviceId);
     for (;;) {
       if (!work.queued) break;
-      const claimed = await tasks.claimForSend(deviceId, clock.now(), deliverableCount);
+      const claimed = await tasks.claimForSend(deviceId, () => clock.now(), deliverableCount);
       for (const t of claimed) {
         feed.publish(toTaskProto(t));
         await send(t);
@@ -76,6 +76,28 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
     if (!stored?.device.connectivity?.online || stored.desiredVersion === 0) return;
     const msg = desiredStateMessage(stored, clock.now());
     if (msg) await link.send(deviceId, msg);
+  }
+
+  async function takeNext(deviceId: string): Promise<{ task?: TaskRecord; retryAt?: Date }> {
+    const now = clock.now();
+    const open = (await tasks.openTasks(deviceId)).filter((t) => t.expireTime > now);
+    const isDue = (t: TaskRecord) => t.state === State.QUEUED && (!t.nextAttemptTime || t.nextAttemptTime <= now);
+    const sent = open.find((t) => t.state === State.SENT);
+    const due = open.find(isDue);
+    const waits = open.filter((t) => t.state === State.QUEUED && !isDue(t)).map((t) => t.nextAttemptTime!.getTime());
+    const retryAt = waits.length > 0 ? new Date(Math.min(...waits)) : undefined;
+    const handAgain = async (t: TaskRecord) => ({ task: (await tasks.update({ ...t, sendTime: now })) ?? t, retryAt });
+    if (sent && (!due || sent.sequence < due.sequence)) return handAgain(sent);
+    if (due) {
+      // The device is asking, so it is reachable whatever its MQTT presence says; one task per ask.
+      const [claimed] = await tasks.claimForSend(deviceId, () => clock.now(), (s) => Math.min(1, deliverableCount({ ...s, online: true })));
+      if (claimed) {
+        feed.publish(toTaskProto(claimed));
+        return { task: claimed, retryAt };
+      }
+    }
+    if (sent) return handAgain(sent);
+    return { retryAt };
   }
 
   return {
@@ -130,6 +152,22 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
 
     sendDesiredState(deviceId: string): Promise<void> {
       return serial(deviceId, () => sendDesiredState(deviceId));
+    },
+
+    /**
+     * The device asks over HTTP for its next task: the oldest task it has not acknowledged yet.
+     * A SENT task is handed again (same attempt, like an MQTT resend: the device de-duplicates by
+     * task id); otherwise the oldest due QUEUED task is claimed exactly as MQTT dispatch claims it
+     * (under the device row lock, per the delivery policy, QUEUED → SENT with attempt + 1). Tasks
+     * the device acknowledged (DELIVERED, RUNNING) are never handed out again. `retryAt` is when a
+     * task waiting out a retry backoff becomes due, so a long poll knows when to look again.
+     */
+    takeNext(deviceId: string): Promise<{ task?: TaskRecord; retryAt?: Date }> {
+      let out: { task?: TaskRecord; retryAt?: Date } = {};
+      const run = serial(deviceId, async () => {
+        out = await takeNext(deviceId);
+      });
+      return run.then(() => out);
     },
 
     /** Resolves when everything queued so far has been attempted (tests, shutdown). */

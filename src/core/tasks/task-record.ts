@@ -41,6 +41,8 @@ export interface TaskRecord {
   cancelPending: boolean;
   lateEventCount: number;
   revision: number;
+  /** The job this task is an execution of (`{job}` of jobs/{job}), if any. */
+  jobId?: string;
 }
 
 export function taskName(deviceId: string, taskId: string): string {
@@ -70,5 +72,6 @@ export function toTaskProto(r: TaskRecord): Task {
     endTime: ts(r.endTime),
     lateEventCount: r.lateEventCount,
     sequence: BigInt(r.sequence),
+    job: r.jobId ? `jobs/${r.jobId}` : "",
   });
 }

@@ -1,3 +1,4 @@
+import type { DeviceScope } from "../access/access.js";
 import type { DeliveryPolicy_Mode } from "../../../gen/tether/v1/device_pb.js";
 import type { State } from "./task-state.js";
 import type { TaskRecord } from "./task-record.js";
@@ -28,7 +29,8 @@ export interface TaskRepository {
   create(task: NewTask): Promise<{ task: TaskRecord; created: boolean }>;
   get(taskId: string): Promise<TaskRecord | undefined>;
   /** Newest first; `beforeSequence` continues a previous page. */
-  list(q: { deviceId?: string; states?: State[]; beforeSequence?: number; limit: number }): Promise<TaskRecord[]>;
+  /** `scope` limits the tasks to devices the caller may see (all if omitted). */
+  list(q: { deviceId?: string; states?: State[]; scope?: DeviceScope; beforeSequence?: number; limit: number }): Promise<TaskRecord[]>;
   /** Writes `next` if the stored revision is still `next.revision`; returns the stored result or undefined. */
   update(next: TaskRecord): Promise<TaskRecord | undefined>;
   /** Records an event that arrived late or twice; it changes nothing else. */
@@ -36,8 +38,10 @@ export interface TaskRepository {
   /**
    * Under the device's row lock: asks `plan` how many tasks may be sent now, then moves that many
    * due QUEUED tasks (oldest first) to SENT and returns them. Replicas never send the same task twice.
+   * `now` is read once the row is locked and the open tasks counted, so a send time is never earlier
+   * than the end of the task whose completion freed the slot (tasks keep their order in time).
    */
-  claimForSend(deviceId: string, now: Date, plan: (s: DeliverySnapshot) => number): Promise<TaskRecord[]>;
+  claimForSend(deviceId: string, now: () => Date, plan: (s: DeliverySnapshot) => number): Promise<TaskRecord[]>;
   /** The device's open tasks in delivery order. */
   openTasks(deviceId: string): Promise<TaskRecord[]>;
   /** Tasks whose timers are due: expiry (QUEUED/SENT) or execution deadline (DELIVERED/RUNNING). */

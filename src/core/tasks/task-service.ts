@@ -1,5 +1,7 @@
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import { type CreateTaskRequest, CreateTaskRequest_WaitFor as WaitFor, type ListTasksRequest, type ListTasksResponse } from "../../../gen/tether/v1/task_service_pb.js";
+import type { Access } from "../access/access.js";
+import { createDeviceRights } from "../access/device-rights.js";
 import type { Clock } from "../clock.js";
 import { deviceName, truncate } from "../devices/device-name.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
@@ -36,11 +38,15 @@ export class WaitTimeoutError extends TetherError {
 
 export type TaskService = ReturnType<typeof createTaskService>;
 
-/** The TaskService use cases: create (idempotent, optionally synchronous), read, cancel, watch. */
+/**
+ * The TaskService use cases: create (idempotent, optionally synchronous), read, cancel, watch.
+ * Tasks are scoped by their device: reading needs viewer on it, creating and canceling operator.
+ */
 export function createTaskService(d: TaskServiceDeps) {
   const { tasks, devices, lifecycle, dispatcher, feed, clock, log } = d;
   const maxCreates = d.maxCreatesInFlight ?? 512;
   let creating = 0;
+  const rights = createDeviceRights(devices);
 
   async function load(name: string, field = "name") {
     const { deviceId, taskId } = parseTaskName(name, field);
@@ -77,7 +83,7 @@ export function createTaskService(d: TaskServiceDeps) {
   }
 
   return {
-    async createTask(req: CreateTaskRequest, signal?: AbortSignal): Promise<Task> {
+    async createTask(access: Access, req: CreateTaskRequest, signal?: AbortSignal): Promise<Task> {
       const { deviceId } = parseTaskParent(req.parent);
       if (deviceId === undefined) throw InvalidArgumentError.field("parent", "must name one device, devices/{device}");
       if (!Object.values(WaitFor).includes(req.waitFor)) throw InvalidArgumentError.field("wait_for", `unknown WaitFor ${req.waitFor}`);
@@ -91,6 +97,7 @@ export function createTaskService(d: TaskServiceDeps) {
       try {
         stored = await devices.get(deviceId);
         if (!stored) throw new NotFoundError(deviceName(deviceId));
+        await rights.require(access, "task.write", deviceId);
         result = await tasks.create(buildTask(req, stored.device, deviceId, clock.now()));
       } finally {
         creating--;
@@ -109,18 +116,21 @@ export function createTaskService(d: TaskServiceDeps) {
       return waitFor(proto.name, proto, done, wait, signal);
     },
 
-    async getTask(name: string): Promise<Task> {
-      return toTaskProto(await load(name));
+    async getTask(access: Access, name: string): Promise<Task> {
+      const t = await load(name);
+      await rights.require(access, "device.read", t.deviceId, name);
+      return toTaskProto(t);
     },
 
-    async listTasks(req: ListTasksRequest): Promise<ListTasksResponse> {
+    async listTasks(access: Access, req: ListTasksRequest): Promise<ListTasksResponse> {
       const { deviceId } = parseTaskParent(req.parent);
       const states = parseTaskFilter(req.filter);
       const limit = resolvePageSize(req.pageSize);
       const query = `tasks|${req.parent}|${req.filter}`;
       const before = decodePageToken(req.pageToken, query);
       if (deviceId !== undefined && !(await devices.get(deviceId))) throw new NotFoundError(deviceName(deviceId));
-      const rows = await tasks.list({ deviceId, states, beforeSequence: before === undefined ? undefined : Number(before), limit: limit + 1 });
+      if (deviceId !== undefined) await rights.require(access, "device.read", deviceId);
+      const rows = await tasks.list({ deviceId, states, scope: access.scope(), beforeSequence: before === undefined ? undefined : Number(before), limit: limit + 1 });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
@@ -130,9 +140,11 @@ export function createTaskService(d: TaskServiceDeps) {
       };
     },
 
-    async cancelTask(name: string, reason: string): Promise<Task> {
+    async cancelTask(access: Access, name: string, reason: string): Promise<Task> {
       if (reason.length > 256) throw InvalidArgumentError.field("reason", "must be at most 256 characters");
       const t = await load(name);
+      await rights.require(access, "device.read", t.deviceId, name);
+      await rights.require(access, "task.write", t.deviceId);
       if (isTerminal(t.state)) throw new FailedPreconditionError(`${name} already ended as ${State[t.state]}`);
       const r = await lifecycle.apply(t, { type: "cancel" }, (next) => {
         next.stateReason = reason ? `canceled: ${truncate(reason, 256)}` : "canceled by request";
@@ -145,24 +157,29 @@ export function createTaskService(d: TaskServiceDeps) {
     },
 
     /** WatchTasks: current state (optionally) then every change, until the caller goes away. */
-    async *watchTasks(name: string, sendInitial: boolean, signal: AbortSignal): AsyncGenerator<Task> {
+    async *watchTasks(access: Access, name: string, sendInitial: boolean, signal: AbortSignal, onOverflow?: () => void): AsyncGenerator<Task> {
       let match: (t: Task) => boolean;
       let initial: () => Promise<Task[]>;
       if (name.includes("/tasks/")) {
         const t = await load(name);
+        await rights.require(access, "device.read", t.deviceId, name);
         match = (x) => x.name === name;
         initial = async () => [toTaskProto(t)];
       } else {
         const { deviceId } = parseTaskParent(name, "name");
         if (deviceId !== undefined && !(await devices.get(deviceId))) throw new NotFoundError(deviceName(deviceId));
+        if (deviceId !== undefined) await rights.require(access, "device.read", deviceId);
         const prefix = deviceId === undefined ? "devices/" : `${taskName(deviceId, "")}`;
         match = (x) => x.name.startsWith(prefix);
         initial = async () => {
-          const open = await tasks.list({ deviceId, states: [State.QUEUED, State.SENT, State.DELIVERED, State.RUNNING], limit: 1000 });
+          const open = await tasks.list({ deviceId, states: [State.QUEUED, State.SENT, State.DELIVERED, State.RUNNING], scope: access.scope(), limit: 1000 });
           return open.reverse().map(toTaskProto);
         };
       }
-      yield* watchFeed(feed, match, sendInitial ? initial : undefined, signal);
+      // Each item is checked against the caller's rights as of sending: an unshare stops the flow.
+      const gate = rights.gate(access);
+      const allow = access.all ? undefined : (t: Task) => gate(parseTaskName(t.name).deviceId);
+      yield* watchFeed(feed, match, sendInitial ? initial : undefined, signal, undefined, allow, onOverflow);
     },
   };
 }

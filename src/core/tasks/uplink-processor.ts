@@ -5,8 +5,10 @@ import type { Clock } from "../clock.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
 import type { CoreLogger } from "../log.js";
 import type { ChangeFeed, Counters } from "../ports.js";
+import type { UplinkItem } from "../uplink.js";
 import { productByCase } from "../products/index.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
+import type { DeviceCertificates } from "../certificates/device-certificates.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { Lifecycle } from "./task-lifecycle.js";
 import type { TaskRecord } from "./task-record.js";
@@ -24,6 +26,8 @@ export interface UplinkDeps {
   log: CoreLogger;
   /** Where telemetry goes; without it, samples only count as liveness. */
   telemetry?: TelemetryIngest;
+  /** Certificate renewal over MQTT; without it, renewal requests are dropped. */
+  certificates?: Pick<DeviceCertificates, "renewalRequested">;
 }
 
 export type UplinkProcessor = ReturnType<typeof createUplinkProcessor>;
@@ -65,7 +69,19 @@ export function createUplinkProcessor(d: UplinkDeps) {
     if (from !== to) await dispatcher.kick(deviceId);
   }
 
-  return {
+  const processor = {
+    /** Routes one item from any transport to the method for its kind. */
+    process(item: UplinkItem): Promise<void> {
+      switch (item.kind) {
+        case "presence":
+          return processor.presence(item.deviceId, item.online);
+        case "metric":
+          return processor.plainMetric(item.deviceId, item.metric, item.text);
+        case "uplink":
+          return processor.handle(item.deviceId, item.uplink);
+      }
+    },
+
     /** A connect (true) or disconnect (false) seen by the broker. */
     async presence(deviceId: string, online: boolean): Promise<void> {
       const known = await devices.setPresence(deviceId, online, clock.now());
@@ -150,9 +166,14 @@ export function createUplinkProcessor(d: UplinkDeps) {
           d.telemetry?.batch(deviceId, body.value);
           await touch(deviceId);
           return;
+        case "certificateRenewal":
+          if (!d.certificates) return drop(deviceId, "unsupported");
+          await touch(deviceId);
+          return d.certificates.renewalRequested(deviceId, body.value);
         default:
           return drop(deviceId, "empty_uplink");
       }
     },
   };
+  return processor;
 }

@@ -51,4 +51,10 @@ export interface TelemetryQueue {
   /** Waits up to `waitMs` for samples and returns up to `max` of them as one batch (or undefined). */
   take(max: number, waitMs: number): Promise<QueuedBatch | undefined>;
   depth(): number;
+  /**
+   * Resolves once every sample pushed before this call has been acked (stored). A durable uplink
+   * queue waits for it before acknowledging a message that carried telemetry, so nothing is
+   * acknowledged to the broker before it is in the database.
+   */
+  committed(): Promise<void>;
 }

@@ -2,6 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Aggregation, AggregationSchema, type TelemetrySample, TelemetryPointSchema } from "../../../gen/tether/v1/telemetry_pb.js";
 import type { GetLatestTelemetryResponse, QueryTelemetryRequest, QueryTelemetryResponse } from "../../../gen/tether/v1/telemetry_service_pb.js";
+import type { Access } from "../access/access.js";
+import { createDeviceRights } from "../access/device-rights.js";
 import type { Clock } from "../clock.js";
 import { deviceName, parseDeviceName } from "../devices/device-name.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
@@ -25,16 +27,18 @@ export interface TelemetryServiceDeps {
 
 export type TelemetryService = ReturnType<typeof createTelemetryService>;
 
-/** QueryTelemetry, GetLatestTelemetry and StreamTelemetry. */
+/** QueryTelemetry, GetLatestTelemetry and StreamTelemetry; each needs viewer on the device. */
 export function createTelemetryService({ store, devices, feed, clock }: TelemetryServiceDeps) {
-  async function existing(parent: string): Promise<string> {
+  const rights = createDeviceRights(devices);
+  async function existing(access: Access, parent: string): Promise<string> {
     const id = parseDeviceName(parent, "parent");
     if (!(await devices.get(id))) throw new NotFoundError(deviceName(id));
+    await rights.require(access, "device.read", id);
     return id;
   }
 
   return {
-    async queryTelemetry(req: QueryTelemetryRequest): Promise<QueryTelemetryResponse> {
+    async queryTelemetry(access: Access, req: QueryTelemetryRequest): Promise<QueryTelemetryResponse> {
       const v = new Violations();
       for (const [i, m] of req.metrics.entries()) if (!METRIC_PATTERN.test(m)) v.add(`metrics[${i}]`, `"${m.slice(0, 70)}" is not a metric name`);
       if (!req.startTime) v.add("start_time", "is required");
@@ -48,7 +52,7 @@ export function createTelemetryService({ store, devices, feed, clock }: Telemetr
       if (req.aggregation !== Aggregation.UNSPECIFIED && bucketMs === 0) v.add("aggregation", "needs bucket_width");
       if (req.pageSize < 0) v.add("page_size", "must not be negative");
       v.throwIfAny();
-      const deviceId = await existing(req.parent);
+      const deviceId = await existing(access, req.parent);
       const limit = resolvePageSize(req.pageSize, 1000, 10_000);
       const query = `telemetry|${req.parent}|${req.metrics.join(",")}|${start.toISOString()}|${end.toISOString()}|${bucketMs}|${req.aggregation}`;
       const cursor = decodePageToken(req.pageToken, query);
@@ -66,17 +70,19 @@ export function createTelemetryService({ store, devices, feed, clock }: Telemetr
       };
     },
 
-    async getLatestTelemetry(parent: string): Promise<GetLatestTelemetryResponse> {
-      const deviceId = await existing(parent);
+    async getLatestTelemetry(access: Access, parent: string): Promise<GetLatestTelemetryResponse> {
+      const deviceId = await existing(access, parent);
       return { $typeName: "tether.v1.GetLatestTelemetryResponse", samples: (await store.latest(deviceId)).map(toSampleProto) };
     },
 
     /** Live samples; a consumer more than STREAM_BUFFER samples behind is cut off. */
-    async *streamTelemetry(parent: string, metrics: string[], signal: AbortSignal): AsyncGenerator<TelemetrySample> {
-      const deviceId = parent === "devices/-" ? undefined : await existing(parent);
+    async *streamTelemetry(access: Access, parent: string, metrics: string[], signal: AbortSignal): AsyncGenerator<TelemetrySample> {
+      const deviceId = parent === "devices/-" ? undefined : await existing(access, parent);
+      const gate = rights.gate(access);
+      const allow = access.all ? undefined : (s: SampleRecord) => gate(s.deviceId);
       const wanted = new Set(metrics);
       const match = (s: SampleRecord) => (deviceId === undefined || s.deviceId === deviceId) && (wanted.size === 0 || wanted.has(s.metric));
-      for await (const s of watchFeed(feed, match, undefined, signal, STREAM_BUFFER)) yield toSampleProto(s);
+      for await (const s of watchFeed(feed, match, undefined, signal, STREAM_BUFFER, allow)) yield toSampleProto(s);
     },
   };
 }

@@ -14,6 +14,7 @@ import { createHealthService } from "../../../src/api/health.js";
 import { startApiServer } from "../../../src/api/server.js";
 import { downlinkTopic } from "../../../src/link/topics.js";
 import { closedLoop, type ClosedLoopResult } from "./closed-loop.js";
+import { FULL_ACCESS } from "../../../src/core/access/access.js";
 
 export interface Pem {
   ca: string;
@@ -97,7 +98,7 @@ export async function rpcEcho(opts: {
     port: 0,
     tls: opts.tls,
     routes: (router) => health.routes(router),
-    interceptors: [errorMappingInterceptor(log), authInterceptor()],
+    interceptors: [errorMappingInterceptor(log), authInterceptor({ authenticate: async () => { throw new Error("no bearer tokens in the baseline"); }, accessFor: async () => FULL_ACCESS, log })],
     readMaxBytes: 4 * 1024 * 1024,
     log,
   });

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/device/v1/downlink.proto.
  */
 export const file_tether_device_v1_downlink: GenFile = /*@__PURE__*/
-  fileDesc("Ch90ZXRoZXIvZGV2aWNlL3YxL2Rvd25saW5rLnByb3RvEhB0ZXRoZXIuZGV2aWNlLnYxIqkCCghEb3dubGluaxISCgptZXNzYWdlX2lkGAEgASgJEi0KCXNlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoEdGFzaxgKIAEoCzIdLnRldGhlci5kZXZpY2UudjEuVGFza1JlcXVlc3RIABIuCgZjYW5jZWwYCyABKAsyHC50ZXRoZXIuZGV2aWNlLnYxLkNhbmNlbFRhc2tIABI3Cg1kZXNpcmVkX3N0YXRlGAwgASgLMh4udGV0aGVyLmRldmljZS52MS5EZXNpcmVkU3RhdGVIABI6Cg9ub19wZW5kaW5nX3Rhc2sYDSABKAsyHy50ZXRoZXIuZGV2aWNlLnYxLk5vUGVuZGluZ1Rhc2tIAEIGCgRib2R5IqIBCgtUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIsCghkZWFkbGluZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoHY29tbWFuZBgFIAEoCzISLnRldGhlci52MS5Db21tYW5kEhAKCHNlcXVlbmNlGAYgASgEIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkihgEKDERlc2lyZWRTdGF0ZRIPCgd2ZXJzaW9uGAEgASgEEiIKA2xlZBgKIAEoCzITLnRldGhlci52MS5MZWRTdGF0ZUgAEjkKDmNvZmZlZV9tYWNoaW5lGAsgASgLMh8udGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVEZXNpcmVkSABCBgoEa2luZCIPCg1Ob1BlbmRpbmdUYXNrYgZwcm90bzM", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
+  fileDesc("Ch90ZXRoZXIvZGV2aWNlL3YxL2Rvd25saW5rLnByb3RvEhB0ZXRoZXIuZGV2aWNlLnYxIqwDCghEb3dubGluaxISCgptZXNzYWdlX2lkGAEgASgJEi0KCXNlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoEdGFzaxgKIAEoCzIdLnRldGhlci5kZXZpY2UudjEuVGFza1JlcXVlc3RIABIuCgZjYW5jZWwYCyABKAsyHC50ZXRoZXIuZGV2aWNlLnYxLkNhbmNlbFRhc2tIABI3Cg1kZXNpcmVkX3N0YXRlGAwgASgLMh4udGV0aGVyLmRldmljZS52MS5EZXNpcmVkU3RhdGVIABI6Cg9ub19wZW5kaW5nX3Rhc2sYDSABKAsyHy50ZXRoZXIuZGV2aWNlLnYxLk5vUGVuZGluZ1Rhc2tIABI6CgtjZXJ0aWZpY2F0ZRgOIAEoCzIjLnRldGhlci5kZXZpY2UudjEuQ2VydGlmaWNhdGVVcGRhdGVIABJFChRjZXJ0aWZpY2F0ZV9leHBpcmluZxgPIAEoCzIlLnRldGhlci5kZXZpY2UudjEuQ2VydGlmaWNhdGVFeHBpcmluZ0gAQgYKBGJvZHkiogEKC1Rhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDAoEdGFzaxgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEiwKCGRlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgdjb21tYW5kGAUgASgLMhIudGV0aGVyLnYxLkNvbW1hbmQSEAoIc2VxdWVuY2UYBiABKAQiLQoKQ2FuY2VsVGFzaxIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSKGAQoMRGVzaXJlZFN0YXRlEg8KB3ZlcnNpb24YASABKAQSIgoDbGVkGAogASgLMhMudGV0aGVyLnYxLkxlZFN0YXRlSAASOQoOY29mZmVlX21hY2hpbmUYCyABKAsyHy50ZXRoZXIudjEuQ29mZmVlTWFjaGluZURlc2lyZWRIAEIGCgRraW5kIg8KDU5vUGVuZGluZ1Rhc2silwEKEUNlcnRpZmljYXRlVXBkYXRlEhIKCnJlcXVlc3RfaWQYASABKAkSFQoNc2VyaWFsX251bWJlchgCIAEoCRIXCg9jZXJ0aWZpY2F0ZV9wZW0YAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGAUgASgJIl0KE0NlcnRpZmljYXRlRXhwaXJpbmcSFQoNc2VyaWFsX251bWJlchgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
 
 /**
  * Everything Tether sends to a device, on `tether/v1/devices/{device}/down`
@@ -79,6 +79,22 @@ export type Downlink = Message<"tether.device.v1.Downlink"> & {
      */
     value: NoPendingTask;
     case: "noPendingTask";
+  } | {
+    /**
+     * Answer to a CertificateRenewalRequest.
+     *
+     * @generated from field: tether.device.v1.CertificateUpdate certificate = 14;
+     */
+    value: CertificateUpdate;
+    case: "certificate";
+  } | {
+    /**
+     * The device's newest certificate expires soon: renew it.
+     *
+     * @generated from field: tether.device.v1.CertificateExpiring certificate_expiring = 15;
+     */
+    value: CertificateExpiring;
+    case: "certificateExpiring";
   } | { case: undefined; value?: undefined };
 };
 
@@ -233,4 +249,81 @@ export type NoPendingTask = Message<"tether.device.v1.NoPendingTask"> & {
  */
 export const NoPendingTaskSchema: GenMessage<NoPendingTask> = /*@__PURE__*/
   messageDesc(file_tether_device_v1_downlink, 4);
+
+/**
+ * The answer to a CertificateRenewalRequest: a certificate, or why not.
+ *
+ * @generated from message tether.device.v1.CertificateUpdate
+ */
+export type CertificateUpdate = Message<"tether.device.v1.CertificateUpdate"> & {
+  /**
+   * The request's `request_id`.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * Hexadecimal serial number of the new certificate (unset on error).
+   *
+   * @generated from field: string serial_number = 2;
+   */
+  serialNumber: string;
+
+  /**
+   * The new certificate, PEM (unset on error).
+   *
+   * @generated from field: string certificate_pem = 3;
+   */
+  certificatePem: string;
+
+  /**
+   * When it expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 4;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * Why no certificate was issued (empty on success), e.g. a weak key.
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message tether.device.v1.CertificateUpdate.
+ * Use `create(CertificateUpdateSchema)` to create a new message.
+ */
+export const CertificateUpdateSchema: GenMessage<CertificateUpdate> = /*@__PURE__*/
+  messageDesc(file_tether_device_v1_downlink, 5);
+
+/**
+ * A warning that the device's newest certificate expires soon.
+ *
+ * @generated from message tether.device.v1.CertificateExpiring
+ */
+export type CertificateExpiring = Message<"tether.device.v1.CertificateExpiring"> & {
+  /**
+   * Hexadecimal serial number of the certificate.
+   *
+   * @generated from field: string serial_number = 1;
+   */
+  serialNumber: string;
+
+  /**
+   * When it expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message tether.device.v1.CertificateExpiring.
+ * Use `create(CertificateExpiringSchema)` to create a new message.
+ */
+export const CertificateExpiringSchema: GenMessage<CertificateExpiring> = /*@__PURE__*/
+  messageDesc(file_tether_device_v1_downlink, 6);
 

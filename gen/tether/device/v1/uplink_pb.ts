@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/device/v1/uplink.proto.
  */
 export const file_tether_device_v1_uplink: GenFile = /*@__PURE__*/
-  fileDesc("Ch10ZXRoZXIvZGV2aWNlL3YxL3VwbGluay5wcm90bxIQdGV0aGVyLmRldmljZS52MSKxAwoGVXBsaW5rEhIKCm1lc3NhZ2VfaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoFaGVsbG8YCiABKAsyFy50ZXRoZXIuZGV2aWNlLnYxLkhlbGxvSAASQAoSY3VycmVudF90YXNrX3F1ZXJ5GAsgASgLMiIudGV0aGVyLmRldmljZS52MS5DdXJyZW50VGFza1F1ZXJ5SAASKAoDYWNrGAwgASgLMhkudGV0aGVyLmRldmljZS52MS5UYXNrQWNrSAASMgoIcHJvZ3Jlc3MYDSABKAsyHi50ZXRoZXIuZGV2aWNlLnYxLlRhc2tQcm9ncmVzc0gAEi4KBnJlc3VsdBgOIAEoCzIcLnRldGhlci5kZXZpY2UudjEuVGFza1Jlc3VsdEgAEjAKBXN0YXRlGA8gASgLMh8udGV0aGVyLmRldmljZS52MS5SZXBvcnRlZFN0YXRlSAASNQoJdGVsZW1ldHJ5GBAgASgLMiAudGV0aGVyLmRldmljZS52MS5UZWxlbWV0cnlCYXRjaEgAQgYKBGJvZHkiPQoFSGVsbG8SGAoQZmlybXdhcmVfdmVyc2lvbhgBIAEoCRIaChJ3YW50X3BlbmRpbmdfdGFza3MYAiABKAgiEgoQQ3VycmVudFRhc2tRdWVyeSIrCgdUYXNrQWNrEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDSJBCgxUYXNrUHJvZ3Jlc3MSDwoHdGFza19pZBgBIAEoCRIPCgdwZXJjZW50GAIgASgNEg8KB21lc3NhZ2UYAyABKAkiswEKClRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoCRIrCgdzdWNjZXNzGAogASgLMhgudGV0aGVyLnYxLkNvbW1hbmRSZXN1bHRIABIvCghyZWplY3RlZBgLIAEoCzIbLnRldGhlci5kZXZpY2UudjEuUmVqZWN0aW9uSAASKwoGZmFpbGVkGAwgASgLMhkudGV0aGVyLmRldmljZS52MS5GYWlsdXJlSABCCQoHb3V0Y29tZSIbCglSZWplY3Rpb24SDgoGcmVhc29uGAEgASgJIpEBCgdGYWlsdXJlEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI3CgdkZXRhaWxzGAMgAygLMiYudGV0aGVyLmRldmljZS52MS5GYWlsdXJlLkRldGFpbHNFbnRyeRouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKIAQoNUmVwb3J0ZWRTdGF0ZRIPCgd2ZXJzaW9uGAEgASgEEiIKA2xlZBgKIAEoCzITLnRldGhlci52MS5MZWRTdGF0ZUgAEjoKDmNvZmZlZV9tYWNoaW5lGAsgASgLMiAudGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVSZXBvcnRlZEgAQgYKBGtpbmQiOwoOVGVsZW1ldHJ5QmF0Y2gSKQoHc2FtcGxlcxgBIAMoCzIYLnRldGhlci5kZXZpY2UudjEuU2FtcGxlIrABCgZTYW1wbGUSDgoGbWV0cmljGAEgASgJEg0KBXZhbHVlGAIgASgBEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKBHRhZ3MYBCADKAsyIi50ZXRoZXIuZGV2aWNlLnYxLlNhbXBsZS5UYWdzRW50cnkaKwoJVGFnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
+  fileDesc("Ch10ZXRoZXIvZGV2aWNlL3YxL3VwbGluay5wcm90bxIQdGV0aGVyLmRldmljZS52MSL9AwoGVXBsaW5rEhIKCm1lc3NhZ2VfaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoFaGVsbG8YCiABKAsyFy50ZXRoZXIuZGV2aWNlLnYxLkhlbGxvSAASQAoSY3VycmVudF90YXNrX3F1ZXJ5GAsgASgLMiIudGV0aGVyLmRldmljZS52MS5DdXJyZW50VGFza1F1ZXJ5SAASKAoDYWNrGAwgASgLMhkudGV0aGVyLmRldmljZS52MS5UYXNrQWNrSAASMgoIcHJvZ3Jlc3MYDSABKAsyHi50ZXRoZXIuZGV2aWNlLnYxLlRhc2tQcm9ncmVzc0gAEi4KBnJlc3VsdBgOIAEoCzIcLnRldGhlci5kZXZpY2UudjEuVGFza1Jlc3VsdEgAEjAKBXN0YXRlGA8gASgLMh8udGV0aGVyLmRldmljZS52MS5SZXBvcnRlZFN0YXRlSAASNQoJdGVsZW1ldHJ5GBAgASgLMiAudGV0aGVyLmRldmljZS52MS5UZWxlbWV0cnlCYXRjaEgAEkoKE2NlcnRpZmljYXRlX3JlbmV3YWwYESABKAsyKy50ZXRoZXIuZGV2aWNlLnYxLkNlcnRpZmljYXRlUmVuZXdhbFJlcXVlc3RIAEIGCgRib2R5Ij0KBUhlbGxvEhgKEGZpcm13YXJlX3ZlcnNpb24YASABKAkSGgoSd2FudF9wZW5kaW5nX3Rhc2tzGAIgASgIIhIKEEN1cnJlbnRUYXNrUXVlcnkiKwoHVGFza0FjaxIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0iQQoMVGFza1Byb2dyZXNzEg8KB3Rhc2tfaWQYASABKAkSDwoHcGVyY2VudBgCIAEoDRIPCgdtZXNzYWdlGAMgASgJIrMBCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSKwoHc3VjY2VzcxgKIAEoCzIYLnRldGhlci52MS5Db21tYW5kUmVzdWx0SAASLwoIcmVqZWN0ZWQYCyABKAsyGy50ZXRoZXIuZGV2aWNlLnYxLlJlamVjdGlvbkgAEisKBmZhaWxlZBgMIAEoCzIZLnRldGhlci5kZXZpY2UudjEuRmFpbHVyZUgAQgkKB291dGNvbWUiGwoJUmVqZWN0aW9uEg4KBnJlYXNvbhgBIAEoCSKRAQoHRmFpbHVyZRIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSNwoHZGV0YWlscxgDIAMoCzImLnRldGhlci5kZXZpY2UudjEuRmFpbHVyZS5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiiAEKDVJlcG9ydGVkU3RhdGUSDwoHdmVyc2lvbhgBIAEoBBIiCgNsZWQYCiABKAsyEy50ZXRoZXIudjEuTGVkU3RhdGVIABI6Cg5jb2ZmZWVfbWFjaGluZRgLIAEoCzIgLnRldGhlci52MS5Db2ZmZWVNYWNoaW5lUmVwb3J0ZWRIAEIGCgRraW5kIjsKDlRlbGVtZXRyeUJhdGNoEikKB3NhbXBsZXMYASADKAsyGC50ZXRoZXIuZGV2aWNlLnYxLlNhbXBsZSKwAQoGU2FtcGxlEg4KBm1ldHJpYxgBIAEoCRINCgV2YWx1ZRgCIAEoARIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgR0YWdzGAQgAygLMiIudGV0aGVyLmRldmljZS52MS5TYW1wbGUuVGFnc0VudHJ5GisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKGUNlcnRpZmljYXRlUmVuZXdhbFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRILCgNjc3IYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
 
 /**
  * Everything a device sends to Tether, on `tether/v1/devices/{device}/up`
@@ -105,6 +105,14 @@ export type Uplink = Message<"tether.device.v1.Uplink"> & {
      */
     value: TelemetryBatch;
     case: "telemetry";
+  } | {
+    /**
+     * The device asks for a new certificate for a key it generated.
+     *
+     * @generated from field: tether.device.v1.CertificateRenewalRequest certificate_renewal = 17;
+     */
+    value: CertificateRenewalRequest;
+    case: "certificateRenewal";
   } | { case: undefined; value?: undefined };
 };
 
@@ -436,4 +444,34 @@ export type Sample = Message<"tether.device.v1.Sample"> & {
  */
 export const SampleSchema: GenMessage<Sample> = /*@__PURE__*/
   messageDesc(file_tether_device_v1_uplink, 10);
+
+/**
+ * A CSR for a new certificate, answered with a CertificateUpdate downlink
+ * carrying the same `request_id`. The current certificate stays valid until
+ * it expires, so the device can switch at its next reconnect.
+ *
+ * @generated from message tether.device.v1.CertificateRenewalRequest
+ */
+export type CertificateRenewalRequest = Message<"tether.device.v1.CertificateRenewalRequest"> & {
+  /**
+   * Correlates the answer; a repeated id gets the same certificate again.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * PKCS#10 CSR, PEM; CN empty or the device id; ECDSA P-256/P-384 or RSA ≥ 2048.
+   *
+   * @generated from field: string csr = 2;
+   */
+  csr: string;
+};
+
+/**
+ * Describes the message tether.device.v1.CertificateRenewalRequest.
+ * Use `create(CertificateRenewalRequestSchema)` to create a new message.
+ */
+export const CertificateRenewalRequestSchema: GenMessage<CertificateRenewalRequest> = /*@__PURE__*/
+  messageDesc(file_tether_device_v1_uplink, 11);
 

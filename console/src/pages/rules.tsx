@@ -1,0 +1,362 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { useState } from "react";
+import { ProductKind } from "../../../gen/tether/v1/device_pb.js";
+import { type Rule, Rule_MisfirePolicy, RuleRun_StateSchema, EventTrigger_Comparison, EventTrigger_ComparisonSchema } from "../../../gen/tether/v1/rule_pb.js";
+import { Task_StateSchema } from "../../../gen/tether/v1/task_pb.js";
+import { api } from "../api.js";
+import { link } from "../app.js";
+import { describeCommand } from "../commands.js";
+import { CommandEditor, type CommandDraft, emptyDraft, type ProductKindName, toCommand } from "../components/command-editor.js";
+import { browserZone, CronEditor } from "../components/cron-editor.js";
+import { ErrorBanner, FieldError } from "../components/error-banner.js";
+import { fieldsUnder, type ReadableError, readable } from "../errors.js";
+import { deviceId, enumName, enumOptions, timeText } from "../format.js";
+import { usePolling } from "../hooks.js";
+import { navigate } from "../router.js";
+
+const ruleId = (name: string) => name.replace(/^rules\//, "");
+
+function triggerText(r: Rule): string {
+  switch (r.trigger.case) {
+    case "cron":
+      return `cron ${r.trigger.value.expression} (${r.trigger.value.timeZone || "UTC"})`;
+    case "oneShotTime":
+      return `once at ${timeText(r.trigger.value)}`;
+    case "eventTrigger": {
+      const e = r.trigger.value;
+      return `when ${e.metric} ${enumName(EventTrigger_ComparisonSchema, e.comparison).toLowerCase()} ${e.threshold}`;
+    }
+    default:
+      return "—";
+  }
+}
+
+function targetText(r: Rule): string {
+  if (r.target.case === "device") return deviceId(r.target.value);
+  if (r.target.case === "selector") {
+    const s = r.target.value;
+    return `${s.kind === ProductKind.LED ? "LEDs" : "coffee machines"} with ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`;
+  }
+  return "—";
+}
+
+/** Rules: the list, a form to create one (cron editor with server-side preview), and a rule's run history. */
+export function RulesPage({ id }: { id?: string }) {
+  const list = usePolling((signal) => api.rules.listRules({ pageSize: 100 }, { signal }), 5000, []);
+  return (
+    <section>
+      <h1>Rules</h1>
+      <ErrorBanner error={list.error} />
+      <table className="rules">
+        <thead>
+          <tr>
+            <th>Rule</th>
+            <th>Trigger</th>
+            <th>Target</th>
+            <th>Command</th>
+            <th>Next fire</th>
+            <th>Last fire</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(list.value?.rules ?? []).map((r) => (
+            <tr key={r.name} data-rule={ruleId(r.name)} className={id === ruleId(r.name) ? "selected" : ""}>
+              <td>
+                <a href={`/rules/${ruleId(r.name)}`} onClick={link(`/rules/${ruleId(r.name)}`)}>
+                  {r.displayName || ruleId(r.name)}
+                </a>
+                {r.paused && <span className="badge">paused</span>}
+              </td>
+              <td className="mono">{triggerText(r)}</td>
+              <td>{targetText(r)}</td>
+              <td>{describeCommand(r.command)}</td>
+              <td>{r.paused ? "—" : timeText(r.nextFireTime)}</td>
+              <td>{timeText(r.lastFireTime)}</td>
+            </tr>
+          ))}
+          {list.value?.rules.length === 0 && (
+            <tr>
+              <td colSpan={6} className="muted">
+                No rules yet.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      {id ? <RuleDetail id={id} onChanged={list.reload} /> : <CreateRule onCreated={(r) => (list.reload(), navigate(`/rules/${ruleId(r.name)}`))} />}
+    </section>
+  );
+}
+
+function RuleDetail({ id, onChanged }: { id: string; onChanged(): void }) {
+  const rule = usePolling((signal) => api.rules.getRule({ name: `rules/${id}` }, { signal }), 5000, [id]);
+  const runs = usePolling((signal) => api.rules.listRuleRuns({ parent: `rules/${id}`, pageSize: 50 }, { signal }), 3000, [id]);
+  const [error, setError] = useState<ReadableError>();
+  const act = async (f: () => Promise<unknown>) => {
+    setError(undefined);
+    try {
+      await f();
+      rule.reload();
+      onChanged();
+    } catch (err) {
+      setError(readable(err));
+    }
+  };
+  const r = rule.value;
+  return (
+    <section className="panel">
+      <p>
+        <a href="/rules" onClick={link("/rules")}>
+          + New rule
+        </a>
+      </p>
+      <ErrorBanner error={rule.error ?? error} />
+      {r && (
+        <>
+          <h2>
+            {r.displayName || id} {r.paused && <span className="badge">paused</span>}
+          </h2>
+          <p>
+            {triggerText(r)} → {describeCommand(r.command)} on {targetText(r)}
+          </p>
+          <div className="actions">
+            {r.paused ? (
+              <button type="button" onClick={() => void act(() => api.rules.resumeRule({ name: r.name }))}>
+                Resume
+              </button>
+            ) : (
+              <button type="button" onClick={() => void act(() => api.rules.pauseRule({ name: r.name }))}>
+                Pause
+              </button>
+            )}
+            <button
+              type="button"
+              className="danger"
+              onClick={() => confirm(`Delete rule ${id}?`) && void act(async () => (await api.rules.deleteRule({ name: r.name, etag: r.etag }), navigate("/rules")))}
+            >
+              Delete
+            </button>
+          </div>
+        </>
+      )}
+      <h3>Runs</h3>
+      <ErrorBanner error={runs.error} />
+      <table className="runs">
+        <thead>
+          <tr>
+            <th>Occurrence</th>
+            <th>Fired</th>
+            <th>Outcome</th>
+            <th>Tasks</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(runs.value?.runs ?? []).map((run) => (
+            <tr key={run.name} data-run-state={enumName(RuleRun_StateSchema, run.state)}>
+              <td>{timeText(run.occurrenceTime)}</td>
+              <td>{timeText(run.fireTime)}</td>
+              <td>
+                <span className="badge">{enumName(RuleRun_StateSchema, run.state)}</span> {run.stateReason}
+                {run.missedOccurrences > 0 && <span className="muted"> ({run.missedOccurrences} missed)</span>}
+              </td>
+              <td>
+                {run.targets.map((t) => (
+                  <div key={t.device}>
+                    <a href={`/${t.device}`} onClick={link(`/${t.device}`)}>
+                      {deviceId(t.device)}
+                    </a>{" "}
+                    {t.taskState ? <span className={`badge state-${enumName(Task_StateSchema, t.taskState).toLowerCase()}`}>{enumName(Task_StateSchema, t.taskState)}</span> : null}
+                    {t.error && <span className="task-error"> {t.error}</span>}
+                  </div>
+                ))}
+              </td>
+            </tr>
+          ))}
+          {runs.value?.runs.length === 0 && (
+            <tr>
+              <td colSpan={4} className="muted">
+                Not fired yet.
+              </td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+type TriggerKind = "cron" | "once" | "event";
+
+function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
+  const [rid, setRid] = useState("");
+  const [displayName, setDisplayName] = useState("");
+  const [trigger, setTrigger] = useState<TriggerKind>("cron");
+  const [cron, setCron] = useState({ expression: "0 30 7 * * 1-5", timeZone: browserZone });
+  const [once, setOnce] = useState("");
+  const [event, setEvent] = useState({ metric: "", comparison: EventTrigger_Comparison.LT, threshold: 0, forS: 0, cooldownS: 300 });
+  const [targetKind, setTargetKind] = useState<"device" | "selector">("device");
+  const [device, setDevice] = useState("");
+  const [kind, setKind] = useState<ProductKindName>("led");
+  const [labels, setLabels] = useState("");
+  const [draft, setDraft] = useState<CommandDraft>(emptyDraft);
+  const [misfire, setMisfire] = useState(Rule_MisfirePolicy.SKIP);
+  const [error, setError] = useState<ReadableError>();
+  const [busy, setBusy] = useState(false);
+  const fields = error?.fields ?? {};
+
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      const labelMap = Object.fromEntries(
+        labels
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .map((p) => p.split("=", 2).map((s) => s.trim()) as [string, string]),
+      );
+      const created = await api.rules.createRule({
+        ruleId: rid,
+        rule: {
+          displayName,
+          trigger:
+            trigger === "cron"
+              ? { case: "cron", value: cron }
+              : trigger === "once"
+                ? { case: "oneShotTime", value: timestampFromDate(once ? new Date(once) : new Date(Number.NaN)) }
+                : {
+                    case: "eventTrigger",
+                    value: { metric: event.metric, comparison: event.comparison, threshold: event.threshold, forDuration: { seconds: BigInt(event.forS) }, cooldown: { seconds: BigInt(event.cooldownS) } },
+                  },
+          target: targetKind === "device" ? { case: "device", value: `devices/${device}` } : { case: "selector", value: { kind: kind === "led" ? ProductKind.LED : ProductKind.COFFEE_MACHINE, labels: labelMap } },
+          command: toCommand(kind, draft),
+          misfirePolicy: misfire,
+        },
+      });
+      onCreated(created);
+    } catch (err) {
+      setError(readable(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="panel rule-form" onSubmit={submit}>
+      <h2>New rule</h2>
+      <div className="row">
+        <label>
+          Id
+          <input name="rule-id" value={rid} onChange={(e) => setRid(e.target.value)} placeholder="office-lights-on" />
+          <FieldError messages={fieldsUnder(fields, "rule_id")} />
+        </label>
+        <label>
+          Display name
+          <input name="display-name" value={displayName} onChange={(e) => setDisplayName(e.target.value)} />
+          <FieldError messages={fieldsUnder(fields, "rule.display_name")} />
+        </label>
+      </div>
+      <fieldset>
+        <legend>When</legend>
+        <div className="row">
+          {(["cron", "once", "event"] as const).map((t) => (
+            <label className="inline" key={t}>
+              <input type="radio" name="trigger" checked={trigger === t} onChange={() => setTrigger(t)} /> {t === "cron" ? "on a schedule" : t === "once" ? "once" : "on a condition"}
+            </label>
+          ))}
+        </div>
+        {trigger === "cron" && <CronEditor expression={cron.expression} timeZone={cron.timeZone} fields={fields} onChange={(expression, timeZone) => setCron({ expression, timeZone })} />}
+        {trigger === "once" && (
+          <label>
+            At (your local time)
+            <input type="datetime-local" name="once" step={1} value={once} onChange={(e) => setOnce(e.target.value)} />
+            <FieldError messages={fieldsUnder(fields, "rule.one_shot_time")} />
+          </label>
+        )}
+        {trigger === "event" && (
+          <div className="row">
+            <label>
+              Metric or reported field
+              <input name="metric" value={event.metric} onChange={(e) => setEvent({ ...event, metric: e.target.value })} placeholder="water_level_percent" />
+              <FieldError messages={fieldsUnder(fields, "rule.event_trigger.metric")} />
+            </label>
+            <label>
+              Is
+              <select name="comparison" value={event.comparison} onChange={(e) => setEvent({ ...event, comparison: Number(e.target.value) })}>
+                {enumOptions(EventTrigger_ComparisonSchema).map(([v, l]) => (
+                  <option key={v} value={v}>
+                    {l}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Threshold
+              <input type="number" name="threshold" value={event.threshold} onChange={(e) => setEvent({ ...event, threshold: Number(e.target.value) })} />
+              <FieldError messages={fieldsUnder(fields, "rule.event_trigger.threshold")} />
+            </label>
+            <label>
+              For (s)
+              <input type="number" name="for" min={0} value={event.forS} onChange={(e) => setEvent({ ...event, forS: Number(e.target.value) })} />
+              <FieldError messages={fieldsUnder(fields, "rule.event_trigger.for_duration")} />
+            </label>
+            <label>
+              Cooldown (s)
+              <input type="number" name="cooldown" min={1} value={event.cooldownS} onChange={(e) => setEvent({ ...event, cooldownS: Number(e.target.value) })} />
+              <FieldError messages={fieldsUnder(fields, "rule.event_trigger.cooldown")} />
+            </label>
+          </div>
+        )}
+        <FieldError messages={fieldsUnder(fields, "rule.trigger")} />
+      </fieldset>
+      <fieldset>
+        <legend>Which devices</legend>
+        <div className="row">
+          <label>
+            Product
+            <select name="kind" value={kind} onChange={(e) => setKind(e.target.value as ProductKindName)}>
+              <option value="led">LED</option>
+              <option value="coffee_machine">coffee machine</option>
+            </select>
+          </label>
+          <label className="inline">
+            <input type="radio" name="target" checked={targetKind === "device"} onChange={() => setTargetKind("device")} /> one device
+          </label>
+          <label className="inline">
+            <input type="radio" name="target" checked={targetKind === "selector"} onChange={() => setTargetKind("selector")} /> every device with labels
+          </label>
+        </div>
+        {targetKind === "device" ? (
+          <label>
+            Device id
+            <input name="device" value={device} onChange={(e) => setDevice(e.target.value)} placeholder="desk-led" />
+            <FieldError messages={fieldsUnder(fields, "rule.device")} />
+          </label>
+        ) : (
+          <label>
+            Labels
+            <input name="selector-labels" value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="room=office, floor=2" />
+            <FieldError messages={fieldsUnder(fields, "rule.selector")} />
+          </label>
+        )}
+        <FieldError messages={fieldsUnder(fields, "rule.target")} />
+      </fieldset>
+      <fieldset>
+        <legend>Do</legend>
+        <CommandEditor kind={kind} draft={draft} onChange={setDraft} />
+        <FieldError messages={fieldsUnder(fields, "rule.command")} />
+        <label>
+          After downtime
+          <select name="misfire" value={misfire} onChange={(e) => setMisfire(Number(e.target.value))}>
+            <option value={Rule_MisfirePolicy.SKIP}>skip missed occurrences</option>
+            <option value={Rule_MisfirePolicy.FIRE_ONCE}>fire once for the latest missed occurrence</option>
+          </select>
+        </label>
+      </fieldset>
+      <ErrorBanner error={error} showFields />
+      <button type="submit" disabled={busy}>
+        Create rule
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,22 @@
+import { loadConfig } from "../config.js";
+import { createLogger } from "../log.js";
+import { migrate } from "../store/migrate.js";
+
+export const MIGRATE_USAGE = `tether migrate    apply pending migrations to DATABASE_URL and exit
+
+  Safe to run while replicas start or serve: node-pg-migrate holds a PostgreSQL advisory lock, so
+  concurrent runs apply each migration once. \`tether serve\` also migrates at start; run this from a
+  deploy step (Kubernetes init container or Job, systemd ExecStartPre) to fail before serving.`;
+
+/** `tether migrate`: applies pending migrations to DATABASE_URL. */
+export async function migrateCommand(args: string[]): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(MIGRATE_USAGE);
+    return;
+  }
+  if (args.length > 0) throw new Error(`unexpected arguments: ${args.join(" ")}\n\n${MIGRATE_USAGE}`);
+  const config = loadConfig();
+  if (!config.database.url) throw new Error("DATABASE_URL is not set (the embedded database is migrated by `tether serve` itself)");
+  const applied = await migrate(config.database.url, createLogger(config.logLevel));
+  console.log(applied.length === 0 ? "database is up to date" : `applied ${applied.length} migration(s): ${applied.join(", ")}`);
+}

@@ -1,0 +1,109 @@
+import { randomUUID } from "node:crypto";
+import type { Clock } from "../clock.js";
+import { ResourceExhaustedError, UnauthenticatedError } from "../errors.js";
+import type { CoreLogger } from "../log.js";
+import type { CredentialRepository, UserRepository } from "./auth-ports.js";
+import { verifyPassword } from "./passwords.js";
+import type { createLoginLimiter } from "./rate-limit.js";
+import { API_KEY_PREFIX, newSecret, REFRESH_PREFIX, secretHash } from "./secrets.js";
+import type { createTokenIssuer } from "./tokens.js";
+
+export interface AuthServiceDeps {
+  users: UserRepository;
+  creds: CredentialRepository;
+  tokens: ReturnType<typeof createTokenIssuer>;
+  limiter: ReturnType<typeof createLoginLimiter>;
+  clock: Clock;
+  log: CoreLogger;
+  /** Refresh token lifetime, ms. @default 30 days */
+  refreshTtlMs: number;
+}
+
+/** What Login and Refresh hand out. */
+export interface Session {
+  user: string;
+  accessToken: string;
+  accessExpireTime: Date;
+  refreshToken: string;
+  refreshExpireTime: Date;
+}
+
+/** Who a bearer credential belongs to. */
+export interface BearerIdentity {
+  user: string;
+  via: "token" | "api_key";
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;
+
+/**
+ * Login, refresh rotation with reuse detection, logout, and bearer authentication. Every refusal
+ * is logged with its reason (never the secret); the client gets UNAUTHENTICATED with a message
+ * that does not say whether the user exists.
+ */
+export function createAuthService(d: AuthServiceDeps) {
+  const { users, creds, tokens, limiter, clock, log } = d;
+
+  /** A new session (refresh token family) for `user`. */
+  async function issue(user: string): Promise<Session> {
+    const now = clock.now();
+    const refreshToken = newSecret(REFRESH_PREFIX);
+    const refreshExpireTime = new Date(now.getTime() + d.refreshTtlMs);
+    await creds.insertRefreshToken({ hash: secretHash(refreshToken), family: randomUUID(), user, createTime: now, expireTime: refreshExpireTime });
+    const access = await tokens.sign(user);
+    return { user, accessToken: access.token, accessExpireTime: access.expireTime, refreshToken, refreshExpireTime };
+  }
+
+  return {
+    async login(user: string, password: string, address: string): Promise<Session> {
+      const blocked = limiter.blocked(user, address);
+      if (blocked) {
+        log.warn({ user, address, by: blocked.by }, "login refused: too many failed attempts");
+        throw new ResourceExhaustedError(`too many failed logins; retry in ${Math.ceil(blocked.retryMs / 1000)} s`);
+      }
+      const record = await users.getUser(user);
+      // Verified even for unknown users (against a dummy hash): same time, same answer.
+      const ok = await verifyPassword(password, record?.passwordHash);
+      if (!ok || !record) {
+        limiter.failed(user, address);
+        log.warn({ user, address, reason: !record ? "unknown user" : record.passwordHash ? "wrong password" : "no password set" }, "login refused");
+        throw new UnauthenticatedError("wrong user name or password");
+      }
+      limiter.succeeded(user);
+      log.info({ user, address }, "login");
+      return issue(record.name);
+    },
+
+    async refresh(refreshToken: string): Promise<Session> {
+      const now = clock.now();
+      const next = newSecret(REFRESH_PREFIX);
+      const expireTime = new Date(now.getTime() + d.refreshTtlMs);
+      const r = await creds.rotateRefreshToken(secretHash(refreshToken), { hash: secretHash(next), createTime: now, expireTime }, now);
+      if (r.outcome === "reused") {
+        log.warn({ user: r.user, family: r.family }, "refresh token used twice: the session is revoked");
+        throw new UnauthenticatedError("refresh token already used; sign in again");
+      }
+      if (r.outcome !== "rotated") {
+        log.warn({ reason: r.outcome }, "refresh refused");
+        throw new UnauthenticatedError(`refresh token ${r.outcome === "expired" ? "expired" : "not recognised"}; sign in again`);
+      }
+      const access = await tokens.sign(r.user);
+      return { user: r.user, accessToken: access.token, accessExpireTime: access.expireTime, refreshToken: next, refreshExpireTime: expireTime };
+    },
+
+    async logout(refreshToken: string): Promise<void> {
+      const user = await creds.revokeFamilyOf(secretHash(refreshToken));
+      if (user) log.info({ user }, "logout");
+    },
+
+    /** Verifies a bearer credential: an API key (`tether_…`) or an access token. */
+    async authenticate(bearer: string): Promise<BearerIdentity> {
+      if (bearer.startsWith(API_KEY_PREFIX)) {
+        const key = await creds.useApiKey(secretHash(bearer), clock.now());
+        if (!key) throw new UnauthenticatedError("unknown or revoked API key");
+        return { user: key.user, via: "api_key" };
+      }
+      return { user: await tokens.verify(bearer), via: "token" };
+    },
+  };
+}

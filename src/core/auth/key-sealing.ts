@@ -1,0 +1,36 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+
+/** A private JWK as stored: sealed with AES-256-GCM, or plain when no secret is configured. */
+export type StoredPrivateJwk = Record<string, unknown>;
+
+/**
+ * Seals signing keys at rest with a key derived (HKDF-SHA256) from a configured secret, so a
+ * database dump alone cannot mint tokens. Every replica needs the same secret. Without one, keys
+ * are stored as plain JWKs (still never returned by any API).
+ */
+export function createKeySealer(secret: string | undefined) {
+  const key = secret ? Buffer.from(hkdfSync("sha256", secret, "tether", "jwt-signing-key", 32)) : undefined;
+  return {
+    sealed: key !== undefined,
+    seal(jwk: Record<string, unknown>): StoredPrivateJwk {
+      if (!key) return jwk;
+      const iv = randomBytes(12);
+      const cipher = createCipheriv("aes-256-gcm", key, iv);
+      const data = Buffer.concat([cipher.update(JSON.stringify(jwk), "utf8"), cipher.final()]);
+      return { sealed: "A256GCM", iv: iv.toString("base64"), tag: cipher.getAuthTag().toString("base64"), data: data.toString("base64") };
+    },
+    /** The JWK, or undefined when it is sealed with another secret (or sealed and no secret is set). */
+    open(stored: StoredPrivateJwk): Record<string, unknown> | undefined {
+      if (stored.sealed === undefined) return stored;
+      if (!key || stored.sealed !== "A256GCM") return undefined;
+      try {
+        const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(String(stored.iv), "base64"));
+        decipher.setAuthTag(Buffer.from(String(stored.tag), "base64"));
+        const plain = Buffer.concat([decipher.update(Buffer.from(String(stored.data), "base64")), decipher.final()]);
+        return JSON.parse(plain.toString("utf8")) as Record<string, unknown>;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import type { CertificateOrigin, CertificateRecord, CertificateRepository } from "../core/certificates/certificate-ports.js";
+import type { Sql } from "./database.js";
+
+export interface CertificateRow {
+  serial_number: string;
+  kind: "device" | "claim";
+  device_id: string | null;
+  template_id: string | null;
+  subject: string;
+  certificate_pem: string;
+  origin: string;
+  previous_serial: string | null;
+  request_id: string | null;
+  not_before: Date;
+  not_after: Date;
+  create_time: Date;
+  revoke_time: Date | null;
+  revocation_reason: number | null;
+}
+
+/** CertificateRepository on PostgreSQL (or PGlite). */
+export function createCertificateStore(sql: Sql): CertificateRepository {
+  return {
+    async insert(rec) {
+      const rows = await sql<CertificateRow[]>`
+        INSERT INTO certificates ${sql(toRow(rec) as never)}
+        ON CONFLICT (device_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
+        RETURNING *`;
+      if (rows[0]) return fromRow(rows[0]);
+      const earlier = await sql<CertificateRow[]>`SELECT * FROM certificates WHERE device_id = ${rec.deviceId ?? null} AND request_id = ${rec.requestId ?? null}`;
+      if (!earlier[0]) throw new Error("certificate insert conflicted but no earlier row exists");
+      return fromRow(earlier[0]);
+    },
+
+    async get(serial) {
+      const rows = await sql<CertificateRow[]>`SELECT * FROM certificates WHERE serial_number = ${serial}`;
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+
+    async listByDevice(deviceId, { after, limit }) {
+      const rows = await sql<CertificateRow[]>`
+        SELECT * FROM certificates
+        WHERE device_id = ${deviceId}
+          ${after ? sql`AND (create_time, serial_number) > (${after.createTime}, ${after.serialNumber})` : sql``}
+        ORDER BY create_time, serial_number
+        LIMIT ${limit}`;
+      return rows.map(fromRow);
+    },
+
+    async countActive(deviceId, now) {
+      const rows = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM certificates WHERE device_id = ${deviceId} AND revoke_time IS NULL AND not_after > ${now}`;
+      return rows[0]?.n ?? 0;
+    },
+
+    async newestActive(deviceId, now) {
+      const rows = await sql<CertificateRow[]>`
+        SELECT * FROM certificates WHERE device_id = ${deviceId} AND revoke_time IS NULL AND not_after > ${now}
+        ORDER BY not_after DESC, serial_number LIMIT 1`;
+      return rows[0] ? fromRow(rows[0]) : undefined;
+    },
+
+    async revoke(serial, reason, now) {
+      const updated = await sql<CertificateRow[]>`
+        UPDATE certificates SET revoke_time = ${now}, revocation_reason = ${reason}
+        WHERE serial_number = ${serial} AND revoke_time IS NULL
+        RETURNING *`;
+      if (updated[0]) return { record: fromRow(updated[0]), changed: true };
+      const rows = await sql<CertificateRow[]>`SELECT * FROM certificates WHERE serial_number = ${serial}`;
+      return rows[0] ? { record: fromRow(rows[0]), changed: false } : undefined;
+    },
+
+    async revokeClaims(templateId, reason, now) {
+      const rows = await sql<CertificateRow[]>`
+        UPDATE certificates SET revoke_time = ${now}, revocation_reason = ${reason}
+        WHERE kind = 'claim' AND template_id = ${templateId} AND revoke_time IS NULL
+        RETURNING *`;
+      return rows.map(fromRow);
+    },
+
+    async listRevoked(now) {
+      const rows = await sql<CertificateRow[]>`
+        SELECT * FROM certificates WHERE revoke_time IS NOT NULL AND not_after > ${now} ORDER BY revoke_time, serial_number`;
+      return rows.map(fromRow);
+    },
+
+    async expiringSoon(before, warnedSince, now, limit) {
+      // The newest active certificate of each device; a device that already renewed is not warned.
+      const rows = await sql<CertificateRow[]>`
+        SELECT * FROM (
+          SELECT DISTINCT ON (device_id) *
+          FROM certificates
+          WHERE kind = 'device' AND revoke_time IS NULL AND not_after > ${now}
+          ORDER BY device_id, not_after DESC
+        ) newest
+        WHERE not_after < ${before} AND (expiry_warning_time IS NULL OR expiry_warning_time < ${warnedSince})
+        ORDER BY not_after
+        LIMIT ${limit}`;
+      return rows.map(fromRow);
+    },
+
+    async markWarned(serials, now) {
+      if (serials.length === 0) return;
+      await sql`UPDATE certificates SET expiry_warning_time = ${now} WHERE serial_number = ANY(${serials})`;
+    },
+  };
+}
+
+export function toRow(rec: CertificateRecord) {
+  return {
+    serial_number: rec.serialNumber,
+    kind: rec.kind,
+    device_id: rec.deviceId ?? null,
+    template_id: rec.templateId ?? null,
+    subject: rec.subject,
+    certificate_pem: rec.certificatePem,
+    origin: rec.origin,
+    previous_serial: rec.previousSerial ?? null,
+    request_id: rec.requestId ?? null,
+    not_before: rec.notBefore,
+    not_after: rec.notAfter,
+    create_time: rec.createTime,
+    revoke_time: rec.revokeTime ?? null,
+    revocation_reason: rec.revocationReason ?? null,
+  };
+}
+
+export function fromRow(r: CertificateRow): CertificateRecord {
+  return {
+    serialNumber: r.serial_number,
+    kind: r.kind,
+    deviceId: r.device_id ?? undefined,
+    templateId: r.template_id ?? undefined,
+    subject: r.subject,
+    certificatePem: r.certificate_pem,
+    origin: r.origin as CertificateOrigin,
+    previousSerial: r.previous_serial ?? undefined,
+    requestId: r.request_id ?? undefined,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    createTime: r.create_time,
+    revokeTime: r.revoke_time ?? undefined,
+    revocationReason: r.revocation_reason ?? undefined,
+  };
+}

@@ -1,0 +1,121 @@
+import type { ApiKeyRecord, CredentialRepository, SigningKey } from "../core/auth/auth-ports.js";
+import type { Sql } from "./database.js";
+import { withTransaction } from "./transaction.js";
+
+interface KeyRow {
+  kid: string;
+  algorithm: string;
+  private_jwk: Record<string, unknown>;
+  public_jwk: Record<string, unknown>;
+  create_time: Date;
+  retire_time: Date;
+  expire_time: Date;
+}
+
+interface ApiKeyRow {
+  id: string;
+  user_name: string;
+  display_name: string;
+  create_time: Date;
+  last_used_time: Date | null;
+}
+
+const fromKey = (r: ApiKeyRow): ApiKeyRecord => ({
+  id: r.id,
+  user: r.user_name,
+  displayName: r.display_name,
+  createTime: r.create_time,
+  lastUsedTime: r.last_used_time ?? undefined,
+});
+
+/** CredentialRepository on PostgreSQL/PGlite: refresh tokens, API keys, signing keys. */
+export function createCredentialStore(sql: Sql): CredentialRepository {
+  return {
+    async insertRefreshToken(t) {
+      await sql`
+        INSERT INTO refresh_tokens (token_hash, family, user_name, create_time, expire_time)
+        VALUES (${t.hash}, ${t.family}, ${t.user}, ${t.createTime}, ${t.expireTime})`;
+    },
+
+    async rotateRefreshToken(hash, next, now) {
+      return withTransaction(sql, async (tx) => {
+        // FOR UPDATE: two concurrent refreshes with one token cannot both succeed.
+        const [row] = await tx<Array<{ family: string; user_name: string; expire_time: Date; used_time: Date | null; revoked: boolean }>>`
+          SELECT family, user_name, expire_time, used_time, revoked FROM refresh_tokens WHERE token_hash = ${hash} FOR UPDATE`;
+        if (!row) return { outcome: "unknown" as const };
+        if (row.used_time !== null || row.revoked) {
+          await tx`UPDATE refresh_tokens SET revoked = true WHERE family = ${row.family}`;
+          return { outcome: "reused" as const, user: row.user_name, family: row.family };
+        }
+        if (row.expire_time.getTime() <= now.getTime()) return { outcome: "expired" as const };
+        await tx`UPDATE refresh_tokens SET used_time = ${now} WHERE token_hash = ${hash}`;
+        await tx`
+          INSERT INTO refresh_tokens (token_hash, family, user_name, create_time, expire_time)
+          VALUES (${next.hash}, ${row.family}, ${row.user_name}, ${next.createTime}, ${next.expireTime})`;
+        // Expired tokens of this user are of no further use (reuse of an expired one is refused anyway).
+        await tx`DELETE FROM refresh_tokens WHERE user_name = ${row.user_name} AND expire_time < ${now}`;
+        return { outcome: "rotated" as const, user: row.user_name, family: row.family };
+      });
+    },
+
+    async revokeFamilyOf(hash) {
+      const rows = await sql<Array<{ user_name: string }>>`
+        UPDATE refresh_tokens SET revoked = true
+        WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = ${hash})
+        RETURNING user_name`;
+      return rows[0]?.user_name;
+    },
+
+    async insertApiKey(k) {
+      await sql`
+        INSERT INTO api_keys (id, user_name, display_name, secret_hash, create_time)
+        VALUES (${k.id}, ${k.user}, ${k.displayName}, ${k.secretHash}, ${k.createTime})`;
+    },
+
+    async useApiKey(secretHash, now) {
+      const [row] = await sql<ApiKeyRow[]>`SELECT * FROM api_keys WHERE secret_hash = ${secretHash} AND revoke_time IS NULL`;
+      if (!row) return undefined;
+      // At most one write a minute per key, not one per call.
+      if (!row.last_used_time || now.getTime() - row.last_used_time.getTime() > 60_000) {
+        await sql`UPDATE api_keys SET last_used_time = ${now} WHERE id = ${row.id}`;
+        row.last_used_time = now;
+      }
+      return fromKey(row);
+    },
+
+    async listApiKeys(user) {
+      const rows = await sql<ApiKeyRow[]>`SELECT * FROM api_keys WHERE user_name = ${user} AND revoke_time IS NULL ORDER BY create_time, id`;
+      return rows.map(fromKey);
+    },
+
+    async revokeApiKey(user, id, now) {
+      const rows = await sql`UPDATE api_keys SET revoke_time = ${now} WHERE id = ${id} AND user_name = ${user} AND revoke_time IS NULL RETURNING id`;
+      return rows.length > 0;
+    },
+
+    async signingKeys(now) {
+      const rows = await sql<KeyRow[]>`SELECT * FROM signing_keys WHERE expire_time > ${now} ORDER BY create_time`;
+      return rows.map(
+        (r): SigningKey => ({
+          kid: r.kid,
+          algorithm: r.algorithm,
+          privateJwk: r.private_jwk,
+          publicJwk: r.public_jwk,
+          createTime: r.create_time,
+          retireTime: r.retire_time,
+          expireTime: r.expire_time,
+        }),
+      );
+    },
+
+    async insertSigningKey(k) {
+      await sql`
+        INSERT INTO signing_keys (kid, algorithm, private_jwk, public_jwk, create_time, retire_time, expire_time)
+        VALUES (${k.kid}, ${k.algorithm}, ${sql.json(k.privateJwk as never)}, ${sql.json(k.publicJwk as never)}, ${k.createTime}, ${k.retireTime}, ${k.expireTime})`;
+    },
+
+    async pruneSigningKeys(now) {
+      await sql`DELETE FROM signing_keys WHERE expire_time <= ${now}`;
+    },
+  };
+}

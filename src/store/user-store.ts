@@ -1,0 +1,112 @@
+import type { GroupRecord, UserRecord, UserRepository } from "../core/auth/auth-ports.js";
+import { AlreadyExistsError } from "../core/errors.js";
+import type { Sql } from "./database.js";
+import { withTransaction } from "./transaction.js";
+
+interface UserRow {
+  name: string;
+  display_name: string;
+  admin: boolean;
+  password_hash: string | null;
+  create_time: Date;
+  groups: string[] | null;
+}
+
+const fromUser = (r: UserRow): UserRecord => ({
+  name: r.name,
+  displayName: r.display_name,
+  admin: r.admin,
+  passwordHash: r.password_hash,
+  groups: r.groups ?? [],
+  createTime: r.create_time,
+});
+
+/** UserRepository on PostgreSQL/PGlite. */
+export function createUserStore(sql: Sql): UserRepository {
+  const selectUsers = sql`
+    SELECT u.*, ARRAY(SELECT group_name FROM group_members m WHERE m.user_name = u.name ORDER BY group_name) AS groups
+    FROM users u`;
+  const selectGroups = sql`
+    SELECT g.*, ARRAY(SELECT user_name FROM group_members m WHERE m.group_name = g.name ORDER BY user_name) AS members
+    FROM groups g`;
+  const fromGroup = (r: { name: string; display_name: string; members: string[] | null }): GroupRecord => ({ name: r.name, displayName: r.display_name, members: r.members ?? [] });
+
+  return {
+    async insertUser(u) {
+      const rows = await sql`
+        INSERT INTO users (name, display_name, admin, password_hash, create_time, update_time)
+        VALUES (${u.name}, ${u.displayName}, ${u.admin}, ${u.passwordHash}, ${u.createTime}, ${u.createTime})
+        ON CONFLICT (name) DO NOTHING RETURNING name`;
+      if (rows.length === 0) throw new AlreadyExistsError(`users/${u.name}`);
+      return { ...u, groups: [] };
+    },
+
+    async ensureUser(u) {
+      const rows = await sql`
+        INSERT INTO users (name, display_name, admin, password_hash, create_time, update_time)
+        VALUES (${u.name}, ${u.displayName}, ${u.admin}, ${u.passwordHash}, ${u.createTime}, ${u.createTime})
+        ON CONFLICT (name) DO NOTHING RETURNING name`;
+      return rows.length > 0;
+    },
+
+    async getUser(name) {
+      const [row] = await sql<UserRow[]>`${selectUsers} WHERE u.name = ${name}`;
+      return row ? fromUser(row) : undefined;
+    },
+
+    async listUsers({ afterName, limit }) {
+      const rows = await sql<UserRow[]>`${selectUsers} WHERE ${afterName !== undefined ? sql`u.name > ${afterName}` : sql`true`} ORDER BY u.name LIMIT ${limit}`;
+      return rows.map(fromUser);
+    },
+
+    async deleteUser(name) {
+      return withTransaction(sql, async (tx) => {
+        await tx`DELETE FROM grants WHERE principal_kind = 'user' AND principal = ${name}`;
+        const rows = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
+        return rows.length > 0;
+      });
+    },
+
+    async setPasswordHash(name, hash, now) {
+      return withTransaction(sql, async (tx) => {
+        const rows = await tx`UPDATE users SET password_hash = ${hash}, update_time = ${now} WHERE name = ${name} RETURNING name`;
+        // A new password ends every session: whoever knew the old one keeps nothing.
+        await tx`UPDATE refresh_tokens SET revoked = true WHERE user_name = ${name} AND NOT revoked`;
+        return rows.length > 0;
+      });
+    },
+
+    async insertGroup(g) {
+      const rows = await sql`INSERT INTO groups (name, display_name, create_time) VALUES (${g.name}, ${g.displayName}, ${g.createTime}) ON CONFLICT (name) DO NOTHING RETURNING name`;
+      if (rows.length === 0) throw new AlreadyExistsError(`groups/${g.name}`);
+      return { name: g.name, displayName: g.displayName, members: [] };
+    },
+
+    async getGroup(name) {
+      const [row] = await sql<Array<{ name: string; display_name: string; members: string[] }>>`${selectGroups} WHERE g.name = ${name}`;
+      return row ? fromGroup(row) : undefined;
+    },
+
+    async listGroups({ afterName, limit }) {
+      const rows = await sql<Array<{ name: string; display_name: string; members: string[] }>>`
+        ${selectGroups} WHERE ${afterName !== undefined ? sql`g.name > ${afterName}` : sql`true`} ORDER BY g.name LIMIT ${limit}`;
+      return rows.map(fromGroup);
+    },
+
+    async deleteGroup(name) {
+      return withTransaction(sql, async (tx) => {
+        await tx`DELETE FROM grants WHERE principal_kind = 'group' AND principal = ${name}`;
+        const rows = await tx`DELETE FROM groups WHERE name = ${name} RETURNING name`;
+        return rows.length > 0;
+      });
+    },
+
+    async addMember(group, user) {
+      await sql`INSERT INTO group_members (group_name, user_name) VALUES (${group}, ${user}) ON CONFLICT DO NOTHING`;
+    },
+
+    async removeMember(group, user) {
+      await sql`DELETE FROM group_members WHERE group_name = ${group} AND user_name = ${user}`;
+    },
+  };
+}

@@ -1,0 +1,255 @@
+import path from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
+import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import type { TetherDevice } from "../../src/device/tether-device.js";
+import { bearerClient, userToken } from "../helpers/auth.js";
+import { coffeeSim, eventually, ledSim } from "../helpers/devices.js";
+import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";
+import { CONSOLE_DIR, launchChromium, newContext, screenshot } from "./browser.js";
+
+/**
+ * The web console in Chromium against a real Tether (embedded stack) with simulated devices. The
+ * browser signs in with the admin client certificate (and, in the last tests, with a password and
+ * no certificate), and every change is observed on the page without a reload. Screenshots go to test-results/e2e/.
+ */
+describe("web console", () => {
+  let s: TestStack;
+  let browser: Browser;
+  let ctx: BrowserContext;
+  let page: Page;
+  const devices: TetherDevice[] = [];
+  let coffee: TetherDevice;
+
+  beforeAll(async () => {
+    s = await startTestStack({ TETHER_CONSOLE_DIR: CONSOLE_DIR });
+    const api = connectClient(s, DeviceService, "connect");
+    await api.createDevice({ deviceId: "e2e-coffee", device: { displayName: "Kitchen coffee", labels: { room: "kitchen" }, kind: { case: "coffeeMachine", value: {} } } });
+    await api.createDevice({ deviceId: "e2e-led", device: { labels: { room: "office" }, kind: { case: "led", value: { desired: { power: true } } } } });
+    await api.createDevice({ deviceId: "e2e-offline-led", device: { kind: { case: "led", value: {} } } });
+    coffee = (await coffeeSim(s, "e2e-coffee", { brewMs: 2000 })).device;
+    devices.push(coffee, (await ledSim(s, "e2e-led")).device);
+    browser = await launchChromium();
+    const certs = path.join(s.dir, "certs");
+    ctx = await newContext(browser, s.baseUrl, { certPath: path.join(certs, "admin.crt"), keyPath: path.join(certs, "admin.key") });
+    page = await ctx.newPage();
+    page.setDefaultTimeout(30_000);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const d of devices) await d.close();
+    await s?.cleanup();
+  });
+
+  /** Counts full page loads, to prove that live changes arrive without a reload. */
+  function countLoads(p: Page): () => number {
+    let loads = 0;
+    p.on("load", () => loads++);
+    return () => loads;
+  }
+
+  it("signs in with the client certificate and lists the fleet with live online state", async () => {
+    await page.goto(`${s.baseUrl}/`);
+    await page.locator('tr[data-device="e2e-coffee"]').waitFor();
+    await page.locator('.who:has-text("client certificate")').waitFor();
+    await expect.poll(() => page.locator('tr[data-device="e2e-led"] .online-state').textContent(), { timeout: 30_000 }).toBe("online");
+    expect(await page.locator('tr[data-device="e2e-offline-led"] .online-state').textContent()).toBe("offline");
+
+    // Filters: kind and online, from the URL-backed form.
+    await page.selectOption('select[name="kind"]', "led");
+    await page.selectOption('select[name="online"]', "true");
+    await expect.poll(() => page.locator("tr[data-device]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-device"))), { timeout: 30_000 }).toEqual(["e2e-led"]);
+    await screenshot(page, "fleet-filtered");
+    await page.goto(`${s.baseUrl}/`);
+    await page.locator('tr[data-device="e2e-offline-led"]').waitFor();
+    await screenshot(page, "fleet");
+  });
+
+  it("keeps the fleet current through WatchDevices: new, changed and deleted devices, without polling or reloads", async () => {
+    await page.goto(`${s.baseUrl}/`);
+    await page.locator('tr[data-device="e2e-coffee"]').waitFor();
+    const loads = countLoads(page);
+    const lists: string[] = [];
+    const onRequest = (r: { url(): string }) => r.url().endsWith("/tether.v1.DeviceService/ListDevices") && lists.push(r.url());
+    page.on("request", onRequest);
+    try {
+      const api = connectClient(s, DeviceService, "connect");
+      await api.createDevice({ deviceId: "e2e-live-led", device: { labels: { room: "attic" }, kind: { case: "led", value: {} } } });
+      await page.locator('tr[data-device="e2e-live-led"]').waitFor();
+      await api.updateDevice({ device: { name: "devices/e2e-live-led", labels: { room: "cellar" } }, updateMask: { paths: ["labels"] } });
+      await page.locator('tr[data-device="e2e-live-led"] .chip:has-text("room=cellar")').waitFor();
+      await screenshot(page, "fleet-live");
+      await api.deleteDevice({ name: "devices/e2e-live-led" });
+      await page.locator('tr[data-device="e2e-live-led"]').waitFor({ state: "detached" });
+      expect(loads()).toBe(0);
+      // Listed once when the page opened; no polling since.
+      expect(lists).toEqual([]);
+    } finally {
+      page.off("request", onRequest);
+    }
+  });
+
+  it("brews on the simulated coffee machine and shows the task reach SUCCEEDED live", async () => {
+    await page.goto(`${s.baseUrl}/devices/e2e-coffee`);
+    const loads = countLoads(page);
+    await page.locator('[data-controls="coffee_machine"]').waitFor();
+    await page.selectOption('select[name="recipe"]', { label: "latte" });
+    await page.selectOption('select[name="size"]', { label: "large" });
+    await page.click('button[name="brew"]');
+    const row = page.locator('tr[data-task]:has-text("brew latte large")');
+    await row.waitFor();
+    await expect.poll(() => row.getAttribute("data-state"), { timeout: 60_000 }).toBe("SUCCEEDED");
+    expect(await row.textContent()).toContain("250 ml");
+    expect(loads()).toBe(0);
+    await screenshot(page, "coffee-brew-succeeded");
+  });
+
+  it("lists the device's certificates from CertificateService, revoked ones marked", async () => {
+    const certs = connectClient(s, CertificateService, "connect");
+    const first = await certs.createCertificate({ parent: "devices/e2e-coffee", generateKey: true });
+    const second = await certs.createCertificate({ parent: "devices/e2e-coffee", generateKey: true });
+    await certs.revokeCertificate({ name: first.certificate!.name });
+    await page.goto(`${s.baseUrl}/devices/e2e-coffee`);
+    const panel = page.locator("section.certificates");
+    await panel.locator(`tr:has-text("${second.certificate!.serialNumber}")`).waitFor();
+    expect(await panel.locator(`tr:has-text("${second.certificate!.serialNumber}")`).textContent()).toContain("ACTIVE");
+    expect(await panel.locator(`tr:has-text("${first.certificate!.serialNumber}")`).textContent()).toContain("REVOKED");
+    await screenshot(page, "certificates");
+  });
+
+  it("changes an LED's color and shows the reported state follow", async () => {
+    await page.goto(`${s.baseUrl}/devices/e2e-led`);
+    const loads = countLoads(page);
+    await page.locator('[data-controls="led"]').waitFor();
+    await page.locator('input[name="color"]').fill("#ff8800");
+    await expect.poll(() => page.locator('tr[data-field="color"] td.desired').textContent(), { timeout: 30_000 }).toContain("#ff8800");
+    await expect.poll(() => page.locator('tr[data-field="color"] td.reported').textContent(), { timeout: 60_000 }).toContain("#ff8800");
+    expect(loads()).toBe(0);
+    await screenshot(page, "led-color-reported");
+  });
+
+  it("renders a telemetry chart and appends live samples", async () => {
+    const now = Date.now();
+    const samples = Array.from({ length: 30 }, (_, i) => ({
+      metric: "boiler_temperature_celsius",
+      value: 88 + Math.sin(i / 3) * 4,
+      time: { seconds: BigInt(Math.floor((now - (30 - i) * 20_000) / 1000)), nanos: 0 },
+    }));
+    await coffee.sendTelemetry(samples);
+    const api = connectClient(s, DeviceService, "connect");
+    await eventually(async () => (await api.getDevice({ name: "devices/e2e-coffee" })).latestTelemetry.some((x) => x.metric === "boiler_temperature_celsius"), 30_000, "telemetry stored");
+
+    await page.goto(`${s.baseUrl}/devices/e2e-coffee`);
+    await page.selectOption('select[name="bucket"]', { label: "raw" });
+    const chart = page.locator('.chart[data-metric="boiler_temperature_celsius"]');
+    await chart.locator("canvas").waitFor();
+    await expect.poll(async () => Number(await chart.getAttribute("data-points")), { timeout: 30_000 }).toBeGreaterThanOrEqual(30);
+    const before = Number(await chart.getAttribute("data-points"));
+    // The live tail: a new sample shows up without re-querying.
+    await eventually(
+      async () => {
+        await coffee.sendTelemetry([{ metric: "boiler_temperature_celsius", value: 93 }]);
+        return Number(await chart.getAttribute("data-points")) > before;
+      },
+      30_000,
+      "a live sample on the chart",
+    );
+    const painted = await chart.locator("canvas").evaluate((c) => c.width > 0 && c.height > 0);
+    expect(painted).toBe(true);
+    await chart.scrollIntoViewIfNeeded();
+    await screenshot(page, "telemetry-chart");
+  });
+
+  it("previews a cron rule's next fire times, shows field errors, creates it and lists its runs", async () => {
+    await page.goto(`${s.baseUrl}/rules`);
+    await page.fill('input[name="cron"]', "0 61 * * * *");
+    await page.locator('.cron-editor .field-error').waitFor();
+    expect(await page.locator(".cron-editor .field-error").textContent()).toMatch(/invalid cron expression/);
+    await screenshot(page, "rule-cron-error");
+
+    await page.fill('input[name="cron"]', "*/2 * * * * *");
+    await page.fill('input[name="time-zone"]', "UTC");
+    await expect.poll(() => page.locator('[data-testid="cron-preview"] li').count(), { timeout: 30_000 }).toBe(5);
+    await page.fill('input[name="rule-id"]', "e2e-blink");
+    await page.fill('input[name="device"]', "e2e-led");
+    await page.selectOption('select[name="action"]', "brightness");
+    await page.fill('input[name="command-brightness"]', "30");
+    await page.click('button:has-text("Create rule")');
+    await page.waitForURL(/\/rules\/e2e-blink$/);
+    await page.locator('tr[data-run-state="FIRED"]').first().waitFor({ timeout: 60_000 });
+    await screenshot(page, "rule-runs");
+    // Stop it so it does not keep creating tasks for the rest of the suite.
+    await page.click('button:has-text("Pause")');
+    await page.locator('h2 .badge:has-text("paused")').waitFor();
+  });
+
+  it("shows the server's field reasons on a bad rule", async () => {
+    await page.goto(`${s.baseUrl}/rules`);
+    await page.fill('input[name="rule-id"]', "Bad Id");
+    await page.fill('input[name="device"]', "e2e-led");
+    await page.click('button:has-text("Create rule")');
+    const err = page.locator('.rule-form .field-error:near(input[name="rule-id"])').first();
+    await err.waitFor();
+    expect(await err.textContent()).toMatch(/lowercase letters, digits or hyphens/);
+    await screenshot(page, "rule-field-error");
+  });
+
+  it("without a client certificate, refuses a wrong password on the sign-in page", async () => {
+    const anon = await newContext(browser, s.baseUrl);
+    try {
+      const p = await anon.newPage();
+      await p.goto(`${s.baseUrl}/devices/e2e-coffee`);
+      await p.locator('input[name="username"]').waitFor({ timeout: 30_000 });
+      await p.fill('input[name="username"]', "admin");
+      await p.fill('input[name="password"]', "not-the-password");
+      await p.click('button:has-text("Sign in")');
+      await p.locator(".login .error").waitFor();
+      expect(await p.locator(".login .error").textContent()).toBe("Wrong user name or password.");
+      await screenshot(p, "login");
+    } finally {
+      await anon.close();
+    }
+  });
+
+  it("signs in with a password (no certificate), sees only the user's devices, survives a reload and signs out", async () => {
+    // A user made through UserService, who creates one device of their own.
+    const token = await userToken(s, "dana", "dana-password-1");
+    await bearerClient(s, DeviceService, token).createDevice({ deviceId: "e2e-dana-led", device: { kind: { case: "led", value: {} } } });
+    const anon = await newContext(browser, s.baseUrl);
+    try {
+      const p = await anon.newPage();
+      p.setDefaultTimeout(30_000);
+      await p.goto(`${s.baseUrl}/`);
+      await p.fill('input[name="username"]', "dana");
+      await p.fill('input[name="password"]', "dana-password-1");
+      await p.click('button:has-text("Sign in")');
+      await p.locator('tr[data-device="e2e-dana-led"]').waitFor();
+      await p.locator('.who:has-text("dana")').waitFor();
+      // Only what dana owns: the admin's devices are not listed.
+      expect(await p.locator("tr[data-device]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-device")))).toEqual(["e2e-dana-led"]);
+      // The refresh token is an HttpOnly cookie that page scripts cannot read; nothing is stored.
+      const cookies = await anon.cookies();
+      expect(cookies.find((c) => c.name === "tether_refresh")).toMatchObject({ httpOnly: true, secure: true, sameSite: "Strict", path: "/tether.v1.AuthService/" });
+      expect(await p.evaluate("[document.cookie, localStorage.length, sessionStorage.length]")).toEqual(["", 0, 0]);
+      await screenshot(p, "password-fleet");
+
+      // A reload keeps the session (Refresh from the cookie); the access token was only in memory.
+      await p.reload();
+      await p.locator('tr[data-device="e2e-dana-led"]').waitFor();
+      await p.locator('.who:has-text("dana")').waitFor();
+
+      await p.click('.who button:has-text("Sign out")');
+      await p.locator('input[name="username"]').waitFor();
+      expect(await p.locator(".login .note").first().textContent()).toMatch(/signed out/);
+      expect((await anon.cookies()).find((c) => c.name === "tether_refresh")).toBeUndefined();
+      // And a reload stays signed out.
+      await p.reload();
+      await p.locator('input[name="username"]').waitFor();
+      await screenshot(p, "password-signed-out");
+    } finally {
+      await anon.close();
+    }
+  });
+});

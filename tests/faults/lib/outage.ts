@@ -1,0 +1,151 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import postgres from "postgres";
+import { expect } from "vitest";
+import { eventually } from "../../helpers/devices.js";
+import type { Replica } from "../../helpers/replica.js";
+import { alive, clients, type Fleet, pumpTasks, type ScenarioDir, startFleet, taskStates, verdict } from "./fleet.js";
+import { reportSummary } from "./summary.js";
+
+export interface OutageRun {
+  scenario: string;
+  /** Device id prefix: a lowercase letter first. */
+  prefix: string;
+  injected: string;
+  s: ScenarioDir;
+  replica: Replica;
+  /** The database the replica uses, reached directly (not through a proxy) by the test. */
+  databaseUrl: string;
+  /** Where the simulated devices connect. */
+  deviceUrl: string;
+  provision?: (deviceId: string) => Promise<void>;
+  devices: number;
+  tasks: number;
+  /** Performs the fault and resolves when it is healed; returns a description of what was done. */
+  inject(): Promise<void>;
+  /** Whether losing an acknowledged sample fails the test (false: counted and printed only). @default true */
+  assertSamples?: boolean;
+  onFleet?: (fleet: Fleet) => void;
+}
+
+/**
+ * Runs tasks and telemetry through one replica, injects a fault once a third of the tasks are
+ * accepted, heals it, then checks: every accepted task final and run exactly once, every sample
+ * the broker acknowledged (PUBACK) stored. Prints the summary line.
+ */
+export async function runOutage(o: OutageRun): Promise<void> {
+  const c = clients(o.replica, o.s.pem);
+  const ids = Array.from({ length: o.devices }, (_, i) => `${o.prefix}-${i}`);
+  if (o.provision) for (const id of ids) await o.provision(id);
+  const fleet = await startFleet(o.deviceUrl, o.s, ids, c.devices);
+  o.onFleet?.(fleet);
+  let sending = true;
+  let acked = 0;
+  const base = Date.now() - 3_600_000;
+  const ackedKeys = new Set<string>();
+  // Telemetry: every device, one sample every 100 ms with its own timestamp; counted once PUBACKed.
+  const senders = fleet.sims.map(({ device }, d) =>
+    (async () => {
+      for (let n = 0; sending; n++) {
+        const time = timestampFromDate(new Date(base + n * 10));
+        void device.sendTelemetry([{ metric: "fault_probe", value: n, time }]).then(
+          () => {
+            acked++;
+            ackedKeys.add(`${ids[d]}/${n}`);
+          },
+          () => {},
+        );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })(),
+  );
+  let faultStart = 0;
+  let healed = 0;
+  let faultDone: Promise<void> | undefined;
+  const pumping = pumpTasks({
+    tasks: () => [c.tasks],
+    devices: ids,
+    total: o.tasks,
+    concurrency: 32,
+    runId: ids[0]!,
+    executionTimeoutS: 10,
+    onAccepted: (n) => {
+      if (n === Math.floor(o.tasks / 3) && !faultDone) {
+        faultStart = Date.now();
+        faultDone = o.inject().then(() => void (healed = Date.now()));
+      }
+    },
+  });
+  let acceptedSoFar = 0;
+  const progress = process.env.FAULTS_VERBOSE
+    ? setInterval(() => {
+        void taskStates(o.databaseUrl)
+          .then((st) => {
+            const counts: Record<string, number> = {};
+            for (const v of st.values()) counts[v] = (counts[v] ?? 0) + 1;
+            console.log(`[progress] ${o.scenario} fault=${faultStart ? (healed ? "healed" : "on") : "off"} acked samples=${acked} tasks=${JSON.stringify(counts)} logs=${o.replica.logs.length}`);
+            if (healed) void diagnose(o);
+          })
+          .catch(() => {});
+      }, 5000)
+    : undefined;
+  void acceptedSoFar;
+  try {
+    const { accepted, retries } = await pumping;
+    await faultDone;
+    // Keep telemetry flowing for a moment after the heal, then stop sending.
+    await new Promise((r) => setTimeout(r, 2000));
+    sending = false;
+    await Promise.all(senders);
+    const readyMs = await eventually(async () => ((await fetch(`${o.replica.opsUrl}/readyz`)).status === 200 ? Date.now() - healed : undefined), 60_000, "ready again");
+    const sql = postgres(o.databaseUrl, { max: 1, onnotice: () => {} });
+    let stored = new Set<string>();
+    // With samples not asserted, they get 10 s after the last task ended to show up.
+    let doneAt = 0;
+    try {
+      const final = await eventually(async () => {
+        const v = verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
+        const rows = await sql<Array<{ device_id: string; value: number }>>`SELECT device_id, value FROM telemetry WHERE metric = 'fault_probe'`;
+        stored = new Set(rows.map((r) => `${r.device_id}/${r.value}`));
+        const missing = [...ackedKeys].filter((k) => !stored.has(k)).length;
+        if (v.pending !== 0) return undefined;
+        if (missing === 0) return v;
+        doneAt ||= Date.now();
+        return o.assertSamples === false && Date.now() - doneAt > 10_000 ? v : undefined;
+      }, 150_000, "every task final and every acknowledged sample stored").catch(() => undefined);
+      const recoveryMs = Date.now() - healed;
+      const v = final ?? verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
+      const samplesLost = [...ackedKeys].filter((k) => !stored.has(k)).length;
+      reportSummary({
+        scenario: o.scenario,
+        injected: `${o.injected} (${((healed - faultStart) / 1000).toFixed(1)} s)`,
+        tasks: accepted.size,
+        samples: acked,
+        lost: v.lost + samplesLost,
+        duplicated: v.duplicated,
+        recoveryMs,
+        extra: { "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
+      });
+      expect(v).toMatchObject({ lost: 0, duplicated: 0, pending: 0, phantom: 0 });
+      if (o.assertSamples !== false) expect(samplesLost).toBe(0);
+      expect(acked).toBeGreaterThan(0);
+    } finally {
+      await sql.end();
+    }
+  } finally {
+    clearInterval(progress);
+    sending = false;
+    await fleet.close();
+  }
+}
+
+async function diagnose(o: OutageRun) {
+  const sql = postgres(o.databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`SELECT state, wait_event_type, wait_event, left(query, 120) AS q, now() - state_change AS age FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+    console.log("[diag] pg", JSON.stringify(rows));
+    const ready = await fetch(`${o.replica.opsUrl}/readyz`).then((r) => r.text()).catch((e) => String(e));
+    console.log("[diag] readyz", ready, "alive", alive(o.replica.pid), o.replica.stderr().slice(-3000));
+  } finally {
+    await sql.end();
+  }
+}

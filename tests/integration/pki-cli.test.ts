@@ -1,0 +1,52 @@
+import { execFile } from "node:child_process";
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { mqttConnect } from "../helpers/certificates.js";
+import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, "../..");
+let s: TestStack;
+beforeAll(async () => {
+  s = await startTestStack();
+});
+afterAll(async () => {
+  await s?.cleanup();
+});
+
+describe("tether certs and tether provisioning", () => {
+  it("issues, lists and revokes certificates, and provisions a device with a claim certificate", async () => {
+    const env = { ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") };
+    const cli = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin/tether.js"), ...args], { env, cwd: s.dir });
+    await connectClient(s, DeviceService, "grpc").createDevice({ deviceId: "cli-led", device: { kind: { case: "led", value: {} } } });
+
+    const issued = await cli("certs", "issue", "cli-led", "--days", "90");
+    expect(issued.stdout).toMatch(/devices\/cli-led\/certificates\/[0-9a-f]+/);
+    expect((await stat(path.join(s.dir, "cli-led.key"))).mode & 0o777).toBe(0o600);
+    const cert = await readFile(path.join(s.dir, "cli-led.crt"), "utf8");
+    const key = await readFile(path.join(s.dir, "cli-led.key"), "utf8");
+    const serial = /certificates\/([0-9a-f]+)/.exec(issued.stdout)![1]!;
+    const { client } = await mqttConnect(s, "cli-led", cert, key);
+    expect(client?.connected).toBe(true);
+    await client!.endAsync();
+
+    expect((await cli("certs", "list", "cli-led")).stdout).toMatch(new RegExp(`${serial}\\s+ACTIVE\\s+GENERATED`));
+    await cli("certs", "revoke", `cli-led/${serial}`, "--reason", "key_compromise");
+    expect((await cli("certs", "list", "cli-led")).stdout).toMatch(new RegExp(`${serial}\\s+REVOKED.*KEY_COMPROMISE`));
+    expect((await cli("certs", "crl")).stdout).toMatch(/^-----BEGIN X509 CRL-----/);
+
+    await cli("provisioning", "create", "cli-batch", "--kind", "coffee", "--prefix", "cm-", "--serial", "X-1", "--label", "site=lab");
+    await cli("provisioning", "claim-cert", "cli-batch", "--out", "claim");
+    const provisioned = await cli("provisioning", "provision", "--claim", "claim", "--serial", "X-1");
+    expect(provisioned.stdout).toMatch(/provisioned devices\/cm-x-1/);
+    const again = await cli("provisioning", "provision", "--claim", "claim", "--serial", "X-1").then(() => undefined, (e: { stderr: string }) => e);
+    expect(again?.stderr).toMatch(/ALREADY_EXISTS/);
+    expect((await cli("provisioning", "records", "cli-batch")).stdout).toMatch(/X-1\s+devices\/cm-x-1/);
+    const device = await mqttConnect(s, "cm-x-1", await readFile(path.join(s.dir, "cm-x-1.crt"), "utf8"), await readFile(path.join(s.dir, "cm-x-1.key"), "utf8"));
+    expect(device.error).toBeUndefined();
+    await device.client!.endAsync();
+  }, 180_000); // eleven CLI processes, each starting tsx (~2 s apiece on an idle machine)
+});

@@ -1,0 +1,137 @@
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { describe, expect, it } from "vitest";
+import type { CredentialRepository, SigningKey } from "../../src/core/auth/auth-ports.js";
+import { createTokenIssuer, TokenRejectedError } from "../../src/core/auth/tokens.js";
+import { fakeClock } from "../helpers/fake-clock.js";
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const MIN = 60_000;
+
+/** Only the signing-key part of the port is used by the issuer; an in-memory table stands in for it. */
+function keyTable() {
+  const keys: SigningKey[] = [];
+  const creds = {
+    signingKeys: async (now: Date) => keys.filter((k) => k.expireTime > now),
+    insertSigningKey: async (k: SigningKey) => void keys.push(k),
+    pruneSigningKeys: async (now: Date) => void keys.splice(0, keys.length, ...keys.filter((k) => k.expireTime > now)),
+  } as unknown as CredentialRepository;
+  return { keys, creds };
+}
+
+function setup(overrides: { issuer?: string; audience?: string; keySecret?: string } = {}, table = keyTable(), clock = fakeClock("2026-01-01T00:00:00Z")) {
+  const issuer = createTokenIssuer({ creds: table.creds, clock, log: silent, issuer: "tether", audience: "tether-api", accessTtlMs: 15 * MIN, rotateMs: 10 * MIN, clockToleranceS: 30, ...overrides });
+  return { issuer, clock, table };
+}
+
+async function reason(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(TokenRejectedError);
+  return (err as TokenRejectedError).reason;
+}
+
+const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+const parts = (t: string) => t.split(".") as [string, string, string];
+const decode = (seg: string) => JSON.parse(Buffer.from(seg, "base64url").toString()) as Record<string, unknown>;
+
+describe("access tokens", () => {
+  it("issues ES256 tokens that verify, with iss, aud, exp, nbf, iat, jti and kid", async () => {
+    const { issuer } = setup();
+    await issuer.rotate();
+    const { token } = await issuer.sign("alice");
+    expect(await issuer.verify(token)).toBe("alice");
+    const [h, p] = parts(token);
+    expect(decode(h)).toMatchObject({ alg: "ES256", typ: "JWT" });
+    expect(Object.keys(decode(p)).sort()).toEqual(["aud", "exp", "iat", "iss", "jti", "nbf", "sub"]);
+  });
+
+  it("refuses expired and not-yet-valid tokens, beyond a 30 s tolerance", async () => {
+    const { issuer, clock } = setup();
+    await issuer.rotate();
+    const { token } = await issuer.sign("alice");
+    clock.advance(15 * MIN + 20_000);
+    expect(await issuer.verify(token)).toBe("alice"); // within tolerance
+    clock.advance(20_000);
+    expect(await reason(issuer.verify(token))).toBe("expired");
+    clock.advance(-20 * MIN); // 5 min before issue
+    expect(await reason(issuer.verify(token))).toBe("claim nbf is wrong");
+  });
+
+  it("refuses alg=none, HS256 keyed with the public key, and tampered tokens", async () => {
+    const { issuer, table } = setup();
+    await issuer.rotate();
+    const { token } = await issuer.sign("alice");
+    const [h, p, sig] = parts(token);
+    const kid = decode(h).kid as string;
+    const claims = decode(p);
+    const none = `${b64({ alg: "none", typ: "JWT", kid })}.${b64({ ...claims, sub: "admin" })}.`;
+    expect(await reason(issuer.verify(none))).toMatch(/algorithm not allowed|malformed/);
+    const publicJwk = table.keys[0]!.publicJwk;
+    const hs = await new SignJWT({ ...claims, sub: "admin" }).setProtectedHeader({ alg: "HS256", kid }).sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
+    expect(await reason(issuer.verify(hs))).toBe("algorithm not allowed");
+    const tampered = `${h}.${b64({ ...claims, sub: "admin" })}.${sig}`;
+    expect(await reason(issuer.verify(tampered))).toBe("bad signature");
+    expect(await reason(issuer.verify(`${h}.${p}.${sig.slice(0, -4)}AAAA`))).toBe("bad signature");
+    expect(await reason(issuer.verify("not-a-jwt"))).toBe("malformed");
+  });
+
+  it("refuses tokens signed by foreign keys, for another issuer or another audience", async () => {
+    const { issuer, clock, table } = setup();
+    await issuer.rotate();
+    const kid = table.keys[0]!.kid;
+    const foreign = await generateKeyPair("ES256", { extractable: true });
+    const now = Math.floor(clock.now().getTime() / 1000);
+    const forge = (header: { kid: string }) =>
+      new SignJWT({}).setProtectedHeader({ alg: "ES256", ...header }).setSubject("admin").setIssuer("tether").setAudience("tether-api").setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 600).sign(foreign.privateKey);
+    expect(await reason(issuer.verify(await forge({ kid })))).toBe("bad signature");
+    expect(await reason(issuer.verify(await forge({ kid: "made-up" })))).toBe("signed by an unknown key");
+    expect((await exportJWK(foreign.publicKey)).kty).toBe("EC");
+    // Same keys (shared table), other iss / aud: the signature is fine, the claims are not.
+    const other = setup({ issuer: "someone-else" }, table, clock).issuer;
+    await other.rotate();
+    expect(await reason(issuer.verify((await other.sign("alice")).token))).toBe("claim iss is wrong");
+    const otherAud = setup({ audience: "other-api" }, table, clock).issuer;
+    await otherAud.rotate();
+    expect(await reason(issuer.verify((await otherAud.sign("alice")).token))).toBe("claim aud is wrong");
+  });
+
+  it("rotates signing keys; tokens of the previous key verify until it expires, then it is deleted", async () => {
+    const { issuer, clock, table } = setup();
+    await issuer.rotate();
+    const first = await issuer.sign("alice");
+    clock.advance(5 * MIN);
+    await issuer.rotate(); // not due yet
+    expect(table.keys).toHaveLength(1);
+    clock.advance(6 * MIN);
+    await issuer.rotate();
+    expect(table.keys).toHaveLength(2);
+    const second = await issuer.sign("alice");
+    expect(decode(parts(second.token)[0]).kid).not.toBe(decode(parts(first.token)[0]).kid);
+    expect(await issuer.verify(first.token)).toBe("alice");
+    expect(await issuer.verify(second.token)).toBe("alice");
+    // Another replica (its own cache) verifies both by loading the shared table.
+    const replica = setup({}, table, clock).issuer;
+    expect(await replica.verify(first.token)).toBe("alice");
+    // The first key retires at 20 min and expires 15 min 30 s later.
+    clock.set(new Date(table.keys[0]!.expireTime.getTime() + 1000));
+    await issuer.rotate();
+    expect(table.keys.map((k) => k.kid)).not.toContain(decode(parts(first.token)[0]).kid);
+  });
+
+  it("seals private keys at rest; a replica with the same secret signs, one with another secret only verifies", async () => {
+    const { issuer, clock, table } = setup({ keySecret: "s3cret" });
+    await issuer.rotate();
+    const stored = table.keys[0]!.privateJwk;
+    expect(stored).toMatchObject({ sealed: "A256GCM" });
+    expect(stored).not.toHaveProperty("d");
+    expect(JSON.stringify(stored)).not.toContain(String((table.keys[0]!.publicJwk as { x: string }).x));
+    const token = (await issuer.sign("alice")).token;
+    const same = setup({ keySecret: "s3cret" }, table, clock).issuer;
+    await same.rotate();
+    expect(table.keys).toHaveLength(1); // it could open the key: no new one
+    expect(await issuer.verify((await same.sign("bob")).token)).toBe("bob");
+    const other = setup({ keySecret: "another" }, table, clock).issuer;
+    await other.rotate();
+    expect(table.keys).toHaveLength(2); // it cannot sign with the sealed key, so it makes its own
+    expect(await other.verify(token)).toBe("alice");
+  });
+});
