@@ -5,8 +5,9 @@ import type { Logger } from "../log.js";
  * (`TypeError: Cannot read properties of null (reading 'write')` in `nextWrite`, connection.js):
  * upstream porsager/postgres#1154 / #1208, fixes proposed in #1168 / #1209, unreleased. Thrown
  * from a timer, it escapes every await and kills the process; the fault suite hit it on every
- * PostgreSQL outage under load (tests/faults/postgres-outage.test.ts). By then the driver has
- * already failed the connection's queries with CONNECTION_CLOSED, so the write it drops is moot.
+ * PostgreSQL outage under load (tests/faults/postgres-outage.test.ts). `patches/postgres+3.4.9.patch`
+ * (applied by patch-package on install) fixes the cause; this guard stays for an install that
+ * skipped scripts, where it keeps the process up.
  */
 export function isPostgresClosedSocketWrite(err: unknown): boolean {
   return err instanceof TypeError && /reading 'write'/.test(err.message) && /postgres[\\/]src[\\/]connection\.js/.test(err.stack ?? "") && /nextWrite/.test(err.stack ?? "");

@@ -13,7 +13,8 @@ export type TxSql = postgres.ReservedSql;
  * and the caller crashes with "Cannot read properties of undefined". `reserve()` waits, in the
  * pool's FIFO order, for an idle connection and keeps it exclusively, so that race cannot happen.
  * Never await a query on the pool (rather than `tx`) inside `fn`: with one connection it would
- * wait for itself.
+ * wait for itself. A reserved connection that dies is left to the pool to reconnect: that needs
+ * the postgres.js patch in `patches/` (porsager/postgres#1208, unreleased upstream).
  */
 export async function withTransaction<T>(sql: Sql, fn: (tx: TxSql) => Promise<T>): Promise<T> {
   const tx = await sql.reserve();
@@ -24,10 +25,17 @@ export async function withTransaction<T>(sql: Sql, fn: (tx: TxSql) => Promise<T>
       await tx`COMMIT`;
       return result;
     } catch (err) {
-      await tx`ROLLBACK`.catch(() => {});
+      // A lost connection has already ended the transaction on the server.
+      if (!isConnectionLost(err)) await tx`ROLLBACK`.catch(() => {});
       throw err;
     }
   } finally {
     tx.release();
   }
+}
+
+/** postgres.js connection-level failures (as opposed to an error the server returned). */
+export function isConnectionLost(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^(CONNECTION_(CLOSED|DESTROYED|ENDED)|CONNECT_TIMEOUT|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|57P01|57P02)$/.test(code);
 }

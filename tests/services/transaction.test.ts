@@ -1,6 +1,6 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withTransaction } from "../../src/store/transaction.js";
+import { isConnectionLost, withTransaction } from "../../src/store/transaction.js";
 import { freshDatabase } from "../helpers/postgres.js";
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -37,6 +37,50 @@ describe("withTransaction", () => {
       expect((await sql`SELECT count(*)::int AS n FROM t`)[0]!.n).toBe(60);
     } finally {
       await sql.end();
+    }
+  });
+
+  it("survives a reserved connection whose backend dies: its queries fail, the pool reconnects (postgres.js patch for porsager/postgres#1208)", async () => {
+    const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+    const killer = postgres(db.url, { max: 1, onnotice: () => {} });
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on("uncaughtException", onUncaught);
+    try {
+      // The issue's reproduction: without the patch the second query throws from a timer.
+      const reserved = await sql.reserve();
+      const [{ pid }] = (await reserved`SELECT pg_backend_pid() AS pid`) as unknown as [{ pid: number }];
+      await killer`SELECT pg_terminate_backend(${pid})`;
+      await expect(reserved`SELECT 1`).rejects.toMatchObject({ code: expect.stringMatching(/^(CONNECTION_|ECONNRESET|57P0[12])/) });
+      await expect(reserved`SELECT 1`).rejects.toMatchObject({ code: "CONNECTION_CLOSED" });
+      reserved.release();
+      // Without the patch, release put the dead connection back in the pool and this hung. A query
+      // may still land on it before its close is processed: it must then fail, not hang.
+      let rows: number[] = [];
+      for (let attempt = 0; attempt < 5 && rows.length === 0; attempt++) {
+        const settled = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => sql`SELECT ${i}::int AS i`));
+        for (const r of settled) if (r.status === "rejected") expect(isConnectionLost(r.reason)).toBe(true);
+        if (settled.every((r) => r.status === "fulfilled")) rows = settled.map((r) => (r as PromiseFulfilledResult<postgres.RowList<postgres.Row[]>>).value[0]!.i as number);
+      }
+      expect(rows).toEqual([...Array(10).keys()]);
+
+      // The same through withTransaction: the backend dies mid-transaction; the caller gets the
+      // connection error, the next transaction commits.
+      await sql`CREATE TABLE IF NOT EXISTS dies (id int PRIMARY KEY)`;
+      const failed = withTransaction(sql, async (tx) => {
+        await tx`INSERT INTO dies VALUES (1)`;
+        const [{ pid: txPid }] = (await tx`SELECT pg_backend_pid() AS pid`) as unknown as [{ pid: number }];
+        await killer`SELECT pg_terminate_backend(${txPid})`;
+        await tx`INSERT INTO dies VALUES (2)`;
+      });
+      await expect(failed).rejects.toMatchObject({ code: expect.stringMatching(/^(CONNECTION_|ECONNRESET|57P0[12])/) });
+      await withTransaction(sql, async (tx) => tx`INSERT INTO dies VALUES (3)`);
+      expect((await sql`SELECT id FROM dies ORDER BY id`).map((r) => r.id)).toEqual([3]);
+      await new Promise((r) => setTimeout(r, 50)); // let any stray timer fire
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off("uncaughtException", onUncaught);
+      await Promise.all([sql.end({ timeout: 1 }), killer.end({ timeout: 1 })]);
     }
   });
 });
