@@ -319,7 +319,17 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
         void dispatcher.kick(deviceId).catch((err: unknown) => coreLog.error({ err, deviceId }, "dispatch after a rule fired failed"));
       }
     };
-    const scheduler = createScheduler({ rules: ruleStore, clock, log: coreLog, onTasksCreated: announceTasks });
+    const scheduler = createScheduler({
+      rules: ruleStore,
+      clock,
+      log: coreLog,
+      onTasksCreated: announceTasks,
+      // Job rules: the runner (created below, started after) rolls the new jobs out.
+      onJobsStarted: (ids) => {
+        for (const id of ids) jobFeed.publish(id);
+        jobRunner.wake();
+      },
+    });
     const eventRules = createEventRules({ rules: ruleStore, clock, log: coreLog, onTasksCreated: announceTasks });
     const rules = createRuleService({
       rules: ruleStore,

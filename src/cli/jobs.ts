@@ -3,10 +3,13 @@ import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { type Job, JobExecution_TargetState as TargetState, Job_State as JobState, JobSchema } from "../../gen/tether/v1/job_pb.js";
 import { JobService, ListJobExecutionsResponseSchema, ListJobsResponseSchema } from "../../gen/tether/v1/job_service_pb.js";
 import { Task_State as TaskState } from "../../gen/tether/v1/task_pb.js";
+import { Rule_MisfirePolicy, RuleSchema } from "../../gen/tether/v1/rule_pb.js";
+import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { productByCase } from "../core/products/index.js";
 import { connectClient } from "./client.js";
 import { commandText, json, table, time } from "./format.js";
 import { JOB_FLAGS, type JobFlagValues, jobFromFlags } from "./job-args.js";
+import { triggerFromFlags } from "./rule-args.js";
 import { TASK_ACTIONS } from "./task-args.js";
 
 export const JOBS_USAGE = `tether jobs <command> [flags]
@@ -18,6 +21,10 @@ export const JOBS_USAGE = `tether jobs <command> [flags]
       ROLLOUT: --rate N (per minute) [--exp-base N --exp-factor 2 --exp-every N (successes per step)]
       ABORT:   --abort-percent 2 --abort-min 50 [--abort-cancel]
       ACTION:  ${TASK_ACTIONS.replace(/\n/g, "\n               ")}
+  schedule <rule-id> WHEN TARGET --command 'ACTION [VALUE]' [ROLLOUT] [ABORT] [...create's flags]
+      WHEN:    --cron 'S M H DOM MON DOW' [--tz Europe/Paris] | --at TIME   [--start TIME] [--end TIME]
+               creates rules/<rule-id>, which starts a job like the one create makes at each firing
+               (jobs/<rule-id>-<yyyymmdd>t<hhmmss>); see them with tether rules runs <rule-id>
   list [--page-size N] [--page-token T]
   get <id>
   watch <id>                 live progress bar until the job ends
@@ -41,6 +48,7 @@ export async function jobsCommand(argv: string[]): Promise<void> {
       json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" }, watch: { type: "boolean" },
       "page-size": { type: "string" }, "page-token": { type: "string" }, state: { type: "string", multiple: true }, target: { type: "string", multiple: true },
       "in-flight": { type: "boolean" }, reason: { type: "string" },
+      cron: { type: "string" }, tz: { type: "string" }, at: { type: "string" }, end: { type: "string" }, misfire: { type: "string" },
     },
   });
   const opts = { address: v.address, certsDir: v.certs };
@@ -71,6 +79,24 @@ export async function jobsCommand(argv: string[]): Promise<void> {
       if (!v.watch) return out(created);
       console.log(`created ${created.name}: ${created.progress?.targetCount ?? 0n} target(s)`);
       return watch(created.name);
+    }
+    case "schedule": {
+      const ruleId = id().slice("jobs/".length);
+      const devices = connectClient(DeviceService, opts);
+      // --start and --end bound the rule's firings; each job starts when the rule fires.
+      const job = await jobFromFlags({ ...(v as JobFlagValues), start: undefined }, async (name) => productByCase((await devices.getDevice({ name })).kind.case!).kindName);
+      if (v.misfire !== undefined && v.misfire !== "skip" && v.misfire !== "fire_once") throw new Error(`--misfire ${v.misfire}: expected skip or fire_once`);
+      const rule = await connectClient(RuleService, opts).createRule({
+        ruleId,
+        rule: {
+          displayName: v["display-name"] ?? "",
+          ...triggerFromFlags({ cron: v.cron, tz: v.tz, at: v.at, start: v.start, end: v.end }),
+          target: { case: "job", value: job },
+          misfirePolicy: v.misfire === "fire_once" ? Rule_MisfirePolicy.FIRE_ONCE : Rule_MisfirePolicy.UNSPECIFIED,
+        },
+      });
+      console.log(v.json ? json(RuleSchema, rule) : `created ${rule.name}: starts a job at ${time(rule.nextFireTime)}${rule.trigger.case === "cron" ? ` and on "${rule.trigger.value.expression}" (${rule.trigger.value.timeZone})` : ""}`);
+      return;
     }
     case "get":
       return out(await client.getJob({ name: id() }));

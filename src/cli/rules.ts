@@ -88,7 +88,7 @@ export async function rulesCommand(argv: string[]): Promise<void> {
         time(r.occurrenceTime),
         time(r.fireTime),
         RuleRun_State[r.state],
-        taskSummary(r.targets),
+        r.job || taskSummary(r.targets),
         r.stateReason,
       ])));
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
@@ -155,6 +155,10 @@ function targetText(r: Rule): string {
   const t = r.target;
   if (t.case === "device") return t.value;
   if (t.case === "selector") return `${ProductKind[t.value.kind]?.toLowerCase() ?? "?"} ${Object.entries(t.value.labels).map(([k, x]) => `${k}=${x}`).join(",")}`;
+  if (t.case === "job") {
+    const jt = t.value.target;
+    return `a job over ${jt.case === "selector" ? jt.value.filter : jt.case === "devices" ? `${jt.value.devices.length} device(s)` : "?"}`;
+  }
   return "-";
 }
 
@@ -166,7 +170,7 @@ function describe(r: Rule): string {
     ["start_time", time(r.startTime)],
     ["end_time", time(r.endTime)],
     ["target", targetText(r)],
-    ["command", commandText(r.command)],
+    ["command", commandText(r.target.case === "job" ? r.target.value.command : r.command)],
     ["task_ttl", r.taskTtl ? seconds(durationMs(r.taskTtl) / 1000) : "-"],
     ["misfire_policy", Rule_MisfirePolicy[r.misfirePolicy] ?? "-"],
     ["paused", r.paused ? "yes" : "no"],

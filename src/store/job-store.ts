@@ -1,7 +1,7 @@
 import { deviceName } from "../core/devices/device-name.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import type { ExecutionRecord, JobRecord, JobView } from "../core/jobs/job-record.js";
-import type { JobRepository, StepResult } from "../core/jobs/job-repository.js";
+import type { JobRepository, NewJob, StepResult } from "../core/jobs/job-repository.js";
 import { taskForJob } from "../core/jobs/job-tasks.js";
 import type { TaskRecord } from "../core/tasks/task-record.js";
 import { OPEN_STATES, parseStateName, type State, stateName } from "../core/tasks/task-state.js";
@@ -15,6 +15,34 @@ const OPEN = OPEN_STATES.map(stateName);
 const DEFAULT_MAX_PENDING = 100;
 /** Task rows per INSERT: 25 columns × 1,000 rows stays well under PostgreSQL's 65,535 parameters. */
 const INSERT_CHUNK = 1000;
+
+/**
+ * Inserts a job and its targets on the caller's transaction (CreateJob, or a job rule's firing in
+ * the transaction that records its run). Undefined if the id is taken.
+ */
+export async function insertJob(tx: TxSql, job: NewJob, now: Date): Promise<JobView | undefined> {
+  const rows = await tx<JobRow[]>`INSERT INTO jobs ${tx(toRow(tx as unknown as Sql, job))} ON CONFLICT (id) DO NOTHING RETURNING id`;
+  if (rows.length === 0) return undefined;
+  // The targets never pass through this process: one INSERT … SELECT, however many match.
+  const t = job.target;
+  const added =
+    t.kind === "devices"
+      ? await tx`
+          INSERT INTO job_targets (job_id, device_id)
+          SELECT ${job.id}, d.id FROM devices d WHERE d.id = ANY(${t.deviceIds}::text[]) AND d.kind = ${job.productKind}
+          ON CONFLICT DO NOTHING`
+      : await tx`
+          INSERT INTO job_targets (job_id, device_id)
+          SELECT ${job.id}, d.id FROM devices d WHERE ${whereDeviceFilter(tx as unknown as Sql, t.filter)}
+          ON CONFLICT DO NOTHING`;
+  const [row] = await tx<JobRow[]>`
+    UPDATE jobs SET target_count = ${added.count}, scan_time = ${t.kind === "selector" ? now : null} WHERE id = ${job.id} RETURNING *`;
+  // A new job has no executions yet: nothing to count.
+  const v: JobView = { job: fromRow(row!), byState: new Map() };
+  // An explicit list is echoed back once, on create (it is not stored on the job row).
+  if (t.kind === "devices") v.job.target = { kind: "devices", deviceIds: t.deviceIds };
+  return v;
+}
 
 /**
  * JobRepository on PostgreSQL/PGlite.
@@ -104,25 +132,8 @@ export function createJobStore(sql: Sql): JobRepository {
 
     async create(job, now) {
       return withTransaction(sql, async (tx) => {
-        const rows = await tx<JobRow[]>`INSERT INTO jobs ${tx(toRow(tx as unknown as Sql, job))} ON CONFLICT (id) DO NOTHING RETURNING id`;
-        if (rows.length === 0) throw new AlreadyExistsError(`jobs/${job.id}`);
-        // The targets never pass through this process: one INSERT … SELECT, however many match.
-        const t = job.target;
-        const added =
-          t.kind === "devices"
-            ? await tx`
-                INSERT INTO job_targets (job_id, device_id)
-                SELECT ${job.id}, d.id FROM devices d WHERE d.id = ANY(${t.deviceIds}::text[]) AND d.kind = ${job.productKind}
-                ON CONFLICT DO NOTHING`
-            : await tx`
-                INSERT INTO job_targets (job_id, device_id)
-                SELECT ${job.id}, d.id FROM devices d WHERE ${whereDeviceFilter(tx as unknown as Sql, t.filter)}
-                ON CONFLICT DO NOTHING`;
-        const [row] = await tx<JobRow[]>`
-          UPDATE jobs SET target_count = ${added.count}, scan_time = ${t.kind === "selector" ? now : null} WHERE id = ${job.id} RETURNING *`;
-        const v = await view(tx, row!);
-        // An explicit list is echoed back once, on create (it is not stored on the job row).
-        if (t.kind === "devices") v.job.target = { kind: "devices", deviceIds: t.deviceIds };
+        const v = await insertJob(tx, job, now);
+        if (!v) throw new AlreadyExistsError(`jobs/${job.id}`);
         return v;
       });
     },

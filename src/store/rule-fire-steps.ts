@@ -23,6 +23,8 @@ export interface PendingRun {
   value?: number;
   targets: RunTarget[];
   tasks: NewTask[];
+  /** Job rules: the job created with the run (on the same transaction). */
+  jobId?: string;
 }
 
 const OPEN = OPEN_STATES.map(stateName);
@@ -39,6 +41,7 @@ export async function resolveTargets(db: Sql, rules: RuleRecord[], only?: string
   const selectors: Array<{ rule_id: string; kind: string; labels: Record<string, string> }> = [];
   for (const r of rules) {
     if (r.target.kind === "device") out.set(r.id, only && !only.includes(r.target.deviceId) ? [] : [r.target.deviceId]);
+    else if (r.target.kind === "job") continue; // its job resolves its own targets
     else selectors.push({ rule_id: r.id, kind: r.target.productKind, labels: r.target.labels });
   }
   if (selectors.length === 0) return out;
@@ -112,6 +115,7 @@ export async function recordRuns(tx: Sql, pending: PendingRun[], now: Date): Pro
     missed_occurrences: p.missed,
     trigger_value: p.value ?? null,
     targets: tx.json(p.targets.map((t) => ({ device: t.deviceId, task: t.taskId ?? null, error: t.error ?? null }))),
+    job_id: p.jobId ?? null,
   }));
   const inserted: RunRow[] = [];
   for (let i = 0; i < rows.length; i += CHUNK) {

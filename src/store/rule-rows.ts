@@ -1,5 +1,6 @@
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
+import { JobSchema } from "../../gen/tether/v1/job_pb.js";
 import { EventTrigger_Comparison as Comparison } from "../../gen/tether/v1/rule_pb.js";
 import type { RuleRecord, RuleRunRecord, RuleTarget, RuleTrigger, RunState } from "../core/rules/rule-record.js";
 import type { Sql } from "./database.js";
@@ -30,7 +31,7 @@ export type TriggerJson =
   | { cron: { expression: string; timeZone: string } }
   | { oneShotTime: string }
   | { event: { metric: string; comparison: string; threshold: number; forMs: number; cooldownMs: number } };
-export type TargetJson = { device: string } | { selector: { kind: string; labels: Record<string, string> } };
+export type TargetJson = { device: string } | { selector: { kind: string; labels: Record<string, string> } } | { job: JsonValue };
 
 export interface RunRow {
   id: string | number;
@@ -43,6 +44,7 @@ export interface RunRow {
   missed_occurrences: number;
   trigger_value: number | null;
   targets: Array<{ device: string; task?: string | null; error?: string | null }>;
+  job_id: string | null;
 }
 
 export function toRow(sql: Sql, r: RuleRecord) {
@@ -54,7 +56,7 @@ export function toRow(sql: Sql, r: RuleRecord) {
     trigger: sql.json(triggerJson(r.trigger)),
     start_time: r.startTime ?? null,
     end_time: r.endTime ?? null,
-    target: sql.json((r.target.kind === "device" ? { device: r.target.deviceId } : { selector: { kind: r.target.productKind, labels: r.target.labels } }) as TargetJson),
+    target: sql.json(targetJson(r.target)),
     command: sql.json(toJson(CommandSchema, r.command) as JsonValue),
     task_ttl_ms: r.taskTtlMs,
     misfire_policy: r.misfirePolicy,
@@ -65,6 +67,12 @@ export function toRow(sql: Sql, r: RuleRecord) {
     update_time: r.updateTime,
     revision: r.revision,
   };
+}
+
+function targetJson(t: RuleTarget): TargetJson {
+  if (t.kind === "device") return { device: t.deviceId };
+  if (t.kind === "job") return { job: toJson(JobSchema, t.template) as JsonValue };
+  return { selector: { kind: t.productKind, labels: t.labels } };
 }
 
 function triggerJson(t: RuleTrigger): TriggerJson {
@@ -88,7 +96,12 @@ export function fromRow(r: RuleRow): RuleRecord {
             forMs: tj.event.forMs,
             cooldownMs: tj.event.cooldownMs,
           };
-  const target: RuleTarget = "device" in r.target ? { kind: "device", deviceId: r.target.device } : { kind: "selector", productKind: r.target.selector.kind, labels: r.target.selector.labels };
+  const target: RuleTarget =
+    "device" in r.target
+      ? { kind: "device", deviceId: r.target.device }
+      : "job" in r.target
+        ? { kind: "job", template: fromJson(JobSchema, r.target.job, { ignoreUnknownFields: true }) }
+        : { kind: "selector", productKind: r.target.selector.kind, labels: r.target.selector.labels };
   return {
     id: r.id,
     uid: r.uid,
@@ -121,5 +134,6 @@ export function fromRunRow(r: RunRow): RuleRunRecord {
     missedOccurrences: Number(r.missed_occurrences),
     triggerValue: r.trigger_value ?? undefined,
     targets: r.targets.map((t) => ({ deviceId: t.device, taskId: t.task ?? undefined, error: t.error ?? undefined })),
+    jobId: r.job_id ?? undefined,
   };
 }

@@ -1,5 +1,7 @@
 import { AlreadyExistsError } from "../core/errors.js";
-import { conditionVersion } from "../core/rules/rule-record.js";
+import { jobName } from "../core/jobs/job-name.js";
+import { jobForRun } from "../core/rules/rule-jobs.js";
+import { conditionVersion, type RuleRecord, type RunState } from "../core/rules/rule-record.js";
 import type { EventRuleView, RuleRepository } from "../core/rules/rule-repository.js";
 import { runOutcome } from "../core/rules/rule-tasks.js";
 import { parseStateName, type State } from "../core/tasks/task-state.js";
@@ -7,7 +9,28 @@ import type { Sql } from "./database.js";
 import { whereScope } from "./device-store.js";
 import { type PendingRun, planTasks, recordRuns, resolveTargets } from "./rule-fire-steps.js";
 import { fromRow, fromRunRow, type RuleRow, type RunRow, toRow } from "./rule-rows.js";
-import { withTransaction } from "./transaction.js";
+import { insertJob } from "./job-store.js";
+import { type TxSql, withTransaction } from "./transaction.js";
+
+/** Job rules' firings: each creates its job (deterministic id) on the firing's transaction. */
+async function startJobs(tx: TxSql, items: Array<{ rule: RuleRecord; occurrence: Date }>, now: Date) {
+  const out = new Map<string, { state: RunState; reason: string; jobId?: string }>();
+  for (const { rule, occurrence } of items) {
+    const made = jobForRun(rule, occurrence, now);
+    if ("error" in made) {
+      out.set(rule.id, { state: "FAILED", reason: made.error });
+      continue;
+    }
+    const v = await insertJob(tx, made.job, now);
+    out.set(
+      rule.id,
+      v
+        ? { state: "FIRED", reason: `started ${jobName(made.job.id)} over ${v.job.targetCount} device${v.job.targetCount === 1 ? "" : "s"}`, jobId: made.job.id }
+        : { state: "FAILED", reason: `${jobName(made.job.id)} already exists` },
+    );
+  }
+  return out;
+}
 
 /** RuleRepository on PostgreSQL/PGlite. */
 export function createRuleStore(sql: Sql): RuleRepository {
@@ -68,21 +91,24 @@ export function createRuleStore(sql: Sql): RuleRepository {
       // A cheap read first: most ticks find nothing due and need no transaction (nor, on the
       // embedded database, the one connection for longer than a query).
       const [due] = await sql`SELECT 1 FROM rules WHERE next_fire_time <= ${now} AND NOT paused LIMIT 1`;
-      if (!due) return { claimed: 0, runs: [], tasks: [] };
+      if (!due) return { claimed: 0, runs: [], tasks: [], jobIds: [] };
       return withTransaction(sql, async (tx) => {
         // SKIP LOCKED: rules another scheduler is firing right now are its business.
         const rows = await tx<RuleRow[]>`
           SELECT * FROM rules WHERE next_fire_time <= ${now} AND NOT paused
           ORDER BY next_fire_time LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
-        if (rows.length === 0) return { claimed: 0, runs: [], tasks: [] };
+        if (rows.length === 0) return { claimed: 0, runs: [], tasks: [], jobIds: [] };
         const decided = rows.map(fromRow).map((rule) => ({ rule, d: decide(rule) }));
-        const firing = decided.filter((x) => x.d.run?.action === "fire");
+        const firing = decided.filter((x) => x.d.run?.action === "fire" && x.rule.target.kind !== "job");
         const targets = await resolveTargets(tx, firing.map((x) => x.rule));
         const planned = await planTasks(tx, firing.map((x) => ({ rule: x.rule, occurrence: x.d.run!.occurrence, deviceIds: targets.get(x.rule.id) ?? [] })), now);
+        const started = await startJobs(tx, decided.filter((x) => x.d.run?.action === "fire" && x.rule.target.kind === "job").map((x) => ({ rule: x.rule, occurrence: x.d.run!.occurrence })), now);
         const pending: PendingRun[] = decided.flatMap(({ rule, d }) => {
           if (!d.run) return [];
           const base = { rule, subject: "", occurrence: d.run.occurrence, missed: d.run.missed };
           if (d.run.action === "skip") return [{ ...base, state: "SKIPPED" as const, reason: d.run.reason, targets: [], tasks: [] }];
+          const job = started.get(rule.id);
+          if (job) return [{ ...base, ...job, reason: [job.reason, d.run.reason].filter(Boolean).join("; "), targets: [], tasks: [] }];
           const p = planned.get(rule.id)!;
           const outcome = runOutcome(rule, p.targets, d.run.reason);
           return [{ ...base, state: outcome.state, reason: outcome.reason, targets: p.targets, tasks: p.tasks }];
@@ -94,7 +120,8 @@ export function createRuleStore(sql: Sql): RuleRepository {
           UPDATE rules r SET next_fire_time = v.next, last_fire_time = COALESCE(v.last, r.last_fire_time)
           FROM jsonb_to_recordset(${tx.json(advance)}) AS v(id text, next timestamptz, last timestamptz)
           WHERE r.id = v.id`;
-        return { claimed: rows.length, runs, tasks };
+        const jobIds = runs.flatMap((r) => (r.jobId && r.state === "FIRED" ? [r.jobId] : []));
+        return { claimed: rows.length, runs, tasks, jobIds };
       });
     },
 

@@ -132,4 +132,41 @@ describe("rules on a real PostgreSQL", () => {
     ]);
     await Promise.all([...engines, restarted].map((e) => e.stop()));
   });
+
+  it("three schedulers racing a job rule start one job per occurrence, each over the matching devices", async () => {
+    const clock = fakeClock("2026-02-02T00:59:00.000Z");
+    const devices = createDeviceStore(pools[0]!);
+    for (let i = 0; i < 25; i++) {
+      await devices.insert(create(DeviceSchema, { name: `devices/jr-${i}`, uid: crypto.randomUUID(), labels: { wing: "east" }, kind: { case: "led", value: {} } }), clock.now());
+    }
+    const service = createRuleService({ rules: createRuleStore(pools[0]!), devices, clock });
+    await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
+      ruleId: "east-hourly",
+      rule: {
+        trigger: { case: "cron", value: { expression: "0 0 * * * *", timeZone: "Europe/Paris" } },
+        target: { case: "job", value: { command: on, target: { case: "selector", value: { filter: 'labels.wing = "east"' } }, rollout: { maxPerMinute: 100 } } },
+      },
+    }));
+    const started: string[][] = [[], [], []];
+    const schedulers = pools.map((sql, i) => createScheduler({ rules: createRuleStore(sql), clock, log, onJobsStarted: (ids) => started[i]!.push(...ids) }));
+    // Six hours: every instance ticks at once, twice per hour, shortly after each occurrence
+    // (within the misfire grace) and half an hour later.
+    for (let hour = 1; hour <= 6; hour++) {
+      for (const at of [`0${hour}:00:20`, `0${hour}:30:00`]) {
+        clock.advance(Date.parse(`2026-02-02T${at}.000Z`) - clock.now().getTime());
+        await Promise.all(schedulers.map((s) => s.tick()));
+      }
+    }
+    const sql = pools[0]!;
+    const jobs = await sql`SELECT id, state, target_count FROM jobs WHERE id LIKE 'east-hourly-%' ORDER BY id`;
+    // 01:00 to 06:00 on the hour: six occurrences, six jobs, named after them (in UTC).
+    expect(jobs.map((j) => j.id)).toEqual(["20260202t010000", "20260202t020000", "20260202t030000", "20260202t040000", "20260202t050000", "20260202t060000"].map((t) => `east-hourly-${t}`));
+    expect(jobs.every((j) => j.state === "RUNNING" && Number(j.target_count) === 25)).toBe(true);
+    const runs = await sql`SELECT job_id, state FROM rule_runs WHERE rule_id = 'east-hourly' ORDER BY occurrence_time`;
+    expect(runs.map((r) => [r.job_id, r.state])).toEqual(jobs.map((j) => [j.id, "FIRED"]));
+    // Announced once each, by whichever instance committed it; and no task exists yet (the job runner rolls out).
+    expect(started.flat().sort()).toEqual(jobs.map((j) => j.id));
+    const [{ n }] = (await sql`SELECT count(*)::int AS n FROM tasks WHERE job_id LIKE 'east-hourly-%'`) as unknown as [{ n: number }];
+    expect(n).toBe(0);
+  });
 });

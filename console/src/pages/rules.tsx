@@ -37,6 +37,10 @@ function targetText(r: Rule): string {
     const s = r.target.value;
     return `${s.kind === ProductKind.LED ? "LEDs" : "coffee machines"} with ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`;
   }
+  if (r.target.case === "job") {
+    const t = r.target.value.target;
+    return `a job over ${t.case === "selector" ? t.value.filter : t.case === "devices" ? `${t.value.devices.length} device(s)` : "—"}`;
+  }
   return "—";
 }
 
@@ -69,7 +73,7 @@ export function RulesPage({ id }: { id?: string }) {
               </td>
               <td className="mono">{triggerText(r)}</td>
               <td>{targetText(r)}</td>
-              <td>{describeCommand(r.command)}</td>
+              <td>{describeCommand(r.target.case === "job" ? r.target.value.command : r.command)}</td>
               <td>{r.paused ? "—" : timeText(r.nextFireTime)}</td>
               <td>{timeText(r.lastFireTime)}</td>
             </tr>
@@ -117,7 +121,7 @@ function RuleDetail({ id, onChanged }: { id: string; onChanged(): void }) {
             {r.displayName || id} {r.paused && <span className="badge">paused</span>}
           </h2>
           <p>
-            {triggerText(r)} → {describeCommand(r.command)} on {targetText(r)}
+            {triggerText(r)} → {describeCommand(r.target.case === "job" ? r.target.value.command : r.command)} on {targetText(r)}
           </p>
           <div className="actions">
             {r.paused ? (
@@ -160,6 +164,7 @@ function RuleDetail({ id, onChanged }: { id: string; onChanged(): void }) {
                 {run.missedOccurrences > 0 && <span className="muted"> ({run.missedOccurrences} missed)</span>}
               </td>
               <td>
+                {run.job && <span data-run-job={run.job}>{run.job}</span>}
                 {run.targets.map((t) => (
                   <div key={t.device}>
                     <a href={`/${t.device}`} onClick={link(`/${t.device}`)}>

@@ -10,6 +10,8 @@ import type { Command } from "./command_pb.js";
 import { file_tether_v1_command } from "./command_pb.js";
 import type { ProductKind } from "./device_pb.js";
 import { file_tether_v1_device } from "./device_pb.js";
+import type { Job } from "./job_pb.js";
+import { file_tether_v1_job } from "./job_pb.js";
 import type { Task_State } from "./task_pb.js";
 import { file_tether_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/rule.proto.
  */
 export const file_tether_v1_rule: GenFile = /*@__PURE__*/
-  fileDesc("ChR0ZXRoZXIvdjEvcnVsZS5wcm90bxIJdGV0aGVyLnYxItMGCgRSdWxlEgwKBG5hbWUYASABKAkSCwoDdWlkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRInCgRjcm9uGAQgASgLMhcudGV0aGVyLnYxLkNyb25TY2hlZHVsZUgAEjMKDW9uZV9zaG90X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASMAoNZXZlbnRfdHJpZ2dlchgGIAEoCzIXLnRldGhlci52MS5FdmVudFRyaWdnZXJIABIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoGZGV2aWNlGAkgASgJSAESLAoIc2VsZWN0b3IYCiABKAsyGC50ZXRoZXIudjEuTGFiZWxTZWxlY3RvckgBEiMKB2NvbW1hbmQYCyABKAsyEi50ZXRoZXIudjEuQ29tbWFuZBIrCgh0YXNrX3R0bBgMIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI1Cg5taXNmaXJlX3BvbGljeRgNIAEoDjIdLnRldGhlci52MS5SdWxlLk1pc2ZpcmVQb2xpY3kSDgoGcGF1c2VkGA4gASgIEjIKDm5leHRfZmlyZV90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X2ZpcmVfdGltZRgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGBMgASgJImYKDU1pc2ZpcmVQb2xpY3kSHgoaTUlTRklSRV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNNSVNGSVJFX1BPTElDWV9TS0lQEAESHAoYTUlTRklSRV9QT0xJQ1lfRklSRV9PTkNFEAJCCQoHdHJpZ2dlckIICgZ0YXJnZXQiNQoMQ3JvblNjaGVkdWxlEhIKCmV4cHJlc3Npb24YASABKAkSEQoJdGltZV96b25lGAIgASgJIpoBCg1MYWJlbFNlbGVjdG9yEiQKBGtpbmQYASABKA4yFi50ZXRoZXIudjEuUHJvZHVjdEtpbmQSNAoGbGFiZWxzGAIgAygLMiQudGV0aGVyLnYxLkxhYmVsU2VsZWN0b3IuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLkAgoMRXZlbnRUcmlnZ2VyEg4KBm1ldHJpYxgBIAEoCRI2Cgpjb21wYXJpc29uGAIgASgOMiIudGV0aGVyLnYxLkV2ZW50VHJpZ2dlci5Db21wYXJpc29uEhEKCXRocmVzaG9sZBgDIAEoARIvCgxmb3JfZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIY29vbGRvd24YBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24imgEKCkNvbXBhcmlzb24SGgoWQ09NUEFSSVNPTl9VTlNQRUNJRklFRBAAEhEKDUNPTVBBUklTT05fTFQQARIRCg1DT01QQVJJU09OX0xFEAISEQoNQ09NUEFSSVNPTl9HVBADEhEKDUNPTVBBUklTT05fR0UQBBIRCg1DT01QQVJJU09OX0VREAUSEQoNQ09NUEFSSVNPTl9ORRAGIpIECgdSdWxlUnVuEgwKBG5hbWUYASABKAkSMwoPb2NjdXJyZW5jZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBXN0YXRlGAQgASgOMhgudGV0aGVyLnYxLlJ1bGVSdW4uU3RhdGUSFAoMc3RhdGVfcmVhc29uGAUgASgJEhoKEm1pc3NlZF9vY2N1cnJlbmNlcxgGIAEoDRIWCg50cmlnZ2VyX2RldmljZRgHIAEoCRIVCg10cmlnZ2VyX3ZhbHVlGAggASgBEioKB3RhcmdldHMYCSADKAsyGS50ZXRoZXIudjEuUnVsZVJ1bi5UYXJnZXQaYAoGVGFyZ2V0Eg4KBmRldmljZRgBIAEoCRIMCgR0YXNrGAIgASgJEikKCnRhc2tfc3RhdGUYAyABKA4yFS50ZXRoZXIudjEuVGFzay5TdGF0ZRINCgVlcnJvchgEIAEoCSJ9CgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEg8KC1NUQVRFX0ZJUkVEEAESEQoNU1RBVEVfUEFSVElBTBACEhAKDFNUQVRFX0ZBSUxFRBADEhQKEFNUQVRFX05PX1RBUkdFVFMQBBIRCg1TVEFURV9TS0lQUEVEEAViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_tether_v1_command, file_tether_v1_device, file_tether_v1_task]);
+  fileDesc("ChR0ZXRoZXIvdjEvcnVsZS5wcm90bxIJdGV0aGVyLnYxIvIGCgRSdWxlEgwKBG5hbWUYASABKAkSCwoDdWlkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRInCgRjcm9uGAQgASgLMhcudGV0aGVyLnYxLkNyb25TY2hlZHVsZUgAEjMKDW9uZV9zaG90X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASMAoNZXZlbnRfdHJpZ2dlchgGIAEoCzIXLnRldGhlci52MS5FdmVudFRyaWdnZXJIABIuCgpzdGFydF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoGZGV2aWNlGAkgASgJSAESLAoIc2VsZWN0b3IYCiABKAsyGC50ZXRoZXIudjEuTGFiZWxTZWxlY3RvckgBEh0KA2pvYhgUIAEoCzIOLnRldGhlci52MS5Kb2JIARIjCgdjb21tYW5kGAsgASgLMhIudGV0aGVyLnYxLkNvbW1hbmQSKwoIdGFza190dGwYDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoObWlzZmlyZV9wb2xpY3kYDSABKA4yHS50ZXRoZXIudjEuUnVsZS5NaXNmaXJlUG9saWN5Eg4KBnBhdXNlZBgOIAEoCBIyCg5uZXh0X2ZpcmVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9maXJlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgTIAEoCSJmCg1NaXNmaXJlUG9saWN5Eh4KGk1JU0ZJUkVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTTUlTRklSRV9QT0xJQ1lfU0tJUBABEhwKGE1JU0ZJUkVfUE9MSUNZX0ZJUkVfT05DRRACQgkKB3RyaWdnZXJCCAoGdGFyZ2V0IjUKDENyb25TY2hlZHVsZRISCgpleHByZXNzaW9uGAEgASgJEhEKCXRpbWVfem9uZRgCIAEoCSKaAQoNTGFiZWxTZWxlY3RvchIkCgRraW5kGAEgASgOMhYudGV0aGVyLnYxLlByb2R1Y3RLaW5kEjQKBmxhYmVscxgCIAMoCzIkLnRldGhlci52MS5MYWJlbFNlbGVjdG9yLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi5AIKDEV2ZW50VHJpZ2dlchIOCgZtZXRyaWMYASABKAkSNgoKY29tcGFyaXNvbhgCIAEoDjIiLnRldGhlci52MS5FdmVudFRyaWdnZXIuQ29tcGFyaXNvbhIRCgl0aHJlc2hvbGQYAyABKAESLwoMZm9yX2R1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCGNvb2xkb3duGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpoBCgpDb21wYXJpc29uEhoKFkNPTVBBUklTT05fVU5TUEVDSUZJRUQQABIRCg1DT01QQVJJU09OX0xUEAESEQoNQ09NUEFSSVNPTl9MRRACEhEKDUNPTVBBUklTT05fR1QQAxIRCg1DT01QQVJJU09OX0dFEAQSEQoNQ09NUEFSSVNPTl9FURAFEhEKDUNPTVBBUklTT05fTkUQBiKfBAoHUnVsZVJ1bhIMCgRuYW1lGAEgASgJEjMKD29jY3VycmVuY2VfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJZmlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgVzdGF0ZRgEIAEoDjIYLnRldGhlci52MS5SdWxlUnVuLlN0YXRlEhQKDHN0YXRlX3JlYXNvbhgFIAEoCRIaChJtaXNzZWRfb2NjdXJyZW5jZXMYBiABKA0SFgoOdHJpZ2dlcl9kZXZpY2UYByABKAkSFQoNdHJpZ2dlcl92YWx1ZRgIIAEoARIqCgd0YXJnZXRzGAkgAygLMhkudGV0aGVyLnYxLlJ1bGVSdW4uVGFyZ2V0EgsKA2pvYhgKIAEoCRpgCgZUYXJnZXQSDgoGZGV2aWNlGAEgASgJEgwKBHRhc2sYAiABKAkSKQoKdGFza19zdGF0ZRgDIAEoDjIVLnRldGhlci52MS5UYXNrLlN0YXRlEg0KBWVycm9yGAQgASgJIn0KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASDwoLU1RBVEVfRklSRUQQARIRCg1TVEFURV9QQVJUSUFMEAISEAoMU1RBVEVfRkFJTEVEEAMSFAoQU1RBVEVfTk9fVEFSR0VUUxAEEhEKDVNUQVRFX1NLSVBQRUQQBWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_tether_v1_command, file_tether_v1_device, file_tether_v1_job, file_tether_v1_task]);
 
 /**
  * A rule creates tasks by itself: on a schedule (cron or one shot) or when a device's reported
@@ -118,10 +120,24 @@ export type Rule = Message<"tether.v1.Rule"> & {
      */
     value: LabelSelector;
     case: "selector";
+  } | {
+    /**
+     * A fleet job to start at each firing, instead of tasks: the scheduled start of a job.
+     * Its command, target, rollout, abort criteria, execution timeout, retries and task TTL are
+     * used as given (validated as CreateJob validates them); `name` and `start_time` must be
+     * unset, output-only fields are ignored. Each firing creates `jobs/{rule}-{yyyymmdd}t{hhmmss}`
+     * (the rule id cut to 44 characters, the occurrence in UTC), recorded as the run's `job`.
+     * Only for cron and one-shot triggers; admins only, as jobs are.
+     *
+     * @generated from field: tether.v1.Job job = 20;
+     */
+    value: Job;
+    case: "job";
   } | { case: undefined; value?: undefined };
 
   /**
-   * The command each task carries. Required; its case must match the target's product kind.
+   * The command each task carries. Required for device and selector targets; its case must match
+   * the target's product kind. Must be unset for a job target (the job carries its command).
    *
    * @generated from field: tether.v1.Command command = 11;
    */
@@ -129,7 +145,8 @@ export type Rule = Message<"tether.v1.Rule"> & {
 
   /**
    * How long each created task may wait for its device, from the firing: the task's TTL.
-   * Default 7 days (as for CreateTask), 1 s to 30 days.
+   * Default 7 days (as for CreateTask), 1 s to 30 days. Must be unset for a job target (set
+   * `job.task_ttl`).
    *
    * @generated from field: google.protobuf.Duration task_ttl = 12;
    */
@@ -479,11 +496,18 @@ export type RuleRun = Message<"tether.v1.RuleRun"> & {
   triggerValue: number;
 
   /**
-   * One entry per device the run addressed.
+   * One entry per device the run addressed. Empty for a job rule: see the job's executions.
    *
    * @generated from field: repeated tether.v1.RuleRun.Target targets = 9;
    */
   targets: RuleRun_Target[];
+
+  /**
+   * Job rules: the job this run created, `jobs/{job}`.
+   *
+   * @generated from field: string job = 10;
+   */
+  job: string;
 };
 
 /**
@@ -550,7 +574,7 @@ export enum RuleRun_State {
   UNSPECIFIED = 0,
 
   /**
-   * A task was created for every target.
+   * A task was created for every target (job rules: the job was created).
    *
    * @generated from enum value: STATE_FIRED = 1;
    */
@@ -564,7 +588,8 @@ export enum RuleRun_State {
   PARTIAL = 2,
 
   /**
-   * No target got a task (see `state_reason` and `targets[].error`).
+   * No target got a task, or a job rule's job could not be created (see `state_reason` and
+   * `targets[].error`).
    *
    * @generated from enum value: STATE_FAILED = 3;
    */

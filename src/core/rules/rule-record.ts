@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Command } from "../../../gen/tether/v1/command_pb.js";
+import type { Job } from "../../../gen/tether/v1/job_pb.js";
 import {
   type EventTrigger_Comparison as Comparison,
   type Rule,
@@ -12,6 +13,7 @@ import {
 } from "../../../gen/tether/v1/rule_pb.js";
 import type { Task_State } from "../../../gen/tether/v1/task_pb.js";
 import { deviceName } from "../devices/device-name.js";
+import { jobName } from "../jobs/job-name.js";
 import { productByKindName } from "../products/index.js";
 import { taskName } from "../tasks/task-record.js";
 import { ruleName, ruleRunName } from "./rule-name.js";
@@ -31,8 +33,14 @@ export interface EventTriggerSpec {
   cooldownMs: number;
 }
 
-/** Which devices a firing addresses. `productKind` is a product's `kindName` (`led`). */
-export type RuleTarget = { kind: "device"; deviceId: string } | { kind: "selector"; productKind: string; labels: Record<string, string> };
+/**
+ * What a firing addresses. `productKind` is a product's `kindName` (`led`). A job target starts
+ * a fleet job from `template` (validated as CreateJob validates it) instead of creating tasks.
+ */
+export type RuleTarget =
+  | { kind: "device"; deviceId: string }
+  | { kind: "selector"; productKind: string; labels: Record<string, string> }
+  | { kind: "job"; template: Job };
 
 export type MisfirePolicy = "skip" | "fire_once";
 
@@ -84,6 +92,8 @@ export interface RuleRunRecord {
   missedOccurrences: number;
   triggerValue?: number;
   targets: RunTarget[];
+  /** Job rules: the job the run created. */
+  jobId?: string;
 }
 
 export function isScheduled(t: RuleTrigger): t is ScheduleTrigger {
@@ -113,10 +123,13 @@ export function toRuleProto(r: RuleRecord): Rule {
   const target: Rule["target"] =
     r.target.kind === "device"
       ? { case: "device", value: deviceName(r.target.deviceId) }
-      : {
-          case: "selector",
-          value: { $typeName: "tether.v1.LabelSelector", kind: productByKindName(r.target.productKind)!.productKind, labels: { ...r.target.labels } },
-        };
+      : r.target.kind === "job"
+        ? { case: "job", value: r.target.template }
+        : {
+            case: "selector",
+            value: { $typeName: "tether.v1.LabelSelector", kind: productByKindName(r.target.productKind)!.productKind, labels: { ...r.target.labels } },
+          };
+  const isJob = r.target.kind === "job";
   return create(RuleSchema, {
     name: ruleName(r.id),
     uid: r.uid,
@@ -125,8 +138,9 @@ export function toRuleProto(r: RuleRecord): Rule {
     startTime: ts(r.startTime),
     endTime: ts(r.endTime),
     target,
-    command: r.command,
-    taskTtl: durationFromMs(r.taskTtlMs),
+    // A job rule's command and TTL are its job template's.
+    command: isJob ? undefined : r.command,
+    taskTtl: isJob ? undefined : durationFromMs(r.taskTtlMs),
     misfirePolicy: r.misfirePolicy === "fire_once" ? Rule_MisfirePolicy.FIRE_ONCE : Rule_MisfirePolicy.SKIP,
     paused: r.paused,
     nextFireTime: ts(r.nextFireTime),
@@ -167,5 +181,6 @@ export function toRuleRunProto(run: RuleRunRecord, taskStates: ReadonlyMap<strin
       taskState: t.taskId ? (taskStates.get(t.taskId) ?? 0) : 0,
       error: t.error ?? "",
     })),
+    job: run.jobId ? jobName(run.jobId) : "",
   });
 }

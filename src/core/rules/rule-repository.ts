@@ -21,6 +21,8 @@ export interface DueBatch {
   runs: RuleRunRecord[];
   /** Tasks it created, committed and QUEUED: to be announced and dispatched. */
   tasks: TaskRecord[];
+  /** Jobs it started (job rules), committed and RUNNING: to be rolled out. */
+  jobIds: string[];
 }
 
 /** One event-rule firing: the observation that completed the condition. */
@@ -74,7 +76,7 @@ export interface RuleRepository {
    * In one transaction: claims up to `limit` due, unpaused scheduled rules (FOR UPDATE SKIP
    * LOCKED, so replicas share the work), asks `decide` what to do with each, records the runs,
    * creates their tasks (QUEUED, idempotent request ids, within each device's pending-task cap)
-   * and advances next_fire_time.
+   * or, for job rules, their jobs (deterministic ids), and advances next_fire_time.
    */
   fireDue(now: Date, limit: number, decide: (rule: RuleRecord) => DueDecision): Promise<DueBatch>;
   /** Fires an event rule for one device, if its cooldown has passed, exactly once per occurrence. */

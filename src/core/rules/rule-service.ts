@@ -45,7 +45,8 @@ export type RuleService = ReturnType<typeof createRuleService>;
  *
  * Rights: a rule is scoped by its target. On a device target, reading needs viewer and any change
  * (create, update, pause, resume, delete) operator on that device. A selector target can match
- * devices the caller cannot see, now or later, so selector rules are admin-only, read and write.
+ * devices the caller cannot see, now or later, so selector rules are admin-only, read and write;
+ * so are job rules, as jobs are.
  */
 export function createRuleService({ rules, devices, clock, onRulesChanged }: RuleServiceDeps) {
   const rights = createDeviceRights(devices);
@@ -57,7 +58,7 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
       await rights.require(access, "device.read", r.target.deviceId, ruleName(r.id));
       await rights.require(access, action, r.target.deviceId);
     } else if (action === "device.read") throw new NotFoundError(ruleName(r.id));
-    else requireAdmin(access, "a rule targeting a selector");
+    else requireAdmin(access, r.target.kind === "job" ? "a rule that starts jobs" : "a rule targeting a selector");
   }
 
   async function load(access: Access, name: string, action: Action, field = "name"): Promise<RuleRecord> {

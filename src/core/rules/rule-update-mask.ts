@@ -5,7 +5,7 @@ const OUTPUT_ONLY = new Set(["name", "uid", "paused", "next_fire_time", "last_fi
 const EVENT_FIELDS = { metric: "metric", comparison: "comparison", threshold: "threshold", for_duration: "forDuration", cooldown: "cooldown" } as const;
 /** Paths that change when the rule fires: the rule is rescheduled from now. */
 const SCHEDULE_PATHS = /^(cron|one_shot_time|event_trigger|start_time|end_time)(\.|$)/;
-const UPDATABLE = "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], command, task_ttl, misfire_policy";
+const UPDATABLE = "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, misfire_policy";
 
 /**
  * Applies an UpdateRule mask (AIP-134) from `input` onto `target` (a copy of the stored rule).
@@ -70,6 +70,11 @@ export function applyRuleMask(paths: string[], input: Rule, target: Rule): { res
         if (input.target.case !== "device") bad(path, "rule.device is not set");
         else target.target = input.target;
         break;
+      case "job":
+        if (input.target.case !== "job") bad(path, "rule.job is not set");
+        else if (sub) bad(path, "update job as a whole");
+        else target.target = input.target;
+        break;
       case "selector":
         if (input.target.case !== "selector") bad(path, "rule.selector is not set");
         else if (!sub) target.target = input.target;
@@ -101,6 +106,7 @@ function impliedPaths(input: Rule): string[] {
   if (input.endTime) paths.push("end_time");
   if (input.target.case === "device") paths.push("device");
   if (input.target.case === "selector") paths.push("selector");
+  if (input.target.case === "job") paths.push("job");
   if (input.command) paths.push("command");
   if (input.taskTtl) paths.push("task_ttl");
   if (input.misfirePolicy !== 0) paths.push("misfire_policy");

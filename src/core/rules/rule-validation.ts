@@ -1,9 +1,12 @@
+import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import type { Command } from "../../../gen/tether/v1/command_pb.js";
 import { EventTrigger_ComparisonSchema, type Rule, Rule_MisfirePolicy } from "../../../gen/tether/v1/rule_pb.js";
 import { parseDeviceName, truncate } from "../devices/device-name.js";
-import { InvalidArgumentError, type Violations } from "../errors.js";
+import { JobSchema } from "../../../gen/tether/v1/job_pb.js";
+import { InvalidArgumentError, Violations } from "../errors.js";
+import { parseJob } from "../jobs/job-validation.js";
 import { PRODUCTS, productByCase, productByKindName, type Product } from "../products/index.js";
 import { TASK_DEFAULTS } from "../tasks/task-request.js";
 import type { MisfirePolicy, RuleSpec, RuleTarget, RuleTrigger } from "./rule-record.js";
@@ -38,12 +41,17 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
   if (input.displayName.length > 256) v.add(`${prefix}.display_name`, "must be at most 256 characters");
   const window = parseWindow(input, prefix, v, opts);
   const trigger = parseTrigger(input, prefix, v, opts, window);
-  const target = parseTarget(input, prefix, v);
+  const target = parseTarget(input, prefix, v, opts);
+  const isJob = input.target.case === "job";
   if (target?.kind === "selector") checkCommand(input.command, productByKindName(target.productKind), `${prefix}.command`, v);
-  else if (!input.command || input.command.kind.case === undefined) v.add(`${prefix}.command`, "is required");
+  else if (isJob) {
+    if (input.command) v.add(`${prefix}.command`, "must be unset for a job target: set job.command");
+    if (input.taskTtl) v.add(`${prefix}.task_ttl`, "must be unset for a job target: set job.task_ttl");
+    if (trigger?.kind === "event") v.add(`${prefix}.event_trigger`, "cannot start a job: use cron or one_shot_time");
+  } else if (!input.command || input.command.kind.case === undefined) v.add(`${prefix}.command`, "is required");
 
   let taskTtlMs = TASK_DEFAULTS.ttlMs;
-  if (input.taskTtl) {
+  if (input.taskTtl && !isJob) {
     taskTtlMs = ms(input.taskTtl);
     if (!(taskTtlMs >= SECOND && taskTtlMs <= TASK_DEFAULTS.maxTtlMs)) v.add(`${prefix}.task_ttl`, "must be between 1s and 30 days");
   }
@@ -53,7 +61,8 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
     v.add(`${prefix}.misfire_policy`, `unknown MisfirePolicy ${input.misfirePolicy}`);
   }
   if (v.list.length > before || !trigger || !target) return undefined;
-  return { displayName: input.displayName, trigger, ...window, target, command: input.command!, taskTtlMs, misfirePolicy };
+  const command = target.kind === "job" ? target.template.command! : input.command!;
+  return { displayName: input.displayName, trigger, ...window, target, command, taskTtlMs, misfirePolicy };
 }
 
 /** Start and end times; the end must follow the start and, for a changed window, lie ahead. */
@@ -126,8 +135,31 @@ export function parseTrigger(input: Rule, prefix: string, v: Violations, opts: P
   }
 }
 
-function parseTarget(input: Rule, prefix: string, v: Violations): RuleTarget | undefined {
+function parseTarget(input: Rule, prefix: string, v: Violations, opts: ParseOptions): RuleTarget | undefined {
   const t = input.target;
+  if (t.case === "job") {
+    const field = `${prefix}.job`;
+    const tpl = t.value;
+    if (tpl.name !== "") v.add(`${field}.name`, "must be unset: each firing names its job");
+    if (tpl.startTime) v.add(`${field}.start_time`, "must be unset: the job starts when the rule fires");
+    // CreateJob's own validation, with its fields under the rule's (`rule.job.command`, ...).
+    const inner = new Violations();
+    const spec = parseJob(tpl, inner, opts.now);
+    for (const x of inner.list) v.add(`${prefix}.${x.field}`, x.description);
+    if (!spec) return undefined;
+    // Only the settable fields: output-only ones are ignored, as on CreateJob.
+    const template = create(JobSchema, {
+      displayName: tpl.displayName,
+      command: tpl.command,
+      target: tpl.target,
+      rollout: tpl.rollout,
+      abortCriteria: tpl.abortCriteria,
+      executionTimeout: tpl.executionTimeout,
+      maxAttempts: tpl.maxAttempts,
+      taskTtl: tpl.taskTtl,
+    });
+    return { kind: "job", template };
+  }
   if (t.case === "device") {
     try {
       return { kind: "device", deviceId: parseDeviceName(t.value, `${prefix}.device`) };
@@ -150,7 +182,7 @@ function parseTarget(input: Rule, prefix: string, v: Violations): RuleTarget | u
     if (!product || labels.length === 0) return undefined;
     return { kind: "selector", productKind: product.kindName, labels: { ...t.value.labels } };
   }
-  v.add(`${prefix}.target`, "is required: set device (devices/{device}) or selector (kind and labels)");
+  v.add(`${prefix}.target`, "is required: set device (devices/{device}), selector (kind and labels) or job (a job template)");
   return undefined;
 }
 

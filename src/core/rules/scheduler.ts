@@ -18,6 +18,8 @@ export interface SchedulerDeps {
   graceMs?: number;
   /** Called after each commit with the tasks it created (QUEUED): announce and dispatch them. */
   onTasksCreated?: (tasks: TaskRecord[]) => void;
+  /** Called after each commit with the ids of the jobs job rules started: wake the job runner. */
+  onJobsStarted?: (jobIds: string[]) => void;
 }
 
 export interface TickResult {
@@ -70,6 +72,13 @@ export function createScheduler(d: SchedulerDeps) {
           d.onTasksCreated?.(batch.tasks);
         } catch (err) {
           log.error({ err }, "onTasksCreated failed; the tasks are stored and the dispatcher sweep will send them");
+        }
+      }
+      if (batch.jobIds.length > 0) {
+        try {
+          d.onJobsStarted?.(batch.jobIds);
+        } catch (err) {
+          log.error({ err }, "onJobsStarted failed; the jobs are stored and the job runner will find them");
         }
       }
       for (const run of batch.runs) log.debug({ ruleId: run.ruleId, occurrence: run.occurrenceTime, state: run.state, tasks: run.targets.length }, "rule run");
