@@ -91,6 +91,7 @@ import { type SampleRecord, toSampleProto } from "./core/telemetry/sample.js";
 import { createTelemetryService } from "./core/telemetry/telemetry-service.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./link/embedded-broker.js";
 import { connectMqttBridge } from "./link/mqtt-bridge.js";
+import { startLinkPresence } from "./core/devices/link-presence.js";
 import type { Logger } from "./log.js";
 import { ensureDevPki, issueServiceCertificate } from "./pki/dev-pki.js";
 import { openDatabase } from "./store/database.js";
@@ -193,13 +194,16 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     let closeIntake = async () => {};
     stack.push(() => closeIntake());
     const uplinkLimit = { ratePerS: config.mqtt.uplinkRatePerS, burst: config.mqtt.uplinkBurst };
-    const bridge =
+    const bridgeClientId = config.mqttLink.clientId ?? `tether-${hostname()}-${process.pid}`;
+    const mqttBridge =
       config.deviceLink === "amqp" && amqp
-        ? createAmqpLink({ session: amqp.session, prefix: config.amqp.prefix, queueType: config.amqp.queueType, maxPayloadBytes: config.mqtt.maxPayloadBytes, uplinkLimit, prefetch: config.amqp.prefetch, counters, log: log.child({ component: "amqp-link" }) })
+        ? undefined
         : await connectMqttBridge({
             url: config.mqttLink.url ?? `mqtts://${config.mqtt.host === "0.0.0.0" ? "127.0.0.1" : config.mqtt.host}:${broker!.port}`,
             tls: await bridgeTls(config.mqttLink, pki),
-            clientId: `tether-${hostname()}-${process.pid}`,
+            clientId: bridgeClientId,
+            keepaliveS: config.mqttLink.keepaliveS,
+            sessionExpiryS: config.mqttLink.url ? config.mqttLink.sessionExpiryS : 0,
             // Replicas on an external broker split the uplink between them (MQTT 5 shared subscriptions).
             sharedGroup: config.mqttLink.url ? config.mqttLink.sharedGroup : undefined,
             maxPayloadBytes: config.mqtt.maxPayloadBytes,
@@ -207,6 +211,9 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
             counters,
             log: log.child({ component: "bridge" }),
           });
+    const bridge =
+      mqttBridge ??
+      createAmqpLink({ session: amqp!.session, prefix: config.amqp.prefix, queueType: config.amqp.queueType, maxPayloadBytes: config.mqtt.maxPayloadBytes, uplinkLimit, prefetch: config.amqp.prefetch, counters, log: log.child({ component: "amqp-link" }) });
     stack.push(() => bridge.close());
 
     const lifecycle = createLifecycle({ tasks: taskStore, feed: taskFeed, clock, counters });
@@ -237,7 +244,15 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const jobFeed = amqp ? amqp.jsonFeed<string>("job", onJobWatcherError) : createMemoryFeed<string>(onJobWatcherError);
     const onRightsWatcherError = (err: unknown) => coreLog.error({ err }, "rights watcher failed");
     const rightsFeed = amqp ? amqp.jsonFeed<RightsChange>("rights", onRightsWatcherError) : createMemoryFeed<RightsChange>(onRightsWatcherError);
+    const onPresenceResyncError = (err: unknown) => coreLog.error({ err }, "presence resync subscriber failed");
+    const presenceResync = amqp ? amqp.jsonFeed<string>("presence", onPresenceResyncError) : createMemoryFeed<string>(onPresenceResyncError);
     await amqp?.startFeeds();
+    // An external broker can become unreachable while Tether runs: devices are then reported
+    // offline until their presence is heard again (the embedded broker lives and dies with Tether).
+    if (config.mqttLink.url && mqttBridge) {
+      const stopLinkPresence = startLinkPresence({ link: mqttBridge, devices: deviceStore, deviceFeed, resyncFeed: presenceResync, replica: bridgeClientId, clock, log: coreLog });
+      stack.push(async () => stopLinkPresence());
+    }
     const telemetryQueue = createMemoryQueue(config.telemetry.queueCapacity);
     const ingest = createTelemetryIngest({
       queue: telemetryQueue,

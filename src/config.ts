@@ -35,6 +35,19 @@ export interface TetherConfig {
     keyFile?: string;
     /** Shared-subscription group: replicas in one group split the uplink (`MQTT_SHARED_GROUP`). @default "tether" */
     sharedGroup: string;
+    /**
+     * The bridge's MQTT keepalive, seconds (`TETHER_MQTT_KEEPALIVE_S`): a broker silent for 1.5
+     * times this is given up, and devices are reported offline until it is back. @default 30
+     */
+    keepaliveS: number;
+    /**
+     * How long the broker keeps the bridge's session after a lost connection, queueing its uplink
+     * (`TETHER_MQTT_SESSION_EXPIRY_S`); 0 = a clean session. Worth it with a stable `clientId`
+     * (see the README: a crashed replica's kept session strands its share of uplink). @default 0
+     */
+    sessionExpiryS: number;
+    /** The bridge's MQTT client id (`MQTT_CLIENT_ID`): stable per replica to resume its session after a restart. @default tether-{hostname}-{pid} */
+    clientId?: string;
   };
   /** The plain-HTTP operations port: `/metrics`, `/healthz`, `/readyz`. */
   ops: {
@@ -168,6 +181,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       certFile: optionalPath(env.MQTT_CERT, cwd),
       keyFile: optionalPath(env.MQTT_KEY, cwd),
       sharedGroup: sharedGroup(env.MQTT_SHARED_GROUP),
+      keepaliveS: int(env, "TETHER_MQTT_KEEPALIVE_S", 30, 1, 600),
+      sessionExpiryS: int(env, "TETHER_MQTT_SESSION_EXPIRY_S", 0, 0, 86_400),
+      clientId: nonEmpty(env.MQTT_CLIENT_ID),
     },
     ops: {
       host: env.TETHER_METRICS_HOST ?? host,

@@ -22,6 +22,14 @@ export interface MqttBridgeOptions {
   sharedGroup?: string;
   /** Largest uplink accepted, bytes; bigger ones are dropped and counted. */
   maxPayloadBytes: number;
+  /** MQTT keepalive, seconds: a silent broker is given up after 1.5 times this. @default 30 */
+  keepaliveS?: number;
+  /**
+   * With `sharedGroup` (MQTT 5): how long the broker keeps the bridge's session after a lost
+   * connection, seconds, queueing its share of QoS 1 uplink until it is back (a partition, a
+   * restart with the same client id). 0 or unset: a clean session.
+   */
+  sessionExpiryS?: number;
   /** Per-device uplink token bucket; above it messages are dropped as `rate_limited`. Unset: no limit. */
   uplinkLimit?: { ratePerS: number; burst: number };
   counters: Counters;
@@ -31,6 +39,10 @@ export interface MqttBridgeOptions {
 export interface MqttBridge extends DeviceLink {
   /** Whether the broker connection is up right now (health: the broker link dependency). */
   connected(): boolean;
+  /** Calls `handler(false)` when an established broker connection is lost, `handler(true)` when it is back. */
+  onLinkChange(handler: (up: boolean) => void): void;
+  /** Subscribes to presence again, so the broker re-sends every device's retained presence. */
+  resyncPresence(): Promise<void>;
   /** Starts consuming uplink into `intake`; until then nothing is taken. */
   start(intake: UplinkIntake): Promise<void>;
   /** Waits for uplink in progress, then disconnects. */
@@ -45,25 +57,42 @@ export interface MqttBridge extends DeviceLink {
  */
 export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBridge> {
   const { log, counters } = opts;
+  const persistent = opts.sharedGroup !== undefined && (opts.sessionExpiryS ?? 0) > 0;
   const client: MqttClient = await mqtt.connectAsync(opts.url, {
     clientId: opts.clientId,
     ca: opts.tls.ca,
     cert: opts.tls.cert,
     key: opts.tls.key,
     protocolVersion: opts.sharedGroup ? 5 : 4,
-    // A clean session, on purpose. Measured on Mosquitto 2.0.11: a shared-subscription member's
-    // unacknowledged messages are not handed to the other members when it dies, and a persistent
-    // member session keeps receiving its share of new uplink while its replica is gone. Lost
-    // in-flight task uplink is recovered by the protocol (resend after the ack timeout, the device
-    // replays its cached ack and result); see the README's "Replicas" section.
-    clean: true,
+    // Measured on Mosquitto 2.0.11: a shared-subscription member's unacknowledged messages are not
+    // handed to the other members when it dies, and a member with a kept session goes on receiving
+    // its share of new uplink while its replica is gone. A kept session therefore loses nothing to
+    // a partition or a broker restart, but strands a crashed replica's share until it expires (or
+    // the replica is back with the same client id); a clean session is the opposite. Task uplink
+    // is recovered either way by the protocol (resend after the ack timeout; the device replays
+    // its cached ack and result); telemetry is not. See the README's "Replicas" section.
+    clean: !persistent,
+    properties: persistent ? { sessionExpiryInterval: opts.sessionExpiryS } : undefined,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
+    keepalive: opts.keepaliveS ?? 30,
   });
   (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   enableNoDelay(client);
   client.on("error", (err) => log.warn({ err: err.message }, "mqtt bridge error"));
   client.on("reconnect", () => log.info("mqtt bridge reconnecting"));
+  const linkHandlers: Array<(up: boolean) => void> = [];
+  let up = true;
+  let closing = false;
+  const setUp = (now: boolean) => {
+    if (now === up || closing) return;
+    up = now;
+    if (now) log.info("mqtt bridge reconnected to the broker");
+    else log.warn("mqtt bridge lost the broker");
+    for (const h of linkHandlers) h(now);
+  };
+  client.on("connect", () => setUp(true));
+  client.on("close", () => setUp(false));
   let intake: UplinkIntake | undefined;
   const submit = (item: UplinkItem) => void intake?.submit(item).catch((err: unknown) => log.error({ err, deviceId: item.deviceId }, "uplink not taken"));
   const decode = createUplinkDecoder({ maxPayloadBytes: opts.maxPayloadBytes, counters, log, limit: opts.uplinkLimit });
@@ -84,6 +113,13 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
       await client.publishAsync(downlinkTopic(deviceId), Buffer.from(toBinary(DownlinkSchema, message)), { qos: 1 });
     },
     connected: () => client.connected,
+    onLinkChange(handler) {
+      linkHandlers.push(handler);
+    },
+    async resyncPresence() {
+      await client.unsubscribeAsync(ALL_PRESENCE);
+      await client.subscribeAsync(ALL_PRESENCE, { qos: 1 });
+    },
     async start(target) {
       intake = target;
       client.on("message", onMessage);
@@ -94,10 +130,12 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
       log.info({ url: opts.url, sharedGroup: opts.sharedGroup }, "mqtt bridge consuming uplink");
     },
     async close() {
+      closing = true; // a shutdown is not a lost broker
       // Stop taking uplink, finish what arrived (it may still send downlink), then disconnect.
       await client.unsubscribeAsync(uplinkFilters).catch(() => {});
       await intake?.drain();
-      await client.endAsync();
+      // A replica that stops on purpose ends its session: nothing should queue for it any more.
+      await client.endAsync(false, persistent ? { properties: { sessionExpiryInterval: 0 } } : {});
     },
   };
 }

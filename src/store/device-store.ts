@@ -102,6 +102,12 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       return rows.length > 0;
     },
 
+    async setAllOffline() {
+      // last_seen_time stays: it is when the device was last heard from, not when Tether lost it.
+      const rows = await sql<DeviceRow[]>`UPDATE devices SET online = false WHERE online RETURNING *`;
+      return rows.map((r) => toStored(r).device);
+    },
+
     async touch(id, now) {
       await sql`UPDATE devices SET last_seen_time = ${now} WHERE id = ${id} AND (last_seen_time IS NULL OR last_seen_time < ${now})`;
     },

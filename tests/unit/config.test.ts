@@ -50,14 +50,14 @@ describe("loadConfig", () => {
   });
   it("uses the embedded broker and serves operations on 9464 unless told otherwise", () => {
     const c = loadConfig({}, "/srv/tether");
-    expect(c.mqttLink).toEqual({ url: undefined, caFile: undefined, certFile: undefined, keyFile: undefined, sharedGroup: "tether" });
+    expect(c.mqttLink).toEqual({ url: undefined, caFile: undefined, certFile: undefined, keyFile: undefined, sharedGroup: "tether", keepaliveS: 30, sessionExpiryS: 0, clientId: undefined });
     expect(c.ops).toEqual({ host: "127.0.0.1", port: 9464, probeIntervalMs: 2000, slowCallMs: 2000 });
     expect(loadConfig({ TETHER_METRICS_PORT: "off" }).ops.port).toBeUndefined();
     expect(loadConfig({ TETHER_HOST: "0.0.0.0", TETHER_METRICS_PORT: "0" }).ops).toMatchObject({ host: "0.0.0.0", port: 0 });
   });
   it("switches the device link to an external broker with MQTT_URL", () => {
-    const c = loadConfig({ MQTT_URL: "mqtts://mosquitto:8883", MQTT_CA: "tls/ca.pem", MQTT_CERT: "/tls/tether.crt", MQTT_KEY: "/tls/tether.key", MQTT_SHARED_GROUP: "eu-1" }, "/srv/tether");
-    expect(c.mqttLink).toEqual({ url: "mqtts://mosquitto:8883", caFile: "/srv/tether/tls/ca.pem", certFile: "/tls/tether.crt", keyFile: "/tls/tether.key", sharedGroup: "eu-1" });
+    const c = loadConfig({ MQTT_URL: "mqtts://mosquitto:8883", MQTT_CA: "tls/ca.pem", MQTT_CERT: "/tls/tether.crt", MQTT_KEY: "/tls/tether.key", MQTT_SHARED_GROUP: "eu-1", TETHER_MQTT_KEEPALIVE_S: "10", TETHER_MQTT_SESSION_EXPIRY_S: "300", MQTT_CLIENT_ID: "tether-eu-1-a" }, "/srv/tether");
+    expect(c.mqttLink).toEqual({ url: "mqtts://mosquitto:8883", caFile: "/srv/tether/tls/ca.pem", certFile: "/tls/tether.crt", keyFile: "/tls/tether.key", sharedGroup: "eu-1", keepaliveS: 10, sessionExpiryS: 300, clientId: "tether-eu-1-a" });
     expect(() => loadConfig({ MQTT_URL: "mqtt://mosquitto:1883" })).toThrow(/MQTT_URL=.*expected mqtts/);
     expect(() => loadConfig({ MQTT_SHARED_GROUP: "a/b" })).toThrow(/MQTT_SHARED_GROUP=a\/b/);
   });

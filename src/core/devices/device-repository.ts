@@ -31,6 +31,8 @@ export interface DeviceRepository {
   delete(id: string, expectedRevision?: number): Promise<boolean>;
   /** Records a connect or disconnect; returns false for an unknown device. */
   setPresence(id: string, online: boolean, now: Date): Promise<boolean>;
+  /** Marks every online device offline (the broker became unreachable); returns them as changed. */
+  setAllOffline(now: Date): Promise<Device[]>;
   /** Records that the device was heard from. */
   touch(id: string, now: Date): Promise<void>;
   /**

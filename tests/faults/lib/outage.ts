@@ -25,6 +25,8 @@ export interface OutageRun {
   /** Whether losing an acknowledged sample fails the test (false: counted and printed only). @default true */
   assertSamples?: boolean;
   onFleet?: (fleet: Fleet) => void;
+  /** More figures for the summary line, filled in by `inject`. */
+  extra?: Record<string, string | number>;
 }
 
 /**
@@ -123,7 +125,7 @@ export async function runOutage(o: OutageRun): Promise<void> {
         lost: v.lost + samplesLost,
         duplicated: v.duplicated,
         recoveryMs,
-        extra: { "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
+        extra: { ...o.extra, "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
       });
       expect(v).toMatchObject({ lost: 0, duplicated: 0, pending: 0, phantom: 0 });
       if (o.assertSamples !== false) expect(samplesLost).toBe(0);
