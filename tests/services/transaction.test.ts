@@ -1,7 +1,9 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isConnectionLost, withTransaction } from "../../src/store/transaction.js";
+import { eventually } from "../helpers/devices.js";
 import { freshDatabase } from "../helpers/postgres.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
 
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 beforeAll(async () => {
@@ -83,4 +85,47 @@ describe("withTransaction", () => {
       await Promise.all([sql.end({ timeout: 1 }), killer.end({ timeout: 1 })]);
     }
   });
+
+  it("settles every query and transaction after the server was unreachable under load: none hangs (postgres.js patch)", async () => {
+    // Unpatched 3.4.9 left a reserve() that was waiting when its connection closed pending
+    // forever (onclose took it out of the queue), and leaked connections handed to a reservation
+    // whose connect had failed: after a few outages the pool served no transaction at all.
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(db.url).port || 5432) });
+    const url = new URL(db.url);
+    url.port = String(proxy.port);
+    const sql = postgres(url.toString(), { max: 6, onnotice: () => {} });
+    const pending = new Set<Promise<unknown>>();
+    let stop = false;
+    let done = 0;
+    try {
+      await sql`CREATE TABLE IF NOT EXISTS load (id serial PRIMARY KEY, w int)`;
+      const workers = Array.from({ length: 24 }, async (_, w) => {
+        while (!stop) {
+          const p = w % 2
+            ? withTransaction(sql, async (tx) => tx`INSERT INTO load (w) VALUES (${w})`)
+            : sql`SELECT ${w}::int`;
+          pending.add(p);
+          await p.then(() => done++, (err: unknown) => expect(isConnectionLost(err)).toBe(true));
+          pending.delete(p);
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      });
+      for (let outage = 0; outage < 3; outage++) {
+        await new Promise((r) => setTimeout(r, 500));
+        proxy.cut();
+        await new Promise((r) => setTimeout(r, 1500));
+        proxy.restore();
+      }
+      const before = done;
+      await eventually(async () => done > before + 200, 20_000, "queries flowing again after the outages");
+      stop = true;
+      // Every call in flight settles (a hung one would keep its worker waiting forever).
+      await Promise.race([Promise.all(workers), new Promise((_, reject) => setTimeout(() => reject(new Error(`${pending.size} calls never settled`)), 15_000))]);
+      expect((await sql`SELECT count(*)::int AS n FROM load`)[0]!.n).toBeGreaterThan(0);
+    } finally {
+      stop = true;
+      await sql.end({ timeout: 1 });
+      await proxy.close();
+    }
+  }, 60_000);
 });
