@@ -116,7 +116,8 @@ export async function runOutage(o: OutageRun): Promise<void> {
       }, 150_000, "every task final and every acknowledged sample stored").catch(() => undefined);
       const recoveryMs = Date.now() - healed;
       const v = final ?? verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
-      const samplesLost = [...ackedKeys].filter((k) => !stored.has(k)).length;
+      const missingSamples = [...ackedKeys].filter((k) => !stored.has(k));
+      const samplesLost = missingSamples.length;
       reportSummary({
         scenario: o.scenario,
         injected: `${o.injected} (${((healed - faultStart) / 1000).toFixed(1)} s)`,
@@ -125,7 +126,7 @@ export async function runOutage(o: OutageRun): Promise<void> {
         lost: v.lost + samplesLost,
         duplicated: v.duplicated,
         recoveryMs,
-        extra: { ...o.extra, "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
+        extra: { ...o.extra, ...(samplesLost > 0 ? { "e.g. missing": missingSamples.slice(0, 5).join(" ") } : {}), "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
       });
       expect(v).toMatchObject({ lost: 0, duplicated: 0, pending: 0, phantom: 0 });
       if (o.assertSamples !== false) expect(samplesLost).toBe(0);
