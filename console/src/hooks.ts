@@ -6,7 +6,7 @@ import { type ReadableError, readable } from "./errors.js";
  * last good value on screen when a refresh fails. Calls never overlap, and a call still running
  * when the component goes away is aborted.
  */
-export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, everyMs: number, deps: unknown[]) {
+export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, everyMs: number, deps: unknown[], merge?: (prev: T | undefined, next: T) => T) {
   const [value, setValue] = useState<T>();
   const [error, setError] = useState<ReadableError>();
   const [version, setVersion] = useState(0);
@@ -17,7 +17,7 @@ export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, everyMs
       try {
         const v = await load(ac.signal);
         if (ac.signal.aborted) return;
-        setValue(v);
+        setValue((prev) => (merge ? merge(prev, v) : v));
         setError(undefined);
       } catch (err) {
         if (!ac.signal.aborted) setError(readable(err));

@@ -1,6 +1,9 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { mergeDeviceSnapshot } from "../../console/src/device-merge.js";
 import { buildFilter } from "../../console/src/filter.js";
 import { fieldsUnder, readable } from "../../console/src/errors.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -28,3 +31,30 @@ describe("web console logic", () => {
     expect(loadConfig({}).consoleDir.endsWith("console/dist")).toBe(true);
   });
 });
+
+describe("mergeDeviceSnapshot", () => {
+  const at = (ms: number) => timestampFromMs(ms);
+  const led = (desired: number, reported: number, seenMs: number) =>
+    create(DeviceSchema, {
+      name: "devices/l",
+      uid: "u-1",
+      connectivity: { online: true, lastSeenTime: at(seenMs) },
+      kind: { case: "led", value: { desired: { brightness: desired }, reported: { brightness: reported } } },
+    });
+  const brightness = (d: Device) => (d.kind.case === "led" ? [d.kind.value.desired?.brightness, d.kind.value.reported?.brightness] : []);
+
+  it("keeps a newer report when an older UpdateDevice answer arrives after a WatchDevices change", () => {
+    const fromWatch = led(80, 80, 2000); // the LED already reported the new value
+    const fromUpdate = led(80, 10, 1000); // the answer to the update that asked for it
+    expect(brightness(mergeDeviceSnapshot(fromWatch, fromUpdate))).toEqual([80, 80]);
+    expect(timestampMs(mergeDeviceSnapshot(fromWatch, fromUpdate).connectivity!.lastSeenTime!)).toBe(2000);
+  });
+
+  it("takes everything from the newer snapshot, and ignores a snapshot of another device (re-created)", () => {
+    expect(brightness(mergeDeviceSnapshot(led(10, 10, 1000), led(80, 80, 2000)))).toEqual([80, 80]);
+    const recreated = create(DeviceSchema, { ...led(5, 5, 500), uid: "u-2" });
+    expect(brightness(mergeDeviceSnapshot(led(80, 80, 2000), recreated))).toEqual([5, 5]);
+    expect(brightness(mergeDeviceSnapshot(undefined, led(1, 2, 3)))).toEqual([1, 2]);
+  });
+});
+

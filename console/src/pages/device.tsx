@@ -12,6 +12,7 @@ import { TasksPanel } from "../components/tasks-panel.js";
 import { TelemetryPanel } from "../components/telemetry-panel.js";
 import { ago, colorHex, enumName, KIND_LABEL, kindOf, timeText } from "../format.js";
 import { WatchDevicesResponse_Type as Change } from "../../../gen/tether/v1/device_service_pb.js";
+import { mergeDeviceSnapshot } from "../device-merge.js";
 import { useNow, usePolling, useStream } from "../hooks.js";
 
 type Row = [label: string, desired: React.ReactNode, reported: React.ReactNode];
@@ -53,7 +54,8 @@ function stateRows(d: Device): Row[] {
 /** One device: its controls, desired vs reported state, tasks (live), telemetry and certificates. */
 export function DevicePage({ id }: { id: string }) {
   // Read once (GetDevice also has the latest telemetry), then kept current by WatchDevices.
-  const q = usePolling((signal) => api.devices.getDevice({ name: `devices/${id}` }, { signal }), 0, [id]);
+  // Both may arrive after a newer WatchDevices change: merged, so the device's newest report wins.
+  const q = usePolling((signal) => api.devices.getDevice({ name: `devices/${id}` }, { signal }), 0, [id], mergeDeviceSnapshot);
   const [deleted, setDeleted] = useState(false);
   const live = useStream(
     (signal) => api.devices.watchDevices({ filter: `name = "devices/${id}"` }, { signal }),
@@ -96,7 +98,7 @@ export function DevicePage({ id }: { id: string }) {
           <div className="columns">
             <section className="panel">
               <h2>Controls</h2>
-              <ProductControls device={d} onUpdated={(u) => q.setValue(u)} onTask={(t) => setCreated((c) => [t, ...c])} />
+              <ProductControls device={d} onUpdated={(u) => q.setValue((prev) => mergeDeviceSnapshot(prev, u))} onTask={(t) => setCreated((c) => [t, ...c])} />
             </section>
             <section className="panel">
               <h2>State</h2>
