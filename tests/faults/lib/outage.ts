@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import postgres from "postgres";
 import { expect } from "vitest";
 import { eventually } from "../../helpers/devices.js";
-import type { Replica } from "../../helpers/replica.js";
+import { metricValue, type Replica } from "../../helpers/replica.js";
 import { alive, clients, type Fleet, pumpTasks, type ScenarioDir, startFleet, taskStates, verdict } from "./fleet.js";
 import { reportSummary } from "./summary.js";
 
@@ -116,6 +116,9 @@ export async function runOutage(o: OutageRun): Promise<void> {
       }, 150_000, "every task final and every acknowledged sample stored").catch(() => undefined);
       const recoveryMs = Date.now() - healed;
       const v = final ?? verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
+      const metrics = await fetch(`${o.replica.opsUrl}/metrics`).then((r) => r.text()).catch(() => "");
+      const dropped = (reason: string) => metricValue(metrics, "tether_uplink_dropped_total", { reason }) || 0;
+      const rejected = (reason: string) => metricValue(metrics, "tether_telemetry_samples_rejected_total", { reason }) || 0;
       const missingSamples = [...ackedKeys].filter((k) => !stored.has(k));
       const samplesLost = missingSamples.length;
       reportSummary({
@@ -126,7 +129,11 @@ export async function runOutage(o: OutageRun): Promise<void> {
         lost: v.lost + samplesLost,
         duplicated: v.duplicated,
         recoveryMs,
-        extra: { ...o.extra, ...(samplesLost > 0 ? { "e.g. missing": missingSamples.slice(0, 5).join(" ") } : {}), "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
+        extra: {
+          ...o.extra,
+          ...(samplesLost > 0 ? { "e.g. missing": missingSamples.slice(0, 5).join(" ") } : {}),
+          "uplink dropped (rate_limited/malformed)": `${dropped("rate_limited")}/${dropped("malformed")}`,
+          "samples refused (queue_full/too_old)": `${rejected("queue_full")}/${rejected("too_old")}`, "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
       });
       expect(v).toMatchObject({ lost: 0, duplicated: 0, pending: 0, phantom: 0 });
       if (o.assertSamples !== false) expect(samplesLost).toBe(0);
