@@ -1,7 +1,8 @@
 import { CupSize, CupSizeSchema, Recipe, RecipeSchema } from "../../../gen/tether/v1/coffee_machine_pb.js";
 import { LedMode, LedModeSchema } from "../../../gen/tether/v1/led_pb.js";
 import type { CommandInit } from "../commands.js";
-import { enumOptions, hexColor } from "../format.js";
+import { hexColor } from "../format.js";
+import { EnumOptions } from "./enum-options.js";
 
 export type ProductKindName = "led" | "coffee_machine";
 
@@ -91,11 +92,7 @@ export function CommandEditor({ kind, draft, onChange }: { kind: ProductKindName
         <label>
           Mode
           <select name="command-mode" value={draft.mode} onChange={(e) => set({ mode: Number(e.target.value) })}>
-            {enumOptions(LedModeSchema).map(([v, l]) => (
-              <option key={v} value={v}>
-                {l}
-              </option>
-            ))}
+            <EnumOptions of={LedModeSchema} />
           </select>
         </label>
       )}
@@ -104,22 +101,14 @@ export function CommandEditor({ kind, draft, onChange }: { kind: ProductKindName
           <label>
             Recipe
             <select name="command-recipe" value={draft.recipe} onChange={(e) => set({ recipe: Number(e.target.value) })}>
-              {enumOptions(RecipeSchema).map(([v, l]) => (
-                <option key={v} value={v}>
-                  {l}
-                </option>
-              ))}
+              <EnumOptions of={RecipeSchema} />
             </select>
           </label>
           <label>
             Size
             <select name="command-size" value={draft.size} onChange={(e) => set({ size: Number(e.target.value) })}>
               <option value={CupSize.UNSPECIFIED}>recipe default</option>
-              {enumOptions(CupSizeSchema).map(([v, l]) => (
-                <option key={v} value={v}>
-                  {l}
-                </option>
-              ))}
+              <EnumOptions of={CupSizeSchema} />
             </select>
           </label>
         </>

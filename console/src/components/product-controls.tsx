@@ -7,8 +7,9 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { api } from "../api.js";
 import type { CommandInit } from "../commands.js";
 import { type ReadableError, readable, fieldsUnder } from "../errors.js";
-import { colorHex, enumOptions, hexColor } from "../format.js";
+import { colorHex, hexColor } from "../format.js";
 import { ErrorBanner, FieldError } from "./error-banner.js";
+import { EnumOptions } from "./enum-options.js";
 
 type DeviceKindInit = MessageInitShape<typeof DeviceSchema>["kind"];
 
@@ -94,11 +95,7 @@ function LedControls({ device, onUpdated }: Props) {
         Mode
         <select name="mode" value={desired?.mode ?? LedMode.UNSPECIFIED} onChange={(e) => void set({ case: "led", value: { desired: { mode: Number(e.target.value) } } }, "led.desired.mode")}>
           <option value={LedMode.UNSPECIFIED}>—</option>
-          {enumOptions(LedModeSchema).map(([v, l]) => (
-            <option key={v} value={v}>
-              {l}
-            </option>
-          ))}
+          <EnumOptions of={LedModeSchema} />
         </select>
         <FieldError messages={fieldsUnder(fields, "device.led.desired.mode")} />
       </label>
@@ -137,11 +134,7 @@ function CoffeeControls({ device, onUpdated, onTask }: Props) {
         <label>
           Recipe
           <select name="recipe" value={recipe} onChange={(e) => setRecipe(Number(e.target.value))}>
-            {enumOptions(RecipeSchema).map(([v, l]) => (
-              <option key={v} value={v}>
-                {l}
-              </option>
-            ))}
+            <EnumOptions of={RecipeSchema} />
           </select>
           <FieldError messages={fieldsUnder(fields, "task.command.coffee_machine.brew.recipe")} />
         </label>
@@ -149,11 +142,7 @@ function CoffeeControls({ device, onUpdated, onTask }: Props) {
           Size
           <select name="size" value={size} onChange={(e) => setSize(Number(e.target.value))}>
             <option value={CupSize.UNSPECIFIED}>recipe default</option>
-            {enumOptions(CupSizeSchema).map(([v, l]) => (
-              <option key={v} value={v}>
-                {l}
-              </option>
-            ))}
+            <EnumOptions of={CupSizeSchema} />
           </select>
           <FieldError messages={fieldsUnder(fields, "task.command.coffee_machine.brew.size")} />
         </label>

@@ -4,10 +4,10 @@ import { useMemo, useState } from "react";
 import { Aggregation, AggregationSchema } from "../../../gen/tether/v1/telemetry_pb.js";
 import { QueryTelemetryRequestSchema } from "../../../gen/tether/v1/telemetry_service_pb.js";
 import { api } from "../api.js";
-import { enumOptions } from "../format.js";
 import { usePolling, useStream } from "../hooks.js";
 import { Chart } from "./chart.js";
 import { ErrorBanner } from "./error-banner.js";
+import { EnumOptions } from "./enum-options.js";
 
 const RANGES: Array<[string, number]> = [
   ["15 min", 15 * 60],
@@ -132,11 +132,7 @@ export function TelemetryPanel({ device }: { device: string }) {
         <label>
           Aggregation
           <select name="aggregation" value={agg} disabled={width === 0} onChange={(e) => setAgg(Number(e.target.value))}>
-            {enumOptions(AggregationSchema).map(([v, l]) => (
-              <option key={v} value={v}>
-                {l}
-              </option>
-            ))}
+            <EnumOptions of={AggregationSchema} />
           </select>
         </label>
         <label className="inline">

@@ -10,9 +10,10 @@ import { CommandEditor, type CommandDraft, emptyDraft, type ProductKindName, toC
 import { browserZone, CronEditor } from "../components/cron-editor.js";
 import { ErrorBanner, FieldError } from "../components/error-banner.js";
 import { fieldsUnder, type ReadableError, readable } from "../errors.js";
-import { deviceId, enumName, enumOptions, timeText } from "../format.js";
+import { deviceId, enumName, timeText } from "../format.js";
 import { usePolling } from "../hooks.js";
 import { navigate } from "../router.js";
+import { EnumOptions } from "../components/enum-options.js";
 
 const ruleId = (name: string) => name.replace(/^rules\//, "");
 
@@ -288,11 +289,7 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
             <label>
               Is
               <select name="comparison" value={event.comparison} onChange={(e) => setEvent({ ...event, comparison: Number(e.target.value) })}>
-                {enumOptions(EventTrigger_ComparisonSchema).map(([v, l]) => (
-                  <option key={v} value={v}>
-                    {l}
-                  </option>
-                ))}
+                <EnumOptions of={EventTrigger_ComparisonSchema} />
               </select>
             </label>
             <label>
