@@ -3,13 +3,13 @@ import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { type Job, JobExecution_TargetState as TargetState, Job_State as JobState, JobSchema } from "../../gen/tether/v1/job_pb.js";
 import { JobService, ListJobExecutionsResponseSchema, ListJobsResponseSchema } from "../../gen/tether/v1/job_service_pb.js";
 import { Task_State as TaskState } from "../../gen/tether/v1/task_pb.js";
-import { Rule_MisfirePolicy, RuleSchema } from "../../gen/tether/v1/rule_pb.js";
+import { RuleSchema } from "../../gen/tether/v1/rule_pb.js";
 import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { productByCase } from "../core/products/index.js";
 import { connectClient } from "./client.js";
 import { commandText, json, table, time } from "./format.js";
 import { JOB_FLAGS, type JobFlagValues, jobFromFlags } from "./job-args.js";
-import { triggerFromFlags } from "./rule-args.js";
+import { misfireFromFlag, triggerFromFlags } from "./rule-args.js";
 import { TASK_ACTIONS } from "./task-args.js";
 
 export const JOBS_USAGE = `tether jobs <command> [flags]
@@ -85,14 +85,13 @@ export async function jobsCommand(argv: string[]): Promise<void> {
       const devices = connectClient(DeviceService, opts);
       // --start and --end bound the rule's firings; each job starts when the rule fires.
       const job = await jobFromFlags({ ...(v as JobFlagValues), start: undefined }, async (name) => productByCase((await devices.getDevice({ name })).kind.case!).kindName);
-      if (v.misfire !== undefined && v.misfire !== "skip" && v.misfire !== "fire_once") throw new Error(`--misfire ${v.misfire}: expected skip or fire_once`);
       const rule = await connectClient(RuleService, opts).createRule({
         ruleId,
         rule: {
           displayName: v["display-name"] ?? "",
           ...triggerFromFlags({ cron: v.cron, tz: v.tz, at: v.at, start: v.start, end: v.end }),
           target: { case: "job", value: job },
-          misfirePolicy: v.misfire === "fire_once" ? Rule_MisfirePolicy.FIRE_ONCE : Rule_MisfirePolicy.UNSPECIFIED,
+          misfirePolicy: misfireFromFlag(v.misfire),
         },
       });
       console.log(v.json ? json(RuleSchema, rule) : `created ${rule.name}: starts a job at ${time(rule.nextFireTime)}${rule.trigger.case === "cron" ? ` and on "${rule.trigger.value.expression}" (${rule.trigger.value.timeZone})` : ""}`);

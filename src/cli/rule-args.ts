@@ -109,8 +109,7 @@ export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: stri
   const selector = v.selector === undefined ? undefined : parseSelector(v.selector);
   const kind = device ? await deviceKind(device) : selector!.kind;
   const [action, ...rest] = v.command.trim().split(/\s+/);
-  const misfire = v.misfire === undefined ? MisfirePolicy.UNSPECIFIED : v.misfire === "skip" ? MisfirePolicy.SKIP : v.misfire === "fire_once" || v.misfire === "fire-once" ? MisfirePolicy.FIRE_ONCE : undefined;
-  if (misfire === undefined) throw new Error(`--misfire ${v.misfire}: expected skip or fire_once`);
+  const misfire = misfireFromFlag(v.misfire);
   return {
     displayName: v["display-name"] ?? "",
     ...triggerFromFlags(v),
@@ -121,4 +120,12 @@ export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: stri
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
     misfirePolicy: misfire,
   };
+}
+
+/** `--misfire skip|fire_once` (also `fire-once`); unset = the server's default. */
+export function misfireFromFlag(flag: string | undefined): MisfirePolicy {
+  if (flag === undefined) return MisfirePolicy.UNSPECIFIED;
+  if (flag === "skip") return MisfirePolicy.SKIP;
+  if (flag === "fire_once" || flag === "fire-once") return MisfirePolicy.FIRE_ONCE;
+  throw new Error(`--misfire ${flag}: expected skip or fire_once`);
 }

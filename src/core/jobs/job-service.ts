@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { Job } from "../../../gen/tether/v1/job_pb.js";
 import { JobExecution_TargetState as TargetState, type JobExecution } from "../../../gen/tether/v1/job_pb.js";
 import type { CancelJobRequest, CreateJobRequest, ListJobExecutionsRequest, ListJobExecutionsResponse, ListJobsRequest, ListJobsResponse } from "../../../gen/tether/v1/job_service_pb.js";
@@ -16,6 +15,7 @@ import { type ExecutionRecord, isTerminalJob, type JobRecord, type JobView, toJo
 import type { JobChange, JobRepository } from "./job-repository.js";
 import { resumedBucket } from "./job-rollout.js";
 import { parseJob } from "./job-validation.js";
+import { newJob } from "./new-job.js";
 import { watchJob } from "./job-watch.js";
 
 export interface JobServiceDeps {
@@ -71,21 +71,7 @@ export function createJobService({ jobs, clock, jobFeed, taskFeed, onJobsChanged
         if (wrong.length > 0) v.add("job.devices.devices", `${wrong.length} device(s) are not a ${spec.productKind}, the command's kind: ${some(wrong)}`);
       }
       v.throwIfAny();
-      const scheduled = spec!.startTime !== undefined && spec!.startTime.getTime() > now.getTime();
-      const view = await jobs.create(
-        {
-          id: req.jobId || generateJobId(),
-          uid: randomUUID(),
-          ...spec!,
-          state: scheduled ? "SCHEDULED" : "RUNNING",
-          stateReason: scheduled ? `starts at ${spec!.startTime!.toISOString()}` : "started",
-          ...resumedBucket(now),
-          cancelInFlight: false,
-          createTime: now,
-          updateTime: now,
-        },
-        now,
-      );
+      const view = await jobs.create(newJob(req.jobId || generateJobId(), spec!, now), now);
       onJobsChanged?.();
       return toJobProto(view);
     },

@@ -1,8 +1,7 @@
-import { randomUUID } from "node:crypto";
 import { Violations } from "../errors.js";
 import type { NewJob } from "../jobs/job-repository.js";
-import { resumedBucket } from "../jobs/job-rollout.js";
 import { parseJob } from "../jobs/job-validation.js";
+import { newJob } from "../jobs/new-job.js";
 import type { RuleRecord } from "./rule-record.js";
 
 /**
@@ -25,19 +24,7 @@ export function jobForRun(rule: RuleRecord, occurrence: Date, now: Date): { job:
   const v = new Violations();
   const spec = parseJob(rule.target.template, v, now);
   if (!spec) return { error: `the job template is no longer valid: ${v.list.map((x) => `${x.field} ${x.description}`).join("; ")}` };
-  return {
-    job: {
-      id: ruleJobId(rule.id, occurrence),
-      uid: randomUUID(),
-      ...spec,
-      displayName: spec.displayName || rule.displayName,
-      startTime: undefined,
-      state: "RUNNING",
-      stateReason: `started by rules/${rule.id} for ${occurrence.toISOString()}`,
-      ...resumedBucket(now),
-      cancelInFlight: false,
-      createTime: now,
-      updateTime: now,
-    },
-  };
+  // Starts at the firing (a template has no start time), named after the rule if it has no name.
+  const job = newJob(ruleJobId(rule.id, occurrence), { ...spec, displayName: spec.displayName || rule.displayName, startTime: undefined }, now, `started by rules/${rule.id} for ${occurrence.toISOString()}`);
+  return { job };
 }

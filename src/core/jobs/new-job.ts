@@ -1,0 +1,23 @@
+import { randomUUID } from "node:crypto";
+import type { JobSpec } from "./job-record.js";
+import type { NewJob } from "./job-repository.js";
+import { resumedBucket } from "./job-rollout.js";
+
+/**
+ * A job about to be inserted: SCHEDULED if its start time lies ahead, otherwise RUNNING with
+ * `startedReason`. Used by CreateJob and by job rules' firings.
+ */
+export function newJob(id: string, spec: JobSpec, now: Date, startedReason = "started"): NewJob {
+  const scheduled = spec.startTime !== undefined && spec.startTime.getTime() > now.getTime();
+  return {
+    id,
+    uid: randomUUID(),
+    ...spec,
+    state: scheduled ? "SCHEDULED" : "RUNNING",
+    stateReason: scheduled ? `starts at ${spec.startTime!.toISOString()}` : startedReason,
+    ...resumedBucket(now),
+    cancelInFlight: false,
+    createTime: now,
+    updateTime: now,
+  };
+}
