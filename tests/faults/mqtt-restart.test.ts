@@ -1,4 +1,3 @@
-import path from "node:path";
 import { afterAll, beforeAll, describe, it } from "vitest";
 
 /**
@@ -11,7 +10,7 @@ import { type RunningMosquitto, startMosquitto } from "../helpers/mosquitto.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { type Replica, startReplica } from "../helpers/replica.js";
 import { scenarioDir, type ScenarioDir } from "./lib/fleet.js";
-import { runOutage } from "./lib/outage.js";
+import { outageReplicaEnv, runOutage } from "./lib/outage.js";
 
 /** Scenario 2a: the MQTT broker (Mosquitto, persistence on) is killed -9 mid-run and started again. */
 let s: ScenarioDir;
@@ -23,7 +22,7 @@ beforeAll(async () => {
   s = await scenarioDir("mqtt");
   broker = await startMosquitto({ certsDir: s.certsDir });
   db = await freshDatabase("tether_faults_mqtt");
-  r = await startReplica("mqtt", { DATABASE_URL: db.url, MQTT_URL: broker.url, TETHER_CERTS_DIR: s.certsDir, TETHER_DATA_DIR: path.join(s.dir, "data"), TETHER_HEALTH_PROBE_MS: "500", TETHER_TASK_SWEEP_MS: "250", TETHER_TASK_ACK_TIMEOUT_MS: "5000" });
+  r = await startReplica("mqtt", { DATABASE_URL: db.url, MQTT_URL: broker.url, ...outageReplicaEnv(s) });
 });
 afterAll(async () => {
   await r?.stop();

@@ -1,4 +1,3 @@
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../helpers/devices.js";
 import { type RunningMosquitto, startMosquitto } from "../helpers/mosquitto.js";
@@ -6,7 +5,7 @@ import { freshDatabase } from "../helpers/postgres.js";
 import { type Replica, startReplica } from "../helpers/replica.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { clients, scenarioDir, type ScenarioDir } from "./lib/fleet.js";
-import { runOutage } from "./lib/outage.js";
+import { outageReplicaEnv, runOutage } from "./lib/outage.js";
 
 /**
  * Scenario 3: the network between Tether and the broker drops every packet (a proxy that stops
@@ -41,11 +40,7 @@ beforeAll(async () => {
     // client id, so the broker queues the uplink while Tether is cut off.
     TETHER_MQTT_SESSION_EXPIRY_S: String(process.env.FAULTS_PARTITION_SESSION_S ?? 120),
     MQTT_CLIENT_ID: "tether-partition-a",
-    TETHER_CERTS_DIR: s.certsDir,
-    TETHER_DATA_DIR: path.join(s.dir, "data"),
-    TETHER_HEALTH_PROBE_MS: "500",
-    TETHER_TASK_SWEEP_MS: "250",
-    TETHER_TASK_ACK_TIMEOUT_MS: "5000",
+    ...outageReplicaEnv(s),
   });
 });
 afterAll(async () => {

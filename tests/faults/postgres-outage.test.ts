@@ -1,4 +1,3 @@
-import path from "node:path";
 import { afterAll, beforeAll, describe, it } from "vitest";
 
 import { type RunningMosquitto, startMosquitto } from "../helpers/mosquitto.js";
@@ -6,7 +5,7 @@ import { freshDatabase, TEST_POSTGRES_URL } from "../helpers/postgres.js";
 import { type Replica, startReplica } from "../helpers/replica.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 import { scenarioDir, type ScenarioDir } from "./lib/fleet.js";
-import { runOutage } from "./lib/outage.js";
+import { outageReplicaEnv, runOutage } from "./lib/outage.js";
 
 /** Scenario 2c: PostgreSQL unreachable for 30 s mid-run (a proxy between Tether and it is cut). */
 const OUTAGE_MS = Number(process.env.FAULTS_PG_OUTAGE_MS ?? 30_000);
@@ -25,7 +24,7 @@ beforeAll(async () => {
   proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
   const url = new URL(db.url);
   url.port = String(proxy.port);
-  r = await startReplica("pg", { DATABASE_URL: url.toString(), MQTT_URL: broker.url, TETHER_CERTS_DIR: s.certsDir, TETHER_DATA_DIR: path.join(s.dir, "data"), TETHER_HEALTH_PROBE_MS: "500", TETHER_TASK_SWEEP_MS: "250", TETHER_TASK_ACK_TIMEOUT_MS: "5000" });
+  r = await startReplica("pg", { DATABASE_URL: url.toString(), MQTT_URL: broker.url, ...outageReplicaEnv(s) });
 });
 afterAll(async () => {
   proxy?.restore();

@@ -1,10 +1,9 @@
-import path from "node:path";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { freshDatabase } from "../helpers/postgres.js";
 import { type RabbitNode, startRabbitNode } from "../helpers/rabbitmq-node.js";
 import { type Replica, startReplica } from "../helpers/replica.js";
 import { scenarioDir, type ScenarioDir } from "./lib/fleet.js";
-import { runOutage } from "./lib/outage.js";
+import { outageReplicaEnv, runOutage } from "./lib/outage.js";
 
 /**
  * Scenario 2b: RabbitMQ is killed -9 mid-run and started again. Tether uses it for everything it
@@ -30,11 +29,7 @@ beforeAll(async () => {
     AMQP_URL: node.amqpUrl,
     TETHER_DEVICE_LINK: "amqp",
     TETHER_AMQP_PREFIX: "faults",
-    TETHER_CERTS_DIR: s.certsDir,
-    TETHER_DATA_DIR: path.join(s.dir, "data"),
-    TETHER_HEALTH_PROBE_MS: "500",
-    TETHER_TASK_SWEEP_MS: "250",
-    TETHER_TASK_ACK_TIMEOUT_MS: "5000",
+    ...outageReplicaEnv(s),
   });
 }, 180_000);
 afterAll(async () => {

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import postgres from "postgres";
 import { expect } from "vitest";
@@ -5,6 +6,20 @@ import { eventually } from "../../helpers/devices.js";
 import { metricValue, type Replica } from "../../helpers/replica.js";
 import { alive, clients, type Fleet, pumpTasks, type ScenarioDir, startFleet, taskStates, verdict } from "./fleet.js";
 import { reportSummary } from "./summary.js";
+
+/**
+ * The replica settings every outage scenario uses: its files in the scenario's folder, fast health
+ * probes and sweeps, a 5 s ack timeout (so tasks caught by the fault are resent soon after).
+ */
+export function outageReplicaEnv(s: ScenarioDir): Record<string, string> {
+  return {
+    TETHER_CERTS_DIR: s.certsDir,
+    TETHER_DATA_DIR: path.join(s.dir, "data"),
+    TETHER_HEALTH_PROBE_MS: "500",
+    TETHER_TASK_SWEEP_MS: "250",
+    TETHER_TASK_ACK_TIMEOUT_MS: "5000",
+  };
+}
 
 export interface OutageRun {
   scenario: string;
