@@ -23,6 +23,7 @@ export const JOBS_USAGE = `tether jobs <command> [flags]
       ACTION:  ${TASK_ACTIONS.replace(/\n/g, "\n               ")}
   schedule <rule-id> WHEN TARGET --command 'ACTION [VALUE]' [ROLLOUT] [ABORT] [...create's flags]
       WHEN:    --cron 'S M H DOM MON DOW' [--tz Europe/Paris] | --at TIME   [--start TIME] [--end TIME]
+               [--misfire skip|fire_once]
                creates rules/<rule-id>, which starts a job like the one create makes at each firing
                (jobs/<rule-id>-<yyyymmdd>t<hhmmss>); see them with tether rules runs <rule-id>
   list [--page-size N] [--page-token T]
