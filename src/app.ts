@@ -86,6 +86,7 @@ import { createTaskTimers } from "./core/tasks/task-timers.js";
 import { createUplinkProcessor } from "./core/tasks/uplink-processor.js";
 import { createBatchWriter } from "./core/telemetry/batch-writer.js";
 import { createTelemetryIngest } from "./core/telemetry/ingest.js";
+import { createUplinkReceipts } from "./core/uplink-receipts.js";
 import { maintainTelemetry } from "./core/telemetry/retention.js";
 import { type SampleRecord, toSampleProto } from "./core/telemetry/sample.js";
 import { createTelemetryService } from "./core/telemetry/telemetry-service.js";
@@ -309,7 +310,10 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       stack.push(() => provisioningLink.close());
     }
     const deviceCertificates = createDeviceCertificates({ service: certificates, certificates: certificateStore, link: bridge, clock, log: coreLog, warningDays: config.certificates.expiryWarningDays });
-    const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: ingest, certificates: deviceCertificates });
+    // A receipt goes out once the telemetry queued before it is stored in this replica: the
+    // replica that processed the message is the one whose writer holds its samples.
+    const receipts = createUplinkReceipts({ link: bridge, stored: () => telemetryQueue.committed(), clock, counters, log: coreLog });
+    const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: ingest, certificates: deviceCertificates, receipts });
     // One intake for every transport: the MQTT bridge and the HTTP device gateway submit to it.
     // With RabbitMQ the intake is durable: an item is acked to RabbitMQ after its transaction
     // committed and, for telemetry, after the batch writer stored its samples.
@@ -323,7 +327,10 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       amqpIntake ?? createLocalUplink(uplink, (err, deviceId) => coreLog.error({ err, deviceId }, "uplink processing failed")),
       (d) => (uplinkDepth += d),
     );
-    const gateway = createDeviceGateway({ tasks: taskStore, devices: deviceStore, dispatcher, intake, taskFeed, clock, log: coreLog });
+    // Over HTTP the PublishUplink answer is the receipt: durably queued with RabbitMQ; embedded,
+    // the call also waits until the telemetry is stored.
+    const stored = amqpIntake ? undefined : () => telemetryQueue.committed();
+    const gateway = createDeviceGateway({ tasks: taskStore, devices: deviceStore, dispatcher, intake, stored, taskFeed, clock, log: coreLog });
     wakePolls = (id) => gateway.wake(id);
     // Rules: tasks a rule creates are committed QUEUED by the scheduler/event engine, then announced
     // on the task feed and dispatched, as CreateTask does.

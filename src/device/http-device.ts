@@ -100,14 +100,14 @@ export class HttpDevice {
     }
   }
 
-  /** Sends measurements; a sample without `time` is stamped now. Resolves once Tether took them. */
+  /** Sends measurements; a sample without `time` is stamped now. Resolves once Tether stored them (or queued them durably). */
   sendTelemetry(samples: SampleInit[]): Promise<void> {
     const stamped = samples.map((init) => {
       const sample = create(SampleSchema, init);
       sample.time ??= timestampNow();
       return sample;
     });
-    return this.uplink.send({ case: "telemetry", value: { samples: stamped } });
+    return this.uplink.send({ case: "telemetry", value: { samples: stamped } }, { receipt: true });
   }
 
   /** Reports the device's state with an increasing version (µs since the epoch, at least last + 1). */

@@ -31,10 +31,13 @@ export class HttpUplink {
     private readonly maxBatch = 500,
   ) {}
 
-  /** Queues one envelope; resolves once Tether has taken it (or it was dropped as refused). */
-  send(body: UplinkBody): Promise<void> {
+  /**
+   * Queues one envelope; resolves once Tether has taken it (or it was dropped as refused). With
+   * `receipt`, Tether's answer also waits until the telemetry it carries is stored.
+   */
+  send(body: UplinkBody, opts: { receipt?: boolean } = {}): Promise<void> {
     if (this.closed) return Promise.resolve();
-    const uplink = create(UplinkSchema, { messageId: randomUUID(), time: timestampNow(), body });
+    const uplink = create(UplinkSchema, { messageId: randomUUID(), time: timestampNow(), receiptRequested: opts.receipt ?? false, body });
     return new Promise((done) => {
       this.queue.push({ uplink, done });
       this.pumping ??= this.pump().finally(() => (this.pumping = undefined));

@@ -9,7 +9,9 @@
  *   always see the current presence, including after a crash or power loss;
  * - a Hello after every connect asking for pending tasks, which covers anything sent while the session
  *   was lost (broker restart, expired session);
- * - at-most-once execution of redelivered tasks (see {@link TaskExecutor}).
+ * - at-most-once execution of redelivered tasks (see {@link TaskExecutor});
+ * - telemetry kept until Tether's end-to-end receipt and resent until then (see {@link TelemetryOutbox}),
+ *   so a broker crash loses no sample.
  *
  * Topics come from `src/link/topics.ts`; the broker only lets a device use its own.
  */
@@ -25,6 +27,7 @@ import { SampleSchema, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb
 import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE, uplinkTopic } from "../link/topics.js";
 import { enableNoDelay } from "../link/no-delay.js";
 import { TaskExecutor, type UplinkBody } from "./task-executor.js";
+import { TelemetryOutbox } from "./telemetry-outbox.js";
 import type { ConnectDeviceOptions, ReportedStateInit, SampleInit, TetherDeviceEvents } from "./types.js";
 
 export type * from "./types.js";
@@ -36,6 +39,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
   /** How many times each task id was executed; at-most-once means no value above 1. */
   readonly executions: Map<string, number>;
   private readonly executor: TaskExecutor;
+  private readonly outbox: TelemetryOutbox | undefined;
   private readonly log: Logger;
   private stateVersion = 0n;
   private desiredVersion = -1n;
@@ -62,6 +66,11 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
       onResult: (result) => this.emit("result", result),
     });
     this.executions = this.executor.executions;
+    const receipts = opts.telemetryReceipts ?? {};
+    this.outbox =
+      receipts === false
+        ? undefined
+        : new TelemetryOutbox(receipts, (payload) => this.publishNow(payload), this.log);
     client.on("message", (topic, payload) => {
       if (topic === downlinkTopic(deviceId)) this.onDownlink(payload);
     });
@@ -88,14 +97,32 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     return this.send({ case: "state", value: { ...state, version } });
   }
 
-  /** Sends measurements; a sample without `time` is stamped now. */
+  /**
+   * Sends measurements; a sample without `time` is stamped now. Resolves once Tether has stored
+   * them (its receipt); until then the batch is kept and resent. With `telemetryReceipts: false`,
+   * resolves on the broker's PUBACK instead.
+   */
   sendTelemetry(samples: SampleInit[]): Promise<void> {
     const stamped = samples.map((init) => {
       const sample = create(SampleSchema, init);
       sample.time ??= timestampNow();
       return sample;
     });
-    return this.send({ case: "telemetry", value: { samples: stamped } });
+    const body: UplinkBody = { case: "telemetry", value: { samples: stamped } };
+    if (!this.outbox) return this.send(body);
+    if (this.closed) return Promise.reject(new Error("device closed"));
+    const uplink = create(UplinkSchema, { messageId: randomUUID(), time: timestampNow(), receiptRequested: true, body });
+    return this.outbox.add(uplink.messageId, Buffer.from(toBinary(UplinkSchema, uplink)));
+  }
+
+  /** Telemetry batches sent but not yet receipted by Tether, and how many were resent so far. */
+  telemetryBacklog(): { pending: number; resent: number } {
+    return { pending: this.outbox?.size() ?? 0, resent: this.outbox?.resent ?? 0 };
+  }
+
+  /** Resolves once every telemetry batch sent so far is receipted (at once without receipts). */
+  telemetryStored(): Promise<void> {
+    return this.outbox?.whenEmpty() ?? Promise.resolve();
   }
 
   /**
@@ -151,6 +178,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     if (this.closed) return;
     this.closed = true;
     this.executor.stop();
+    this.outbox?.close();
     for (const waiter of [...this.queryWaiters]) waiter.reject(new Error("device closed"));
     for (const waiter of [...this.renewals.values()]) waiter.reject(new Error("device closed"));
     if (opts.abrupt) {
@@ -175,6 +203,8 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     client.publish(presenceTopic(deviceId), PRESENCE_ONLINE, { qos: 1, retain: true });
     await client.subscribeAsync(downlinkTopic(deviceId), { qos: 1 });
     await this.send({ case: "hello", value: { firmwareVersion: this.opts.firmwareVersion ?? "", wantPendingTasks: true } });
+    // Whatever the broker or Tether lost while we were away goes out again (Tether stores it once).
+    this.outbox?.resendAll();
     this.log.debug("device connected");
     this.emit("connect");
     await this.opts.onConnect?.(this);
@@ -185,6 +215,15 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     const uplink = create(UplinkSchema, { messageId: randomUUID(), time: timestampNow(), body });
     const payload = Buffer.from(toBinary(UplinkSchema, uplink));
     return this.client.publishAsync(uplinkTopic(this.deviceId), payload, { qos: 1 }).then(() => undefined);
+  }
+
+  /** Publishes an outbox payload if connected (else the next connect resends it). */
+  private publishNow(payload: Buffer): boolean {
+    if (this.closed || !this.client.connected) return false;
+    this.client.publish(uplinkTopic(this.deviceId), payload, { qos: 1 }, (err) => {
+      if (err) this.log.debug({ err: err.message }, "telemetry publish failed; it is resent");
+    });
+    return true;
   }
 
   /** Malformed input is logged and dropped: one bad message must never take a device offline. */
@@ -221,6 +260,9 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
       case "certificateExpiring":
         this.log.info({ serialNumber: body.value.serialNumber }, "certificate expires soon");
         this.emit("certificateExpiring", body.value);
+        return;
+      case "receipt":
+        this.outbox?.receipted(body.value.messageIds);
         return;
       default:
         this.log.warn({ messageId: downlink.messageId }, "downlink without a known body dropped");

@@ -9,6 +9,7 @@ import type { CertificateExpiring, DesiredState, TaskRequest } from "../../gen/t
 import type { ReportedStateSchema, SampleSchema, TaskResult } from "../../gen/tether/device/v1/uplink_pb.js";
 import type { Command } from "../../gen/tether/v1/command_pb.js";
 import type { CommandResultInit, TaskContext } from "./task-executor.js";
+import type { TelemetryOutboxOptions } from "./telemetry-outbox.js";
 import type { TetherDevice } from "./tether-device.js";
 
 export type ReportedStateInit = MessageInitShape<typeof ReportedStateSchema>;
@@ -44,6 +45,12 @@ export interface ConnectDeviceOptions {
   reconnectPeriodMs?: number;
   /** How long `requestCurrentTask` waits for Tether's answer. Default 10 s. */
   queryTimeoutMs?: number;
+  /**
+   * Telemetry store-and-forward (on by default): each batch is kept until Tether's receipt says it
+   * is stored, and resent after a reconnect or when no receipt came within `timeoutMs`. `false`:
+   * fire and forget (a sample the broker loses in a crash is gone).
+   */
+  telemetryReceipts?: false | TelemetryOutboxOptions;
 }
 
 export interface TetherDeviceEvents {

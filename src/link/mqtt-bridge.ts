@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
 import type { Counters, DeviceLink } from "../core/ports.js";
 import type { UplinkIntake, UplinkItem } from "../core/uplink.js";
+import { ackWhenTaken } from "./ack-when-taken.js";
 import { enableNoDelay } from "./no-delay.js";
 import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic } from "./topics.js";
 import { createUplinkDecoder } from "./uplink-decode.js";
@@ -58,7 +59,7 @@ export interface MqttBridge extends DeviceLink {
 export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBridge> {
   const { log, counters } = opts;
   const persistent = opts.sharedGroup !== undefined && (opts.sessionExpiryS ?? 0) > 0;
-  const client: MqttClient = await mqtt.connectAsync(opts.url, {
+  const client: MqttClient = mqtt.connect(opts.url, {
     clientId: opts.clientId,
     ca: opts.tls.ca,
     cert: opts.tls.cert,
@@ -68,14 +69,53 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
     // handed to the other members when it dies, and a member with a kept session goes on receiving
     // its share of new uplink while its replica is gone. A kept session therefore loses nothing to
     // a partition or a broker restart, but strands a crashed replica's share until it expires (or
-    // the replica is back with the same client id); a clean session is the opposite. Task uplink
-    // is recovered either way by the protocol (resend after the ack timeout; the device replays
-    // its cached ack and result); telemetry is not. See the README's "Replicas" section.
+    // the replica is back with the same client id); a clean session is the opposite. Uplink is
+    // recovered either way by the protocol: tasks by the resend after the ack timeout (the device
+    // replays its cached ack and result), telemetry by end-to-end receipts (the device resends
+    // what Tether has not stored). See the README's "Replicas" section.
     clean: !persistent,
     properties: persistent ? { sessionExpiryInterval: opts.sessionExpiryS } : undefined,
     reconnectPeriod: 1000,
     connectTimeout: 10_000,
     keepalive: opts.keepaliveS ?? 30,
+  });
+  // Installed before the first packet: a kept session's queued uplink arrives right after CONNACK,
+  // and must wait for the intake rather than be acknowledged and dropped.
+  let intake: UplinkIntake | undefined;
+  let intakeReady!: () => void;
+  const ready = new Promise<void>((r) => (intakeReady = r));
+  let closing = false;
+  const decode = createUplinkDecoder({ maxPayloadBytes: opts.maxPayloadBytes, counters, log, limit: opts.uplinkLimit });
+  /** Hands an item to the intake, retrying until it takes it: the broker has no PUBACK until then. */
+  async function submitUntilTaken(item: UplinkItem): Promise<void> {
+    await ready;
+    for (let waitMs = 200; ; waitMs = Math.min(waitMs * 2, 5000)) {
+      try {
+        return await intake!.submit(item);
+      } catch (err) {
+        if (closing) throw err;
+        counters.inc("tether_uplink_intake_retries_total");
+        log.error({ err, deviceId: item.deviceId, retryInMs: waitMs }, "uplink not taken; retrying (the broker has no PUBACK yet)");
+        await new Promise((r) => setTimeout(r, waitMs));
+      }
+    }
+  }
+  const acks = ackWhenTaken(client, async (topic, payload) => {
+    const item = decode(topic, payload);
+    if (item) await submitUntilTaken(item);
+  });
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: Error) => {
+      client.off("connect", ok);
+      client.end(true);
+      reject(err);
+    };
+    const ok = () => {
+      client.off("error", fail);
+      resolve();
+    };
+    client.once("connect", ok);
+    client.once("error", fail);
   });
   (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   enableNoDelay(client);
@@ -83,7 +123,6 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
   client.on("reconnect", () => log.info("mqtt bridge reconnecting"));
   const linkHandlers: Array<(up: boolean) => void> = [];
   let up = true;
-  let closing = false;
   const setUp = (now: boolean) => {
     if (now === up || closing) return;
     up = now;
@@ -93,20 +132,12 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
   };
   client.on("connect", () => setUp(true));
   client.on("close", () => setUp(false));
-  let intake: UplinkIntake | undefined;
-  const submit = (item: UplinkItem) => void intake?.submit(item).catch((err: unknown) => log.error({ err, deviceId: item.deviceId }, "uplink not taken"));
-  const decode = createUplinkDecoder({ maxPayloadBytes: opts.maxPayloadBytes, counters, log, limit: opts.uplinkLimit });
 
   // Uplink goes to one replica of the group; presence goes to every replica (not shared), because
   // brokers do not send retained messages to shared subscriptions, and presence is retained state
   // that each replica must see when it starts. Processing it twice is harmless (idempotent).
   const share = (filter: string) => (opts.sharedGroup ? `$share/${opts.sharedGroup}/${filter}` : filter);
   const uplinkFilters = [share(ALL_UPLINKS), share(ALL_JSON_UPLINKS), ALL_PRESENCE, share(ALL_METRICS)];
-
-  function onMessage(topic: string, payload: Buffer) {
-    const item = decode(topic, payload);
-    if (item) submit(item);
-  }
 
   return {
     async send(deviceId, message) {
@@ -122,7 +153,7 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
     },
     async start(target) {
       intake = target;
-      client.on("message", onMessage);
+      intakeReady();
       // Re-subscribed automatically on reconnect (clean session): mqtt.js resubscribes by default.
       const granted = await client.subscribeAsync(Object.fromEntries(uplinkFilters.map((f) => [f, { qos: 1 as const }])));
       const refused = granted.filter((g) => g.qos > 2).map((g) => g.topic);
@@ -134,6 +165,7 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
       // Stop taking uplink, finish what arrived (it may still send downlink), then disconnect.
       await client.unsubscribeAsync(uplinkFilters).catch(() => {});
       await intake?.drain();
+      await acks.settled(); // the PUBACKs for what the intake took
       // A replica that stops on purpose ends its session: nothing should queue for it any more.
       await client.endAsync(false, persistent ? { properties: { sessionExpiryInterval: 0 } } : {});
     },

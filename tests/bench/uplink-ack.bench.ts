@@ -1,12 +1,15 @@
 /**
- * bench:uplink-ack — when should Tether's bridge acknowledge (PUBACK) a QoS 1 uplink message?
+ * bench:uplink-ack — what does it cost that Tether's bridge acknowledges (PUBACK) a QoS 1 uplink
+ * message only once the intake took it?
  *
  * mqtt.js acknowledges a QoS 1 PUBLISH once `client.handleMessage(packet, cb)` calls back, and it
- * handles the next incoming packet only after that: so "ack after the intake's submit resolved"
- * (at-least-once into the intake) also means one uplink message at a time per bridge connection.
- * This measures both against one Mosquitto started from deploy/mosquitto/, with a simulated
- * submit of BENCH_SUBMIT_MS (a durable-queue confirm or a few SQL statements), and counts what
- * is not delivered.
+ * handles the next incoming packet only after that. Three ways, against one Mosquitto started from
+ * deploy/mosquitto/, with a simulated submit of BENCH_SUBMIT_MS (a durable-queue confirm or a few
+ * SQL statements):
+ * - ack-on-receipt: PUBACK at once (the baseline; loses what the intake never took);
+ * - ack-after-submit: the callback waits for the submit (one message at a time);
+ * - ack-when-taken: what the bridge does (`src/link/ack-when-taken.ts`): the next packet is read
+ *   at once, PUBACKs wait for their submit and go out in order.
  *
  *   npm run bench -- uplink-ack      (needs /usr/sbin/mosquitto)
  */
@@ -14,6 +17,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
+import { ackWhenTaken } from "../../src/link/ack-when-taken.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate } from "../../src/pki/dev-pki.js";
 import { startMosquitto, writeCrl } from "../helpers/mosquitto.js";
 import { createCleanups, envNumber, gitDescribe, runBench, writeResults } from "./lib/harness.js";
@@ -23,7 +27,7 @@ const DEVICES = envNumber("BENCH_DEVICES", 20, 1);
 const SUBMIT_MS = envNumber("BENCH_SUBMIT_MS", 1, 0);
 const TIMEOUT_MS = envNumber("BENCH_TIMEOUT_MS", 120_000, 1000);
 
-type Mode = "ack-on-receipt" | "ack-after-submit";
+type Mode = "ack-on-receipt" | "ack-after-submit" | "ack-when-taken";
 
 async function main(): Promise<void> {
   const cleanups = createCleanups();
@@ -45,7 +49,7 @@ async function main(): Promise<void> {
     console.log(`${MESSAGES} QoS 1 uplink messages from ${DEVICES} devices, submit takes ${SUBMIT_MS} ms, git ${gitDescribe()}`);
 
     const results: Record<string, unknown> = {};
-    for (const mode of ["ack-on-receipt", "ack-after-submit"] as Mode[]) {
+    for (const mode of ["ack-on-receipt", "ack-after-submit", "ack-when-taken"] as Mode[]) {
       const bridge = await mqtt.connectAsync(broker.url, { clientId: `tether-bench-${mode}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, protocolVersion: 5, clean: true });
       let submitted = 0;
       let inSubmit = 0;
@@ -59,6 +63,8 @@ async function main(): Promise<void> {
       };
       if (mode === "ack-after-submit") {
         (bridge as unknown as { handleMessage: (p: unknown, cb: (err?: Error) => void) => void }).handleMessage = (_p, cb) => void submit().then(() => cb(), cb);
+      } else if (mode === "ack-when-taken") {
+        ackWhenTaken(bridge, submit);
       } else {
         bridge.on("message", () => void submit());
       }
@@ -82,7 +88,9 @@ async function main(): Promise<void> {
     }
     const a = results["ack-on-receipt"] as { perSecond: number };
     const b = results["ack-after-submit"] as { perSecond: number };
+    const c = results["ack-when-taken"] as { perSecond: number };
     console.log(`ack-after-submit / ack-on-receipt: ${(b.perSecond / a.perSecond).toFixed(3)}`);
+    console.log(`ack-when-taken / ack-on-receipt: ${(c.perSecond / a.perSecond).toFixed(3)}`);
     await writeResults("uplink-ack", { git: gitDescribe(), messages: MESSAGES, devices: DEVICES, submitMs: SUBMIT_MS, results });
   } finally {
     await cleanups.run();

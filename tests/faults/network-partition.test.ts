@@ -68,7 +68,6 @@ describe("fault: network partition between Tether and the broker", () => {
       deviceUrl: broker.url,
       devices: 30,
       tasks: Number(process.env.FAULTS_OUTAGE_TASKS ?? 1500),
-      assertSamples: false,
       extra,
       async inject() {
         expect((await onlineIds()).length).toBe(30);

@@ -124,9 +124,10 @@ describe("Tether on PostgreSQL + Mosquitto (MQTT_URL)", () => {
       expect(await ready.json()).toMatchObject({ ready: false, dependencies: { [HEALTH.database]: false, [HEALTH.broker]: true } });
       expect((await fetch(`${s.opsUrl}/healthz`)).status).toBe(200); // alive: do not restart it for this
       expect(metricValue(await scrape(), "tether_dependency_up", { dependency: HEALTH.database })).toBe(0);
-      // Telemetry keeps arriving meanwhile.
+      // Telemetry keeps arriving meanwhile; its receipts wait for the database.
       const base = Date.now() - 60_000;
-      for (let i = 0; i < 20; i++) await coffee.device.sendTelemetry([{ metric: "outage_probe", value: i, time: timestampFromDate(new Date(base + i * 1000)) }]);
+      const probes = Array.from({ length: 20 }, (_, i) => coffee.device.sendTelemetry([{ metric: "outage_probe", value: i, time: timestampFromDate(new Date(base + i * 1000)) }]));
+      await eventually(async () => coffee.device.telemetryBacklog().pending === 20, 5000, "20 samples sent, none receipted");
       await eventually(async () => coffee.device.executions.get(taskId) === 1 && !coffee.sim.brew, 10_000, "the brew to finish during the outage");
 
       proxy.restore();
@@ -135,7 +136,8 @@ describe("Tether on PostgreSQL + Mosquitto (MQTT_URL)", () => {
       // The result sent during the outage is recovered (resend → the device replays its cached result), once.
       await eventually(async () => (await tasks().getTask({ name: t.name })).state === State.SUCCEEDED, 30_000, "the task to succeed after the outage");
       expect(coffee.device.executions.get(taskId)).toBe(1);
-      // Every sample sent during the outage is stored.
+      // Every sample sent during the outage is stored, and the device has its receipts.
+      await Promise.all(probes);
       const q = async () => (await telemetry().queryTelemetry({ parent: "devices/cut-coffee", metrics: ["outage_probe"], startTime: timestampFromDate(new Date(base - 1000)), endTime: timestampFromDate(new Date(base + 60_000)), pageSize: 100 })).points;
       const points = await eventually(async () => ((await q()).length === 20 ? q() : undefined), 20_000, "20 outage samples stored");
       expect(points.map((p) => p.value)).toEqual(Array.from({ length: 20 }, (_, i) => i));

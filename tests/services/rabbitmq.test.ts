@@ -128,13 +128,17 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
       try {
         await eventually(async () => (await unacked()) === 0, 30_000, "the connect-time uplink acked");
         s.app.telemetryWriter.pause(); // the database "does not commit" telemetry for now
-        await device.sendTelemetry([{ metric: "pressure_bar", value: 9.25 }]);
+        // Resolves on Tether's receipt, which waits for the commit as the AMQP ack does.
+        let receipted = false;
+        const sent = device.sendTelemetry([{ metric: "pressure_bar", value: 9.25 }]).then(() => void (receipted = true));
         // Processed, but held unacknowledged in RabbitMQ while its sample is not stored.
         await eventually(async () => (await unacked()) === 1, 30_000, "the telemetry message held unacked");
         const telemetry = connectClient(s, TelemetryService, "grpc");
         expect((await telemetry.getLatestTelemetry({ parent: "devices/rq-tele" })).samples.some((x) => x.metric === "pressure_bar")).toBe(false);
+        expect(receipted).toBe(false);
         s.app.telemetryWriter.resume();
         await eventually(async () => (await unacked()) === 0, 30_000, "acked after the insert committed");
+        await sent;
         expect((await telemetry.getLatestTelemetry({ parent: "devices/rq-tele" })).samples.some((x) => x.metric === "pressure_bar" && x.value === 9.25)).toBe(true);
       } finally {
         await device.close();
@@ -263,7 +267,7 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
     const ids = ["rq-crash-1", "rq-crash-2"];
     const sims: Awaited<ReturnType<typeof startCoffeeSim>>[] = [];
     let sending = true;
-    const acknowledged = new Map<string, number>(); // device → samples the broker acknowledged (PUBACK)
+    const acknowledged = new Map<string, number>(); // device → samples Tether receipted
     try {
       const devices = connectClient(s, DeviceService, "grpc");
       const tasks = connectClient(s, TaskService, "grpc");
@@ -271,7 +275,7 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
         await devices.createDevice({ deviceId: id, device: coffee });
         sims.push(await startCoffeeSim({ ...(await deviceConn(id)), brewMs: 300, cleanMs: 100, waterPercent: 100 }));
       }
-      // Telemetry from each device, every 50 ms, with distinct times; counted only once PUBACKed.
+      // Telemetry from each device, every 50 ms, with distinct times; counted once receipted.
       const senders = sims.map(({ device }, i) =>
         (async () => {
           let n = 0;
@@ -307,7 +311,7 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
       sending = false;
       await Promise.all(senders);
       await eventually(async () => sims.every(({ device }) => device.connected), 30_000, "devices reconnected");
-      // Everything RabbitMQ acknowledged to a device reaches the database.
+      // Everything receipted is in the database (and the receipts kept coming after the restart).
       for (const id of ids) {
         const expected = acknowledged.get(id) ?? 0;
         expect(expected).toBeGreaterThan(10);

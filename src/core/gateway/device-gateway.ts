@@ -22,6 +22,11 @@ export interface DeviceGatewayDeps {
   dispatcher: Dispatcher;
   /** The same intake the MQTT bridge submits to: one path, one set of guarantees. */
   intake: UplinkIntake;
+  /**
+   * Resolves once the telemetry taken so far is stored; PublishUplink waits for it when an
+   * envelope asked for a receipt. Unset: the intake is durable, taking is enough.
+   */
+  stored?: () => Promise<void>;
   /** Task changes: a task queued (or sent) for a device wakes that device's parked polls. */
   taskFeed: ChangeFeed<Task>;
   clock: Clock;
@@ -101,8 +106,12 @@ export function createDeviceGateway(d: DeviceGatewayDeps) {
     async publish(deviceId: string, uplinks: Uplink[]): Promise<number> {
       const stored = await load(deviceId);
       await checkUplinks(stored, deviceId, uplinks, tasks);
+      // Over HTTP the answer is the receipt: no UplinkReceipt downlink, the call waits instead.
+      const receipted = uplinks.some((u) => u.receiptRequested);
+      for (const u of uplinks) u.receiptRequested = false;
       // Pushed in order in one synchronous loop, so the intake's per-device order is the call's order.
       await Promise.all(uplinks.map((uplink) => intake.submit({ kind: "uplink", deviceId, uplink })));
+      if (receipted) await d.stored?.();
       await touch(deviceId);
       return uplinks.length;
     },

@@ -8,6 +8,7 @@ import type { ChangeFeed, Counters } from "../ports.js";
 import type { UplinkItem } from "../uplink.js";
 import { productByCase } from "../products/index.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
+import type { UplinkReceipts } from "../uplink-receipts.js";
 import type { DeviceCertificates } from "../certificates/device-certificates.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { Lifecycle } from "./task-lifecycle.js";
@@ -28,6 +29,8 @@ export interface UplinkDeps {
   telemetry?: TelemetryIngest;
   /** Certificate renewal over MQTT; without it, renewal requests are dropped. */
   certificates?: Pick<DeviceCertificates, "renewalRequested">;
+  /** End-to-end receipts for uplink sent with `receipt_requested`; without it, none are sent. */
+  receipts?: Pick<UplinkReceipts, "done">;
 }
 
 export type UplinkProcessor = ReturnType<typeof createUplinkProcessor>;
@@ -82,6 +85,12 @@ export function createUplinkProcessor(d: UplinkDeps) {
       }
     },
 
+    /** An envelope; receipted afterwards when it asked for that and was taken (not refused for now). */
+    async handle(deviceId: string, up: Uplink): Promise<void> {
+      const taken = await processor.handleBody(deviceId, up);
+      if (up.receiptRequested && taken !== false) d.receipts?.done(deviceId, up.messageId);
+    },
+
     /** A connect (true) or disconnect (false) seen by the broker. */
     async presence(deviceId: string, online: boolean): Promise<void> {
       const known = await devices.setPresence(deviceId, online, clock.now());
@@ -97,7 +106,8 @@ export function createUplinkProcessor(d: UplinkDeps) {
       await touch(deviceId);
     },
 
-    async handle(deviceId: string, up: Uplink): Promise<void> {
+    /** Returns false when the message was refused for now (telemetry queue full). */
+    async handleBody(deviceId: string, up: Uplink): Promise<boolean | void> {
       const body = up.body;
       switch (body.case) {
         case "hello": {
@@ -162,10 +172,11 @@ export function createUplinkProcessor(d: UplinkDeps) {
           else if (res !== "unknown") d.deviceFeed.publish(res.device);
           return;
         }
-        case "telemetry":
-          d.telemetry?.batch(deviceId, body.value);
+        case "telemetry": {
+          const taken = d.telemetry?.batch(deviceId, body.value);
           await touch(deviceId);
-          return;
+          return taken;
+        }
         case "certificateRenewal":
           if (!d.certificates) return drop(deviceId, "unsupported");
           await touch(deviceId);

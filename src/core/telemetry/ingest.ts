@@ -42,23 +42,29 @@ export function createTelemetryIngest(d: IngestDeps) {
     return set;
   };
 
-  function ingest(deviceId: string, samples: SampleRecord[]): number {
+  /**
+   * Returns false only when the queue refused the samples (full): a transient refusal, so the
+   * message is not receipted and the device's resend gets another chance. Invalid samples are a
+   * final answer: they are counted and dropped, and the message counts as taken.
+   */
+  function ingest(deviceId: string, samples: SampleRecord[]): boolean {
     const { accepted, rejected } = validateSamples(samples, d.clock.now(), d.limits, knownMetrics(deviceId));
     for (const reason of rejected) d.counters.inc("tether_telemetry_samples_rejected_total", { reason });
     if (rejected.length > 0) d.log.debug({ deviceId, rejected: rejected.length, first: rejected[0] }, "telemetry samples rejected");
     for (const s of accepted) d.feed.publish(s);
     const stored = accepted.filter((s) => !d.ephemeral.has(s.metric));
+    d.counters.inc("tether_telemetry_samples_received_total", undefined, samples.length);
     if (stored.length > 0 && !d.queue.push(stored)) {
       d.counters.inc("tether_telemetry_samples_rejected_total", { reason: "queue_full" }, stored.length);
       d.log.warn({ deviceId, samples: stored.length, depth: d.queue.depth() }, "telemetry queue full; samples refused");
+      return false;
     }
-    d.counters.inc("tether_telemetry_samples_received_total", undefined, samples.length);
-    return accepted.length;
+    return true;
   }
 
   return {
-    /** A TelemetryBatch envelope; samples without a time get the arrival time. */
-    batch(deviceId: string, batch: TelemetryBatch): number {
+    /** A TelemetryBatch envelope; samples without a time get the arrival time. False: queue full. */
+    batch(deviceId: string, batch: TelemetryBatch): boolean {
       const now = d.clock.now();
       return ingest(
         deviceId,
@@ -66,11 +72,11 @@ export function createTelemetryIngest(d: IngestDeps) {
       );
     },
     /** The plain topic `…/metrics/{metric}` with a decimal number as payload, e.g. `23.5`. */
-    plain(deviceId: string, metric: string, payload: string): number {
+    plain(deviceId: string, metric: string, payload: string): boolean {
       if (!NUMBER.test(payload)) {
         d.counters.inc("tether_telemetry_samples_rejected_total", { reason: "not_a_number" });
         d.log.debug({ deviceId, metric, payload: payload.slice(0, 40) }, "plain metric is not a number");
-        return 0;
+        return true;
       }
       return ingest(deviceId, [{ deviceId, metric, value: Number(payload), time: d.clock.now(), tags: {} }]);
     },

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/device/v1/downlink.proto.
  */
 export const file_tether_device_v1_downlink: GenFile = /*@__PURE__*/
-  fileDesc("Ch90ZXRoZXIvZGV2aWNlL3YxL2Rvd25saW5rLnByb3RvEhB0ZXRoZXIuZGV2aWNlLnYxIqwDCghEb3dubGluaxISCgptZXNzYWdlX2lkGAEgASgJEi0KCXNlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoEdGFzaxgKIAEoCzIdLnRldGhlci5kZXZpY2UudjEuVGFza1JlcXVlc3RIABIuCgZjYW5jZWwYCyABKAsyHC50ZXRoZXIuZGV2aWNlLnYxLkNhbmNlbFRhc2tIABI3Cg1kZXNpcmVkX3N0YXRlGAwgASgLMh4udGV0aGVyLmRldmljZS52MS5EZXNpcmVkU3RhdGVIABI6Cg9ub19wZW5kaW5nX3Rhc2sYDSABKAsyHy50ZXRoZXIuZGV2aWNlLnYxLk5vUGVuZGluZ1Rhc2tIABI6CgtjZXJ0aWZpY2F0ZRgOIAEoCzIjLnRldGhlci5kZXZpY2UudjEuQ2VydGlmaWNhdGVVcGRhdGVIABJFChRjZXJ0aWZpY2F0ZV9leHBpcmluZxgPIAEoCzIlLnRldGhlci5kZXZpY2UudjEuQ2VydGlmaWNhdGVFeHBpcmluZ0gAQgYKBGJvZHkiogEKC1Rhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDAoEdGFzaxgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEiwKCGRlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgdjb21tYW5kGAUgASgLMhIudGV0aGVyLnYxLkNvbW1hbmQSEAoIc2VxdWVuY2UYBiABKAQiLQoKQ2FuY2VsVGFzaxIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSKGAQoMRGVzaXJlZFN0YXRlEg8KB3ZlcnNpb24YASABKAQSIgoDbGVkGAogASgLMhMudGV0aGVyLnYxLkxlZFN0YXRlSAASOQoOY29mZmVlX21hY2hpbmUYCyABKAsyHy50ZXRoZXIudjEuQ29mZmVlTWFjaGluZURlc2lyZWRIAEIGCgRraW5kIg8KDU5vUGVuZGluZ1Rhc2silwEKEUNlcnRpZmljYXRlVXBkYXRlEhIKCnJlcXVlc3RfaWQYASABKAkSFQoNc2VyaWFsX251bWJlchgCIAEoCRIXCg9jZXJ0aWZpY2F0ZV9wZW0YAyABKAkSLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGAUgASgJIl0KE0NlcnRpZmljYXRlRXhwaXJpbmcSFQoNc2VyaWFsX251bWJlchgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
+  fileDesc("Ch90ZXRoZXIvZGV2aWNlL3YxL2Rvd25saW5rLnByb3RvEhB0ZXRoZXIuZGV2aWNlLnYxIuADCghEb3dubGluaxISCgptZXNzYWdlX2lkGAEgASgJEi0KCXNlbmRfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoEdGFzaxgKIAEoCzIdLnRldGhlci5kZXZpY2UudjEuVGFza1JlcXVlc3RIABIuCgZjYW5jZWwYCyABKAsyHC50ZXRoZXIuZGV2aWNlLnYxLkNhbmNlbFRhc2tIABI3Cg1kZXNpcmVkX3N0YXRlGAwgASgLMh4udGV0aGVyLmRldmljZS52MS5EZXNpcmVkU3RhdGVIABI6Cg9ub19wZW5kaW5nX3Rhc2sYDSABKAsyHy50ZXRoZXIuZGV2aWNlLnYxLk5vUGVuZGluZ1Rhc2tIABI6CgtjZXJ0aWZpY2F0ZRgOIAEoCzIjLnRldGhlci5kZXZpY2UudjEuQ2VydGlmaWNhdGVVcGRhdGVIABJFChRjZXJ0aWZpY2F0ZV9leHBpcmluZxgPIAEoCzIlLnRldGhlci5kZXZpY2UudjEuQ2VydGlmaWNhdGVFeHBpcmluZ0gAEjIKB3JlY2VpcHQYECABKAsyHy50ZXRoZXIuZGV2aWNlLnYxLlVwbGlua1JlY2VpcHRIAEIGCgRib2R5IqIBCgtUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIsCghkZWFkbGluZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoHY29tbWFuZBgFIAEoCzISLnRldGhlci52MS5Db21tYW5kEhAKCHNlcXVlbmNlGAYgASgEIi0KCkNhbmNlbFRhc2sSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkihgEKDERlc2lyZWRTdGF0ZRIPCgd2ZXJzaW9uGAEgASgEEiIKA2xlZBgKIAEoCzITLnRldGhlci52MS5MZWRTdGF0ZUgAEjkKDmNvZmZlZV9tYWNoaW5lGAsgASgLMh8udGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVEZXNpcmVkSABCBgoEa2luZCIPCg1Ob1BlbmRpbmdUYXNrIpcBChFDZXJ0aWZpY2F0ZVVwZGF0ZRISCgpyZXF1ZXN0X2lkGAEgASgJEhUKDXNlcmlhbF9udW1iZXIYAiABKAkSFwoPY2VydGlmaWNhdGVfcGVtGAMgASgJEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVlcnJvchgFIAEoCSJdChNDZXJ0aWZpY2F0ZUV4cGlyaW5nEhUKDXNlcmlhbF9udW1iZXIYASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiQKDVVwbGlua1JlY2VpcHQSEwoLbWVzc2FnZV9pZHMYASADKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
 
 /**
  * Everything Tether sends to a device, on `tether/v1/devices/{device}/down`
@@ -95,6 +95,14 @@ export type Downlink = Message<"tether.device.v1.Downlink"> & {
      */
     value: CertificateExpiring;
     case: "certificateExpiring";
+  } | {
+    /**
+     * Uplink messages Tether is done with (they asked for a receipt).
+     *
+     * @generated from field: tether.device.v1.UplinkReceipt receipt = 16;
+     */
+    value: UplinkReceipt;
+    case: "receipt";
   } | { case: undefined; value?: undefined };
 };
 
@@ -326,4 +334,27 @@ export type CertificateExpiring = Message<"tether.device.v1.CertificateExpiring"
  */
 export const CertificateExpiringSchema: GenMessage<CertificateExpiring> = /*@__PURE__*/
   messageDesc(file_tether_device_v1_downlink, 6);
+
+/**
+ * The end-to-end receipt for uplink sent with `receipt_requested`: the
+ * device may forget these messages. Receipts for several messages of one
+ * device are coalesced; a resent message gets another receipt.
+ *
+ * @generated from message tether.device.v1.UplinkReceipt
+ */
+export type UplinkReceipt = Message<"tether.device.v1.UplinkReceipt"> & {
+  /**
+   * The `message_id`s of the receipted uplink messages.
+   *
+   * @generated from field: repeated string message_ids = 1;
+   */
+  messageIds: string[];
+};
+
+/**
+ * Describes the message tether.device.v1.UplinkReceipt.
+ * Use `create(UplinkReceiptSchema)` to create a new message.
+ */
+export const UplinkReceiptSchema: GenMessage<UplinkReceipt> = /*@__PURE__*/
+  messageDesc(file_tether_device_v1_downlink, 7);
 

@@ -137,6 +137,9 @@ export const DeviceGatewayService: GenService<{
    * queued). All or nothing: if one envelope is refused, none is taken. Refused: `hello` and
    * `current_task_query` (use PollDownlink), a result for an unknown task (NOT_FOUND) or another
    * device's task (PERMISSION_DENIED), an empty or malformed envelope (INVALID_ARGUMENT).
+   * The answer is the receipt: no UplinkReceipt downlink is sent over HTTP, and when an envelope
+   * has `receipt_requested` the call also waits until its telemetry is stored (embedded mode;
+   * with RabbitMQ, durably queued is already safe).
    *
    * @generated from rpc tether.device.v1.DeviceGatewayService.PublishUplink
    */
