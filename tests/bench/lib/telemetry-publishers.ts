@@ -6,7 +6,8 @@
  * - `device`: device certificates issued by the stack's CA (CN = client id = device id, OU
  *   `devices`), publishing binary `Uplink{telemetry}` envelopes on their own `…/{id}/up` topic —
  *   exactly what the device SDK sends (`TetherDevice.sendTelemetry`: random UUID message id, time,
- *   one TelemetryBatch), QoS 1.
+ *   `receipt_requested`, one TelemetryBatch), QoS 1. Tether therefore sends a receipt for each
+ *   message; the publishers do not wait for it (they do not subscribe to their downlink).
  * - `service`: the raw-MQTT baseline. Same payloads, same QoS, same number of clients, but with
  *   a service certificate (CN `tether`, which the embedded broker lets publish anywhere) on
  *   `{rawPrefix}/{id}/up`, a topic Tether's bridge does not consume.
@@ -160,6 +161,7 @@ export function createPublisherHost(): PublisherHost {
         const up = create(UplinkSchema, {
           messageId: randomUUID(),
           time: { seconds: BigInt(Math.floor(now / 1000)), nanos: (now % 1000) * 1_000_000 },
+          receiptRequested: true,
           body: { case: "telemetry", value: { samples } },
         });
         return Buffer.from(toBinary(UplinkSchema, up));

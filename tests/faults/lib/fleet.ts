@@ -51,6 +51,7 @@ export async function startFleet(url: string, s: ScenarioDir, ids: string[], dev
     sims.push(await startLedSim({ url, deviceId: id, cert: cert.certPem, key: cert.keyPem, ca: s.pki.caPem, reconnectPeriodMs: 500 }));
   });
   return {
+    /** In connect order, not in `ids` order: use `sim.device.deviceId`. */
     sims,
     /** Task id → how many times a device executed it. */
     executions(): Map<string, number> {

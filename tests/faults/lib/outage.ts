@@ -56,16 +56,20 @@ export async function runOutage(o: OutageRun): Promise<void> {
   o.onFleet?.(fleet);
   let sending = true;
   let receipted = 0;
+  const receiptedKeys = new Set<string>();
   const base = Date.now() - 3_600_000;
   const sentKeys: string[] = [];
   // Telemetry: every device, one sample every 100 ms with its own timestamp; each one must be stored.
-  const senders = fleet.sims.map(({ device }, d) =>
+  // Keyed by the sim's own device id: `fleet.sims` is in connect order, not in `ids` order (keying
+  // by `ids[d]` mislabelled the last sample of some devices, which looked like 1–3 lost samples).
+  const senders = fleet.sims.map(({ device }) =>
     (async () => {
       for (let n = 0; sending; n++) {
         const time = timestampFromDate(new Date(base + n * 10));
-        sentKeys.push(`${ids[d]}/${n}`);
+        const key = `${device.deviceId}/${n}`;
+        sentKeys.push(key);
         void device.sendTelemetry([{ metric: "fault_probe", value: n, time }]).then(
-          () => void receipted++,
+          () => void (receipted++, receiptedKeys.add(key)),
           () => {},
         );
         await new Promise((r) => setTimeout(r, 100));
@@ -124,11 +128,20 @@ export async function runOutage(o: OutageRun): Promise<void> {
       const recoveryMs = Date.now() - healed;
       const v = final ?? verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
       const metrics = await fetch(`${o.replica.opsUrl}/metrics`).then((r) => r.text()).catch(() => "");
-      const dropped = (reason: string) => metricValue(metrics, "tether_uplink_dropped_total", { reason }) || 0;
-      const rejected = (reason: string) => metricValue(metrics, "tether_telemetry_samples_rejected_total", { reason }) || 0;
+      // Every drop and refusal reason with a count, so a missing sample can be matched to one.
+      const byReason = (name: string) =>
+        [...metrics.matchAll(new RegExp(`^${name}\\{reason="([^"]+)"\\} (\\S+)$`, "gm"))].map((m) => `${m[1]}=${m[2]}`).join(" ") || "none";
       const missingSamples = sentKeys.filter((k) => !stored.has(k));
       const samplesLost = missingSamples.length;
       const backlog = fleet.sims.map((x) => x.device.telemetryBacklog());
+      const diag: Record<string, string | number> = {};
+      if (samplesLost > 0) {
+        // What Tether believes it stored against what the database shows, and open transactions.
+        const [{ rows }] = await sql<[{ rows: number }]>`SELECT count(*)::int AS rows FROM telemetry`;
+        const idle = await sql<Array<{ n: number }>>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`;
+        diag["stored per Tether / rows"] = `${metricValue(metrics, "tether_telemetry_samples_stored_total")}/${rows}`;
+        diag["idle in transaction"] = idle[0]!.n;
+      }
       reportSummary({
         scenario: o.scenario,
         injected: `${o.injected} (${((healed - faultStart) / 1000).toFixed(1)} s)`,
@@ -139,9 +152,10 @@ export async function runOutage(o: OutageRun): Promise<void> {
         recoveryMs,
         extra: {
           ...o.extra,
-          ...(samplesLost > 0 ? { "e.g. missing": missingSamples.slice(0, 5).join(" ") } : {}),
-          "uplink dropped (rate_limited/malformed)": `${dropped("rate_limited")}/${dropped("malformed")}`,
-          "samples refused (queue_full/too_old)": `${rejected("queue_full")}/${rejected("too_old")}`,
+          ...diag,
+          ...(samplesLost > 0 ? { "e.g. missing": missingSamples.slice(0, 5).join(" "), "missing yet receipted": missingSamples.filter((k) => receiptedKeys.has(k)).length } : {}),
+          "uplink dropped": byReason("tether_uplink_dropped_total"),
+          "samples refused": byReason("tether_telemetry_samples_rejected_total"),
           "batches resent by devices (no receipt yet)": backlog.reduce((n, b) => n + b.resent, 0),
           "unreceipted at the end": backlog.reduce((n, b) => n + b.pending, 0),
           "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },

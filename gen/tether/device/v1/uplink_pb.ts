@@ -25,7 +25,8 @@ export const file_tether_device_v1_uplink: GenFile = /*@__PURE__*/
  * (binary protobuf) or `tether/v1/devices/{device}/up/json` (protobuf JSON,
  * for humans and mosquitto_pub). The device id comes from the topic, which
  * the broker only lets the device itself publish to. Delivery is
- * at-least-once; Tether ignores a repeated `message_id`.
+ * at-least-once, and processing is idempotent: a repeated message (same
+ * acknowledgement, result, state version or samples) changes nothing.
  *
  * @generated from message tether.device.v1.Uplink
  */
