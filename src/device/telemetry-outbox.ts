@@ -3,14 +3,16 @@
  * a broker that crashes (or a RabbitMQ that restarts) loses what it held. So each batch is sent
  * with `receipt_requested` and kept here until Tether's UplinkReceipt says it is stored. Unreceipted
  * batches go out again, with the same `message_id`, after every reconnect and after a timeout
- * (doubling per batch up to 60 s); Tether stores a repeated sample once.
+ * (doubling per batch up to 5 min); Tether stores a repeated sample once. The reconnect resend is
+ * what recovers a broker crash; the timeout is for silent losses, and is long so that a database
+ * outage (receipts wait for the commit) does not multiply the uplink.
  *
  * Memory is bounded: past `maxPending` batches the oldest is given up (its promise rejects).
  */
 import type { Logger } from "pino";
 
 export interface TelemetryOutboxOptions {
-  /** First resend of an unreceipted batch, ms; doubles per resend up to 60 s. @default 10000 */
+  /** First resend of an unreceipted batch, ms; doubles per resend up to 5 min. @default 30000 */
   timeoutMs?: number;
   /** Batches kept at most; past that the oldest is given up. @default 10000 */
   maxPending?: number;
@@ -24,7 +26,7 @@ interface Entry {
   reject(err: Error): void;
 }
 
-const MAX_WAIT_MS = 60_000;
+const MAX_WAIT_MS = 300_000;
 
 export class TelemetryOutbox {
   /** Insertion order is send order: resends keep the device's order. */
@@ -42,7 +44,7 @@ export class TelemetryOutbox {
     private readonly publish: (payload: Buffer) => boolean,
     private readonly log: Logger,
   ) {
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.maxPending = opts.maxPending ?? 10_000;
   }
 
