@@ -8,6 +8,7 @@
  *   exactly what the device SDK sends (`TetherDevice.sendTelemetry`: random UUID message id, time,
  *   `receipt_requested`, one TelemetryBatch), QoS 1. Tether therefore sends a receipt for each
  *   message; the publishers do not wait for it (they do not subscribe to their downlink).
+ *   BENCH_RECEIPTS=0 leaves `receipt_requested` unset, to see what receipts cost.
  * - `service`: the raw-MQTT baseline. Same payloads, same QoS, same number of clients, but with
  *   a service certificate (CN `tether`, which the embedded broker lets publish anywhere) on
  *   `{rawPrefix}/{id}/up`, a topic Tether's bridge does not consume.
@@ -161,7 +162,7 @@ export function createPublisherHost(): PublisherHost {
         const up = create(UplinkSchema, {
           messageId: randomUUID(),
           time: { seconds: BigInt(Math.floor(now / 1000)), nanos: (now % 1000) * 1_000_000 },
-          receiptRequested: true,
+          receiptRequested: process.env.BENCH_RECEIPTS !== "0",
           body: { case: "telemetry", value: { samples } },
         });
         return Buffer.from(toBinary(UplinkSchema, up));
