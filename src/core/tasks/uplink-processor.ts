@@ -52,7 +52,15 @@ export function createUplinkProcessor(d: UplinkDeps) {
   // not cost one UPDATE per message (measured: it halved single-sample ingestion).
   const TOUCH_EVERY_MS = 1000;
   const touched = new Map<string, number>();
+  /**
+   * Best effort: a failed write (database away) is only logged. The message is handled either
+   * way, and throwing here would hold back the receipt of telemetry already queued for storage,
+   * so the device would resend it only after its timeout.
+   */
   async function touch(deviceId: string): Promise<void> {
+    await touchNow(deviceId).catch((err: unknown) => log.debug({ err, deviceId }, "last_seen_time not written"));
+  }
+  async function touchNow(deviceId: string): Promise<void> {
     const now = clock.now();
     if (now.getTime() - (touched.get(deviceId) ?? 0) < TOUCH_EVERY_MS) return;
     if (touched.size >= 100_000) touched.clear();
