@@ -13,6 +13,22 @@ export interface BatchWriterOptions {
   flushMs?: number;
   /** Batches written at once. Order does not matter (inserts are idempotent); use 1 on PGlite. @default 1 */
   writers?: number;
+  /**
+   * An insert that has not settled after this long is given up and its batch requeued, ms. A
+   * driver call that never settles (seen rarely with postgres.js after outages) must not stall
+   * the writer, nor every receipt waiting for that batch. @default 60000
+   */
+  insertTimeoutMs?: number;
+}
+
+/** Rejects if `p` has not settled within `ms`; a late rejection of `p` is swallowed. */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the insert did not settle within ${ms} ms`)), ms);
+  });
+  p.catch(() => {});
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -23,6 +39,7 @@ export interface BatchWriterOptions {
 export function createBatchWriter(o: BatchWriterOptions) {
   const maxBatch = o.maxBatch ?? 5000;
   const flushMs = o.flushMs ?? 20;
+  const insertTimeoutMs = o.insertTimeoutMs ?? 60_000;
   let running = false;
   let paused = false;
   let loops: Promise<void>[] = [];
@@ -43,7 +60,7 @@ export function createBatchWriter(o: BatchWriterOptions) {
         continue;
       }
       try {
-        const stored = await o.store.insert(batch.samples);
+        const stored = await withDeadline(o.store.insert(batch.samples), insertTimeoutMs);
         batch.ack();
         backoff = 100;
         o.counters.inc("tether_telemetry_samples_stored_total", undefined, stored);
