@@ -51,11 +51,15 @@ export class TelemetryOutbox {
   /** Keeps the batch and sends it; resolves on its receipt. */
   add(messageId: string, payload: Buffer): Promise<void> {
     if (this.pending.size >= this.maxPending) this.giveUpOldest();
-    return new Promise<void>((resolve, reject) => {
+    const receipted = new Promise<void>((resolve, reject) => {
       this.pending.set(messageId, { payload, resendAt: Date.now() + this.timeoutMs, waitMs: this.timeoutMs, resolve, reject });
       this.publish(payload);
       this.timer ??= setInterval(() => this.resendDue(), Math.min(1000, this.timeoutMs)).unref();
     });
+    // Fire-and-forget callers must not crash their process when a batch is given up (close, a
+    // full outbox): the rejection is still there for callers that await it.
+    receipted.catch(() => {});
+    return receipted;
   }
 
   /** Tether's receipt: these batches are stored (or refused for good) and may be forgotten. */
