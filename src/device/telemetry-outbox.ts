@@ -35,6 +35,7 @@ export class TelemetryOutbox {
   private readonly maxPending: number;
   private readonly emptyWaiters: Array<() => void> = [];
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
   /** Batches sent again because no receipt came in time or the connection was lost. */
   resent = 0;
 
@@ -48,15 +49,16 @@ export class TelemetryOutbox {
     this.maxPending = opts.maxPending ?? 10_000;
   }
 
-  /** Keeps the batch and sends it; resolves on its receipt. */
+  /** Keeps the batch and sends it; resolves on its receipt (rejects at once after `close`). */
   add(messageId: string, payload: Buffer): Promise<void> {
-    if (this.pending.size >= this.maxPending) this.giveUpOldest();
     const receipted = new Promise<void>((resolve, reject) => {
+      if (this.closed) return reject(new Error("device closed"));
+      if (this.pending.size >= this.maxPending) this.giveUpOldest();
       this.pending.set(messageId, { payload, resendAt: Date.now() + this.timeoutMs, waitMs: this.timeoutMs, resolve, reject });
       this.publish(payload);
       this.timer ??= setInterval(() => this.resendDue(), Math.min(1000, this.timeoutMs)).unref();
     });
-    // Fire-and-forget callers must not crash their process when a batch is given up (close, a
+    // Fire-and-forget callers must not crash their process when a batch is given up (closed, a
     // full outbox): the rejection is still there for callers that await it.
     receipted.catch(() => {});
     return receipted;
@@ -92,6 +94,7 @@ export class TelemetryOutbox {
 
   /** Gives up every batch (the device is closing). */
   close(): void {
+    this.closed = true;
     const err = new Error("device closed before Tether's receipt");
     for (const e of this.pending.values()) e.reject(err);
     this.pending.clear();

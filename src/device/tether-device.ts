@@ -110,11 +110,6 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     });
     const body: UplinkBody = { case: "telemetry", value: { samples: stamped } };
     if (!this.outbox) return this.send(body);
-    if (this.closed) {
-      const refused = Promise.reject(new Error("device closed"));
-      refused.catch(() => {}); // as the outbox does: no unhandled rejection for fire-and-forget callers
-      return refused;
-    }
     const uplink = create(UplinkSchema, { messageId: randomUUID(), time: timestampNow(), receiptRequested: true, body });
     return this.outbox.add(uplink.messageId, Buffer.from(toBinary(UplinkSchema, uplink)));
   }

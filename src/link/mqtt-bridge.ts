@@ -1,3 +1,4 @@
+import { type EventEmitter, once } from "node:events";
 import { toBinary } from "@bufbuild/protobuf";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
@@ -104,19 +105,14 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
     const item = decode(topic, payload);
     if (item) await submitUntilTaken(item);
   });
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: Error) => {
-      client.off("connect", ok);
-      client.end(true);
-      reject(err);
-    };
-    const ok = () => {
-      client.off("error", fail);
-      resolve();
-    };
-    client.once("connect", ok);
-    client.once("error", fail);
-  });
+  try {
+    // Rejects on an "error" first, as mqtt.connectAsync does (mqtt.js types its client as its own
+    // emitter interface; at run time it is a Node EventEmitter).
+    await once(client as unknown as EventEmitter, "connect");
+  } catch (err) {
+    client.end(true);
+    throw err;
+  }
   (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   enableNoDelay(client);
   client.on("error", (err) => log.warn({ err: err.message }, "mqtt bridge error"));

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { SettableServingStatus } from "../api/health.js";
-import { withTimeout } from "./timeout.js";
+import { withTimeout } from "../core/timeout.js";
 
 /** grpc.health.v1 service names of Tether's dependencies; "" (the whole server) is all of them. */
 export const HEALTH = {

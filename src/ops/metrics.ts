@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { CounterEntry } from "../core/counters.js";
 import type { UplinkIntake } from "../core/uplink.js";
-import { withTimeout } from "./timeout.js";
+import { withTimeout } from "../core/timeout.js";
 
 /** A scrape waits at most this long for a database-backed gauge, then shows its last value. */
 const SOURCE_TIMEOUT_MS = 2000;

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, it } from "vitest";
-
 import { type RunningMosquitto, startMosquitto } from "../helpers/mosquitto.js";
 import { freshDatabase } from "../helpers/postgres.js";
 import { type Replica, startReplica } from "../helpers/replica.js";

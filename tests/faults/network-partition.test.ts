@@ -11,10 +11,10 @@ import { outageReplicaEnv, runOutage } from "./lib/outage.js";
  * Scenario 3: the network between Tether and the broker drops every packet (a proxy that stops
  * forwarding without closing anything) for longer than the bridge's keepalive, while the devices
  * stay connected to the broker. Presence must report them offline meanwhile; after the heal they
- * are online again and every task created before or during the partition runs exactly once.
- * Samples the broker acknowledged while Tether was cut off are counted, not asserted: with the
- * kept session used here the broker queues them (a sample or two in flight at the cut can still
- * be lost); `FAULTS_PARTITION_SESSION_S=0` shows the clean session's loss.
+ * are online again and every task created before or during the partition runs exactly once, and
+ * every sample the devices sent is stored. With the kept session used here the broker queues the
+ * uplink while Tether is cut off; `FAULTS_PARTITION_SESSION_S=0` (a clean session) shows the
+ * devices' resends recovering what the broker dropped.
  */
 const KEEPALIVE_S = 2;
 const PARTITION_MS = Number(process.env.FAULTS_PARTITION_MS ?? 12_000);

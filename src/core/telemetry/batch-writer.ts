@@ -1,4 +1,5 @@
 import type { Counters } from "../ports.js";
+import { withTimeout } from "../timeout.js";
 import type { CoreLogger } from "../log.js";
 import type { TelemetryQueue, TelemetryRepository } from "./telemetry-ports.js";
 
@@ -21,15 +22,6 @@ export interface BatchWriterOptions {
   insertTimeoutMs?: number;
 }
 
-/** Rejects if `p` has not settled within `ms`; a late rejection of `p` is swallowed. */
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the insert did not settle within ${ms} ms`)), ms);
-  });
-  p.catch(() => {});
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
-}
 
 /**
  * Moves samples from the queue into the database in large set-based INSERTs, and acknowledges a
@@ -60,7 +52,7 @@ export function createBatchWriter(o: BatchWriterOptions) {
         continue;
       }
       try {
-        const stored = await withDeadline(o.store.insert(batch.samples), insertTimeoutMs);
+        const stored = await withTimeout(o.store.insert(batch.samples), insertTimeoutMs, "the insert did not settle");
         batch.ack();
         backoff = 100;
         o.counters.inc("tether_telemetry_samples_stored_total", undefined, stored);

@@ -1,8 +1,0 @@
-/**
- * Rejects when `p` has not settled within `ms`. A query or probe against an unreachable server
- * usually hangs (connect timeout, retransmits) rather than fails: health and scrapes must not.
- */
-export function withTimeout<T>(p: PromiseLike<T>, ms: number, what = "no answer"): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([Promise.resolve(p), new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
-}
