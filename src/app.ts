@@ -173,8 +173,10 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     // Devices reach Tether through the embedded broker unless MQTT_URL names an external one
     // (Mosquitto) or TETHER_DEVICE_LINK=amqp puts them on RabbitMQ's MQTT plugin.
     let broker: EmbeddedBroker | undefined;
+    let admitDevices = () => {};
     if (config.deviceLink === "embedded" && !config.mqttLink.url) {
-      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, log: log.child({ component: "mqtt" }) });
+      const admitted = new Promise<void>((r) => (admitDevices = r));
+      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, admitDevices: admitted, log: log.child({ component: "mqtt" }) });
       stack.push(() => broker!.close());
     }
     // Unwound after the bridge closes, so the writer drains every sample that arrived.
@@ -312,12 +314,13 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const deviceCertificates = createDeviceCertificates({ service: certificates, certificates: certificateStore, link: bridge, clock, log: coreLog, warningDays: config.certificates.expiryWarningDays });
     // A receipt goes out once the telemetry queued before it is stored in this replica: the
     // replica that processed the message is the one whose writer holds its samples.
-    const receipts = createUplinkReceipts({ link: bridge, stored: () => telemetryQueue.committed(), clock, counters, log: coreLog });
+    const telemetryStored = () => telemetryQueue.committed();
+    const receipts = createUplinkReceipts({ link: bridge, stored: telemetryStored, clock, counters, log: coreLog });
     const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: ingest, certificates: deviceCertificates, receipts });
     // One intake for every transport: the MQTT bridge and the HTTP device gateway submit to it.
     // With RabbitMQ the intake is durable: an item is acked to RabbitMQ after its transaction
     // committed and, for telemetry, after the batch writer stored its samples.
-    const amqpIntake = amqp?.uplink(uplink, (item) => (carriesTelemetry(item) ? telemetryQueue.committed() : undefined), counters);
+    const amqpIntake = amqp?.uplink(uplink, (item) => (carriesTelemetry(item) ? telemetryStored() : undefined), counters);
     if (amqpIntake) {
       closeIntake = () => amqpIntake.close();
       await amqpIntake.start();
@@ -329,8 +332,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     );
     // Over HTTP the PublishUplink answer is the receipt: durably queued with RabbitMQ; embedded,
     // the call also waits until the telemetry is stored.
-    const stored = amqpIntake ? undefined : () => telemetryQueue.committed();
-    const gateway = createDeviceGateway({ tasks: taskStore, devices: deviceStore, dispatcher, intake, stored, taskFeed, clock, log: coreLog });
+    const gateway = createDeviceGateway({ tasks: taskStore, devices: deviceStore, dispatcher, intake, stored: amqpIntake ? undefined : telemetryStored, taskFeed, clock, log: coreLog });
     wakePolls = (id) => gateway.wake(id);
     // Rules: tasks a rule creates are committed QUEUED by the scheduler/event engine, then announced
     // on the task feed and dispatched, as CreateTask does.
@@ -501,6 +503,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     });
 
     await bridge.start(intake);
+    admitDevices(); // the embedded broker's devices connect only now that uplink has a consumer
     await eventRules.start();
     scheduler.start();
     jobRunner.start();

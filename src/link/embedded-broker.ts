@@ -30,6 +30,12 @@ export interface EmbeddedBrokerOptions {
   counters?: Counters;
   /** Revoked client certificates are refused at connect (see also {@link EmbeddedBroker.disconnectRevoked}). */
   isRevoked?: (serialNumber: string) => boolean;
+  /**
+   * Devices' and claims' CONNACK waits for this: until Tether consumes uplink, whatever a device
+   * publishes (its Hello, telemetry it resends after a restart) would reach no subscriber and be
+   * dropped. A device just sees a slow connect (and retries after its connect timeout). Unset: at once.
+   */
+  admitDevices?: Promise<void>;
 }
 
 export interface EmbeddedBroker {
@@ -68,6 +74,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     done(Object.assign(new Error(reason), { returnCode: NOT_AUTHORIZED }) as AuthenticateError, null);
   };
 
+  const admit = (done: (err: null, ok: true) => void) => {
+    if (opts.admitDevices) void opts.admitDevices.then(() => done(null, true));
+    else done(null, true);
+  };
+
   const aedes = await Aedes.createBroker({
     maxClientsIdLength: 128,
     authenticate(client, _username, _password, done) {
@@ -90,7 +101,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         if (!claimClient) return refuseConnect(client, "a claim certificate's client id must be claim:{client}, {client} 1-64 letters, digits, '.', '_' or '-'", done);
         if (will) return refuseConnect(client, "a claim certificate may not set a will", done);
         identities.set(client, { kind: "claim", templateId: commonName, clientId: claimClient, serialNumber });
-        return done(null, true);
+        return admit(done);
       }
 
       if (units.includes(DEVICES_OU)) {
@@ -101,6 +112,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
           return refuseConnect(client, `will topic not allowed: ${will.topic}`, done);
         }
         identities.set(client, { kind: "device", deviceId: commonName, serialNumber });
+        return admit(done);
       } else if (services.has(commonName)) {
         identities.set(client, { kind: "service", commonName, serialNumber });
       } else {
