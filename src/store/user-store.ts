@@ -1,7 +1,7 @@
 import type { GroupRecord, UserRecord, UserRepository } from "../core/auth/auth-ports.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import type { Sql } from "./database.js";
-import { withTransaction } from "./transaction.js";
+import { type TxSql, withTransaction } from "./transaction.js";
 
 interface UserRow {
   name: string;
@@ -20,6 +20,20 @@ const fromUser = (r: UserRow): UserRecord => ({
   groups: r.groups ?? [],
   createTime: r.create_time,
 });
+
+/**
+ * Records every live session of the user as ended, in the caller's transaction, and returns them.
+ * Every family with a refresh token left is one: a session's last refresh token outlives its access
+ * tokens (config requires TETHER_REFRESH_TOKEN_TTL_S >= TETHER_ACCESS_TOKEN_TTL_S).
+ */
+async function endSessionsOf(tx: TxSql, user: string, now: Date): Promise<string[]> {
+  const rows = await tx<Array<{ session: string }>>`
+    INSERT INTO session_revocations (session, user_name, revoke_time)
+    SELECT DISTINCT family, user_name, ${now}::timestamptz FROM refresh_tokens WHERE user_name = ${user} AND NOT revoked
+    ON CONFLICT (session) DO NOTHING
+    RETURNING session`;
+  return rows.map((r) => r.session);
+}
 
 /** UserRepository on PostgreSQL/PGlite. */
 export function createUserStore(sql: Sql): UserRepository {
@@ -59,20 +73,24 @@ export function createUserStore(sql: Sql): UserRepository {
       return rows.map(fromUser);
     },
 
-    async deleteUser(name) {
+    async deleteUser(name, now) {
       return withTransaction(sql, async (tx) => {
+        const sessions = await endSessionsOf(tx, name, now);
         await tx`DELETE FROM grants WHERE principal_kind = 'user' AND principal = ${name}`;
         const rows = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
-        return rows.length > 0;
+        return rows.length > 0 ? sessions : undefined;
       });
     },
 
-    async setPasswordHash(name, hash, now) {
+    async setPasswordHash(name, hash, now, opts = {}) {
       return withTransaction(sql, async (tx) => {
         const rows = await tx`UPDATE users SET password_hash = ${hash}, update_time = ${now} WHERE name = ${name} RETURNING name`;
+        if (rows.length === 0) return undefined;
         // A new password ends every session: whoever knew the old one keeps nothing.
+        const sessions = await endSessionsOf(tx, name, now);
         await tx`UPDATE refresh_tokens SET revoked = true WHERE user_name = ${name} AND NOT revoked`;
-        return rows.length > 0;
+        if (opts.revokeApiKeys) await tx`UPDATE api_keys SET revoke_time = ${now} WHERE user_name = ${name} AND revoke_time IS NULL`;
+        return sessions;
       });
     },
 
