@@ -474,7 +474,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       port: config.api.port,
       tls,
       routes,
-      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, log: apiLog })],
+      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), watchSession: sessions.watch, accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, log: apiLog })],
       readMaxBytes: config.api.readMaxBytes,
       log: apiLog,
       // The CRL before the console: the console's routes fall back to index.html for any path.

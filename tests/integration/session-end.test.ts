@@ -3,7 +3,7 @@ import { DurationSchema, timestampDate, timestampFromDate } from "@bufbuild/prot
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
-import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { DeviceService, WatchDevicesResponse_Type } from "../../gen/tether/v1/device_service_pb.js";
 import { UserService } from "../../gen/tether/v1/user_service_pb.js";
 import { anonymousClient, bearerClient, captureLogger } from "../helpers/auth.js";
 import { fakeClock } from "../helpers/fake-clock.js";
@@ -16,7 +16,7 @@ let s: TestStack;
 const password = (user: string) => `${user}-password-1`;
 beforeAll(async () => {
   s = await startTestStack({}, { log: capture.log, clock });
-  for (const user of ["ann", "ben", "cal", "dee", "eve", "fay", "gus", "nopw"]) {
+  for (const user of ["ann", "ben", "cal", "dee", "eve", "fay", "gus", "hal", "nopw"]) {
     await admin().createUser({ userId: user, password: user === "nopw" ? "" : password(user) });
   }
 }, 60_000);
@@ -76,6 +76,26 @@ describe("access tokens end with their session", () => {
     await admin().setPassword({ name: "users/cal", password: "cal-password-3" });
     expect(await probe(fresh.accessToken)).toBe(Code.Unauthenticated);
     expect(await probe(otherUser.accessToken)).toBe("ok");
+  });
+
+  it("a stream opened with the token ends with UNAUTHENTICATED when its session ends; other streams go on", async () => {
+    const ended = await login("hal");
+    const kept = await login("hal");
+    const watch = async (token: string) => {
+      const it = bearerClient(s, DeviceService, token).watchDevices({})[Symbol.asyncIterator]();
+      // Open for sure: the initial snapshot (empty for hal) has been sent.
+      for (;;) if ((await it.next()).value?.type === WatchDevicesResponse_Type.INITIAL_COMPLETE) return it;
+    };
+    const doomed = await watch(ended.accessToken);
+    const survivor = await watch(kept.accessToken);
+    const next = doomed.next();
+    await auth().logout({ refreshToken: ended.refreshToken });
+    await expect(next).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: expect.stringMatching(/session of this access token ended/) });
+    // The other session's stream still delivers: a device hal creates arrives on it.
+    const change = survivor.next();
+    await bearerClient(s, DeviceService, kept.accessToken).createDevice({ deviceId: "hal-led", device: { kind: { case: "led", value: {} } } });
+    expect((await change).value).toMatchObject({ type: WatchDevicesResponse_Type.CHANGED, device: { name: "devices/hal-led" } });
+    await survivor.return?.();
   });
 
   it("a deleted and re-created user does not inherit the old user's tokens", async () => {

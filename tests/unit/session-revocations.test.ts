@@ -79,4 +79,20 @@ describe("ended sessions", () => {
     expect(r.isEnded("s")).toBe(true);
     await r.stop();
   });
+
+  it("tells watchers once when their session ends (at once if it already has); unwatched ones hear nothing", async () => {
+    const clock = fakeClock("2026-01-01T00:00:00Z");
+    const r = createSessionRevocations({ repo: table(), feed: createMemoryFeed(), clock, log: silent, windowMs: 15 * MIN, pollMs: 60_000 });
+    const heard: string[] = [];
+    r.watch("a", () => heard.push("a1"));
+    const stop = r.watch("a", () => heard.push("a2"));
+    r.watch("b", () => heard.push("b"));
+    stop();
+    r.ended(["a"]);
+    r.ended(["a"]);
+    expect(heard).toEqual(["a1"]);
+    r.watch("a", () => heard.push("late"));
+    expect(heard).toEqual(["a1", "late"]);
+    await r.stop();
+  });
 });

@@ -35,6 +35,8 @@ export interface Session {
 export interface BearerIdentity {
   user: string;
   via: "token" | "api_key";
+  /** An access token's session (the `sid` claim); API keys have none. */
+  session?: string;
 }
 
 export type AuthService = ReturnType<typeof createAuthService>;
@@ -117,7 +119,7 @@ export function createAuthService(d: AuthServiceDeps) {
       const { user, session } = await tokens.verify(bearer);
       // A map lookup: ended sessions are held in memory (see SessionRevocations for the staleness bound).
       if (sessions.isEnded(session)) throw new UnauthenticatedError("access token of an ended session (logged out, refresh token reused or password changed); sign in again");
-      return { user, via: "token" };
+      return { user, via: "token", session };
     },
   };
 }

@@ -33,10 +33,24 @@ export function createSessionRevocations(d: SessionRevocationsDeps) {
   const { repo, feed, clock, log } = d;
   /** Session id → when it was ended here (ms), for expiring entries. */
   const ended = new Map<string, number>();
+  /** Open calls (streams) to end when their session ends. */
+  const watchers = new Map<string, Set<() => void>>();
   let lastPrune = 0;
 
   function add(sessions: Iterable<string>, at: number): void {
-    for (const s of sessions) if (!ended.has(s)) ended.set(s, at);
+    for (const s of sessions) {
+      if (ended.has(s)) continue;
+      ended.set(s, at);
+      const w = watchers.get(s);
+      watchers.delete(s);
+      for (const cb of w ?? []) {
+        try {
+          cb();
+        } catch (err) {
+          log.error({ err }, "ending a call of an ended session failed");
+        }
+      }
+    }
   }
 
   const unsubscribe = feed.subscribe((sessions) => add(sessions, clock.now().getTime()));
@@ -61,6 +75,23 @@ export function createSessionRevocations(d: SessionRevocationsDeps) {
   return {
     /** Whether the session's access tokens are refused. */
     isEnded: (session: string): boolean => ended.has(session),
+    /**
+     * Calls `onEnd` once when the session ends (at once if it already has): how an open stream
+     * authenticated by one of its access tokens is ended. Returns the function that stops watching.
+     */
+    watch(session: string, onEnd: () => void): () => void {
+      if (ended.has(session)) {
+        onEnd();
+        return () => {};
+      }
+      let set = watchers.get(session);
+      if (!set) watchers.set(session, (set = new Set()));
+      set.add(onEnd);
+      return () => {
+        set.delete(onEnd);
+        if (set.size === 0 && watchers.get(session) === set) watchers.delete(session);
+      };
+    },
     /** Refuses these sessions here at once and tells every replica (the caller has committed them to the database). */
     ended(sessions: readonly string[]): void {
       if (sessions.length === 0) return;
