@@ -376,8 +376,9 @@ export type CreateApiKeyRequest = Message<"tether.v1.CreateApiKeyRequest"> & {
 
   /**
    * The caller's own current password (also when an admin creates a key for someone else).
-   * Required unless the call is made with a client certificate: PERMISSION_DENIED if wrong,
-   * FAILED_PRECONDITION if the caller has no password to give.
+   * Required unless the call is made with a client certificate: INVALID_ARGUMENT if missing,
+   * PERMISSION_DENIED if wrong, FAILED_PRECONDITION if the caller has no password to give.
+   * At most 1024 characters.
    *
    * @generated from field: string current_password = 3;
    */
