@@ -22,14 +22,19 @@ const fromUser = (r: UserRow): UserRecord => ({
 });
 
 /**
- * Records every live session of the user as ended, in the caller's transaction, and returns them.
- * Every family with a refresh token left is one: a session's last refresh token outlives its access
- * tokens (config requires TETHER_REFRESH_TOKEN_TTL_S >= TETHER_ACCESS_TOKEN_TTL_S).
+ * Revokes every refresh token of the user and records each session (family) that had one as
+ * ended, in one statement of the caller's transaction; returns the sessions newly ended. A
+ * session's last refresh token outlives its access tokens (config requires
+ * TETHER_REFRESH_TOKEN_TTL_S >= TETHER_ACCESS_TOKEN_TTL_S), so every session with a live access
+ * token is found. One statement: a family created meanwhile is either revoked and recorded, or neither.
  */
 async function endSessionsOf(tx: TxSql, user: string, now: Date): Promise<string[]> {
   const rows = await tx<Array<{ session: string }>>`
+    WITH revoked AS (
+      UPDATE refresh_tokens SET revoked = true WHERE user_name = ${user} AND NOT revoked RETURNING family
+    )
     INSERT INTO session_revocations (session, user_name, revoke_time)
-    SELECT DISTINCT family, user_name, ${now}::timestamptz FROM refresh_tokens WHERE user_name = ${user} AND NOT revoked
+    SELECT DISTINCT family, ${user}, ${now}::timestamptz FROM revoked
     ON CONFLICT (session) DO NOTHING
     RETURNING session`;
   return rows.map((r) => r.session);
@@ -88,7 +93,6 @@ export function createUserStore(sql: Sql): UserRepository {
         if (rows.length === 0) return undefined;
         // A new password ends every session: whoever knew the old one keeps nothing.
         const sessions = await endSessionsOf(tx, name, now);
-        await tx`UPDATE refresh_tokens SET revoked = true WHERE user_name = ${name} AND NOT revoked`;
         if (opts.revokeApiKeys) await tx`UPDATE api_keys SET revoke_time = ${now} WHERE user_name = ${name} AND revoke_time IS NULL`;
         return sessions;
       });
