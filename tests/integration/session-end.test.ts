@@ -16,7 +16,7 @@ let s: TestStack;
 const password = (user: string) => `${user}-password-1`;
 beforeAll(async () => {
   s = await startTestStack({}, { log: capture.log, clock });
-  for (const user of ["ann", "ben", "cal", "dee", "eve", "fay", "gus", "hal", "nopw"]) {
+  for (const user of ["ann", "ben", "cal", "dee", "eve", "fay", "gus", "hal", "ivy", "nopw"]) {
     await admin().createUser({ userId: user, password: user === "nopw" ? "" : password(user) });
   }
 }, 60_000);
@@ -127,6 +127,21 @@ describe("API keys", () => {
     // Nothing was stored by the refused calls.
     expect((await users.listApiKeys({ parent: "users/me" })).apiKeys.map((k) => k.displayName).sort()).toEqual(["", "ci"]);
     expect((await admin().listApiKeys({ parent: "users/nopw" })).apiKeys).toHaveLength(1);
+  });
+
+  it("a stolen token is no password oracle: at most 5 checks at once (also in parallel), then one a minute", async () => {
+    const { accessToken } = await login("ivy");
+    const users = bearerClient(s, UserService, accessToken);
+    const guesses = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => users.createApiKey({ parent: "users/me", currentPassword: `guess-${i}-password` })));
+    const codes = guesses.map((g) => (g.status === "rejected" ? ConnectError.from(g.reason).code : "ok"));
+    expect(codes.filter((c) => c === Code.PermissionDenied)).toHaveLength(5);
+    expect(codes.filter((c) => c === Code.ResourceExhausted)).toHaveLength(7);
+    // Even the right password waits now, for SetPassword too.
+    await expect(users.createApiKey({ parent: "users/me", currentPassword: password("ivy") })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    await expect(users.setPassword({ name: "users/me", password: "ivy-password-2", currentPassword: password("ivy") })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    clock.advance(61_000);
+    expect((await users.createApiKey({ parent: "users/me", currentPassword: password("ivy") })).secret).toMatch(/^tether_/);
+    expect((await users.listApiKeys({ parent: "users/me" })).apiKeys).toHaveLength(1);
   });
 
   it("an expired key is refused with UNAUTHENTICATED; a past or empty expiry is refused at create", async () => {

@@ -377,8 +377,9 @@ export type CreateApiKeyRequest = Message<"tether.v1.CreateApiKeyRequest"> & {
   /**
    * The caller's own current password (also when an admin creates a key for someone else).
    * Required unless the call is made with a client certificate: INVALID_ARGUMENT if missing,
-   * PERMISSION_DENIED if wrong, FAILED_PRECONDITION if the caller has no password to give.
-   * At most 1024 characters.
+   * PERMISSION_DENIED if wrong, FAILED_PRECONDITION if the caller has no password to give,
+   * RESOURCE_EXHAUSTED beyond 5 password checks per user (then one a minute; SetPassword's
+   * `current_password` checks count too). At most 1024 characters.
    *
    * @generated from field: string current_password = 3;
    */

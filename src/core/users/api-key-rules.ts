@@ -2,7 +2,8 @@ import { type Duration, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ApiKey } from "../../../gen/tether/v1/user_pb.js";
 import type { UserRecord } from "../auth/auth-ports.js";
 import { verifyPassword } from "../auth/passwords.js";
-import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError } from "../errors.js";
+import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError } from "../errors.js";
+import type { RateLimiter } from "../rate-limit.js";
 
 /** How the caller proved who they are (the auth interceptor's `Principal.via`). */
 export type CallerProof = "certificate" | "token" | "api_key";
@@ -28,7 +29,7 @@ export function resolveApiKeyExpiry(key: ApiKey | undefined, now: Date): Date | 
  * caller's own current password, unless they called with a client certificate (which a stolen
  * access token or API key cannot stand in for).
  */
-export async function requireCallerPassword(proof: CallerProof, caller: UserRecord | undefined, currentPassword: string): Promise<void> {
+export async function requireCallerPassword(proof: CallerProof, caller: UserRecord | undefined, currentPassword: string, confirmations: RateLimiter): Promise<void> {
   if (proof === "certificate") return;
   if (currentPassword === "") {
     throw InvalidArgumentError.field("current_password", "is required to create an API key when calling with a token or an API key (a client certificate needs none)");
@@ -36,5 +37,14 @@ export async function requireCallerPassword(proof: CallerProof, caller: UserReco
   if (!caller || caller.passwordHash === null) {
     throw new FailedPreconditionError("you have no password to confirm this with: set one, or create the key with a client certificate");
   }
+  takeConfirmation(confirmations, caller.name);
   if (!(await verifyPassword(currentPassword, caller.passwordHash))) throw new PermissionDeniedError("current_password is wrong: creating an API key needs your current password");
+}
+
+/**
+ * Reserves one check of `user`'s password before it is made (so concurrent guesses cannot all be
+ * checked): a stolen access token must not become an unlimited password oracle.
+ */
+export function takeConfirmation(confirmations: RateLimiter, user: string): void {
+  if (!confirmations.take(user)) throw new ResourceExhaustedError("too many password confirmations for this user; retry in a minute");
 }

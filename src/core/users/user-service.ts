@@ -20,7 +20,8 @@ import type { SessionRevocations } from "../auth/session-revocations.js";
 import type { Clock } from "../clock.js";
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
-import { type CallerProof, requireCallerPassword, resolveApiKeyExpiry } from "./api-key-rules.js";
+import { createRateLimiter } from "../rate-limit.js";
+import { type CallerProof, requireCallerPassword, resolveApiKeyExpiry, takeConfirmation } from "./api-key-rules.js";
 import { groupName, isValidPrincipalId, parseGroupName, parseUserName, userName } from "./user-name.js";
 
 export interface UserServiceDeps {
@@ -66,6 +67,9 @@ function toApiKeyProto(k: ApiKeyRecord, secret = ""): ApiKey {
  * password and manage their own API keys (`users/me` names the caller).
  */
 export function createUserService({ users, creds, rights, sessions, clock }: UserServiceDeps) {
+  // Checks of a current password (SetPassword, CreateApiKey) per user: 5 at once, then one a minute.
+  // Per process, like the login limiter; Login itself is not counted here.
+  const confirmations = createRateLimiter({ ratePerS: 1 / 60, burst: 5, now: () => clock.now().getTime() });
   /** Resolves `users/me` and refuses acting on someone else unless admin. */
   function self(access: Access, name: string, field: string, what: string): string {
     const id = parseUserName(name, field);
@@ -131,6 +135,7 @@ export function createUserService({ users, creds, rights, sessions, clock }: Use
       const id = self(access, name, "name", "setting another user's password");
       if (!access.caller.admin) {
         const current = await mustGetUser(id);
+        if (current.passwordHash !== null) takeConfirmation(confirmations, id);
         if (current.passwordHash !== null && !(await verifyPassword(currentPassword, current.passwordHash))) {
           throw new PermissionDeniedError("current_password is wrong: changing your password needs the current one");
         }
@@ -192,7 +197,7 @@ export function createUserService({ users, creds, rights, sessions, clock }: Use
       if (req.currentPassword.length > 1024) v.add("current_password", "must be at most 1024 characters");
       v.throwIfAny();
       const expireTime = resolveApiKeyExpiry(req.apiKey, now);
-      await requireCallerPassword(proof, await users.getUser(access.caller.user), req.currentPassword);
+      await requireCallerPassword(proof, await users.getUser(access.caller.user), req.currentPassword, confirmations);
       await mustGetUser(user);
       const secret = newSecret(API_KEY_PREFIX);
       const record: ApiKeyRecord = { id: randomBytes(6).toString("hex"), user, displayName, createTime: now, expireTime };
