@@ -1,4 +1,5 @@
 import type { ApiKeyRecord, CredentialRepository, SigningKey } from "../core/auth/auth-ports.js";
+import { apiKeySession } from "../core/auth/session-revocations.js";
 import type { Sql } from "./database.js";
 import { type TxSql, withTransaction } from "./transaction.js";
 
@@ -114,8 +115,12 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
     },
 
     async revokeApiKey(user, id, now) {
-      const rows = await sql`UPDATE api_keys SET revoke_time = ${now} WHERE id = ${id} AND user_name = ${user} AND revoke_time IS NULL RETURNING id`;
-      return rows.length > 0;
+      return withTransaction(sql, async (tx) => {
+        const rows = await tx`UPDATE api_keys SET revoke_time = ${now} WHERE id = ${id} AND user_name = ${user} AND revoke_time IS NULL RETURNING id`;
+        if (rows.length === 0) return false;
+        await recordEndedSession(tx, { family: apiKeySession(id), user }, now);
+        return true;
+      });
     },
 
     async signingKeys(now) {

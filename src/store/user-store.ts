@@ -2,6 +2,10 @@ import type { GroupRecord, UserRecord, UserRepository } from "../core/auth/auth-
 import { AlreadyExistsError } from "../core/errors.js";
 import type { Sql } from "./database.js";
 import { type TxSql, withTransaction } from "./transaction.js";
+import { apiKeySession } from "../core/auth/session-revocations.js";
+
+/** `apiKeySession(id)` is this prefix + the id; the SQL builds it from the column. */
+const API_KEY_SESSION_PREFIX = apiKeySession("");
 
 interface UserRow {
   name: string;
@@ -35,6 +39,19 @@ async function endSessionsOf(tx: TxSql, user: string, now: Date): Promise<string
     )
     INSERT INTO session_revocations (session, user_name, revoke_time)
     SELECT DISTINCT family, ${user}, ${now}::timestamptz FROM revoked
+    ON CONFLICT (session) DO NOTHING
+    RETURNING session`;
+  return rows.map((r) => r.session);
+}
+
+/** Revokes the user's API keys and records each key's session as ended (streams opened with it end); returns those sessions. */
+async function revokeApiKeysOf(tx: TxSql, user: string, now: Date): Promise<string[]> {
+  const rows = await tx<Array<{ session: string }>>`
+    WITH revoked AS (
+      UPDATE api_keys SET revoke_time = ${now} WHERE user_name = ${user} AND revoke_time IS NULL RETURNING id
+    )
+    INSERT INTO session_revocations (session, user_name, revoke_time)
+    SELECT ${API_KEY_SESSION_PREFIX} || id, ${user}, ${now}::timestamptz FROM revoked
     ON CONFLICT (session) DO NOTHING
     RETURNING session`;
   return rows.map((r) => r.session);
@@ -80,7 +97,7 @@ export function createUserStore(sql: Sql): UserRepository {
 
     async deleteUser(name, now) {
       return withTransaction(sql, async (tx) => {
-        const sessions = await endSessionsOf(tx, name, now);
+        const sessions = [...(await endSessionsOf(tx, name, now)), ...(await revokeApiKeysOf(tx, name, now))];
         await tx`DELETE FROM grants WHERE principal_kind = 'user' AND principal = ${name}`;
         const rows = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
         return rows.length > 0 ? sessions : undefined;
@@ -93,8 +110,7 @@ export function createUserStore(sql: Sql): UserRepository {
         if (rows.length === 0) return undefined;
         // A new password ends every session: whoever knew the old one keeps nothing.
         const sessions = await endSessionsOf(tx, name, now);
-        if (opts.revokeApiKeys) await tx`UPDATE api_keys SET revoke_time = ${now} WHERE user_name = ${name} AND revoke_time IS NULL`;
-        return sessions;
+        return opts.revokeApiKeys ? [...sessions, ...(await revokeApiKeysOf(tx, name, now))] : sessions;
       });
     },
 

@@ -197,6 +197,15 @@ describe("API keys", () => {
     expect((await admin().listApiKeys({ parent: "users/dee" })).apiKeys).toEqual([]);
   });
 
+  it("a stream opened with an API key ends with UNAUTHENTICATED when the key is revoked", async () => {
+    const key = await admin().createApiKey({ parent: "users/gus", apiKey: { displayName: "watcher" } });
+    const it = bearerClient(s, DeviceService, key.secret).watchDevices({})[Symbol.asyncIterator]();
+    while ((await it.next()).value?.type !== WatchDevicesResponse_Type.INITIAL_COMPLETE);
+    const next = it.next();
+    await admin().deleteApiKey({ name: key.name });
+    await expect(next).rejects.toMatchObject({ code: Code.Unauthenticated });
+  });
+
   it("never logs a password, token or API key secret", () => {
     const text = capture.text();
     expect(text).not.toMatch(/tether_[A-Za-z0-9_-]{20,}|tetherrt_|eyJ[A-Za-z0-9_-]{20,}\./);

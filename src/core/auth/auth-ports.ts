@@ -58,15 +58,15 @@ export interface UserRepository {
   getUser(name: string): Promise<UserRecord | undefined>;
   listUsers(q: { afterName?: string; limit: number }): Promise<UserRecord[]>;
   /**
-   * Deletes the user with their keys, tokens, memberships and grants, recording their sessions as
-   * ended (a re-created user of the same name must not inherit them); returns those sessions, or
-   * undefined if absent.
+   * Deletes the user with their keys, tokens, memberships and grants, recording their sessions and
+   * keys as ended (a re-created user of the same name must not inherit them); returns those
+   * sessions, or undefined if absent.
    */
   deleteUser(name: string, now: Date): Promise<string[] | undefined>;
   /**
    * In one transaction: sets the hash, revokes the user's refresh tokens and records every session
-   * of theirs as ended (`session_revocations`), and with `revokeApiKeys` revokes their API keys.
-   * Returns the sessions ended, or undefined if the user is absent.
+   * of theirs as ended (`session_revocations`), and with `revokeApiKeys` revokes their API keys
+   * (recording each key's session). Returns the sessions ended, or undefined if the user is absent.
    */
   setPasswordHash(name: string, hash: string | null, now: Date, opts?: { revokeApiKeys?: boolean }): Promise<string[] | undefined>;
   insertGroup(g: { name: string; displayName: string; createTime: Date }): Promise<GroupRecord>;
@@ -103,6 +103,7 @@ export interface CredentialRepository {
    */
   useApiKey(secretHash: string, now: Date): Promise<ApiKeyRecord | undefined>;
   listApiKeys(user: string): Promise<ApiKeyRecord[]>;
+  /** Revokes the key and records its session (`apiKeySession`) as ended; false if absent or already revoked. */
   revokeApiKey(user: string, id: string, now: Date): Promise<boolean>;
 
   signingKeys(now: Date): Promise<SigningKey[]>;

@@ -6,7 +6,7 @@ import type { CredentialRepository, UserRepository } from "./auth-ports.js";
 import { verifyPassword } from "./passwords.js";
 import type { createLoginLimiter } from "./rate-limit.js";
 import { API_KEY_PREFIX, newSecret, REFRESH_PREFIX, secretHash } from "./secrets.js";
-import type { SessionRevocations } from "./session-revocations.js";
+import { apiKeySession, type SessionRevocations } from "./session-revocations.js";
 import type { createTokenIssuer } from "./tokens.js";
 
 export interface AuthServiceDeps {
@@ -35,7 +35,7 @@ export interface Session {
 export interface BearerIdentity {
   user: string;
   via: "token" | "api_key";
-  /** An access token's session (the `sid` claim); API keys have none. */
+  /** An access token's session (the `sid` claim), or an API key's (`apiKeySession`). */
   session?: string;
 }
 
@@ -114,7 +114,8 @@ export function createAuthService(d: AuthServiceDeps) {
         const key = await creds.useApiKey(secretHash(bearer), now);
         if (!key) throw new UnauthenticatedError("unknown or revoked API key");
         if (key.expireTime && key.expireTime.getTime() <= now.getTime()) throw new UnauthenticatedError(`API key users/${key.user}/apiKeys/${key.id} expired`);
-        return { user: key.user, via: "api_key" };
+        // Its "session" is recorded when it is revoked: a stream opened with it ends then.
+        return { user: key.user, via: "api_key", session: apiKeySession(key.id) };
       }
       const { user, session } = await tokens.verify(bearer);
       // A map lookup: ended sessions are held in memory (see SessionRevocations for the staleness bound).

@@ -18,6 +18,9 @@ export interface SessionRevocationsDeps {
 
 export type SessionRevocations = ReturnType<typeof createSessionRevocations>;
 
+/** The "session" of an API key: recorded when the key is revoked, so streams opened with it end too. */
+export const apiKeySession = (id: string): string => `api_key:${id}`;
+
 /**
  * The sessions whose access tokens are refused, as an in-memory set checked on every call (a map
  * lookup: the hot path never waits for the database).

@@ -16,7 +16,7 @@ import type { RightsResolver } from "../access/rights-resolver.js";
 import type { ApiKeyRecord, CredentialRepository, GroupRecord, UserRecord, UserRepository } from "../auth/auth-ports.js";
 import { hashPassword, passwordProblem, verifyPassword } from "../auth/passwords.js";
 import { API_KEY_PREFIX, newSecret, secretHash } from "../auth/secrets.js";
-import type { SessionRevocations } from "../auth/session-revocations.js";
+import { apiKeySession, type SessionRevocations } from "../auth/session-revocations.js";
 import type { Clock } from "../clock.js";
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
@@ -215,6 +215,7 @@ export function createUserService({ users, creds, rights, sessions, clock }: Use
       if (!m) throw InvalidArgumentError.field("name", "must be users/{user}/apiKeys/{api_key}");
       const user = self(access, `users/${m[1]}`, "name", "revoking another user's API keys");
       if (!(await creds.revokeApiKey(user, m[2]!, clock.now()))) throw new NotFoundError(name);
+      sessions.ended([apiKeySession(m[2]!)]);
     },
   };
 }
