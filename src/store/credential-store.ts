@@ -31,10 +31,13 @@ const fromKey = (r: ApiKeyRow): ApiKeyRecord => ({
   lastUsedTime: r.last_used_time ?? undefined,
 });
 
-/** Records a session as ended; its access tokens are refused on every replica (SessionRevocations). */
-export async function recordEndedSession(tx: TxSql, session: { family: string; user: string }, now: Date): Promise<void> {
+/**
+ * Records a session (a refresh-token family, or `apiKeySession(id)`) as ended: its access tokens are
+ * refused and its streams end on every replica (SessionRevocations).
+ */
+async function recordEndedSession(tx: TxSql, ended: { session: string; user: string }, now: Date): Promise<void> {
   await tx`
-    INSERT INTO session_revocations (session, user_name, revoke_time) VALUES (${session.family}, ${session.user}, ${now})
+    INSERT INTO session_revocations (session, user_name, revoke_time) VALUES (${ended.session}, ${ended.user}, ${now})
     ON CONFLICT (session) DO NOTHING`;
 }
 
@@ -55,7 +58,7 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
         if (!row) return { outcome: "unknown" as const };
         if (row.used_time !== null || row.revoked) {
           await tx`UPDATE refresh_tokens SET revoked = true WHERE family = ${row.family}`;
-          await recordEndedSession(tx, { family: row.family, user: row.user_name }, now);
+          await recordEndedSession(tx, { session: row.family, user: row.user_name }, now);
           return { outcome: "reused" as const, user: row.user_name, family: row.family };
         }
         if (row.expire_time.getTime() <= now.getTime()) return { outcome: "expired" as const };
@@ -77,7 +80,7 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
           RETURNING user_name, family`;
         const row = rows[0];
         if (!row) return undefined;
-        await recordEndedSession(tx, { family: row.family, user: row.user_name }, now);
+        await recordEndedSession(tx, { session: row.family, user: row.user_name }, now);
         return { user: row.user_name, family: row.family };
       });
     },
@@ -118,7 +121,7 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
       return withTransaction(sql, async (tx) => {
         const rows = await tx`UPDATE api_keys SET revoke_time = ${now} WHERE id = ${id} AND user_name = ${user} AND revoke_time IS NULL RETURNING id`;
         if (rows.length === 0) return false;
-        await recordEndedSession(tx, { family: apiKeySession(id), user }, now);
+        await recordEndedSession(tx, { session: apiKeySession(id), user }, now);
         return true;
       });
     },
