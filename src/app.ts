@@ -189,6 +189,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const taskFeed = amqp ? amqp.taskFeed(onTaskWatcherError) : createMemoryFeed<Task>(onTaskWatcherError);
     const deviceFeed = amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError);
     const deviceStore = createDeviceStore(db.sql);
+    const provisioningStore = createProvisioningStore(db.sql);
     const taskStore = createTaskStore(db.sql);
     const telemetryStore = createTelemetryStore(db.sql);
 
@@ -223,6 +224,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
     // Set once the gateway exists: a desired-state change also wakes the device's HTTP polls.
     let wakePolls = (_deviceId: string) => {};
+    // Set once the certificate service exists: DeleteDevice's revocations are announced through it.
+    let announceRevoked = async (_deviceId: string, _revoked: Array<{ serialNumber: string; revokeTime: Date; reason: number }>) => {};
     const devices = createDeviceService({
       devices: deviceStore,
       clock,
@@ -232,6 +235,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       },
       latestTelemetry: async (id) => (await telemetryStore.latest(id)).map(toSampleProto),
       feed: deviceFeed,
+      templates: provisioningStore,
+      onCertificatesRevoked: (id, revoked) => announceRevoked(id, revoked),
     });
     const deviceWatch = createDeviceWatch({ devices: deviceStore, feed: deviceFeed });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
@@ -284,8 +289,9 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       log: coreLog,
       defaultValidityDays: config.certificates.deviceValidityDays,
     });
+    announceRevoked = certificates.announceRevoked;
     const provisioning = createProvisioningService({
-      provisioning: createProvisioningStore(db.sql),
+      provisioning: provisioningStore,
       certificates: certificateStore,
       devices: deviceStore,
       issuer,
