@@ -14,7 +14,9 @@ import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { downlinkTopic } from "../../src/link/topics.js";
 import { createCsr } from "../../src/pki/certificate-issuer.js";
 import { ensureDevPki, issueDeviceCertificate } from "../../src/pki/dev-pki.js";
-import { bearerClient, userToken } from "../helpers/auth.js";
+import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
+import { UserService } from "../../gen/tether/v1/user_service_pb.js";
+import { anonymousClient, bearerClient, userToken } from "../helpers/auth.js";
 import { mqttConnect, pem } from "../helpers/certificates.js";
 import { eventually } from "../helpers/devices.js";
 import { connectClient, type TestStack, startTestStack } from "../helpers/stack.js";
@@ -182,8 +184,13 @@ describe("the bootstrap admin certificate", () => {
     const adminKey = await readFile(path.join(s.certsDir, "admin.key"), "utf8");
     expect((await mqttConnect(s, "admin-cli", adminPem, adminKey)).error).toBeUndefined();
 
-    const revoked = await certs().revokeCertificate({ name: `users/admin/certificates/${serial}`, reason: RevocationReason.KEY_COMPROMISE });
+    // Another admin (by password) revokes it: revoking it with itself would cut the very call.
+    await connectClient(s, UserService, "grpc").createUser({ userId: "ops-admin", password: "pw-ops-admin-123456", user: { admin: true } });
+    const { accessToken } = await anonymousClient(s, AuthService).login({ user: "ops-admin", password: "pw-ops-admin-123456" });
+    const asOps = bearerClient(s, CertificateService, accessToken);
+    const revoked = await asOps.revokeCertificate({ name: `users/admin/certificates/${serial}`, reason: RevocationReason.KEY_COMPROMISE });
     expect(revoked.state).toBe(Certificate_State.REVOKED);
+    expect((await asOps.listCertificates({ parent: "users/admin" })).certificates[0]!.state).toBe(Certificate_State.REVOKED);
     const refused = await failure(connectClient(s, DeviceService, "connect").listDevices({}));
     expect(refused.code).toBe(Code.Unauthenticated);
     expect(refused.rawMessage).toMatch(/revoked/);
