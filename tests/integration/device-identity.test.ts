@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
@@ -65,10 +66,21 @@ describe("a deleted device's keys", () => {
     expect(first.downlinks.map((d) => d.body.case)).toEqual([]);
     const parked = oldGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
     await eventually(async () => (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime !== undefined, 10_000, "the poll to park");
+    // A second parked poll on the key Tether issued: its connection is cut with the revocation.
+    const issuedGateway = connectClient(s, DeviceGatewayService, "connect", pem(s, old.cert, old.key));
+    const parkedIssued = issuedGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
+    const listening = timestampDate((await devices().getDevice({ name: "devices/reborn-led" })).connectivity!.listenUntilTime!).getTime();
+    const untilNow = async () => {
+      const t = (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime;
+      return t ? timestampDate(t).getTime() : 0;
+    };
+    await eventually(async () => (await untilNow()) > listening, 10_000, "the second poll to park");
 
     await devices().deleteDevice({ name: "devices/reborn-led" });
     await sessionClosed; // the MQTT session is cut by the deletion
-    expect(await parked).toMatch(/answered|ended/); // the long poll does not outlive the device
+    // Neither long poll outlives the device (without this they would wait their 55 s).
+    expect(await parked).toMatch(/answered|ended/);
+    expect(await parkedIssued).toMatch(/answered|ended/);
     const crl = await certs().getCertificateRevocationList({});
     const listed = new x509.X509Crl(crl.crlPem);
     const entry = listed.findRevoked(issued.certificate!.serialNumber);
