@@ -487,8 +487,6 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       // The CRL before the console: the console's routes fall back to index.html for any path.
       http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],
     });
-    // Every revocation, from this replica or (via the feed) another: refuse it from now on, and cut
-    // the sessions already open with it — the broker's within the same tick.
     // A deleted device's sessions end on every replica, whatever certificate they use (one signed
     // outside Tether cannot be revoked by serial): the gate refuses it from now on.
     const unobserveDeletions = deviceFeed.subscribe((d) => {
@@ -499,6 +497,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       gateway.wake(id);
     });
     stack.push(async () => unobserveDeletions());
+    // Every revocation, from this replica or (via the feed) another: refuse it from now on, and cut
+    // the sessions already open with it — the broker's within the same tick.
     const unobserveRevocations = revocations.subscribe((r) => {
       revoked.add(r.serialNumber);
       broker?.disconnectRevoked(isRevoked);
