@@ -23,7 +23,9 @@ import { answerProvisioning } from "./core/certificates/mqtt-provisioning.js";
 import { createProvisioningService } from "./core/certificates/provisioning-service.js";
 import { connectProvisioningLink } from "./link/provisioning-link.js";
 import { createRevocationIndex } from "./core/certificates/revocation-index.js";
-import { createCertificateIssuer } from "./pki/certificate-issuer.js";
+import { createCertificateIssuer, describeCertificate } from "./pki/certificate-issuer.js";
+import { createCertificateGate } from "./core/certificates/certificate-gate.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createCrlPublisher, crlRoute } from "./pki/crl-publisher.js";
 import { createCertificateStore } from "./store/certificate-store.js";
 import { createProvisioningStore } from "./store/provisioning-store.js";
@@ -165,6 +167,9 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const certificateStore = createCertificateStore(db.sql);
     const revoked = createRevocationIndex((await certificateStore.listRevoked(new Date())).map((c) => c.serialNumber));
     const isRevoked = (serial: string) => revoked.has(serial);
+    // Every device or claim certificate passes this gate (revoked, reserved CN, older than its id's deletion).
+    const certificateGate = createCertificateGate({ revoked, deletions: await createDeviceStore(db.sql).deletions(), certificates: certificateStore, devices: createDeviceStore(db.sql) });
+    const checkCertificate = certificateGate.refusal;
     const crl = createCrlPublisher({ ca: pki.ca, certificates: certificateStore, path: path.join(config.certsDir, "crl.pem"), log: log.child({ component: "pki" }) });
     await crl.refresh();
     // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
@@ -176,7 +181,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     let admitDevices = () => {};
     if (config.deviceLink === "embedded" && !config.mqttLink.url) {
       const admitted = new Promise<void>((r) => (admitDevices = r));
-      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, admitDevices: admitted, log: log.child({ component: "mqtt" }) });
+      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, checkCertificate, admitDevices: admitted, log: log.child({ component: "mqtt" }) });
       stack.push(() => broker!.close());
     }
     // Unwound after the bridge closes, so the writer drains every sample that arrived.
@@ -189,6 +194,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const taskFeed = amqp ? amqp.taskFeed(onTaskWatcherError) : createMemoryFeed<Task>(onTaskWatcherError);
     const deviceFeed = amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError);
     const deviceStore = createDeviceStore(db.sql);
+    const provisioningStore = createProvisioningStore(db.sql);
     const taskStore = createTaskStore(db.sql);
     const telemetryStore = createTelemetryStore(db.sql);
 
@@ -223,6 +229,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
     // Set once the gateway exists: a desired-state change also wakes the device's HTTP polls.
     let wakePolls = (_deviceId: string) => {};
+    // Set once the certificate service exists: DeleteDevice's revocations are announced through it.
+    let announceRevoked = async (_deviceId: string, _revoked: Array<{ serialNumber: string; revokeTime: Date; reason: number }>) => {};
     const devices = createDeviceService({
       devices: deviceStore,
       clock,
@@ -232,6 +240,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       },
       latestTelemetry: async (id) => (await telemetryStore.latest(id)).map(toSampleProto),
       feed: deviceFeed,
+      templates: provisioningStore,
+      onCertificatesRevoked: (id, revoked) => announceRevoked(id, revoked),
     });
     const deviceWatch = createDeviceWatch({ devices: deviceStore, feed: deviceFeed });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
@@ -284,8 +294,12 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       log: coreLog,
       defaultValidityDays: config.certificates.deviceValidityDays,
     });
+    announceRevoked = certificates.announceRevoked;
+    // The bootstrap admin certificate is an ordinary certificate: listed (users/admin) and revocable.
+    const adminCert = await certificates.recordUserCertificate(BOOTSTRAP_ADMIN, describeCertificate(pki.admin.certPem));
+    if (adminCert.revokeTime) log.child({ component: "pki" }).warn({ path: pki.paths.admin.cert, serialNumber: adminCert.serialNumber }, "the admin client certificate is revoked: remove admin.crt and admin.key from the certs directory to get a new one at the next start");
     const provisioning = createProvisioningService({
-      provisioning: createProvisioningStore(db.sql),
+      provisioning: provisioningStore,
       certificates: certificateStore,
       devices: deviceStore,
       issuer,
@@ -467,12 +481,22 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       port: config.api.port,
       tls,
       routes,
-      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, log: apiLog })],
+      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog })],
       readMaxBytes: config.api.readMaxBytes,
       log: apiLog,
       // The CRL before the console: the console's routes fall back to index.html for any path.
       http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],
     });
+    // A deleted device's sessions end on every replica, whatever certificate they use (one signed
+    // outside Tether cannot be revoked by serial): the gate refuses it from now on.
+    const unobserveDeletions = deviceFeed.subscribe((d) => {
+      if (!d.deleteTime) return;
+      const id = d.name.slice("devices/".length);
+      certificateGate.deviceDeleted(id, timestampDate(d.deleteTime));
+      broker?.disconnectClient(id);
+      gateway.wake(id);
+    });
+    stack.push(async () => unobserveDeletions());
     // Every revocation, from this replica or (via the feed) another: refuse it from now on, and cut
     // the sessions already open with it — the broker's within the same tick.
     const unobserveRevocations = revocations.subscribe((r) => {

@@ -8,6 +8,7 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { isValidDeviceId } from "../link/topics.js";
+import { reservedIdProblem } from "../core/reserved-ids.js";
 import {
   createCertificateAuthority,
   loadCertificateAuthority,
@@ -107,6 +108,8 @@ export async function issueDeviceCertificate(
   opts: { validityDays?: number } = {},
 ): Promise<IssuedCertificate> {
   if (!isValidDeviceId(deviceId)) throw new Error(`invalid device id: ${JSON.stringify(deviceId)}`);
+  const reserved = reservedIdProblem(deviceId);
+  if (reserved) throw new Error(`not a device id: ${reserved}`);
   return ca.issue({ commonName: deviceId, usage: "client", organizationalUnit: DEVICES_OU, ...opts });
 }
 
