@@ -60,6 +60,8 @@ import { createScheduler } from "./core/rules/scheduler.js";
 import { type TaskRecord, toTaskProto } from "./core/tasks/task-record.js";
 import { createRuleStore } from "./store/rule-store.js";
 import { authInterceptor } from "./api/auth.js";
+import { refuseUnsafeStart } from "./production-safety.js";
+import { amqpTls } from "./bus/amqp-tls.js";
 import { deviceHandler } from "./api/device-handler.js";
 import { gatewayHandler } from "./api/gateway-handler.js";
 import { errorMappingInterceptor } from "./api/errors.js";
@@ -151,6 +153,7 @@ export interface App {
  * dependency order and stopped in reverse. Tests call it with ephemeral ports and a temp dir.
  */
 export async function startApp(config: TetherConfig, log: Logger, clock: Clock = systemClock): Promise<App> {
+  refuseUnsafeStart(config, log);
   const pki = await ensureDevPki(config.certsDir, log.child({ component: "pki" }));
   const db = await openDatabase({
     url: config.database.url,
@@ -173,7 +176,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const crl = createCrlPublisher({ ca: pki.ca, certificates: certificateStore, path: path.join(config.certsDir, "crl.pem"), log: log.child({ component: "pki" }) });
     await crl.refresh();
     // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
-    const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" })) : undefined;
+    const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" }), await amqpTls(config.amqp.url, pki)) : undefined;
     if (amqp) stack.push(() => amqp.close());
     // Devices reach Tether through the embedded broker unless MQTT_URL names an external one
     // (Mosquitto) or TETHER_DEVICE_LINK=amqp puts them on RabbitMQ's MQTT plugin.

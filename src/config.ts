@@ -1,4 +1,5 @@
 import path from "node:path";
+import { productionProblems } from "./production-safety.js";
 
 /** The fully-resolved configuration. Every field has a default that works in embedded mode. */
 export interface TetherConfig {
@@ -156,6 +157,16 @@ export interface TetherConfig {
   logLevel: string;
   /** How long in-flight calls may take to finish on SIGTERM, ms. @default 10000 */
   shutdownGraceMs: number;
+  /** The start refusal of production mode (`DATABASE_URL` or `AMQP_URL` set); see src/production-safety.ts. */
+  safety: {
+    /**
+     * `TETHER_ALLOW_INSECURE=1`: start in production mode despite `problems`, each logged as a
+     * warning. For development machines only. @default false
+     */
+    allowInsecure: boolean;
+    /** Placeholder passwords, a missing or weak `TETHER_SIGNING_KEY_SECRET`, ...; empty in embedded mode. */
+    problems: string[];
+  };
 }
 
 /** Reads `TETHER_*`, `DATABASE_URL`, `AMQP_URL`, `MQTT_*` and `LOG_LEVEL`; throws a readable error on bad values. */
@@ -243,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     consoleDir: path.resolve(cwd, env.TETHER_CONSOLE_DIR ?? "console/dist"),
     logLevel: oneOf(env, "LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
     shutdownGraceMs: int(env, "TETHER_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    safety: { allowInsecure: flag(env, "TETHER_ALLOW_INSECURE", false), problems: productionProblems(env) },
   };
   if (config.deviceLink === "amqp" && !config.amqp.url) throw new Error("TETHER_DEVICE_LINK=amqp needs AMQP_URL (the RabbitMQ the devices' MQTT plugin runs on)");
   if (config.deviceLink === "amqp" && config.mqttLink.url) throw new Error("TETHER_DEVICE_LINK=amqp and MQTT_URL both name the device broker: set one of them");
@@ -280,6 +292,14 @@ function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max
     throw new Error(`${name}=${raw}: expected an integer between ${min} and ${max}`);
   }
   return n;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return def;
+  if (raw === "1" || raw === "true") return true;
+  if (raw === "0" || raw === "false") return false;
+  throw new Error(`${name}=${raw}: expected 1 or 0`);
 }
 
 function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, def: T, allowed: T[]): T {

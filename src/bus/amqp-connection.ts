@@ -1,11 +1,14 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from "amqplib";
 import type { Logger } from "../log.js";
+import type { AmqpTls } from "./amqp-tls.js";
 
 export interface AmqpSessionOptions {
   /** `amqp://user:pass@host:5672/vhost` (or `amqps://`). */
   url: string;
   /** Shown in the broker's connection list (`connection_name`). */
   name: string;
+  /** CA and client certificate for `amqps://` (see amqp-tls.ts); passed to `tls.connect`. */
+  tls?: AmqpTls;
   log: Logger;
   /** First and largest reconnect delay, ms (doubled each failed attempt, ±20 % jitter). @default 100, 5000 */
   minBackoffMs?: number;
@@ -77,7 +80,7 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
 
   /** One connection's life: connect, run setups, wait until it is lost. */
   async function connectOnce(): Promise<void> {
-    const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name } });
+    const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name }, ...o.tls });
     const lost = new Promise<void>((resolve) => {
       conn.on("close", () => resolve());
       conn.on("error", (err: Error) => log.warn({ err: err.message }, "amqp connection error"));

@@ -66,4 +66,11 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL=loud/);
     expect(() => loadConfig({ TETHER_DEVICE_CERT_VALIDITY_DAYS: "0" })).toThrow(/TETHER_DEVICE_CERT_VALIDITY_DAYS=0: expected an integer between 1 and 3650/);
   });
+  it("reads TETHER_ALLOW_INSECURE and lists production problems", () => {
+    expect(loadConfig({}).safety).toEqual({ allowInsecure: false, problems: [] });
+    expect(loadConfig({ TETHER_ALLOW_INSECURE: "1" }).safety.allowInsecure).toBe(true);
+    expect(loadConfig({ TETHER_ALLOW_INSECURE: "0" }).safety.allowInsecure).toBe(false);
+    expect(() => loadConfig({ TETHER_ALLOW_INSECURE: "yes please" })).toThrow(/TETHER_ALLOW_INSECURE=yes please: expected 1 or 0/);
+    expect(loadConfig({ DATABASE_URL: "postgres://u@db/tether" }).safety.problems).toEqual([expect.stringMatching(/TETHER_SIGNING_KEY_SECRET is not set/)]);
+  });
 });
