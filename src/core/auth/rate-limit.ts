@@ -83,10 +83,10 @@ export function backoffMs(n: number, l: LoginLimits): number {
 }
 
 /** The policy's decision for one attempt (pure: tested without a database). */
-export function decideReserve(c: ThrottleCounters, knownGood: boolean, now: Date, l: LoginLimits, who: { user: string; address: string }) {
+export function decideReserve(c: ThrottleCounters, knownGood: boolean, now: Date, l: LoginLimits, who: { user: string; address: string }): { write?: ThrottleWrite; result: ReserveResult } {
   const t = now.getTime();
   const pair = live(c.pair, now);
-  const refuse = (by: ThrottleScope, until: Date) => ({ result: { ok: false, by, retryMs: Math.max(1, until.getTime() - t) } as ReserveResult });
+  const refuse = (by: ThrottleScope, until: Date) => ({ result: { ok: false as const, by, retryMs: Math.max(1, until.getTime() - t) } });
   if (pair.nextTime.getTime() > t) return refuse("pair", pair.nextTime);
   const user = live(c.user, now);
   const address = live(c.address, now);
@@ -107,7 +107,7 @@ export function decideReserve(c: ThrottleCounters, knownGood: boolean, now: Date
     write.user = bump(user);
     write.address = bump(address);
   }
-  return { write, result: { ok: true, reservation: { ...who, countedCeilings: !knownGood } } as ReserveResult };
+  return { write, result: { ok: true, reservation: { ...who, countedCeilings: !knownGood } } };
 }
 
 /** After the right password: the pair starts afresh, the ceilings get their attempt back. */
