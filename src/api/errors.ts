@@ -22,8 +22,8 @@ const CODES: Record<TetherError["code"], Code> = {
 /**
  * Maps any error to the status a client sees. Core errors keep their message and gain
  * `google.rpc.BadRequest` field violations (or `google.rpc.RetryInfo` when a retry time is known)
- * and a `google.rpc.ErrorInfo` reason; anything else is
- * logged and becomes a bare INTERNAL, so stack traces and SQL never reach a client.
+ * and a `google.rpc.ErrorInfo` reason; anything else is logged and becomes a bare INTERNAL, so
+ * stack traces and SQL never reach a client.
  */
 export function toConnectError(err: unknown, log: Logger, procedure: string): ConnectError {
   if (err instanceof ConnectError) return err;

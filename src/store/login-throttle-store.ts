@@ -11,6 +11,8 @@ interface Row {
 
 /** How often expired counters are deleted, ms: often enough to stay small, rarely enough to cost nothing. */
 const PRUNE_EVERY_MS = 60_000;
+/** An address not signed in from for this long is no longer known good (and is forgotten), ms. */
+const KNOWN_ADDRESS_TTL_MS = 180 * 86_400_000;
 
 /**
  * LoginThrottleRepository on PostgreSQL/PGlite (table `login_throttle`, migration 13).
@@ -35,7 +37,9 @@ export function createLoginThrottleStore(sql: Sql): LoginThrottleRepository {
           RETURNING scope, failures, next_time, reset_time`;
         const current: ThrottleCounters = {};
         for (const r of rows) current[r.scope] = { failures: r.failures, nextTime: r.next_time, resetTime: r.reset_time };
-        const [known] = await tx`SELECT 1 FROM login_known_addresses WHERE user_name = ${user} AND address = ${address}`;
+        const knownSince = new Date(now.getTime() - KNOWN_ADDRESS_TTL_MS);
+        const [known] = await tx`
+          SELECT 1 FROM login_known_addresses WHERE user_name = ${user} AND address = ${address} AND last_login_time > ${knownSince}`;
         const d = decide(current, known !== undefined);
         for (const [scope, c] of Object.entries(d.write ?? {}) as Array<[ThrottleScope, ThrottleCounter | null]>) {
           const key = keyOf(scope, user, address);
@@ -52,6 +56,7 @@ export function createLoginThrottleStore(sql: Sql): LoginThrottleRepository {
             INSERT INTO login_known_addresses (user_name, address, last_login_time)
             SELECT name, ${address}, ${now} FROM users WHERE name = ${user}
             ON CONFLICT (user_name, address) DO UPDATE SET last_login_time = EXCLUDED.last_login_time`;
+          await tx`DELETE FROM login_known_addresses WHERE user_name = ${user} AND last_login_time <= ${knownSince}`;
         }
         return d.result;
       });

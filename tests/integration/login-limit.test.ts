@@ -134,6 +134,10 @@ describe("login throttle", () => {
     expect(capture.lines().filter((l) => l.msg === "login" && l.user === "frank").at(-1)).toMatchObject({ address: "198.51.100.9" });
   });
 
+  it("refuses a user name with control characters before anything is stored", async () => {
+    expect(await attempt(authFrom("127.0.0.10"), "fr\u0000ank", "x")).toBe(Code.InvalidArgument);
+  });
+
   it("an untrusted peer cannot spoof its address with a PROXY header", async () => {
     const spoofed = authThroughProxy("127.0.0.9", v2Header([203, 0, 113, 66]));
     const code = await attempt(spoofed, "frank", "frank-password-1");
