@@ -26,6 +26,8 @@ export interface ProxyListener {
    * peer sent one, else the peer itself. Takes the TLS socket (same 4-tuple as the TCP one).
    */
   clientAddress(socket: { remoteAddress?: string; remotePort?: number }): string;
+  /** Cuts every connection still open, also those still in their header or TLS handshake (shutdown). */
+  destroyAll(): void;
 }
 
 /**
@@ -51,7 +53,10 @@ export function createProxyListener(tls: net.Server, opts: ProxyListenerOptions)
   const clients = new Map<string, string>();
   const key = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress}:${s.remotePort}`;
 
+  const open = new Set<net.Socket>();
   const server = net.createServer({ pauseOnConnect: true }, (sock) => {
+    open.add(sock);
+    sock.once("close", () => open.delete(sock));
     if (!isTrusted(sock.remoteAddress)) {
       tls.emit("connection", sock);
       return;
@@ -75,6 +80,9 @@ export function createProxyListener(tls: net.Server, opts: ProxyListenerOptions)
   return {
     server,
     clientAddress: (s) => clients.get(key(s)) ?? s.remoteAddress ?? "",
+    destroyAll: () => {
+      for (const sock of open) sock.destroy();
+    },
   };
 }
 

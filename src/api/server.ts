@@ -134,6 +134,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       }
       for (const s of sessions) s.destroy();
       for (const sock of sockets) sock.destroy();
+      front.destroyAll();
       await closed;
       opts.log.info("API closed");
     },

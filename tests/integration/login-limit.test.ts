@@ -134,6 +134,14 @@ describe("login throttle", () => {
     expect(capture.lines().filter((l) => l.msg === "login" && l.user === "frank").at(-1)).toMatchObject({ address: "198.51.100.9" });
   });
 
+  it("a malformed header from the trusted proxy closes that connection, and says why", async () => {
+    const raw = net.connect({ host: "127.0.0.1", port: s.app.apiPort, localAddress: PROXY });
+    raw.on("error", () => {});
+    raw.write("PROXY TCP4 not-an-address 127.0.0.1 1 2\r\n");
+    await new Promise((resolve) => raw.once("close", resolve));
+    expect(capture.lines().filter((l) => l.msg === "PROXY header refused: connection closed").at(-1)).toMatchObject({ peer: PROXY, reason: "v1 header with a bad source address" });
+  });
+
   it("refuses a user name with control characters before anything is stored", async () => {
     expect(await attempt(authFrom("127.0.0.10"), "fr\u0000ank", "x")).toBe(Code.InvalidArgument);
   });
