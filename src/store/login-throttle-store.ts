@@ -20,7 +20,8 @@ const KNOWN_ADDRESS_TTL_MS = 180 * 86_400_000;
  * Why an upsert that changes nothing: `INSERT … ON CONFLICT DO UPDATE` locks the row whether it
  * existed or was just created, so two replicas seeing a name for the first time still queue on
  * the same row (a `SELECT … FOR UPDATE` locks nothing that is absent). Rows are always locked in
- * the same order (address, pair, user), so concurrent steps cannot deadlock.
+ * the same order (address, pair, user), so concurrent steps cannot deadlock; and every step for
+ * one user name queues on its `user` row, which also serializes its known-address updates.
  */
 export function createLoginThrottleStore(sql: Sql): LoginThrottleRepository {
   let lastPrune = 0;
@@ -63,7 +64,11 @@ export function createLoginThrottleStore(sql: Sql): LoginThrottleRepository {
       if (now.getTime() - lastPrune > PRUNE_EVERY_MS) {
         lastPrune = now.getTime();
         // Housekeeping only: a failure here is retried a minute later and must not fail a login.
-        await sql`DELETE FROM login_throttle WHERE reset_time < ${now}`.catch(() => undefined);
+        // SKIP LOCKED: rows a login holds are left for next time, so the sweep never waits on (or
+        // deadlocks with) a login that locked them in its own order.
+        await sql`
+          DELETE FROM login_throttle WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM login_throttle WHERE reset_time < ${now} FOR UPDATE SKIP LOCKED))`.catch(() => undefined);
       }
       return outcome;
     },
