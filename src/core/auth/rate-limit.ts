@@ -64,6 +64,8 @@ export interface Reservation {
   address: string;
   /** Whether the user and address ceilings counted it (they skip known-good pairs). */
   countedCeilings: boolean;
+  /** When the pair may try again, as this reservation set it (now, while attempts are free). */
+  pairNextTime: Date;
 }
 
 export type ReserveResult = { ok: true; reservation: Reservation } | { ok: false; by: ThrottleScope; retryMs: number };
@@ -107,7 +109,7 @@ export function decideReserve(c: ThrottleCounters, knownGood: boolean, now: Date
     write.user = bump(user);
     write.address = bump(address);
   }
-  return { write, result: { ok: true, reservation: { ...who, countedCeilings: !knownGood } } };
+  return { write, result: { ok: true, reservation: { ...who, countedCeilings: !knownGood, pairNextTime: nextTime } } };
 }
 
 /** After the right password: the pair starts afresh, the ceilings get their attempt back. */
@@ -128,19 +130,44 @@ export function decideSuccess(c: ThrottleCounters, r: Reservation, now: Date): {
 
 export type LoginLimiter = ReturnType<typeof createLoginLimiter>;
 
+/** Pairs this process remembers as backed off; beyond this many, expired ones are dropped. */
+const LOCAL_BACKOFF_ENTRIES = 10_000;
+
 /**
  * The throttle the auth service calls: `reserve` before checking a password, `succeeded` after
  * a right one. A wrong password needs no call: its attempt was counted when it was reserved.
+ *
+ * A pair this process has seen backed off is refused from memory until its wait ends, so a
+ * stream of refused guesses costs the database nothing. That can only refuse early, never allow:
+ * the database stays the one that lets an attempt through, and a wait is only ever extended (a
+ * success ends it, and this process forgets it then; another replica's copy lapses by itself).
  */
 export function createLoginLimiter(limits: LoginLimits, repo: LoginThrottleRepository, clock: Clock) {
+  const backedOff = new Map<string, number>();
+  const pairKey = (user: string, address: string) => `${user}\n${address}`;
+  const remember = (key: string, untilMs: number, nowMs: number) => {
+    if (untilMs <= nowMs) return;
+    if (backedOff.size >= LOCAL_BACKOFF_ENTRIES) {
+      for (const [k, until] of backedOff) if (until <= nowMs) backedOff.delete(k);
+      if (backedOff.size >= LOCAL_BACKOFF_ENTRIES) backedOff.clear();
+    }
+    backedOff.set(key, untilMs);
+  };
   return {
-    reserve(user: string, address: string): Promise<ReserveResult> {
+    async reserve(user: string, address: string): Promise<ReserveResult> {
       const now = clock.now();
-      return repo.step(user, address, now, (c, knownGood) => decideReserve(c, knownGood, now, limits, { user, address }));
+      const key = pairKey(user, address);
+      const until = backedOff.get(key);
+      if (until !== undefined && until > now.getTime()) return { ok: false, by: "pair", retryMs: until - now.getTime() };
+      const r = await repo.step(user, address, now, (c, knownGood) => decideReserve(c, knownGood, now, limits, { user, address }));
+      if (r.ok) remember(key, r.reservation.pairNextTime.getTime(), now.getTime());
+      else if (r.by === "pair") remember(key, now.getTime() + r.retryMs, now.getTime());
+      return r;
     },
-    succeeded(r: Reservation): Promise<void> {
+    async succeeded(r: Reservation): Promise<void> {
       const now = clock.now();
-      return repo.step(r.user, r.address, now, (c) => decideSuccess(c, r, now));
+      backedOff.delete(pairKey(r.user, r.address));
+      await repo.step(r.user, r.address, now, (c) => decideSuccess(c, r, now));
     },
   };
 }
