@@ -46,6 +46,7 @@ import { UnauthenticatedError } from "./core/errors.js";
 import { createUserService } from "./core/users/user-service.js";
 import { createCredentialStore } from "./store/credential-store.js";
 import { createGrantStore } from "./store/grant-store.js";
+import { createLoginThrottleStore } from "./store/login-throttle-store.js";
 import { createUserStore } from "./store/user-store.js";
 import { file_tether_v1_job_service, JobService } from "../gen/tether/v1/job_service_pb.js";
 import { jobHandler } from "./api/job-handler.js";
@@ -428,7 +429,12 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       rotateMs: config.auth.signingKeyRotateS * 1000,
     });
     await tokens.rotate();
-    const limiter = createLoginLimiter({ perName: config.auth.loginMaxFailuresPerUser, perAddress: config.auth.loginMaxFailuresPerAddress, windowMs: config.auth.loginWindowS * 1000 }, clock);
+    const a = config.auth;
+    const limiter = createLoginLimiter(
+      { freeAttempts: a.loginFreeAttempts, backoffBaseMs: a.loginBackoffBaseS * 1000, backoffMaxMs: a.loginBackoffMaxS * 1000, perUser: a.loginMaxFailuresPerUser, perAddress: a.loginMaxFailuresPerAddress, windowMs: a.loginWindowS * 1000 },
+      createLoginThrottleStore(db.sql),
+      clock,
+    );
     const auth = createAuthService({ users: userStore, creds: credStore, tokens, limiter, clock, log: authLog, refreshTtlMs: config.auth.refreshTokenTtlS * 1000 });
     const users = createUserService({ users: userStore, creds: credStore, rights: rightsResolver, clock });
     const shares = createShareService({ grants: grantStore, users: userStore, devices: deviceStore, rights: rightsResolver, clock });
@@ -486,6 +492,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       routes,
       interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog })],
       readMaxBytes: config.api.readMaxBytes,
+      trustedProxies: config.api.trustedProxies,
       log: apiLog,
       // The CRL before the console: the console's routes fall back to index.html for any path.
       http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],

@@ -4,7 +4,7 @@ import { loadConfig } from "../../src/config.js";
 describe("loadConfig", () => {
   it("has defaults that run the embedded stack", () => {
     const c = loadConfig({}, "/srv/tether");
-    expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024 });
+    expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024, trustedProxies: [] });
     expect(c.mqtt).toEqual({ host: "127.0.0.1", port: 8883, maxPayloadBytes: 256 * 1024, uplinkRatePerS: 100, uplinkBurst: 500 });
     expect(c.tasks).toEqual({ sweepIntervalMs: 1000, ackTimeoutMs: 10_000, maxCreatesInFlight: 512 });
     expect(c.jobs).toEqual({ tickMs: 1000, batchSize: 1000, rescanMs: 5000 });
@@ -20,7 +20,10 @@ describe("loadConfig", () => {
       accessTokenTtlS: 900,
       refreshTokenTtlS: 30 * 86_400,
       signingKeyRotateS: 7 * 86_400,
-      loginMaxFailuresPerUser: 5,
+      loginFreeAttempts: 5,
+      loginBackoffBaseS: 1,
+      loginBackoffMaxS: 900,
+      loginMaxFailuresPerUser: 50,
       loginMaxFailuresPerAddress: 20,
       loginWindowS: 900,
       rightsCacheMs: 5000,
@@ -31,6 +34,16 @@ describe("loadConfig", () => {
     const c = loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "300", TETHER_LOGIN_MAX_FAILURES_PER_USER: "3", TETHER_JWT_ISSUER: "https://tether.example" });
     expect(c.auth).toMatchObject({ accessTokenTtlS: 300, loginMaxFailuresPerUser: 3, issuer: "https://tether.example" });
     expect(() => loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "1" })).toThrow(/TETHER_ACCESS_TOKEN_TTL_S=1: expected an integer between 10 and 86400/);
+  });
+  it("reads the login throttle and the trusted proxies, and refuses bad values at start", () => {
+    const c = loadConfig({ TETHER_LOGIN_FREE_ATTEMPTS: "3", TETHER_LOGIN_BACKOFF_BASE_S: "2", TETHER_LOGIN_BACKOFF_MAX_S: "60", TETHER_TRUSTED_PROXIES: " 10.0.0.5, 172.31.244.0/29 ,fd00::/64" });
+    expect(c.auth).toMatchObject({ loginFreeAttempts: 3, loginBackoffBaseS: 2, loginBackoffMaxS: 60 });
+    expect(c.api.trustedProxies).toEqual(["10.0.0.5", "172.31.244.0/29", "fd00::/64"]);
+    expect(() => loadConfig({ TETHER_LOGIN_BACKOFF_BASE_S: "10", TETHER_LOGIN_BACKOFF_MAX_S: "5" })).toThrow(/TETHER_LOGIN_BACKOFF_MAX_S=5 is below TETHER_LOGIN_BACKOFF_BASE_S=10/);
+    expect(() => loadConfig({ TETHER_LOGIN_FREE_ATTEMPTS: "0" })).toThrow(/TETHER_LOGIN_FREE_ATTEMPTS=0: expected an integer between 1 and 1000/);
+    for (const bad of ["haproxy", "10.0.0.300", "10.0.0.0/33", "fd00::/129", "10.0.0.0/8/1", "10.0.0.0/"]) {
+      expect(() => loadConfig({ TETHER_TRUSTED_PROXIES: bad }), bad).toThrow(/TETHER_TRUSTED_PROXIES: ".*" is not an IP address or CIDR range/);
+    }
   });
   it("switches to PostgreSQL with DATABASE_URL", () => {
     const c = loadConfig({ DATABASE_URL: "postgres://u@db/tether" });
