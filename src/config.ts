@@ -1,4 +1,5 @@
 import path from "node:path";
+import { redactUrl } from "./log.js";
 
 /** The fully-resolved configuration. Every field has a default that works in embedded mode. */
 export interface TetherConfig {
@@ -261,7 +262,7 @@ function optionalPath(v: string | undefined, cwd: string): string | undefined {
 /** The bridge authenticates with its certificate, so the external broker must speak TLS. */
 function mqttUrl(v: string | undefined): string | undefined {
   const u = nonEmpty(v);
-  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${u}: expected mqtts://host:port (TLS with client certificates)`);
+  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${redactUrl(u)}: expected mqtts://host:port (TLS with client certificates)`);
   return u;
 }
 
