@@ -1,6 +1,7 @@
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
-import { ensurePrivateDir, PKI_TREE, PRIVATE_TREE, tightenTree } from "./file-modes.js";
+import { PKI_TREE, PRIVATE_TREE, tightenTree } from "./file-modes.js";
 
 /**
  * Runs first at every start: creates the data folder 0700 and narrows the modes of what an earlier
@@ -9,7 +10,7 @@ import { ensurePrivateDir, PKI_TREE, PRIVATE_TREE, tightenTree } from "./file-mo
  * (not its own, a read-only mount) are named in a warning and left as they are.
  */
 export async function secureStateFiles(dirs: { dataDir: string; certsDir: string }, log: Logger): Promise<number> {
-  await ensurePrivateDir(dirs.dataDir);
+  await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 }); // an existing one is narrowed (and counted) below
   const certsDir = path.resolve(dirs.certsDir);
   const data = await tightenTree(dirs.dataDir, PRIVATE_TREE, [certsDir]);
   const pki = await tightenTree(certsDir, PKI_TREE);
