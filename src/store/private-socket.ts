@@ -1,7 +1,6 @@
-import { lstat, mkdtemp, rm, unlink } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ensurePrivateDir } from "../ops/file-modes.js";
 
 /**
  * Where the embedded database listens: a Unix socket in a folder only Tether's OS user can enter,
@@ -32,12 +31,13 @@ const fits = (dir: string) => Buffer.byteLength(path.join(dir, SOCKET_NAME)) <= 
  */
 export async function privateSocket(preferred: string): Promise<PrivateSocket> {
   if (fits(preferred)) {
-    await ensurePrivateDir(preferred);
+    await mkdir(preferred, { recursive: true, mode: 0o700 });
     // A link or someone else's folder here would put the socket where others can reach it.
     const st = await lstat(preferred);
     if (!st.isDirectory() || (process.getuid && st.uid !== process.getuid())) {
       throw new Error(`${preferred} must be a folder owned by Tether's user (it holds the embedded database's socket)`);
     }
+    if ((st.mode & 0o077) !== 0) await chmod(preferred, st.mode & 0o700);
     const file = path.join(preferred, SOCKET_NAME);
     // A socket left by a crash would make listen() fail with EADDRINUSE.
     await unlink(file).catch(() => undefined);
