@@ -1,16 +1,16 @@
-import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { PKI_TREE, PRIVATE_TREE, tightenTree } from "./file-modes.js";
 
 /**
- * Runs first at every start: creates the data folder 0700 and narrows the modes of what an earlier
- * version (or a wide umask, or PGlite) left readable or writable by others, in the data folder and
- * the PKI folder, with one log line saying how many entries were fixed. Files Tether cannot change
- * (not its own, a read-only mount) are named in a warning and left as they are.
+ * Runs first at every start: narrows the modes of what an earlier version (or a wide umask, or
+ * PGlite) left readable or writable by others, in the data folder and the PKI folder, with one log
+ * line saying how many entries were fixed. It creates neither folder (with DATABASE_URL the data
+ * folder may never exist, and the working directory may not be writable): whoever creates them
+ * does so 0700 (data) or 0755 (PKI). Entries Tether cannot change (not its own, a read-only mount)
+ * are named in a warning and left as they are.
  */
 export async function secureStateFiles(dirs: { dataDir: string; certsDir: string }, log: Logger): Promise<number> {
-  await mkdir(dirs.dataDir, { recursive: true, mode: 0o700 }); // an existing one is narrowed (and counted) below
   const certsDir = path.resolve(dirs.certsDir);
   const data = await tightenTree(dirs.dataDir, PRIVATE_TREE, [certsDir]);
   const pki = await tightenTree(certsDir, PKI_TREE);
