@@ -156,6 +156,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
   const db = await openDatabase({
     url: config.database.url,
     dataDir: path.join(config.dataDir, "pg"),
+    socketDir: path.join(config.dataDir, "run"),
     maxConnections: config.database.poolSize,
     log: log.child({ component: "db" }),
   });

@@ -1,5 +1,4 @@
 import { chmod } from "node:fs/promises";
-import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import postgres from "postgres";
@@ -16,7 +15,7 @@ export interface DatabaseOptions {
   url?: string;
   /** Where the embedded database keeps its files. */
   dataDir: string;
-  /** The folder of the embedded database's Unix socket. @default `run` next to `dataDir` */
+  /** The folder of the embedded database's Unix socket (made 0700). @default a fresh private folder in the temp folder */
   socketDir?: string;
   /** Pool size for postgres.js against a real server (the embedded database always uses one connection). */
   maxConnections: number;
@@ -49,7 +48,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   // PGlite writes the files it unpacks 0666 (and its relation cache 0644) whatever the umask:
   // narrow them after it opened, after the migrations and after it closed.
   const tighten = () => tightenTree(opts.dataDir, PRIVATE_TREE);
-  const socket = await privateSocket(opts.socketDir ?? path.join(path.dirname(opts.dataDir), "run"));
+  const socket = await privateSocket(opts.socketDir);
   let server: PGLiteSocketServer | undefined;
   let sql: Sql | undefined;
   const close = async () => {

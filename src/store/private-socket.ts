@@ -25,12 +25,12 @@ const MAX_SOCKET_PATH_BYTES = process.platform === "linux" ? 107 : 103;
 const fits = (dir: string) => Buffer.byteLength(path.join(dir, SOCKET_NAME)) <= MAX_SOCKET_PATH_BYTES;
 
 /**
- * A private socket folder: `preferred` (inside the data folder) when the socket path fits the
- * kernel's limit, else a fresh `mkdtemp` folder (created 0700 under a name nobody could
+ * A private socket folder: `preferred` (inside the data folder) when given and the socket path fits
+ * the kernel's limit, else a fresh `mkdtemp` folder (created 0700 under a name nobody could
  * pre-create) in the temp folder, or in `/tmp` when even that path is too long.
  */
-export async function privateSocket(preferred: string): Promise<PrivateSocket> {
-  if (fits(preferred)) {
+export async function privateSocket(preferred: string | undefined): Promise<PrivateSocket> {
+  if (preferred !== undefined && fits(preferred)) {
     await mkdir(preferred, { recursive: true, mode: 0o700 });
     // A link or someone else's folder here would put the socket where others can reach it.
     const st = await lstat(preferred);
@@ -48,5 +48,5 @@ export async function privateSocket(preferred: string): Promise<PrivateSocket> {
     const dir = await mkdtemp(path.join(base, "tether-pg-"));
     return { dir, path: path.join(dir, SOCKET_NAME), dispose: () => rm(dir, { recursive: true, force: true }) };
   }
-  throw new Error(`no folder short enough for the embedded database's Unix socket (${preferred}): set TMPDIR to a short path`);
+  throw new Error(`no folder short enough for the embedded database's Unix socket (${preferred ?? tmpdir()}): set TMPDIR to a short path`);
 }
