@@ -2,7 +2,7 @@
  * The start log names every dependency Tether uses, and none of their passwords: DATABASE_URL,
  * AMQP_URL and MQTT_URL may all carry one.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -55,5 +55,9 @@ describe("the start log with PostgreSQL, RabbitMQ and Mosquitto", () => {
     expect(text).not.toContain(DB_PASSWORD);
     expect(text).not.toContain(MQTT_PASSWORD);
     expect(text).not.toMatch(/:\/\/[^/\s"@]*:[^/\s"@*]+@/); // user:password@ in any URL, other than user:***@
+  });
+
+  it("creates no data folder when the database is external (the working directory may be read-only)", async () => {
+    await expect(stat(path.join(s.dir, "data"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
