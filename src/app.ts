@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -98,7 +98,7 @@ import { createTelemetryService } from "./core/telemetry/telemetry-service.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./link/embedded-broker.js";
 import { connectMqttBridge } from "./link/mqtt-bridge.js";
 import { startLinkPresence } from "./core/devices/link-presence.js";
-import type { Logger } from "./log.js";
+import { type Logger, redactUrl } from "./log.js";
 import { ensureDevPki, issueServiceCertificate } from "./pki/dev-pki.js";
 import { openDatabase } from "./store/database.js";
 import { createDeviceStore } from "./store/device-store.js";
@@ -109,6 +109,8 @@ import { createDependencyMonitor, type DependencyMonitor, HEALTH } from "./ops/d
 import { countingIntake, createMetrics } from "./ops/metrics.js";
 import { bridgeTls } from "./link/bridge-tls.js";
 import { startOpsServer } from "./ops/ops-server.js";
+import { secureStateFiles } from "./ops/state-files.js";
+import { ensurePrivateDir, writePrivateFile } from "./ops/file-modes.js";
 import { createOpsQueries } from "./store/ops-queries.js";
 
 /** The services listed by server reflection. */
@@ -155,10 +157,12 @@ export interface App {
  */
 export async function startApp(config: TetherConfig, log: Logger, clock: Clock = systemClock): Promise<App> {
   refuseUnsafeStart(config, log);
+  await secureStateFiles(config, log);
   const pki = await ensureDevPki(config.certsDir, log.child({ component: "pki" }));
   const db = await openDatabase({
     url: config.database.url,
     dataDir: path.join(config.dataDir, "pg"),
+    socketDir: path.join(config.dataDir, "run"),
     maxConnections: config.database.poolSize,
     log: log.child({ component: "db" }),
   });
@@ -571,7 +575,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     log.info(
       {
         api: `https://${config.api.host}:${api.port}`,
-        mqtt: broker ? `mqtts://${config.mqtt.host}:${broker.port}` : (config.mqttLink.url ?? `RabbitMQ MQTT plugin (${config.deviceLink})`),
+        mqtt: broker ? `mqtts://${config.mqtt.host}:${broker.port}` : (config.mqttLink.url ? redactUrl(config.mqttLink.url) : `RabbitMQ MQTT plugin (${config.deviceLink})`),
         broker: broker ? "embedded" : "external",
         metrics: ops ? `http://${config.ops.host}:${ops.port}/metrics` : undefined,
         certs: config.certsDir,
@@ -617,8 +621,8 @@ async function signingKeySecret(config: TetherConfig, embedded: boolean, log: Lo
     return (await readFile(file, "utf8")).trim();
   } catch {
     const secret = randomBytes(32).toString("base64url");
-    await mkdir(config.dataDir, { recursive: true });
-    await writeFile(file, secret, { mode: 0o600, flag: "wx" }).catch(async () => undefined);
+    await ensurePrivateDir(config.dataDir);
+    await writePrivateFile(file, secret, "wx").catch(async () => undefined);
     return (await readFile(file, "utf8")).trim();
   }
 }

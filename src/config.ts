@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import path from "node:path";
+import { redactUrl } from "./log.js";
 import { productionProblems } from "./production-safety.js";
 
 /** The fully-resolved configuration. Every field has a default that works in embedded mode. */
@@ -298,7 +299,7 @@ function optionalPath(v: string | undefined, cwd: string): string | undefined {
 /** The bridge authenticates with its certificate, so the external broker must speak TLS. */
 function mqttUrl(v: string | undefined): string | undefined {
   const u = nonEmpty(v);
-  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${u}: expected mqtts://host:port (TLS with client certificates)`);
+  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${redactUrl(u)}: expected mqtts://host:port (TLS with client certificates)`);
   return u;
 }
 

@@ -1,5 +1,5 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from "amqplib";
-import type { Logger } from "../log.js";
+import { type Logger, redactUrl } from "../log.js";
 import type { AmqpTls } from "./amqp-tls.js";
 
 export interface AmqpSessionOptions {
@@ -127,7 +127,7 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
     closing = true;
     wakeReady();
     await loop;
-    throw new Error(`cannot connect to RabbitMQ (${redact(o.url)}): ${(err as Error).message}`);
+    throw new Error(`cannot connect to RabbitMQ (${redactUrl(o.url)}): ${(err as Error).message}`);
   }
 
   const session: AmqpSession = {
@@ -185,15 +185,4 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
     },
   };
   return session;
-}
-
-/** The URL without its password, for logs and errors. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(invalid url)";
-  }
 }

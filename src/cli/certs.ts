@@ -1,4 +1,5 @@
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { writePrivateFile, writePublicFile } from "../ops/file-modes.js";
 import { parseArgs } from "node:util";
 import { type Certificate, Certificate_Origin, Certificate_State, CertificateSchema, RevocationReason } from "../../gen/tether/v1/certificate_pb.js";
 import { CertificateService, ListCertificatesResponseSchema } from "../../gen/tether/v1/certificate_service_pb.js";
@@ -47,11 +48,10 @@ export async function certsCommand(argv: string[]): Promise<void> {
   /** Writes what an issue/renew returned; the key, if any, only to a file readable by its owner. */
   async function save(res: { certificate?: Certificate; privateKeyPem: string }, prefix: string) {
     const c = res.certificate!;
-    await writeFile(`${prefix}.crt`, c.certificatePem);
+    await writePublicFile(`${prefix}.crt`, c.certificatePem);
     const files = [`${prefix}.crt`];
     if (res.privateKeyPem) {
-      await writeFile(`${prefix}.key`, res.privateKeyPem, { mode: 0o600 });
-      await chmod(`${prefix}.key`, 0o600);
+      await writePrivateFile(`${prefix}.key`, res.privateKeyPem);
       files.push(`${prefix}.key (shown this once: Tether does not keep it)`);
     }
     if (v.json) return out(c);
@@ -96,7 +96,7 @@ export async function certsCommand(argv: string[]): Promise<void> {
     case "crl": {
       const crl = await client.getCertificateRevocationList({});
       if (v.out) {
-        await writeFile(v.out, crl.crlPem);
+        await writePublicFile(v.out, crl.crlPem);
         return console.log(`wrote ${v.out} (${crl.revokedCount} revoked)`);
       }
       return void process.stdout.write(crl.crlPem);
