@@ -115,7 +115,7 @@ export function createUplinkProcessor(d: UplinkDeps) {
       if (!known) return drop(deviceId, "unknown_device");
       const stored = await devices.get(deviceId);
       if (stored) d.deviceFeed.publish(stored.device);
-      if (online) await dispatcher.kick(deviceId);
+      if (online) await dispatcher.onHello(deviceId);
     },
 
     /** A plain-number sample on `…/metrics/{metric}`. */
