@@ -10,7 +10,8 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
-import { type DescriptorProto, FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { type DescriptorProto, FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as Type, type FileDescriptorSet, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { maxBodySizes } from "./message-sizes.js";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const OPTIONS_FILE = "proto/tether/device/v1/device.options";
@@ -57,10 +58,14 @@ export function parseBound(comment: string | undefined): { bound?: Bound; proble
   return { bound: b };
 }
 
-/** Every field of the device contract's messages, with the bound its comment states. */
-export function readContract(): ContractField[] {
+/** The contract's descriptors with comments, as `buf build` compiles them (no network). */
+export function loadDescriptors(): FileDescriptorSet {
   const bin = execFileSync(path.join(ROOT, "node_modules/.bin/buf"), ["build", "--as-file-descriptor-set", "-o", "-"], { cwd: ROOT, maxBuffer: 64 << 20 });
-  const set = fromBinary(FileDescriptorSetSchema, bin);
+  return fromBinary(FileDescriptorSetSchema, bin);
+}
+
+/** Every field of the device contract's messages, with the bound its comment states. */
+export function readContract(set: FileDescriptorSet = loadDescriptors()): ContractField[] {
   const out: ContractField[] = [];
   for (const file of set.file) {
     if (file.package !== PACKAGE) continue;
@@ -164,10 +169,41 @@ const camel = (s: string) => s.replace(/(^|_)([a-z])/g, (_m, _u, c: string) => c
 
 /** Renders both artefacts; `problems` lists fields whose bound is missing or malformed. */
 export function renderAll(): { options: string; table: string; problems: string[] } {
-  const fields = readContract();
-  return {
-    options: renderOptions(fields),
-    table: renderTable(fields),
-    problems: fields.filter((f) => f.problem).map((f) => `${f.name}: ${f.problem}`),
-  };
+  const set = loadDescriptors();
+  const fields = readContract(set);
+  const bounds = new Map(fields.filter((f) => f.bound).map((f) => [f.name, f.bound!]));
+  const sizes = { downlink: maxBodySizes(set, bounds, "tether.device.v1.Downlink"), uplink: maxBodySizes(set, bounds, "tether.device.v1.Uplink") };
+  const problems = fields.filter((f) => f.problem).map((f) => `${f.name}: ${f.problem}`);
+  // The Downlink's comment states its largest encoded size: it must be the one the bounds give.
+  const stated = /Encoded size: at most (\d+) bytes/.exec(downlinkComment(set) ?? "")?.[1];
+  const largest = Math.max(...Object.values(sizes.downlink));
+  if (Number(stated) !== largest) problems.push(`tether.device.v1.Downlink: its comment must say "Encoded size: at most ${largest} bytes" (says ${stated ?? "nothing"})`);
+  return { options: renderOptions(fields), table: renderTable(fields) + renderSizes(sizes), problems };
+}
+
+function downlinkComment(set: FileDescriptorSet): string | undefined {
+  const file = set.file.find((f) => f.name === "tether/device/v1/downlink.proto");
+  const i = file?.messageType.findIndex((m) => m.name === "Downlink") ?? -1;
+  return file?.sourceCodeInfo?.location.find((l) => l.path.join(".") === `4.${i}`)?.leadingComments;
+}
+
+function renderSizes(sizes: { downlink: Record<string, number>; uplink: Record<string, number> }): string {
+  const obj = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `    ${k}: ${Number.isFinite(v) ? v : "Infinity"},`);
+  return [
+    "",
+    "/**",
+    " * The largest encoded size of a Downlink / Uplink envelope per body, bytes, from the bounds above",
+    " * (message_id and time included; streamed fields at their bound). A telemetry batch at its",
+    " * 10000-sample bound is far over the broker's payload limit, which then applies instead.",
+    " */",
+    "export const MAX_ENVELOPE_BYTES = {",
+    "  downlink: {",
+    ...obj(sizes.downlink),
+    "  },",
+    "  uplink: {",
+    ...obj(sizes.uplink),
+    "  },",
+    "} as const;",
+    "",
+  ].join("\n");
 }

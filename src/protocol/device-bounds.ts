@@ -50,3 +50,30 @@ export const DEVICE_BOUNDS: Readonly<Record<string, FieldBound>> = {
   "tether.device.v1.ProvisioningResponse.ca_certificate_pem": { maxBytes: 8192, streamed: true },
   "tether.device.v1.ProvisioningResponse.error": { maxBytes: 1024, streamed: true },
 };
+
+/**
+ * The largest encoded size of a Downlink / Uplink envelope per body, bytes, from the bounds above
+ * (message_id and time included; streamed fields at their bound). A telemetry batch at its
+ * 10000-sample bound is far over the broker's payload limit, which then applies instead.
+ */
+export const MAX_ENVELOPE_BYTES = {
+  downlink: {
+    task: 288,
+    cancel: 362,
+    desired_state: 116,
+    no_pending_task: 64,
+    certificate: 9484,
+    certificate_expiring: 130,
+    receipt: 19067,
+  },
+  uplink: {
+    hello: 140,
+    current_task_query: 72,
+    ack: 116,
+    progress: 376,
+    result: 6520,
+    state: 164,
+    telemetry: 53500076,
+    certificate_renewal: 16594,
+  },
+} as const;

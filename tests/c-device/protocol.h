@@ -12,7 +12,9 @@
 
 /* Receipts this device can hold: the nanopb max_count of UplinkReceipt.message_ids in its
  * options (small.options) and the max_receipt_ids it sends, which must agree. */
+#ifndef TETHER_MAX_RECEIPT_IDS
 #define TETHER_MAX_RECEIPT_IDS 8
+#endif
 
 /* Publishes one encoded Uplink (QoS 1). Returns 0 when the broker took it. */
 typedef int (*tether_send_fn)(const uint8_t *payload, size_t len);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { create, type DescMessage } from "@bufbuild/protobuf";
+import { create, type DescMessage, toBinary } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { type Downlink, DownlinkSchema, file_tether_device_v1_downlink } from "../../gen/tether/device/v1/downlink_pb.js";
@@ -16,7 +16,7 @@ import { InvalidArgumentError } from "../../src/core/errors.js";
 import { cancelTask, taskRequest } from "../../src/core/tasks/downlink.js";
 import type { TaskRecord } from "../../src/core/tasks/task-record.js";
 import { createUplinkReceipts } from "../../src/core/uplink-receipts.js";
-import { DEVICE_BOUNDS } from "../../src/protocol/device-bounds.js";
+import { DEVICE_BOUNDS, MAX_ENVELOPE_BYTES } from "../../src/protocol/device-bounds.js";
 
 const log = pino({ level: "silent" });
 
@@ -164,6 +164,10 @@ describe("the device contract's bounds", () => {
     expect(built.length).toBeGreaterThan(650);
     const over = built.flatMap((m) => boundViolations(DownlinkSchema, m).map((v) => `${m.body.case}: ${v.field} ${v.description}`));
     expect(over).toEqual([]);
+    // The documented largest sizes hold for what was built (they are computed from the bounds).
+    const snake = (c: string) => c.replace(/[A-Z]/g, (x) => `_${x.toLowerCase()}`) as keyof typeof MAX_ENVELOPE_BYTES.downlink;
+    const oversize = built.filter((m) => toBinary(DownlinkSchema, m).length > MAX_ENVELOPE_BYTES.downlink[snake(m.body.case!)]);
+    expect(oversize.map((m) => m.body.case)).toEqual([]);
     const receiptSizes = built.filter((m) => m.body.case === "receipt").map((m) => (m.body.case === "receipt" ? m.body.value.messageIds.length : 0));
     expect(Math.max(...receiptSizes)).toBeLessThanOrEqual(500);
   });

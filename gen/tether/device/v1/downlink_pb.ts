@@ -25,6 +25,13 @@ export const file_tether_device_v1_downlink: GenFile = /*@__PURE__*/
  * (binary protobuf, MQTT QoS 1). Delivery is at-least-once: a device must
  * treat a repeated `message_id` or `task_id` as already handled.
  *
+ * Encoded size: at most 19067 bytes (a receipt of 500 ids). The other bodies
+ * are far smaller: task 288, cancel 362, desired state 116, certificate
+ * expiring 130, certificate update 9484 (only ever sent in answer to a
+ * CertificateRenewalRequest). A device that sets `Uplink.max_receipt_ids` to
+ * N gets receipts of at most 66 + 38 × N bytes (N ≤ 8: at most 370), so
+ * without certificate renewal a 512-byte receive buffer holds any downlink.
+ *
  * @generated from message tether.device.v1.Downlink
  */
 export type Downlink = Message<"tether.device.v1.Downlink"> & {

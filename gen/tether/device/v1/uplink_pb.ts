@@ -28,6 +28,14 @@ export const file_tether_device_v1_uplink: GenFile = /*@__PURE__*/
  * at-least-once, and processing is idempotent: a repeated message (same
  * acknowledgement, result, state version or samples) changes nothing.
  *
+ * Encoded size: Tether takes up to the broker's payload limit per message
+ * (`TETHER_MQTT_MAX_PAYLOAD_BYTES`, 262144 bytes by default) and refuses a
+ * message over any field bound below. Without telemetry the bounds cap an
+ * envelope at 376 bytes (progress), 6520 (a result with every failure detail)
+ * or 16594 (a certificate renewal); a telemetry batch is as large as the
+ * device makes it (each sample is at most ~5.3 KB with 16 tags, ~100 bytes
+ * without), so a small device sends a few samples per message.
+ *
  * @generated from message tether.device.v1.Uplink
  */
 export type Uplink = Message<"tether.device.v1.Uplink"> & {
