@@ -4,6 +4,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import { redactUrl } from "../log.js";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
+import { assertWithinBounds } from "../core/device-bounds.js";
 import type { Counters, DeviceLink } from "../core/ports.js";
 import type { UplinkIntake, UplinkItem } from "../core/uplink.js";
 import { ackWhenTaken } from "./ack-when-taken.js";
@@ -138,6 +139,7 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
 
   return {
     async send(deviceId, message) {
+      assertWithinBounds(DownlinkSchema, message);
       await client.publishAsync(downlinkTopic(deviceId), Buffer.from(toBinary(DownlinkSchema, message)), { qos: 1 });
     },
     connected: () => client.connected,
