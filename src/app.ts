@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import path from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -23,7 +23,9 @@ import { answerProvisioning } from "./core/certificates/mqtt-provisioning.js";
 import { createProvisioningService } from "./core/certificates/provisioning-service.js";
 import { connectProvisioningLink } from "./link/provisioning-link.js";
 import { createRevocationIndex } from "./core/certificates/revocation-index.js";
-import { createCertificateIssuer } from "./pki/certificate-issuer.js";
+import { createCertificateIssuer, describeCertificate } from "./pki/certificate-issuer.js";
+import { createCertificateGate } from "./core/certificates/certificate-gate.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createCrlPublisher, crlRoute } from "./pki/crl-publisher.js";
 import { createCertificateStore } from "./store/certificate-store.js";
 import { createProvisioningStore } from "./store/provisioning-store.js";
@@ -45,6 +47,7 @@ import { UnauthenticatedError } from "./core/errors.js";
 import { createUserService } from "./core/users/user-service.js";
 import { createCredentialStore } from "./store/credential-store.js";
 import { createGrantStore } from "./store/grant-store.js";
+import { createLoginThrottleStore } from "./store/login-throttle-store.js";
 import { createUserStore } from "./store/user-store.js";
 import { file_tether_v1_job_service, JobService } from "../gen/tether/v1/job_service_pb.js";
 import { jobHandler } from "./api/job-handler.js";
@@ -59,6 +62,8 @@ import { createScheduler } from "./core/rules/scheduler.js";
 import { type TaskRecord, toTaskProto } from "./core/tasks/task-record.js";
 import { createRuleStore } from "./store/rule-store.js";
 import { authInterceptor } from "./api/auth.js";
+import { refuseUnsafeStart } from "./production-safety.js";
+import { amqpTls } from "./bus/amqp-tls.js";
 import { deviceHandler } from "./api/device-handler.js";
 import { gatewayHandler } from "./api/gateway-handler.js";
 import { errorMappingInterceptor } from "./api/errors.js";
@@ -94,7 +99,7 @@ import { createTelemetryService } from "./core/telemetry/telemetry-service.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./link/embedded-broker.js";
 import { connectMqttBridge } from "./link/mqtt-bridge.js";
 import { startLinkPresence } from "./core/devices/link-presence.js";
-import type { Logger } from "./log.js";
+import { type Logger, redactUrl } from "./log.js";
 import { ensureDevPki, issueServiceCertificate } from "./pki/dev-pki.js";
 import { openDatabase } from "./store/database.js";
 import { createDeviceStore } from "./store/device-store.js";
@@ -105,6 +110,8 @@ import { createDependencyMonitor, type DependencyMonitor, HEALTH } from "./ops/d
 import { countingIntake, createMetrics } from "./ops/metrics.js";
 import { bridgeTls } from "./link/bridge-tls.js";
 import { startOpsServer } from "./ops/ops-server.js";
+import { secureStateFiles } from "./ops/state-files.js";
+import { ensurePrivateDir, writePrivateFile } from "./ops/file-modes.js";
 import { createOpsQueries } from "./store/ops-queries.js";
 
 /** The services listed by server reflection. */
@@ -150,10 +157,13 @@ export interface App {
  * dependency order and stopped in reverse. Tests call it with ephemeral ports and a temp dir.
  */
 export async function startApp(config: TetherConfig, log: Logger, clock: Clock = systemClock): Promise<App> {
+  refuseUnsafeStart(config, log);
+  await secureStateFiles(config, log);
   const pki = await ensureDevPki(config.certsDir, log.child({ component: "pki" }));
   const db = await openDatabase({
     url: config.database.url,
     dataDir: path.join(config.dataDir, "pg"),
+    socketDir: path.join(config.dataDir, "run"),
     maxConnections: config.database.poolSize,
     log: log.child({ component: "db" }),
   });
@@ -166,10 +176,13 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const certificateStore = createCertificateStore(db.sql);
     const revoked = createRevocationIndex((await certificateStore.listRevoked(new Date())).map((c) => c.serialNumber));
     const isRevoked = (serial: string) => revoked.has(serial);
+    // Every device or claim certificate passes this gate (revoked, reserved CN, older than its id's deletion).
+    const certificateGate = createCertificateGate({ revoked, deletions: await createDeviceStore(db.sql).deletions(), certificates: certificateStore, devices: createDeviceStore(db.sql) });
+    const checkCertificate = certificateGate.refusal;
     const crl = createCrlPublisher({ ca: pki.ca, certificates: certificateStore, path: path.join(config.certsDir, "crl.pem"), log: log.child({ component: "pki" }) });
     await crl.refresh();
     // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
-    const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" })) : undefined;
+    const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" }), await amqpTls(config.amqp.url, pki)) : undefined;
     if (amqp) stack.push(() => amqp.close());
     // Devices reach Tether through the embedded broker unless MQTT_URL names an external one
     // (Mosquitto) or TETHER_DEVICE_LINK=amqp puts them on RabbitMQ's MQTT plugin.
@@ -177,7 +190,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     let admitDevices = () => {};
     if (config.deviceLink === "embedded" && !config.mqttLink.url) {
       const admitted = new Promise<void>((r) => (admitDevices = r));
-      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, admitDevices: admitted, log: log.child({ component: "mqtt" }) });
+      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, checkCertificate, admitDevices: admitted, log: log.child({ component: "mqtt" }) });
       stack.push(() => broker!.close());
     }
     // Unwound after the bridge closes, so the writer drains every sample that arrived.
@@ -190,6 +203,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const taskFeed = amqp ? amqp.taskFeed(onTaskWatcherError) : createMemoryFeed<Task>(onTaskWatcherError);
     const deviceFeed = amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError);
     const deviceStore = createDeviceStore(db.sql);
+    const provisioningStore = createProvisioningStore(db.sql);
     const taskStore = createTaskStore(db.sql);
     const telemetryStore = createTelemetryStore(db.sql);
 
@@ -224,6 +238,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
     // Set once the gateway exists: a desired-state change also wakes the device's HTTP polls.
     let wakePolls = (_deviceId: string) => {};
+    // Set once the certificate service exists: DeleteDevice's revocations are announced through it.
+    let announceRevoked = async (_deviceId: string, _revoked: Array<{ serialNumber: string; revokeTime: Date; reason: number }>) => {};
     const devices = createDeviceService({
       devices: deviceStore,
       clock,
@@ -233,6 +249,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       },
       latestTelemetry: async (id) => (await telemetryStore.latest(id)).map(toSampleProto),
       feed: deviceFeed,
+      templates: provisioningStore,
+      onCertificatesRevoked: (id, revoked) => announceRevoked(id, revoked),
     });
     const deviceWatch = createDeviceWatch({ devices: deviceStore, feed: deviceFeed });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
@@ -287,8 +305,12 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       log: coreLog,
       defaultValidityDays: config.certificates.deviceValidityDays,
     });
+    announceRevoked = certificates.announceRevoked;
+    // The bootstrap admin certificate is an ordinary certificate: listed (users/admin) and revocable.
+    const adminCert = await certificates.recordUserCertificate(BOOTSTRAP_ADMIN, describeCertificate(pki.admin.certPem));
+    if (adminCert.revokeTime) log.child({ component: "pki" }).warn({ path: pki.paths.admin.cert, serialNumber: adminCert.serialNumber }, "the admin client certificate is revoked: remove admin.crt and admin.key from the certs directory to get a new one at the next start");
     const provisioning = createProvisioningService({
-      provisioning: createProvisioningStore(db.sql),
+      provisioning: provisioningStore,
       certificates: certificateStore,
       devices: deviceStore,
       issuer,
@@ -418,7 +440,12 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const sessions = createSessionRevocations({ repo: credStore, feed: sessionFeed, clock, log: authLog, windowMs: tokens.maxTokenAgeMs, pollMs: config.auth.sessionRevocationPollMs });
     await sessions.start();
     stack.push(() => sessions.stop());
-    const limiter = createLoginLimiter({ perName: config.auth.loginMaxFailuresPerUser, perAddress: config.auth.loginMaxFailuresPerAddress, windowMs: config.auth.loginWindowS * 1000 }, clock);
+    const a = config.auth;
+    const limiter = createLoginLimiter(
+      { freeAttempts: a.loginFreeAttempts, backoffBaseMs: a.loginBackoffBaseS * 1000, backoffMaxMs: a.loginBackoffMaxS * 1000, perUser: a.loginMaxFailuresPerUser, perAddress: a.loginMaxFailuresPerAddress, windowMs: a.loginWindowS * 1000 },
+      createLoginThrottleStore(db.sql),
+      clock,
+    );
     const auth = createAuthService({ users: userStore, creds: credStore, tokens, limiter, sessions, clock, log: authLog, refreshTtlMs: config.auth.refreshTokenTtlS * 1000 });
     const users = createUserService({ users: userStore, creds: credStore, rights: rightsResolver, sessions, clock });
     const shares = createShareService({ grants: grantStore, users: userStore, devices: deviceStore, rights: rightsResolver, clock });
@@ -474,12 +501,23 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       port: config.api.port,
       tls,
       routes,
-      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), watchSession: sessions.watch, accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, log: apiLog })],
+      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), watchSession: sessions.watch, accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog })],
       readMaxBytes: config.api.readMaxBytes,
+      trustedProxies: config.api.trustedProxies,
       log: apiLog,
       // The CRL before the console: the console's routes fall back to index.html for any path.
       http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],
     });
+    // A deleted device's sessions end on every replica, whatever certificate they use (one signed
+    // outside Tether cannot be revoked by serial): the gate refuses it from now on.
+    const unobserveDeletions = deviceFeed.subscribe((d) => {
+      if (!d.deleteTime) return;
+      const id = d.name.slice("devices/".length);
+      certificateGate.deviceDeleted(id, timestampDate(d.deleteTime));
+      broker?.disconnectClient(id);
+      gateway.wake(id);
+    });
+    stack.push(async () => unobserveDeletions());
     // Every revocation, from this replica or (via the feed) another: refuse it from now on, and cut
     // the sessions already open with it — the broker's within the same tick.
     const unobserveRevocations = revocations.subscribe((r) => {
@@ -544,7 +582,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     log.info(
       {
         api: `https://${config.api.host}:${api.port}`,
-        mqtt: broker ? `mqtts://${config.mqtt.host}:${broker.port}` : (config.mqttLink.url ?? `RabbitMQ MQTT plugin (${config.deviceLink})`),
+        mqtt: broker ? `mqtts://${config.mqtt.host}:${broker.port}` : (config.mqttLink.url ? redactUrl(config.mqttLink.url) : `RabbitMQ MQTT plugin (${config.deviceLink})`),
         broker: broker ? "embedded" : "external",
         metrics: ops ? `http://${config.ops.host}:${ops.port}/metrics` : undefined,
         certs: config.certsDir,
@@ -590,8 +628,8 @@ async function signingKeySecret(config: TetherConfig, embedded: boolean, log: Lo
     return (await readFile(file, "utf8")).trim();
   } catch {
     const secret = randomBytes(32).toString("base64url");
-    await mkdir(config.dataDir, { recursive: true });
-    await writeFile(file, secret, { mode: 0o600, flag: "wx" }).catch(async () => undefined);
+    await ensurePrivateDir(config.dataDir);
+    await writePrivateFile(file, secret, "wx").catch(async () => undefined);
     return (await readFile(file, "utf8")).trim();
   }
 }

@@ -1,4 +1,7 @@
+import { isIP } from "node:net";
 import path from "node:path";
+import { redactUrl } from "./log.js";
+import { productionProblems } from "./production-safety.js";
 
 /** The fully-resolved configuration. Every field has a default that works in embedded mode. */
 export interface TetherConfig {
@@ -9,6 +12,13 @@ export interface TetherConfig {
     port: number;
     /** Largest request message, bytes. @default 4 MiB */
     readMaxBytes: number;
+    /**
+     * Peers allowed to open an API connection with a PROXY protocol header (v1 or v2) naming the
+     * real client (`TETHER_TRUSTED_PROXIES`: comma-separated IP addresses or CIDR ranges, such as
+     * the HAProxy in front). A header from any other peer is never read: its bytes reach the TLS
+     * handshake, which fails. @default [] (no proxy: every peer's own address is the client's)
+     */
+    trustedProxies: string[];
   };
   mqtt: {
     /** Embedded broker interface. @default same as api.host */
@@ -112,10 +122,20 @@ export interface TetherConfig {
     refreshTokenTtlS: number;
     /** A new JWT signing key is made after this many seconds; old keys verify until their tokens expired. @default 7 days */
     signingKeyRotateS: number;
-    /** Failed logins per user name, and per client address, per window before RESOURCE_EXHAUSTED. @default 5, 20 */
+    /** Failed logins per user name and client address before the back-off starts. @default 5 */
+    loginFreeAttempts: number;
+    /** The first login back-off, s; it doubles with every further failure. @default 1 */
+    loginBackoffBaseS: number;
+    /** The longest login back-off, s. @default 900 */
+    loginBackoffMaxS: number;
+    /**
+     * Failed logins per window per user name (`…_PER_USER`), and per client address over all
+     * names (`…_PER_ADDRESS`), before RESOURCE_EXHAUSTED; an address that signed in as that user
+     * before is exempt from both. @default 50, 20
+     */
     loginMaxFailuresPerUser: number;
     loginMaxFailuresPerAddress: number;
-    /** The login rate-limit window, s. @default 900 */
+    /** The window of those ceilings, and how long a back-off is remembered after it ends, s. @default 900 */
     loginWindowS: number;
     /** How long a user's resolved rights are reused, ms (shares and unshares apply at once regardless). @default 5000 */
     rightsCacheMs: number;
@@ -162,6 +182,16 @@ export interface TetherConfig {
   logLevel: string;
   /** How long in-flight calls may take to finish on SIGTERM, ms. @default 10000 */
   shutdownGraceMs: number;
+  /** The start refusal of production mode (`DATABASE_URL` or `AMQP_URL` set); see src/production-safety.ts. */
+  safety: {
+    /**
+     * `TETHER_ALLOW_INSECURE=1`: start in production mode despite `problems`, each logged as a
+     * warning. For development machines only. @default false
+     */
+    allowInsecure: boolean;
+    /** Placeholder passwords, a missing or weak `TETHER_SIGNING_KEY_SECRET`, ...; empty in embedded mode. */
+    problems: string[];
+  };
 }
 
 /** Reads `TETHER_*`, `DATABASE_URL`, `AMQP_URL`, `MQTT_*` and `LOG_LEVEL`; throws a readable error on bad values. */
@@ -173,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       host,
       port: int(env, "TETHER_PORT", 8443, 0, 65535),
       readMaxBytes: int(env, "TETHER_READ_MAX_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+      trustedProxies: addressList(env, "TETHER_TRUSTED_PROXIES"),
     },
     mqtt: {
       host: env.TETHER_MQTT_HOST ?? host,
@@ -229,7 +260,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       accessTokenTtlS: int(env, "TETHER_ACCESS_TOKEN_TTL_S", 900, 10, 86_400),
       refreshTokenTtlS: int(env, "TETHER_REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 366 * 86_400),
       signingKeyRotateS: int(env, "TETHER_SIGNING_KEY_ROTATE_S", 7 * 86_400, 3600, 366 * 86_400),
-      loginMaxFailuresPerUser: int(env, "TETHER_LOGIN_MAX_FAILURES_PER_USER", 5, 1, 1_000_000),
+      loginFreeAttempts: int(env, "TETHER_LOGIN_FREE_ATTEMPTS", 5, 1, 1000),
+      loginBackoffBaseS: int(env, "TETHER_LOGIN_BACKOFF_BASE_S", 1, 1, 3600),
+      loginBackoffMaxS: int(env, "TETHER_LOGIN_BACKOFF_MAX_S", 900, 1, 86_400),
+      loginMaxFailuresPerUser: int(env, "TETHER_LOGIN_MAX_FAILURES_PER_USER", 50, 1, 1_000_000),
       loginMaxFailuresPerAddress: int(env, "TETHER_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 1_000_000),
       loginWindowS: int(env, "TETHER_LOGIN_WINDOW_S", 900, 1, 86_400),
       rightsCacheMs: int(env, "TETHER_RIGHTS_CACHE_MS", 5000, 0, 600_000),
@@ -250,10 +284,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     consoleDir: path.resolve(cwd, env.TETHER_CONSOLE_DIR ?? "console/dist"),
     logLevel: oneOf(env, "LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
     shutdownGraceMs: int(env, "TETHER_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    safety: { allowInsecure: flag(env, "TETHER_ALLOW_INSECURE", false), problems: productionProblems(env) },
   };
   // A session's last refresh token must outlive its access tokens: it is how a password change finds the session to end.
   if (config.auth.refreshTokenTtlS < config.auth.accessTokenTtlS) {
     throw new Error(`TETHER_REFRESH_TOKEN_TTL_S=${config.auth.refreshTokenTtlS} is shorter than TETHER_ACCESS_TOKEN_TTL_S=${config.auth.accessTokenTtlS}: a refresh token must live at least as long as an access token`);
+  }
+  if (config.auth.loginBackoffMaxS < config.auth.loginBackoffBaseS) {
+    throw new Error(`TETHER_LOGIN_BACKOFF_MAX_S=${config.auth.loginBackoffMaxS} is below TETHER_LOGIN_BACKOFF_BASE_S=${config.auth.loginBackoffBaseS}`);
   }
   if (config.deviceLink === "amqp" && !config.amqp.url) throw new Error("TETHER_DEVICE_LINK=amqp needs AMQP_URL (the RabbitMQ the devices' MQTT plugin runs on)");
   if (config.deviceLink === "amqp" && config.mqttLink.url) throw new Error("TETHER_DEVICE_LINK=amqp and MQTT_URL both name the device broker: set one of them");
@@ -272,7 +310,7 @@ function optionalPath(v: string | undefined, cwd: string): string | undefined {
 /** The bridge authenticates with its certificate, so the external broker must speak TLS. */
 function mqttUrl(v: string | undefined): string | undefined {
   const u = nonEmpty(v);
-  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${u}: expected mqtts://host:port (TLS with client certificates)`);
+  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${redactUrl(u)}: expected mqtts://host:port (TLS with client certificates)`);
   return u;
 }
 
@@ -283,6 +321,19 @@ function sharedGroup(v: string | undefined): string {
   return g;
 }
 
+/** `TETHER_TRUSTED_PROXIES`: IPv4/IPv6 addresses and CIDR ranges, checked here so a typo fails the start. */
+function addressList(env: NodeJS.ProcessEnv, name: string): string[] {
+  const items = (env[name] ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+  for (const item of items) {
+    const [ip = "", prefix, extra] = item.split("/");
+    const family = isIP(ip);
+    const bits = family === 6 ? 128 : 32;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || extra !== undefined) throw new Error(`${name}: "${item}" is not an IP address or CIDR range (e.g. 10.0.0.5, 172.31.244.0/29, fd00::/64)`);
+  }
+  return items;
+}
+
 function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
   const raw = nonEmpty(env[name]);
   if (raw === undefined) return def;
@@ -291,6 +342,14 @@ function int(env: NodeJS.ProcessEnv, name: string, def: number, min: number, max
     throw new Error(`${name}=${raw}: expected an integer between ${min} and ${max}`);
   }
   return n;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string, def: boolean): boolean {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return def;
+  if (raw === "1" || raw === "true") return true;
+  if (raw === "0" || raw === "false") return false;
+  throw new Error(`${name}=${raw}: expected 1 or 0`);
 }
 
 function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, def: T, allowed: T[]): T {

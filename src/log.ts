@@ -17,4 +17,18 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
   return destination ? pino(options, destination) : pino(options);
 }
 
+/**
+ * A URL fit for a log line or an error message: the password replaced by `***` (a username alone
+ * is kept, it helps to tell connections apart). Unparseable input is not echoed at all.
+ */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(invalid url)";
+  }
+}
+
 export type { Logger };

@@ -64,6 +64,8 @@ export function authHandler(auth: AuthService, clock: Clock): ServiceImpl<typeof
   return {
     async login(req, ctx) {
       if (req.user === "" || req.user.length > 63) throw InvalidArgumentError.field("user", "is required (at most 63 characters)");
+      // No user name has them, and PostgreSQL text cannot hold NUL: refuse before the throttle stores it.
+      if (/[\u0000-\u001f\u007f]/.test(req.user)) throw InvalidArgumentError.field("user", "must not contain control characters");
       if (req.password.length > 1024) throw InvalidArgumentError.field("password", "must be at most 1024 characters");
       const session = await auth.login(req.user, req.password, ctx.values.get(kPeerAddress));
       // The browser's previous session, if it still had one, ends: its cookie is being replaced.

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Access } from "../core/access/access.js";
 import { TetherError } from "../core/errors.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
+import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
 
 /** What connect-node hands to `contextValues`: an HTTP/1.1 or HTTP/2 request. */
 type NodeServerRequest = IncomingMessage | Http2ServerRequest;
@@ -24,6 +25,8 @@ export interface Principal {
   via: "certificate" | "token" | "api_key";
   /** The client certificate's serial number, lowercase hex (certificates only): what revocation is checked against. */
   serialNumber?: string;
+  /** The client certificate's start of validity (certificates only). */
+  notBefore?: Date;
 }
 
 /** The one method a claim certificate may call. */
@@ -68,7 +71,7 @@ export function contextValuesFromRequest(req: NodeServerRequest): ContextValues 
     const cn = typeof cert.subject?.CN === "string" ? cert.subject.CN : "";
     const ou = typeof cert.subject?.OU === "string" ? cert.subject.OU : "";
     const serialNumber = normalizeSerial(cert.serialNumber ?? "");
-    if (cn !== "") values.set(kPrincipal, { kind: KINDS[ou] ?? "user", id: cn, via: "certificate", serialNumber });
+    if (cn !== "") values.set(kPrincipal, { kind: KINDS[ou] ?? "user", id: cn, via: "certificate", serialNumber, notBefore: new Date(cert.valid_from) });
   }
   const auth = req.headers.authorization;
   if (typeof auth === "string") {
@@ -95,6 +98,11 @@ export interface AuthOptions {
   deviceServices?: readonly string[];
   /** Revoked client certificates are refused with UNAUTHENTICATED, on every call, whatever else the call carries. */
   isRevoked?: (serialNumber: string) => boolean;
+  /**
+   * Asked for every call made with a device or claim certificate (see
+   * core/certificates/certificate-gate.ts): a reason refuses the call with UNAUTHENTICATED.
+   */
+  checkCertificate?: (c: PresentedCertificate) => Promise<string | undefined>;
   log: Logger;
 }
 
@@ -134,6 +142,10 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       req.contextValues.set(kPrincipal, principal);
     }
     if (!principal) return refuse("no credentials", Code.Unauthenticated, "a client certificate issued by this Tether's CA, or a bearer token, is required");
+    if ((principal.kind === "device" || principal.kind === "claim") && principal.via === "certificate" && opts.checkCertificate) {
+      const reason = await opts.checkCertificate({ kind: principal.kind, commonName: principal.id, serialNumber: principal.serialNumber ?? "", notBefore: principal.notBefore ?? new Date(0) });
+      if (reason) refuse(reason, Code.Unauthenticated, `the client certificate is refused: ${reason}`);
+    }
     if (principal.kind === "claim") {
       if (req.service.typeName !== PROVISIONING_SERVICE || req.method.name !== PROVISION_DEVICE_METHOD) {
         refuse(`claim ${principal.id}`, Code.PermissionDenied, `a claim certificate may only call ${PROVISIONING_SERVICE}/${PROVISION_DEVICE_METHOD}`);

@@ -2,8 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { InvalidArgumentError, TetherError } from "../core/errors.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { InvalidArgumentError, ResourceExhaustedError, TetherError } from "../core/errors.js";
 import { kRequestId } from "./observe.js";
 
 const CODES: Record<TetherError["code"], Code> = {
@@ -21,8 +21,9 @@ const CODES: Record<TetherError["code"], Code> = {
 
 /**
  * Maps any error to the status a client sees. Core errors keep their message and gain
- * `google.rpc.BadRequest` field violations and a `google.rpc.ErrorInfo` reason; anything else is
- * logged and becomes a bare INTERNAL, so stack traces and SQL never reach a client.
+ * `google.rpc.BadRequest` field violations (or `google.rpc.RetryInfo` when a retry time is known)
+ * and a `google.rpc.ErrorInfo` reason; anything else is logged and becomes a bare INTERNAL, so
+ * stack traces and SQL never reach a client.
  */
 export function toConnectError(err: unknown, log: Logger, procedure: string): ConnectError {
   if (err instanceof ConnectError) return err;
@@ -34,6 +35,13 @@ export function toConnectError(err: unknown, log: Logger, procedure: string): Co
         value: create(BadRequestSchema, {
           fieldViolations: err.violations.map((v) => ({ field: v.field, description: v.description })),
         }),
+      });
+    }
+    if (err instanceof ResourceExhaustedError && err.retryDelayMs !== undefined) {
+      const ms = Math.max(0, Math.ceil(err.retryDelayMs));
+      details.push({
+        desc: RetryInfoSchema,
+        value: create(RetryInfoSchema, { retryDelay: { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 } }),
       });
     }
     details.push({ desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason: err.code, domain: "tether.dev" }) });

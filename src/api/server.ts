@@ -5,7 +5,8 @@ import type { TLSSocket } from "node:tls";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import { contextValuesFromRequest } from "./auth.js";
+import { contextValuesFromRequest, kPeerAddress } from "./auth.js";
+import { createProxyListener } from "./proxy-protocol.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 
 export interface ApiServerOptions {
@@ -16,6 +17,8 @@ export interface ApiServerOptions {
   interceptors: Interceptor[];
   /** Largest request message accepted, in bytes. */
   readMaxBytes: number;
+  /** Peers that may send a PROXY protocol header naming the client (see proxy-protocol.ts). @default [] */
+  trustedProxies?: readonly string[];
   log: Logger;
   /**
    * Plain HTTP routes beside the RPCs (static files, the CRL), tried in order for any request that
@@ -47,12 +50,18 @@ export interface ApiServer {
  */
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const shutdown = new AbortController();
+  // Assigned below, before the first connection can arrive.
+  let clientAddress: (socket: TLSSocket) => string = (s) => s.remoteAddress ?? "";
   // Every call's signal listens to this one; hundreds in flight are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const handler = connectNodeAdapter({
     routes: opts.routes,
     interceptors: opts.interceptors,
-    contextValues: contextValuesFromRequest,
+    contextValues: (req) => {
+      const values = contextValuesFromRequest(req);
+      values.set(kPeerAddress, clientAddress(req.socket as TLSSocket));
+      return values;
+    },
     shutdownSignal: shutdown.signal,
     readMaxBytes: opts.readMaxBytes,
     fallback: (req, res) => {
@@ -83,14 +92,18 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "TLS handshake failed"));
 
+  // The TCP port is a plain listener in front of the TLS server: it reads a trusted proxy's PROXY
+  // header before TLS starts, and hands every socket on (with none configured, untouched).
+  const front = createProxyListener(server, { trusted: opts.trustedProxies ?? [], log: opts.log });
+  clientAddress = front.clientAddress;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
+    front.server.once("error", reject);
+    front.server.listen(opts.port, opts.host, () => {
+      front.server.off("error", reject);
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const port = (front.server.address() as AddressInfo).port;
   opts.log.info({ host: opts.host, port }, "API listening (gRPC, gRPC-Web, Connect; mTLS)");
 
   return {
@@ -108,7 +121,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       return cut;
     },
     async close(graceMs) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // The front listener owns the TCP sockets: it closes once they all have. Closing the HTTP/2
+      // server as well ends its idle HTTP/1.1 connections (it never listened itself).
+      const closed = new Promise<void>((resolve) => front.server.close(() => resolve()));
+      server.close();
       for (const s of sessions) s.close(); // GOAWAY: no new streams, running ones finish
       const drained = await Promise.race([closed.then(() => true), delay(graceMs / 2).then(() => false)]);
       if (!drained) {
@@ -118,6 +134,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       }
       for (const s of sessions) s.destroy();
       for (const sock of sockets) sock.destroy();
+      front.destroyAll();
       await closed;
       opts.log.info("API closed");
     },

@@ -6,6 +6,7 @@ import type { Counters } from "../core/ports.js";
 import type { UplinkHandler, UplinkItem } from "../core/uplink.js";
 import type { Logger } from "../log.js";
 import { connectAmqp } from "./amqp-connection.js";
+import type { AmqpTls } from "./amqp-tls.js";
 import { createAmqpFeeds, type FeedCodec, jsonCodec, protobufCodec, sampleCodec } from "./amqp-feed.js";
 import { createAmqpUplink } from "./amqp-uplink.js";
 
@@ -14,8 +15,8 @@ import { createAmqpUplink } from "./amqp-uplink.js";
  * change feeds on `{prefix}.events`, and the durable uplink intake. The composition root picks
  * these over the in-process adapters when AMQP_URL is set.
  */
-export async function startAmqpBus(config: TetherConfig["amqp"] & { url: string }, log: Logger) {
-  const session = await connectAmqp({ url: config.url, name: `tether ${hostname()} ${process.pid}`, log });
+export async function startAmqpBus(config: TetherConfig["amqp"] & { url: string }, log: Logger, tls?: AmqpTls) {
+  const session = await connectAmqp({ url: config.url, name: `tether ${hostname()} ${process.pid}`, log, tls });
   const feeds = createAmqpFeeds({ session, exchange: `${config.prefix}.events`, log });
   return {
     session,

@@ -1,11 +1,14 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from "amqplib";
-import type { Logger } from "../log.js";
+import { type Logger, redactUrl } from "../log.js";
+import type { AmqpTls } from "./amqp-tls.js";
 
 export interface AmqpSessionOptions {
   /** `amqp://user:pass@host:5672/vhost` (or `amqps://`). */
   url: string;
   /** Shown in the broker's connection list (`connection_name`). */
   name: string;
+  /** CA and client certificate for `amqps://` (see amqp-tls.ts); passed to `tls.connect`. */
+  tls?: AmqpTls;
   log: Logger;
   /** First and largest reconnect delay, ms (doubled each failed attempt, ±20 % jitter). @default 100, 5000 */
   minBackoffMs?: number;
@@ -77,7 +80,7 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
 
   /** One connection's life: connect, run setups, wait until it is lost. */
   async function connectOnce(): Promise<void> {
-    const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name } });
+    const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name }, ...o.tls });
     const lost = new Promise<void>((resolve) => {
       conn.on("close", () => resolve());
       conn.on("error", (err: Error) => log.warn({ err: err.message }, "amqp connection error"));
@@ -124,7 +127,7 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
     closing = true;
     wakeReady();
     await loop;
-    throw new Error(`cannot connect to RabbitMQ (${redact(o.url)}): ${(err as Error).message}`);
+    throw new Error(`cannot connect to RabbitMQ (${redactUrl(o.url)}): ${(err as Error).message}`);
   }
 
   const session: AmqpSession = {
@@ -182,15 +185,4 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
     },
   };
   return session;
-}
-
-/** The URL without its password, for logs and errors. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(invalid url)";
-  }
 }

@@ -1,4 +1,5 @@
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { writePrivateFile, writePublicFile } from "../ops/file-modes.js";
 import { parseArgs } from "node:util";
 import { type Certificate, Certificate_Origin, Certificate_State, CertificateSchema, RevocationReason } from "../../gen/tether/v1/certificate_pb.js";
 import { CertificateService, ListCertificatesResponseSchema } from "../../gen/tether/v1/certificate_service_pb.js";
@@ -13,7 +14,7 @@ export const CERTS_USAGE = `tether certs <command> [flags]
         PREFIX defaults to the device id
   renew <device>/<serial> [--csr FILE] [--days N] [--out PREFIX]   (the old certificate stays valid until it expires)
   revoke <device>/<serial> [--reason key_compromise|superseded|affiliation_changed|cessation_of_operation|privilege_withdrawn|ca_compromise]
-  list <device> [--page-size N] [--page-token T]
+  list <device> [--page-size N] [--page-token T]                   (users/admin: the bootstrap admin certificate)
   get <device>/<serial> [--pem]
   crl [--out FILE]                                                  (also served at GET /crl.pem)
 
@@ -22,7 +23,7 @@ Global: --json (protobuf JSON output), --address https://host:port, --certs DIR`
 /** `devices/x/certificates/s`, from `x/s` or the full name. */
 const certName = (arg: string | undefined) => {
   if (!arg) throw new Error(`missing <device>/<serial>\n\n${CERTS_USAGE}`);
-  if (arg.startsWith("devices/")) return arg;
+  if (arg.startsWith("devices/") || arg.startsWith("users/")) return arg;
   const [device, serial] = arg.split("/");
   if (!device || !serial) throw new Error(`expected <device>/<serial>, got ${arg}`);
   return `devices/${device}/certificates/${serial}`;
@@ -47,11 +48,10 @@ export async function certsCommand(argv: string[]): Promise<void> {
   /** Writes what an issue/renew returned; the key, if any, only to a file readable by its owner. */
   async function save(res: { certificate?: Certificate; privateKeyPem: string }, prefix: string) {
     const c = res.certificate!;
-    await writeFile(`${prefix}.crt`, c.certificatePem);
+    await writePublicFile(`${prefix}.crt`, c.certificatePem);
     const files = [`${prefix}.crt`];
     if (res.privateKeyPem) {
-      await writeFile(`${prefix}.key`, res.privateKeyPem, { mode: 0o600 });
-      await chmod(`${prefix}.key`, 0o600);
+      await writePrivateFile(`${prefix}.key`, res.privateKeyPem);
       files.push(`${prefix}.key (shown this once: Tether does not keep it)`);
     }
     if (v.json) return out(c);
@@ -80,7 +80,8 @@ export async function certsCommand(argv: string[]): Promise<void> {
     case "list": {
       const device = p[0];
       if (!device) throw new Error(`tether certs list: missing device id\n\n${CERTS_USAGE}`);
-      const res = await client.listCertificates({ parent: `devices/${device.replace(/^devices\//, "")}`, pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
+      const parent = device.startsWith("users/") ? device : `devices/${device.replace(/^devices\//, "")}`;
+      const res = await client.listCertificates({ parent, pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListCertificatesResponseSchema, res));
       console.log(table(["SERIAL", "STATE", "ORIGIN", "EXPIRES", "REVOKED", "PREVIOUS"], res.certificates.map((c) => [
         c.serialNumber, stateName(c), Certificate_Origin[c.origin], time(c.expireTime), c.revokeTime ? `${time(c.revokeTime)} ${RevocationReason[c.revocationReason]}` : "-", c.previousCertificate.split("/").at(-1) || "-",
@@ -95,7 +96,7 @@ export async function certsCommand(argv: string[]): Promise<void> {
     case "crl": {
       const crl = await client.getCertificateRevocationList({});
       if (v.out) {
-        await writeFile(v.out, crl.crlPem);
+        await writePublicFile(v.out, crl.crlPem);
         return console.log(`wrote ${v.out} (${crl.revokedCount} revoked)`);
       }
       return void process.stdout.write(crl.crlPem);

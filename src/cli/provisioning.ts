@@ -1,4 +1,5 @@
-import { chmod, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import { writePrivateFile, writePublicFile } from "../ops/file-modes.js";
 import { parseArgs } from "node:util";
 import { type ProvisioningTemplate, ProvisioningTemplateSchema } from "../../gen/tether/v1/provisioning_pb.js";
 import { ListProvisioningRecordsResponseSchema, ProvisioningService, ProvisionDeviceResponseSchema } from "../../gen/tether/v1/provisioning_service_pb.js";
@@ -41,10 +42,7 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
   });
   const client = connectClient(ProvisioningService, { address: v.address, certsDir: v.certs });
   const out = (t: ProvisioningTemplate) => console.log(v.json ? json(ProvisioningTemplateSchema, t) : describe(t));
-  const writeKey = async (path: string, pem: string) => {
-    await writeFile(path, pem, { mode: 0o600 });
-    await chmod(path, 0o600);
-  };
+  const writeKey = writePrivateFile;
 
   switch (sub) {
     case "create":
@@ -83,7 +81,7 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
       const name = templateName(p[0]);
       const res = await client.createClaimCertificate({ parent: name, validityDays: Number(v.days ?? 0) });
       const prefix = v.out ?? `claim-${name.split("/")[1]}`;
-      await writeFile(`${prefix}.crt`, res.certificatePem);
+      await writePublicFile(`${prefix}.crt`, res.certificatePem);
       await writeKey(`${prefix}.key`, res.privateKeyPem);
       return console.log(`claim certificate ${res.serialNumber} for ${name}\n  wrote ${prefix}.crt, ${prefix}.key (shown this once: Tether does not keep it)`);
     }
@@ -95,7 +93,7 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
       const res = await asClaim.provisionDevice({ serialNumber: v.serial[0], csr: local.csrPem });
       const deviceId = res.device!.name.split("/")[1]!;
       const prefix = v.out ?? deviceId;
-      await writeFile(`${prefix}.crt`, res.certificate!.certificatePem);
+      await writePublicFile(`${prefix}.crt`, res.certificate!.certificatePem);
       if (local.keyPem) await writeKey(`${prefix}.key`, local.keyPem);
       if (v.json) return console.log(json(ProvisionDeviceResponseSchema, res));
       return console.log(`provisioned ${res.device!.name} (certificate ${res.certificate!.serialNumber})\n  wrote ${prefix}.crt${local.keyPem ? `, ${prefix}.key` : ""}`);

@@ -64,6 +64,12 @@ export class AbortedError extends TetherError {
 export class ResourceExhaustedError extends TetherError {
   override readonly name = "ResourceExhaustedError";
   readonly code = "RESOURCE_EXHAUSTED";
+  /** When the caller may try again, ms (sent as `google.rpc.RetryInfo`); unset: unknown. */
+  readonly retryDelayMs?: number;
+  constructor(message: string, opts: { retryDelayMs?: number } = {}) {
+    super(message);
+    if (opts.retryDelayMs !== undefined) this.retryDelayMs = opts.retryDelayMs;
+  }
 }
 
 export class PermissionDeniedError extends TetherError {

@@ -2,7 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { randomUUID } from "node:crypto";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
+import { DEVICE_BOUNDS } from "../protocol/device-bounds.js";
 import type { Clock } from "./clock.js";
+import { utf8Length } from "./device-bounds.js";
 import type { CoreLogger } from "./log.js";
 import type { Counters, DeviceLink } from "./ports.js";
 
@@ -19,8 +21,15 @@ export interface UplinkReceiptsDeps {
 
 export type UplinkReceipts = ReturnType<typeof createUplinkReceipts>;
 
-/** Most ids in one UplinkReceipt (about 40 bytes each). */
-const MAX_IDS = 500;
+/** The contract's bounds of UplinkReceipt.message_ids: most ids in one receipt (about 38 bytes each), bytes per id. */
+const RECEIPT_IDS = DEVICE_BOUNDS["tether.device.v1.UplinkReceipt.message_ids"]!;
+const MAX_IDS = RECEIPT_IDS.maxItems!;
+
+/** A device's ids gathering for one receipt round, and the fewest ids any of those messages can take. */
+interface Gathering {
+  ids: string[];
+  max: number;
+}
 
 /**
  * End-to-end receipts for uplink sent with `receipt_requested`. The processor calls `done` once a
@@ -30,17 +39,17 @@ const MAX_IDS = 500;
  */
 export function createUplinkReceipts(d: UplinkReceiptsDeps) {
   const lingerMs = d.lingerMs ?? 10;
-  let gathering = new Map<string, string[]>();
+  let gathering = new Map<string, Gathering>();
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<Promise<void>>();
 
-  async function deliver(batch: Map<string, string[]>): Promise<void> {
+  async function deliver(batch: Map<string, Gathering>): Promise<void> {
     await d.stored();
     const now = timestampFromDate(d.clock.now());
     const sends: Promise<void>[] = [];
-    for (const [deviceId, ids] of batch) {
-      for (let i = 0; i < ids.length; i += MAX_IDS) {
-        const messageIds = ids.slice(i, i + MAX_IDS);
+    for (const [deviceId, { ids, max }] of batch) {
+      for (let i = 0; i < ids.length; i += max) {
+        const messageIds = ids.slice(i, i + max);
         const message = create(DownlinkSchema, { messageId: randomUUID(), sendTime: now, body: { case: "receipt", value: { messageIds } } });
         sends.push(
           d.link.send(deviceId, message).then(
@@ -67,12 +76,19 @@ export function createUplinkReceipts(d: UplinkReceiptsDeps) {
   }
 
   return {
-    /** The message is handled: receipt it once what it enqueued for storage is stored. */
-    done(deviceId: string, messageId: string): void {
-      if (!messageId) return; // nothing the device could match the receipt to
-      let ids = gathering.get(deviceId);
-      if (!ids) gathering.set(deviceId, (ids = []));
-      ids.push(messageId);
+    /**
+     * The message is handled: receipt it once what it enqueued for storage is stored. `maxIds` is
+     * the message's `max_receipt_ids` (0: the contract's 500): the receipt that carries this id
+     * carries at most that many, so it fits the device's buffer.
+     */
+    done(deviceId: string, messageId: string, maxIds = 0): void {
+      // Nothing the device could match the receipt to, or an id no receipt may carry.
+      if (!messageId || utf8Length(messageId) > RECEIPT_IDS.maxBytes!) return;
+      const max = maxIds > 0 ? Math.min(maxIds, MAX_IDS) : MAX_IDS;
+      let g = gathering.get(deviceId);
+      if (!g) gathering.set(deviceId, (g = { ids: [], max }));
+      g.ids.push(messageId);
+      g.max = Math.min(g.max, max);
       timer ??= setTimeout(flush, lingerMs);
     },
     /** Sends what is gathered and waits for every receipt under way (shutdown, tests). */

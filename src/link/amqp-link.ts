@@ -1,6 +1,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
+import { assertWithinBounds } from "../core/device-bounds.js";
 import type { AmqpSession } from "../bus/amqp-connection.js";
 import type { Counters, DeviceLink } from "../core/ports.js";
 import type { UplinkIntake } from "../core/uplink.js";
@@ -95,6 +96,7 @@ export function createAmqpLink(o: AmqpLinkOptions): AmqpLink {
   return {
     connected: () => o.session.isConnected(),
     async send(deviceId, message) {
+      assertWithinBounds(DownlinkSchema, message);
       await session.publish(MQTT_EXCHANGE, topicToRoutingKey(downlinkTopic(deviceId)), Buffer.from(toBinary(DownlinkSchema, message)), { persistent: true });
     },
     async start(target) {

@@ -16,6 +16,7 @@ import { Aedes, type AuthenticateError, type Client } from "aedes";
 import type { Logger } from "pino";
 import type { Counters } from "../core/ports.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
+import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
 import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId } from "./topics.js";
 
 export interface EmbeddedBrokerOptions {
@@ -36,6 +37,11 @@ export interface EmbeddedBrokerOptions {
    * dropped. A device just sees a slow connect (and retries after its connect timeout). Unset: at once.
    */
   admitDevices?: Promise<void>;
+  /**
+   * Asked before a device or claim certificate is admitted (see core/certificates/certificate-gate.ts):
+   * a reason refuses the connection. An error refuses it too: the check fails closed.
+   */
+  checkCertificate?: (c: PresentedCertificate) => Promise<string | undefined>;
 }
 
 export interface EmbeddedBroker {
@@ -79,6 +85,18 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     else done(null, true);
   };
 
+  /** Admits after the certificate gate (if any) agrees. */
+  const checkThenAdmit = (client: Client, c: PresentedCertificate, done: (err: AuthenticateError | null, ok: boolean | null) => void) => {
+    if (!opts.checkCertificate) return admit(done);
+    opts.checkCertificate(c).then(
+      (reason) => (reason ? refuseConnect(client, reason, done) : admit(done)),
+      (err: unknown) => {
+        log.error({ err, clientId: client.id }, "mqtt certificate check failed");
+        refuseConnect(client, "certificate check failed", done);
+      },
+    );
+  };
+
   const aedes = await Aedes.createBroker({
     maxClientsIdLength: 128,
     authenticate(client, _username, _password, done) {
@@ -91,6 +109,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       const commonName = firstValue(subject.CN);
       const units = ([] as string[]).concat(subject.OU ?? []);
       const serialNumber = normalizeSerial(peer.serialNumber ?? "");
+      const notBefore = new Date(peer.valid_from);
       if (!commonName) return refuseConnect(client, "client certificate has no CN", done);
       if (opts.isRevoked?.(serialNumber)) return refuseConnect(client, `client certificate ${serialNumber} (CN ${commonName}) is revoked`, done);
       const will = (client as Client & { _will?: { topic: string } | null })._will;
@@ -101,7 +120,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         if (!claimClient) return refuseConnect(client, "a claim certificate's client id must be claim:{client}, {client} 1-64 letters, digits, '.', '_' or '-'", done);
         if (will) return refuseConnect(client, "a claim certificate may not set a will", done);
         identities.set(client, { kind: "claim", templateId: commonName, clientId: claimClient, serialNumber });
-        return admit(done);
+        return checkThenAdmit(client, { kind: "claim", commonName, serialNumber, notBefore }, done);
       }
 
       if (units.includes(DEVICES_OU)) {
@@ -112,7 +131,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
           return refuseConnect(client, `will topic not allowed: ${will.topic}`, done);
         }
         identities.set(client, { kind: "device", deviceId: commonName, serialNumber });
-        return admit(done);
+        return checkThenAdmit(client, { kind: "device", commonName, serialNumber, notBefore }, done);
       } else if (services.has(commonName)) {
         identities.set(client, { kind: "service", commonName, serialNumber });
       } else {

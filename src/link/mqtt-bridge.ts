@@ -2,7 +2,9 @@ import { type EventEmitter, once } from "node:events";
 import { toBinary } from "@bufbuild/protobuf";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
+import { redactUrl } from "../log.js";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
+import { assertWithinBounds } from "../core/device-bounds.js";
 import type { Counters, DeviceLink } from "../core/ports.js";
 import type { UplinkIntake, UplinkItem } from "../core/uplink.js";
 import { ackWhenTaken } from "./ack-when-taken.js";
@@ -137,6 +139,7 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
 
   return {
     async send(deviceId, message) {
+      assertWithinBounds(DownlinkSchema, message);
       await client.publishAsync(downlinkTopic(deviceId), Buffer.from(toBinary(DownlinkSchema, message)), { qos: 1 });
     },
     connected: () => client.connected,
@@ -154,7 +157,7 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
       const granted = await client.subscribeAsync(Object.fromEntries(uplinkFilters.map((f) => [f, { qos: 1 as const }])));
       const refused = granted.filter((g) => g.qos > 2).map((g) => g.topic);
       if (refused.length > 0) throw new Error(`broker refused subscriptions: ${refused.join(", ")}`);
-      log.info({ url: opts.url, sharedGroup: opts.sharedGroup }, "mqtt bridge consuming uplink");
+      log.info({ url: redactUrl(opts.url), sharedGroup: opts.sharedGroup }, "mqtt bridge consuming uplink");
     },
     async close() {
       closing = true; // a shutdown is not a lost broker

@@ -2,6 +2,7 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import { type ProvisioningRequest, ProvisioningRequestSchema, type ProvisioningResponse, ProvisioningResponseSchema } from "../../gen/tether/device/v1/provisioning_pb.js";
+import { assertWithinBounds } from "../core/device-bounds.js";
 import type { Counters } from "../core/ports.js";
 import { ALL_PROVISIONING_REQUESTS, parseProvisioningTopic, provisioningResponseTopic } from "./topics.js";
 
@@ -44,7 +45,10 @@ export async function connectProvisioningLink(opts: ProvisioningLinkOptions): Pr
     }
     const work = opts
       .handle(t.templateId, req)
-      .then((res) => client.publishAsync(provisioningResponseTopic(t.templateId, t.clientId), Buffer.from(toBinary(ProvisioningResponseSchema, res)), { qos: 1 }))
+      .then((res) => {
+        assertWithinBounds(ProvisioningResponseSchema, res);
+        return client.publishAsync(provisioningResponseTopic(t.templateId, t.clientId), Buffer.from(toBinary(ProvisioningResponseSchema, res)), { qos: 1 });
+      })
       .then(() => undefined, (err: unknown) => log.error({ err, topic }, "provisioning answer not sent"));
     inFlight.add(work);
     void work.finally(() => inFlight.delete(work));

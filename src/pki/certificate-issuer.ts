@@ -5,7 +5,8 @@
 import "reflect-metadata"; // before @peculiar/x509, see certificate-authority.ts
 import { createPublicKey, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import type { CertificateIssuer, CsrSummary } from "../core/certificates/certificate-ports.js";
+import type { CertificateIssuer, CsrSummary, SignedCertificate } from "../core/certificates/certificate-ports.js";
+import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { CertificateAuthority } from "./certificate-authority.js";
 
 const CURVES: Record<string, string> = { prime256v1: "P-256", secp384r1: "P-384", secp521r1: "P-521", secp256k1: "secp256k1" };
@@ -88,4 +89,13 @@ export async function createCsr(commonName: string | undefined, opts: { rsaBits?
   });
   const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", keys.privateKey);
   return { csrPem: csr.toString("pem") + "\n", keyPem: x509.PemConverter.encode(pkcs8, "PRIVATE KEY") + "\n" };
+}
+
+/**
+ * Reads a certificate Tether's CA issued outside the API (the dev PKI's `admin.crt`) into the
+ * shape the certificate table stores, so it can be recorded, listed and revoked.
+ */
+export function describeCertificate(certPem: string): SignedCertificate {
+  const cert = new x509.X509Certificate(certPem.trim());
+  return { serialNumber: normalizeSerial(cert.serialNumber), certificatePem: certPem, subject: cert.subject, notBefore: cert.notBefore, notAfter: cert.notAfter };
 }

@@ -4,10 +4,12 @@
  * `npm start` gives working mutual TLS with no manual OpenSSL steps.
  */
 import { X509Certificate } from "node:crypto";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { writePrivateFile, writePublicFile } from "../ops/file-modes.js";
 import { isValidDeviceId } from "../link/topics.js";
+import { reservedIdProblem } from "../core/reserved-ids.js";
 import {
   createCertificateAuthority,
   loadCertificateAuthority,
@@ -54,7 +56,8 @@ export interface DevPki {
  * certificate that is missing, expired or not signed by the current CA is issued again.
  */
 export async function ensureDevPki(dir: string, log?: PkiLogger): Promise<DevPki> {
-  await mkdir(dir, { recursive: true });
+  // Readable by others (brokers read ca.crt and crl.pem in place), writable by Tether only; keys are 0600.
+  await mkdir(dir, { recursive: true, mode: 0o755 });
   const caCertPath = join(dir, "ca.crt");
   const caKeyPath = join(dir, "ca.key");
   const [caCertPem, caKeyPem] = await Promise.all([readIfExists(caCertPath), readIfExists(caKeyPath)]);
@@ -107,6 +110,8 @@ export async function issueDeviceCertificate(
   opts: { validityDays?: number } = {},
 ): Promise<IssuedCertificate> {
   if (!isValidDeviceId(deviceId)) throw new Error(`invalid device id: ${JSON.stringify(deviceId)}`);
+  const reserved = reservedIdProblem(deviceId);
+  if (reserved) throw new Error(`not a device id: ${reserved}`);
   return ca.issue({ commonName: deviceId, usage: "client", organizationalUnit: DEVICES_OU, ...opts });
 }
 
@@ -153,9 +158,8 @@ function leafProblem(ca: CertificateAuthority, certPem: string): string | undefi
 }
 
 async function writeKeyPair(certPath: string, certPem: string, keyPath: string, keyPem: string): Promise<void> {
-  await writeFile(keyPath, keyPem, { mode: 0o600 });
-  await chmod(keyPath, 0o600); // `mode` only applies when the file is created
-  await writeFile(certPath, certPem, { mode: 0o644 });
+  await writePrivateFile(keyPath, keyPem);
+  await writePublicFile(certPath, certPem);
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {

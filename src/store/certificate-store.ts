@@ -1,10 +1,16 @@
-import type { CertificateOrigin, CertificateRecord, CertificateRepository } from "../core/certificates/certificate-ports.js";
+import type postgres from "postgres";
+import type { CertificateOrigin, CertificatePage, CertificateRecord, CertificateRepository } from "../core/certificates/certificate-ports.js";
+import { deviceName } from "../core/devices/device-name.js";
+import { NotFoundError } from "../core/errors.js";
 import type { Sql } from "./database.js";
+import { withTransaction } from "./transaction.js";
 
 export interface CertificateRow {
   serial_number: string;
-  kind: "device" | "claim";
+  kind: "device" | "claim" | "user";
   device_id: string | null;
+  device_uid: string | null;
+  user_name: string | null;
   template_id: string | null;
   subject: string;
   certificate_pem: string;
@@ -20,16 +26,40 @@ export interface CertificateRow {
 
 /** CertificateRepository on PostgreSQL (or PGlite). */
 export function createCertificateStore(sql: Sql): CertificateRepository {
+  async function list(where: postgres.Fragment, { after, limit }: CertificatePage) {
+    const rows = await sql<CertificateRow[]>`
+      SELECT * FROM certificates
+      WHERE ${where}
+        ${after ? sql`AND (create_time, serial_number) > (${after.createTime}, ${after.serialNumber})` : sql``}
+      ORDER BY create_time, serial_number
+      LIMIT ${limit}`;
+    return rows.map(fromRow);
+  }
+
   return {
     async insert(rec) {
-      const rows = await sql<CertificateRow[]>`
-        INSERT INTO certificates ${sql(toRow(rec) as never)}
-        ON CONFLICT (device_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
-        RETURNING *`;
-      if (rows[0]) return fromRow(rows[0]);
-      const earlier = await sql<CertificateRow[]>`SELECT * FROM certificates WHERE device_id = ${rec.deviceId ?? null} AND request_id = ${rec.requestId ?? null}`;
-      if (!earlier[0]) throw new Error("certificate insert conflicted but no earlier row exists");
-      return fromRow(earlier[0]);
+      return withTransaction(sql, async (tx) => {
+        if (rec.kind === "device") {
+          // FOR SHARE holds off a concurrent DeleteDevice until this commits; its revocation,
+          // a later statement of its own transaction, then sees (and revokes) this certificate.
+          const live = await tx`SELECT 1 FROM devices WHERE id = ${rec.deviceId ?? null} AND uid = ${rec.deviceUid ?? null} FOR SHARE`;
+          if (live.length === 0) throw new NotFoundError(deviceName(rec.deviceId ?? ""));
+        }
+        const rows = await tx<CertificateRow[]>`
+          INSERT INTO certificates ${tx(toRow(rec) as never)}
+          ON CONFLICT (device_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
+          RETURNING *`;
+        if (rows[0]) return fromRow(rows[0]);
+        const earlier = await tx<CertificateRow[]>`SELECT * FROM certificates WHERE device_id = ${rec.deviceId ?? null} AND request_id = ${rec.requestId ?? null}`;
+        if (!earlier[0]) throw new Error("certificate insert conflicted but no earlier row exists");
+        return fromRow(earlier[0]);
+      });
+    },
+
+    async record(rec) {
+      await sql`INSERT INTO certificates ${sql(toRow(rec) as never)} ON CONFLICT (serial_number) DO NOTHING`;
+      const rows = await sql<CertificateRow[]>`SELECT * FROM certificates WHERE serial_number = ${rec.serialNumber}`;
+      return fromRow(rows[0]!);
     },
 
     async get(serial) {
@@ -37,25 +67,19 @@ export function createCertificateStore(sql: Sql): CertificateRepository {
       return rows[0] ? fromRow(rows[0]) : undefined;
     },
 
-    async listByDevice(deviceId, { after, limit }) {
-      const rows = await sql<CertificateRow[]>`
-        SELECT * FROM certificates
-        WHERE device_id = ${deviceId}
-          ${after ? sql`AND (create_time, serial_number) > (${after.createTime}, ${after.serialNumber})` : sql``}
-        ORDER BY create_time, serial_number
-        LIMIT ${limit}`;
-      return rows.map(fromRow);
-    },
+    listByDevice: (deviceUid, page) => list(sql`device_uid = ${deviceUid}`, page),
 
-    async countActive(deviceId, now) {
+    listByUser: (userName, page) => list(sql`kind = 'user' AND user_name = ${userName}`, page),
+
+    async countActive(deviceUid, now) {
       const rows = await sql<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM certificates WHERE device_id = ${deviceId} AND revoke_time IS NULL AND not_after > ${now}`;
+        SELECT count(*)::int AS n FROM certificates WHERE device_uid = ${deviceUid} AND revoke_time IS NULL AND not_after > ${now}`;
       return rows[0]?.n ?? 0;
     },
 
-    async newestActive(deviceId, now) {
+    async newestActive(deviceUid, now) {
       const rows = await sql<CertificateRow[]>`
-        SELECT * FROM certificates WHERE device_id = ${deviceId} AND revoke_time IS NULL AND not_after > ${now}
+        SELECT * FROM certificates WHERE device_uid = ${deviceUid} AND revoke_time IS NULL AND not_after > ${now}
         ORDER BY not_after DESC, serial_number LIMIT 1`;
       return rows[0] ? fromRow(rows[0]) : undefined;
     },
@@ -111,6 +135,8 @@ export function toRow(rec: CertificateRecord) {
     serial_number: rec.serialNumber,
     kind: rec.kind,
     device_id: rec.deviceId ?? null,
+    device_uid: rec.deviceUid ?? null,
+    user_name: rec.userName ?? null,
     template_id: rec.templateId ?? null,
     subject: rec.subject,
     certificate_pem: rec.certificatePem,
@@ -130,6 +156,8 @@ export function fromRow(r: CertificateRow): CertificateRecord {
     serialNumber: r.serial_number,
     kind: r.kind,
     deviceId: r.device_id ?? undefined,
+    deviceUid: r.device_uid ?? undefined,
+    userName: r.user_name ?? undefined,
     templateId: r.template_id ?? undefined,
     subject: r.subject,
     certificatePem: r.certificate_pem,

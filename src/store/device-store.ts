@@ -8,6 +8,7 @@ import type { DeviceRepository, StoredDevice } from "../core/devices/device-repo
 import { AlreadyExistsError } from "../core/errors.js";
 import { productByCase, productByKindName } from "../core/products/index.js";
 import type { Sql } from "./database.js";
+import { withTransaction } from "./transaction.js";
 
 interface DeviceRow {
   id: string;
@@ -85,16 +86,32 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       return rows[0] ? toStored(rows[0]) : undefined;
     },
 
-    async delete(id, expectedRevision) {
-      // Shares of the device go with it: a device re-created under the same id starts unshared.
-      const rows = await sql`
-        WITH gone AS (
-          DELETE FROM devices
-          WHERE id = ${id} ${expectedRevision !== undefined ? sql`AND revision = ${expectedRevision}` : sql``}
-          RETURNING id),
-        unshared AS (DELETE FROM grants WHERE target_kind = 'device' AND target IN (SELECT id FROM gone))
-        SELECT id FROM gone`;
-      return rows.length > 0;
+    async delete(id, { expectedRevision, now, revocationReason }) {
+      return withTransaction(sql, async (tx) => {
+        // Shares of the device go with it: a device re-created under the same id starts unshared.
+        const gone = await tx<{ id: string; uid: string }[]>`
+          WITH gone AS (
+            DELETE FROM devices
+            WHERE id = ${id} ${expectedRevision !== undefined ? tx`AND revision = ${expectedRevision}` : tx``}
+            RETURNING id, uid),
+          unshared AS (DELETE FROM grants WHERE target_kind = 'device' AND target IN (SELECT id FROM gone))
+          SELECT id, uid FROM gone`;
+        if (gone.length === 0) return undefined;
+        await tx`INSERT INTO device_deletions (device_id, device_uid, delete_time) VALUES (${id}, ${gone[0]!.uid}, ${now}) ON CONFLICT DO NOTHING`;
+        // A separate statement (its own snapshot): a certificate whose insert held the device row
+        // FOR SHARE until it committed is seen, and revoked, here.
+        const revoked = await tx<{ serial_number: string; revoke_time: Date; revocation_reason: number }[]>`
+          UPDATE certificates SET revoke_time = ${now}, revocation_reason = ${revocationReason}
+          WHERE kind = 'device' AND device_id = ${id} AND revoke_time IS NULL
+          RETURNING serial_number, revoke_time, revocation_reason`;
+        return { revoked: revoked.map((r) => ({ serialNumber: r.serial_number, revokeTime: r.revoke_time, reason: r.revocation_reason })) };
+      });
+    },
+
+    async deletions() {
+      const rows = await sql<{ device_id: string; delete_time: Date }[]>`
+        SELECT device_id, max(delete_time) AS delete_time FROM device_deletions GROUP BY device_id`;
+      return rows.map((r) => ({ deviceId: r.device_id, deleteTime: r.delete_time }));
     },
 
     async setPresence(id, online, now) {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
+import type { ClientConfig } from "pg";
 import type { Logger } from "pino";
 
 /** The migrations folder shipped with the package (SQL files, shared by PGlite and PostgreSQL). */
@@ -9,7 +10,7 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.m
  * Applies every pending migration. node-pg-migrate takes a PostgreSQL advisory lock, so several
  * replicas starting at once apply each migration exactly once.
  */
-export async function migrate(databaseUrl: string, log: Logger): Promise<string[]> {
+export async function migrate(databaseUrl: string | ClientConfig, log: Logger): Promise<string[]> {
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,

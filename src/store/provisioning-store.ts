@@ -92,6 +92,15 @@ export function createProvisioningStore(sql: Sql): ProvisioningRepository {
       });
     },
 
+    async templateFor(deviceId) {
+      const rows = await sql<{ id: string; device_id_prefix: string; exact: boolean }[]>`
+        SELECT id, device_id_prefix, id = ${deviceId} AS exact FROM provisioning_templates
+        WHERE id = ${deviceId} OR (device_id_prefix <> '' AND left(${deviceId}, length(device_id_prefix)) = device_id_prefix)
+        ORDER BY exact DESC, id LIMIT 1`;
+      const r = rows[0];
+      return r ? { templateId: r.id, prefix: r.device_id_prefix, exact: r.exact } : undefined;
+    },
+
     async listRecords(templateId, afterSerial, limit) {
       const rows = await sql<RecordRow[]>`
         SELECT * FROM provisioning_records

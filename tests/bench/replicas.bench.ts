@@ -171,7 +171,8 @@ async function runConfig(n: number, certsDir: string, dir: string, broker: Runni
       MQTT_URL: broker.url,
       TETHER_CERTS_DIR: certsDir,
       LOG_LEVEL: TETHER_LOG_LEVEL,
-      ...(useAmqp ? { AMQP_URL, TETHER_AMQP_PREFIX: prefix, TETHER_AMQP_UPLINK_PARTITIONS: String(PARTITIONS) } : {}),
+      // The development RabbitMQ's guest account is refused in production mode unless allowed.
+      ...(useAmqp ? { AMQP_URL, TETHER_AMQP_PREFIX: prefix, TETHER_AMQP_UPLINK_PARTITIONS: String(PARTITIONS), TETHER_ALLOW_INSECURE: "1" } : {}),
     };
     // Runs after the replicas stopped: the durable queues and exchange of this run's prefix go away.
     if (useAmqp) cleanups.push(() => deleteAmqpPrefix(prefix));

@@ -36,6 +36,7 @@ import { Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { type App, startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { TEST_SIGNING_KEY_SECRET } from "../helpers/stack.js";
 import { createLogger } from "../../src/log.js";
 import { ensureDevPki, issueServiceCertificate } from "../../src/pki/dev-pki.js";
 import { type BaselineResult, mqttRoundTrip, rpcEcho } from "./lib/baselines.js";
@@ -381,7 +382,7 @@ async function main(): Promise<void> {
     // --- Tether, in process -------------------------------------------------------------------
     let t = now();
     const config = loadConfig(
-      { TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_UPLINK_RATE_PER_S: "0", LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent", ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL } : {}) },
+      { TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_UPLINK_RATE_PER_S: "0", LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent", ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL, TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {}) },
       dir,
     );
     const app: App = await startApp(config, createLogger(config.logLevel));

@@ -46,6 +46,7 @@ import { Aggregation } from "../../gen/tether/v1/telemetry_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { type App, startApp } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { TEST_SIGNING_KEY_SECRET } from "../helpers/stack.js";
 import { createLogger } from "../../src/log.js";
 import { ensureDevPki, issueServiceCertificate } from "../../src/pki/dev-pki.js";
 import { createTelemetryStore } from "../../src/store/telemetry-store.js";
@@ -259,7 +260,8 @@ async function startTether(dir: string, dataDir: string, databaseUrl: string | u
       // A benchmark floods on purpose: no per-device uplink limit.
       TETHER_UPLINK_RATE_PER_S: "0",
       LOG_LEVEL: env.BENCH_LOG_LEVEL ?? "silent",
-      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+      // Production mode refuses to start without a signing-key secret.
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl, TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {}),
     },
     dir,
   );

@@ -43,7 +43,7 @@ export async function startRabbitNode(tls: { caFile: string; certFile: string; k
   await mkdir(home);
   await writeFile(path.join(home, ".erlang.cookie"), randomBytes(16).toString("hex"), { mode: 0o400 });
   const conf = renderConf(await readFile(path.join(ROOT, "deploy/rabbitmq/rabbitmq.conf"), "utf8"), {
-    "listeners.tcp.default": `127.0.0.1:${amqpPort}`,
+    "listeners.ssl.default": `127.0.0.1:${amqpPort}`,
     "mqtt.listeners.ssl.default": `127.0.0.1:${mqttsPort}`,
     default_pass: password,
     "ssl_options.cacertfile": tls.caFile,
@@ -76,7 +76,7 @@ export async function startRabbitNode(tls: { caFile: string; certFile: string; k
     proc = p;
     exited = new Promise((resolve) => p.once("exit", () => resolve()));
     const deadline = Date.now() + 120_000;
-    // The AMQP listener opens last in the boot sequence: once it accepts, the node is up.
+    // The AMQPS listener opens last in the boot sequence: once it accepts TCP, the node is up.
     while (!(await canConnect(amqpPort))) {
       if (p.exitCode !== null) throw new Error(`rabbitmq node ${nodeName} exited during startup (code ${p.exitCode}); see ${dir}/log`);
       if (Date.now() > deadline) throw new Error(`rabbitmq node ${nodeName} did not start in 120 s; see ${dir}/log`);
@@ -115,7 +115,8 @@ export async function startRabbitNode(tls: { caFile: string; certFile: string; k
   await start();
   return {
     nodeName,
-    amqpUrl: `amqp://tether:${password}@127.0.0.1:${amqpPort}`,
+    // AMQPS only (deploy/rabbitmq/rabbitmq.conf); the test PKI's server certificate has IP 127.0.0.1.
+    amqpUrl: `amqps://tether:${password}@127.0.0.1:${amqpPort}`,
     mqttsPort,
     ctl,
     async provisionDevice(deviceId) {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { productionTestEnv } from "./stack.js";
 
 const BIN = path.resolve(import.meta.dirname, "../../bin/tether.js");
 
@@ -28,7 +29,7 @@ export interface Replica {
  */
 export async function startReplica(name: string, env: Record<string, string>, timeoutMs = 60_000): Promise<Replica> {
   const child: ChildProcess = spawn(process.execPath, [BIN, "serve"], {
-    env: { ...process.env, TETHER_PORT: "0", TETHER_METRICS_PORT: "0", TETHER_HOST: "127.0.0.1", LOG_LEVEL: "info", TETHER_SHUTDOWN_GRACE_MS: "2000", ...env },
+    env: { ...process.env, TETHER_PORT: "0", TETHER_METRICS_PORT: "0", TETHER_HOST: "127.0.0.1", LOG_LEVEL: "info", TETHER_SHUTDOWN_GRACE_MS: "2000", ...productionTestEnv(env), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Array<Record<string, unknown>> = [];

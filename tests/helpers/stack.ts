@@ -37,7 +37,7 @@ export interface TestStack {
 /** `log` replaces the silent test logger (e.g. to capture output); `clock` drives the app's time. */
 export async function startTestStack(env: Record<string, string> = {}, opts: { log?: Logger; clock?: Clock } = {}): Promise<TestStack> {
   const dir = await mkdtemp(path.join(tmpdir(), "tether-test-"));
-  const config = loadConfig({ TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_METRICS_HOST: "127.0.0.1", ...env }, dir);
+  const config = loadConfig({ TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_METRICS_HOST: "127.0.0.1", ...productionTestEnv(env), ...env }, dir);
   const log = opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
   const stack: TestStack = {
     app: await startApp(config, log, opts.clock),
@@ -69,6 +69,16 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { l
     key: await readFile(path.join(certs, "admin.key")),
   };
   return stack;
+}
+
+/**
+ * Production mode (DATABASE_URL or AMQP_URL) refuses to start without a signing-key secret: tests
+ * give one, the same in every stack and replica of a run so they can open each other's keys.
+ */
+export const TEST_SIGNING_KEY_SECRET = "tether-tests-only-signing-key-secret-0123456789";
+
+export function productionTestEnv(env: Record<string, string | undefined>): Record<string, string> {
+  return env.DATABASE_URL || env.AMQP_URL ? { TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {};
 }
 
 export type Protocol = "connect" | "grpc" | "grpc-web";

@@ -67,4 +67,32 @@ describe("certificates on a real PostgreSQL", () => {
     const again = await mqttConnect(s, "pg-key", res.certificate!.certificatePem, res.privateKeyPem);
     expect(again.error).toMatch(/Not authorized/);
   });
+
+  it("revokes a device's certificates in DeleteDevice's transaction, even ones issued while it races", async () => {
+    const devices = connectClient(s, DeviceService, "grpc");
+    const certs = connectClient(s, CertificateService, "grpc");
+    const before = await devices.createDevice({ deviceId: "pg-race", device: { kind: { case: "led", value: {} } } });
+    await certs.createCertificate({ parent: "devices/pg-race", generateKey: true });
+    // Issues race the deletion on a pool of connections: whatever was stored must end up revoked.
+    const csrs = await Promise.all(Array.from({ length: 8 }, () => createCsr("pg-race")));
+    const issuing = csrs.map((c) => certs.createCertificate({ parent: "devices/pg-race", csr: c.csrPem }).catch((e: unknown) => e));
+    const deleting = devices.deleteDevice({ name: "devices/pg-race" });
+    const outcomes = await Promise.all(issuing);
+    await deleting;
+    for (const o of outcomes) if (o instanceof ConnectError) expect(o.code).toBe(Code.NotFound);
+    const sql = postgres(db.url, { max: 1 });
+    try {
+      const rows = await sql<{ revoked: boolean; reason: number | null; uid: string | null }[]>`
+        SELECT revoke_time IS NOT NULL AS revoked, revocation_reason AS reason, device_uid::text AS uid FROM certificates WHERE device_id = 'pg-race'`;
+      expect(rows.length).toBeGreaterThanOrEqual(1);
+      for (const r of rows) expect(r).toEqual({ revoked: true, reason: 5, uid: before.uid });
+      expect(await sql`SELECT device_id, device_uid::text AS uid FROM device_deletions WHERE device_id = 'pg-race'`).toEqual([{ device_id: "pg-race", uid: before.uid }]);
+    } finally {
+      await sql.end();
+    }
+    // The re-created id starts with no certificate of its own.
+    const after = await devices.createDevice({ deviceId: "pg-race", device: { kind: { case: "led", value: {} } } });
+    expect(after.uid).not.toBe(before.uid);
+    expect((await certs.listCertificates({ parent: "devices/pg-race" })).certificates).toEqual([]);
+  });
 });

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import amqp from "amqplib";
 import mqtt from "mqtt";
 import pino from "pino";
 import postgres from "postgres";
@@ -11,7 +12,7 @@ import { type Task, Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { metricTopic, uplinkTopic } from "../../src/link/topics.js";
-import { ensureDevPki, issueDeviceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
+import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
 import { startCoffeeSim } from "../../src/sim/coffee-sim.js";
 import { migrate } from "../../src/store/migrate.js";
 import { coffeeSim, eventually } from "../helpers/devices.js";
@@ -260,6 +261,27 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
       await a.cleanup();
     }
   }, 120_000);
+
+  it("has least-privilege accounts only and speaks AMQP over TLS only (deploy/rabbitmq/rabbitmq.conf)", async () => {
+    await node.provisionDevice("rq-accounts");
+    const rows = (await node.ctl("-q", "list_users", "--no-table-headers")).trim().split("\n").map((l) => l.trim().split(/\s+/));
+    expect(rows.map(([u]) => u)).not.toContain("guest");
+    expect(rows.find(([u]) => u === "tether")?.[1]).toBe("[]"); // no administrator tag
+    for (const [user, tags] of rows) if (user !== "tether") expect(tags, user).toBe("[tether-device]");
+    // No plain AMQP listener, and AMQPS only with a client certificate from the CA.
+    await expect(amqp.connect(node.amqpUrl.replace("amqps:", "amqp:"), { timeout: 5000 })).rejects.toThrow();
+    await expect(amqp.connect(node.amqpUrl, { ca: [pki.caPem], timeout: 5000 })).rejects.toThrow();
+    const service = await issueServiceCertificate(pki.ca, "tether");
+    const conn = await amqp.connect(node.amqpUrl, { ca: [pki.caPem], cert: service.certPem, key: service.keyPem, timeout: 5000 });
+    try {
+      // Tether's account may not touch a device's MQTT session queue.
+      const ch = await conn.createChannel();
+      ch.on("error", () => {});
+      await expect(ch.assertQueue("mqtt-subscription-rq-accountsqos1", { durable: true })).rejects.toThrow(/ACCESS.REFUSED/);
+    } finally {
+      await conn.close().catch(() => {});
+    }
+  });
 
   it("recovers from a RabbitMQ crash and restart mid-run: every task completes, no acknowledged sample is lost", async () => {
     const s = await replica("t3");

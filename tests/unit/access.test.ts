@@ -2,8 +2,6 @@ import { describe, expect, it } from "vitest";
 import { accessFromRights, authorize, FULL_ACCESS } from "../../src/core/access/access.js";
 import { parseSelector } from "../../src/core/access/selector.js";
 import { hashPassword, verifyPassword } from "../../src/core/auth/passwords.js";
-import { createLoginLimiter } from "../../src/core/auth/rate-limit.js";
-import { fakeClock } from "../helpers/fake-clock.js";
 
 const led = (id: string, labels: Record<string, string> = {}, owner = "") => ({ id, kind: "led", labels, owner });
 
@@ -55,22 +53,5 @@ describe("passwords", () => {
     expect(await verifyPassword("correct horsf", a)).toBe(false);
     expect(await verifyPassword("correct horse", null)).toBe(false);
     expect(await verifyPassword("x", "garbage")).toBe(false);
-  });
-});
-
-describe("login rate limit", () => {
-  it("blocks a user name after N failures and an address after M, for one window", () => {
-    const clock = fakeClock("2026-01-01T00:00:00Z");
-    const limiter = createLoginLimiter({ perName: 3, perAddress: 5, windowMs: 60_000 }, clock);
-    for (let i = 0; i < 3; i++) limiter.failed("alice", "10.0.0.1");
-    expect(limiter.blocked("alice", "10.0.0.9")).toMatchObject({ by: "name" });
-    expect(limiter.blocked("bob", "10.0.0.1")).toBeUndefined();
-    for (let i = 0; i < 2; i++) limiter.failed(`user${i}`, "10.0.0.1");
-    expect(limiter.blocked("bob", "10.0.0.1")).toMatchObject({ by: "address" });
-    clock.advance(60_000);
-    expect(limiter.blocked("alice", "10.0.0.1")).toBeUndefined();
-    limiter.failed("carol", "10.0.0.2");
-    limiter.succeeded("carol");
-    expect(limiter.blocked("carol", "10.0.0.2")).toBeUndefined();
   });
 });

@@ -4,7 +4,7 @@ import { loadConfig } from "../../src/config.js";
 describe("loadConfig", () => {
   it("has defaults that run the embedded stack", () => {
     const c = loadConfig({}, "/srv/tether");
-    expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024 });
+    expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024, trustedProxies: [] });
     expect(c.mqtt).toEqual({ host: "127.0.0.1", port: 8883, maxPayloadBytes: 256 * 1024, uplinkRatePerS: 100, uplinkBurst: 500 });
     expect(c.tasks).toEqual({ sweepIntervalMs: 1000, ackTimeoutMs: 10_000, maxCreatesInFlight: 512 });
     expect(c.jobs).toEqual({ tickMs: 1000, batchSize: 1000, rescanMs: 5000 });
@@ -20,7 +20,10 @@ describe("loadConfig", () => {
       accessTokenTtlS: 900,
       refreshTokenTtlS: 30 * 86_400,
       signingKeyRotateS: 7 * 86_400,
-      loginMaxFailuresPerUser: 5,
+      loginFreeAttempts: 5,
+      loginBackoffBaseS: 1,
+      loginBackoffMaxS: 900,
+      loginMaxFailuresPerUser: 50,
       loginMaxFailuresPerAddress: 20,
       loginWindowS: 900,
       rightsCacheMs: 5000,
@@ -38,6 +41,16 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ TETHER_SESSION_REVOCATION_POLL_MS: "10" })).toThrow(/TETHER_SESSION_REVOCATION_POLL_MS=10: expected an integer between 100 and 60000/);
     expect(() => loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "3600", TETHER_REFRESH_TOKEN_TTL_S: "600" })).toThrow(/TETHER_REFRESH_TOKEN_TTL_S=600 is shorter than TETHER_ACCESS_TOKEN_TTL_S=3600/);
     expect(loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "600", TETHER_REFRESH_TOKEN_TTL_S: "600" }).auth.refreshTokenTtlS).toBe(600);
+  });
+  it("reads the login throttle and the trusted proxies, and refuses bad values at start", () => {
+    const c = loadConfig({ TETHER_LOGIN_FREE_ATTEMPTS: "3", TETHER_LOGIN_BACKOFF_BASE_S: "2", TETHER_LOGIN_BACKOFF_MAX_S: "60", TETHER_TRUSTED_PROXIES: " 10.0.0.5, 172.31.244.0/29 ,fd00::/64" });
+    expect(c.auth).toMatchObject({ loginFreeAttempts: 3, loginBackoffBaseS: 2, loginBackoffMaxS: 60 });
+    expect(c.api.trustedProxies).toEqual(["10.0.0.5", "172.31.244.0/29", "fd00::/64"]);
+    expect(() => loadConfig({ TETHER_LOGIN_BACKOFF_BASE_S: "10", TETHER_LOGIN_BACKOFF_MAX_S: "5" })).toThrow(/TETHER_LOGIN_BACKOFF_MAX_S=5 is below TETHER_LOGIN_BACKOFF_BASE_S=10/);
+    expect(() => loadConfig({ TETHER_LOGIN_FREE_ATTEMPTS: "0" })).toThrow(/TETHER_LOGIN_FREE_ATTEMPTS=0: expected an integer between 1 and 1000/);
+    for (const bad of ["haproxy", "10.0.0.300", "10.0.0.0/33", "fd00::/129", "10.0.0.0/8/1", "10.0.0.0/"]) {
+      expect(() => loadConfig({ TETHER_TRUSTED_PROXIES: bad }), bad).toThrow(/TETHER_TRUSTED_PROXIES: ".*" is not an IP address or CIDR range/);
+    }
   });
   it("switches to PostgreSQL with DATABASE_URL", () => {
     const c = loadConfig({ DATABASE_URL: "postgres://u@db/tether" });
@@ -72,5 +85,12 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ TETHER_PORT: "http" })).toThrow(/TETHER_PORT=http: expected an integer between 0 and 65535/);
     expect(() => loadConfig({ LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL=loud/);
     expect(() => loadConfig({ TETHER_DEVICE_CERT_VALIDITY_DAYS: "0" })).toThrow(/TETHER_DEVICE_CERT_VALIDITY_DAYS=0: expected an integer between 1 and 3650/);
+  });
+  it("reads TETHER_ALLOW_INSECURE and lists production problems", () => {
+    expect(loadConfig({}).safety).toEqual({ allowInsecure: false, problems: [] });
+    expect(loadConfig({ TETHER_ALLOW_INSECURE: "1" }).safety.allowInsecure).toBe(true);
+    expect(loadConfig({ TETHER_ALLOW_INSECURE: "0" }).safety.allowInsecure).toBe(false);
+    expect(() => loadConfig({ TETHER_ALLOW_INSECURE: "yes please" })).toThrow(/TETHER_ALLOW_INSECURE=yes please: expected 1 or 0/);
+    expect(loadConfig({ DATABASE_URL: "postgres://u@db/tether" }).safety.problems).toEqual([expect.stringMatching(/TETHER_SIGNING_KEY_SECRET is not set/)]);
   });
 });

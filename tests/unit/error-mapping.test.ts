@@ -1,6 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { errorMappingInterceptor } from "../../src/api/errors.js";
+import { errorMappingInterceptor, toConnectError } from "../../src/api/errors.js";
+import { ResourceExhaustedError } from "../../src/core/errors.js";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { captureLogger } from "../helpers/auth.js";
 
 /** Runs the interceptor around a server stream whose handler fails with `err` after one message. */
@@ -42,5 +44,16 @@ describe("errorMappingInterceptor on streams", () => {
     expect(r.error.code).toBe(Code.Internal);
     expect(r.error.rawMessage).toBe("internal error");
     expect(r.logged.some((l) => l.level === 50 && l.msg === "unhandled error in RPC handler")).toBe(true);
+  });
+});
+
+describe("toConnectError", () => {
+  it("sends RESOURCE_EXHAUSTED's retry delay as google.rpc.RetryInfo", () => {
+    const { log } = captureLogger();
+    const e = toConnectError(new ResourceExhaustedError("too many failed logins; retry in 2 s", { retryDelayMs: 1500 }), log, "x");
+    expect(e.code).toBe(Code.ResourceExhausted);
+    const [info] = e.findDetails(RetryInfoSchema);
+    expect(info?.retryDelay).toMatchObject({ seconds: 1n, nanos: 500_000_000 });
+    expect(toConnectError(new ResourceExhaustedError("full"), log, "x").findDetails(RetryInfoSchema)).toHaveLength(0);
   });
 });

@@ -132,7 +132,7 @@ describe("access tokens", () => {
     expect(table.keys.map((k) => k.kid)).not.toContain(decode(parts(first.token)[0]).kid);
   });
 
-  it("seals private keys at rest; a replica with the same secret signs, one with another secret only verifies", async () => {
+  it("seals private keys at rest; a replica with the same secret signs, one with another secret neither signs nor verifies with it", async () => {
     const { issuer, clock, table } = setup({ keySecret: "s3cret" });
     await issuer.rotate();
     const stored = table.keys[0]!.privateJwk;
@@ -146,7 +146,70 @@ describe("access tokens", () => {
     expect(await issuer.verify((await same.sign("bob", SID)).token)).toEqual({ user: "bob", session: SID });
     const other = setup({ keySecret: "another" }, table, clock).issuer;
     await other.rotate();
-    expect(table.keys).toHaveLength(2); // it cannot sign with the sealed key, so it makes its own
-    expect((await other.verify(token)).user).toBe("alice");
+    expect(table.keys).toHaveLength(2); // it cannot open the sealed key, so it makes its own
+    // A key this secret did not seal may have been written by anyone who could write the table.
+    expect(await reason(other.verify(token))).toBe("signed by a refused key");
+    expect(await other.verify((await other.sign("bob", SID)).token)).toEqual({ user: "bob", session: SID });
+  });
+
+  /** A signing key as someone who can write the database would plant it: their own key pair. */
+  async function plantedKey(clock: ReturnType<typeof fakeClock>, privateJwk?: (jwk: Record<string, unknown>) => Record<string, unknown>) {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    const jwk = { ...(await exportJWK(pair.privateKey)) };
+    const now = clock.now();
+    const key: SigningKey = {
+      kid: `planted-${Math.random().toString(36).slice(2)}`,
+      algorithm: "ES256",
+      privateJwk: privateJwk ? privateJwk(jwk) : jwk,
+      publicJwk: { ...(await exportJWK(pair.publicKey)) },
+      createTime: now,
+      retireTime: new Date(now.getTime() + 60 * MIN),
+      expireTime: new Date(now.getTime() + 90 * MIN),
+    };
+    const t = Math.floor(now.getTime() / 1000);
+    const token = await new SignJWT({ sid: SID }).setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" }).setSubject("admin").setIssuer("tether").setAudience("tether-api").setIssuedAt(t).setNotBefore(t).setExpirationTime(t + 600).sign(pair.privateKey);
+    return { key, token };
+  }
+
+  it("with a secret set, refuses an unsealed key found in the table: it neither signs nor verifies, a sealed key replaces it", async () => {
+    // Written before the secret was configured (or planted): the same row either way.
+    const before = setup();
+    await before.issuer.rotate();
+    const old = await before.issuer.sign("alice", SID);
+    const unsealedKid = before.table.keys[0]!.kid;
+    const { issuer } = setup({ keySecret: "s3cret" }, before.table, before.clock);
+    await issuer.rotate();
+    expect(before.table.keys).toHaveLength(2);
+    const fresh = before.table.keys.find((k) => k.kid !== unsealedKid)!;
+    expect(fresh.privateJwk).toMatchObject({ sealed: "A256GCM" });
+    expect(await reason(issuer.verify(old.token))).toBe("signed by a refused key");
+    const signed = await issuer.sign("alice", SID);
+    expect(decode(parts(signed.token)[0]).kid).toBe(fresh.kid);
+    expect((await issuer.verify(signed.token)).user).toBe("alice");
+  });
+
+  it("with a secret set, a key planted while running is refused when a token names it, unsealed, forged as sealed, or with a swapped public key", async () => {
+    const { issuer, clock, table } = setup({ keySecret: "s3cret" });
+    await issuer.rotate();
+    const unsealed = await plantedKey(clock);
+    const forged = await plantedKey(clock, () => ({ sealed: "A256GCM", iv: "AAAAAAAAAAAAAAAA", tag: "AAAAAAAAAAAAAAAAAAAAAA==", data: "AAAA" }));
+    // A genuine sealed private key (copied from Tether's own row) next to the planter's public key.
+    const swapped = await plantedKey(clock, () => table.keys[0]!.privateJwk);
+    for (const planted of [unsealed, forged, swapped]) {
+      table.keys.push(planted.key);
+      clock.advance(2000); // past the reload throttle: the unknown kid makes the issuer read the table
+      expect(await reason(issuer.verify(planted.token))).toBe("signed by a refused key");
+    }
+    // Nor does it sign with one of them.
+    expect(decode(parts((await issuer.sign("alice", SID)).token)[0]).kid).toBe(table.keys[0]!.kid);
+  });
+
+  it("without a secret, keys are used as stored (nothing to check them against)", async () => {
+    const { issuer, clock, table } = setup();
+    await issuer.rotate();
+    const planted = await plantedKey(clock);
+    table.keys.push(planted.key);
+    clock.advance(2000);
+    expect((await issuer.verify(planted.token)).user).toBe("admin");
   });
 });

@@ -12,19 +12,20 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/certificate.proto.
  */
 export const file_tether_v1_certificate: GenFile = /*@__PURE__*/
-  fileDesc("Cht0ZXRoZXIvdjEvY2VydGlmaWNhdGUucHJvdG8SCXRldGhlci52MSK9BQoLQ2VydGlmaWNhdGUSDAoEbmFtZRgBIAEoCRIVCg1zZXJpYWxfbnVtYmVyGAIgASgJEg8KB3N1YmplY3QYAyABKAkSFwoPY2VydGlmaWNhdGVfcGVtGAQgASgJEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgVzdGF0ZRgHIAEoDjIcLnRldGhlci52MS5DZXJ0aWZpY2F0ZS5TdGF0ZRItCgZvcmlnaW4YCCABKA4yHS50ZXRoZXIudjEuQ2VydGlmaWNhdGUuT3JpZ2luEhwKFHByZXZpb3VzX2NlcnRpZmljYXRlGAkgASgJEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoRcmV2b2NhdGlvbl9yZWFzb24YDCABKA4yGy50ZXRoZXIudjEuUmV2b2NhdGlvblJlYXNvbhIdChVwcm92aXNpb25pbmdfdGVtcGxhdGUYDSABKAkiVgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9BQ1RJVkUQARIRCg1TVEFURV9SRVZPS0VEEAISEQoNU1RBVEVfRVhQSVJFRBADInMKBk9yaWdpbhIWChJPUklHSU5fVU5TUEVDSUZJRUQQABIOCgpPUklHSU5fQ1NSEAESFAoQT1JJR0lOX0dFTkVSQVRFRBACEhIKDk9SSUdJTl9SRU5FV0FMEAMSFwoTT1JJR0lOX1BST1ZJU0lPTklORxAEKqYCChBSZXZvY2F0aW9uUmVhc29uEiEKHVJFVk9DQVRJT05fUkVBU09OX1VOU1BFQ0lGSUVEEAASJAogUkVWT0NBVElPTl9SRUFTT05fS0VZX0NPTVBST01JU0UQARIjCh9SRVZPQ0FUSU9OX1JFQVNPTl9DQV9DT01QUk9NSVNFEAISKQolUkVWT0NBVElPTl9SRUFTT05fQUZGSUxJQVRJT05fQ0hBTkdFRBADEiAKHFJFVk9DQVRJT05fUkVBU09OX1NVUEVSU0VERUQQBBIsCihSRVZPQ0FUSU9OX1JFQVNPTl9DRVNTQVRJT05fT0ZfT1BFUkFUSU9OEAUSKQolUkVWT0NBVElPTl9SRUFTT05fUFJJVklMRUdFX1dJVEhEUkFXThAJYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Cht0ZXRoZXIvdjEvY2VydGlmaWNhdGUucHJvdG8SCXRldGhlci52MSLRBQoLQ2VydGlmaWNhdGUSDAoEbmFtZRgBIAEoCRIVCg1zZXJpYWxfbnVtYmVyGAIgASgJEg8KB3N1YmplY3QYAyABKAkSFwoPY2VydGlmaWNhdGVfcGVtGAQgASgJEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgVzdGF0ZRgHIAEoDjIcLnRldGhlci52MS5DZXJ0aWZpY2F0ZS5TdGF0ZRItCgZvcmlnaW4YCCABKA4yHS50ZXRoZXIudjEuQ2VydGlmaWNhdGUuT3JpZ2luEhwKFHByZXZpb3VzX2NlcnRpZmljYXRlGAkgASgJEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoRcmV2b2NhdGlvbl9yZWFzb24YDCABKA4yGy50ZXRoZXIudjEuUmV2b2NhdGlvblJlYXNvbhIdChVwcm92aXNpb25pbmdfdGVtcGxhdGUYDSABKAkSEgoKZGV2aWNlX3VpZBgOIAEoCSJWCgVTdGF0ZRIVChFTVEFURV9VTlNQRUNJRklFRBAAEhAKDFNUQVRFX0FDVElWRRABEhEKDVNUQVRFX1JFVk9LRUQQAhIRCg1TVEFURV9FWFBJUkVEEAMicwoGT3JpZ2luEhYKEk9SSUdJTl9VTlNQRUNJRklFRBAAEg4KCk9SSUdJTl9DU1IQARIUChBPUklHSU5fR0VORVJBVEVEEAISEgoOT1JJR0lOX1JFTkVXQUwQAxIXChNPUklHSU5fUFJPVklTSU9OSU5HEAQqpgIKEFJldm9jYXRpb25SZWFzb24SIQodUkVWT0NBVElPTl9SRUFTT05fVU5TUEVDSUZJRUQQABIkCiBSRVZPQ0FUSU9OX1JFQVNPTl9LRVlfQ09NUFJPTUlTRRABEiMKH1JFVk9DQVRJT05fUkVBU09OX0NBX0NPTVBST01JU0UQAhIpCiVSRVZPQ0FUSU9OX1JFQVNPTl9BRkZJTElBVElPTl9DSEFOR0VEEAMSIAocUkVWT0NBVElPTl9SRUFTT05fU1VQRVJTRURFRBAEEiwKKFJFVk9DQVRJT05fUkVBU09OX0NFU1NBVElPTl9PRl9PUEVSQVRJT04QBRIpCiVSRVZPQ0FUSU9OX1JFQVNPTl9QUklWSUxFR0VfV0lUSERSQVdOEAliBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * An X.509 client certificate Tether's CA issued to a device, named
  * `devices/{device}/certificates/{certificate}` where `{certificate}` is the
- * serial number in lowercase hexadecimal. Tether stores the certificate,
- * never its private key.
+ * serial number in lowercase hexadecimal, or to a user (the dev PKI's
+ * bootstrap `admin` certificate), named `users/{user}/certificates/{certificate}`.
+ * Tether stores the certificate, never its private key.
  *
  * @generated from message tether.v1.Certificate
  */
 export type Certificate = Message<"tether.v1.Certificate"> & {
   /**
-   * `devices/{device}/certificates/{serial}`. Output only.
+   * `devices/{device}/certificates/{serial}` (or `users/{user}/certificates/{serial}`). Output only.
    *
    * @generated from field: string name = 1;
    */
@@ -114,6 +115,17 @@ export type Certificate = Message<"tether.v1.Certificate"> & {
    * @generated from field: string provisioning_template = 13;
    */
   provisioningTemplate: string;
+
+  /**
+   * The `uid` of the device incarnation this certificate was issued for (see
+   * `Device.uid`). A certificate belongs to that incarnation only: DeleteDevice
+   * revokes it, and a device re-created under the same id (a new uid) neither
+   * lists nor accepts it. Empty for user certificates and for certificates of
+   * deleted devices that predate this field. Output only.
+   *
+   * @generated from field: string device_uid = 14;
+   */
+  deviceUid: string;
 };
 
 /**

@@ -101,7 +101,7 @@ export const CreateCertificateResponseSchema: GenMessage<CreateCertificateRespon
  */
 export type GetCertificateRequest = Message<"tether.v1.GetCertificateRequest"> & {
   /**
-   * `devices/{device}/certificates/{serial}`.
+   * `devices/{device}/certificates/{serial}` or `users/{user}/certificates/{serial}`.
    *
    * @generated from field: string name = 1;
    */
@@ -122,7 +122,9 @@ export const GetCertificateRequestSchema: GenMessage<GetCertificateRequest> = /*
  */
 export type ListCertificatesRequest = Message<"tether.v1.ListCertificatesRequest"> & {
   /**
-   * `devices/{device}`.
+   * `devices/{device}`: the certificates of the device as it exists now (not of
+   * a deleted device that had the same id). `users/{user}`: that user's client
+   * certificates (the dev PKI's bootstrap `admin` certificate).
    *
    * @generated from field: string parent = 1;
    */
@@ -263,7 +265,7 @@ export const RenewCertificateResponseSchema: GenMessage<RenewCertificateResponse
  */
 export type RevokeCertificateRequest = Message<"tether.v1.RevokeCertificateRequest"> & {
   /**
-   * `devices/{device}/certificates/{serial}`.
+   * `devices/{device}/certificates/{serial}` or `users/{user}/certificates/{serial}`.
    *
    * @generated from field: string name = 1;
    */

@@ -4,7 +4,7 @@ import { ResourceExhaustedError, UnauthenticatedError } from "../errors.js";
 import type { CoreLogger } from "../log.js";
 import type { CredentialRepository, UserRepository } from "./auth-ports.js";
 import { verifyPassword } from "./passwords.js";
-import type { createLoginLimiter } from "./rate-limit.js";
+import type { LoginLimiter } from "./rate-limit.js";
 import { API_KEY_PREFIX, newSecret, REFRESH_PREFIX, secretHash } from "./secrets.js";
 import { apiKeySession, type SessionRevocations } from "./session-revocations.js";
 import type { createTokenIssuer } from "./tokens.js";
@@ -13,7 +13,7 @@ export interface AuthServiceDeps {
   users: UserRepository;
   creds: CredentialRepository;
   tokens: ReturnType<typeof createTokenIssuer>;
-  limiter: ReturnType<typeof createLoginLimiter>;
+  limiter: LoginLimiter;
   /** Ended sessions, whose access tokens are refused. */
   sessions: Pick<SessionRevocations, "isEnded" | "ended">;
   clock: Clock;
@@ -62,20 +62,23 @@ export function createAuthService(d: AuthServiceDeps) {
 
   return {
     async login(user: string, password: string, address: string): Promise<Session> {
-      const blocked = limiter.blocked(user, address);
-      if (blocked) {
-        log.warn({ user, address, by: blocked.by }, "login refused: too many failed attempts");
-        throw new ResourceExhaustedError(`too many failed logins; retry in ${Math.ceil(blocked.retryMs / 1000)} s`);
+      // The attempt is reserved before the password is checked: parallel guesses queue on the
+      // same counters, so they cost no more checks than sequential ones.
+      const r = await limiter.reserve(user, address);
+      if (!r.ok) {
+        const retryS = Math.ceil(r.retryMs / 1000);
+        log.warn({ user, address, by: r.by, retryS }, "login refused: too many failed attempts");
+        const hint = r.by === "user" ? " (or from an address this user signed in from before)" : "";
+        throw new ResourceExhaustedError(`too many failed logins; retry in ${retryS} s${hint}`, { retryDelayMs: r.retryMs });
       }
       const record = await users.getUser(user);
       // Verified even for unknown users (against a dummy hash): same time, same answer.
       const ok = await verifyPassword(password, record?.passwordHash);
       if (!ok || !record) {
-        limiter.failed(user, address);
         log.warn({ user, address, reason: !record ? "unknown user" : record.passwordHash ? "wrong password" : "no password set" }, "login refused");
         throw new UnauthenticatedError("wrong user name or password");
       }
-      limiter.succeeded(user);
+      await limiter.succeeded(r.reservation);
       log.info({ user, address }, "login");
       return issue(record.name);
     },

@@ -10,6 +10,20 @@ export type StoredPrivateJwk = Record<string, unknown>;
  */
 export function createKeySealer(secret: string | undefined) {
   const key = secret ? Buffer.from(hkdfSync("sha256", secret, "tether", "jwt-signing-key", 32)) : undefined;
+  /** The JWK, or undefined when it is sealed with another secret (or sealed and no secret is set). */
+  function open(stored: StoredPrivateJwk): Record<string, unknown> | undefined {
+    if (stored.sealed === undefined) return stored;
+    if (!key || stored.sealed !== "A256GCM") return undefined;
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(String(stored.iv), "base64"));
+      decipher.setAuthTag(Buffer.from(String(stored.tag), "base64"));
+      const plain = Buffer.concat([decipher.update(Buffer.from(String(stored.data), "base64")), decipher.final()]);
+      return JSON.parse(plain.toString("utf8")) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }
+
   return {
     sealed: key !== undefined,
     seal(jwk: Record<string, unknown>): StoredPrivateJwk {
@@ -19,18 +33,21 @@ export function createKeySealer(secret: string | undefined) {
       const data = Buffer.concat([cipher.update(JSON.stringify(jwk), "utf8"), cipher.final()]);
       return { sealed: "A256GCM", iv: iv.toString("base64"), tag: cipher.getAuthTag().toString("base64"), data: data.toString("base64") };
     },
-    /** The JWK, or undefined when it is sealed with another secret (or sealed and no secret is set). */
-    open(stored: StoredPrivateJwk): Record<string, unknown> | undefined {
-      if (stored.sealed === undefined) return stored;
-      if (!key || stored.sealed !== "A256GCM") return undefined;
-      try {
-        const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(String(stored.iv), "base64"));
-        decipher.setAuthTag(Buffer.from(String(stored.tag), "base64"));
-        const plain = Buffer.concat([decipher.update(Buffer.from(String(stored.data), "base64")), decipher.final()]);
-        return JSON.parse(plain.toString("utf8")) as Record<string, unknown>;
-      } catch {
-        return undefined;
-      }
+    /**
+     * Whether a stored key may be used at all. With a secret, only a key this secret sealed, whose
+     * public half matches its sealed private half, is Tether's own: an unsealed row, or one sealed
+     * with another secret, was written before the secret was set or by someone who could write to
+     * the database, and whoever wrote it may hold its private key. Without a secret there is no
+     * way to tell, and every key is used as stored.
+     */
+    check(stored: StoredPrivateJwk, publicJwk: Record<string, unknown>): { ok: true } | { ok: false; reason: string } {
+      if (!key) return { ok: true };
+      if (stored.sealed === undefined) return { ok: false, reason: "stored unsealed although TETHER_SIGNING_KEY_SECRET is set" };
+      const jwk = open(stored);
+      if (!jwk) return { ok: false, reason: "not sealed with this TETHER_SIGNING_KEY_SECRET" };
+      if (jwk.x !== publicJwk.x || jwk.y !== publicJwk.y) return { ok: false, reason: "its public key is not the one sealed with it" };
+      return { ok: true };
     },
+    open,
   };
 }

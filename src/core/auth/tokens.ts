@@ -25,7 +25,10 @@ export interface TokenOptions {
   rotateMs: number;
   /** Accepted clock skew between replicas and clients, seconds. @default 30 */
   clockToleranceS?: number;
-  /** Seals private keys at rest (AES-256-GCM); every replica needs the same one. Unset: stored plain. */
+  /**
+   * Seals private keys at rest (AES-256-GCM); every replica needs the same one. Unset: stored plain.
+   * Set, a key it did not seal is refused: it neither signs nor verifies (see `createKeySealer`).
+   */
   keySecret?: string;
 }
 
@@ -55,9 +58,20 @@ export function createTokenIssuer(o: TokenOptions) {
   const tolerance = o.clockToleranceS ?? 30;
   const sealer = createKeySealer(o.keySecret);
   let keys = new Map<string, LoadedKey>();
+  // Keys refused once are not reconsidered (nor logged again) on every reload.
+  const refused = new Set<string>();
   let lastReload = 0;
 
-  async function load(k: SigningKey): Promise<LoadedKey> {
+  async function load(k: SigningKey): Promise<LoadedKey | undefined> {
+    const trusted = sealer.check(k.privateJwk, k.publicJwk);
+    if (!trusted.ok) {
+      refused.add(k.kid);
+      // Not fatal: refusing to start would let one planted row keep the control plane down, and a
+      // row planted later is found at a reload, not at start. A fresh sealed key replaces it;
+      // tokens it signed fail and their clients refresh.
+      o.log.error({ kid: k.kid, reason: trusted.reason }, "refused a token signing key found in the database: it neither signs nor verifies");
+      return undefined;
+    }
     const privateJwk = sealer.open(k.privateJwk);
     if (!privateJwk) o.log.warn({ kid: k.kid }, "cannot open a signing key (another TETHER_SIGNING_KEY_SECRET?): it only verifies");
     return {
@@ -74,7 +88,11 @@ export function createTokenIssuer(o: TokenOptions) {
     const now = o.clock.now();
     lastReload = now.getTime();
     const next = new Map<string, LoadedKey>();
-    for (const k of await o.creds.signingKeys(now)) next.set(k.kid, keys.get(k.kid) ?? (await load(k)));
+    for (const k of await o.creds.signingKeys(now)) {
+      if (refused.has(k.kid)) continue;
+      const loaded = keys.get(k.kid) ?? (await load(k));
+      if (loaded) next.set(k.kid, loaded);
+    }
     keys = next;
   }
 
@@ -147,6 +165,7 @@ export function createTokenIssuer(o: TokenOptions) {
           await reload();
           key = keys.get(header.kid);
         }
+        if (!key && header.kid && refused.has(header.kid)) throw new TokenRejectedError("signed by a refused key");
         if (!key) throw new TokenRejectedError("signed by an unknown key");
         return key.publicKey;
       };

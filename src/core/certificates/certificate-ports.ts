@@ -47,12 +47,20 @@ export interface CrlSource {
 
 export type CertificateOrigin = "csr" | "generated" | "renewal" | "provisioning" | "claim";
 
-/** A stored certificate: device certificates and claim certificates share one table. */
+/** A stored certificate: device, claim and user (the bootstrap `admin`) certificates share one table. */
 export interface CertificateRecord {
   serialNumber: string;
-  kind: "device" | "claim";
+  kind: "device" | "claim" | "user";
   /** Set for device certificates. */
   deviceId?: string;
+  /**
+   * The uid of the device incarnation it was issued for: a device deleted and re-created under the
+   * same id has a new uid and does not inherit this certificate. Unset only for certificates of
+   * deleted predecessors found by the migration that introduced it (those are revoked).
+   */
+  deviceUid?: string;
+  /** Set for user certificates: the user (the certificate CN). */
+  userName?: string;
   /** The provisioning template: of a claim certificate, or the one that provisioned a device. */
   templateId?: string;
   subject: string;
@@ -77,16 +85,31 @@ export interface RevokedCertificate {
   reason: number;
 }
 
+/** Where a list of certificates starts: after this (create_time, serial) key. */
+export interface CertificatePage {
+  after?: { createTime: Date; serialNumber: string };
+  limit: number;
+}
+
 export interface CertificateRepository {
-  /** Stores a new certificate. With a `requestId` already used by the device, stores nothing and returns the earlier one. */
+  /**
+   * Stores a new certificate. With a `requestId` already used by the device, stores nothing and
+   * returns the earlier one. A device certificate is stored only while its device incarnation
+   * (`deviceId` and `deviceUid`) exists, in the same transaction: NotFoundError otherwise, so a
+   * certificate signed while its device was being deleted never outlives it unrevoked.
+   */
   insert(rec: CertificateRecord): Promise<CertificateRecord>;
+  /** Stores a certificate unless its serial is already known; returns the stored row. */
+  record(rec: CertificateRecord): Promise<CertificateRecord>;
   get(serialNumber: string): Promise<CertificateRecord | undefined>;
-  /** A device's certificates ordered by (create_time, serial), after the given key. */
-  listByDevice(deviceId: string, opts: { after?: { createTime: Date; serialNumber: string }; limit: number }): Promise<CertificateRecord[]>;
-  /** Certificates of a device that are neither revoked nor expired at `now`. */
-  countActive(deviceId: string, now: Date): Promise<number>;
-  /** The newest certificate of a device that is neither revoked nor expired. */
-  newestActive(deviceId: string, now: Date): Promise<CertificateRecord | undefined>;
+  /** The certificates of one device incarnation ordered by (create_time, serial), after the given key. */
+  listByDevice(deviceUid: string, page: CertificatePage): Promise<CertificateRecord[]>;
+  /** A user's client certificates, in the same order. */
+  listByUser(userName: string, page: CertificatePage): Promise<CertificateRecord[]>;
+  /** Certificates of a device incarnation that are neither revoked nor expired at `now`. */
+  countActive(deviceUid: string, now: Date): Promise<number>;
+  /** The newest certificate of a device incarnation that is neither revoked nor expired. */
+  newestActive(deviceUid: string, now: Date): Promise<CertificateRecord | undefined>;
   /** Marks revoked unless it already is; returns the row as it now is (undefined if unknown) and whether this call revoked it. */
   revoke(serialNumber: string, reason: number, now: Date): Promise<{ record: CertificateRecord; changed: boolean } | undefined>;
   /** Revokes every active claim certificate of a template; returns them. */
@@ -136,4 +159,10 @@ export interface ProvisioningRepository {
    */
   provision(p: { record: ProvisioningRecord; device: Device; certificate: CertificateRecord }): Promise<"ok" | "serial_taken" | "device_exists">;
   listRecords(templateId: string, afterSerial: string | undefined, limit: number): Promise<ProvisioningRecord[]>;
+  /**
+   * The template whose namespace `deviceId` falls in: `exact` when a template has this very id
+   * (device and template ids are disjoint), else one whose device id prefix it starts with (an id
+   * that template hands out). Undefined if none.
+   */
+  templateFor(deviceId: string): Promise<{ templateId: string; prefix: string; exact: boolean } | undefined>;
 }

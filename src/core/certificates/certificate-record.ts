@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Certificate, Certificate_Origin, Certificate_State, CertificateSchema, RevocationReason } from "../../../gen/tether/v1/certificate_pb.js";
-import { certificateName, templateName } from "./certificate-name.js";
+import { certificateName, templateName, userCertificateName } from "./certificate-name.js";
 import type { CertificateOrigin, CertificateRecord } from "./certificate-ports.js";
 
 const ORIGINS: Record<CertificateOrigin, Certificate_Origin> = {
@@ -21,8 +21,9 @@ export function certificateState(rec: CertificateRecord, now: Date): Certificate
 /** The API view of a stored certificate. There is no private key to leave out: none is stored. */
 export function toCertificateProto(rec: CertificateRecord, now: Date): Certificate {
   const deviceId = rec.deviceId ?? "-";
+  const nameOf = (serial: string) => (rec.kind === "user" ? userCertificateName(rec.userName!, serial) : certificateName(deviceId, serial));
   return create(CertificateSchema, {
-    name: certificateName(deviceId, rec.serialNumber),
+    name: nameOf(rec.serialNumber),
     serialNumber: rec.serialNumber,
     subject: rec.subject,
     certificatePem: rec.certificatePem,
@@ -30,10 +31,11 @@ export function toCertificateProto(rec: CertificateRecord, now: Date): Certifica
     expireTime: timestampFromDate(rec.notAfter),
     state: certificateState(rec, now),
     origin: ORIGINS[rec.origin],
-    previousCertificate: rec.previousSerial ? certificateName(deviceId, rec.previousSerial) : "",
+    previousCertificate: rec.previousSerial ? nameOf(rec.previousSerial) : "",
     createTime: timestampFromDate(rec.createTime),
     revokeTime: rec.revokeTime ? timestampFromDate(rec.revokeTime) : undefined,
     revocationReason: (rec.revocationReason ?? RevocationReason.UNSPECIFIED) as RevocationReason,
     provisioningTemplate: rec.templateId ? templateName(rec.templateId) : "",
+    deviceUid: rec.deviceUid ?? "",
   });
 }

@@ -15,8 +15,9 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, TetherErr
 import type { CoreLogger } from "../log.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import type { ChangeFeed } from "../ports.js";
-import { certificateName, parseCertificateName } from "./certificate-name.js";
-import type { CertificateIssuer, CertificateOrigin, CertificateRecord, CertificateRepository, CrlSource, RevokedCertificate } from "./certificate-ports.js";
+import { reservedIdProblem } from "../reserved-ids.js";
+import { certificateName, normalizeSerial, parseAnyCertificateName, parseCertificateParent, userCertificateName } from "./certificate-name.js";
+import type { CertificateIssuer, CertificateOrigin, CertificateRecord, CertificateRepository, CrlSource, RevokedCertificate, SignedCertificate } from "./certificate-ports.js";
 import { certificateState, toCertificateProto } from "./certificate-record.js";
 import { checkCsr } from "./csr-policy.js";
 
@@ -64,10 +65,21 @@ export function createCertificateService(d: CertificateServiceDeps) {
     }
   }
 
+  /**
+   * The certificate a name denotes, or NOT_FOUND. A device certificate is found only under the
+   * device incarnation it was issued for: a re-created device does not see its predecessor's.
+   */
   async function getOwned(name: string): Promise<CertificateRecord> {
-    const { deviceId, serialNumber } = parseCertificateName(name);
+    const { owner, serialNumber } = parseAnyCertificateName(name);
     const rec = await certificates.get(serialNumber);
-    if (!rec || rec.kind !== "device" || rec.deviceId !== deviceId) throw new NotFoundError(certificateName(deviceId, serialNumber));
+    if (owner.kind === "user") {
+      if (!rec || rec.kind !== "user" || rec.userName !== owner.userName) throw new NotFoundError(userCertificateName(owner.userName, serialNumber));
+      return rec;
+    }
+    const missing = new NotFoundError(certificateName(owner.deviceId, serialNumber));
+    if (!rec || rec.kind !== "device" || rec.deviceId !== owner.deviceId) throw missing;
+    const current = await devices.get(owner.deviceId);
+    if (current && current.device.uid !== rec.deviceUid) throw missing;
     return rec;
   }
 
@@ -75,10 +87,15 @@ export function createCertificateService(d: CertificateServiceDeps) {
   async function issueFor(deviceId: string, opts: { csr: string; generateKey: boolean; validityDays: number; origin: CertificateOrigin; previousSerial?: string; requestId?: string }) {
     if (opts.csr === "" && !opts.generateKey) throw InvalidArgumentError.field("csr", "is required unless generate_key is set");
     if (opts.csr !== "" && opts.generateKey) throw InvalidArgumentError.field("generate_key", "must not be set together with csr");
+    // A device registered before the reserved names existed still gets no certificate under one.
+    const reserved = reservedIdProblem(deviceId);
+    if (reserved) throw InvalidArgumentError.field("parent", `${reserved}: no device certificate is issued for it`);
     if (opts.csr !== "") await checkCsr(issuer, opts.csr, [deviceId]);
-    if (!(await devices.get(deviceId))) throw new NotFoundError(deviceName(deviceId));
+    const device = await devices.get(deviceId);
+    if (!device) throw new NotFoundError(deviceName(deviceId));
+    const deviceUid = device.device.uid;
     const now = clock.now();
-    if ((await certificates.countActive(deviceId, now)) >= MAX_ACTIVE_CERTIFICATES) {
+    if ((await certificates.countActive(deviceUid, now)) >= MAX_ACTIVE_CERTIFICATES) {
       throw new FailedPreconditionError(`${deviceName(deviceId)} already has ${MAX_ACTIVE_CERTIFICATES} active certificates; revoke old ones first`);
     }
     const { certificate, privateKeyPem } = await issuer.issue({
@@ -91,6 +108,7 @@ export function createCertificateService(d: CertificateServiceDeps) {
       serialNumber: certificate.serialNumber,
       kind: "device",
       deviceId,
+      deviceUid,
       subject: certificate.subject,
       certificatePem: certificate.certificatePem,
       origin: opts.generateKey && opts.origin === "csr" ? "generated" : opts.origin,
@@ -119,12 +137,20 @@ export function createCertificateService(d: CertificateServiceDeps) {
     },
 
     async listCertificates(req: ListCertificatesRequest): Promise<ListCertificatesResponse> {
-      const deviceId = parseDeviceName(req.parent, "parent");
+      const owner = parseCertificateParent(req.parent, "parent");
       const limit = resolvePageSize(req.pageSize);
       const key = decodePageToken(req.pageToken, `certificates|${req.parent}`);
       const [t, s] = key?.split("|") ?? [];
       const after = t && s ? { createTime: new Date(t), serialNumber: s } : undefined;
-      const rows = await certificates.listByDevice(deviceId, { after, limit: limit + 1 });
+      let rows: CertificateRecord[];
+      if (owner.kind === "user") {
+        rows = await certificates.listByUser(owner.userName, { after, limit: limit + 1 });
+      } else {
+        // This incarnation's certificates only: a predecessor's (revoked at its deletion) are not its own.
+        const device = await devices.get(owner.deviceId);
+        if (!device) throw new NotFoundError(deviceName(owner.deviceId));
+        rows = await certificates.listByDevice(device.device.uid, { after, limit: limit + 1 });
+      }
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       const now = clock.now();
@@ -138,6 +164,7 @@ export function createCertificateService(d: CertificateServiceDeps) {
     async renewCertificate(req: RenewCertificateRequest): Promise<RenewCertificateResponse> {
       return logged("certificate renewal", { name: req.name }, async () => {
         const old = await getOwned(req.name);
+        if (old.kind !== "device") throw new FailedPreconditionError(`${req.name} is a user certificate: the dev PKI reissues it (delete it from the certs directory and restart)`);
         const state = certificateState(old, clock.now());
         if (state !== Certificate_State.ACTIVE) {
           throw new FailedPreconditionError(`${req.name} is ${state === Certificate_State.REVOKED ? "revoked" : "expired"}: only an active certificate can be renewed; issue a new one with CreateCertificate`);
@@ -157,6 +184,37 @@ export function createCertificateService(d: CertificateServiceDeps) {
       return toCertificateProto(res.record, clock.now());
     },
 
+    /**
+     * Announces revocations already committed elsewhere (DeleteDevice revokes a device's
+     * certificates in its own transaction): every replica cuts their sessions, then the CRL is rewritten.
+     */
+    async announceRevoked(deviceId: string, revoked: Array<{ serialNumber: string; revokeTime: Date; reason: number }>): Promise<void> {
+      if (revoked.length === 0) return;
+      for (const r of revoked) d.revocations.publish({ serialNumber: r.serialNumber, deviceId, revokeTime: r.revokeTime, reason: r.reason });
+      log.info({ deviceId, certificates: revoked.length, reason: revoked[0]!.reason }, "certificates of a deleted device revoked");
+      // The deletion has committed: a failed CRL write must not report it as failed (the daily
+      // rewrite, or the next revocation, catches up; the in-memory sets are already current).
+      await d.crl.refresh().catch((err: unknown) => log.error({ err, deviceId }, "CRL rewrite after a device deletion failed"));
+    },
+
+    /**
+     * Records a user's client certificate that the dev PKI issued outside the API (the bootstrap
+     * `admin` certificate), so it is listed and revocable like any other. Idempotent.
+     */
+    async recordUserCertificate(userName: string, cert: SignedCertificate): Promise<CertificateRecord> {
+      return certificates.record({
+        serialNumber: normalizeSerial(cert.serialNumber),
+        kind: "user",
+        userName,
+        subject: cert.subject,
+        certificatePem: cert.certificatePem,
+        origin: "generated",
+        notBefore: cert.notBefore,
+        notAfter: cert.notAfter,
+        createTime: clock.now(),
+      });
+    },
+
     async getCrl() {
       const { pem, count } = await d.crl.current();
       return { $typeName: "tether.v1.CertificateRevocationList" as const, crlPem: pem, revokedCount: count };
@@ -170,7 +228,8 @@ export function createCertificateService(d: CertificateServiceDeps) {
       return logged("mqtt certificate renewal", { deviceId }, async () => {
         if (csr === "") throw InvalidArgumentError.field("csr", "is required");
         if (requestId === "" || requestId.length > 128) throw InvalidArgumentError.field("request_id", "is required (at most 128 characters)");
-        const previous = await certificates.newestActive(deviceId, clock.now());
+        const current = await devices.get(deviceId);
+        const previous = current ? await certificates.newestActive(current.device.uid, clock.now()) : undefined;
         const { record } = await issueFor(deviceId, {
           csr,
           generateKey: false,

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, PermissionDeniedError } from "../errors.js";
 import { truncate } from "../devices/device-name.js";
 import type { CertificateIssuer, CsrSummary } from "./certificate-ports.js";
+import { reservedIdProblem } from "../reserved-ids.js";
 
 /** Largest CSR accepted, characters of PEM (a P-256 CSR is ~500, an RSA-4096 one ~1,700). */
 const MAX_CSR_CHARS = 16_384;
@@ -25,6 +26,8 @@ export async function checkCsr(issuer: CertificateIssuer, csrPem: string, allowe
   if (!csr.signatureValid) throw InvalidArgumentError.field(field, "signature does not verify: the CSR was altered or not signed with its own key");
   const weak = keyProblem(csr.key);
   if (weak) throw InvalidArgumentError.field(field, weak);
+  const reserved = csr.commonName ? reservedIdProblem(csr.commonName) : undefined;
+  if (reserved) throw InvalidArgumentError.field(field, `subject CN ${reserved}: no device certificate carries it`);
   if (csr.commonName !== undefined && csr.commonName !== "" && !allowedNames.includes(csr.commonName)) {
     throw new PermissionDeniedError(`the CSR's subject CN "${truncate(csr.commonName, 64)}" claims another identity than ${allowedNames[0]}`);
   }

@@ -4,6 +4,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DownlinkSchema, type Downlink } from "../../../gen/tether/device/v1/downlink_pb.js";
 import type { CertificateRenewalRequest } from "../../../gen/tether/device/v1/uplink_pb.js";
 import type { Clock } from "../clock.js";
+import { DEVICE_BOUNDS } from "../../protocol/device-bounds.js";
+import { truncateUtf8 } from "../device-bounds.js";
 import { TetherError } from "../errors.js";
 import type { CoreLogger } from "../log.js";
 import type { DeviceLink } from "../ports.js";
@@ -11,6 +13,7 @@ import type { CertificateRepository } from "./certificate-ports.js";
 import type { CertificateService } from "./certificate-service.js";
 
 const DAY_MS = 86_400_000;
+const MAX_ERROR_BYTES = DEVICE_BOUNDS["tether.device.v1.CertificateUpdate.error"]!.maxBytes!;
 
 export interface DeviceCertificatesDeps {
   service: CertificateService;
@@ -42,7 +45,7 @@ export function createDeviceCertificates(d: DeviceCertificatesDeps) {
         body = { case: "certificate", value: { $typeName: "tether.device.v1.CertificateUpdate", requestId: req.requestId, serialNumber: rec.serialNumber, certificatePem: rec.certificatePem, expireTime: timestampFromDate(rec.notAfter), error: "" } };
       } catch (err) {
         if (!(err instanceof TetherError)) log.error({ err, deviceId }, "mqtt certificate renewal failed");
-        const error = err instanceof TetherError ? `${err.code}: ${err.message}` : "internal error";
+        const error = truncateUtf8(err instanceof TetherError ? `${err.code}: ${err.message}` : "internal error", MAX_ERROR_BYTES);
         body = { case: "certificate", value: { $typeName: "tether.device.v1.CertificateUpdate", requestId: req.requestId, serialNumber: "", certificatePem: "", error } };
       }
       await d.link.send(deviceId, envelope(body));

@@ -24,6 +24,7 @@ import type { CoreLogger } from "../log.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import type { ChangeFeed } from "../ports.js";
 import { productByKindName } from "../products/index.js";
+import { reservedIdProblem } from "../reserved-ids.js";
 import { certificateName, parseTemplateName, templateName } from "./certificate-name.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
 import type { CertificateIssuer, CertificateRepository, CrlSource, ProvisioningRecord, ProvisioningRepository, ProvisioningTemplateRecord, RevokedCertificate } from "./certificate-ports.js";
@@ -117,9 +118,15 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
       if (!input) throw InvalidArgumentError.field("provisioning_template", "is required");
       const v = new Violations();
       if (!isValidDeviceId(req.provisioningTemplateId)) v.add("provisioning_template_id", "must be 1-63 lowercase letters, digits or hyphens, starting with a letter");
+      else {
+        // The template id is its claim certificates' CN (and broker user name on Mosquitto/RabbitMQ).
+        const reserved = reservedIdProblem(req.provisioningTemplateId);
+        if (reserved) v.add("provisioning_template_id", reserved);
+      }
       if (!productByKindName(input.deviceKind)) v.add("provisioning_template.device_kind", `"${truncate(input.deviceKind, 32)}" is not a product kind (led, coffee_machine)`);
       if (input.deviceIdPrefix !== "" && !/^[a-z][a-z0-9-]{0,31}$/.test(input.deviceIdPrefix)) v.add("provisioning_template.device_id_prefix", "must be up to 32 lowercase letters, digits or hyphens, starting with a letter");
       if (input.deviceIdPrefix === "") v.add("provisioning_template.device_id_prefix", "is required (device ids must start with a letter), e.g. \"led-\"");
+      else if (reservedIdProblem(`${input.deviceIdPrefix}x`)) v.add("provisioning_template.device_id_prefix", `${reservedIdProblem(`${input.deviceIdPrefix}x`)}: every id it hands out would be reserved`);
       checkSerials(input.allowedSerialNumbers, "provisioning_template.allowed_serial_numbers", v);
       if (input.serialNumberPattern !== "") {
         try {
@@ -132,6 +139,11 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
       if (input.certificateValidityDays < 0 || input.certificateValidityDays > 3650) v.add("provisioning_template.certificate_validity_days", "must be between 0 (default) and 3650");
       validateDeviceFields(create(DeviceSchema, { labels: input.labels }), "provisioning_template", v, new Set(["labels"]));
       v.throwIfAny();
+      // Device ids and template ids are disjoint namespaces: a claim certificate (CN = template id)
+      // must never be mistaken for a device's by a broker that only reads the CN.
+      if (await devices.get(req.provisioningTemplateId)) {
+        throw InvalidArgumentError.field("provisioning_template_id", `"${req.provisioningTemplateId}" is the id of ${deviceName(req.provisioningTemplateId)}: device ids and template ids are disjoint`);
+      }
       const rec: ProvisioningTemplateRecord = {
         id: req.provisioningTemplateId,
         deviceKind: input.deviceKind,
@@ -186,6 +198,9 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
     async createClaimCertificate(req: CreateClaimCertificateRequest): Promise<CreateClaimCertificateResponse> {
       const id = parseTemplateName(req.parent, "parent");
       await getTemplate(id);
+      // A template made before the reserved names existed gets no claim certificate under one.
+      const reserved = reservedIdProblem(id);
+      if (reserved) throw InvalidArgumentError.field("parent", `${reserved}: no claim certificate is issued for it`);
       if (req.validityDays < 0 || req.validityDays > 3650) throw InvalidArgumentError.field("validity_days", "must be between 0 (default) and 3650");
       const { certificate, privateKeyPem } = await issuer.issue({ commonName: id, organizationalUnit: CLAIMS_OU, validityDays: req.validityDays || 365 });
       await certificates.insert({
@@ -239,6 +254,10 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
         if (!serialAllowed(t, serial)) throw new PermissionDeniedError(`serial number ${serial} is not allowed by ${templateName(t.id)}`);
         const deviceId = deviceIdForSerial(t.deviceIdPrefix, serial);
         if (!isValidDeviceId(deviceId)) throw InvalidArgumentError.field("serial_number", `gives the device id "${truncate(deviceId, 80)}", which is not valid`);
+        const reserved = reservedIdProblem(deviceId);
+        if (reserved) throw InvalidArgumentError.field("serial_number", `gives the device id ${reserved}`);
+        const namesake = await provisioning.templateFor(deviceId);
+        if (namesake?.exact) throw InvalidArgumentError.field("serial_number", `gives the device id "${deviceId}", which is the id of ${templateName(namesake.templateId)}: device ids and template ids are disjoint`);
         await checkCsr(issuer, req.csr, [deviceId, serial]);
         const earlier = await provisioning.getRecord(t.id, serial);
         if (earlier) return replay(t.id, earlier, req.csr);
@@ -257,6 +276,7 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
           serialNumber: certificate.serialNumber,
           kind: "device" as const,
           deviceId,
+          deviceUid: device.uid,
           templateId: t.id,
           subject: certificate.subject,
           certificatePem: certificate.certificatePem,

@@ -12,6 +12,17 @@ export interface StoredDevice {
   reportedVersion: number;
 }
 
+/** A committed deletion: the certificates it revoked. */
+export interface DeletedDevice {
+  revoked: Array<{ serialNumber: string; revokeTime: Date; reason: number }>;
+}
+
+/** When a device id was last deleted. */
+export interface DeviceDeletion {
+  deviceId: string;
+  deleteTime: Date;
+}
+
 /**
  * The port through which the core persists devices. The PostgreSQL adapter lives in
  * `src/store/device-store.ts` (and serves PGlite too).
@@ -27,8 +38,15 @@ export interface DeviceRepository {
    * undefined if it changed or the device is gone (the caller re-reads to tell which).
    */
   update(device: Device, expectedRevision: number, opts: { desiredChanged: boolean; now: Date }): Promise<StoredDevice | undefined>;
-  /** Deletes; with `expectedRevision`, only if unchanged. Returns whether a row was deleted. */
-  delete(id: string, expectedRevision?: number): Promise<boolean>;
+  /**
+   * Deletes; with `expectedRevision`, only if unchanged. In the same transaction the device's
+   * shares go, the deletion is recorded (see {@link DeviceRepository.deletions}) and every
+   * certificate still active for this id is revoked with `revocationReason`. Returns what was
+   * revoked, or undefined if no row was deleted.
+   */
+  delete(id: string, opts: { expectedRevision?: number; now: Date; revocationReason: number }): Promise<DeletedDevice | undefined>;
+  /** The latest deletion time of every device id ever deleted (offline-signed certificates of an earlier incarnation are refused). */
+  deletions(): Promise<DeviceDeletion[]>;
   /** Records a connect or disconnect; returns false for an unknown device. */
   setPresence(id: string, online: boolean, now: Date): Promise<boolean>;
   /** Marks every online device offline (the broker became unreachable); returns them as changed. */

@@ -23,6 +23,10 @@ import { resolveUpdateMask } from "./device-update-mask.js";
 import { validateDeviceFields } from "./device-validation.js";
 import { deletedDevice } from "./device-watch.js";
 import type { ChangeFeed } from "../ports.js";
+import { RevocationReason } from "../../../gen/tether/v1/certificate_pb.js";
+import type { ProvisioningRepository } from "../certificates/certificate-ports.js";
+import { reservedIdProblem } from "../reserved-ids.js";
+import type { DeletedDevice } from "./device-repository.js";
 
 export interface DeviceServiceDeps {
   devices: DeviceRepository;
@@ -33,6 +37,16 @@ export interface DeviceServiceDeps {
   latestTelemetry?: (deviceId: string) => Promise<TelemetrySample[]>;
   /** Where committed creates, updates and deletions are announced (WatchDevices, event rules). */
   feed?: ChangeFeed<Device>;
+  /**
+   * Provisioning templates' namespace: a device id may not be a template id, and only an admin
+   * may register an id a template hands out (its prefix).
+   */
+  templates?: Pick<ProvisioningRepository, "templateFor">;
+  /**
+   * Called after a committed deletion with the certificates it revoked: announce them (brokers
+   * and APIs of every replica cut their sessions) and rewrite the CRL.
+   */
+  onCertificatesRevoked?: (deviceId: string, revoked: DeletedDevice["revoked"]) => Promise<void>;
 }
 
 export type DeviceService = ReturnType<typeof createDeviceService>;
@@ -42,7 +56,7 @@ export type DeviceService = ReturnType<typeof createDeviceService>;
  * Every call takes the caller's Access: reads need viewer, desired state operator, metadata and
  * delete owner (see core/access/roles.ts); lists are scoped in the query.
  */
-export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed }: DeviceServiceDeps) {
+export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed, templates, onCertificatesRevoked }: DeviceServiceDeps) {
   async function getStored(id: string, access?: Access) {
     const stored = await devices.get(id);
     if (!stored) throw new NotFoundError(deviceName(id));
@@ -62,10 +76,19 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       const v = new Violations();
       if (req.deviceId !== "" && !isValidDeviceId(req.deviceId)) {
         v.add("device_id", `"${truncate(req.deviceId)}" must be 1-63 lowercase letters, digits or hyphens, starting with a letter`);
+      } else if (req.deviceId !== "") {
+        const reserved = reservedIdProblem(req.deviceId);
+        if (reserved) v.add("device_id", reserved);
       }
       if (input.kind.case === undefined) v.add("device.kind", "is required: set led or coffee_machine");
       validateDeviceFields(input, "device", v);
       v.throwIfAny();
+      if (req.deviceId !== "" && templates) {
+        const t = await templates.templateFor(req.deviceId);
+        if (t?.exact) throw InvalidArgumentError.field("device_id", `"${req.deviceId}" is the id of provisioningTemplates/${t.templateId}: device ids and template ids are disjoint`);
+        // Taking an id a template will hand out would block (or pre-empt) that device's provisioning.
+        if (t && !access.all) throw new PermissionDeniedError(`device ids starting with "${t.prefix}" are handed out by provisioningTemplates/${t.templateId}: only an admin may register one by hand`);
+      }
       const product = productByCase(input.kind.case!);
       // Reported state is output only: a client cannot claim what the device reports.
       const desired = (input.kind.value as { desired?: Message }).desired;
@@ -149,8 +172,13 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       if (req.etag !== "" && req.etag !== stored.device.etag) {
         throw new AbortedError(`etag mismatch: ${deviceName(id)} was changed since it was read; re-read it and retry`);
       }
-      const deleted = await devices.delete(id, req.etag !== "" ? stored.revision : undefined);
-      if (deleted) feed?.publish(deletedDevice(stored.device, clock.now()));
+      const now = clock.now();
+      const deleted = await devices.delete(id, { expectedRevision: req.etag !== "" ? stored.revision : undefined, now, revocationReason: RevocationReason.CESSATION_OF_OPERATION });
+      if (deleted) {
+        feed?.publish(deletedDevice(stored.device, now));
+        // The old key must not speak for whoever re-creates this id: its certificates are revoked (committed above).
+        await onCertificatesRevoked?.(id, deleted.revoked);
+      }
       if (!deleted && !req.allowMissing) {
         if (req.etag !== "") throw new AbortedError(`${deviceName(id)} was changed concurrently; re-read it and retry`);
         throw new NotFoundError(deviceName(id));

@@ -1,4 +1,5 @@
-import type { Uplink } from "../../../gen/tether/device/v1/uplink_pb.js";
+import { type Uplink, UplinkSchema } from "../../../gen/tether/device/v1/uplink_pb.js";
+import { boundViolations } from "../device-bounds.js";
 import type { StoredDevice } from "../devices/device-repository.js";
 import { deviceName } from "../devices/device-name.js";
 import { NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
@@ -28,6 +29,7 @@ export async function checkUplinks(device: StoredDevice, deviceId: string, uplin
   const taskRefs: Array<{ field: string; taskId: string }> = [];
   for (const [i, up] of uplinks.entries()) {
     const at = `uplinks[${i}]`;
+    for (const o of boundViolations(UplinkSchema, up, 10)) v.add(`${at}.${o.field}`, o.description);
     const body = up.body;
     switch (body.case) {
       case undefined:

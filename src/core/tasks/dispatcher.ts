@@ -112,17 +112,23 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
     },
 
     /**
-     * The device (re)connected and said hello: tasks it was sent but never acknowledged go again
-     * (it de-duplicates by task id), then its desired state, cancellations and queued tasks.
+     * The device (re)connected — the broker says it is online, or it said Hello: its desired state
+     * first, then the tasks it was sent but never acknowledged (it de-duplicates by task id), then
+     * cancellations and queued tasks, all in sequence order. This is the contract's order (stated
+     * on `Hello` in uplink.proto): a task is written for the state the owner set, so a queued
+     * "brew" must not run before the desired "power on", and a queued task must not overtake an
+     * older one the device never acknowledged. A device that publishes presence and then says
+     * Hello gets its open tasks twice; the task ids make that harmless, and the second pass is
+     * what reaches a device whose subscription was not in place yet at the first.
      */
     onHello(deviceId: string): Promise<void> {
       return serial(deviceId, async () => {
+        await sendDesiredState(deviceId);
         for (const t of await tasks.openTasks(deviceId)) {
           if (t.state !== State.SENT) continue;
           const saved = await tasks.update({ ...t, sendTime: clock.now() });
           await send(saved ?? t);
         }
-        await sendDesiredState(deviceId);
         await dispatchQueued(deviceId);
       });
     },

@@ -1,5 +1,5 @@
 import { toJson } from "@bufbuild/protobuf";
-import type { Uplink } from "../../../gen/tether/device/v1/uplink_pb.js";
+import { type Uplink, UplinkSchema } from "../../../gen/tether/device/v1/uplink_pb.js";
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import type { Clock } from "../clock.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
@@ -10,6 +10,7 @@ import { productByCase } from "../products/index.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
 import type { UplinkReceipts } from "../uplink-receipts.js";
 import type { DeviceCertificates } from "../certificates/device-certificates.js";
+import { boundViolations } from "../device-bounds.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { Lifecycle } from "./task-lifecycle.js";
 import type { TaskRecord } from "./task-record.js";
@@ -95,8 +96,17 @@ export function createUplinkProcessor(d: UplinkDeps) {
 
     /** An envelope; receipted afterwards when it asked for that and was taken (not refused for now). */
     async handle(deviceId: string, up: Uplink): Promise<void> {
+      // Over a bound of the contract: refused whole, with the first field and its bound in the
+      // log. A resend cannot change that, so a requested receipt still goes out (the device may
+      // forget the message) unless the message_id itself is over its bound.
+      const over = boundViolations(UplinkSchema, up, 1);
+      if (over.length > 0) {
+        drop(deviceId, "over_bound", { field: over[0]!.field, why: over[0]!.description });
+        if (up.receiptRequested) d.receipts?.done(deviceId, up.messageId, up.maxReceiptIds);
+        return;
+      }
       const taken = await processor.handleBody(deviceId, up);
-      if (up.receiptRequested && taken !== false) d.receipts?.done(deviceId, up.messageId);
+      if (up.receiptRequested && taken !== false) d.receipts?.done(deviceId, up.messageId, up.maxReceiptIds);
     },
 
     /** A connect (true) or disconnect (false) seen by the broker. */
@@ -105,7 +115,7 @@ export function createUplinkProcessor(d: UplinkDeps) {
       if (!known) return drop(deviceId, "unknown_device");
       const stored = await devices.get(deviceId);
       if (stored) d.deviceFeed.publish(stored.device);
-      if (online) await dispatcher.kick(deviceId);
+      if (online) await dispatcher.onHello(deviceId);
     },
 
     /** A plain-number sample on `…/metrics/{metric}`. */

@@ -25,11 +25,19 @@ export const file_tether_device_v1_downlink: GenFile = /*@__PURE__*/
  * (binary protobuf, MQTT QoS 1). Delivery is at-least-once: a device must
  * treat a repeated `message_id` or `task_id` as already handled.
  *
+ * Encoded size: at most 19067 bytes (a receipt of 500 ids). The other bodies
+ * are far smaller: task 288, cancel 362, desired state 116, certificate
+ * expiring 130, certificate update 9484 (only ever sent in answer to a
+ * CertificateRenewalRequest). A device that sets `Uplink.max_receipt_ids` to
+ * N gets receipts of at most 66 + 38 × N bytes (N ≤ 8: at most 370), so
+ * without certificate renewal a 512-byte receive buffer holds any downlink.
+ *
  * @generated from message tether.device.v1.Downlink
  */
 export type Downlink = Message<"tether.device.v1.Downlink"> & {
   /**
    * Unique per message (UUID); repeats only on redelivery.
+   * Bounds: at most 36 bytes.
    *
    * @generated from field: string message_id = 1;
    */
@@ -121,7 +129,9 @@ export const DownlinkSchema: GenMessage<Downlink> = /*@__PURE__*/
  */
 export type TaskRequest = Message<"tether.device.v1.TaskRequest"> & {
   /**
-   * Task id, unique across the fleet; the device's de-duplication key.
+   * Task id, unique across the fleet; the device's de-duplication key. A
+   * lowercase UUID.
+   * Bounds: at most 36 bytes.
    *
    * @generated from field: string task_id = 1;
    */
@@ -129,6 +139,7 @@ export type TaskRequest = Message<"tether.device.v1.TaskRequest"> & {
 
   /**
    * Full resource name, `devices/{device}/tasks/{task}`.
+   * Bounds: at most 114 bytes.
    *
    * @generated from field: string task = 2;
    */
@@ -178,14 +189,17 @@ export const TaskRequestSchema: GenMessage<TaskRequest> = /*@__PURE__*/
  */
 export type CancelTask = Message<"tether.device.v1.CancelTask"> & {
   /**
-   * The task to cancel.
+   * The task to cancel (a lowercase UUID).
+   * Bounds: at most 36 bytes.
    *
    * @generated from field: string task_id = 1;
    */
   taskId: string;
 
   /**
-   * Why, for the device's log.
+   * Why, for the device's log; Tether shortens a longer reason (at a UTF-8
+   * character boundary) to fit.
+   * Bounds: at most 256 bytes.
    *
    * @generated from field: string reason = 2;
    */
@@ -266,6 +280,7 @@ export const NoPendingTaskSchema: GenMessage<NoPendingTask> = /*@__PURE__*/
 export type CertificateUpdate = Message<"tether.device.v1.CertificateUpdate"> & {
   /**
    * The request's `request_id`.
+   * Bounds: at most 128 bytes.
    *
    * @generated from field: string request_id = 1;
    */
@@ -273,13 +288,17 @@ export type CertificateUpdate = Message<"tether.device.v1.CertificateUpdate"> & 
 
   /**
    * Hexadecimal serial number of the new certificate (unset on error).
+   * Bounds: at most 40 bytes.
    *
    * @generated from field: string serial_number = 2;
    */
   serialNumber: string;
 
   /**
-   * The new certificate, PEM (unset on error).
+   * The new certificate, PEM (unset on error). Too large to hold in a static
+   * buffer on a small device: decode it as a stream (a nanopb callback that
+   * writes it to flash) or skip it.
+   * Bounds: at most 8192 bytes; streamed.
    *
    * @generated from field: string certificate_pem = 3;
    */
@@ -294,6 +313,8 @@ export type CertificateUpdate = Message<"tether.device.v1.CertificateUpdate"> & 
 
   /**
    * Why no certificate was issued (empty on success), e.g. a weak key.
+   * Tether shortens a longer text (at a UTF-8 character boundary) to fit.
+   * Bounds: at most 1024 bytes; streamed.
    *
    * @generated from field: string error = 5;
    */
@@ -315,6 +336,7 @@ export const CertificateUpdateSchema: GenMessage<CertificateUpdate> = /*@__PURE_
 export type CertificateExpiring = Message<"tether.device.v1.CertificateExpiring"> & {
   /**
    * Hexadecimal serial number of the certificate.
+   * Bounds: at most 40 bytes.
    *
    * @generated from field: string serial_number = 1;
    */
@@ -344,7 +366,10 @@ export const CertificateExpiringSchema: GenMessage<CertificateExpiring> = /*@__P
  */
 export type UplinkReceipt = Message<"tether.device.v1.UplinkReceipt"> & {
   /**
-   * The `message_id`s of the receipted uplink messages.
+   * The `message_id`s of the receipted uplink messages. Never more than the
+   * smallest `Uplink.max_receipt_ids` among the messages it answers (when
+   * they set one); Tether sends more receipts instead.
+   * Bounds: at most 500 items, each at most 36 bytes.
    *
    * @generated from field: repeated string message_ids = 1;
    */

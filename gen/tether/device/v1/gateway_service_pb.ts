@@ -26,6 +26,7 @@ export const file_tether_device_v1_gateway_service: GenFile = /*@__PURE__*/
 export type PublishUplinkRequest = Message<"tether.device.v1.PublishUplinkRequest"> & {
   /**
    * The envelopes, in the order the device produced them; 1 to 1000.
+   * Bounds: at most 1000 items; streamed.
    *
    * @generated from field: repeated tether.device.v1.Uplink uplinks = 1;
    */
@@ -101,6 +102,7 @@ export type PollDownlinkResponse = Message<"tether.device.v1.PollDownlinkRespons
    * What the device should handle, in order: desired state first, then at most one task. Empty
    * when nothing is pending. A task stays pending until the device acknowledges it (TaskAck with
    * its task_id), so an unacknowledged task comes again; the task_id makes that harmless.
+   * Bounds: at most 2 items.
    *
    * @generated from field: repeated tether.device.v1.Downlink downlinks = 1;
    */

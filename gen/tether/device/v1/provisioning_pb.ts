@@ -25,6 +25,7 @@ export const file_tether_device_v1_provisioning: GenFile = /*@__PURE__*/
 export type ProvisioningRequest = Message<"tether.device.v1.ProvisioningRequest"> & {
   /**
    * Correlates the response.
+   * Bounds: at most 128 bytes.
    *
    * @generated from field: string request_id = 1;
    */
@@ -32,6 +33,7 @@ export type ProvisioningRequest = Message<"tether.device.v1.ProvisioningRequest"
 
   /**
    * The device's serial number; the template must allow it.
+   * Bounds: at most 64 bytes.
    *
    * @generated from field: string serial_number = 2;
    */
@@ -40,6 +42,7 @@ export type ProvisioningRequest = Message<"tether.device.v1.ProvisioningRequest"
   /**
    * PKCS#10 CSR, PEM, for a key the device generated; CN empty, the serial
    * number or the device id.
+   * Bounds: at most 16384 bytes; streamed.
    *
    * @generated from field: string csr = 3;
    */
@@ -61,6 +64,7 @@ export const ProvisioningRequestSchema: GenMessage<ProvisioningRequest> = /*@__P
 export type ProvisioningResponse = Message<"tether.device.v1.ProvisioningResponse"> & {
   /**
    * The request's `request_id`.
+   * Bounds: at most 128 bytes.
    *
    * @generated from field: string request_id = 1;
    */
@@ -68,6 +72,7 @@ export type ProvisioningResponse = Message<"tether.device.v1.ProvisioningRespons
 
   /**
    * The device id: the MQTT client id and CN to use from now on (unset on error).
+   * Bounds: at most 63 bytes.
    *
    * @generated from field: string device_id = 2;
    */
@@ -75,6 +80,7 @@ export type ProvisioningResponse = Message<"tether.device.v1.ProvisioningRespons
 
   /**
    * The device's certificate, PEM (unset on error).
+   * Bounds: at most 8192 bytes; streamed.
    *
    * @generated from field: string certificate_pem = 3;
    */
@@ -82,6 +88,7 @@ export type ProvisioningResponse = Message<"tether.device.v1.ProvisioningRespons
 
   /**
    * The CA certificate, PEM.
+   * Bounds: at most 8192 bytes; streamed.
    *
    * @generated from field: string ca_certificate_pem = 4;
    */
@@ -89,7 +96,9 @@ export type ProvisioningResponse = Message<"tether.device.v1.ProvisioningRespons
 
   /**
    * Why provisioning was refused (empty on success), e.g.
-   * `PERMISSION_DENIED: serial number X is not allowed by …`.
+   * `PERMISSION_DENIED: serial number X is not allowed by …`. Tether shortens
+   * a longer text (at a UTF-8 character boundary) to fit.
+   * Bounds: at most 1024 bytes; streamed.
    *
    * @generated from field: string error = 5;
    */

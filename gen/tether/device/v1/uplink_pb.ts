@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/device/v1/uplink.proto.
  */
 export const file_tether_device_v1_uplink: GenFile = /*@__PURE__*/
-  fileDesc("Ch10ZXRoZXIvZGV2aWNlL3YxL3VwbGluay5wcm90bxIQdGV0aGVyLmRldmljZS52MSKYBAoGVXBsaW5rEhIKCm1lc3NhZ2VfaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcmVjZWlwdF9yZXF1ZXN0ZWQYAyABKAgSKAoFaGVsbG8YCiABKAsyFy50ZXRoZXIuZGV2aWNlLnYxLkhlbGxvSAASQAoSY3VycmVudF90YXNrX3F1ZXJ5GAsgASgLMiIudGV0aGVyLmRldmljZS52MS5DdXJyZW50VGFza1F1ZXJ5SAASKAoDYWNrGAwgASgLMhkudGV0aGVyLmRldmljZS52MS5UYXNrQWNrSAASMgoIcHJvZ3Jlc3MYDSABKAsyHi50ZXRoZXIuZGV2aWNlLnYxLlRhc2tQcm9ncmVzc0gAEi4KBnJlc3VsdBgOIAEoCzIcLnRldGhlci5kZXZpY2UudjEuVGFza1Jlc3VsdEgAEjAKBXN0YXRlGA8gASgLMh8udGV0aGVyLmRldmljZS52MS5SZXBvcnRlZFN0YXRlSAASNQoJdGVsZW1ldHJ5GBAgASgLMiAudGV0aGVyLmRldmljZS52MS5UZWxlbWV0cnlCYXRjaEgAEkoKE2NlcnRpZmljYXRlX3JlbmV3YWwYESABKAsyKy50ZXRoZXIuZGV2aWNlLnYxLkNlcnRpZmljYXRlUmVuZXdhbFJlcXVlc3RIAEIGCgRib2R5Ij0KBUhlbGxvEhgKEGZpcm13YXJlX3ZlcnNpb24YASABKAkSGgoSd2FudF9wZW5kaW5nX3Rhc2tzGAIgASgIIhIKEEN1cnJlbnRUYXNrUXVlcnkiKwoHVGFza0FjaxIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0iQQoMVGFza1Byb2dyZXNzEg8KB3Rhc2tfaWQYASABKAkSDwoHcGVyY2VudBgCIAEoDRIPCgdtZXNzYWdlGAMgASgJIrMBCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSKwoHc3VjY2VzcxgKIAEoCzIYLnRldGhlci52MS5Db21tYW5kUmVzdWx0SAASLwoIcmVqZWN0ZWQYCyABKAsyGy50ZXRoZXIuZGV2aWNlLnYxLlJlamVjdGlvbkgAEisKBmZhaWxlZBgMIAEoCzIZLnRldGhlci5kZXZpY2UudjEuRmFpbHVyZUgAQgkKB291dGNvbWUiGwoJUmVqZWN0aW9uEg4KBnJlYXNvbhgBIAEoCSKRAQoHRmFpbHVyZRIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSNwoHZGV0YWlscxgDIAMoCzImLnRldGhlci5kZXZpY2UudjEuRmFpbHVyZS5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiiAEKDVJlcG9ydGVkU3RhdGUSDwoHdmVyc2lvbhgBIAEoBBIiCgNsZWQYCiABKAsyEy50ZXRoZXIudjEuTGVkU3RhdGVIABI6Cg5jb2ZmZWVfbWFjaGluZRgLIAEoCzIgLnRldGhlci52MS5Db2ZmZWVNYWNoaW5lUmVwb3J0ZWRIAEIGCgRraW5kIjsKDlRlbGVtZXRyeUJhdGNoEikKB3NhbXBsZXMYASADKAsyGC50ZXRoZXIuZGV2aWNlLnYxLlNhbXBsZSKwAQoGU2FtcGxlEg4KBm1ldHJpYxgBIAEoCRINCgV2YWx1ZRgCIAEoARIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgR0YWdzGAQgAygLMiIudGV0aGVyLmRldmljZS52MS5TYW1wbGUuVGFnc0VudHJ5GisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKGUNlcnRpZmljYXRlUmVuZXdhbFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRILCgNjc3IYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
+  fileDesc("Ch10ZXRoZXIvZGV2aWNlL3YxL3VwbGluay5wcm90bxIQdGV0aGVyLmRldmljZS52MSKxBAoGVXBsaW5rEhIKCm1lc3NhZ2VfaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcmVjZWlwdF9yZXF1ZXN0ZWQYAyABKAgSFwoPbWF4X3JlY2VpcHRfaWRzGAQgASgNEigKBWhlbGxvGAogASgLMhcudGV0aGVyLmRldmljZS52MS5IZWxsb0gAEkAKEmN1cnJlbnRfdGFza19xdWVyeRgLIAEoCzIiLnRldGhlci5kZXZpY2UudjEuQ3VycmVudFRhc2tRdWVyeUgAEigKA2FjaxgMIAEoCzIZLnRldGhlci5kZXZpY2UudjEuVGFza0Fja0gAEjIKCHByb2dyZXNzGA0gASgLMh4udGV0aGVyLmRldmljZS52MS5UYXNrUHJvZ3Jlc3NIABIuCgZyZXN1bHQYDiABKAsyHC50ZXRoZXIuZGV2aWNlLnYxLlRhc2tSZXN1bHRIABIwCgVzdGF0ZRgPIAEoCzIfLnRldGhlci5kZXZpY2UudjEuUmVwb3J0ZWRTdGF0ZUgAEjUKCXRlbGVtZXRyeRgQIAEoCzIgLnRldGhlci5kZXZpY2UudjEuVGVsZW1ldHJ5QmF0Y2hIABJKChNjZXJ0aWZpY2F0ZV9yZW5ld2FsGBEgASgLMisudGV0aGVyLmRldmljZS52MS5DZXJ0aWZpY2F0ZVJlbmV3YWxSZXF1ZXN0SABCBgoEYm9keSI9CgVIZWxsbxIYChBmaXJtd2FyZV92ZXJzaW9uGAEgASgJEhoKEndhbnRfcGVuZGluZ190YXNrcxgCIAEoCCISChBDdXJyZW50VGFza1F1ZXJ5IisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIkEKDFRhc2tQcm9ncmVzcxIPCgd0YXNrX2lkGAEgASgJEg8KB3BlcmNlbnQYAiABKA0SDwoHbWVzc2FnZRgDIAEoCSKzAQoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEisKB3N1Y2Nlc3MYCiABKAsyGC50ZXRoZXIudjEuQ29tbWFuZFJlc3VsdEgAEi8KCHJlamVjdGVkGAsgASgLMhsudGV0aGVyLmRldmljZS52MS5SZWplY3Rpb25IABIrCgZmYWlsZWQYDCABKAsyGS50ZXRoZXIuZGV2aWNlLnYxLkZhaWx1cmVIAEIJCgdvdXRjb21lIhsKCVJlamVjdGlvbhIOCgZyZWFzb24YASABKAkikQEKB0ZhaWx1cmUSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEjcKB2RldGFpbHMYAyADKAsyJi50ZXRoZXIuZGV2aWNlLnYxLkZhaWx1cmUuRGV0YWlsc0VudHJ5Gi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIogBCg1SZXBvcnRlZFN0YXRlEg8KB3ZlcnNpb24YASABKAQSIgoDbGVkGAogASgLMhMudGV0aGVyLnYxLkxlZFN0YXRlSAASOgoOY29mZmVlX21hY2hpbmUYCyABKAsyIC50ZXRoZXIudjEuQ29mZmVlTWFjaGluZVJlcG9ydGVkSABCBgoEa2luZCI7Cg5UZWxlbWV0cnlCYXRjaBIpCgdzYW1wbGVzGAEgAygLMhgudGV0aGVyLmRldmljZS52MS5TYW1wbGUisAEKBlNhbXBsZRIOCgZtZXRyaWMYASABKAkSDQoFdmFsdWUYAiABKAESKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoEdGFncxgEIAMoCzIiLnRldGhlci5kZXZpY2UudjEuU2FtcGxlLlRhZ3NFbnRyeRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChlDZXJ0aWZpY2F0ZVJlbmV3YWxSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSCwoDY3NyGAIgASgJYgZwcm90bzM", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led]);
 
 /**
  * Everything a device sends to Tether, on `tether/v1/devices/{device}/up`
@@ -28,11 +28,20 @@ export const file_tether_device_v1_uplink: GenFile = /*@__PURE__*/
  * at-least-once, and processing is idempotent: a repeated message (same
  * acknowledgement, result, state version or samples) changes nothing.
  *
+ * Encoded size: Tether takes up to the broker's payload limit per message
+ * (`TETHER_MQTT_MAX_PAYLOAD_BYTES`, 262144 bytes by default) and refuses a
+ * message over any field bound below. Without telemetry the bounds cap an
+ * envelope at 376 bytes (progress), 6520 (a result with every failure detail)
+ * or 16594 (a certificate renewal); a telemetry batch is as large as the
+ * device makes it (each sample is at most ~5.3 KB with 16 tags, ~100 bytes
+ * without), so a small device sends a few samples per message.
+ *
  * @generated from message tether.device.v1.Uplink
  */
 export type Uplink = Message<"tether.device.v1.Uplink"> & {
   /**
    * Unique per message (UUID or a per-boot counter); repeats only on redelivery.
+   * Bounds: at most 36 bytes.
    *
    * @generated from field: string message_id = 1;
    */
@@ -57,6 +66,16 @@ export type Uplink = Message<"tether.device.v1.Uplink"> & {
    * @generated from field: bool receipt_requested = 3;
    */
   receiptRequested: boolean;
+
+  /**
+   * The most message ids this device can hold in one UplinkReceipt (the
+   * `max_count` of its receipt buffer); 0 means the bound of
+   * `UplinkReceipt.message_ids`, 500. Every receipt that answers this message
+   * carries at most this many ids: a device with room for 8 sets 8.
+   *
+   * @generated from field: uint32 max_receipt_ids = 4;
+   */
+  maxReceiptIds: number;
 
   /**
    * The payload.
@@ -138,13 +157,18 @@ export const UplinkSchema: GenMessage<Uplink> = /*@__PURE__*/
   messageDesc(file_tether_device_v1_uplink, 0);
 
 /**
- * Sent by a device after every (re)connect.
+ * Sent by a device after every (re)connect, once it has subscribed to its
+ * downlink topic. What follows on the downlink, in this order: the desired
+ * state (if the owner ever set one), then tasks in their `sequence` order —
+ * first those sent before but never acknowledged, then queued ones. A task
+ * never overtakes the desired state of the same (re)connect.
  *
  * @generated from message tether.device.v1.Hello
  */
 export type Hello = Message<"tether.device.v1.Hello"> & {
   /**
    * Firmware version running now.
+   * Bounds: at most 64 bytes.
    *
    * @generated from field: string firmware_version = 1;
    */
@@ -189,6 +213,7 @@ export const CurrentTaskQuerySchema: GenMessage<CurrentTaskQuery> = /*@__PURE__*
 export type TaskAck = Message<"tether.device.v1.TaskAck"> & {
   /**
    * The task received.
+   * Bounds: at most 36 bytes.
    *
    * @generated from field: string task_id = 1;
    */
@@ -217,6 +242,7 @@ export const TaskAckSchema: GenMessage<TaskAck> = /*@__PURE__*/
 export type TaskProgress = Message<"tether.device.v1.TaskProgress"> & {
   /**
    * The task.
+   * Bounds: at most 36 bytes.
    *
    * @generated from field: string task_id = 1;
    */
@@ -231,6 +257,7 @@ export type TaskProgress = Message<"tether.device.v1.TaskProgress"> & {
 
   /**
    * Short human-readable status ("heating", "grinding").
+   * Bounds: at most 256 bytes.
    *
    * @generated from field: string message = 3;
    */
@@ -252,6 +279,7 @@ export const TaskProgressSchema: GenMessage<TaskProgress> = /*@__PURE__*/
 export type TaskResult = Message<"tether.device.v1.TaskResult"> & {
   /**
    * The task.
+   * Bounds: at most 36 bytes.
    *
    * @generated from field: string task_id = 1;
    */
@@ -304,6 +332,7 @@ export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
 export type Rejection = Message<"tether.device.v1.Rejection"> & {
   /**
    * Human-readable reason.
+   * Bounds: at most 1024 bytes; streamed.
    *
    * @generated from field: string reason = 1;
    */
@@ -325,6 +354,7 @@ export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
 export type Failure = Message<"tether.device.v1.Failure"> & {
   /**
    * Machine-readable code, e.g. `WATER_TANK_EMPTY`.
+   * Bounds: at most 128 bytes.
    *
    * @generated from field: string code = 1;
    */
@@ -332,6 +362,7 @@ export type Failure = Message<"tether.device.v1.Failure"> & {
 
   /**
    * Human-readable message.
+   * Bounds: at most 1024 bytes; streamed.
    *
    * @generated from field: string message = 2;
    */
@@ -339,6 +370,7 @@ export type Failure = Message<"tether.device.v1.Failure"> & {
 
   /**
    * Extra context.
+   * Bounds: at most 16 entries, keys at most 64 bytes, values at most 256 bytes; streamed.
    *
    * @generated from field: map<string, string> details = 3;
    */
@@ -403,7 +435,10 @@ export const ReportedStateSchema: GenMessage<ReportedState> = /*@__PURE__*/
  */
 export type TelemetryBatch = Message<"tether.device.v1.TelemetryBatch"> & {
   /**
-   * The samples, in any order.
+   * The samples, in any order. A small device encodes them one at a time
+   * (a nanopb callback), so the batch size is the device's choice up to this
+   * bound, not its buffer size.
+   * Bounds: at most 10000 items; streamed.
    *
    * @generated from field: repeated tether.device.v1.Sample samples = 1;
    */
@@ -424,7 +459,9 @@ export const TelemetryBatchSchema: GenMessage<TelemetryBatch> = /*@__PURE__*/
  */
 export type Sample = Message<"tether.device.v1.Sample"> & {
   /**
-   * Metric name, e.g. `temperature_celsius`: `[a-z][a-z0-9_]{0,62}`.
+   * Metric name, e.g. `temperature_celsius`: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}`
+   * (ASCII, so characters are bytes).
+   * Bounds: at most 64 bytes.
    *
    * @generated from field: string metric = 1;
    */
@@ -446,6 +483,7 @@ export type Sample = Message<"tether.device.v1.Sample"> & {
 
   /**
    * Optional dimensions, e.g. `sensor=boiler`.
+   * Bounds: at most 16 entries, keys at most 64 bytes, values at most 256 bytes; streamed.
    *
    * @generated from field: map<string, string> tags = 4;
    */
@@ -469,6 +507,7 @@ export const SampleSchema: GenMessage<Sample> = /*@__PURE__*/
 export type CertificateRenewalRequest = Message<"tether.device.v1.CertificateRenewalRequest"> & {
   /**
    * Correlates the answer; a repeated id gets the same certificate again.
+   * Bounds: at most 128 bytes.
    *
    * @generated from field: string request_id = 1;
    */
@@ -476,6 +515,7 @@ export type CertificateRenewalRequest = Message<"tether.device.v1.CertificateRen
 
   /**
    * PKCS#10 CSR, PEM; CN empty or the device id; ECDSA P-256/P-384 or RSA ≥ 2048.
+   * Bounds: at most 16384 bytes; streamed.
    *
    * @generated from field: string csr = 2;
    */
