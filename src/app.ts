@@ -41,6 +41,7 @@ import { createRightsResolver } from "./core/access/rights-resolver.js";
 import { createShareService } from "./core/access/share-service.js";
 import { createAuthService } from "./core/auth/auth-service.js";
 import { createLoginLimiter } from "./core/auth/rate-limit.js";
+import { createSessionRevocations } from "./core/auth/session-revocations.js";
 import { createTokenIssuer } from "./core/auth/tokens.js";
 import { UnauthenticatedError } from "./core/errors.js";
 import { createUserService } from "./core/users/user-service.js";
@@ -265,6 +266,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const jobFeed = amqp ? amqp.jsonFeed<string>("job", onJobWatcherError) : createMemoryFeed<string>(onJobWatcherError);
     const onRightsWatcherError = (err: unknown) => coreLog.error({ err }, "rights watcher failed");
     const rightsFeed = amqp ? amqp.jsonFeed<RightsChange>("rights", onRightsWatcherError) : createMemoryFeed<RightsChange>(onRightsWatcherError);
+    const onSessionsError = (err: unknown) => coreLog.error({ err }, "ended-sessions subscriber failed");
+    const sessionFeed = amqp ? amqp.jsonFeed<string[]>("sessions", onSessionsError) : createMemoryFeed<string[]>(onSessionsError);
     const onPresenceResyncError = (err: unknown) => coreLog.error({ err }, "presence resync subscriber failed");
     const presenceResync = amqp ? amqp.jsonFeed<string>("presence", onPresenceResyncError) : createMemoryFeed<string>(onPresenceResyncError);
     await amqp?.startFeeds();
@@ -433,14 +436,18 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       rotateMs: config.auth.signingKeyRotateS * 1000,
     });
     await tokens.rotate();
+    // Ended sessions: in memory for the hot path, the table re-read every poll (see SessionRevocations).
+    const sessions = createSessionRevocations({ repo: credStore, feed: sessionFeed, clock, log: authLog, windowMs: tokens.maxTokenAgeMs, pollMs: config.auth.sessionRevocationPollMs });
+    await sessions.start();
+    stack.push(() => sessions.stop());
     const a = config.auth;
     const limiter = createLoginLimiter(
       { freeAttempts: a.loginFreeAttempts, backoffBaseMs: a.loginBackoffBaseS * 1000, backoffMaxMs: a.loginBackoffMaxS * 1000, perUser: a.loginMaxFailuresPerUser, perAddress: a.loginMaxFailuresPerAddress, windowMs: a.loginWindowS * 1000 },
       createLoginThrottleStore(db.sql),
       clock,
     );
-    const auth = createAuthService({ users: userStore, creds: credStore, tokens, limiter, clock, log: authLog, refreshTtlMs: config.auth.refreshTokenTtlS * 1000 });
-    const users = createUserService({ users: userStore, creds: credStore, rights: rightsResolver, clock });
+    const auth = createAuthService({ users: userStore, creds: credStore, tokens, limiter, sessions, clock, log: authLog, refreshTtlMs: config.auth.refreshTokenTtlS * 1000 });
+    const users = createUserService({ users: userStore, creds: credStore, rights: rightsResolver, sessions, clock });
     const shares = createShareService({ grants: grantStore, users: userStore, devices: deviceStore, rights: rightsResolver, clock });
     const accessFor = async (p: { kind: string; id: string; via: string }) => {
       if (p.kind === "service") return FULL_ACCESS;
@@ -494,7 +501,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       port: config.api.port,
       tls,
       routes,
-      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog })],
+      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), watchSession: sessions.watch, accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog })],
       readMaxBytes: config.api.readMaxBytes,
       trustedProxies: config.api.trustedProxies,
       log: apiLog,

@@ -140,6 +140,12 @@ export interface TetherConfig {
     /** How long a user's resolved rights are reused, ms (shares and unshares apply at once regardless). @default 5000 */
     rightsCacheMs: number;
     /**
+     * How often each replica re-reads the sessions ended on other replicas (Logout, refresh-token
+     * reuse, password change), ms: the most an ended session's access token is still accepted
+     * elsewhere when no AMQP_URL bus carries the news at once. @default 2000
+     */
+    sessionRevocationPollMs: number;
+    /**
      * Seals JWT signing keys at rest; every replica needs the same value. Unset: the embedded mode
      * makes one in `dataDir/signing-key.secret`; with DATABASE_URL keys are stored unsealed (warned).
      */
@@ -261,6 +267,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       loginMaxFailuresPerAddress: int(env, "TETHER_LOGIN_MAX_FAILURES_PER_ADDRESS", 20, 1, 1_000_000),
       loginWindowS: int(env, "TETHER_LOGIN_WINDOW_S", 900, 1, 86_400),
       rightsCacheMs: int(env, "TETHER_RIGHTS_CACHE_MS", 5000, 0, 600_000),
+      sessionRevocationPollMs: int(env, "TETHER_SESSION_REVOCATION_POLL_MS", 2000, 100, 60_000),
       signingKeySecret: nonEmpty(env.TETHER_SIGNING_KEY_SECRET),
     },
     amqp: {
@@ -279,6 +286,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     shutdownGraceMs: int(env, "TETHER_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     safety: { allowInsecure: flag(env, "TETHER_ALLOW_INSECURE", false), problems: productionProblems(env) },
   };
+  // A session's last refresh token must outlive its access tokens: it is how a password change finds the session to end.
+  if (config.auth.refreshTokenTtlS < config.auth.accessTokenTtlS) {
+    throw new Error(`TETHER_REFRESH_TOKEN_TTL_S=${config.auth.refreshTokenTtlS} is shorter than TETHER_ACCESS_TOKEN_TTL_S=${config.auth.accessTokenTtlS}: a refresh token must live at least as long as an access token`);
+  }
   if (config.auth.loginBackoffMaxS < config.auth.loginBackoffBaseS) {
     throw new Error(`TETHER_LOGIN_BACKOFF_MAX_S=${config.auth.loginBackoffMaxS} is below TETHER_LOGIN_BACKOFF_BASE_S=${config.auth.loginBackoffBaseS}`);
   }

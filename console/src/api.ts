@@ -7,6 +7,7 @@ import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
+import { UserService } from "../../gen/tether/v1/user_service_pb.js";
 import { session } from "./auth/session.js";
 
 /**
@@ -71,6 +72,7 @@ export const api = {
   telemetry: client(TelemetryService),
   rules: client(RuleService),
   certificates: client(CertificateService),
+  users: client(UserService),
 };
 
 session.use(client(AuthService));

@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useState } from "react";
 import { api } from "./api.js";
 import { session, type SessionState } from "./auth/session.js";
+import { ApiKeysPage } from "./pages/api-keys.js";
 import { DevicePage } from "./pages/device.js";
 import { FleetPage } from "./pages/fleet.js";
 import { LoginPage } from "./pages/login.js";
@@ -48,6 +49,9 @@ export function App() {
           <a href="/rules" onClick={link("/rules")} className={route.page === "rules" ? "active" : ""}>
             Rules
           </a>
+          <a href="/api-keys" onClick={link("/api-keys")} className={route.page === "api-keys" ? "active" : ""}>
+            API keys
+          </a>
         </nav>
         <div className="who">
           {s.kind === "certificate" ? (
@@ -66,6 +70,7 @@ export function App() {
         {route.page === "fleet" && <FleetPage />}
         {route.page === "device" && <DevicePage id={route.id} />}
         {route.page === "rules" && <RulesPage id={route.id} />}
+        {route.page === "api-keys" && <ApiKeysPage certificate={s.kind === "certificate"} />}
         {route.page === "login" && <p>You are signed in.</p>}
         {route.page === "not-found" && <p>There is no such page.</p>}
       </main>

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 
 /**
- * A tiny history router: the console has four routes, not worth a dependency. Tether's static
+ * A tiny history router: the console has a handful of routes, not worth a dependency. Tether's static
  * file handler answers any extension-less path with index.html, so deep links survive a reload.
  */
 export type Route =
@@ -9,6 +9,7 @@ export type Route =
   | { page: "device"; id: string }
   | { page: "rules"; id?: string }
   | { page: "login" }
+  | { page: "api-keys" }
   | { page: "not-found" };
 
 export function parse(pathname: string): Route {
@@ -17,6 +18,7 @@ export function parse(pathname: string): Route {
   if (parts[0] === "devices" && parts.length === 2) return { page: "device", id: parts[1]! };
   if (parts[0] === "rules" && parts.length <= 2) return { page: "rules", id: parts[1] };
   if (parts[0] === "login" && parts.length === 1) return { page: "login" };
+  if (parts[0] === "api-keys" && parts.length === 1) return { page: "api-keys" };
   return { page: "not-found" };
 }
 

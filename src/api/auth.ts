@@ -82,8 +82,13 @@ export function contextValuesFromRequest(req: NodeServerRequest): ContextValues 
 }
 
 export interface AuthOptions {
-  /** Verifies a bearer credential (access token or API key) and returns the user it belongs to. */
-  authenticate(bearer: string): Promise<{ user: string; via: "token" | "api_key" }>;
+  /** Verifies a bearer credential (access token or API key) and returns the user it belongs to (and a token's session). */
+  authenticate(bearer: string): Promise<{ user: string; via: "token" | "api_key"; session?: string }>;
+  /**
+   * Calls `onEnd` when an access token's session ends (SessionRevocations.watch); returns the
+   * function that stops watching. Streams opened with the token then end with UNAUTHENTICATED.
+   */
+  watchSession?: (session: string, onEnd: () => void) => () => void;
   /** Resolves what a principal may do; UnauthenticatedError for a token of a user that no longer exists. */
   accessFor(principal: Principal): Promise<Access>;
   /**
@@ -118,6 +123,7 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
     };
     const bearer = req.contextValues.get(kBearer);
     let principal = req.contextValues.get(kPrincipal);
+    let session: string | undefined;
     // A revoked certificate is refused even when the call also carries a valid token.
     const serial = principal?.serialNumber;
     if (serial && opts.isRevoked?.(serial)) {
@@ -128,6 +134,7 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       try {
         const who = await opts.authenticate(bearer);
         principal = { kind: "user", id: who.user, via: who.via };
+        session = who.session;
       } catch (err) {
         if (err instanceof TetherError) refuse(err.message, Code.Unauthenticated, err.message);
         throw err;
@@ -161,8 +168,34 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       if (err instanceof TetherError && err.code === "UNAUTHENTICATED") refuse(`${principal.id}: ${err.message}`, Code.Unauthenticated, err.message);
       throw err;
     }
-    return next(req);
+    const res = await next(req);
+    if (!res.stream || session === undefined || !opts.watchSession) return res;
+    // A stream outlives the check above: it ends when the token's session does.
+    return { ...res, message: untilSessionEnds(res.message, session, opts.watchSession, () => opts.log.warn({ procedure, user: principal.id }, "stream ended: its session ended")) };
   };
+}
+
+/** The stream's messages, ended with UNAUTHENTICATED when the session of the access token that opened it ends. */
+async function* untilSessionEnds<T>(messages: AsyncIterable<T>, session: string, watch: NonNullable<AuthOptions["watchSession"]>, onEnd: () => void): AsyncIterable<T> {
+  let end: (err: ConnectError) => void = () => {};
+  const ended = new Promise<never>((_, reject) => (end = reject));
+  ended.catch(() => {}); // observed through the race below
+  const unwatch = watch(session, () => {
+    onEnd();
+    end(new ConnectError("the session of this access token ended (logged out, refresh token reused or password changed); sign in again", Code.Unauthenticated));
+  });
+  const it = messages[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), ended]);
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    unwatch();
+    // Not awaited: a handler waiting for its next event finishes when the call's signal aborts.
+    void it.return?.(undefined)?.catch(() => {});
+  }
 }
 
 /** The caller's rights, set by the auth interceptor (a handler reached without it is a wiring bug). */

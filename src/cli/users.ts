@@ -1,6 +1,10 @@
 import { parseArgs } from "node:util";
+import { create } from "@bufbuild/protobuf";
+import { DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ApiKey } from "../../gen/tether/v1/user_pb.js";
 import { ListUsersResponseSchema, UserService } from "../../gen/tether/v1/user_service_pb.js";
-import { connectClient } from "./client.js";
+import { connectClient, resolveAddress } from "./client.js";
+import { loadSession } from "./credentials.js";
 import { json, table, time } from "./format.js";
 import { type CliIo, terminalIo } from "./password-input.js";
 
@@ -10,12 +14,15 @@ export const USERS_USAGE = `tether users <command> [flags]
   list
   get <user|me>
   delete <user>
-  set-password <user|me> [--current]                         (asks for it, or reads stdin; empty removes it;
-                                                             --current also asks for your current one)
+  set-password <user|me> [--current] [--revoke-api-keys]     (asks for it, or reads stdin; empty removes it;
+                                                             --current also asks for your current one;
+                                                             ends their sessions; --revoke-api-keys their keys too)
   add-to-group <user> <group> [--create-group]
   remove-from-group <user> <group>
   groups [list | create <group> | delete <group>]
-  api-keys create <user|me> [--display-name S]              (prints the secret once)
+  api-keys create <user|me> [--display-name S] [--expires-in 90d | --expire-time 2027-01-31T00:00:00Z]
+                                                            (prints the secret once; signed in with
+                                                             tether login, asks for your current password)
   api-keys list <user|me>
   api-keys revoke <users/U/apiKeys/K>
 
@@ -30,6 +37,7 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
     options: {
       json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
       admin: { type: "boolean" }, "display-name": { type: "string" }, password: { type: "boolean" }, "create-group": { type: "boolean" }, current: { type: "boolean" },
+      "revoke-api-keys": { type: "boolean" }, "expires-in": { type: "string" }, "expire-time": { type: "string" },
     },
   });
   const client = connectClient(UserService, { address: v.address, certsDir: v.certs, credentialsFile: io.credentialsFile });
@@ -65,8 +73,10 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
       const name = user(arg(0, "user name"));
       const currentPassword = v.current ? await io.readPassword(`current password of ${name}: `) : "";
       const password = await io.readPassword(`new password for ${name}: `);
-      await client.setPassword({ name, password, currentPassword });
-      return console.log(password ? `password set for ${name}; their sessions were ended` : `password login disabled for ${name}`);
+      const revokeApiKeys = v["revoke-api-keys"] ?? false;
+      await client.setPassword({ name, password, currentPassword, revokeApiKeys });
+      const keys = revokeApiKeys ? " and API keys were revoked" : " (API keys still work: --revoke-api-keys revokes them)";
+      return console.log(password ? `password set for ${name}; their sessions were ended${keys}` : `password login disabled for ${name}; their sessions were ended${keys}`);
     }
     case "add-to-group":
     case "remove-from-group": {
@@ -87,12 +97,18 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
     case "api-keys": {
       const [op, target] = p;
       if (op === "create") {
-        const k = await client.createApiKey({ parent: user(target ?? "me"), apiKey: { displayName: v["display-name"] ?? "" } });
-        return console.log(`${k.name}\nsecret (shown once; send as "authorization: Bearer <secret>"):\n${k.secret}`);
+        const expiration = expirationFlags(v["expires-in"], v["expire-time"]);
+        // Signed in with a token, the server wants the password too; the client certificate needs none.
+        const session = loadSession(resolveAddress({ address: v.address }), io.credentialsFile);
+        const currentPassword = session ? await io.readPassword(`current password of ${session.user}: `) : "";
+        const k = await client.createApiKey({ parent: user(target ?? "me"), apiKey: { displayName: v["display-name"] ?? "", expiration }, currentPassword });
+        const until = k.expiration.case === "expireTime" ? `; expires ${time(k.expiration.value)}` : "; never expires (until revoked)";
+        return console.log(`${k.name}${until}\nsecret (shown once; send as "authorization: Bearer <secret>"):\n${k.secret}`);
       }
       if (op === "list") {
         const res = await client.listApiKeys({ parent: user(target ?? "me") });
-        return console.log(table(["NAME", "DISPLAY NAME", "CREATED", "LAST USED"], res.apiKeys.map((k) => [k.name, k.displayName, time(k.createTime), time(k.lastUsedTime)])));
+        const expires = (k: ApiKey) => (k.expiration.case === "expireTime" ? time(k.expiration.value) : "never");
+        return console.log(table(["NAME", "DISPLAY NAME", "CREATED", "EXPIRES", "LAST USED"], res.apiKeys.map((k) => [k.name, k.displayName, time(k.createTime), expires(k), time(k.lastUsedTime)])));
       }
       if (op === "revoke") {
         await client.deleteApiKey({ name: arg(1, "API key name (users/U/apiKeys/K)") });
@@ -103,4 +119,21 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
     default:
       throw new Error(`unknown users command "${sub ?? ""}"\n\n${USERS_USAGE}`);
   }
+}
+
+/** `--expires-in 90d` (s, m, h or d) or `--expire-time <RFC 3339>` as ApiKey.expiration; neither: never. */
+function expirationFlags(expiresIn: string | undefined, expireTime: string | undefined): ApiKey["expiration"] {
+  if (expiresIn !== undefined && expireTime !== undefined) throw new Error("tether users api-keys create: give --expires-in or --expire-time, not both");
+  if (expiresIn !== undefined) {
+    const m = /^(\d{1,9})([smhd])$/.exec(expiresIn.trim());
+    if (!m) throw new Error(`--expires-in ${expiresIn}: expected a number and a unit, e.g. 3600s, 90m, 12h, 90d`);
+    const seconds = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as "s" | "m" | "h" | "d"];
+    return { case: "ttl", value: create(DurationSchema, { seconds: BigInt(seconds) }) };
+  }
+  if (expireTime !== undefined) {
+    const at = new Date(expireTime);
+    if (!/^\d{4}-\d\d-\d\dT/.test(expireTime) || Number.isNaN(at.getTime())) throw new Error(`--expire-time ${expireTime}: expected an RFC 3339 time, e.g. 2027-01-31T00:00:00Z`);
+    return { case: "expireTime", value: timestampFromDate(at) };
+  }
+  return { case: undefined };
 }

@@ -1,6 +1,7 @@
 import type { ApiKeyRecord, CredentialRepository, SigningKey } from "../core/auth/auth-ports.js";
+import { apiKeySession } from "../core/auth/session-revocations.js";
 import type { Sql } from "./database.js";
-import { withTransaction } from "./transaction.js";
+import { type TxSql, withTransaction } from "./transaction.js";
 
 interface KeyRow {
   kid: string;
@@ -17,6 +18,7 @@ interface ApiKeyRow {
   user_name: string;
   display_name: string;
   create_time: Date;
+  expire_time: Date | null;
   last_used_time: Date | null;
 }
 
@@ -25,10 +27,21 @@ const fromKey = (r: ApiKeyRow): ApiKeyRecord => ({
   user: r.user_name,
   displayName: r.display_name,
   createTime: r.create_time,
+  expireTime: r.expire_time ?? undefined,
   lastUsedTime: r.last_used_time ?? undefined,
 });
 
-/** CredentialRepository on PostgreSQL/PGlite: refresh tokens, API keys, signing keys. */
+/**
+ * Records a session (a refresh-token family, or `apiKeySession(id)`) as ended: its access tokens are
+ * refused and its streams end on every replica (SessionRevocations).
+ */
+async function recordEndedSession(tx: TxSql, ended: { session: string; user: string }, now: Date): Promise<void> {
+  await tx`
+    INSERT INTO session_revocations (session, user_name, revoke_time) VALUES (${ended.session}, ${ended.user}, ${now})
+    ON CONFLICT (session) DO NOTHING`;
+}
+
+/** CredentialRepository on PostgreSQL/PGlite: refresh tokens, ended sessions, API keys, signing keys. */
 export function createCredentialStore(sql: Sql): CredentialRepository {
   return {
     async insertRefreshToken(t) {
@@ -45,6 +58,7 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
         if (!row) return { outcome: "unknown" as const };
         if (row.used_time !== null || row.revoked) {
           await tx`UPDATE refresh_tokens SET revoked = true WHERE family = ${row.family}`;
+          await recordEndedSession(tx, { session: row.family, user: row.user_name }, now);
           return { outcome: "reused" as const, user: row.user_name, family: row.family };
         }
         if (row.expire_time.getTime() <= now.getTime()) return { outcome: "expired" as const };
@@ -58,23 +72,38 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
       });
     },
 
-    async revokeFamilyOf(hash) {
-      const rows = await sql<Array<{ user_name: string }>>`
-        UPDATE refresh_tokens SET revoked = true
-        WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = ${hash})
-        RETURNING user_name`;
-      return rows[0]?.user_name;
+    async revokeFamilyOf(hash, now) {
+      return withTransaction(sql, async (tx) => {
+        const rows = await tx<Array<{ user_name: string; family: string }>>`
+          UPDATE refresh_tokens SET revoked = true
+          WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = ${hash})
+          RETURNING user_name, family`;
+        const row = rows[0];
+        if (!row) return undefined;
+        await recordEndedSession(tx, { session: row.family, user: row.user_name }, now);
+        return { user: row.user_name, family: row.family };
+      });
+    },
+
+    async revokedSessions(since) {
+      const rows = await sql<Array<{ session: string }>>`SELECT session FROM session_revocations WHERE revoke_time >= ${since}`;
+      return rows.map((r) => r.session);
+    },
+
+    async pruneRevokedSessions(before) {
+      await sql`DELETE FROM session_revocations WHERE revoke_time < ${before}`;
     },
 
     async insertApiKey(k) {
       await sql`
-        INSERT INTO api_keys (id, user_name, display_name, secret_hash, create_time)
-        VALUES (${k.id}, ${k.user}, ${k.displayName}, ${k.secretHash}, ${k.createTime})`;
+        INSERT INTO api_keys (id, user_name, display_name, secret_hash, create_time, expire_time)
+        VALUES (${k.id}, ${k.user}, ${k.displayName}, ${k.secretHash}, ${k.createTime}, ${k.expireTime ?? null})`;
     },
 
     async useApiKey(secretHash, now) {
       const [row] = await sql<ApiKeyRow[]>`SELECT * FROM api_keys WHERE secret_hash = ${secretHash} AND revoke_time IS NULL`;
       if (!row) return undefined;
+      if (row.expire_time && row.expire_time.getTime() <= now.getTime()) return fromKey(row);
       // At most one write a minute per key, not one per call.
       if (!row.last_used_time || now.getTime() - row.last_used_time.getTime() > 60_000) {
         await sql`UPDATE api_keys SET last_used_time = ${now} WHERE id = ${row.id}`;
@@ -89,8 +118,12 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
     },
 
     async revokeApiKey(user, id, now) {
-      const rows = await sql`UPDATE api_keys SET revoke_time = ${now} WHERE id = ${id} AND user_name = ${user} AND revoke_time IS NULL RETURNING id`;
-      return rows.length > 0;
+      return withTransaction(sql, async (tx) => {
+        const rows = await tx`UPDATE api_keys SET revoke_time = ${now} WHERE id = ${id} AND user_name = ${user} AND revoke_time IS NULL RETURNING id`;
+        if (rows.length === 0) return false;
+        await recordEndedSession(tx, { session: apiKeySession(id), user }, now);
+        return true;
+      });
     },
 
     async signingKeys(now) {

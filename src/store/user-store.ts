@@ -1,7 +1,11 @@
 import type { GroupRecord, UserRecord, UserRepository } from "../core/auth/auth-ports.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import type { Sql } from "./database.js";
-import { withTransaction } from "./transaction.js";
+import { type TxSql, withTransaction } from "./transaction.js";
+import { apiKeySession } from "../core/auth/session-revocations.js";
+
+/** `apiKeySession(id)` is this prefix + the id; the SQL builds it from the column. */
+const API_KEY_SESSION_PREFIX = apiKeySession("");
 
 interface UserRow {
   name: string;
@@ -20,6 +24,38 @@ const fromUser = (r: UserRow): UserRecord => ({
   groups: r.groups ?? [],
   createTime: r.create_time,
 });
+
+/**
+ * Revokes every refresh token of the user and records each session (family) that had one as
+ * ended, in one statement of the caller's transaction; returns the sessions newly ended. A
+ * session's last refresh token outlives its access tokens (config requires
+ * TETHER_REFRESH_TOKEN_TTL_S >= TETHER_ACCESS_TOKEN_TTL_S), so every session with a live access
+ * token is found. One statement: a family created meanwhile is either revoked and recorded, or neither.
+ */
+async function endSessionsOf(tx: TxSql, user: string, now: Date): Promise<string[]> {
+  const rows = await tx<Array<{ session: string }>>`
+    WITH revoked AS (
+      UPDATE refresh_tokens SET revoked = true WHERE user_name = ${user} AND NOT revoked RETURNING family
+    )
+    INSERT INTO session_revocations (session, user_name, revoke_time)
+    SELECT DISTINCT family, ${user}, ${now}::timestamptz FROM revoked
+    ON CONFLICT (session) DO NOTHING
+    RETURNING session`;
+  return rows.map((r) => r.session);
+}
+
+/** Revokes the user's API keys and records each key's session as ended (streams opened with it end); returns those sessions. */
+async function revokeApiKeysOf(tx: TxSql, user: string, now: Date): Promise<string[]> {
+  const rows = await tx<Array<{ session: string }>>`
+    WITH revoked AS (
+      UPDATE api_keys SET revoke_time = ${now} WHERE user_name = ${user} AND revoke_time IS NULL RETURNING id
+    )
+    INSERT INTO session_revocations (session, user_name, revoke_time)
+    SELECT ${API_KEY_SESSION_PREFIX} || id, ${user}, ${now}::timestamptz FROM revoked
+    ON CONFLICT (session) DO NOTHING
+    RETURNING session`;
+  return rows.map((r) => r.session);
+}
 
 /** UserRepository on PostgreSQL/PGlite. */
 export function createUserStore(sql: Sql): UserRepository {
@@ -59,20 +95,22 @@ export function createUserStore(sql: Sql): UserRepository {
       return rows.map(fromUser);
     },
 
-    async deleteUser(name) {
+    async deleteUser(name, now) {
       return withTransaction(sql, async (tx) => {
+        const sessions = [...(await endSessionsOf(tx, name, now)), ...(await revokeApiKeysOf(tx, name, now))];
         await tx`DELETE FROM grants WHERE principal_kind = 'user' AND principal = ${name}`;
         const rows = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
-        return rows.length > 0;
+        return rows.length > 0 ? sessions : undefined;
       });
     },
 
-    async setPasswordHash(name, hash, now) {
+    async setPasswordHash(name, hash, now, opts = {}) {
       return withTransaction(sql, async (tx) => {
         const rows = await tx`UPDATE users SET password_hash = ${hash}, update_time = ${now} WHERE name = ${name} RETURNING name`;
+        if (rows.length === 0) return undefined;
         // A new password ends every session: whoever knew the old one keeps nothing.
-        await tx`UPDATE refresh_tokens SET revoked = true WHERE user_name = ${name} AND NOT revoked`;
-        return rows.length > 0;
+        const sessions = await endSessionsOf(tx, name, now);
+        return opts.revokeApiKeys ? [...sessions, ...(await revokeApiKeysOf(tx, name, now))] : sessions;
       });
     },
 

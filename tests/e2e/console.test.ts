@@ -252,4 +252,45 @@ describe("web console", () => {
       await anon.close();
     }
   });
+
+  it("creates an API key with the current password and an expiry, shows the secret once, lists and revokes it", async () => {
+    await userToken(s, "erin", "erin-password-1");
+    const anon = await newContext(browser, s.baseUrl);
+    try {
+      const p = await anon.newPage();
+      p.setDefaultTimeout(30_000);
+      await p.goto(`${s.baseUrl}/api-keys`);
+      await p.fill('input[name="username"]', "erin");
+      await p.fill('input[name="password"]', "erin-password-1");
+      await p.click('button:has-text("Sign in")');
+      await p.locator('.api-keys input[name="current_password"]').waitFor();
+      // A wrong password: refused, nothing created.
+      await p.fill('.api-keys input[name="display_name"]', "nightly export");
+      await p.fill('.api-keys input[name="current_password"]', "not-erins-password");
+      await p.click('button:has-text("Create key")');
+      await p.locator(".api-keys .error").waitFor();
+      expect(await p.locator(".api-keys .error").textContent()).toMatch(/current_password is wrong/);
+      expect(await p.locator("tr[data-key]").count()).toBe(0);
+
+      await p.selectOption('.api-keys select[name="expires"]', "30");
+      await p.fill('.api-keys input[name="current_password"]', "erin-password-1");
+      await p.click('button:has-text("Create key")');
+      const secret = (await p.locator(".api-keys .secret-value").textContent()) ?? "";
+      expect(secret).toMatch(/^tether_/);
+      expect(await p.inputValue('.api-keys input[name="current_password"]')).toBe(""); // not kept
+      const row = p.locator("tr[data-key]");
+      await row.waitFor();
+      expect(await row.locator(".expires").textContent()).not.toBe("never");
+      expect(await row.locator(".last-used").textContent()).toBe("never");
+      await screenshot(p, "api-keys");
+
+      // The key works as erin until revoked from the page.
+      await bearerClient(s, DeviceService, secret).listDevices({});
+      await row.locator('button:has-text("Revoke")').click();
+      await eventually(async () => (await p.locator("tr[data-key]").count()) === 0, 30_000, "the revoked key to leave the list");
+      await expect(bearerClient(s, DeviceService, secret).listDevices({})).rejects.toMatchObject({ code: 16 });
+    } finally {
+      await anon.close();
+    }
+  });
 });

@@ -109,7 +109,7 @@ describe("login, tokens and API keys", () => {
   it("API keys work as bearer tokens until revoked; the secret is shown once", async () => {
     const { accessToken } = await login("alice", "alice-password-1");
     const users = bearerClient(s, UserService, accessToken);
-    const key = await users.createApiKey({ parent: "users/me", apiKey: { displayName: "backup script" } });
+    const key = await users.createApiKey({ parent: "users/me", apiKey: { displayName: "backup script" }, currentPassword: "alice-password-1" });
     secrets.push(key.secret);
     expect(key.secret).toMatch(/^tether_/);
     expect(key.name).toMatch(/^users\/alice\/apiKeys\//);

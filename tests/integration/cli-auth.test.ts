@@ -78,6 +78,22 @@ describe("tether login, users and share", () => {
     await expect(shareCommand(["add", "--selector", 'labels.room = "x"', "--user", "dave", "--role", "viewer", ...flags])).rejects.toMatchObject({ rawMessage: expect.stringMatching(/needs an admin/) });
   });
 
+  it("creates an API key with the signed-in user's password and an expiry, lists it, refuses a wrong password", async () => {
+    const prompts: string[] = [];
+    const asking = (password: string) => ({ readPassword: async (prompt: string) => (prompts.push(prompt), password) });
+    const out = await run(() => usersCommand(["api-keys", "create", "me", "--display-name", "nightly", "--expires-in", "2d", ...flags], asking("carol-password-1")));
+    expect(prompts).toEqual(["current password of carol: "]);
+    expect(out).toMatch(/^users\/carol\/apiKeys\/[0-9a-f]+; expires \d{4}-\d\d-\d\dT[\d:]+Z\nsecret/);
+    const expires = /expires (\S+)/.exec(out)![1]!;
+    expect(Math.abs(Date.parse(expires) - (Date.now() + 2 * 86_400_000))).toBeLessThan(120_000);
+    const listed = await run(() => usersCommand(["api-keys", "list", "me", ...flags], io("")));
+    expect(listed).toMatch(/NAME\s+DISPLAY NAME\s+CREATED\s+EXPIRES\s+LAST USED/);
+    expect(listed).toContain(expires);
+    await expect(usersCommand(["api-keys", "create", "me", ...flags], io("not-carols-password"))).rejects.toMatchObject({ rawMessage: expect.stringMatching(/current_password is wrong/) });
+    await expect(usersCommand(["api-keys", "create", "me", "--expires-in", "soon", ...flags], io("carol-password-1"))).rejects.toThrow(/--expires-in soon: expected a number and a unit/);
+    expect((await run(() => usersCommand(["api-keys", "list", "me", ...flags], io("")))).split("\n")).toHaveLength(2); // nothing more was created
+  });
+
   it("refreshes an expiring access token by itself, then logs out back to the certificate", async () => {
     const before = JSON.parse(await readFile(file(), "utf8")) as Record<string, { accessExpireTime: string; refreshToken: string }>;
     before[s.baseUrl]!.accessExpireTime = new Date(Date.now() - 1000).toISOString();

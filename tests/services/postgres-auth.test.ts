@@ -68,4 +68,39 @@ describe("users, tokens and rights on a real PostgreSQL, two replicas", () => {
       return JSON.stringify(names) === JSON.stringify(expected);
     }, 15_000, "replica b sees the shares");
   });
+
+  it("Logout, refresh reuse and SetPassword on one replica end those access tokens on the other within the poll", async () => {
+    const probe = async (on: TestStack, token: string): Promise<Code | "ok"> =>
+      bearerClient(on, DeviceService, token).listDevices({}).then(() => "ok" as const, (err: unknown) => (err as { code: Code }).code);
+    const refusedOn = (on: TestStack, token: string, what: string) =>
+      eventually(async () => (await probe(on, token)) === Code.Unauthenticated, 15_000, `${what} refused on the other replica`);
+    const users = connectClient(a, UserService, "grpc");
+    await users.createUser({ userId: "sam", password: "sam-password-1" });
+    await users.createUser({ userId: "tom", password: "tom-password-1" });
+    const sam = () => anonymousClient(a, AuthService).login({ user: "sam", password: "sam-password-1" });
+    const tom = await anonymousClient(b, AuthService).login({ user: "tom", password: "tom-password-1" });
+
+    // Logout on a: a refuses at once, b after reading the table.
+    const loggedOut = await sam();
+    expect(await probe(b, loggedOut.accessToken)).toBe("ok");
+    await anonymousClient(a, AuthService).logout({ refreshToken: loggedOut.refreshToken });
+    expect(await probe(a, loggedOut.accessToken)).toBe(Code.Unauthenticated);
+    await refusedOn(b, loggedOut.accessToken, "a logged-out session's token");
+
+    // Reuse detected on b: the token a issued in that session dies on a.
+    const stolen = await sam();
+    await anonymousClient(a, AuthService).refresh({ refreshToken: stolen.refreshToken });
+    await expect(anonymousClient(b, AuthService).refresh({ refreshToken: stolen.refreshToken })).rejects.toMatchObject({ code: Code.Unauthenticated });
+    await refusedOn(a, stolen.accessToken, "a reused session's token");
+
+    // SetPassword on b ends every session of sam on a; tom's token is untouched on both.
+    const one = await sam();
+    const two = await sam();
+    expect(await probe(a, one.accessToken)).toBe("ok");
+    await bearerClient(b, UserService, one.accessToken).setPassword({ name: "users/me", password: "sam-password-2", currentPassword: "sam-password-1" });
+    await refusedOn(a, one.accessToken, "sam's first token");
+    await refusedOn(a, two.accessToken, "sam's second token");
+    expect(await probe(a, tom.accessToken)).toBe("ok");
+    expect(await probe(b, tom.accessToken)).toBe("ok");
+  });
 });

@@ -27,6 +27,7 @@ describe("loadConfig", () => {
       loginMaxFailuresPerAddress: 20,
       loginWindowS: 900,
       rightsCacheMs: 5000,
+      sessionRevocationPollMs: 2000,
       signingKeySecret: undefined,
     });
   });
@@ -34,6 +35,12 @@ describe("loadConfig", () => {
     const c = loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "300", TETHER_LOGIN_MAX_FAILURES_PER_USER: "3", TETHER_JWT_ISSUER: "https://tether.example" });
     expect(c.auth).toMatchObject({ accessTokenTtlS: 300, loginMaxFailuresPerUser: 3, issuer: "https://tether.example" });
     expect(() => loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "1" })).toThrow(/TETHER_ACCESS_TOKEN_TTL_S=1: expected an integer between 10 and 86400/);
+  });
+  it("reads the session revocation poll and refuses a refresh token shorter-lived than an access token", () => {
+    expect(loadConfig({ TETHER_SESSION_REVOCATION_POLL_MS: "500" }).auth.sessionRevocationPollMs).toBe(500);
+    expect(() => loadConfig({ TETHER_SESSION_REVOCATION_POLL_MS: "10" })).toThrow(/TETHER_SESSION_REVOCATION_POLL_MS=10: expected an integer between 100 and 60000/);
+    expect(() => loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "3600", TETHER_REFRESH_TOKEN_TTL_S: "600" })).toThrow(/TETHER_REFRESH_TOKEN_TTL_S=600 is shorter than TETHER_ACCESS_TOKEN_TTL_S=3600/);
+    expect(loadConfig({ TETHER_ACCESS_TOKEN_TTL_S: "600", TETHER_REFRESH_TOKEN_TTL_S: "600" }).auth.refreshTokenTtlS).toBe(600);
   });
   it("reads the login throttle and the trusted proxies, and refuses bad values at start", () => {
     const c = loadConfig({ TETHER_LOGIN_FREE_ATTEMPTS: "3", TETHER_LOGIN_BACKOFF_BASE_S: "2", TETHER_LOGIN_BACKOFF_MAX_S: "60", TETHER_TRUSTED_PROXIES: " 10.0.0.5, 172.31.244.0/29 ,fd00::/64" });

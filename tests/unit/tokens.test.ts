@@ -1,4 +1,4 @@
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { exportJWK, generateKeyPair, importJWK, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import type { CredentialRepository, SigningKey } from "../../src/core/auth/auth-ports.js";
 import { createTokenIssuer, TokenRejectedError } from "../../src/core/auth/tokens.js";
@@ -6,6 +6,7 @@ import { fakeClock } from "../helpers/fake-clock.js";
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const MIN = 60_000;
+const SID = "6f1c1c57-2a53-4d1e-9a39-2f7f6c1e0b11";
 
 /** Only the signing-key part of the port is used by the issuer; an in-memory table stands in for it. */
 function keyTable() {
@@ -34,22 +35,22 @@ const parts = (t: string) => t.split(".") as [string, string, string];
 const decode = (seg: string) => JSON.parse(Buffer.from(seg, "base64url").toString()) as Record<string, unknown>;
 
 describe("access tokens", () => {
-  it("issues ES256 tokens that verify, with iss, aud, exp, nbf, iat, jti and kid", async () => {
+  it("issues ES256 tokens that verify, with iss, aud, exp, nbf, iat, jti, sid (the session) and kid", async () => {
     const { issuer } = setup();
     await issuer.rotate();
-    const { token } = await issuer.sign("alice");
-    expect(await issuer.verify(token)).toBe("alice");
+    const { token } = await issuer.sign("alice", SID);
+    expect(await issuer.verify(token)).toEqual({ user: "alice", session: SID });
     const [h, p] = parts(token);
     expect(decode(h)).toMatchObject({ alg: "ES256", typ: "JWT" });
-    expect(Object.keys(decode(p)).sort()).toEqual(["aud", "exp", "iat", "iss", "jti", "nbf", "sub"]);
+    expect(Object.keys(decode(p)).sort()).toEqual(["aud", "exp", "iat", "iss", "jti", "nbf", "sid", "sub"]);
   });
 
   it("refuses expired and not-yet-valid tokens, beyond a 30 s tolerance", async () => {
     const { issuer, clock } = setup();
     await issuer.rotate();
-    const { token } = await issuer.sign("alice");
+    const { token } = await issuer.sign("alice", SID);
     clock.advance(15 * MIN + 20_000);
-    expect(await issuer.verify(token)).toBe("alice"); // within tolerance
+    expect(await issuer.verify(token)).toEqual({ user: "alice", session: SID }); // within tolerance
     clock.advance(20_000);
     expect(await reason(issuer.verify(token))).toBe("expired");
     clock.advance(-20 * MIN); // 5 min before issue
@@ -59,7 +60,7 @@ describe("access tokens", () => {
   it("refuses alg=none, HS256 keyed with the public key, and tampered tokens", async () => {
     const { issuer, table } = setup();
     await issuer.rotate();
-    const { token } = await issuer.sign("alice");
+    const { token } = await issuer.sign("alice", SID);
     const [h, p, sig] = parts(token);
     const kid = decode(h).kid as string;
     const claims = decode(p);
@@ -88,29 +89,43 @@ describe("access tokens", () => {
     // Same keys (shared table), other iss / aud: the signature is fine, the claims are not.
     const other = setup({ issuer: "someone-else" }, table, clock).issuer;
     await other.rotate();
-    expect(await reason(issuer.verify((await other.sign("alice")).token))).toBe("claim iss is wrong");
+    expect(await reason(issuer.verify((await other.sign("alice", SID)).token))).toBe("claim iss is wrong");
     const otherAud = setup({ audience: "other-api" }, table, clock).issuer;
     await otherAud.rotate();
-    expect(await reason(issuer.verify((await otherAud.sign("alice")).token))).toBe("claim aud is wrong");
+    expect(await reason(issuer.verify((await otherAud.sign("alice", SID)).token))).toBe("claim aud is wrong");
+  });
+
+  it("refuses a token without a session (sid), even when signed with our own key", async () => {
+    const { issuer, clock, table } = setup();
+    await issuer.rotate();
+    const key = table.keys[0]!;
+    const own = await importJWK(key.privateJwk as Parameters<typeof importJWK>[0], "ES256");
+    const now = Math.floor(clock.now().getTime() / 1000);
+    const claims = (extra: object) =>
+      new SignJWT({ ...extra }).setProtectedHeader({ alg: "ES256", kid: key.kid }).setSubject("alice").setIssuer("tether").setAudience("tether-api").setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 600).sign(own);
+    expect((await issuer.verify(await claims({ sid: SID }))).session).toBe(SID); // the forge is right
+    expect(await reason(issuer.verify(await claims({})))).toBe("claim sid missing");
+    expect(await reason(issuer.verify(await claims({ sid: "" })))).toBe("claim sid is wrong");
+    expect(await reason(issuer.verify(await claims({ sid: 7 })))).toBe("claim sid is wrong");
   });
 
   it("rotates signing keys; tokens of the previous key verify until it expires, then it is deleted", async () => {
     const { issuer, clock, table } = setup();
     await issuer.rotate();
-    const first = await issuer.sign("alice");
+    const first = await issuer.sign("alice", SID);
     clock.advance(5 * MIN);
     await issuer.rotate(); // not due yet
     expect(table.keys).toHaveLength(1);
     clock.advance(6 * MIN);
     await issuer.rotate();
     expect(table.keys).toHaveLength(2);
-    const second = await issuer.sign("alice");
+    const second = await issuer.sign("alice", SID);
     expect(decode(parts(second.token)[0]).kid).not.toBe(decode(parts(first.token)[0]).kid);
-    expect(await issuer.verify(first.token)).toBe("alice");
-    expect(await issuer.verify(second.token)).toBe("alice");
+    expect((await issuer.verify(first.token)).user).toBe("alice");
+    expect((await issuer.verify(second.token)).user).toBe("alice");
     // Another replica (its own cache) verifies both by loading the shared table.
     const replica = setup({}, table, clock).issuer;
-    expect(await replica.verify(first.token)).toBe("alice");
+    expect((await replica.verify(first.token)).user).toBe("alice");
     // The first key retires at 20 min and expires 15 min 30 s later.
     clock.set(new Date(table.keys[0]!.expireTime.getTime() + 1000));
     await issuer.rotate();
@@ -124,17 +139,17 @@ describe("access tokens", () => {
     expect(stored).toMatchObject({ sealed: "A256GCM" });
     expect(stored).not.toHaveProperty("d");
     expect(JSON.stringify(stored)).not.toContain(String((table.keys[0]!.publicJwk as { x: string }).x));
-    const token = (await issuer.sign("alice")).token;
+    const token = (await issuer.sign("alice", SID)).token;
     const same = setup({ keySecret: "s3cret" }, table, clock).issuer;
     await same.rotate();
     expect(table.keys).toHaveLength(1); // it could open the key: no new one
-    expect(await issuer.verify((await same.sign("bob")).token)).toBe("bob");
+    expect(await issuer.verify((await same.sign("bob", SID)).token)).toEqual({ user: "bob", session: SID });
     const other = setup({ keySecret: "another" }, table, clock).issuer;
     await other.rotate();
     expect(table.keys).toHaveLength(2); // it cannot open the sealed key, so it makes its own
     // A key this secret did not seal may have been written by anyone who could write the table.
     expect(await reason(other.verify(token))).toBe("signed by a refused key");
-    expect(await other.verify((await other.sign("bob")).token)).toBe("bob");
+    expect(await other.verify((await other.sign("bob", SID)).token)).toEqual({ user: "bob", session: SID });
   });
 
   /** A signing key as someone who can write the database would plant it: their own key pair. */
@@ -152,7 +167,7 @@ describe("access tokens", () => {
       expireTime: new Date(now.getTime() + 90 * MIN),
     };
     const t = Math.floor(now.getTime() / 1000);
-    const token = await new SignJWT({}).setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" }).setSubject("admin").setIssuer("tether").setAudience("tether-api").setIssuedAt(t).setNotBefore(t).setExpirationTime(t + 600).sign(pair.privateKey);
+    const token = await new SignJWT({ sid: SID }).setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" }).setSubject("admin").setIssuer("tether").setAudience("tether-api").setIssuedAt(t).setNotBefore(t).setExpirationTime(t + 600).sign(pair.privateKey);
     return { key, token };
   }
 
@@ -160,7 +175,7 @@ describe("access tokens", () => {
     // Written before the secret was configured (or planted): the same row either way.
     const before = setup();
     await before.issuer.rotate();
-    const old = await before.issuer.sign("alice");
+    const old = await before.issuer.sign("alice", SID);
     const unsealedKid = before.table.keys[0]!.kid;
     const { issuer } = setup({ keySecret: "s3cret" }, before.table, before.clock);
     await issuer.rotate();
@@ -168,9 +183,9 @@ describe("access tokens", () => {
     const fresh = before.table.keys.find((k) => k.kid !== unsealedKid)!;
     expect(fresh.privateJwk).toMatchObject({ sealed: "A256GCM" });
     expect(await reason(issuer.verify(old.token))).toBe("signed by a refused key");
-    const signed = await issuer.sign("alice");
+    const signed = await issuer.sign("alice", SID);
     expect(decode(parts(signed.token)[0]).kid).toBe(fresh.kid);
-    expect(await issuer.verify(signed.token)).toBe("alice");
+    expect((await issuer.verify(signed.token)).user).toBe("alice");
   });
 
   it("with a secret set, a key planted while running is refused when a token names it, unsealed, forged as sealed, or with a swapped public key", async () => {
@@ -186,7 +201,7 @@ describe("access tokens", () => {
       expect(await reason(issuer.verify(planted.token))).toBe("signed by a refused key");
     }
     // Nor does it sign with one of them.
-    expect(decode(parts((await issuer.sign("alice")).token)[0]).kid).toBe(table.keys[0]!.kid);
+    expect(decode(parts((await issuer.sign("alice", SID)).token)[0]).kid).toBe(table.keys[0]!.kid);
   });
 
   it("without a secret, keys are used as stored (nothing to check them against)", async () => {
@@ -195,6 +210,6 @@ describe("access tokens", () => {
     const planted = await plantedKey(clock);
     table.keys.push(planted.key);
     clock.advance(2000);
-    expect(await issuer.verify(planted.token)).toBe("admin");
+    expect((await issuer.verify(planted.token)).user).toBe("admin");
   });
 });

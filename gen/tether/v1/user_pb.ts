@@ -4,15 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tether/v1/user.proto.
  */
 export const file_tether_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChR0ZXRoZXIvdjEvdXNlci5wcm90bxIJdGV0aGVyLnYxIpABCgRVc2VyEgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg0KBWFkbWluGAMgASgIEhQKDGhhc19wYXNzd29yZBgEIAEoCBIOCgZncm91cHMYBSADKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjwKBUdyb3VwEgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB21lbWJlcnMYAyADKAkioQEKBkFwaUtleRIMCgRuYW1lGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChR0ZXRoZXIvdjEvdXNlci5wcm90bxIJdGV0aGVyLnYxIpABCgRVc2VyEgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg0KBWFkbWluGAMgASgIEhQKDGhhc19wYXNzd29yZBgEIAEoCBIOCgZncm91cHMYBSADKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjwKBUdyb3VwEgwKBG5hbWUYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB21lbWJlcnMYAyADKAkijAIKBkFwaUtleRIMCgRuYW1lGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIOCgZzZWNyZXQYAyABKAkSLwoLY3JlYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgtleHBpcmVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIoCgN0dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25IAEIMCgpleHBpcmF0aW9uYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * A person or a script that calls the API.
@@ -108,6 +108,7 @@ export const GroupSchema: GenMessage<Group> = /*@__PURE__*/
 
 /**
  * A long-lived secret for scripts, sent as `authorization: Bearer <secret>`; acts as its user.
+ * Calls with a revoked or expired key are refused with UNAUTHENTICATED.
  *
  * @generated from message tether.v1.ApiKey
  */
@@ -146,6 +147,30 @@ export type ApiKey = Message<"tether.v1.ApiKey"> & {
    * @generated from field: google.protobuf.Timestamp last_used_time = 5;
    */
   lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * When the key stops working. Unset on create: the key never expires (until revoked).
+   *
+   * @generated from oneof tether.v1.ApiKey.expiration
+   */
+  expiration: {
+    /**
+     * The key is refused from this time on; on create it must be in the future. Always the
+     * form returned, also for a key created with `ttl`.
+     *
+     * @generated from field: google.protobuf.Timestamp expire_time = 6;
+     */
+    value: Timestamp;
+    case: "expireTime";
+  } | {
+    /**
+     * Input only: the key expires this long after it is created (more than 0, at most 100 years).
+     *
+     * @generated from field: google.protobuf.Duration ttl = 7;
+     */
+    value: Duration;
+    case: "ttl";
+  } | { case: undefined; value?: undefined };
 };
 
 /**

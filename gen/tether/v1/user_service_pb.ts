@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/user_service.proto.
  */
 export const file_tether_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx0ZXRoZXIvdjEvdXNlcl9zZXJ2aWNlLnByb3RvEgl0ZXRoZXIudjEiVQoRQ3JlYXRlVXNlclJlcXVlc3QSHQoEdXNlchgBIAEoCzIPLnRldGhlci52MS5Vc2VyEg8KB3VzZXJfaWQYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkiHgoOR2V0VXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCSI5ChBMaXN0VXNlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIkwKEUxpc3RVc2Vyc1Jlc3BvbnNlEh4KBXVzZXJzGAEgAygLMg8udGV0aGVyLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKEURlbGV0ZVVzZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkiTgoSU2V0UGFzc3dvcmRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSGAoQY3VycmVudF9wYXNzd29yZBgDIAEoCSJHChJDcmVhdGVHcm91cFJlcXVlc3QSHwoFZ3JvdXAYASABKAsyEC50ZXRoZXIudjEuR3JvdXASEAoIZ3JvdXBfaWQYAiABKAkiOgoRTGlzdEdyb3Vwc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiTwoSTGlzdEdyb3Vwc1Jlc3BvbnNlEiAKBmdyb3VwcxgBIAMoCzIQLnRldGhlci52MS5Hcm91cBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoSRGVsZXRlR3JvdXBSZXF1ZXN0EgwKBG5hbWUYASABKAkiNAoVQWRkR3JvdXBNZW1iZXJSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEgwKBHVzZXIYAiABKAkiNwoYUmVtb3ZlR3JvdXBNZW1iZXJSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEgwKBHVzZXIYAiABKAkiSQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSIgoHYXBpX2tleRgCIAEoCzIRLnRldGhlci52MS5BcGlLZXkiJAoSTGlzdEFwaUtleXNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCSI6ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiMKCGFwaV9rZXlzGAEgAygLMhEudGV0aGVyLnYxLkFwaUtleSIjChNEZWxldGVBcGlLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkyjwcKC1VzZXJTZXJ2aWNlEjsKCkNyZWF0ZVVzZXISHC50ZXRoZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaDy50ZXRoZXIudjEuVXNlchI1CgdHZXRVc2VyEhkudGV0aGVyLnYxLkdldFVzZXJSZXF1ZXN0Gg8udGV0aGVyLnYxLlVzZXISRgoJTGlzdFVzZXJzEhsudGV0aGVyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHC50ZXRoZXIudjEuTGlzdFVzZXJzUmVzcG9uc2USQgoKRGVsZXRlVXNlchIcLnRldGhlci52MS5EZWxldGVVc2VyUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJECgtTZXRQYXNzd29yZBIdLnRldGhlci52MS5TZXRQYXNzd29yZFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPgoLQ3JlYXRlR3JvdXASHS50ZXRoZXIudjEuQ3JlYXRlR3JvdXBSZXF1ZXN0GhAudGV0aGVyLnYxLkdyb3VwEkkKCkxpc3RHcm91cHMSHC50ZXRoZXIudjEuTGlzdEdyb3Vwc1JlcXVlc3QaHS50ZXRoZXIudjEuTGlzdEdyb3Vwc1Jlc3BvbnNlEkQKC0RlbGV0ZUdyb3VwEh0udGV0aGVyLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJECg5BZGRHcm91cE1lbWJlchIgLnRldGhlci52MS5BZGRHcm91cE1lbWJlclJlcXVlc3QaEC50ZXRoZXIudjEuR3JvdXASSgoRUmVtb3ZlR3JvdXBNZW1iZXISIy50ZXRoZXIudjEuUmVtb3ZlR3JvdXBNZW1iZXJSZXF1ZXN0GhAudGV0aGVyLnYxLkdyb3VwEkEKDENyZWF0ZUFwaUtleRIeLnRldGhlci52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GhEudGV0aGVyLnYxLkFwaUtleRJMCgtMaXN0QXBpS2V5cxIdLnRldGhlci52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHi50ZXRoZXIudjEuTGlzdEFwaUtleXNSZXNwb25zZRJGCgxEZWxldGVBcGlLZXkSHi50ZXRoZXIudjEuRGVsZXRlQXBpS2V5UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_tether_v1_user]);
+  fileDesc("Chx0ZXRoZXIvdjEvdXNlcl9zZXJ2aWNlLnByb3RvEgl0ZXRoZXIudjEiVQoRQ3JlYXRlVXNlclJlcXVlc3QSHQoEdXNlchgBIAEoCzIPLnRldGhlci52MS5Vc2VyEg8KB3VzZXJfaWQYAiABKAkSEAoIcGFzc3dvcmQYAyABKAkiHgoOR2V0VXNlclJlcXVlc3QSDAoEbmFtZRgBIAEoCSI5ChBMaXN0VXNlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIkwKEUxpc3RVc2Vyc1Jlc3BvbnNlEh4KBXVzZXJzGAEgAygLMg8udGV0aGVyLnYxLlVzZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKEURlbGV0ZVVzZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkiZwoSU2V0UGFzc3dvcmRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSGAoQY3VycmVudF9wYXNzd29yZBgDIAEoCRIXCg9yZXZva2VfYXBpX2tleXMYBCABKAgiRwoSQ3JlYXRlR3JvdXBSZXF1ZXN0Eh8KBWdyb3VwGAEgASgLMhAudGV0aGVyLnYxLkdyb3VwEhAKCGdyb3VwX2lkGAIgASgJIjoKEUxpc3RHcm91cHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIk8KEkxpc3RHcm91cHNSZXNwb25zZRIgCgZncm91cHMYASADKAsyEC50ZXRoZXIudjEuR3JvdXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKEkRlbGV0ZUdyb3VwUmVxdWVzdBIMCgRuYW1lGAEgASgJIjQKFUFkZEdyb3VwTWVtYmVyUmVxdWVzdBINCgVncm91cBgBIAEoCRIMCgR1c2VyGAIgASgJIjcKGFJlbW92ZUdyb3VwTWVtYmVyUmVxdWVzdBINCgVncm91cBgBIAEoCRIMCgR1c2VyGAIgASgJImMKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDgoGcGFyZW50GAEgASgJEiIKB2FwaV9rZXkYAiABKAsyES50ZXRoZXIudjEuQXBpS2V5EhgKEGN1cnJlbnRfcGFzc3dvcmQYAyABKAkiJAoSTGlzdEFwaUtleXNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCSI6ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiMKCGFwaV9rZXlzGAEgAygLMhEudGV0aGVyLnYxLkFwaUtleSIjChNEZWxldGVBcGlLZXlSZXF1ZXN0EgwKBG5hbWUYASABKAkyjwcKC1VzZXJTZXJ2aWNlEjsKCkNyZWF0ZVVzZXISHC50ZXRoZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaDy50ZXRoZXIudjEuVXNlchI1CgdHZXRVc2VyEhkudGV0aGVyLnYxLkdldFVzZXJSZXF1ZXN0Gg8udGV0aGVyLnYxLlVzZXISRgoJTGlzdFVzZXJzEhsudGV0aGVyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHC50ZXRoZXIudjEuTGlzdFVzZXJzUmVzcG9uc2USQgoKRGVsZXRlVXNlchIcLnRldGhlci52MS5EZWxldGVVc2VyUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJECgtTZXRQYXNzd29yZBIdLnRldGhlci52MS5TZXRQYXNzd29yZFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPgoLQ3JlYXRlR3JvdXASHS50ZXRoZXIudjEuQ3JlYXRlR3JvdXBSZXF1ZXN0GhAudGV0aGVyLnYxLkdyb3VwEkkKCkxpc3RHcm91cHMSHC50ZXRoZXIudjEuTGlzdEdyb3Vwc1JlcXVlc3QaHS50ZXRoZXIudjEuTGlzdEdyb3Vwc1Jlc3BvbnNlEkQKC0RlbGV0ZUdyb3VwEh0udGV0aGVyLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJECg5BZGRHcm91cE1lbWJlchIgLnRldGhlci52MS5BZGRHcm91cE1lbWJlclJlcXVlc3QaEC50ZXRoZXIudjEuR3JvdXASSgoRUmVtb3ZlR3JvdXBNZW1iZXISIy50ZXRoZXIudjEuUmVtb3ZlR3JvdXBNZW1iZXJSZXF1ZXN0GhAudGV0aGVyLnYxLkdyb3VwEkEKDENyZWF0ZUFwaUtleRIeLnRldGhlci52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GhEudGV0aGVyLnYxLkFwaUtleRJMCgtMaXN0QXBpS2V5cxIdLnRldGhlci52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHi50ZXRoZXIudjEuTGlzdEFwaUtleXNSZXNwb25zZRJGCgxEZWxldGVBcGlLZXkSHi50ZXRoZXIudjEuRGVsZXRlQXBpS2V5UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_tether_v1_user]);
 
 /**
  * Request for CreateUser.
@@ -176,6 +176,14 @@ export type SetPasswordRequest = Message<"tether.v1.SetPasswordRequest"> & {
    * @generated from field: string current_password = 3;
    */
   currentPassword: string;
+
+  /**
+   * Also revoke every API key of the user, in the same transaction (for example after a leak).
+   * Default false: keys keep working across a password change.
+   *
+   * @generated from field: bool revoke_api_keys = 4;
+   */
+  revokeApiKeys: boolean;
 };
 
 /**
@@ -360,11 +368,22 @@ export type CreateApiKeyRequest = Message<"tether.v1.CreateApiKeyRequest"> & {
   parent: string;
 
   /**
-   * The key to create; only `display_name` is read.
+   * The key to create; `display_name` and the expiration (`expire_time` or `ttl`) are read.
    *
    * @generated from field: tether.v1.ApiKey api_key = 2;
    */
   apiKey?: ApiKey | undefined;
+
+  /**
+   * The caller's own current password (also when an admin creates a key for someone else).
+   * Required unless the call is made with a client certificate: INVALID_ARGUMENT if missing,
+   * PERMISSION_DENIED if wrong, FAILED_PRECONDITION if the caller has no password to give,
+   * RESOURCE_EXHAUSTED beyond 5 password checks per user (then one a minute; SetPassword's
+   * `current_password` checks count too). At most 1024 characters.
+   *
+   * @generated from field: string current_password = 3;
+   */
+  currentPassword: string;
 };
 
 /**
@@ -485,7 +504,9 @@ export const UserService: GenService<{
     output: typeof EmptySchema;
   },
   /**
-   * Sets (or, with an empty password, removes) a user's password and ends their sessions.
+   * Sets (or, with an empty password, removes) a user's password and ends their sessions: their
+   * refresh tokens and every access token already issued are refused from then on, on every
+   * replica within seconds. API keys keep working unless `revoke_api_keys` is set.
    *
    * @generated from rpc tether.v1.UserService.SetPassword
    */
@@ -545,7 +566,9 @@ export const UserService: GenService<{
     output: typeof GroupSchema;
   },
   /**
-   * Creates an API key; the response holds the secret, shown this once.
+   * Creates an API key; the response holds the secret, shown this once. Callers with a token or an
+   * API key must give their current password (a stolen access token alone cannot mint a
+   * credential that outlives it); callers with a client certificate need not.
    *
    * @generated from rpc tether.v1.UserService.CreateApiKey
    */
@@ -555,7 +578,7 @@ export const UserService: GenService<{
     output: typeof ApiKeySchema;
   },
   /**
-   * Lists a user's unrevoked API keys (without secrets).
+   * Lists a user's unrevoked API keys (without secrets), expired ones included, with their last use.
    *
    * @generated from rpc tether.v1.UserService.ListApiKeys
    */

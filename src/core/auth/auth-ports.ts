@@ -21,6 +21,9 @@ export interface ApiKeyRecord {
   user: string;
   displayName: string;
   createTime: Date;
+  /** Refused from this time on; undefined: never expires. */
+  expireTime?: Date;
+  /** Last call it authenticated (recorded at most once a minute). */
   lastUsedTime?: Date;
 }
 
@@ -54,10 +57,18 @@ export interface UserRepository {
   ensureUser(u: Omit<UserRecord, "groups">): Promise<boolean>;
   getUser(name: string): Promise<UserRecord | undefined>;
   listUsers(q: { afterName?: string; limit: number }): Promise<UserRecord[]>;
-  /** Deletes the user with their keys, tokens, memberships and grants; false if absent. */
-  deleteUser(name: string): Promise<boolean>;
-  /** Sets the hash and revokes the user's refresh tokens; false if absent. */
-  setPasswordHash(name: string, hash: string | null, now: Date): Promise<boolean>;
+  /**
+   * Deletes the user with their keys, tokens, memberships and grants, recording their sessions and
+   * keys as ended (a re-created user of the same name must not inherit them); returns those
+   * sessions, or undefined if absent.
+   */
+  deleteUser(name: string, now: Date): Promise<string[] | undefined>;
+  /**
+   * In one transaction: sets the hash, revokes the user's refresh tokens and records every session
+   * of theirs as ended (`session_revocations`), and with `revokeApiKeys` revokes their API keys
+   * (recording each key's session). Returns the sessions ended, or undefined if the user is absent.
+   */
+  setPasswordHash(name: string, hash: string | null, now: Date, opts?: { revokeApiKeys?: boolean }): Promise<string[] | undefined>;
   insertGroup(g: { name: string; displayName: string; createTime: Date }): Promise<GroupRecord>;
   getGroup(name: string): Promise<GroupRecord | undefined>;
   listGroups(q: { afterName?: string; limit: number }): Promise<GroupRecord[]>;
@@ -72,19 +83,27 @@ export interface CredentialRepository {
   insertRefreshToken(t: { hash: string; family: string; user: string; createTime: Date; expireTime: Date }): Promise<void>;
   /**
    * In one transaction: marks the token used and inserts its successor in the same family. If
-   * the token was already used or revoked, revokes the whole family instead ("reuse"); unknown or
-   * expired tokens change nothing.
+   * the token was already used or revoked, revokes the whole family instead ("reuse") and records
+   * the session as ended; unknown or expired tokens change nothing.
    */
   rotateRefreshToken(hash: string, next: { hash: string; createTime: Date; expireTime: Date }, now: Date): Promise<
     { outcome: "rotated"; user: string; family: string } | { outcome: "reused"; user: string; family: string } | { outcome: "expired" | "unknown" }
   >;
-  /** Revokes the family of the token; returns the user or undefined if unknown. */
-  revokeFamilyOf(hash: string): Promise<string | undefined>;
+  /** Revokes the family of the token and records the session as ended; undefined if unknown. */
+  revokeFamilyOf(hash: string, now: Date): Promise<{ user: string; family: string } | undefined>;
+  /** Sessions ended at or after `since` (`session_revocations`). */
+  revokedSessions(since: Date): Promise<string[]>;
+  /** Deletes records of sessions ended before `before` (their tokens have all expired). */
+  pruneRevokedSessions(before: Date): Promise<void>;
 
   insertApiKey(k: ApiKeyRecord & { secretHash: string }): Promise<void>;
-  /** The unrevoked key with this secret hash; records its use (at most once a minute). */
+  /**
+   * The unrevoked key with this secret hash, also when expired (the caller refuses it, saying why);
+   * records the use of an unexpired one (at most once a minute).
+   */
   useApiKey(secretHash: string, now: Date): Promise<ApiKeyRecord | undefined>;
   listApiKeys(user: string): Promise<ApiKeyRecord[]>;
+  /** Revokes the key and records its session (`apiKeySession`) as ended; false if absent or already revoked. */
   revokeApiKey(user: string, id: string, now: Date): Promise<boolean>;
 
   signingKeys(now: Date): Promise<SigningKey[]>;

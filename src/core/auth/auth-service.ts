@@ -6,6 +6,7 @@ import type { CredentialRepository, UserRepository } from "./auth-ports.js";
 import { verifyPassword } from "./passwords.js";
 import type { LoginLimiter } from "./rate-limit.js";
 import { API_KEY_PREFIX, newSecret, REFRESH_PREFIX, secretHash } from "./secrets.js";
+import { apiKeySession, type SessionRevocations } from "./session-revocations.js";
 import type { createTokenIssuer } from "./tokens.js";
 
 export interface AuthServiceDeps {
@@ -13,6 +14,8 @@ export interface AuthServiceDeps {
   creds: CredentialRepository;
   tokens: ReturnType<typeof createTokenIssuer>;
   limiter: LoginLimiter;
+  /** Ended sessions, whose access tokens are refused. */
+  sessions: Pick<SessionRevocations, "isEnded" | "ended">;
   clock: Clock;
   log: CoreLogger;
   /** Refresh token lifetime, ms. @default 30 days */
@@ -32,6 +35,8 @@ export interface Session {
 export interface BearerIdentity {
   user: string;
   via: "token" | "api_key";
+  /** An access token's session (the `sid` claim), or an API key's (`apiKeySession`). */
+  session?: string;
 }
 
 export type AuthService = ReturnType<typeof createAuthService>;
@@ -42,15 +47,16 @@ export type AuthService = ReturnType<typeof createAuthService>;
  * that does not say whether the user exists.
  */
 export function createAuthService(d: AuthServiceDeps) {
-  const { users, creds, tokens, limiter, clock, log } = d;
+  const { users, creds, tokens, limiter, sessions, clock, log } = d;
 
   /** A new session (refresh token family) for `user`. */
   async function issue(user: string): Promise<Session> {
     const now = clock.now();
     const refreshToken = newSecret(REFRESH_PREFIX);
     const refreshExpireTime = new Date(now.getTime() + d.refreshTtlMs);
-    await creds.insertRefreshToken({ hash: secretHash(refreshToken), family: randomUUID(), user, createTime: now, expireTime: refreshExpireTime });
-    const access = await tokens.sign(user);
+    const family = randomUUID();
+    await creds.insertRefreshToken({ hash: secretHash(refreshToken), family, user, createTime: now, expireTime: refreshExpireTime });
+    const access = await tokens.sign(user, family);
     return { user, accessToken: access.token, accessExpireTime: access.expireTime, refreshToken, refreshExpireTime };
   }
 
@@ -83,6 +89,8 @@ export function createAuthService(d: AuthServiceDeps) {
       const expireTime = new Date(now.getTime() + d.refreshTtlMs);
       const r = await creds.rotateRefreshToken(secretHash(refreshToken), { hash: secretHash(next), createTime: now, expireTime }, now);
       if (r.outcome === "reused") {
+        // The family is revoked in the database; its access tokens die here now, elsewhere within the poll.
+        sessions.ended([r.family]);
         log.warn({ user: r.user, family: r.family }, "refresh token used twice: the session is revoked");
         throw new UnauthenticatedError("refresh token already used; sign in again");
       }
@@ -90,23 +98,32 @@ export function createAuthService(d: AuthServiceDeps) {
         log.warn({ reason: r.outcome }, "refresh refused");
         throw new UnauthenticatedError(`refresh token ${r.outcome === "expired" ? "expired" : "not recognised"}; sign in again`);
       }
-      const access = await tokens.sign(r.user);
+      const access = await tokens.sign(r.user, r.family);
       return { user: r.user, accessToken: access.token, accessExpireTime: access.expireTime, refreshToken: next, refreshExpireTime: expireTime };
     },
 
+    /** Ends the session of the refresh token: its refresh tokens and every access token issued in it. */
     async logout(refreshToken: string): Promise<void> {
-      const user = await creds.revokeFamilyOf(secretHash(refreshToken));
-      if (user) log.info({ user }, "logout");
+      const ended = await creds.revokeFamilyOf(secretHash(refreshToken), clock.now());
+      if (!ended) return;
+      sessions.ended([ended.family]);
+      log.info({ user: ended.user, session: ended.family }, "logout");
     },
 
     /** Verifies a bearer credential: an API key (`tether_…`) or an access token. */
     async authenticate(bearer: string): Promise<BearerIdentity> {
       if (bearer.startsWith(API_KEY_PREFIX)) {
-        const key = await creds.useApiKey(secretHash(bearer), clock.now());
+        const now = clock.now();
+        const key = await creds.useApiKey(secretHash(bearer), now);
         if (!key) throw new UnauthenticatedError("unknown or revoked API key");
-        return { user: key.user, via: "api_key" };
+        if (key.expireTime && key.expireTime.getTime() <= now.getTime()) throw new UnauthenticatedError(`API key users/${key.user}/apiKeys/${key.id} expired`);
+        // Its "session" is recorded when it is revoked: a stream opened with it ends then.
+        return { user: key.user, via: "api_key", session: apiKeySession(key.id) };
       }
-      return { user: await tokens.verify(bearer), via: "token" };
+      const { user, session } = await tokens.verify(bearer);
+      // A map lookup: ended sessions are held in memory (see SessionRevocations for the staleness bound).
+      if (sessions.isEnded(session)) throw new UnauthenticatedError("access token of an ended session (logged out, refresh token reused or password changed); sign in again");
+      return { user, via: "token", session };
     },
   };
 }

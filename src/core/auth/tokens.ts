@@ -104,6 +104,9 @@ export function createTokenIssuer(o: TokenOptions) {
   }
 
   return {
+    /** How long after it is issued a token can still verify (lifetime + clock tolerance), ms. */
+    maxTokenAgeMs: o.accessTtlMs + tolerance * 1000,
+
     /** Loads the keys and makes a new one if the newest is due for rotation. Run at start and periodically. */
     async rotate(): Promise<void> {
       await reload();
@@ -128,13 +131,16 @@ export function createTokenIssuer(o: TokenOptions) {
       await o.creds.pruneSigningKeys(now);
     },
 
-    /** A signed access token for `user`, and when it expires. */
-    async sign(user: string): Promise<{ token: string; expireTime: Date }> {
+    /**
+     * A signed access token for `user` in `session` (the refresh token family, as the `sid` claim:
+     * what Logout, reuse detection and a password change end), and when it expires.
+     */
+    async sign(user: string, session: string): Promise<{ token: string; expireTime: Date }> {
       const key = newest();
       if (!key) throw new Error("no signing key: rotate() was not run");
       const now = o.clock.now();
       const expireTime = new Date(now.getTime() + o.accessTtlMs);
-      const token = await new SignJWT({})
+      const token = await new SignJWT({ sid: session })
         .setProtectedHeader({ alg: ALG, kid: key.kid, typ: "JWT" })
         .setSubject(user)
         .setIssuer(o.issuer)
@@ -147,8 +153,11 @@ export function createTokenIssuer(o: TokenOptions) {
       return { token, expireTime };
     },
 
-    /** The user a token was issued to; TokenRejectedError (UNAUTHENTICATED) with the reason otherwise. */
-    async verify(token: string): Promise<string> {
+    /**
+     * The user and session a token was issued to; TokenRejectedError (UNAUTHENTICATED) with the
+     * reason otherwise. Whether the session has ended is the caller's check (SessionRevocations).
+     */
+    async verify(token: string): Promise<{ user: string; session: string }> {
       const getKey = async (header: JWTHeaderParameters) => {
         let key = header.kid ? keys.get(header.kid) : undefined;
         // A key made by another replica since the last load: reload, at most once a second.
@@ -167,9 +176,11 @@ export function createTokenIssuer(o: TokenOptions) {
           audience: o.audience,
           clockTolerance: tolerance,
           currentDate: o.clock.now(),
-          requiredClaims: ["sub", "exp", "iat", "nbf"],
+          // A token without `sid` (issued before sessions were tracked) cannot be ended: refused.
+          requiredClaims: ["sub", "exp", "iat", "nbf", "sid"],
         });
-        return payload.sub!;
+        if (typeof payload.sid !== "string" || payload.sid === "") throw new TokenRejectedError("claim sid is wrong");
+        return { user: payload.sub!, session: payload.sid };
       } catch (err) {
         throw new TokenRejectedError(reasonOf(err));
       }

@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type ApiKey, ApiKeySchema, type Group, GroupSchema, type User, UserSchema } from "../../../gen/tether/v1/user_pb.js";
 import type {
+  CreateApiKeyRequest,
   CreateGroupRequest,
   CreateUserRequest,
   ListGroupsRequest,
@@ -15,15 +16,20 @@ import type { RightsResolver } from "../access/rights-resolver.js";
 import type { ApiKeyRecord, CredentialRepository, GroupRecord, UserRecord, UserRepository } from "../auth/auth-ports.js";
 import { hashPassword, passwordProblem, verifyPassword } from "../auth/passwords.js";
 import { API_KEY_PREFIX, newSecret, secretHash } from "../auth/secrets.js";
+import { apiKeySession, type SessionRevocations } from "../auth/session-revocations.js";
 import type { Clock } from "../clock.js";
 import { InvalidArgumentError, NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
+import { createRateLimiter } from "../rate-limit.js";
+import { type CallerProof, requireCallerPassword, resolveApiKeyExpiry, takeConfirmation } from "./api-key-rules.js";
 import { groupName, isValidPrincipalId, parseGroupName, parseUserName, userName } from "./user-name.js";
 
 export interface UserServiceDeps {
   users: UserRepository;
   creds: CredentialRepository;
   rights: RightsResolver;
+  /** Told which sessions a password change or a deleted user ended, so their access tokens die at once. */
+  sessions: Pick<SessionRevocations, "ended">;
   clock: Clock;
 }
 
@@ -52,6 +58,7 @@ function toApiKeyProto(k: ApiKeyRecord, secret = ""): ApiKey {
     secret,
     createTime: timestampFromDate(k.createTime),
     lastUsedTime: k.lastUsedTime ? timestampFromDate(k.lastUsedTime) : undefined,
+    expiration: k.expireTime ? { case: "expireTime", value: timestampFromDate(k.expireTime) } : { case: undefined },
   });
 }
 
@@ -59,7 +66,10 @@ function toApiKeyProto(k: ApiKeyRecord, secret = ""): ApiKey {
  * Users, groups and API keys. Admins manage everyone; a user may read themselves, set their own
  * password and manage their own API keys (`users/me` names the caller).
  */
-export function createUserService({ users, creds, rights, clock }: UserServiceDeps) {
+export function createUserService({ users, creds, rights, sessions, clock }: UserServiceDeps) {
+  // Checks of a current password (SetPassword, CreateApiKey) per user: 5 at once, then one a minute.
+  // Per process, like the login limiter; Login itself is not counted here.
+  const confirmations = createRateLimiter({ ratePerS: 1 / 60, burst: 5, now: () => clock.now().getTime() });
   /** Resolves `users/me` and refuses acting on someone else unless admin. */
   function self(access: Access, name: string, field: string, what: string): string {
     const id = parseUserName(name, field);
@@ -114,14 +124,18 @@ export function createUserService({ users, creds, rights, clock }: UserServiceDe
       requireAdmin(access, "deleting users");
       const id = parseUserName(name);
       if (id === access.caller.user || id === "me") throw new PermissionDeniedError("you cannot delete yourself");
-      if (!(await users.deleteUser(id))) throw new NotFoundError(userName(id));
+      const ended = await users.deleteUser(id, clock.now());
+      if (!ended) throw new NotFoundError(userName(id));
+      sessions.ended(ended);
       rights.changed({ user: id });
     },
 
-    async setPassword(access: Access, name: string, password: string, currentPassword = ""): Promise<void> {
+    /** Sets the password and ends every session of the user; `revokeApiKeys` revokes their API keys too. */
+    async setPassword(access: Access, name: string, password: string, currentPassword = "", opts: { revokeApiKeys?: boolean } = {}): Promise<void> {
       const id = self(access, name, "name", "setting another user's password");
       if (!access.caller.admin) {
         const current = await mustGetUser(id);
+        if (current.passwordHash !== null) takeConfirmation(confirmations, id);
         if (current.passwordHash !== null && !(await verifyPassword(currentPassword, current.passwordHash))) {
           throw new PermissionDeniedError("current_password is wrong: changing your password needs the current one");
         }
@@ -130,8 +144,9 @@ export function createUserService({ users, creds, rights, clock }: UserServiceDe
         const problem = passwordProblem(password);
         if (problem) throw InvalidArgumentError.field("password", problem);
       }
-      const ok = await users.setPasswordHash(id, password === "" ? null : await hashPassword(password), clock.now());
-      if (!ok) throw new NotFoundError(userName(id));
+      const ended = await users.setPasswordHash(id, password === "" ? null : await hashPassword(password), clock.now(), { revokeApiKeys: opts.revokeApiKeys });
+      if (!ended) throw new NotFoundError(userName(id));
+      sessions.ended(ended);
     },
 
     async createGroup(access: Access, req: CreateGroupRequest): Promise<Group> {
@@ -169,12 +184,23 @@ export function createUserService({ users, creds, rights, clock }: UserServiceDe
       return toGroupProto((await users.getGroup(g))!);
     },
 
-    async createApiKey(access: Access, parent: string, displayName: string): Promise<ApiKey> {
-      const user = self(access, parent, "parent", "creating API keys for another user");
-      if (displayName.length > 256) throw InvalidArgumentError.field("api_key.display_name", "must be at most 256 characters");
+    /**
+     * Creates an API key. `proof` is how the caller authenticated: with a token or an API key the
+     * request must carry the caller's own current password (see requireCallerPassword).
+     */
+    async createApiKey(access: Access, req: CreateApiKeyRequest, proof: CallerProof): Promise<ApiKey> {
+      const user = self(access, req.parent, "parent", "creating API keys for another user");
+      const displayName = req.apiKey?.displayName ?? "";
+      const now = clock.now();
+      const v = new Violations();
+      if (displayName.length > 256) v.add("api_key.display_name", "must be at most 256 characters");
+      if (req.currentPassword.length > 1024) v.add("current_password", "must be at most 1024 characters");
+      v.throwIfAny();
+      const expireTime = resolveApiKeyExpiry(req.apiKey, now);
+      await requireCallerPassword(proof, await users.getUser(access.caller.user), req.currentPassword, confirmations);
       await mustGetUser(user);
       const secret = newSecret(API_KEY_PREFIX);
-      const record: ApiKeyRecord = { id: randomBytes(6).toString("hex"), user, displayName, createTime: clock.now() };
+      const record: ApiKeyRecord = { id: randomBytes(6).toString("hex"), user, displayName, createTime: now, expireTime };
       await creds.insertApiKey({ ...record, secretHash: secretHash(secret) });
       return toApiKeyProto(record, secret);
     },
@@ -189,6 +215,7 @@ export function createUserService({ users, creds, rights, clock }: UserServiceDe
       if (!m) throw InvalidArgumentError.field("name", "must be users/{user}/apiKeys/{api_key}");
       const user = self(access, `users/${m[1]}`, "name", "revoking another user's API keys");
       if (!(await creds.revokeApiKey(user, m[2]!, clock.now()))) throw new NotFoundError(name);
+      sessions.ended([apiKeySession(m[2]!)]);
     },
   };
 }
