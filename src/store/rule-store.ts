@@ -56,7 +56,7 @@ export function createRuleStore(sql: Sql): RuleRepository {
     },
 
     async update(next, { reschedule }) {
-      const { id: _id, uid: _uid, create_time: _c, next_fire_time, last_fire_time: _l, revision: _r, ...fields } = toRow(sql, next);
+      const { id: _id, uid: _uid, create_time: _c, next_fire_time, last_fire_time: _l, revision: _r, creator: _cr, ...fields } = toRow(sql, next);
       const [row] = await sql<RuleRow[]>`
         UPDATE rules SET ${sql(fields)}, revision = revision + 1
           ${reschedule ? sql`, next_fire_time = ${next_fire_time}` : sql``}

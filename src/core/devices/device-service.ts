@@ -13,7 +13,7 @@ import type { TelemetrySample } from "../../../gen/tether/v1/telemetry_pb.js";
 import { type Access, authorize } from "../access/access.js";
 import { metaOf } from "../access/device-meta.js";
 import type { Clock } from "../clock.js";
-import { AbortedError, InvalidArgumentError, NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
+import { AbortedError, InvalidArgumentError, NotFoundError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import { productByCase } from "../products/index.js";
 import { parseDeviceFilter } from "./device-filter.js";
@@ -21,6 +21,7 @@ import { deviceName, generateDeviceId, isValidDeviceId, parseDeviceName, truncat
 import type { DeviceRepository } from "./device-repository.js";
 import { resolveUpdateMask } from "./device-update-mask.js";
 import { validateDeviceFields } from "./device-validation.js";
+import { checkOwner, type UserExists } from "./device-owner.js";
 import { deletedDevice } from "./device-watch.js";
 import type { ChangeFeed } from "../ports.js";
 
@@ -33,6 +34,8 @@ export interface DeviceServiceDeps {
   latestTelemetry?: (deviceId: string) => Promise<TelemetrySample[]>;
   /** Where committed creates, updates and deletions are announced (WatchDevices, event rules). */
   feed?: ChangeFeed<Device>;
+  /** Whether a user exists: an owner must be one (see device-owner.ts). */
+  userExists: UserExists;
 }
 
 export type DeviceService = ReturnType<typeof createDeviceService>;
@@ -42,7 +45,7 @@ export type DeviceService = ReturnType<typeof createDeviceService>;
  * Every call takes the caller's Access: reads need viewer, desired state operator, metadata and
  * delete owner (see core/access/roles.ts); lists are scoped in the query.
  */
-export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed }: DeviceServiceDeps) {
+export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed, userExists }: DeviceServiceDeps) {
   async function getStored(id: string, access?: Access) {
     const stored = await devices.get(id);
     if (!stored) throw new NotFoundError(deviceName(id));
@@ -54,11 +57,10 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
     async createDevice(access: Access, req: CreateDeviceRequest): Promise<Device> {
       const input = req.device;
       if (!input) throw InvalidArgumentError.field("device", "is required");
-      // The creator owns what they create; only admins register devices for someone else.
+      // The creator owns what they create; only admins register devices for someone else, and
+      // an explicit owner must be an existing user.
       const owner = input.owner !== "" || access.all ? input.owner : access.caller.user;
-      if (!access.all && owner !== access.caller.user) {
-        throw new PermissionDeniedError(`creating a device owned by "${truncate(owner)}" needs an admin; leave owner empty to own it yourself`);
-      }
+      if (input.owner !== "") await checkOwner(access, input.owner, undefined, userExists);
       const v = new Violations();
       if (req.deviceId !== "" && !isValidDeviceId(req.deviceId)) {
         v.add("device_id", `"${truncate(req.deviceId)}" must be 1-63 lowercase letters, digits or hyphens, starting with a letter`);
@@ -121,6 +123,8 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       if ([...mask.topLevel].some((p) => p.endsWith(".desired"))) authorize(access, "device.control", meta);
       const next = clone(DeviceSchema, stored.device);
       mask.apply(input, next);
+      // Ownership moves only by an admin or the owner, only to an existing user, never to nobody.
+      if (mask.topLevel.has("owner")) await checkOwner(access, next.owner, stored.device.owner, userExists);
       const v = new Violations();
       validateDeviceFields(next, "device", v, mask.topLevel);
       v.throwIfAny();
