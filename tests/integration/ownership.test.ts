@@ -125,7 +125,7 @@ describe("rules and jobs run with their creator's rights", () => {
 
     const [run] = await eventually(async () => { const r = await runsOf("by-dave"); return r.length > 0 && r; }, 15_000, "by-dave's run");
     expect(run!.state).toBe(RunState.FAILED);
-    expect(run!.targets[0]!.error).toBe("skipped: creator users/dave lost operator on devices/dave-led (the user no longer exists)");
+    expect(run!.targets[0]!.error).toBe("skipped: creator users/dave lost operator on devices/dave-led (no such user: deleted, or never registered)");
 
     const executions = await eventually(async () => {
       await s.app.runJobs();
@@ -133,8 +133,8 @@ describe("rules and jobs run with their creator's rights", () => {
       return res.executions.every((e) => e.targetState === TargetState.SKIPPED) && res.executions;
     }, 15_000, "by-adam's targets skipped");
     expect(executions.map((e) => [e.device, e.task, e.reason])).toEqual([
-      ["devices/dave-led", "", "skipped: creator users/adam lost operator on devices/dave-led (the user no longer exists)"],
-      ["devices/olivia-led", "", "skipped: creator users/adam lost operator on devices/olivia-led (the user no longer exists)"],
+      ["devices/dave-led", "", "skipped: creator users/adam lost operator on devices/dave-led (no such user: deleted, or never registered)"],
+      ["devices/olivia-led", "", "skipped: creator users/adam lost operator on devices/olivia-led (no such user: deleted, or never registered)"],
     ]);
     const dispatched = await eventually(async () => {
       await s.app.runJobs();

@@ -122,7 +122,7 @@ describe("creator rights on a real PostgreSQL", () => {
       "by-bob-d1": ["FIRED", ["task"]],
       "by-bob-d3": ["FAILED", ["skipped: creator users/bob lost operator on devices/d3 (bob has no role on it)"]],
       "by-carol": ["FIRED", ["task"]],
-      "by-dan": ["FAILED", ["skipped: creator users/dan lost operator on devices/d1 (the user no longer exists)"]],
+      "by-dan": ["FAILED", ["skipped: creator users/dan lost operator on devices/d1 (no such user: deleted, or never registered)"]],
       "by-eve": ["FAILED", ["skipped: creator users/eve lost operator on devices/d1 (eve has no role on it)"]],
     });
     const tasks = await sql`SELECT device_id, state_reason FROM tasks ORDER BY device_id, state_reason`;

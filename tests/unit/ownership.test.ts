@@ -88,8 +88,8 @@ describe("rules and jobs run with their creator's rights", () => {
     expect(check("users/unshared", dev("x", "alice"))).toBe("skipped: creator users/unshared lost operator on devices/x (unshared has no role on it)");
     expect(check("users/viewer", dev("x"))).toBe("skipped: creator users/viewer lost operator on devices/x (viewer is only viewer on it)");
     expect(check("users/demoted", dev("x"))).toMatch(/^skipped: creator users\/demoted lost operator on devices\/x/);
-    expect(check("users/deleted", dev("x"))).toBe("skipped: creator users/deleted lost operator on devices/x (the user no longer exists)");
-    expect(check("users/absent", dev("x"))).toBe("skipped: creator users/absent lost operator on devices/x (the user no longer exists)");
+    expect(check("users/deleted", dev("x"))).toBe("skipped: creator users/deleted lost operator on devices/x (no such user: deleted, or never registered)");
+    expect(check("users/absent", dev("x"))).toBe("skipped: creator users/absent lost operator on devices/x (no such user: deleted, or never registered)");
     // Relabeled out of the selector the share follows.
     expect(check("users/sel", dev("x", "", { room: "garage" }))).toMatch(/^skipped: creator users\/sel lost operator/);
     expect(check("bogus", dev("x"))).toMatch(/^skipped: creator bogus lost operator on devices\/x \(not a user or service name\)/);

@@ -44,8 +44,11 @@ export type CreatorRightsLoader = (users: string[], deviceIds: string[]) => Prom
  * undefined when they may, else the reason to record on the run target or job execution,
  * `skipped: creator users/alice lost operator on devices/x (…)`. Services (Tether's own
  * certificates) keep every right: revoking their certificate is how they lose it. Rights are the
- * same as for an API call (owner, shares by id, group and selector, admin), minus the bootstrap
- * admin certificate's forced admin: a rule stored in the database runs with database rights.
+ * same as for an API call (owner, shares by id, group and selector, admin), minus what only a
+ * live certificate proves: the bootstrap admin certificate's forced admin, and a certificate CN
+ * without a user row. A stored rule runs with stored rights, so a creator without a user row
+ * (deleted, or a certificate-only identity) commands nothing: failing closed is the point, since
+ * a deleted user's devices still name them as owner.
  */
 export function creatorCheck(loaded: ReadonlyMap<string, UserRights>): (creator: string, device: DeviceMeta) => string | undefined {
   const accesses = new Map<string, Access | null>();
@@ -64,7 +67,7 @@ export function creatorCheck(loaded: ReadonlyMap<string, UserRights>): (creator:
     if (!c) return lost("not a user or service name");
     if (c.kind === "service") return undefined;
     const access = accessOf(c.user);
-    if (!access) return lost("the user no longer exists");
+    if (!access) return lost("no such user: deleted, or never registered");
     const role = access.roleOn(device);
     if (includes(role, CREATOR_ROLE)) return undefined;
     return lost(role === undefined ? `${c.user} has no role on it` : `${c.user} is only ${role} on it`);
