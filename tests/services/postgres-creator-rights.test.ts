@@ -95,9 +95,11 @@ describe("creator rights on a real PostgreSQL", () => {
   it("a firing skips the devices whose creator was demoted, unshared or deleted, with one rights query for the batch", async () => {
     const rules = createRuleService({ rules: createRuleStore(sql), devices: createDeviceStore(sql), clock });
     const at = new Date(clock.now().getTime() + 10_000);
-    const rule = (access: Access, ruleId: string, target: { case: "device"; value: string } | { case: "selector"; value: { kind: ProductKind; labels: Record<string, string> } }) =>
-      rules.createRule(access, create(CreateRuleRequestSchema, { ruleId, rule: { trigger: { case: "oneShotTime", value: timestampFromDate(at) }, target, command: on } }));
+    type Target = { case: "device"; value: string } | { case: "selector"; value: { kind: ProductKind; labels: Record<string, string> } } | { case: "job"; value: { command: typeof on; target: { case: "devices"; value: { devices: string[] } } } };
+    const rule = (access: Access, ruleId: string, target: Target) =>
+      rules.createRule(access, create(CreateRuleRequestSchema, { ruleId, rule: { trigger: { case: "oneShotTime", value: timestampFromDate(at) }, target, command: target.case === "job" ? undefined : on } }));
     await rule(who("eve", { admin: true }), "by-eve", { case: "selector", value: { kind: ProductKind.LED, labels: { room: "hall" } } });
+    await rule(who("eve", { admin: true }), "by-eve-job", { case: "job", value: { command: on, target: { case: "devices", value: { devices: ["devices/d1"] } } } });
     await rule(who("bob", { devices: { d1: "operator", d3: "operator" } }), "by-bob-d1", { case: "device", value: "devices/d1" });
     await rule(who("bob", { devices: { d1: "operator", d3: "operator" } }), "by-bob-d3", { case: "device", value: "devices/d3" });
     await rule(who("dan", { selectors: [['labels.room = "hall"', "operator"]] }), "by-dan", { case: "device", value: "devices/d1" });
@@ -112,10 +114,11 @@ describe("creator rights on a real PostgreSQL", () => {
     clock.set(new Date(at.getTime() + 100));
     const before = rightsQueries;
     const scheduler = createScheduler({ rules: createRuleStore(sql), clock, log, batchSize: 100 });
-    expect((await scheduler.tick()).runs).toBe(6);
-    expect(rightsQueries - before).toBe(1);
+    expect((await scheduler.tick()).runs).toBe(7);
+    // One for the tasks of the whole batch, one for its job rules: per batch, not per device or rule.
+    expect(rightsQueries - before).toBe(2);
 
-    const runs = await sql`SELECT rule_id, state, targets FROM rule_runs ORDER BY rule_id`;
+    const runs = await sql`SELECT rule_id, state, state_reason, targets, job_id FROM rule_runs ORDER BY rule_id`;
     const view = Object.fromEntries(runs.map((r) => [r.rule_id, [r.state, (r.targets as Array<{ error: string | null }>).map((t) => t.error ?? "task")]]));
     expect(view).toEqual({
       "by-alice": ["FIRED", ["task"]],
@@ -124,7 +127,12 @@ describe("creator rights on a real PostgreSQL", () => {
       "by-carol": ["FIRED", ["task"]],
       "by-dan": ["FAILED", ["skipped: creator users/dan lost operator on devices/d1 (no such user: deleted, or never registered)"]],
       "by-eve": ["FAILED", ["skipped: creator users/eve lost operator on devices/d1 (eve has no role on it)"]],
+      "by-eve-job": ["FAILED", []],
     });
+    const jobRun = runs.find((r) => r.rule_id === "by-eve-job")!;
+    expect(jobRun.state_reason).toBe("skipped: creator users/eve is no longer an admin; a rule that starts jobs needs one");
+    expect(jobRun.job_id).toBeNull();
+    expect(await sql`SELECT id FROM jobs`).toHaveLength(0);
     const tasks = await sql`SELECT device_id, state_reason FROM tasks ORDER BY device_id, state_reason`;
     expect(tasks.map((t) => `${t.device_id} ${String(t.state_reason).split(" for ")[0]}`)).toEqual([
       "d1 created by rules/by-bob-d1",

@@ -73,3 +73,18 @@ export function creatorCheck(loaded: ReadonlyMap<string, UserRights>): (creator:
     return lost(role === undefined ? `${c.user} has no role on it` : `${c.user} is only ${role} on it`);
   };
 }
+
+/**
+ * For one batch of job rules' firings: undefined if `creator` may still start a job (an admin,
+ * or a service), else the reason recorded on the run. Starting jobs is admin business, as
+ * CreateJob is; the job's rollout then checks each target again.
+ */
+export function creatorAdminCheck(loaded: ReadonlyMap<string, UserRights>): (creator: string) => string | undefined {
+  return (creator) => {
+    const c = parseCreator(creator);
+    if (c?.kind === "service") return undefined;
+    const u = c ? loaded.get(c.user) : undefined;
+    if (u?.exists && u.admin) return undefined;
+    return `skipped: creator ${creator || '""'} ${u?.exists ? "is no longer an admin" : "is not an existing user"}; a rule that starts jobs needs one`;
+  };
+}
