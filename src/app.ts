@@ -35,7 +35,7 @@ import { file_tether_v1_user_service, UserService } from "../gen/tether/v1/user_
 import { authHandler } from "./api/auth-handler.js";
 import { shareHandler } from "./api/share-handler.js";
 import { userHandler } from "./api/user-handler.js";
-import { FULL_ACCESS } from "./core/access/access.js";
+import { FULL_ACCESS, serviceAccess } from "./core/access/access.js";
 import type { RightsChange } from "./core/access/rights-port.js";
 import { createRightsResolver } from "./core/access/rights-resolver.js";
 import { createShareService } from "./core/access/share-service.js";
@@ -251,6 +251,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       feed: deviceFeed,
       templates: provisioningStore,
       onCertificatesRevoked: (id, revoked) => announceRevoked(id, revoked),
+      userExists: async (name) => (await createUserStore(db.sql).getUser(name)) !== undefined,
     });
     const deviceWatch = createDeviceWatch({ devices: deviceStore, feed: deviceFeed });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
@@ -450,7 +451,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const users = createUserService({ users: userStore, creds: credStore, rights: rightsResolver, sessions, clock });
     const shares = createShareService({ grants: grantStore, users: userStore, devices: deviceStore, rights: rightsResolver, clock });
     const accessFor = async (p: { kind: string; id: string; via: string }) => {
-      if (p.kind === "service") return FULL_ACCESS;
+      if (p.kind === "service") return serviceAccess(p.id);
       const access = await rightsResolver.forUser(p.id, { forceAdmin: p.via === "certificate" && p.id === BOOTSTRAP_ADMIN });
       // A certificate proves itself (our CA issued it); a token or key of a deleted user does not.
       if (p.via !== "certificate" && !access.exists) throw new UnauthenticatedError(`user ${p.id} no longer exists`);

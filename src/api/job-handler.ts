@@ -12,7 +12,7 @@ import { accessOf } from "./auth.js";
 export function jobHandler(jobs: JobService): ServiceImpl<typeof JobServiceDesc> {
   const admin = (ctx: HandlerContext) => requireAdmin(accessOf(ctx), "fleet jobs");
   return {
-    createJob: (req, ctx) => (admin(ctx), jobs.createJob(req)),
+    createJob: (req, ctx) => (admin(ctx), jobs.createJob(accessOf(ctx), req)),
     getJob: (req, ctx) => (admin(ctx), jobs.getJob(req.name)),
     listJobs: (req, ctx) => (admin(ctx), jobs.listJobs(req)),
     cancelJob: (req, ctx) => (admin(ctx), jobs.cancelJob(req)),

@@ -40,6 +40,7 @@ export interface JobRow {
   create_time: Date;
   update_time: Date;
   end_time: Date | null;
+  creator: string;
 }
 
 export function toRow(sql: Sql, j: NewJob) {
@@ -73,6 +74,7 @@ export function toRow(sql: Sql, j: NewJob) {
     cancel_in_flight: j.cancelInFlight,
     create_time: j.createTime,
     update_time: j.updateTime,
+    creator: j.creator,
   };
 }
 
@@ -108,5 +110,6 @@ export function fromRow(r: JobRow): JobRecord {
     createTime: r.create_time,
     updateTime: r.update_time,
     endTime: r.end_time ?? undefined,
+    creator: r.creator,
   };
 }

@@ -9,6 +9,7 @@ import type { Sql } from "./database.js";
 import { whereDeviceFilter } from "./device-store.js";
 import { fromRow, type JobRow, toRow } from "./job-rows.js";
 import { toTaskRow } from "./task-store.js";
+import { creatorRightsFor, deviceMetaOfRow } from "./creator-rights-query.js";
 import { type TxSql, withTransaction } from "./transaction.js";
 
 const OPEN = OPEN_STATES.map(stateName);
@@ -82,18 +83,22 @@ export function createJobStore(sql: Sql): JobRepository {
     if (ids.length === 0) return { tasks: [] as TaskRecord[], online: [] as string[], claimed: 0, skipped: 0 };
     // The device row locks (in id order, as rule firings take them, so the two never deadlock)
     // make each device's pending-task cap exact, as for CreateTask.
-    const devs = await tx`SELECT id, kind, max_pending_tasks, online FROM devices WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
+    const devs = await tx`SELECT id, kind, labels, owner, max_pending_tasks, online FROM devices WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
+    // The job runs with its creator's rights, as of this transaction: one query for the batch.
+    const lostRight = await creatorRightsFor(tx, [job.creator], ids);
     const openRows = await tx`
       SELECT device_id, count(*)::int AS n FROM tasks WHERE device_id = ANY(${ids}::text[]) AND state = ANY(${OPEN}::text[]) GROUP BY device_id`;
     const open = new Map(openRows.map((r) => [String(r.device_id), Number(r.n)]));
     const byId = new Map(devs.map((d) => [String(d.id), d]));
     const marks: Array<{ device_id: string; state: string; task_id: string | null; reason: string }> = [];
     const planned = [];
+    let lost: string | undefined;
     for (const id of ids) {
       const d = byId.get(id);
       const max = Number(d?.max_pending_tasks) || DEFAULT_MAX_PENDING;
       if (!d) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: `${deviceName(id)} was deleted` });
       else if (String(d.kind) !== job.productKind) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: `${deviceName(id)} is not a ${job.productKind}` });
+      else if ((lost = lostRight(job.creator, deviceMetaOfRow(d)))) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: lost });
       else if ((open.get(id) ?? 0) >= max) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: `${deviceName(id)} already had ${open.get(id)} open tasks (its delivery_policy.max_pending_tasks is ${max})` });
       else planned.push(taskForJob(job, id, now));
     }

@@ -8,6 +8,8 @@ import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { fromRunRow, type RunRow } from "./rule-rows.js";
 import { toTaskRow } from "./task-store.js";
+import { creatorRightsFor, deviceMetaOfRow } from "./creator-rights-query.js";
+import type { DeviceMeta } from "../core/access/selector.js";
 
 // The SQL steps of firing rules, shared by scheduled and event firings. Each runs on the
 // connection of the caller's transaction (`withTransaction`), never on the pool.
@@ -57,7 +59,9 @@ export async function resolveTargets(db: Sql, rules: RuleRecord[], only?: string
 
 /**
  * Builds each run's tasks under the target devices' row locks (taken in id order, so concurrent
- * schedulers never deadlock), honouring each device's pending-task cap exactly as CreateTask does.
+ * schedulers never deadlock), honouring each device's pending-task cap exactly as CreateTask does,
+ * and only on devices where the rule's creator still has the operator role (checked here, on the
+ * transaction that inserts the tasks; one rights query for the whole batch).
  */
 export async function planTasks(
   tx: Sql,
@@ -65,15 +69,16 @@ export async function planTasks(
   now: Date,
 ): Promise<Map<string, { targets: RunTarget[]; tasks: NewTask[] }>> {
   const ids = [...new Set(items.flatMap((i) => i.deviceIds))].sort();
-  const devices = new Map<string, { kind: string; max: number; open: number }>();
+  const devices = new Map<string, { kind: string; max: number; open: number; meta: DeviceMeta }>();
   if (ids.length > 0) {
-    const devs = await tx`SELECT id, kind, max_pending_tasks FROM devices WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
+    const devs = await tx`SELECT id, kind, labels, owner, max_pending_tasks FROM devices WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
     const counts = await tx`
       SELECT device_id, count(*)::int AS n FROM tasks
       WHERE device_id = ANY(${ids}::text[]) AND state = ANY(${OPEN}::text[]) GROUP BY device_id`;
     const open = new Map(counts.map((c) => [String(c.device_id), Number(c.n)]));
-    for (const d of devs) devices.set(String(d.id), { kind: String(d.kind), max: Number(d.max_pending_tasks) || DEFAULT_MAX_PENDING, open: open.get(String(d.id)) ?? 0 });
+    for (const d of devs) devices.set(String(d.id), { kind: String(d.kind), max: Number(d.max_pending_tasks) || DEFAULT_MAX_PENDING, open: open.get(String(d.id)) ?? 0, meta: deviceMetaOfRow(d) });
   }
+  const lostRight = ids.length > 0 ? await creatorRightsFor(tx, items.map((i) => i.rule.creator), ids) : () => undefined;
   const out = new Map<string, { targets: RunTarget[]; tasks: NewTask[] }>();
   for (const { rule, occurrence, deviceIds } of items) {
     const targets: RunTarget[] = [];
@@ -81,10 +86,14 @@ export async function planTasks(
     const kind = productByCase(rule.command.kind.case!).kindName;
     for (const deviceId of deviceIds) {
       const dev = devices.get(deviceId);
-      let error: string | undefined;
-      if (!dev) error = `${deviceName(deviceId)} does not exist`;
-      else if (dev.kind !== kind) error = `${deviceName(deviceId)} is a ${dev.kind}; the rule's ${kind} command does not apply to it`;
-      else if (dev.open >= dev.max) error = `${deviceName(deviceId)} already has ${dev.open} open tasks (its delivery_policy.max_pending_tasks is ${dev.max})`;
+      // In this order: the creator's right comes before the cap, so a run says why it may not
+      // command a device rather than that the device is busy.
+      const error = !dev
+        ? `${deviceName(deviceId)} does not exist`
+        : dev.kind !== kind
+          ? `${deviceName(deviceId)} is a ${dev.kind}; the rule's ${kind} command does not apply to it`
+          : (lostRight(rule.creator, dev.meta) ??
+            (dev.open >= dev.max ? `${deviceName(deviceId)} already has ${dev.open} open tasks (its delivery_policy.max_pending_tasks is ${dev.max})` : undefined));
       if (error) {
         targets.push({ deviceId, error });
         continue;

@@ -25,6 +25,7 @@ export interface RuleRow {
   create_time: Date;
   update_time: Date;
   revision: string | number;
+  creator: string;
 }
 
 export type TriggerJson =
@@ -66,6 +67,7 @@ export function toRow(sql: Sql, r: RuleRecord) {
     create_time: r.createTime,
     update_time: r.updateTime,
     revision: r.revision,
+    creator: r.creator,
   };
 }
 
@@ -119,6 +121,7 @@ export function fromRow(r: RuleRow): RuleRecord {
     createTime: r.create_time,
     updateTime: r.update_time,
     revision: Number(r.revision),
+    creator: r.creator,
   };
 }
 

@@ -10,12 +10,22 @@ import { whereScope } from "./device-store.js";
 import { type PendingRun, planTasks, recordRuns, resolveTargets } from "./rule-fire-steps.js";
 import { fromRow, fromRunRow, type RuleRow, type RunRow, toRow } from "./rule-rows.js";
 import { insertJob } from "./job-store.js";
+import { creatorAdminCheck, creatorUsers } from "../core/access/creator-rights.js";
+import { loadCreatorRights } from "./creator-rights-query.js";
 import { type TxSql, withTransaction } from "./transaction.js";
 
 /** Job rules' firings: each creates its job (deterministic id) on the firing's transaction. */
 async function startJobs(tx: TxSql, items: Array<{ rule: RuleRecord; occurrence: Date }>, now: Date) {
   const out = new Map<string, { state: RunState; reason: string; jobId?: string }>();
+  if (items.length === 0) return out;
+  // Only an admin starts jobs: one rights query for the batch's job rules (none if all are services').
+  const notAdmin = creatorAdminCheck(await loadCreatorRights(tx, creatorUsers(items.map((i) => i.rule.creator)), []));
   for (const { rule, occurrence } of items) {
+    const refused = notAdmin(rule.creator);
+    if (refused) {
+      out.set(rule.id, { state: "FAILED", reason: refused });
+      continue;
+    }
     const made = jobForRun(rule, occurrence, now);
     if ("error" in made) {
       out.set(rule.id, { state: "FAILED", reason: made.error });
@@ -56,7 +66,7 @@ export function createRuleStore(sql: Sql): RuleRepository {
     },
 
     async update(next, { reschedule }) {
-      const { id: _id, uid: _uid, create_time: _c, next_fire_time, last_fire_time: _l, revision: _r, ...fields } = toRow(sql, next);
+      const { id: _id, uid: _uid, create_time: _c, next_fire_time, last_fire_time: _l, revision: _r, creator: _cr, ...fields } = toRow(sql, next);
       const [row] = await sql<RuleRow[]>`
         UPDATE rules SET ${sql(fields)}, revision = revision + 1
           ${reschedule ? sql`, next_fire_time = ${next_fire_time}` : sql``}

@@ -21,6 +21,7 @@
  * Prints figures and writes tests/bench/results/jobs-latest.json; never fails on timing.
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { FULL_ACCESS } from "../../src/core/access/access.js";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
     const memBefore = process.memoryUsage();
     const createPeak = memoryPeaks();
     const c0 = performance.now();
-    const job = await service.createJob(create(CreateJobRequestSchema, { jobId: "all-off", job: { command, target: { case: "selector", value: { filter: 'labels.fleet = "bench"' } } } }));
+    const job = await service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "all-off", job: { command, target: { case: "selector", value: { filter: 'labels.fleet = "bench"' } } } }));
     const createMs = performance.now() - c0;
     const createMem = createPeak.stop();
     console.log(`CreateJob: ${job.progress!.targetCount.toLocaleString("en-US")} targets in ${createMs.toFixed(0)} ms`);
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
 
     // 3. A rate-limited job: does the rollout hold a high rate?
     const rateJob = create(CreateJobRequestSchema, { jobId: "rated", job: { command, target: { case: "selector", value: { filter: 'labels.fleet = "bench"' } }, rollout: { maxPerMinute: RATE } } });
-    await service.createJob(rateJob);
+    await service.createJob(FULL_ACCESS, rateJob);
     runner.start();
     await sleep(RATE_SECONDS * 1000);
     await runner.stop();

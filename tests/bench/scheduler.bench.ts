@@ -19,9 +19,15 @@
  *
  * Prints figures and writes tests/bench/results/scheduler-latest.json; never fails on timing.
  *
+ * Rules run with their creator's rights, checked at each firing: by default the rules are created
+ * by users, as in production (even rules by each device's owner, one of 10 users; odd ones by an
+ * operator holding a share on every device), so each claim batch pays its rights query.
+ * BENCH_CREATORS=service creates them with a service identity instead (no rights query).
+ *
  * Environment: BENCH_RULES (10000), BENCH_DEVICES (1000), BENCH_INSTANCES (`1,3`), BENCH_BATCH
  * (rules per claim transaction, 500), BENCH_POOL (connections per scheduler, 4),
- * BENCH_LEAD_SECONDS (setup budget before T, 20), TEST_POSTGRES_URL.
+ * BENCH_LEAD_SECONDS (setup budget before T, 20), BENCH_CREATORS (`users` | `service`),
+ * TEST_POSTGRES_URL.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -40,7 +46,7 @@ import { freshDatabase, TEST_POSTGRES_URL } from "../helpers/postgres.js";
 import type { SchedulerWorkerData, SchedulerWorkerMessage } from "./lib/scheduler-worker.js";
 import { envNumber } from "./lib/harness.js";
 import { mapLimit, ms, rate, sleep, summarize, table, type LatencySummary } from "./lib/stats.js";
-import { FULL_ACCESS } from "../../src/core/access/access.js";
+import { accessFromRights, FULL_ACCESS } from "../../src/core/access/access.js";
 
 const env = process.env;
 const RULES = Math.floor(envNumber("BENCH_RULES", 10_000, 1));
@@ -49,6 +55,8 @@ const INSTANCES = (env.BENCH_INSTANCES ?? "1,3").split(",").map((x) => Math.floo
 const BATCH = Math.floor(envNumber("BENCH_BATCH", 500, 1));
 const POOL = Math.floor(envNumber("BENCH_POOL", 4, 1));
 const LEAD_S = envNumber("BENCH_LEAD_SECONDS", 20, 3);
+const BY_USERS = (env.BENCH_CREATORS ?? "users") !== "service";
+const OWNERS = 10;
 const log = pino({ level: "warn" });
 
 interface Result {
@@ -76,9 +84,17 @@ async function runConfig(instances: number): Promise<Result> {
     // Devices in bulk (not what is measured).
     const now = new Date();
     const devs = Array.from({ length: DEVICES }, (_, i) => ({
-      id: `bench-led-${i}`, uid: crypto.randomUUID(), kind: "led", labels: sql.json({ group: `g${i % 10}` }), max_pending_tasks: 10_000, create_time: now, update_time: now,
+      id: `bench-led-${i}`, uid: crypto.randomUUID(), kind: "led", labels: sql.json({ group: `g${i % 10}` }), owner: `bench-u${i % OWNERS}`, max_pending_tasks: 10_000, create_time: now, update_time: now,
     }));
     for (let i = 0; i < devs.length; i += 1000) await sql`INSERT INTO devices ${sql(devs.slice(i, i + 1000))}`;
+    // The rules' creators: each device's owner, and an operator with a share on every device.
+    const users = [...Array.from({ length: OWNERS }, (_, i) => `bench-u${i}`), "bench-op"];
+    await sql`INSERT INTO users ${sql(users.map((name) => ({ name, create_time: now, update_time: now })))}`;
+    const grants = devs.map((d) => ({ id: crypto.randomUUID(), principal_kind: "user", principal: "bench-op", target_kind: "device", target: d.id, role: "operator", creator: "bench-u0", create_time: now }));
+    for (let i = 0; i < grants.length; i += 1000) await sql`INSERT INTO grants ${sql(grants.slice(i, i + 1000))}`;
+    const operator = accessFromRights({ caller: { user: "bench-op", admin: false, groups: [] }, devices: new Map(devs.map((d) => [d.id, "operator" as const])), selectors: [] });
+    const owners = users.slice(0, OWNERS).map((user) => accessFromRights({ caller: { user, admin: false, groups: [] }, devices: new Map(), selectors: [] }));
+    const creatorOfRule = (i: number) => (!BY_USERS ? FULL_ACCESS : i % 2 === 1 ? operator : owners[(i % DEVICES) % OWNERS]!);
 
     // The scheduler threads start now (module loading takes a moment) and idle until T.
     const announced: Array<{ instance: number; at: number; id: string; deviceId: string; requestId: string }> = [];
@@ -109,7 +125,7 @@ async function runConfig(instances: number): Promise<Result> {
     const service = createRuleService({ rules: createRuleStore(sql), devices: createDeviceStore(sql), clock: systemClock });
     const started = performance.now();
     await mapLimit(Array.from({ length: RULES }, (_, i) => i), 16, (i) =>
-      service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
+      service.createRule(creatorOfRule(i), create(CreateRuleRequestSchema, {
         ruleId: `bench-${i}`,
         rule: {
           trigger: { case: "cron", value: { expression, timeZone: "UTC" } },
@@ -176,7 +192,7 @@ async function runConfig(instances: number): Promise<Result> {
 async function main(): Promise<void> {
   const server = new URL(TEST_POSTGRES_URL);
   console.log(`scheduler benchmark: ${RULES.toLocaleString("en-US")} rules due at the same instant on ${DEVICES.toLocaleString("en-US")} LEDs, PostgreSQL at ${server.host}, ${cpus().length} CPUs`);
-  console.log(`claim batch ${BATCH} rules/transaction, ${POOL} connections per scheduler, schedulers in worker threads\n`);
+  console.log(`claim batch ${BATCH} rules/transaction, ${POOL} connections per scheduler, schedulers in worker threads; rules created by ${BY_USERS ? "users (owners and an operator share: one rights query per batch)" : "a service (no rights query)"}\n`);
   const results: Result[] = [];
   for (const n of INSTANCES) {
     process.stdout.write(`${n} scheduler${n === 1 ? "" : "s"}: setting up and waiting for the due time…`);

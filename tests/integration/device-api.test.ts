@@ -6,11 +6,14 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { LedMode } from "../../gen/tether/v1/led_pb.js";
+import { UserService } from "../../gen/tether/v1/user_service_pb.js";
 import { connectClient, grpcJsClient, type Protocol, startTestStack, type TestStack } from "../helpers/stack.js";
 
 let s: TestStack;
 beforeAll(async () => {
   s = await startTestStack();
+  // A device's owner must be an existing user.
+  for (const userId of ["alice", "bob"]) await connectClient(s, UserService, "grpc").createUser({ userId });
 });
 afterAll(async () => {
   await s?.cleanup();

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import { FULL_ACCESS } from "../../src/core/access/access.js";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -54,7 +55,7 @@ describe("job rollout (embedded database, fake clock)", () => {
   it("respects the rate: 120 per minute measured from the tasks' create_time", async () => {
     await addDevices("rate", 300, { grp: "rate" });
     const h = harness();
-    const job = await h.service.createJob(create(CreateJobRequestSchema, {
+    const job = await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, {
       jobId: "rate-120",
       job: { command: brightness(10), target: { case: "selector", value: { filter: 'labels.grp = "rate"' } }, rollout: { maxPerMinute: 120 } },
     }));
@@ -84,7 +85,7 @@ describe("job rollout (embedded database, fake clock)", () => {
   it("two runners (replicas) on one job: every device gets exactly one task", async () => {
     await addDevices("race", 3000, { grp: "race" });
     const h = harness();
-    await h.service.createJob(create(CreateJobRequestSchema, { jobId: "race", job: { command: brightness(20), target: { case: "selector", value: { filter: 'labels.grp = "race"' } } } }));
+    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "race", job: { command: brightness(20), target: { case: "selector", value: { filter: 'labels.grp = "race"' } } } }));
     const a = h.runner();
     const b = h.runner();
     for (let i = 0; i < 20; i++) {
@@ -104,8 +105,8 @@ describe("job rollout (embedded database, fake clock)", () => {
     await addDevices("cont", 3, { site: "c1" });
     const h = harness();
     const selector = (mode: Mode) => ({ case: "selector" as const, value: { filter: 'labels.site = "c1"', mode } });
-    await h.service.createJob(create(CreateJobRequestSchema, { jobId: "cont", job: { command: brightness(30), target: selector(Mode.CONTINUOUS) } }));
-    await h.service.createJob(create(CreateJobRequestSchema, { jobId: "snap", job: { command: brightness(30), target: selector(Mode.SNAPSHOT) } }));
+    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "cont", job: { command: brightness(30), target: selector(Mode.CONTINUOUS) } }));
+    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "snap", job: { command: brightness(30), target: selector(Mode.SNAPSHOT) } }));
     const runner = h.runner();
     await runner.runOnce();
     expect((await tasksOf("cont")).length).toBe(3);
@@ -128,7 +129,7 @@ describe("job rollout (embedded database, fake clock)", () => {
   it("pause stops the rollout, resume continues at the rate without catching up, cancel skips the rest", async () => {
     await addDevices("pr", 100, { grp: "pr" });
     const h = harness();
-    await h.service.createJob(create(CreateJobRequestSchema, { jobId: "pr", job: { command: brightness(40), target: { case: "selector", value: { filter: 'labels.grp = "pr"' } }, rollout: { maxPerMinute: 60 } } }));
+    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "pr", job: { command: brightness(40), target: { case: "selector", value: { filter: 'labels.grp = "pr"' } }, rollout: { maxPerMinute: 60 } } }));
     const runner = h.runner();
     for (let i = 0; i < 10; i++) {
       await runner.runOnce();
@@ -158,7 +159,7 @@ describe("job rollout (embedded database, fake clock)", () => {
   it("a job with a start time waits for it", async () => {
     await addDevices("sched", 5, { grp: "sched" });
     const h = harness();
-    const j = await h.service.createJob(create(CreateJobRequestSchema, {
+    const j = await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, {
       jobId: "sched",
       job: { command: brightness(50), target: { case: "selector", value: { filter: 'labels.grp = "sched"' } }, startTime: timestampFromDate(new Date("2025-01-01T00:10:00Z")) },
     }));

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { FULL_ACCESS } from "../../src/core/access/access.js";
 import pino from "pino";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -36,7 +37,7 @@ describe("jobs on a real PostgreSQL", () => {
     }
     const clock = fakeClock(now);
     const service = createJobService({ jobs: createJobStore(sql), clock, jobFeed: createMemoryFeed<string>(), taskFeed: createMemoryFeed<Task>() });
-    const job = await service.createJob(create(CreateJobRequestSchema, {
+    const job = await service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, {
       jobId: "pj",
       job: { command: { kind: { case: "led", value: { action: { case: "setPower", value: true } } } }, target: { case: "selector", value: { filter: 'labels.g = "pj"' } } },
     }));

@@ -11,6 +11,8 @@ export interface Caller {
   admin: boolean;
   /** Group names the user belongs to. */
   groups: string[];
+  /** Set for Tether's own services (a service certificate's CN): what they create is theirs, not a user's. */
+  service?: string;
 }
 
 /** A caller's effective shares, already merged over the user and their groups. */
@@ -66,8 +68,24 @@ export function accessFromRights(rights: Rights, refresh?: () => Promise<Access>
   return self;
 }
 
-/** Tether's own services (rule firings, the CLI's admin certificate): every right on everything. */
-export const FULL_ACCESS: Access = accessFromRights({ caller: { user: "tether", admin: true, groups: [] }, devices: new Map(), selectors: [] });
+/**
+ * A Tether service (a certificate with OU=services, named `name`): every right on everything.
+ * `caller.user` stays `tether` for everything that records a user; `creatorOf` names the service.
+ */
+export function serviceAccess(name: string): Access {
+  return accessFromRights({ caller: { user: "tether", admin: true, groups: [], service: name }, devices: new Map(), selectors: [] });
+}
+
+/** Tether's own services (rule firings, job executions, tests and benchmarks): every right on everything. */
+export const FULL_ACCESS: Access = serviceAccess("tether");
+
+/**
+ * The creator recorded on what a caller creates (rules, jobs): `services/{service}` for a Tether
+ * service, otherwise `users/{user}`. What it creates later runs with that principal's rights.
+ */
+export function creatorOf(access: Access): string {
+  return access.caller.service !== undefined ? `services/${access.caller.service}` : `users/${access.caller.user}`;
+}
 
 /**
  * Refuses `action` on `device` unless the caller's role includes it. A caller who cannot even

@@ -44,33 +44,37 @@ export function createRightsResolver({ repo, feed, clock, log, ttlMs = 5000 }: R
     return rights;
   }
 
-  function toRights(user: string, u: UserRights, forceAdmin: boolean): Rights {
-    const caller: Caller = { user, admin: forceAdmin || u.admin, groups: u.groups };
-    const devices = new Map<string, NonNullable<ReturnType<typeof stronger>>>();
-    const selectors: Rights["selectors"] = [];
-    for (const g of u.grants) {
-      if (g.targetKind === "device") devices.set(g.target, stronger(devices.get(g.target), g.role)!);
-      else {
-        try {
-          selectors.push({ filter: parseSelector(g.target), role: g.role });
-        } catch {
-          // Validated when shared; a selector that no longer parses (a product kind removed) matches nothing.
-          log.warn({ user, selector: g.target }, "ignoring a share with an unparsable selector");
-        }
-      }
-    }
-    return { caller, devices, selectors };
-  }
-
   const resolver: RightsResolver = {
     async forUser(user, opts = {}) {
       const u = await load(user);
       const refresh = () => resolver.forUser(user, opts);
-      return Object.assign(accessFromRights(toRights(user, u, opts.forceAdmin ?? false), refresh), { exists: u.exists });
+      return Object.assign(accessFromRights(rightsFromGrants(user, u, opts.forceAdmin ?? false, (selector) => log.warn({ user, selector }, "ignoring a share with an unparsable selector")), refresh), { exists: u.exists });
     },
     changed(change = {}) {
       feed.publish(change);
     },
   };
   return resolver;
+}
+
+/**
+ * Turns a user's loaded grant rows into Rights: the one place that does it, for API callers (the
+ * resolver) and for the creators of rules and jobs (checked at each firing, see creator-rights.ts).
+ */
+export function rightsFromGrants(user: string, u: UserRights, forceAdmin: boolean, onBadSelector: (selector: string) => void = () => {}): Rights {
+  const caller: Caller = { user, admin: forceAdmin || u.admin, groups: u.groups };
+  const devices = new Map<string, NonNullable<ReturnType<typeof stronger>>>();
+  const selectors: Rights["selectors"] = [];
+  for (const g of u.grants) {
+    if (g.targetKind === "device") devices.set(g.target, stronger(devices.get(g.target), g.role)!);
+    else {
+      try {
+        selectors.push({ filter: parseSelector(g.target), role: g.role });
+      } catch {
+        // Validated when shared; a selector that no longer parses (a product kind removed) matches nothing.
+        onBadSelector(g.target);
+      }
+    }
+  }
+  return { caller, devices, selectors };
 }

@@ -21,6 +21,7 @@ import { deviceName, generateDeviceId, isValidDeviceId, parseDeviceName, truncat
 import type { DeviceRepository } from "./device-repository.js";
 import { resolveUpdateMask } from "./device-update-mask.js";
 import { validateDeviceFields } from "./device-validation.js";
+import { checkOwner, type UserExists } from "./device-owner.js";
 import { deletedDevice } from "./device-watch.js";
 import type { ChangeFeed } from "../ports.js";
 import { RevocationReason } from "../../../gen/tether/v1/certificate_pb.js";
@@ -47,6 +48,8 @@ export interface DeviceServiceDeps {
    * and APIs of every replica cut their sessions) and rewrite the CRL.
    */
   onCertificatesRevoked?: (deviceId: string, revoked: DeletedDevice["revoked"]) => Promise<void>;
+  /** Whether a user exists: an owner must be one (see device-owner.ts). */
+  userExists: UserExists;
 }
 
 export type DeviceService = ReturnType<typeof createDeviceService>;
@@ -56,7 +59,7 @@ export type DeviceService = ReturnType<typeof createDeviceService>;
  * Every call takes the caller's Access: reads need viewer, desired state operator, metadata and
  * delete owner (see core/access/roles.ts); lists are scoped in the query.
  */
-export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed, templates, onCertificatesRevoked }: DeviceServiceDeps) {
+export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed, templates, onCertificatesRevoked, userExists }: DeviceServiceDeps) {
   async function getStored(id: string, access?: Access) {
     const stored = await devices.get(id);
     if (!stored) throw new NotFoundError(deviceName(id));
@@ -68,11 +71,10 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
     async createDevice(access: Access, req: CreateDeviceRequest): Promise<Device> {
       const input = req.device;
       if (!input) throw InvalidArgumentError.field("device", "is required");
-      // The creator owns what they create; only admins register devices for someone else.
+      // The creator owns what they create; only admins register devices for someone else, and
+      // an explicit owner must be an existing user.
       const owner = input.owner !== "" || access.all ? input.owner : access.caller.user;
-      if (!access.all && owner !== access.caller.user) {
-        throw new PermissionDeniedError(`creating a device owned by "${truncate(owner)}" needs an admin; leave owner empty to own it yourself`);
-      }
+      if (input.owner !== "") await checkOwner(access, input.owner, undefined, userExists);
       const v = new Violations();
       if (req.deviceId !== "" && !isValidDeviceId(req.deviceId)) {
         v.add("device_id", `"${truncate(req.deviceId)}" must be 1-63 lowercase letters, digits or hyphens, starting with a letter`);
@@ -144,6 +146,8 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       if ([...mask.topLevel].some((p) => p.endsWith(".desired"))) authorize(access, "device.control", meta);
       const next = clone(DeviceSchema, stored.device);
       mask.apply(input, next);
+      // Ownership moves only by an admin or the owner, only to an existing user, never to nobody.
+      if (mask.topLevel.has("owner")) await checkOwner(access, next.owner, stored.device.owner, userExists);
       const v = new Violations();
       validateDeviceFields(next, "device", v, mask.topLevel);
       v.throwIfAny();

@@ -65,6 +65,8 @@ export interface JobRecord extends JobSpec {
   createTime: Date;
   updateTime: Date;
   endTime?: Date;
+  /** Who created it, `users/{user}` or `services/{service}` (a job rule's creator): every rollout batch runs with their rights. */
+  creator: string;
 }
 
 /** A job with its executions counted by task state. */
@@ -142,5 +144,6 @@ export function toJobProto(v: JobView): Job {
     createTime: ts(r.createTime),
     updateTime: ts(r.updateTime),
     endTime: ts(r.endTime),
+    creator: r.creator,
   });
 }

@@ -3,6 +3,7 @@ import { JobExecution_TargetState as TargetState, type JobExecution } from "../.
 import type { CancelJobRequest, CreateJobRequest, ListJobExecutionsRequest, ListJobExecutionsResponse, ListJobsRequest, ListJobsResponse } from "../../../gen/tether/v1/job_service_pb.js";
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Access, creatorOf } from "../access/access.js";
 import type { Clock } from "../clock.js";
 import { deviceName, truncate } from "../devices/device-name.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Violations } from "../errors.js";
@@ -53,7 +54,8 @@ export function createJobService({ jobs, clock, jobFeed, taskFeed, onJobsChanged
   const ended = (j: JobRecord) => new FailedPreconditionError(`${jobName(j.id)} already ended as ${j.state}`);
 
   return {
-    async createJob(req: CreateJobRequest): Promise<Job> {
+    /** `access` is the caller (an admin: the handler checks it); the job records them as its creator. */
+    async createJob(access: Access, req: CreateJobRequest): Promise<Job> {
       if (!req.job) throw InvalidArgumentError.field("job", "is required");
       if (req.jobId !== "" && !isValidJobId(req.jobId)) {
         throw InvalidArgumentError.field("job_id", `"${truncate(req.jobId)}" must be 1-63 lowercase letters, digits or hyphens, starting with a letter`);
@@ -71,7 +73,7 @@ export function createJobService({ jobs, clock, jobFeed, taskFeed, onJobsChanged
         if (wrong.length > 0) v.add("job.devices.devices", `${wrong.length} device(s) are not a ${spec.productKind}, the command's kind: ${some(wrong)}`);
       }
       v.throwIfAny();
-      const view = await jobs.create(newJob(req.jobId || generateJobId(), spec!, now), now);
+      const view = await jobs.create(newJob(req.jobId || generateJobId(), spec!, now, creatorOf(access)), now);
       onJobsChanged?.();
       return toJobProto(view);
     },

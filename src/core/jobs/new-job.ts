@@ -5,9 +5,10 @@ import { resumedBucket } from "./job-rollout.js";
 
 /**
  * A job about to be inserted: SCHEDULED if its start time lies ahead, otherwise RUNNING with
- * `startedReason`. Used by CreateJob and by job rules' firings.
+ * `startedReason`. Used by CreateJob and by job rules' firings. `creator` (`users/{user}` or
+ * `services/{service}`) is whose rights its rollout runs with.
  */
-export function newJob(id: string, spec: JobSpec, now: Date, startedReason = "started"): NewJob {
+export function newJob(id: string, spec: JobSpec, now: Date, creator: string, startedReason = "started"): NewJob {
   const scheduled = spec.startTime !== undefined && spec.startTime.getTime() > now.getTime();
   return {
     id,
@@ -19,5 +20,6 @@ export function newJob(id: string, spec: JobSpec, now: Date, startedReason = "st
     cancelInFlight: false,
     createTime: now,
     updateTime: now,
+    creator,
   };
 }

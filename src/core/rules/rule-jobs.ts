@@ -25,6 +25,7 @@ export function jobForRun(rule: RuleRecord, occurrence: Date, now: Date): { job:
   const spec = parseJob(rule.target.template, v, now);
   if (!spec) return { error: `the job template is no longer valid: ${v.list.map((x) => `${x.field} ${x.description}`).join("; ")}` };
   // Starts at the firing (a template has no start time), named after the rule if it has no name.
-  const job = newJob(ruleJobId(rule.id, occurrence), { ...spec, displayName: spec.displayName || rule.displayName, startTime: undefined }, now, `started by rules/${rule.id} for ${occurrence.toISOString()}`);
+  // The job acts for the rule's creator: each of its rollout batches checks their rights again.
+  const job = newJob(ruleJobId(rule.id, occurrence), { ...spec, displayName: spec.displayName || rule.displayName, startTime: undefined }, now, rule.creator, `started by rules/${rule.id} for ${occurrence.toISOString()}`);
   return { job };
 }

@@ -68,6 +68,8 @@ export interface RuleRecord extends RuleSpec {
   updateTime: Date;
   /** Bumped by every API change (the etag); the scheduler's bookkeeping does not bump it. */
   revision: number;
+  /** Who created it, `users/{user}` or `services/{service}`: every firing runs with their rights (see creator-rights.ts). Never changed. */
+  creator: string;
 }
 
 /** What a run did, as stored (RuleRun.State without its prefix). */
@@ -148,6 +150,7 @@ export function toRuleProto(r: RuleRecord): Rule {
     createTime: ts(r.createTime),
     updateTime: ts(r.updateTime),
     etag: ruleEtag(r),
+    creator: r.creator,
   });
 }
 

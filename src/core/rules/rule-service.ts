@@ -13,7 +13,7 @@ import type {
   PreviewRuleResponse,
   UpdateRuleRequest,
 } from "../../../gen/tether/v1/rule_service_pb.js";
-import { type Access, requireAdmin } from "../access/access.js";
+import { type Access, creatorOf, requireAdmin } from "../access/access.js";
 import { metaOf } from "../access/device-meta.js";
 import { createDeviceRights } from "../access/device-rights.js";
 import type { Action } from "../access/roles.js";
@@ -115,6 +115,8 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
         nextFireTime: firstFire(spec, now),
         createTime: now,
         updateTime: now,
+        // Every firing runs with the creator's rights, checked again each time.
+        creator: creatorOf(access),
       });
       onRulesChanged?.();
       return toRuleProto(record);

@@ -1,7 +1,7 @@
 import type { Rule } from "../../../gen/tether/v1/rule_pb.js";
 import { InvalidArgumentError, Violations } from "../errors.js";
 
-const OUTPUT_ONLY = new Set(["name", "uid", "paused", "next_fire_time", "last_fire_time", "create_time", "update_time", "etag"]);
+const OUTPUT_ONLY = new Set(["name", "uid", "paused", "next_fire_time", "last_fire_time", "create_time", "update_time", "etag", "creator"]);
 const EVENT_FIELDS = { metric: "metric", comparison: "comparison", threshold: "threshold", for_duration: "forDuration", cooldown: "cooldown" } as const;
 /** Paths that change when the rule fires: the rule is rescheduled from now. */
 const SCHEDULE_PATHS = /^(cron|one_shot_time|event_trigger|start_time|end_time)(\.|$)/;
