@@ -65,7 +65,7 @@ describe("a deleted device's keys", () => {
     const first = await oldGateway.pollDownlink({ listenDuration: { nanos: 1 } });
     expect(first.downlinks.map((d) => d.body.case)).toEqual([]);
     const parked = oldGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
-    await eventually(async () => (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime !== undefined, 10_000, "the poll to park");
+    await eventually(async () => (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime !== undefined, 30_000, "the poll to park");
     // A second parked poll on the key Tether issued: its connection is cut with the revocation.
     const issuedGateway = connectClient(s, DeviceGatewayService, "connect", pem(s, old.cert, old.key));
     const parkedIssued = issuedGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
@@ -74,7 +74,7 @@ describe("a deleted device's keys", () => {
       const t = (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime;
       return t ? timestampDate(t).getTime() : 0;
     };
-    await eventually(async () => (await untilNow()) > listening, 10_000, "the second poll to park");
+    await eventually(async () => (await untilNow()) > listening, 30_000, "the second poll to park");
 
     await devices().deleteDevice({ name: "devices/reborn-led" });
     await sessionClosed; // the MQTT session is cut by the deletion
@@ -115,7 +115,7 @@ describe("a deleted device's keys", () => {
     const list = await certs().listCertificates({ parent: "devices/reborn-led" });
     expect(list.certificates.map((c) => c.serialNumber)).toEqual([fresh.certificate!.serialNumber]);
     expect((await failure(certs().getCertificate({ name: issued.certificate!.name }))).code).toBe(Code.NotFound);
-  });
+  }, 120_000); // many TLS handshakes: slow on a loaded 2-core machine (no timing is asserted)
 
   it("revokes every certificate of the device with reason cessationOfOperation", async () => {
     await devices().createDevice(led("retired-led"));
