@@ -106,6 +106,9 @@ import { bridgeTls } from "./link/bridge-tls.js";
 import { startOpsServer } from "./ops/ops-server.js";
 import { createOpsQueries } from "./store/ops-queries.js";
 
+/** Bytes of a device PUBLISH besides its payload: topic (≤ ~170 bytes in the scheme), its length and a packet id. */
+const MQTT_PACKET_OVERHEAD = 1024;
+
 /** The services listed by server reflection. */
 const PUBLIC_SERVICES = [
   DeviceService.typeName, TaskService.typeName, TelemetryService.typeName, RuleService.typeName, DeviceGatewayService.typeName, JobService.typeName,
@@ -176,7 +179,12 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     let admitDevices = () => {};
     if (config.deviceLink === "embedded" && !config.mqttLink.url) {
       const admitted = new Promise<void>((r) => (admitDevices = r));
-      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, admitDevices: admitted, log: log.child({ component: "mqtt" }) });
+      broker = await startEmbeddedBroker({
+        host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, admitDevices: admitted, log: log.child({ component: "mqtt" }),
+        // The payload limit plus room for the topic and packet id; the bridge's downlink carries API requests.
+        maxPacketBytes: config.mqtt.maxPayloadBytes + MQTT_PACKET_OVERHEAD,
+        maxServicePacketBytes: Math.max(config.api.readMaxBytes, config.mqtt.maxPayloadBytes) + 64 * 1024,
+      });
       stack.push(() => broker!.close());
     }
     // Unwound after the bridge closes, so the writer drains every sample that arrived.

@@ -16,7 +16,8 @@ import { Aedes, type AuthenticateError, type Client } from "aedes";
 import type { Logger } from "pino";
 import type { Counters } from "../core/ports.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
-import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId } from "./topics.js";
+import { boundPacketSize } from "./packet-limit.js";
+import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId, PRESENCE_OFFLINE, PRESENCE_ONLINE, presenceTopic } from "./topics.js";
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -36,6 +37,14 @@ export interface EmbeddedBrokerOptions {
    * dropped. A device just sees a slow connect (and retries after its connect timeout). Unset: at once.
    */
   admitDevices?: Promise<void>;
+  /**
+   * Largest MQTT packet (remaining length: topic, ids and payload) a device, a claim or a client
+   * not yet authenticated may send, bytes; a larger one closes its connection before the payload
+   * is read (see packet-limit.ts). Unset: no limit.
+   */
+  maxPacketBytes?: number;
+  /** The same for service clients (Tether's bridge publishes downlink up to the API's request size). Unset: no limit. */
+  maxServicePacketBytes?: number;
 }
 
 export interface EmbeddedBroker {
@@ -93,7 +102,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       const serialNumber = normalizeSerial(peer.serialNumber ?? "");
       if (!commonName) return refuseConnect(client, "client certificate has no CN", done);
       if (opts.isRevoked?.(serialNumber)) return refuseConnect(client, `client certificate ${serialNumber} (CN ${commonName}) is revoked`, done);
-      const will = (client as Client & { _will?: { topic: string } | null })._will;
+      const will = (client as Client & { _will?: RetainCheck | null })._will;
       if (units.includes(CLAIMS_OU)) {
         // A claim certificate may only use its provisioning topic pair (see topics.ts).
         if (!isValidDeviceId(commonName)) return refuseConnect(client, `claim certificate CN ${commonName} is not a template id`, done);
@@ -111,6 +120,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         if (will && !isTopicAllowedForDevice(commonName, will.topic, "publish")) {
           return refuseConnect(client, `will topic not allowed: ${will.topic}`, done);
         }
+        const willRefusal = will && retainRefusal(commonName, will);
+        if (willRefusal) return refuseConnect(client, `will refused: ${willRefusal}`, done);
         identities.set(client, { kind: "device", deviceId: commonName, serialNumber });
         return admit(done);
       } else if (services.has(commonName)) {
@@ -124,6 +135,16 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (!client) return done(null); // broker-internal (persisted wills, already checked at connect)
       const identity = identities.get(client);
       if (identity?.kind === "service") return done(null);
+      // A retained message is kept by the broker for every later subscriber, per topic: only a
+      // device's own presence, with a presence payload, may be one (claims have no presence).
+      if (identity && packet.retain) {
+        const refusal = identity.kind === "device" ? retainRefusal(identity.deviceId, packet) : "a claim may not publish retained messages";
+        if (refusal) {
+          opts.counters?.inc("tether_mqtt_refused_total", { action: "retain" });
+          log.warn({ clientId: client.id, topic: packet.topic }, "mqtt retained publish refused");
+          return done(new Error(refusal)); // closes the connection, like any refused PUBLISH in MQTT 3.1.1
+        }
+      }
       if (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, packet.topic, "publish")) {
         return done(null);
       }
@@ -164,7 +185,17 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
 
   const server = createServer(
     { key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true },
-    (socket) => aedes.handle(socket),
+    (socket) => {
+      const client = aedes.handle(socket);
+      boundPacketSize(
+        client,
+        () => (identities.get(client)?.kind === "service" ? opts.maxServicePacketBytes : opts.maxPacketBytes) ?? Infinity,
+        (length, max, cmd) => {
+          opts.counters?.inc("tether_mqtt_refused_total", { action: "packet_too_large" });
+          log.warn({ clientId: client.id, remoteAddress: socket.remoteAddress, cmd, length, max }, "mqtt packet too large; connection closed");
+        },
+      );
+    },
   );
   const sockets = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
@@ -218,6 +249,17 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       return closing;
     },
   };
+}
+
+type RetainCheck = { topic: string; payload: Buffer | string; retain?: boolean };
+
+/** Why a device's (retained) message may not be retained, or undefined when it may: only its presence, `online`/`offline`. */
+function retainRefusal(deviceId: string, m: RetainCheck): string | undefined {
+  if (!m.retain) return undefined;
+  if (m.topic !== presenceTopic(deviceId)) return `a device may retain only its presence topic, not ${m.topic}`;
+  const payload = m.payload.toString();
+  if (payload !== PRESENCE_ONLINE && payload !== PRESENCE_OFFLINE) return `a retained presence must be "${PRESENCE_ONLINE}" or "${PRESENCE_OFFLINE}"`;
+  return undefined;
 }
 
 function firstValue(value: string | string[] | undefined): string | undefined {
