@@ -65,6 +65,7 @@ import { createHealthService } from "./api/health.js";
 import { createReflectionService } from "./api/reflection.js";
 import { startApiServer } from "./api/server.js";
 import { staticFiles } from "./api/static-files.js";
+import { streamLimitInterceptor } from "./api/stream-limit.js";
 import { taskHandler } from "./api/task-handler.js";
 import { telemetryHandler } from "./api/telemetry-handler.js";
 import { createMemoryQueue } from "./bus/memory-queue.js";
@@ -272,7 +273,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       counters,
       log: coreLog,
       ephemeral: new Set(config.telemetry.ephemeral),
-      limits: { maxAgeMs: config.telemetry.maxAgeSeconds * 1000, maxFutureMs: config.telemetry.maxFutureSeconds * 1000, maxBatch: 10_000, maxMetricsPerDevice: 200, maxTags: 16 },
+      limits: { maxAgeMs: config.telemetry.maxAgeSeconds * 1000, maxFutureMs: config.telemetry.maxFutureSeconds * 1000, maxBatch: 10_000, maxMetricsPerDevice: config.telemetry.maxMetricsPerDevice, maxTags: 16 },
     });
     // Several inserts in flight pay off on PostgreSQL; PGlite runs one statement at a time anyway.
     const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog, writers: db.embedded ? 1 : 3 });
@@ -437,7 +438,10 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     dependencies.add(HEALTH.database, () => opsQueries.ping());
     dependencies.add(HEALTH.broker, () => bridge.connected());
     if (amqp) dependencies.add(HEALTH.eventBus, () => amqp.session.isConnected());
+    const apiLog = log.child({ component: "api" });
+    const streamLimit = streamLimitInterceptor({ maxPerPrincipal: config.api.maxStreamsPerPrincipal, counters, log: apiLog });
     const metrics = createMetrics({
+      openStreams: streamLimit.open,
       counters: counters.entries,
       tasksByState: opsQueries.tasksByState,
       devicesOnline: opsQueries.devicesOnline,
@@ -469,14 +473,15 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       health.routes(router);
       reflection(router);
     };
-    const apiLog = log.child({ component: "api" });
     const api = await startApiServer({
       host: config.api.host,
       port: config.api.port,
       tls,
       routes,
-      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, log: apiLog })],
+      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, log: apiLog }), streamLimit.interceptor],
       readMaxBytes: config.api.readMaxBytes,
+      maxConcurrentStreams: config.api.maxConcurrentStreams,
+      hstsMaxAgeS: config.api.hstsMaxAgeS,
       log: apiLog,
       // The CRL before the console: the console's routes fall back to index.html for any path.
       http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],
