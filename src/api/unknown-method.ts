@@ -31,7 +31,7 @@ export function answerUnknownMethod(req: Request, res: Response): boolean {
       ...res.getHeaders(), // what the server set for every response (security headers)
       "content-type": type.split(/[;+]/)[0]!.toLowerCase().startsWith("application/grpc-web") ? type : "application/grpc",
       "grpc-status": "12", // UNIMPLEMENTED
-      "grpc-message": encodeURIComponent(message),
+      "grpc-message": grpcPercentEncode(message),
     };
     // Trailers-only: one HEADERS frame that ends the stream, which is what gRPC over HTTP/2 means
     // by "no messages, this status". (writeHead + end would send an empty DATA frame after it.)
@@ -46,6 +46,14 @@ export function answerUnknownMethod(req: Request, res: Response): boolean {
   res.writeHead(404, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
   return true;
+}
+
+/**
+ * The gRPC spec's percent-encoding of `grpc-message`: only `%` and bytes outside printable ASCII
+ * are escaped (encodeURIComponent would also escape `/` and `:`, which clients show verbatim).
+ */
+function grpcPercentEncode(text: string): string {
+  return Array.from(Buffer.from(text, "utf8"), (b) => (b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`)).join("");
 }
 
 /** The path as it may appear in a message: bounded, and only characters safe in any log or header. */
