@@ -2,7 +2,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ResourceExhaustedError } from "../core/errors.js";
 import type { Counters } from "../core/ports.js";
-import { kPrincipal } from "./auth.js";
+import { kPeerAddress, kPrincipal } from "./auth.js";
 
 export interface StreamLimit {
   /** Goes after the auth interceptor: the cap is per verified principal. */
@@ -26,13 +26,14 @@ export function streamLimitInterceptor(opts: { maxPerPrincipal: number; counters
   const interceptor: Interceptor = (next) => async (req) => {
     if (req.method.methodKind === "unary") return next(req);
     const principal = req.contextValues.get(kPrincipal);
-    // Unauthenticated callers never get here (auth refuses them first); one shared key if they did.
-    const key = principal ? `${principal.kind}:${principal.id}` : "anonymous";
+    // Only public streams (grpc.health.v1.Health/Watch) are reached without credentials: those
+    // are capped per client address, so one anonymous caller cannot take every other's slots.
+    const key = principal ? `${principal.kind}:${principal.id}` : `anonymous@${req.contextValues.get(kPeerAddress)}`;
     const held = openBy.get(key) ?? 0;
     if (held >= opts.maxPerPrincipal) {
       opts.counters.inc("tether_api_streams_refused_total", { kind: principal?.kind ?? "anonymous" });
       opts.log.warn({ principal: key, open: held, method: req.method.name }, "streaming call refused: too many open streams");
-      const who = principal ? `${principal.kind} ${principal.id}` : "this caller";
+      const who = principal ? `${principal.kind} ${principal.id}` : "this address";
       throw new ResourceExhaustedError(`too many open streams: ${who} already has ${held} open (limit ${opts.maxPerPrincipal}); end one before opening another`);
     }
     openBy.set(key, held + 1);

@@ -113,6 +113,25 @@ describe("streaming calls per principal", () => {
     await w.stop();
   });
 
+  it("caps anonymous streams (health Watch) per client address", async () => {
+    const session = http2.connect(s.baseUrl, { ca: s.admin.ca });
+    session.on("error", () => {});
+    const watch = () => {
+      const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+      req.on("error", () => {});
+      req.end(EMPTY_GRPC_MESSAGE);
+      return new Promise<string | undefined>((resolve) => {
+        req.on("response", (h) => h["grpc-status"] !== undefined && resolve(String(h["grpc-status"])));
+        req.on("trailers", (t) => resolve(String(t["grpc-status"])));
+        req.on("data", () => resolve(undefined)); // a health message: the watch is open
+      });
+    };
+    for (let i = 0; i < CAP; i++) expect(await watch()).toBeUndefined();
+    expect(await watch()).toBe(String(Code.ResourceExhausted));
+    session.destroy();
+    await eventually(async () => metricValue(await scrape(), "tether_api_streams_open") === 0, 10_000, "anonymous slots released");
+  });
+
   it("announces the HTTP/2 concurrent-stream limit in SETTINGS", async () => {
     const session = http2.connect(s.baseUrl, { ca: s.admin.ca, cert: s.admin.cert, key: s.admin.key });
     try {
