@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createCounters } from "../../src/core/counters.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../src/link/embedded-broker.js";
 import { metricTopic, presenceTopic, uplinkTopic } from "../../src/link/topics.js";
+import { decodeDeviceMessage } from "../../src/link/uplink-decode.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
 
 /** The embedded broker's resource limits: packet size at the parser, retained messages. */
@@ -124,5 +125,12 @@ describe("embedded broker limits", () => {
     const gone = closed(claim);
     claim.publish("tether/v1/provisioning/factory/SN-9/request", "x", { qos: 1, retain: true });
     await gone;
+  });
+});
+
+describe("payload limit behind an external broker", () => {
+  it("is still enforced by the bridge's decoder, which drops and counts the message", () => {
+    // Mosquitto and RabbitMQ deliver what their own limits let through; the embedded broker never would.
+    expect(decodeDeviceMessage(uplinkTopic("dev-a"), Buffer.alloc(2048), 1024)).toEqual({ drop: "oversized" });
   });
 });
