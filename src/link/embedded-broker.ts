@@ -8,6 +8,11 @@
  * provisioning claim certificate (OU `claims`) connects as `claim:{client}` and may use only its
  * provisioning topic pair ({@link isTopicAllowedForClaim}). Revoked certificates are refused at
  * connect, and {@link EmbeddedBroker.disconnectRevoked} cuts their live sessions.
+ *
+ * What one client can cost is bounded: a packet larger than its limit closes the connection at the
+ * packet's fixed header, before the payload is buffered (packet-limit.ts), and the only retained
+ * messages a device may leave are its own `online`/`offline` presence (claims: none), so the
+ * broker's retained store grows with the number of devices, not with what they send.
  */
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
