@@ -71,6 +71,7 @@ import { createHealthService } from "./api/health.js";
 import { createReflectionService } from "./api/reflection.js";
 import { startApiServer } from "./api/server.js";
 import { staticFiles } from "./api/static-files.js";
+import { streamLimitInterceptor } from "./api/stream-limit.js";
 import { taskHandler } from "./api/task-handler.js";
 import { telemetryHandler } from "./api/telemetry-handler.js";
 import { createMemoryQueue } from "./bus/memory-queue.js";
@@ -113,6 +114,9 @@ import { startOpsServer } from "./ops/ops-server.js";
 import { secureStateFiles } from "./ops/state-files.js";
 import { ensurePrivateDir, writePrivateFile } from "./ops/file-modes.js";
 import { createOpsQueries } from "./store/ops-queries.js";
+
+/** Bytes of a device PUBLISH besides its payload: topic (≤ ~170 bytes in the scheme), its length and a packet id. */
+const MQTT_PACKET_OVERHEAD = 1024;
 
 /** The services listed by server reflection. */
 const PUBLIC_SERVICES = [
@@ -190,7 +194,12 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     let admitDevices = () => {};
     if (config.deviceLink === "embedded" && !config.mqttLink.url) {
       const admitted = new Promise<void>((r) => (admitDevices = r));
-      broker = await startEmbeddedBroker({ host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, checkCertificate, admitDevices: admitted, log: log.child({ component: "mqtt" }) });
+      broker = await startEmbeddedBroker({
+        host: config.mqtt.host, port: config.mqtt.port, tls, counters, isRevoked, checkCertificate, admitDevices: admitted, log: log.child({ component: "mqtt" }),
+        // The payload limit plus room for the topic and packet id; the bridge's downlink carries API requests.
+        maxPacketBytes: config.mqtt.maxPayloadBytes + MQTT_PACKET_OVERHEAD,
+        maxServicePacketBytes: Math.max(config.api.readMaxBytes, config.mqtt.maxPayloadBytes) + 64 * 1024,
+      });
       stack.push(() => broker!.close());
     }
     // Unwound after the bridge closes, so the writer drains every sample that arrived.
@@ -286,7 +295,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       counters,
       log: coreLog,
       ephemeral: new Set(config.telemetry.ephemeral),
-      limits: { maxAgeMs: config.telemetry.maxAgeSeconds * 1000, maxFutureMs: config.telemetry.maxFutureSeconds * 1000, maxBatch: 10_000, maxMetricsPerDevice: 200, maxTags: 16 },
+      limits: { maxAgeMs: config.telemetry.maxAgeSeconds * 1000, maxFutureMs: config.telemetry.maxFutureSeconds * 1000, maxBatch: 10_000, maxMetricsPerDevice: config.telemetry.maxMetricsPerDevice, maxTags: 16 },
     });
     // Several inserts in flight pay off on PostgreSQL; PGlite runs one statement at a time anyway.
     const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog, writers: db.embedded ? 1 : 3 });
@@ -464,7 +473,10 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     dependencies.add(HEALTH.database, () => opsQueries.ping());
     dependencies.add(HEALTH.broker, () => bridge.connected());
     if (amqp) dependencies.add(HEALTH.eventBus, () => amqp.session.isConnected());
+    const apiLog = log.child({ component: "api" });
+    const streamLimit = streamLimitInterceptor({ maxPerPrincipal: config.api.maxStreamsPerPrincipal, counters, log: apiLog });
     const metrics = createMetrics({
+      openStreams: streamLimit.open,
       counters: counters.entries,
       tasksByState: opsQueries.tasksByState,
       devicesOnline: opsQueries.devicesOnline,
@@ -496,15 +508,16 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       health.routes(router);
       reflection(router);
     };
-    const apiLog = log.child({ component: "api" });
     const api = await startApiServer({
       host: config.api.host,
       port: config.api.port,
       tls,
       routes,
-      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), watchSession: sessions.watch, accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog })],
+      interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), watchSession: sessions.watch, accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog }), streamLimit.interceptor],
       readMaxBytes: config.api.readMaxBytes,
       trustedProxies: config.api.trustedProxies,
+      maxConcurrentStreams: config.api.maxConcurrentStreams,
+      hstsMaxAgeS: config.api.hstsMaxAgeS,
       log: apiLog,
       // The CRL before the console: the console's routes fall back to index.html for any path.
       http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],

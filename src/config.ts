@@ -19,6 +19,22 @@ export interface TetherConfig {
      * handshake, which fails. @default [] (no proxy: every peer's own address is the client's)
      */
     trustedProxies: string[];
+    /**
+     * HTTP/2 streams (calls) one connection may have open at once (`TETHER_HTTP2_MAX_CONCURRENT_STREAMS`),
+     * announced in the server's SETTINGS; Node's default is unlimited. @default 100
+     */
+    maxConcurrentStreams: number;
+    /**
+     * Streaming calls (WatchDevices, WatchTasks, WatchJob, StreamTelemetry) one principal (user,
+     * device, service) may have open at once across all its connections and tokens
+     * (`TETHER_MAX_STREAMS_PER_PRINCIPAL`); the next gets RESOURCE_EXHAUSTED. Per replica. @default 32
+     */
+    maxStreamsPerPrincipal: number;
+    /**
+     * `Strict-Transport-Security: max-age=…` on every API response, s (`TETHER_HSTS_MAX_AGE_S`);
+     * 0 sends none (e.g. while trying a certificate). @default 31536000 (one year)
+     */
+    hstsMaxAgeS: number;
   };
   mqtt: {
     /** Embedded broker interface. @default same as api.host */
@@ -103,6 +119,12 @@ export interface TetherConfig {
     maxFutureSeconds: number;
     /** Samples the embedded queue holds while the database is slow or down. @default 1,000,000 */
     queueCapacity: number;
+    /**
+     * Distinct metric names one device may send (`TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE`):
+     * samples of further names are refused and counted (`tether_telemetry_samples_rejected_total{reason="too_many_metrics"}`),
+     * so a device cannot grow the stored series without bound. @default 200
+     */
+    maxMetricsPerDevice: number;
   };
   certificates: {
     /** Validity of device certificates when a request does not say, days. @default 365 */
@@ -204,6 +226,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       port: int(env, "TETHER_PORT", 8443, 0, 65535),
       readMaxBytes: int(env, "TETHER_READ_MAX_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
       trustedProxies: addressList(env, "TETHER_TRUSTED_PROXIES"),
+      maxConcurrentStreams: int(env, "TETHER_HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
+      maxStreamsPerPrincipal: int(env, "TETHER_MAX_STREAMS_PER_PRINCIPAL", 32, 1, 100_000),
+      hstsMaxAgeS: int(env, "TETHER_HSTS_MAX_AGE_S", 31_536_000, 0, 2 * 31_536_000),
     },
     mqtt: {
       host: env.TETHER_MQTT_HOST ?? host,
@@ -248,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxAgeSeconds: int(env, "TETHER_TELEMETRY_MAX_AGE_S", 7 * 86_400, 60, 366 * 86_400),
       maxFutureSeconds: int(env, "TETHER_TELEMETRY_MAX_FUTURE_S", 300, 0, 86_400),
       queueCapacity: int(env, "TETHER_TELEMETRY_QUEUE_CAPACITY", 1_000_000, 1000, 100_000_000),
+      maxMetricsPerDevice: int(env, "TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE", 200, 1, 100_000),
     },
     certificates: {
       deviceValidityDays: int(env, "TETHER_DEVICE_CERT_VALIDITY_DAYS", 365, 1, 3650),

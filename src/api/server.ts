@@ -7,6 +7,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { contextValuesFromRequest, kPeerAddress } from "./auth.js";
 import { createProxyListener } from "./proxy-protocol.js";
+import { answerUnknownMethod } from "./unknown-method.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 
 export interface ApiServerOptions {
@@ -19,6 +20,10 @@ export interface ApiServerOptions {
   readMaxBytes: number;
   /** Peers that may send a PROXY protocol header naming the client (see proxy-protocol.ts). @default [] */
   trustedProxies?: readonly string[];
+  /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). @default 100 */
+  maxConcurrentStreams?: number;
+  /** `Strict-Transport-Security` max-age on every response, s; 0 = none. @default 0 */
+  hstsMaxAgeS?: number;
   log: Logger;
   /**
    * Plain HTTP routes beside the RPCs (static files, the CRL), tried in order for any request that
@@ -66,15 +71,23 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     readMaxBytes: opts.readMaxBytes,
     fallback: (req, res) => {
       const pathname = new URL(req.url ?? "/", "https://localhost").pathname;
+      if (answerUnknownMethod(req, res)) return;
       const route = opts.http?.find((r) => r.match(pathname));
       if (route) return route.handle(req, res);
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
       res.end("not found\n");
     },
   });
+  const hsts = (opts.hstsMaxAgeS ?? 0) > 0 ? `max-age=${opts.hstsMaxAgeS}` : undefined;
   const server = http2.createSecureServer(
-    { ...opts.tls, requestCert: true, rejectUnauthorized: false, allowHTTP1: true, minVersion: "TLSv1.2" },
-    (req, res) => (refuseUnknownContentType(req, res) ? undefined : handler(req, res)),
+    // Node allows unlimited concurrent streams per session unless told: one connection could open thousands of watches.
+    { ...opts.tls, requestCert: true, rejectUnauthorized: false, allowHTTP1: true, minVersion: "TLSv1.2", settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? 100 } },
+    (req, res) => {
+      // On every response of this port, RPCs and errors included (writeHead merges these in).
+      res.setHeader("x-content-type-options", "nosniff");
+      if (hsts) res.setHeader("strict-transport-security", hsts);
+      if (!refuseUnknownContentType(req, res)) handler(req, res);
+    },
   );
   // http2 close() waits for sessions that clients keep alive; track them to end them on shutdown.
   const sessions = new Set<http2.ServerHttp2Session>();

@@ -8,6 +8,11 @@
  * provisioning claim certificate (OU `claims`) connects as `claim:{client}` and may use only its
  * provisioning topic pair ({@link isTopicAllowedForClaim}). Revoked certificates are refused at
  * connect, and {@link EmbeddedBroker.disconnectRevoked} cuts their live sessions.
+ *
+ * What one client can cost is bounded: a packet larger than its limit closes the connection at the
+ * packet's fixed header, before the payload is buffered (packet-limit.ts), and the only retained
+ * messages a device may leave are its own `online`/`offline` presence (claims: none), so the
+ * broker's retained store grows with the number of devices, not with what they send.
  */
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
@@ -17,7 +22,8 @@ import type { Logger } from "pino";
 import type { Counters } from "../core/ports.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
-import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId } from "./topics.js";
+import { boundPacketSize } from "./packet-limit.js";
+import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId, PRESENCE_OFFLINE, PRESENCE_ONLINE, presenceTopic } from "./topics.js";
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -42,6 +48,14 @@ export interface EmbeddedBrokerOptions {
    * a reason refuses the connection. An error refuses it too: the check fails closed.
    */
   checkCertificate?: (c: PresentedCertificate) => Promise<string | undefined>;
+  /**
+   * Largest MQTT packet (remaining length: topic, ids and payload) a device, a claim or a client
+   * not yet authenticated may send, bytes; a larger one closes its connection before the payload
+   * is read (see packet-limit.ts). Unset: no limit.
+   */
+  maxPacketBytes?: number;
+  /** The same for service clients (Tether's bridge publishes downlink up to the API's request size). Unset: no limit. */
+  maxServicePacketBytes?: number;
 }
 
 export interface EmbeddedBroker {
@@ -112,7 +126,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       const notBefore = new Date(peer.valid_from);
       if (!commonName) return refuseConnect(client, "client certificate has no CN", done);
       if (opts.isRevoked?.(serialNumber)) return refuseConnect(client, `client certificate ${serialNumber} (CN ${commonName}) is revoked`, done);
-      const will = (client as Client & { _will?: { topic: string } | null })._will;
+      const will = (client as Client & { _will?: RetainCheck | null })._will;
       if (units.includes(CLAIMS_OU)) {
         // A claim certificate may only use its provisioning topic pair (see topics.ts).
         if (!isValidDeviceId(commonName)) return refuseConnect(client, `claim certificate CN ${commonName} is not a template id`, done);
@@ -130,6 +144,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         if (will && !isTopicAllowedForDevice(commonName, will.topic, "publish")) {
           return refuseConnect(client, `will topic not allowed: ${will.topic}`, done);
         }
+        const willRefusal = will && retainRefusal(commonName, will);
+        if (willRefusal) return refuseConnect(client, `will refused: ${willRefusal}`, done);
         identities.set(client, { kind: "device", deviceId: commonName, serialNumber });
         return checkThenAdmit(client, { kind: "device", commonName, serialNumber, notBefore }, done);
       } else if (services.has(commonName)) {
@@ -143,6 +159,16 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (!client) return done(null); // broker-internal (persisted wills, already checked at connect)
       const identity = identities.get(client);
       if (identity?.kind === "service") return done(null);
+      // A retained message is kept by the broker for every later subscriber, per topic: only a
+      // device's own presence, with a presence payload, may be one (claims have no presence).
+      if (identity && packet.retain) {
+        const refusal = identity.kind === "device" ? retainRefusal(identity.deviceId, packet) : "a claim may not publish retained messages";
+        if (refusal) {
+          opts.counters?.inc("tether_mqtt_refused_total", { action: "retain" });
+          log.warn({ clientId: client.id, topic: packet.topic }, "mqtt retained publish refused");
+          return done(new Error(refusal)); // closes the connection, like any refused PUBLISH in MQTT 3.1.1
+        }
+      }
       if (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, packet.topic, "publish")) {
         return done(null);
       }
@@ -183,7 +209,17 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
 
   const server = createServer(
     { key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true },
-    (socket) => aedes.handle(socket),
+    (socket) => {
+      const client = aedes.handle(socket);
+      boundPacketSize(
+        client,
+        () => (identities.get(client)?.kind === "service" ? opts.maxServicePacketBytes : opts.maxPacketBytes) ?? Infinity,
+        (length, max, cmd) => {
+          opts.counters?.inc("tether_mqtt_refused_total", { action: "packet_too_large" });
+          log.warn({ clientId: client.id, remoteAddress: socket.remoteAddress, cmd, length, max }, "mqtt packet too large; connection closed");
+        },
+      );
+    },
   );
   const sockets = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
@@ -237,6 +273,17 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       return closing;
     },
   };
+}
+
+type RetainCheck = { topic: string; payload: Buffer | string; retain?: boolean };
+
+/** Why a device's (retained) message may not be retained, or undefined when it may: only its presence, `online`/`offline`. */
+function retainRefusal(deviceId: string, m: RetainCheck): string | undefined {
+  if (!m.retain) return undefined;
+  if (m.topic !== presenceTopic(deviceId)) return `a device may retain only its presence topic, not ${m.topic}`;
+  const payload = m.payload.toString();
+  if (payload !== PRESENCE_ONLINE && payload !== PRESENCE_OFFLINE) return `a retained presence must be "${PRESENCE_ONLINE}" or "${PRESENCE_OFFLINE}"`;
+  return undefined;
 }
 
 function firstValue(value: string | string[] | undefined): string | undefined {

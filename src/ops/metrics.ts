@@ -10,7 +10,8 @@ const SOURCE_TIMEOUT_MS = 2000;
 const COUNTER_HELP: Record<string, string> = {
   tether_uplink_received_total: "Uplink envelopes decoded, by body kind.",
   tether_uplink_dropped_total: "Uplink messages the bridge dropped, by reason (malformed, oversized, bad_topic, ...).",
-  tether_mqtt_refused_total: "Connections, publishes and subscriptions the embedded broker refused, by action.",
+  tether_mqtt_refused_total: "Connections, publishes, subscriptions, retained messages and oversized packets the embedded broker refused, by action.",
+  tether_api_streams_refused_total: "Streaming calls refused with RESOURCE_EXHAUSTED because the principal had too many open, by principal kind.",
   tether_task_late_events_total: "Task events that arrived after the task ended (recorded, no effect).",
   tether_reported_state_stale_total: "Reported states older than the stored version (ignored).",
   tether_telemetry_samples_received_total: "Telemetry samples received.",
@@ -29,6 +30,8 @@ export interface MetricSources {
   /** Uplink items taken from the broker and not yet processed or handed off. */
   uplinkQueueDepth?: () => number;
   telemetryQueueDepth?: () => number;
+  /** Streaming API calls open now (watches, telemetry streams). */
+  openStreams?: () => number;
   /** Dependency name → up. */
   dependencies?: () => Record<string, boolean>;
 }
@@ -93,6 +96,14 @@ export function createMetrics(src: MetricSources): Metrics {
     collect() {
       if (src.uplinkQueueDepth) this.set({ queue: "uplink" }, src.uplinkQueueDepth());
       if (src.telemetryQueueDepth) this.set({ queue: "telemetry" }, src.telemetryQueueDepth());
+    },
+  });
+  new Gauge({
+    name: "tether_api_streams_open",
+    help: "Streaming API calls (watches, telemetry streams) open now; capped per principal by TETHER_MAX_STREAMS_PER_PRINCIPAL.",
+    registers: [registry],
+    collect() {
+      if (src.openStreams) this.set(src.openStreams());
     },
   });
   new Gauge({

@@ -31,15 +31,17 @@ const MAX_TRACKED_DEVICES = 100_000;
  */
 export function createTelemetryIngest(d: IngestDeps) {
   // Distinct metrics seen per device, to cap metric-name sprawl (bounded: oldest devices forgotten).
-  const metricsByDevice = new Map<string, Set<string>>();
-  const knownMetrics = (deviceId: string) => {
-    let set = metricsByDevice.get(deviceId);
-    if (!set) {
+  // `warned`: the cap is logged once per device, not per refused message (a device stuck above it
+  // would otherwise write a log line per sample).
+  const metricsByDevice = new Map<string, { names: Set<string>; warned: boolean }>();
+  const tracked = (deviceId: string) => {
+    let entry = metricsByDevice.get(deviceId);
+    if (!entry) {
       if (metricsByDevice.size >= MAX_TRACKED_DEVICES) metricsByDevice.delete(metricsByDevice.keys().next().value!);
-      set = new Set();
-      metricsByDevice.set(deviceId, set);
+      entry = { names: new Set(), warned: false };
+      metricsByDevice.set(deviceId, entry);
     }
-    return set;
+    return entry;
   };
 
   /**
@@ -48,9 +50,14 @@ export function createTelemetryIngest(d: IngestDeps) {
    * final answer: they are counted and dropped, and the message counts as taken.
    */
   function ingest(deviceId: string, samples: SampleRecord[]): boolean {
-    const { accepted, rejected } = validateSamples(samples, d.clock.now(), d.limits, knownMetrics(deviceId));
+    const known = tracked(deviceId);
+    const { accepted, rejected } = validateSamples(samples, d.clock.now(), d.limits, known.names);
     for (const reason of rejected) d.counters.inc("tether_telemetry_samples_rejected_total", { reason });
     if (rejected.length > 0) d.log.debug({ deviceId, rejected: rejected.length, first: rejected[0] }, "telemetry samples rejected");
+    if (!known.warned && rejected.includes("too_many_metrics")) {
+      known.warned = true;
+      d.log.warn({ deviceId, maxMetricsPerDevice: d.limits.maxMetricsPerDevice, known: [...known.names].slice(0, 20) }, "device reached its distinct-metric limit; samples of new metrics are refused (logged once per device)");
+    }
     for (const s of accepted) d.feed.publish(s);
     const stored = accepted.filter((s) => !d.ephemeral.has(s.metric));
     d.counters.inc("tether_telemetry_samples_received_total", undefined, samples.length);
