@@ -1,5 +1,5 @@
 import type { GroupRecord, UserRecord, UserRepository } from "../core/auth/auth-ports.js";
-import { AlreadyExistsError } from "../core/errors.js";
+import { AlreadyExistsError, FailedPreconditionError } from "../core/errors.js";
 import type { Sql } from "./database.js";
 import { type TxSql, withTransaction } from "./transaction.js";
 import { apiKeySession } from "../core/auth/session-revocations.js";
@@ -97,6 +97,10 @@ export function createUserStore(sql: Sql): UserRepository {
 
     async deleteUser(name, now) {
       return withTransaction(sql, async (tx) => {
+        // Devices name their owner by user name: deleting an owner would hand the devices to
+        // whoever registers that name next. The devices move first (UpdateDevice owner).
+        const [{ owned }] = await tx<{ owned: number }[]>`SELECT count(*)::int AS owned FROM devices WHERE owner = ${name}`;
+        if (owned > 0) throw new FailedPreconditionError(`user ${name} still owns ${owned} device${owned === 1 ? "" : "s"}: give ${owned === 1 ? "it" : "them"} another owner first (UpdateDevice with update_mask owner)`);
         const sessions = [...(await endSessionsOf(tx, name, now)), ...(await revokeApiKeysOf(tx, name, now))];
         await tx`DELETE FROM grants WHERE principal_kind = 'user' AND principal = ${name}`;
         const rows = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;

@@ -120,6 +120,10 @@ describe("rules and jobs run with their creator's rights", () => {
     // The control: the same job by the admin certificate (users/admin, an admin) is rolled out.
     const control = await admin(JobService).createJob({ jobId: "by-admin", job: { command: power, target: { case: "devices", value: { devices: ["devices/dave-led"] } }, startTime: timestampFromDate(at) } });
     expect(control.creator).toBe("users/admin");
+    // dave still owns dave-led: deleting him would hand it to whoever registers "dave" next.
+    expect(await refusal(admin(UserService).deleteUser({ name: "users/dave" }))).toBe("FailedPrecondition");
+    expect((await admin(UserService).getUser({ name: "users/dave" })).name).toBe("users/dave");
+    await admin(DeviceService).updateDevice({ device: { name: "devices/dave-led", owner: "olivia" }, updateMask: { paths: ["owner"] } });
     await admin(UserService).deleteUser({ name: "users/dave" });
     await admin(UserService).deleteUser({ name: "users/adam" });
 
