@@ -66,10 +66,11 @@ describe("a deleted device's keys", () => {
     expect(first.downlinks.map((d) => d.body.case)).toEqual([]);
     const parked = oldGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
     await eventually(async () => (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime !== undefined, 30_000, "the poll to park");
+    // Read before the second poll starts: read after, it could already be the second poll's.
+    const listening = timestampDate((await devices().getDevice({ name: "devices/reborn-led" })).connectivity!.listenUntilTime!).getTime();
     // A second parked poll on the key Tether issued: its connection is cut with the revocation.
     const issuedGateway = connectClient(s, DeviceGatewayService, "connect", pem(s, old.cert, old.key));
     const parkedIssued = issuedGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
-    const listening = timestampDate((await devices().getDevice({ name: "devices/reborn-led" })).connectivity!.listenUntilTime!).getTime();
     const untilNow = async () => {
       const t = (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime;
       return t ? timestampDate(t).getTime() : 0;
