@@ -212,6 +212,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const taskFeed = amqp ? amqp.taskFeed(onTaskWatcherError) : createMemoryFeed<Task>(onTaskWatcherError);
     const deviceFeed = amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError);
     const deviceStore = createDeviceStore(db.sql);
+    const userStore = createUserStore(db.sql);
     const provisioningStore = createProvisioningStore(db.sql);
     const taskStore = createTaskStore(db.sql);
     const telemetryStore = createTelemetryStore(db.sql);
@@ -260,7 +261,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       feed: deviceFeed,
       templates: provisioningStore,
       onCertificatesRevoked: (id, revoked) => announceRevoked(id, revoked),
-      userExists: async (name) => (await createUserStore(db.sql).getUser(name)) !== undefined,
+      userExists: async (name) => (await userStore.getUser(name)) !== undefined,
     });
     const deviceWatch = createDeviceWatch({ devices: deviceStore, feed: deviceFeed });
     const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
@@ -426,7 +427,6 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const timers = createTaskTimers({ tasks: taskStore, lifecycle, dispatcher, clock, log: coreLog, ackTimeoutMs: config.tasks.ackTimeoutMs });
 
     // Users, tokens and rights.
-    const userStore = createUserStore(db.sql);
     const credStore = createCredentialStore(db.sql);
     const grantStore = createGrantStore(db.sql);
     const authLog = log.child({ component: "auth" });
