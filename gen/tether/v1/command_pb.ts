@@ -8,13 +8,15 @@ import type { CoffeeMachineCommand, CoffeeMachineResult } from "./coffee_machine
 import { file_tether_v1_coffee_machine } from "./coffee_machine_pb.js";
 import type { LedCommand, LedResult } from "./led_pb.js";
 import { file_tether_v1_led } from "./led_pb.js";
+import type { ThermostatCommand, ThermostatResult } from "./thermostat_pb.js";
+import { file_tether_v1_thermostat } from "./thermostat_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tether/v1/command.proto.
  */
 export const file_tether_v1_command: GenFile = /*@__PURE__*/
-  fileDesc("Chd0ZXRoZXIvdjEvY29tbWFuZC5wcm90bxIJdGV0aGVyLnYxInIKB0NvbW1hbmQSJAoDbGVkGAEgASgLMhUudGV0aGVyLnYxLkxlZENvbW1hbmRIABI5Cg5jb2ZmZWVfbWFjaGluZRgCIAEoCzIfLnRldGhlci52MS5Db2ZmZWVNYWNoaW5lQ29tbWFuZEgAQgYKBGtpbmQidgoNQ29tbWFuZFJlc3VsdBIjCgNsZWQYASABKAsyFC50ZXRoZXIudjEuTGVkUmVzdWx0SAASOAoOY29mZmVlX21hY2hpbmUYAiABKAsyHi50ZXRoZXIudjEuQ29mZmVlTWFjaGluZVJlc3VsdEgAQgYKBGtpbmRiBnByb3RvMw", [file_tether_v1_coffee_machine, file_tether_v1_led]);
+  fileDesc("Chd0ZXRoZXIvdjEvY29tbWFuZC5wcm90bxIJdGV0aGVyLnYxIqYBCgdDb21tYW5kEiQKA2xlZBgBIAEoCzIVLnRldGhlci52MS5MZWRDb21tYW5kSAASOQoOY29mZmVlX21hY2hpbmUYAiABKAsyHy50ZXRoZXIudjEuQ29mZmVlTWFjaGluZUNvbW1hbmRIABIyCgp0aGVybW9zdGF0GAMgASgLMhwudGV0aGVyLnYxLlRoZXJtb3N0YXRDb21tYW5kSABCBgoEa2luZCKpAQoNQ29tbWFuZFJlc3VsdBIjCgNsZWQYASABKAsyFC50ZXRoZXIudjEuTGVkUmVzdWx0SAASOAoOY29mZmVlX21hY2hpbmUYAiABKAsyHi50ZXRoZXIudjEuQ29mZmVlTWFjaGluZVJlc3VsdEgAEjEKCnRoZXJtb3N0YXQYAyABKAsyGy50ZXRoZXIudjEuVGhlcm1vc3RhdFJlc3VsdEgAQgYKBGtpbmRiBnByb3RvMw", [file_tether_v1_coffee_machine, file_tether_v1_led, file_tether_v1_thermostat]);
 
 /**
  * A command for one device. The case must match the device's product kind.
@@ -43,6 +45,14 @@ export type Command = Message<"tether.v1.Command"> & {
      */
     value: CoffeeMachineCommand;
     case: "coffeeMachine";
+  } | {
+    /**
+     * For a Device with `thermostat`.
+     *
+     * @generated from field: tether.v1.ThermostatCommand thermostat = 3;
+     */
+    value: ThermostatCommand;
+    case: "thermostat";
   } | { case: undefined; value?: undefined };
 };
 
@@ -80,6 +90,14 @@ export type CommandResult = Message<"tether.v1.CommandResult"> & {
      */
     value: CoffeeMachineResult;
     case: "coffeeMachine";
+  } | {
+    /**
+     * From a thermostat.
+     *
+     * @generated from field: tether.v1.ThermostatResult thermostat = 3;
+     */
+    value: ThermostatResult;
+    case: "thermostat";
   } | { case: undefined; value?: undefined };
 };
 

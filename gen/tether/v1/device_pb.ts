@@ -10,6 +10,8 @@ import type { CoffeeMachine } from "./coffee_machine_pb.js";
 import { file_tether_v1_coffee_machine } from "./coffee_machine_pb.js";
 import type { Led } from "./led_pb.js";
 import { file_tether_v1_led } from "./led_pb.js";
+import type { Thermostat } from "./thermostat_pb.js";
+import { file_tether_v1_thermostat } from "./thermostat_pb.js";
 import type { TelemetrySample } from "./telemetry_pb.js";
 import { file_tether_v1_telemetry } from "./telemetry_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/device.proto.
  */
 export const file_tether_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEi1QQKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRI0ChBsYXRlc3RfdGVsZW1ldHJ5GAwgAygLMhoudGV0aGVyLnYxLlRlbGVtZXRyeVNhbXBsZRIvCgtkZWxldGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoDbGVkGBQgASgLMg4udGV0aGVyLnYxLkxlZEgAEjIKDmNvZmZlZV9tYWNoaW5lGBUgASgLMhgudGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmQiiQEKDENvbm5lY3Rpdml0eRIOCgZvbmxpbmUYASABKAgSMgoObGFzdF9zZWVuX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxpc3Rlbl91bnRpbF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAypiCgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAJiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led, file_tether_v1_telemetry]);
+  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEiggUKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRI0ChBsYXRlc3RfdGVsZW1ldHJ5GAwgAygLMhoudGV0aGVyLnYxLlRlbGVtZXRyeVNhbXBsZRIvCgtkZWxldGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoDbGVkGBQgASgLMg4udGV0aGVyLnYxLkxlZEgAEjIKDmNvZmZlZV9tYWNoaW5lGBUgASgLMhgudGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVIABIrCgp0aGVybW9zdGF0GBYgASgLMhUudGV0aGVyLnYxLlRoZXJtb3N0YXRIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmQiiQEKDENvbm5lY3Rpdml0eRIOCgZvbmxpbmUYASABKAgSMgoObGFzdF9zZWVuX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxpc3Rlbl91bnRpbF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAyp/CgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAISGwoXUFJPRFVDVF9LSU5EX1RIRVJNT1NUQVQQA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led, file_tether_v1_thermostat, file_tether_v1_telemetry]);
 
 /**
  * A device: the common base every product shares, plus exactly one product kind.
@@ -146,6 +148,14 @@ export type Device = Message<"tether.v1.Device"> & {
      */
     value: CoffeeMachine;
     case: "coffeeMachine";
+  } | {
+    /**
+     * A room thermostat.
+     *
+     * @generated from field: tether.v1.Thermostat thermostat = 22;
+     */
+    value: Thermostat;
+    case: "thermostat";
   } | { case: undefined; value?: undefined };
 };
 
@@ -289,6 +299,13 @@ export enum ProductKind {
    * @generated from enum value: PRODUCT_KIND_COFFEE_MACHINE = 2;
    */
   COFFEE_MACHINE = 2,
+
+  /**
+   * Device.thermostat.
+   *
+   * @generated from enum value: PRODUCT_KIND_THERMOSTAT = 3;
+   */
+  THERMOSTAT = 3,
 }
 
 /**

@@ -1,11 +1,12 @@
 import { coffeeMachineProduct } from "./coffee-machine.js";
 import { ledProduct } from "./led.js";
+import { thermostatProduct } from "./thermostat.js";
 import type { Product, ProductCase } from "./product.js";
 
 export type { Product, ProductCase } from "./product.js";
 
 /** Every product type Tether knows, in one table. */
-export const PRODUCTS: readonly Product[] = [ledProduct, coffeeMachineProduct];
+export const PRODUCTS: readonly Product[] = [ledProduct, coffeeMachineProduct, thermostatProduct];
 
 /** The product for a `Device.kind` case. */
 export function productByCase(c: ProductCase): Product {

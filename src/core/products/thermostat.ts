@@ -1,0 +1,55 @@
+import type { Message } from "@bufbuild/protobuf";
+import {
+  type ThermostatCommand,
+  type ThermostatDesired,
+  ThermostatDesiredSchema,
+  ThermostatModeSchema,
+  ThermostatReportedSchema,
+  ThermostatSchema,
+} from "../../../gen/tether/v1/thermostat_pb.js";
+import type { Violations } from "../errors.js";
+import { type Product, ProductKind } from "./product.js";
+
+/** The setpoint range every thermostat accepts; hardware limits are usually wider. */
+export const SETPOINT_MIN_C = 5;
+export const SETPOINT_MAX_C = 35;
+export const BOOST_MAX_MINUTES = 240;
+
+/** Room thermostats: an owner sets setpoint and mode; temperature, humidity and action are reported. */
+export const thermostatProduct: Product = {
+  case: "thermostat",
+  kindName: "thermostat",
+  productKind: ProductKind.THERMOSTAT,
+  schema: ThermostatSchema,
+  desiredSchema: ThermostatDesiredSchema,
+  reportedSchema: ThermostatReportedSchema,
+  validateDesired(message: Message, field: string, v: Violations): void {
+    const desired = message as ThermostatDesired;
+    if (desired.setpointCelsius !== undefined) checkSetpoint(desired.setpointCelsius, `${field}.setpoint_celsius`, v);
+    if (!ThermostatModeSchema.values.some((e) => e.number === desired.mode)) v.add(`${field}.mode`, `unknown ThermostatMode ${desired.mode}`);
+  },
+  validateCommand(message: Message, field: string, v: Violations): void {
+    const { action } = message as ThermostatCommand;
+    switch (action.case) {
+      case undefined:
+        return v.add(`${field}.action`, "is required: set_setpoint_celsius, set_mode or boost");
+      case "setSetpointCelsius":
+        return checkSetpoint(action.value, `${field}.set_setpoint_celsius`, v);
+      case "setMode":
+        if (action.value === 0 || !ThermostatModeSchema.values.some((e) => e.number === action.value)) {
+          v.add(`${field}.set_mode`, "must be a known ThermostatMode other than THERMOSTAT_MODE_UNSPECIFIED");
+        }
+        return;
+      case "boost":
+        if (action.value.minutes < 1 || action.value.minutes > BOOST_MAX_MINUTES) {
+          v.add(`${field}.boost.minutes`, `must be between 1 and ${BOOST_MAX_MINUTES}`);
+        }
+        return;
+    }
+  },
+};
+
+function checkSetpoint(celsius: number, field: string, v: Violations): void {
+  // NaN fails both comparisons, so test the range positively.
+  if (!(celsius >= SETPOINT_MIN_C && celsius <= SETPOINT_MAX_C)) v.add(field, `must be between ${SETPOINT_MIN_C} and ${SETPOINT_MAX_C} °C`);
+}
