@@ -15,6 +15,12 @@ export const coffeeMachineProduct: Product = {
   case: "coffeeMachine",
   kindName: "coffee_machine",
   productKind: ProductKind.COFFEE_MACHINE,
+  label: "coffee machine",
+  pluralLabel: "coffee machines",
+  metrics: [
+    { name: "water_level_percent", unit: "%", description: "water tank level", min: 0, max: 100 },
+    { name: "boiler_temperature_celsius", unit: "°C", description: "boiler temperature", min: 0, max: 130 },
+  ],
   schema: CoffeeMachineSchema,
   desiredSchema: CoffeeMachineDesiredSchema,
   reportedSchema: CoffeeMachineReportedSchema,

@@ -1,9 +1,18 @@
 import { coffeeMachineProduct } from "./coffee-machine.js";
 import { ledProduct } from "./led.js";
 import { thermostatProduct } from "./thermostat.js";
-import type { Product, ProductCase } from "./product.js";
+import type { MetricInfo, Product, ProductCase } from "./product.js";
 
-export type { Product, ProductCase } from "./product.js";
+export type { MetricInfo, Product, ProductCase } from "./product.js";
+
+/**
+ * Metrics any device may send whatever its product: link quality. Streamed live, not stored, by
+ * default (`TETHER_TELEMETRY_EPHEMERAL`).
+ */
+export const LINK_METRICS: readonly MetricInfo[] = [
+  { name: "signal_strength", unit: "dBm", description: "radio signal strength", min: -100, max: 0 },
+  { name: "rssi", unit: "dBm", description: "received signal strength", min: -100, max: 0 },
+];
 
 /** Every product type Tether knows, in one table. */
 export const PRODUCTS: readonly Product[] = [ledProduct, coffeeMachineProduct, thermostatProduct];

@@ -9,6 +9,12 @@ export const ledProduct: Product = {
   case: "led",
   kindName: "led",
   productKind: ProductKind.LED,
+  label: "LED",
+  pluralLabel: "LEDs",
+  metrics: [
+    { name: "power_w", unit: "W", description: "electrical power drawn", min: 0, max: 20 },
+    { name: "temperature_celsius", unit: "°C", description: "driver board temperature", min: 0, max: 90 },
+  ],
   schema: LedSchema,
   desiredSchema: LedStateSchema,
   reportedSchema: LedStateSchema,

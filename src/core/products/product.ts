@@ -16,6 +16,15 @@ export interface Product {
   /** The stable name used in storage, filters and CLIs, e.g. `coffee_machine` (the proto field name). */
   readonly kindName: string;
   readonly productKind: ProductKind;
+  /** How people name one of these, lower case unless a proper noun: `LED`, `coffee machine`. */
+  readonly label: string;
+  /** The plural, for lists and selectors: `LEDs`, `coffee machines`. */
+  readonly pluralLabel: string;
+  /**
+   * The telemetry metrics this product sends (besides the link metrics every device may send, see
+   * `LINK_METRICS`): what event rules, charts and the CLI offer for it.
+   */
+  readonly metrics: readonly MetricInfo[];
   /** The product message (`Led`), which holds `desired` and `reported`. */
   readonly schema: DescMessage;
   /** The desired-state message (`LedState`, `CoffeeMachineDesired`). */
@@ -29,6 +38,19 @@ export interface Product {
    * violations under `field` (e.g. `task.command.led`).
    */
   validateCommand(command: Message, field: string, v: Violations): void;
+}
+
+/** One telemetry metric a product sends. */
+export interface MetricInfo {
+  /** The sample's `metric`, e.g. `temperature_celsius`. */
+  readonly name: string;
+  /** The unit as shown to people: `°C`, `%`, `W`, `dBm`. */
+  readonly unit: string;
+  /** What it measures, one short phrase. */
+  readonly description: string;
+  /** The plausible range, for chart axes and rule hints (not enforced on ingest). */
+  readonly min?: number;
+  readonly max?: number;
 }
 
 export { ProductKind };

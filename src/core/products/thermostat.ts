@@ -20,6 +20,12 @@ export const thermostatProduct: Product = {
   case: "thermostat",
   kindName: "thermostat",
   productKind: ProductKind.THERMOSTAT,
+  label: "thermostat",
+  pluralLabel: "thermostats",
+  metrics: [
+    { name: "temperature_celsius", unit: "°C", description: "room temperature", min: -10, max: 45 },
+    { name: "humidity_percent", unit: "%", description: "relative humidity", min: 0, max: 100 },
+  ],
   schema: ThermostatSchema,
   desiredSchema: ThermostatDesiredSchema,
   reportedSchema: ThermostatReportedSchema,
