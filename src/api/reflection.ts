@@ -204,7 +204,7 @@ export function createReflectionService(
  * (for schema-less calls or `describe` in the CLI, and for tests).
  *
  * Why not `createFileRegistry(first, resolve)`: in protobuf-es 2.13 that overload fails on
- * diamond imports (device.proto and coffee_machine.proto both import timestamp.proto →
+ * diamond imports (device.proto and a product proto both import timestamp.proto →
  * "Cannot find google/protobuf/timestamp.proto"). Sorting imports-first and passing a
  * FileDescriptorSet avoids it.
  */

@@ -56,7 +56,7 @@ export interface StaticFilesOptions {
  * Serves a built single-page app from `root`: files with their content type, hashed assets
  * (`/assets/name-<hash>.js`) cached for a year, `index.html` revalidated every time, and any other
  * GET of a path without a file extension answered with `index.html` so the app's own routes
- * (`/devices/led-1`) survive a reload. Text files are gzipped for clients that accept it. Paths are resolved inside `root`; `..`, encoded or not,
+ * (`/devices/kitchen-1`) survive a reload. Text files are gzipped for clients that accept it. Paths are resolved inside `root`; `..`, encoded or not,
  * cannot leave it. The directory is read per request, so a rebuild is picked up without a restart.
  */
 export function staticFiles(opts: StaticFilesOptions): HttpRoute {

@@ -3,7 +3,7 @@
  *
  * Downlink is at-least-once: a TaskRequest arrives again after a reconnect (QoS 1 redelivery), after a
  * Hello (Tether resends every pending task) and on a retry after a timeout (higher `attempt`, same
- * `task_id`). A coffee machine must not brew twice because the network hiccuped, so every task id is
+ * `task_id`). A machine must not brew twice because the network hiccuped, so every task id is
  * remembered in a bounded LRU: the first arrival queues the task, every later arrival only re-acks and,
  * if it is finished, re-sends the cached result. Tasks run one at a time in arrival order, which keeps
  * the per-device order Tether promises and matches real hardware that can do one thing at a time.
@@ -29,7 +29,7 @@ export interface TaskContext {
   signal: AbortSignal;
 }
 
-/** A successful result, as a plain init object (`{ kind: { case: "led", value: {...} } }`) or message. */
+/** A successful result, as a plain init object (`{ kind: { case: <product case>, value: {...} } }`) or message. */
 export type CommandResultInit = MessageInitShape<typeof CommandResultSchema>;
 
 /** Executes one command; throw {@link DeviceRejection} or {@link DeviceFailure} for unhappy endings. */

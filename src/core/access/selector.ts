@@ -4,7 +4,7 @@ import { type DeviceFilter, parseDeviceFilter } from "../devices/device-filter.j
 /** What rights decisions need to know about a device. */
 export interface DeviceMeta {
   id: string;
-  /** Product kind name (`led`, `coffee_machine`). */
+  /** The product's kind name (its `kindName` in the product registry). */
   kind: string;
   labels: Record<string, string>;
   /** The owning user's name, or empty. */

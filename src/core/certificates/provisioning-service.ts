@@ -23,7 +23,7 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError, PermissionDeni
 import type { CoreLogger } from "../log.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import type { ChangeFeed } from "../ports.js";
-import { productByKindName } from "../products/index.js";
+import { kindNameList, productByKindName } from "../products/index.js";
 import { reservedIdProblem } from "../reserved-ids.js";
 import { certificateName, parseTemplateName, templateName } from "./certificate-name.js";
 import type { DeviceRepository } from "../devices/device-repository.js";
@@ -123,9 +123,9 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
         const reserved = reservedIdProblem(req.provisioningTemplateId);
         if (reserved) v.add("provisioning_template_id", reserved);
       }
-      if (!productByKindName(input.deviceKind)) v.add("provisioning_template.device_kind", `"${truncate(input.deviceKind, 32)}" is not a product kind (led, coffee_machine)`);
+      if (!productByKindName(input.deviceKind)) v.add("provisioning_template.device_kind", `"${truncate(input.deviceKind, 32)}" is not a product kind (${kindNameList()})`);
       if (input.deviceIdPrefix !== "" && !/^[a-z][a-z0-9-]{0,31}$/.test(input.deviceIdPrefix)) v.add("provisioning_template.device_id_prefix", "must be up to 32 lowercase letters, digits or hyphens, starting with a letter");
-      if (input.deviceIdPrefix === "") v.add("provisioning_template.device_id_prefix", "is required (device ids must start with a letter), e.g. \"led-\"");
+      if (input.deviceIdPrefix === "") v.add("provisioning_template.device_id_prefix", "is required (device ids must start with a letter), e.g. \"kitchen-\"");
       else if (reservedIdProblem(`${input.deviceIdPrefix}x`)) v.add("provisioning_template.device_id_prefix", `${reservedIdProblem(`${input.deviceIdPrefix}x`)}: every id it hands out would be reserved`);
       checkSerials(input.allowedSerialNumbers, "provisioning_template.allowed_serial_numbers", v);
       if (input.serialNumberPattern !== "") {

@@ -20,7 +20,7 @@ const TERM = /^\s*(name|kind|owner|online|labels\.([A-Za-z][A-Za-z0-9_.-]{0,62})
 
 /**
  * Parses the small AIP-160 subset ListDevices accepts, e.g.
- * `kind = "led" AND labels.room = "kitchen" AND online = true`. Anything else is InvalidArgument
+ * `kind = "<kind name>" AND labels.room = "kitchen" AND online = true`. Anything else is InvalidArgument
  * with the offending term, so a typo never silently matches everything.
  */
 export function parseDeviceFilter(filter: string, field = "filter"): DeviceFilter {
@@ -32,7 +32,7 @@ export function parseDeviceFilter(filter: string, field = "filter"): DeviceFilte
     if (!m) {
       throw InvalidArgumentError.field(
         field,
-        `cannot parse "${term.trim()}": expected terms like name = "devices/kitchen-led", kind = "led", labels.room = "kitchen", labels.room:*, owner = "alice", online = true, joined by AND`,
+        `cannot parse "${term.trim()}": expected terms like name = "devices/kitchen-1", kind = "${PRODUCTS[0]!.kindName}", labels.room = "kitchen", labels.room:*, owner = "alice", online = true, joined by AND`,
       );
     }
     const [, lhs, labelKey, op, quoted, bare] = m;

@@ -17,7 +17,7 @@ export function deviceName(id: string): string {
 
 /** Parses `devices/{device}`; throws InvalidArgument naming `field` otherwise. */
 export function parseDeviceName(name: string, field = "name"): string {
-  if (name === "") throw InvalidArgumentError.field(field, "is required, e.g. devices/kitchen-led");
+  if (name === "") throw InvalidArgumentError.field(field, "is required, e.g. devices/kitchen-1");
   const m = /^devices\/([^/]+)$/.exec(name);
   if (!m || !isValidDeviceId(m[1]!)) {
     throw InvalidArgumentError.field(

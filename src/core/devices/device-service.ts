@@ -15,7 +15,7 @@ import { metaOf } from "../access/device-meta.js";
 import type { Clock } from "../clock.js";
 import { AbortedError, InvalidArgumentError, NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
-import { productByCase } from "../products/index.js";
+import { kindNameList, productByCase } from "../products/index.js";
 import { parseDeviceFilter } from "./device-filter.js";
 import { deviceName, generateDeviceId, isValidDeviceId, parseDeviceName, truncate } from "./device-name.js";
 import type { DeviceRepository } from "./device-repository.js";
@@ -82,7 +82,7 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
         const reserved = reservedIdProblem(req.deviceId);
         if (reserved) v.add("device_id", reserved);
       }
-      if (input.kind.case === undefined) v.add("device.kind", "is required: set led or coffee_machine");
+      if (input.kind.case === undefined) v.add("device.kind", `is required: set ${kindNameList()}`);
       validateDeviceFields(input, "device", v);
       v.throwIfAny();
       if (req.deviceId !== "" && templates) {

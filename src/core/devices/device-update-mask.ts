@@ -10,7 +10,7 @@ const OUTPUT_ONLY = new Set(["name", "uid", "connectivity", "create_time", "upda
 
 /** A validated update mask: which fields to copy from the request into the stored device. */
 export interface ResolvedMask {
-  /** Top-level groups touched (`labels`, `led.desired`, ...), for validation of just those. */
+  /** Top-level groups touched (`labels`, `<kind>.desired`, ...), for validation of just those. */
   topLevel: Set<string>;
   apply(from: Device, to: Device): void;
 }

@@ -27,7 +27,7 @@ export function validateDeviceFields(d: Device, prefix: string, v: Violations, o
     }
     if (d.deliveryPolicy.maxPendingTasks > 10_000) v.add(`${prefix}.delivery_policy.max_pending_tasks`, "must be at most 10000");
   }
-  // The kind's own desired path (`thermostat.desired`), whatever the kind: the product module says
+  // The kind's own desired path (`<kind>.desired`), whatever the kind: the product module says
   // what is valid, so a new product type is validated without an edit here.
   if (d.kind.case !== undefined && check(`${productByCase(d.kind.case).kindName}.desired`)) {
     const product = productByCase(d.kind.case);

@@ -35,7 +35,7 @@ export interface AbortSpec {
 export interface JobSpec {
   displayName: string;
   command: Command;
-  /** The command's product kind name (`led`): the only kind the job targets. */
+  /** The command's product kind name (the product's `kindName`): the only kind the job targets. */
   productKind: string;
   target: JobTarget;
   rollout: RolloutSpec;

@@ -3,7 +3,7 @@ import { DeviceSelector_Mode, type Job } from "../../../gen/tether/v1/job_pb.js"
 import { parseDeviceFilter } from "../devices/device-filter.js";
 import { parseDeviceName } from "../devices/device-name.js";
 import { InvalidArgumentError, type Violations } from "../errors.js";
-import { productByCase } from "../products/index.js";
+import { kindNameList, productByCase } from "../products/index.js";
 import { checkCommand } from "../rules/rule-validation.js";
 import { TASK_DEFAULTS } from "../tasks/task-request.js";
 import type { AbortSpec, JobSpec, JobTarget, RolloutSpec } from "./job-record.js";
@@ -21,7 +21,7 @@ export function parseJob(input: Job, v: Violations, now: Date): JobSpec | undefi
   if (input.displayName.length > 256) v.add("job.display_name", "must be at most 256 characters");
   const command = input.command;
   let productKind: string | undefined;
-  if (!command || command.kind.case === undefined) v.add("job.command", "is required: set led or coffee_machine");
+  if (!command || command.kind.case === undefined) v.add("job.command", `is required: set ${kindNameList()}`);
   else {
     const product = productByCase(command.kind.case);
     productKind = product.kindName;

@@ -28,3 +28,9 @@ export function productByCase(c: ProductCase): Product {
 export function productByKindName(name: string): Product | undefined {
   return PRODUCTS.find((x) => x.kindName === name);
 }
+
+/** The kind names for a message: `led, coffee_machine or thermostat`. */
+export function kindNameList(conjunction = "or"): string {
+  const names = PRODUCTS.map((p) => p.kindName);
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} ${conjunction} ${names.at(-1)}`;
+}

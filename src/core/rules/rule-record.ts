@@ -34,7 +34,7 @@ export interface EventTriggerSpec {
 }
 
 /**
- * What a firing addresses. `productKind` is a product's `kindName` (`led`). A job target starts
+ * What a firing addresses. `productKind` is a product's `kindName`. A job target starts
  * a fleet job from `template` (validated as CreateJob validates it) instead of creating tasks.
  */
 export type RuleTarget =
