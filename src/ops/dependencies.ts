@@ -1,5 +1,4 @@
 import type { Logger } from "pino";
-import type { SettableServingStatus } from "../api/health.js";
 import { withTimeout } from "../core/timeout.js";
 
 /** grpc.health.v1 service names of Tether's dependencies; "" (the whole server) is all of them. */
@@ -33,7 +32,8 @@ export interface DependencyMonitor {
  * an unreachable database usually hangs rather than fails.
  */
 export function createDependencyMonitor(opts: {
-  setStatus: (service: string, status: SettableServingStatus) => void;
+  // The health service's settable statuses, spelled out so ops does not import api.
+  setStatus: (service: string, status: "SERVING" | "NOT_SERVING") => void;
   intervalMs: number;
   timeoutMs?: number;
   log: Logger;

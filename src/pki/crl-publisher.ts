@@ -6,7 +6,6 @@
 import { randomBytes } from "node:crypto";
 import { rename, writeFile } from "node:fs/promises";
 import type { Logger } from "pino";
-import type { HttpRoute } from "../api/server.js";
 import type { CertificateRepository, CrlSource } from "../core/certificates/certificate-ports.js";
 import type { CertificateAuthority } from "./certificate-authority.js";
 
@@ -70,27 +69,6 @@ export function createCrlPublisher(opts: { ca: CertificateAuthority; certificate
     async current() {
       if (pem === undefined) await refresh();
       return { pem: pem!, count };
-    },
-  };
-}
-
-/**
- * `GET /crl.pem` on the API port, for anyone (CRLs are public and signed): relying parties such as
- * external brokers, proxies and devices fetch it without a client certificate.
- */
-export function crlRoute(current: () => string | undefined): HttpRoute {
-  return {
-    match: (pathname) => pathname === "/crl.pem",
-    handle(req, res) {
-      if (req.method !== "GET" && req.method !== "HEAD") {
-        res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" });
-        res.end("method not allowed\n");
-        return;
-      }
-      const pem = current();
-      res.writeHead(pem ? 200 : 503, { "content-type": pem ? "application/x-pem-file" : "text/plain; charset=utf-8", "cache-control": "no-cache" });
-      if (req.method === "HEAD") res.end();
-      else res.end(pem ?? "CRL not published yet\n");
     },
   };
 }
