@@ -16,7 +16,16 @@ const INCLUDE: Record<string, string[]> = {
 
 export default defineConfig({
   test: {
-    include: INCLUDE[suite ?? ""] ?? ["tests/unit/**/*.test.ts", "tests/integration/**/*.test.ts"],
+    // Projects' include lists extend this one, so it is set only for the other suites.
+    include: suite ? INCLUDE[suite] : [],
+    // tests/unit opens no sockets (tests/helpers/no-sockets.ts refuses connect and listen there):
+    // fast tests of core logic over PGlite, an in-memory feed and a fake clock.
+    projects: suite
+      ? undefined
+      : [
+          { extends: true, test: { name: "unit", include: ["tests/unit/**/*.test.ts"], setupFiles: ["tests/helpers/no-sockets.ts"] } },
+          { extends: true, test: { name: "integration", include: ["tests/integration/**/*.test.ts"] } },
+        ],
     // The e2e suite builds the console once, before any browser starts.
     globalSetup: suite === "e2e" ? ["tests/e2e/global-setup.ts"] : [],
     testTimeout: suite === "e2e" ? 120_000 : suite === "faults" ? 300_000 : 30_000,
