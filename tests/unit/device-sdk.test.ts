@@ -17,9 +17,8 @@ import { connectDevice } from "../../src/device/tether-device.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../src/link/embedded-broker.js";
 import { ALL_UPLINKS, downlinkTopic, parseDeviceTopic, presenceTopic } from "../../src/link/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
-import { startCoffeeSim } from "../../src/sim/coffee-sim.js";
+import { startCoffeeSim, startLedSim } from "../helpers/devices.js";
 import { startFleet, type Fleet } from "../../src/sim/fleet.js";
-import { startLedSim } from "../../src/sim/led-sim.js";
 import type { SimConnectOptions } from "../../src/sim/simulator.js";
 
 type CommandInit = MessageInitShape<typeof CommandSchema>;
@@ -320,7 +319,7 @@ describe("device SDK and simulators over the embedded broker", () => {
 
   it("runs a fleet with offline devices and injected faults, never executing a task twice", async () => {
     const fleet: Fleet = await startFleet({
-      url, ca: pki.caPem, log, kind: "coffee_machine", count: 8, idPrefix: "fleet", offlineRatio: 0.25, failRatio: 0.3, brewMs: 20,
+      url, ca: pki.caPem, log, kind: "coffee_machine", count: 8, idPrefix: "fleet", offlineRatio: 0.25, failRatio: 0.3, options: { brewMs: 20 },
       issue: (id) => issueDeviceCertificate(pki.ca, id),
     });
     closeables.push({ close: fleet.stop });
