@@ -90,7 +90,7 @@ function simOptions(product: Product, values: Record<string, unknown>): SimOptio
     for (const o of p.sim.options) {
       const raw = values[o.flag];
       if (raw === undefined) continue;
-      if (p !== product && !product.sim.options.some((x) => x.flag === o.flag)) throw new Error(`--${o.flag} is a ${p.label} option, not a ${product.label} one`);
+      if (p !== product && !product.sim.options.some((x) => x.flag === o.flag)) throw new Error(`--${o.flag} is for ${p.pluralLabel}, not ${product.pluralLabel}`);
       const n = Number(raw);
       if (!Number.isFinite(n)) throw new Error(`--${o.flag} must be a number`);
       options[o.name] = n;
