@@ -46,7 +46,7 @@ export async function simulateCommand(argv: string[]): Promise<void> {
   const certsDir = path.resolve(String(v.certs ?? process.env.TETHER_CERTS_DIR ?? "certs"));
   if (!existsSync(path.join(certsDir, "ca.key"))) throw new Error(`no CA in ${certsDir}: start the server once (npm start) or pass --certs`);
   const pki = await ensureDevPki(certsDir);
-  // The shortest name people use for the kind, dashed: `sim-led`, `sim-coffee`.
+  // The shortest name people use for the kind, dashed, so ids stay short (an alias when it is shorter).
   const prefix = String(v.prefix ?? `sim-${[...kindNames(product)].sort((a, b) => a.length - b.length)[0]!.replaceAll("_", "-")}`);
   const devices = connectClient(DeviceService, { address: v.address as string | undefined, certsDir });
   const kind = { case: product.case, value: {} } as MessageInitShape<typeof DeviceSchema>["kind"];

@@ -102,7 +102,17 @@ describe("the simulated thermostat", () => {
     });
     expect(seen).toEqual(new Set([ThermostatAction.HEATING, ThermostatAction.IDLE])); // cycles, never cools
     expect(min).toBeGreaterThan(21 - HYSTERESIS - 0.05);
-    expect(max).toBeLessThan(21 + 0.15);
+    expect(max).toBeLessThan(21 + HYSTERESIS + HEAT_RATE + 0.01);
+    expect(max).toBeGreaterThan(21 + HYSTERESIS - 0.01); // heats through the band, not just to the setpoint
+  });
+
+  it("in AUTO never cools right after heating, or heats right after cooling", () => {
+    const env = fakeEnv();
+    const sim = new ThermostatSim({ roomCelsius: 18, setpointCelsius: 21, mode: ThermostatMode.AUTO });
+    const actions: ThermostatAction[] = [];
+    env.run(sim, 3600, () => actions.at(-1) !== sim.action && actions.push(sim.action));
+    expect(actions).not.toContain(ThermostatAction.COOLING); // a room losing heat only ever needs heating
+    expect(actions.filter((a) => a === ThermostatAction.HEATING).length).toBeGreaterThan(1);
   });
 
   it("in AUTO cools a warm room and in COOL never heats", () => {

@@ -34,7 +34,7 @@ export const HEAT_RATE = 0.1;
 export const COOL_RATE = 0.08;
 /** Fraction of the indoor–outdoor difference lost per simulated second (a time constant of ~1 h). */
 const LOSS_PER_S = 1 / 3600;
-/** Heating starts below setpoint − band and stops at the setpoint; cooling mirrors it. */
+/** The switching band around the setpoint, so the equipment does not chatter (see `nextAction`). */
 export const HYSTERESIS = 0.3;
 /** What the simulated hardware accepts. */
 const HW_MIN_C = 5;
@@ -136,8 +136,11 @@ export class ThermostatSim implements SimBehaviour {
     const cools = this.mode === ThermostatMode.COOL || this.mode === ThermostatMode.AUTO;
     const t = this.temperature;
     const sp = this.setpoint;
-    if (heats && (this.action === ThermostatAction.HEATING ? t < sp : t < sp - HYSTERESIS)) return ThermostatAction.HEATING;
-    if (cools && (this.action === ThermostatAction.COOLING ? t > sp : t > sp + HYSTERESIS)) return ThermostatAction.COOLING;
+    // Alone, heating (cooling) runs from setpoint ∓ band to setpoint ± band. In AUTO each stops at the
+    // setpoint, or a heating overshoot past sp + band would start the cooling at once, and back.
+    const stop = this.mode === ThermostatMode.AUTO ? 0 : HYSTERESIS;
+    if (heats && (this.action === ThermostatAction.HEATING ? t < sp + stop : t < sp - HYSTERESIS)) return ThermostatAction.HEATING;
+    if (cools && (this.action === ThermostatAction.COOLING ? t > sp - stop : t > sp + HYSTERESIS)) return ThermostatAction.COOLING;
     return ThermostatAction.IDLE;
   }
 
