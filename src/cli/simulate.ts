@@ -25,7 +25,7 @@ export const SIMULATE_USAGE = `tether simulate --kind ${PRODUCTS.flatMap(kindNam
   and the ephemeral signal_strength.${optionLines.length > 0 ? `\n  Product options:\n${optionLines.join("\n")}` : ""}`;
 
 /** `tether simulate`: a fleet of realistic simulated devices against a running Tether. */
-export async function simulateCommand(argv: string[]): Promise<void> {
+export async function simulateCommand(argv: string[], opts: { stop?: Promise<void> } = {}): Promise<void> {
   const productFlags = Object.fromEntries(PRODUCTS.flatMap((p) => p.sim.options.map((o) => [o.flag, { type: "string" as const }])));
   const { values: v } = parseArgs({
     args: argv,
@@ -74,10 +74,12 @@ export async function simulateCommand(argv: string[]): Promise<void> {
   });
   console.log(`${fleet.devices.length} ${product.pluralLabel} online, ${fleet.offlineIds.length} offline (${prefix}-1 … ${prefix}-${count}). Ctrl-C to stop.`);
   const timer = setInterval(() => console.log(`executions ${fleet.executions()}, duplicates ${fleet.duplicates()}`), 5000);
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
+  // `stop` lets a test end the run without signalling its own process.
+  await (opts.stop ??
+    new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    }));
   clearInterval(timer);
   await fleet.stop();
   console.log(`stopped: executions ${fleet.executions()}, duplicates ${fleet.duplicates()}`);

@@ -1,11 +1,13 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { EventTrigger_Comparison as Comparison } from "../../gen/tether/v1/rule_pb.js";
 import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { Task_State as TaskState } from "../../gen/tether/v1/task_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
+import { simulateCommand } from "../../src/cli/simulate.js";
 import { ThermostatAction, ThermostatMode } from "../../gen/tether/v1/thermostat_pb.js";
 import { eventually, thermostatSim } from "../helpers/devices.js";
 import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";
@@ -108,5 +110,33 @@ describe("a thermostat, end to end", () => {
     } finally {
       await device.close();
     }
+  });
+
+  it("tether simulate --kind thermostat registers devices and runs them with their product options", async () => {
+    let stop!: () => void;
+    const stopped = new Promise<void>((r) => (stop = r));
+    const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+    const argv = ["--kind", "thermostat", "--count", "2", "--prefix", "cli-th", "--telemetry-rate", "5", "--room-celsius", "14", "--time-scale", "10",
+      "--address", s.baseUrl, "--certs", path.join(s.dir, "certs"), "--mqtt", s.mqttUrl];
+    const running = simulateCommand(argv, { stop: stopped });
+    let printed = "";
+    try {
+      await eventually(async () => (await reported("cli-th-2"))?.temperatureCelsius !== undefined, 15_000, "a simulated thermostat reporting");
+      const d = await devices().getDevice({ name: "devices/cli-th-1" });
+      expect(d.kind.case).toBe("thermostat");
+      expect(d.labels).toMatchObject({ simulated: "true" });
+      const range = () => ({ startTime: timestampFromDate(new Date(Date.now() - 60_000)), endTime: timestampFromDate(new Date(Date.now() + 60_000)) });
+      const temps = await eventually(async () => {
+        const res = await telemetry().queryTelemetry({ parent: "devices/cli-th-1", metrics: ["temperature_celsius"], ...range() });
+        return res.points.length >= 2 ? res.points : undefined;
+      }, 10_000, "telemetry from the CLI's fleet");
+      expect(temps[0]!.value).toBeLessThan(15); // --room-celsius reached the behaviour
+    } finally {
+      stop();
+      await running;
+      printed = log.mock.calls.flat().join("\n");
+      log.mockRestore();
+    }
+    expect(printed).toMatch(/2 thermostats online/);
   });
 });
