@@ -1,92 +1,102 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { PRODUCTS, type Product } from "../core/products/index.js";
+import type { SimOptions } from "../core/products/sim-behaviour.js";
 import { createLogger } from "../log.js";
 import { ensureDevPki, issueDeviceCertificate } from "../pki/dev-pki.js";
-import { type Fleet, startFleet } from "../sim/fleet.js";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { productNamed, startFleet } from "../sim/fleet.js";
 import { connectClient } from "./client.js";
 
-export const SIMULATE_USAGE = `tether simulate --kind led|coffee [--count N] [--prefix ID] [--offline-ratio 0.1] [--fail-ratio 0.05]
-                [--brew-ms 3000] [--telemetry-rate 1] [--mqtt mqtts://localhost:8883]
+/** Every name `--kind` accepts, from the product registry. */
+const kindNames = (p: Product) => [p.kindName, ...(p.aliases ?? [])];
+/** Each product's simulator options, as `--flag` lines of the usage. */
+const optionLines = PRODUCTS.flatMap((p) => p.sim.options.map((o) => `    --${o.flag} N  (${p.kindName}) ${o.description}`));
+
+export const SIMULATE_USAGE = `tether simulate --kind ${PRODUCTS.flatMap(kindNames).join("|")} [--count N] [--prefix ID] [--offline-ratio 0.1]
+                [--fail-ratio 0.05] [--telemetry-rate 1] [--mqtt mqtts://localhost:8883] [product options]
   Registers N devices (if missing), issues them certificates from the dev CA in certs/, connects them over
   MQTT and runs them until Ctrl-C, printing executions and duplicates every 5 s. With --telemetry-rate R,
-  each device also publishes R telemetry samples per second (temperature, power or water level, and the
-  ephemeral signal_strength).`;
+  each device also publishes R readings per second: its product's metrics (${PRODUCTS.map((p) => `${p.kindName}: ${p.metrics.map((m) => m.name).join(", ")}`).join("; ")})
+  and the ephemeral signal_strength.${optionLines.length > 0 ? `\n  Product options:\n${optionLines.join("\n")}` : ""}`;
 
 /** `tether simulate`: a fleet of realistic simulated devices against a running Tether. */
-export async function simulateCommand(argv: string[]): Promise<void> {
+export async function simulateCommand(argv: string[], opts: { stop?: Promise<void> } = {}): Promise<void> {
+  const productFlags = Object.fromEntries(PRODUCTS.flatMap((p) => p.sim.options.map((o) => [o.flag, { type: "string" as const }])));
   const { values: v } = parseArgs({
     args: argv,
     options: {
+      ...productFlags,
       kind: { type: "string" }, count: { type: "string" }, prefix: { type: "string" },
-      "offline-ratio": { type: "string" }, "fail-ratio": { type: "string" }, "brew-ms": { type: "string" },
+      "offline-ratio": { type: "string" }, "fail-ratio": { type: "string" },
       mqtt: { type: "string" }, address: { type: "string" }, certs: { type: "string" }, "telemetry-rate": { type: "string" },
     },
   });
-  const kind = v.kind === "coffee" || v.kind === "coffee_machine" ? "coffee_machine" : v.kind === "led" ? "led" : undefined;
-  if (!kind) throw new Error(SIMULATE_USAGE);
+  const product = v.kind === undefined ? undefined : productNamed(String(v.kind));
+  if (!product) throw new Error(SIMULATE_USAGE);
+  const options = simOptions(product, v as Record<string, unknown>);
   const count = Number(v.count ?? 1);
   if (!Number.isInteger(count) || count < 1 || count > 20_000) throw new Error("--count must be between 1 and 20000");
-  const certsDir = path.resolve(v.certs ?? process.env.TETHER_CERTS_DIR ?? "certs");
+  const rate = Number(v["telemetry-rate"] ?? 0);
+  if (!(rate >= 0 && rate <= 1000)) throw new Error("--telemetry-rate must be between 0 and 1000 samples/s per device");
+  const certsDir = path.resolve(String(v.certs ?? process.env.TETHER_CERTS_DIR ?? "certs"));
   if (!existsSync(path.join(certsDir, "ca.key"))) throw new Error(`no CA in ${certsDir}: start the server once (npm start) or pass --certs`);
   const pki = await ensureDevPki(certsDir);
-  const prefix = v.prefix ?? (kind === "led" ? "sim-led" : "sim-coffee");
-  const devices = connectClient(DeviceService, { address: v.address, certsDir });
+  // The shortest name people use for the kind, dashed, so ids stay short (an alias when it is shorter).
+  const prefix = String(v.prefix ?? `sim-${[...kindNames(product)].sort((a, b) => a.length - b.length)[0]!.replaceAll("_", "-")}`);
+  const devices = connectClient(DeviceService, { address: v.address as string | undefined, certsDir });
+  const kind = { case: product.case, value: {} } as MessageInitShape<typeof DeviceSchema>["kind"];
   for (let i = 1; i <= count; i++) {
     try {
-      await devices.createDevice({
-        deviceId: `${prefix}-${i}`,
-        device: { displayName: `Simulated ${kind} ${i}`, labels: { simulated: "true" }, kind: kind === "led" ? { case: "led", value: {} } : { case: "coffeeMachine", value: {} } },
-      });
+      await devices.createDevice({ deviceId: `${prefix}-${i}`, device: { displayName: `Simulated ${product.label} ${i}`, labels: { simulated: "true" }, kind } });
     } catch (err) {
       if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
     }
   }
   const fleet = await startFleet({
-    url: v.mqtt ?? process.env.TETHER_MQTT_URL ?? `mqtts://localhost:${process.env.TETHER_MQTT_PORT ?? 8883}`,
+    url: String(v.mqtt ?? process.env.TETHER_MQTT_URL ?? `mqtts://localhost:${process.env.TETHER_MQTT_PORT ?? 8883}`),
     ca: pki.caPem,
     issue: (id) => issueDeviceCertificate(pki.ca, id),
-    kind,
+    kind: product.kindName,
     count,
     idPrefix: prefix,
     offlineRatio: Number(v["offline-ratio"] ?? 0),
     failRatio: Number(v["fail-ratio"] ?? 0),
-    brewMs: v["brew-ms"] ? Number(v["brew-ms"]) : undefined,
+    options,
+    // The clock ticks once a second without telemetry (physics still runs), else at the telemetry rate.
+    tickMs: rate > 0 ? 1000 / rate : 1000,
+    telemetry: rate > 0,
     log: createLogger(process.env.LOG_LEVEL ?? "warn"),
   });
-  console.log(`${fleet.devices.length} ${kind} device(s) online, ${fleet.offlineIds.length} offline (${prefix}-1 … ${prefix}-${count}). Ctrl-C to stop.`);
+  console.log(`${fleet.devices.length} ${product.pluralLabel} online, ${fleet.offlineIds.length} offline (${prefix}-1 … ${prefix}-${count}). Ctrl-C to stop.`);
   const timer = setInterval(() => console.log(`executions ${fleet.executions()}, duplicates ${fleet.duplicates()}`), 5000);
-  const rate = Number(v["telemetry-rate"] ?? 0);
-  if (!(rate >= 0 && rate <= 1000)) throw new Error("--telemetry-rate must be between 0 and 1000 samples/s per device");
-  const telemetry = rate > 0 ? setInterval(() => publishTelemetry(fleet, kind), 1000 / rate) : undefined;
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
+  // `stop` lets a test end the run without signalling its own process.
+  await (opts.stop ??
+    new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    }));
   clearInterval(timer);
-  if (telemetry) clearInterval(telemetry);
   await fleet.stop();
   console.log(`stopped: executions ${fleet.executions()}, duplicates ${fleet.duplicates()}`);
 }
 
-/** One round of plausible readings from every connected simulated device. */
-function publishTelemetry(fleet: Fleet, kind: "led" | "coffee_machine"): void {
-  const time = timestampFromDate(new Date());
-  fleet.devices.forEach((device, i) => {
-    const sim = fleet.simulators[i] as unknown as { water?: number };
-    const wave = Math.sin(Date.now() / 60_000 + i);
-    const samples =
-      kind === "led"
-        ? [{ metric: "power_w", value: round(4 + 2 * wave), time }, { metric: "temperature_celsius", value: round(31 + wave), time }]
-        : [{ metric: "water_level_percent", value: sim.water ?? 100, time }, { metric: "boiler_temperature_celsius", value: round(92 + 3 * wave), time }];
-    samples.push({ metric: "signal_strength", value: Math.round(-60 + 10 * wave), time });
-    void device.sendTelemetry(samples).catch(() => undefined);
-  });
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
+/** The product's own flags as numbers; another product's flag is a mistake worth saying. */
+function simOptions(product: Product, values: Record<string, unknown>): SimOptions {
+  const options: Record<string, number> = {};
+  for (const p of PRODUCTS) {
+    for (const o of p.sim.options) {
+      const raw = values[o.flag];
+      if (raw === undefined) continue;
+      if (p !== product && !product.sim.options.some((x) => x.flag === o.flag)) throw new Error(`--${o.flag} is for ${p.pluralLabel}, not ${product.pluralLabel}`);
+      const n = Number(raw);
+      if (!Number.isFinite(n)) throw new Error(`--${o.flag} must be a number`);
+      options[o.name] = n;
+    }
+  }
+  return options;
 }

@@ -1,14 +1,14 @@
 /**
- * A fleet of simulated devices for demos and load tests: many LEDs or coffee machines on one broker,
+ * A fleet of simulated devices for demos and load tests: many devices of one product on one broker,
  * some of them offline and some tasks failing, in the proportions asked for. It counts executions so a
  * test can prove the end-to-end promise that matters most — no task ever runs twice — under load.
  */
 import type { Logger } from "pino";
 import { DeviceFailure } from "../device/errors.js";
 import type { CommandHandler, TetherDevice } from "../device/tether-device.js";
-import { CoffeeSimulator } from "./coffee-sim.js";
-import { LedSimulator } from "./led-sim.js";
-import { connectSimulator, type Simulator } from "./simulator.js";
+import { PRODUCTS, type Product } from "../core/products/index.js";
+import type { SimBehaviour, SimOptions } from "../core/products/sim-behaviour.js";
+import { connectSimulator, type SimulatedDevice } from "./simulator.js";
 
 export interface FleetOptions {
   /** `mqtts://host:port` */
@@ -16,7 +16,8 @@ export interface FleetOptions {
   ca: string;
   /** Issues a device certificate (CN = device id), e.g. with `issueDeviceCertificate`. */
   issue: (deviceId: string) => Promise<{ certPem: string; keyPem: string }>;
-  kind: "led" | "coffee_machine";
+  /** A product's `kindName` or one of its aliases (see {@link productNamed}). */
+  kind: string;
   count: number;
   /** Device ids are `{idPrefix}-{n}`, n from 1. */
   idPrefix: string;
@@ -24,8 +25,12 @@ export interface FleetOptions {
   offlineRatio?: number;
   /** Fraction of tasks that fail with a `SIMULATED_FAULT` device error. Default 0. */
   failRatio?: number;
-  brewMs?: number;
-  cleanMs?: number;
+  /** Passed to the product's `sim.create` (the names its `options` list); `seed` is set per device. */
+  options?: SimOptions;
+  /** Wall-clock ms between two ticks of every device's clock. Default 1000. */
+  tickMs?: number;
+  /** Publish each tick's readings as telemetry. Default false. */
+  telemetry?: boolean;
   log?: Logger;
   /** Devices connecting at the same time; bounds the TLS handshake storm. Default 50. */
   connectConcurrency?: number;
@@ -40,7 +45,7 @@ export interface Fleet {
   /** The connected devices, in id order. */
   devices: TetherDevice[];
   /** The simulators behind `devices`, same order, to inspect their state. */
-  simulators: Simulator[];
+  simulators: SimBehaviour[];
   /** Handler invocations across the fleet. */
   executions(): number;
   /** Task ids executed more than once on some device; at-most-once means this stays 0. */
@@ -49,27 +54,44 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
+/** The product for a `kindName` or one of its aliases, or undefined. */
+export function productNamed(name: string): Product | undefined {
+  return PRODUCTS.find((p) => p.kindName === name || (p.aliases ?? []).includes(name));
+}
+
 export async function startFleet(opts: FleetOptions): Promise<Fleet> {
+  const product = productNamed(opts.kind);
+  if (!product) throw new Error(`unknown product kind ${opts.kind}`);
   const prefix = opts.idPrefix.replace(/-+$/, "");
   const deviceIds = Array.from({ length: opts.count }, (_, i) => `${prefix}-${i + 1}`);
   const offline = new Set(deviceIds.filter((_, i) => isSpreadPick(i, opts.offlineRatio ?? 0)));
   const online = deviceIds.filter((id) => !offline.has(id));
   const wrap = faultInjector(opts.failRatio ?? 0);
+  const seeds = new Map(deviceIds.map((id, i) => [id, i]));
 
+  const simulated: SimulatedDevice[] = [];
   const devices: TetherDevice[] = [];
-  const simulators: Simulator[] = [];
+  const simulators: SimBehaviour[] = [];
+  // One clock for the whole fleet: thousands of per-device timers would cost more than the ticks.
+  let last = Date.now();
+  const clock = setInterval(() => {
+    const now = Date.now();
+    for (const d of simulated) d.tick(now - last, opts.telemetry ?? false);
+    last = now;
+  }, opts.tickMs ?? 1_000);
+  clock.unref();
   const stop = async () => {
+    clearInterval(clock);
     await Promise.allSettled(devices.map((d) => d.close()));
   };
   const connectOne = async (deviceId: string) => {
     const { certPem, keyPem } = await opts.issue(deviceId);
-    const sim = opts.kind === "led" ? new LedSimulator() : new CoffeeSimulator({ brewMs: opts.brewMs, cleanMs: opts.cleanMs });
-    const device = await connectSimulator(
+    const sim = product.sim.create({ ...opts.options, seed: seeds.get(deviceId) });
+    return connectSimulator(
       sim,
       { url: opts.url, deviceId, cert: certPem, key: keyPem, ca: opts.ca, log: opts.log, reconnectPeriodMs: opts.reconnectPeriodMs },
       wrap,
     );
-    return { sim, device };
   };
 
   const batch = Math.max(1, opts.connectConcurrency ?? 50);
@@ -78,6 +100,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       const connected = await Promise.allSettled(online.slice(i, i + batch).map(connectOne));
       for (const c of connected) {
         if (c.status === "fulfilled") {
+          simulated.push(c.value);
           devices.push(c.value.device);
           simulators.push(c.value.sim);
         }
@@ -89,7 +112,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     await stop();
     throw err;
   }
-  opts.log?.info({ kind: opts.kind, online: devices.length, offline: offline.size }, "simulated fleet connected");
+  opts.log?.info({ kind: product.kindName, online: devices.length, offline: offline.size }, "simulated fleet connected");
 
   const counts = () => devices.flatMap((d) => [...d.executions.values()]);
   return {

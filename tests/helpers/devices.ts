@@ -4,8 +4,10 @@ import { type Downlink, DownlinkSchema } from "../../gen/tether/device/v1/downli
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { downlinkTopic, uplinkTopic } from "../../src/link/topics.js";
 import { ensureDevPki, issueDeviceCertificate } from "../../src/pki/dev-pki.js";
-import { startCoffeeSim, type CoffeeSimOptions } from "../../src/sim/coffee-sim.js";
-import { startLedSim } from "../../src/sim/led-sim.js";
+import { CoffeeMachineSim, type CoffeeMachineSimOptions } from "../../src/core/products/coffee-machine-sim.js";
+import { LedSim } from "../../src/core/products/led-sim.js";
+import { ThermostatSim, type ThermostatSimOptions } from "../../src/core/products/thermostat-sim.js";
+import { startSimulator, type SimClockOptions, type SimConnectOptions } from "../../src/sim/simulator.js";
 import type { TestStack } from "./stack.js";
 
 /** A device identity issued by the stack's CA, as a factory would provision it. */
@@ -15,12 +17,27 @@ export async function deviceCredentials(s: TestStack, deviceId: string) {
   return { url: s.mqttUrl, deviceId, cert: cert.certPem, key: cert.keyPem, ca: pki.caPem, reconnectPeriodMs: 200 };
 }
 
-export async function coffeeSim(s: TestStack, deviceId: string, opts: CoffeeSimOptions = {}) {
+/** A simulated LED on any broker. */
+export function startLedSim(conn: SimConnectOptions) {
+  return startSimulator(new LedSim(), conn);
+}
+
+/** A simulated coffee machine on any broker; `conn` also carries its options (`brewMs`, levels). */
+export function startCoffeeSim(conn: SimConnectOptions & CoffeeMachineSimOptions) {
+  return startSimulator(new CoffeeMachineSim(conn), conn);
+}
+
+export async function coffeeSim(s: TestStack, deviceId: string, opts: CoffeeMachineSimOptions = {}) {
   return startCoffeeSim({ ...(await deviceCredentials(s, deviceId)), brewMs: 400, cleanMs: 200, ...opts });
 }
 
 export async function ledSim(s: TestStack, deviceId: string) {
   return startLedSim(await deviceCredentials(s, deviceId));
+}
+
+/** A simulated thermostat on the stack's broker, its clock ticking every `tickMs`. */
+export async function thermostatSim(s: TestStack, deviceId: string, opts: ThermostatSimOptions & SimClockOptions = {}) {
+  return startSimulator(new ThermostatSim(opts), { ...(await deviceCredentials(s, deviceId)), ...opts });
 }
 
 /**

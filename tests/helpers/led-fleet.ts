@@ -1,7 +1,7 @@
 import { DeviceFailure } from "../../src/device/errors.js";
 import type { TetherDevice } from "../../src/device/tether-device.js";
 import { ensureDevPki, issueDeviceCertificate } from "../../src/pki/dev-pki.js";
-import { LedSimulator } from "../../src/sim/led-sim.js";
+import { LedSim } from "../../src/core/products/led-sim.js";
 import { connectSimulator } from "../../src/sim/simulator.js";
 import type { TestStack } from "./stack.js";
 
@@ -23,14 +23,14 @@ export async function startLedFleet(s: TestStack, ids: string[], failing: Readon
       await Promise.all(ids.slice(i, i + concurrency).map(async (deviceId) => {
         const cert = await issueDeviceCertificate(pki.ca, deviceId);
         const device = await connectSimulator(
-          new LedSimulator(),
+          new LedSim(),
           { url: `mqtts://127.0.0.1:${s.app.mqttPort}`, deviceId, cert: cert.certPem, key: cert.keyPem, ca: pki.caPem, reconnectPeriodMs: 200 },
           (handler) => (command, ctx) => {
             if (failing.has(deviceId)) throw new DeviceFailure("SIMULATED_FAULT", "this device always fails");
             return handler(command, ctx);
           },
         );
-        devices.set(deviceId, device);
+        devices.set(deviceId, device.device);
       }));
     }
   } catch (err) {

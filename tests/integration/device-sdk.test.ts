@@ -17,9 +17,8 @@ import { connectDevice } from "../../src/device/tether-device.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../src/link/embedded-broker.js";
 import { ALL_UPLINKS, downlinkTopic, parseDeviceTopic, presenceTopic } from "../../src/link/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
-import { startCoffeeSim } from "../../src/sim/coffee-sim.js";
+import { startCoffeeSim, startLedSim } from "../helpers/devices.js";
 import { startFleet, type Fleet } from "../../src/sim/fleet.js";
-import { startLedSim } from "../../src/sim/led-sim.js";
 import type { SimConnectOptions } from "../../src/sim/simulator.js";
 
 type CommandInit = MessageInitShape<typeof CommandSchema>;
@@ -318,9 +317,22 @@ describe("device SDK and simulators over the embedded broker", () => {
     await expect(answer).resolves.toBeUndefined();
   });
 
+  it("ticks a fleet's clock and publishes each product's readings with the link's signal strength", async () => {
+    const fleet: Fleet = await startFleet({
+      url, ca: pki.caPem, log, kind: "thermostat", count: 2, idPrefix: "fleet-th", tickMs: 50, telemetry: true, options: { roomCelsius: 15, timeScale: 10 },
+      issue: (id) => issueDeviceCertificate(pki.ca, id),
+    });
+    closeables.push({ close: fleet.stop });
+    const metrics = (id: string) => new Set(sent(id, "telemetry").flatMap((t) => t.samples.map((x) => x.metric)));
+    await until(() => fleet.deviceIds.every((id) => metrics(id).size === 3));
+    expect([...metrics("fleet-th-1")].sort()).toEqual(["humidity_percent", "signal_strength", "temperature_celsius"]);
+    // Heating from 15 °C toward the default setpoint: the reported temperature rises.
+    await until(() => sent("fleet-th-1", "state").some((st) => st.kind.case === "thermostat" && (st.kind.value.temperatureCelsius ?? 0) >= 15.5));
+  });
+
   it("runs a fleet with offline devices and injected faults, never executing a task twice", async () => {
     const fleet: Fleet = await startFleet({
-      url, ca: pki.caPem, log, kind: "coffee_machine", count: 8, idPrefix: "fleet", offlineRatio: 0.25, failRatio: 0.3, brewMs: 20,
+      url, ca: pki.caPem, log, kind: "coffee_machine", count: 8, idPrefix: "fleet", offlineRatio: 0.25, failRatio: 0.3, options: { brewMs: 20 },
       issue: (id) => issueDeviceCertificate(pki.ca, id),
     });
     closeables.push({ close: fleet.stop });

@@ -8,7 +8,7 @@ import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { ProvisioningService } from "../../gen/tether/v1/provisioning_service_pb.js";
 import { Task_State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
-import { startLedSim } from "../../src/sim/led-sim.js";
+import { startLedSim } from "../helpers/devices.js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ProvisioningRequestSchema, type ProvisioningResponse, ProvisioningResponseSchema } from "../../gen/tether/device/v1/provisioning_pb.js";
 import { downlinkTopic, provisioningRequestTopic, provisioningResponseTopic, uplinkTopic } from "../../src/link/topics.js";

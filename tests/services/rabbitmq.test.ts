@@ -13,7 +13,7 @@ import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tet
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { metricTopic, uplinkTopic } from "../../src/link/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
-import { startCoffeeSim } from "../../src/sim/coffee-sim.js";
+import { startCoffeeSim } from "../helpers/devices.js";
 import { migrate } from "../../src/store/migrate.js";
 import { coffeeSim, eventually } from "../helpers/devices.js";
 import { freshDatabase } from "../helpers/postgres.js";

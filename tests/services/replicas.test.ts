@@ -10,7 +10,7 @@ import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { ensureDevPki, issueDeviceCertificate } from "../../src/pki/dev-pki.js";
-import { startLedSim } from "../../src/sim/led-sim.js";
+import { startLedSim } from "../helpers/devices.js";
 import { eventually } from "../helpers/devices.js";
 import { type RunningMosquitto, startMosquitto, writeCrl } from "../helpers/mosquitto.js";
 import { freshDatabase } from "../helpers/postgres.js";

@@ -9,6 +9,7 @@ import {
 } from "../../../gen/tether/v1/coffee_machine_pb.js";
 import type { Violations } from "../errors.js";
 import { type Product, ProductKind } from "./product.js";
+import { coffeeMachineSim } from "./coffee-machine-sim.js";
 
 /** Coffee machines: an owner sets power; status, levels and brews are reported by the machine. */
 export const coffeeMachineProduct: Product = {
@@ -23,6 +24,8 @@ export const coffeeMachineProduct: Product = {
   ],
   schema: CoffeeMachineSchema,
   desiredSchema: CoffeeMachineDesiredSchema,
+  sim: coffeeMachineSim,
+  aliases: ["coffee"],
   reportedSchema: CoffeeMachineReportedSchema,
   // The desired state is a single optional bool: every value is valid.
   validateDesired(): void {},

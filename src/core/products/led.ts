@@ -3,6 +3,7 @@ import { LedModeSchema, LedSchema, LedStateSchema } from "../../../gen/tether/v1
 import type { LedCommand, LedState } from "../../../gen/tether/v1/led_pb.js";
 import type { Violations } from "../errors.js";
 import { type Product, ProductKind } from "./product.js";
+import { ledSim } from "./led-sim.js";
 
 /** LED strips and bulbs: power, mode, colour and brightness. */
 export const ledProduct: Product = {
@@ -17,6 +18,7 @@ export const ledProduct: Product = {
   ],
   schema: LedSchema,
   desiredSchema: LedStateSchema,
+  sim: ledSim,
   reportedSchema: LedStateSchema,
   validateDesired(message: Message, field: string, v: Violations): void {
     validateLedState(message as LedState, field, v);

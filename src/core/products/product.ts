@@ -2,6 +2,7 @@ import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import { ProductKind } from "../../../gen/tether/v1/device_pb.js";
 import type { Violations } from "../errors.js";
+import type { SimBehaviourFactory } from "./sim-behaviour.js";
 
 /** The `Device.kind` oneof cases: one per product type. */
 export type ProductCase = Exclude<Device["kind"]["case"], undefined>;
@@ -38,6 +39,10 @@ export interface Product {
    * violations under `field` (e.g. `task.command.led`).
    */
   validateCommand(command: Message, field: string, v: Violations): void;
+  /** How a simulated one behaves (`src/sim/` puts it on the network): demos, integration and load tests. */
+  readonly sim: SimBehaviourFactory;
+  /** Other names people type for this kind, e.g. `coffee` (the CLI accepts them besides `kindName`). */
+  readonly aliases?: readonly string[];
 }
 
 /** One telemetry metric a product sends. */

@@ -9,6 +9,7 @@ import {
 } from "../../../gen/tether/v1/thermostat_pb.js";
 import type { Violations } from "../errors.js";
 import { type Product, ProductKind } from "./product.js";
+import { thermostatSim } from "./thermostat-sim.js";
 
 /** The setpoint range every thermostat accepts; hardware limits are usually wider. */
 export const SETPOINT_MIN_C = 5;
@@ -28,6 +29,7 @@ export const thermostatProduct: Product = {
   ],
   schema: ThermostatSchema,
   desiredSchema: ThermostatDesiredSchema,
+  sim: thermostatSim,
   reportedSchema: ThermostatReportedSchema,
   validateDesired(message: Message, field: string, v: Violations): void {
     const desired = message as ThermostatDesired;

@@ -6,7 +6,7 @@ import postgres from "postgres";
 import { DeviceService } from "../../../gen/tether/v1/device_service_pb.js";
 import { TaskService } from "../../../gen/tether/v1/task_service_pb.js";
 import { ensureDevPki, issueDeviceCertificate } from "../../../src/pki/dev-pki.js";
-import { startLedSim } from "../../../src/sim/led-sim.js";
+import { startLedSim } from "../../helpers/devices.js";
 import { writeCrl } from "../../helpers/mosquitto.js";
 import type { Replica } from "../../helpers/replica.js";
 import { transport } from "../../helpers/stack.js";

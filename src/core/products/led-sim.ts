@@ -3,20 +3,10 @@
  * reports its state after every change, and refuses values the hardware could not show.
  */
 import { clone, create, type MessageInitShape } from "@bufbuild/protobuf";
-import type { DesiredState } from "../../gen/tether/device/v1/downlink_pb.js";
-import type { Command } from "../../gen/tether/v1/command_pb.js";
-import {
-  ColorSchema,
-  LedMode,
-  LedModeSchema,
-  LedStateSchema,
-  type Color,
-  type LedCommand,
-  type LedState,
-} from "../../gen/tether/v1/led_pb.js";
-import { DeviceRejection } from "../device/errors.js";
-import type { CommandHandler, ReportedStateInit, TetherDevice } from "../device/tether-device.js";
-import { connectSimulator, type SimConnectOptions, type Simulator } from "./simulator.js";
+import type { DesiredState } from "../../../gen/tether/device/v1/downlink_pb.js";
+import type { Command } from "../../../gen/tether/v1/command_pb.js";
+import { ColorSchema, LedMode, LedModeSchema, LedStateSchema, type Color, type LedCommand, type LedState } from "../../../gen/tether/v1/led_pb.js";
+import { round, SimRejection, wave, type SimBehaviour, type SimBehaviourFactory, type SimEnv, type SimOptions, type SimReportedInit, type SimResultInit, type SimSample, type SimTaskContext } from "./sim-behaviour.js";
 
 export type LedStateInit = MessageInitShape<typeof LedStateSchema>;
 
@@ -28,15 +18,15 @@ const FACTORY_STATE: LedStateInit = {
   brightness: 100,
 };
 
-export class LedSimulator implements Simulator {
+export class LedSim implements SimBehaviour {
   /** The state the LED shows now. */
   readonly state: LedState;
 
-  constructor(initial: LedStateInit = FACTORY_STATE) {
+  constructor(initial: LedStateInit = FACTORY_STATE, private readonly seed = 0) {
     this.state = create(LedStateSchema, initial);
   }
 
-  readonly handler: CommandHandler = (command, ctx) => {
+  execute(command: Command, ctx: SimTaskContext): SimResultInit {
     const action = ledCommand(command).action;
     switch (action.case) {
       case "setPower":
@@ -54,50 +44,52 @@ export class LedSimulator implements Simulator {
         this.state.mode = checkedMode(action.value);
         break;
       default:
-        throw new DeviceRejection("empty LED command");
+        throw new SimRejection("empty LED command");
     }
-    this.report(ctx.device);
+    ctx.changed();
     return { kind: { case: "led", value: { state: clone(LedStateSchema, this.state) } } };
-  };
+  }
 
   /** Applies only the fields the desired state names (every LedState field is optional for this reason). */
-  onDesiredState(desired: DesiredState, device: TetherDevice): void {
+  applyDesired(desired: DesiredState, env: SimEnv): void {
     if (desired.kind.case !== "led") return;
     const want = desired.kind.value;
     if (want.power !== undefined) this.state.power = want.power;
     if (want.mode !== LedMode.UNSPECIFIED && isKnownMode(want.mode)) this.state.mode = want.mode;
     if (want.color) this.state.color = clampColor(want.color);
     if (want.brightness !== undefined) this.state.brightness = Math.min(100, want.brightness);
-    this.report(device);
+    env.changed();
   }
 
-  reported(): ReportedStateInit {
+  reported(): SimReportedInit {
     return { kind: { case: "led", value: clone(LedStateSchema, this.state) } };
   }
 
-  /** Fire and forget: the LED has already changed; the report reaches Tether when the link allows. */
-  private report(device: TetherDevice): void {
-    void device.reportState(this.reported()).catch(() => undefined);
+  /** Power follows brightness; the driver board runs warmer while lit. */
+  tick(_dtMs: number, env: SimEnv): SimSample[] {
+    const w = wave(env.now(), this.seed);
+    const lit = this.state.power ? (this.state.brightness ?? 100) / 100 : 0;
+    return [
+      { metric: "power_w", value: round(0.3 + lit * (4 + 2 * w)) },
+      { metric: "temperature_celsius", value: round(25 + lit * 6 + w) },
+    ];
   }
 }
 
-/** Connects a simulated LED. */
-export async function startLedSim(
-  conn: SimConnectOptions & { initial?: LedStateInit },
-): Promise<{ sim: LedSimulator; device: TetherDevice }> {
-  const sim = new LedSimulator(conn.initial);
-  return { sim, device: await connectSimulator(sim, conn) };
-}
+export const ledSim: SimBehaviourFactory = {
+  options: [],
+  create: (options: SimOptions = {}) => new LedSim(FACTORY_STATE, options.seed ?? 0),
+};
 
 function ledCommand(command: Command): LedCommand {
   if (command.kind.case !== "led") {
-    throw new DeviceRejection(`an LED cannot execute ${command.kind.case ?? "an empty"} command`);
+    throw new SimRejection(`an LED cannot execute ${command.kind.case ?? "an empty"} command`);
   }
   return command.kind.value;
 }
 
 function checkedColor(color: Color): Color {
-  if ([color.red, color.green, color.blue].some((c) => c > 255)) throw new DeviceRejection("colour channels must be 0–255");
+  if ([color.red, color.green, color.blue].some((c) => c > 255)) throw new SimRejection("colour channels must be 0–255");
   return clone(ColorSchema, color);
 }
 
@@ -106,12 +98,12 @@ function clampColor(color: Color): Color {
 }
 
 function checkedBrightness(brightness: number): number {
-  if (brightness > 100) throw new DeviceRejection("brightness must be 0–100 percent");
+  if (brightness > 100) throw new SimRejection("brightness must be 0–100 percent");
   return brightness;
 }
 
 function checkedMode(mode: LedMode): LedMode {
-  if (mode === LedMode.UNSPECIFIED || !isKnownMode(mode)) throw new DeviceRejection(`unsupported LED mode ${mode}`);
+  if (mode === LedMode.UNSPECIFIED || !isKnownMode(mode)) throw new SimRejection(`unsupported LED mode ${mode}`);
   return mode;
 }
 
