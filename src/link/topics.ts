@@ -17,8 +17,9 @@
 /** Root of all device topics. */
 export const TOPIC_PREFIX = "tether/v1/devices/";
 
-/** Device ids: lowercase, start with a letter, at most 63 characters (DNS-label-like, safe in topics and CNs). */
-export const DEVICE_ID_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+import { isValidDeviceId } from "../protocol/device-id.js";
+
+export { DEVICE_ID_PATTERN, isValidDeviceId } from "../protocol/device-id.js";
 /** Metric names in `…/metrics/{metric}`. */
 export const METRIC_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
@@ -34,10 +35,6 @@ export interface DeviceTopic {
   deviceId: string;
   channel: DeviceChannel;
   metric?: string;
-}
-
-export function isValidDeviceId(id: string): boolean {
-  return DEVICE_ID_PATTERN.test(id);
 }
 
 export function isValidMetricName(name: string): boolean {

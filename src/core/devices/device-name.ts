@@ -1,15 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { isValidDeviceId } from "../../protocol/device-id.js";
 import { InvalidArgumentError } from "../errors.js";
 
-/**
- * A device id is the `{device}` of `devices/{device}`. It is also the MQTT client id and the
- * certificate CN, so it is restricted to characters that are safe in topics and DNs.
- */
-export const DEVICE_ID_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
-
-export function isValidDeviceId(id: string): boolean {
-  return DEVICE_ID_PATTERN.test(id) && !id.endsWith("-");
-}
+/** One pattern for the API, the broker, the PKI and devices: `src/protocol/device-id.ts`. */
+export { DEVICE_ID_PATTERN, isValidDeviceId } from "../../protocol/device-id.js";
 
 export function deviceName(id: string): string {
   return `devices/${id}`;
