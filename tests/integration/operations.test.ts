@@ -43,7 +43,8 @@ describe("reflection", () => {
       const list = answers[0]!.messageResponse;
       expect(list.case).toBe("listServicesResponse");
       const names = list.case === "listServicesResponse" ? list.value.service.map((x) => x.name) : [];
-      expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
+      expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "tether.v1.JobService", "tether.device.v1.DeviceGatewayService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
+      expect(names).toHaveLength(13);
       const files = answers[1]!.messageResponse;
       const protos: FileDescriptorProto[] = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];
       expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateDevice", "GetDevice", "ListDevices", "UpdateDevice", "DeleteDevice", "WatchDevices"]);
@@ -106,7 +107,8 @@ describe("operations endpoint and request ids (embedded stack)", () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ ready: true, dependencies: { "tether.database": true, "tether.broker": true } });
     expect((await fetch(`${s.opsUrl}/nope`)).status).toBe(404);
-    for (const service of ["", "tether.database", "tether.broker"]) {
+    // The public services answer under their own names too (from the services table), as the server does.
+    for (const service of ["", "tether.database", "tether.broker", "tether.v1.DeviceService", "tether.device.v1.DeviceGatewayService"]) {
       expect((await connectClient(s, Health, "grpc").check({ service })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     }
   });

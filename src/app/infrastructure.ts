@@ -1,0 +1,79 @@
+import path from "node:path";
+import { amqpTls } from "../bus/amqp-tls.js";
+import { startAmqpBus } from "../bus/amqp-bus.js";
+import type { TetherConfig } from "../config.js";
+import type { Clock } from "../core/clock.js";
+import { createCounters } from "../core/counters.js";
+import type { Logger } from "../log.js";
+import { secureStateFiles } from "../ops/state-files.js";
+import { ensureDevPki } from "../pki/dev-pki.js";
+import { refuseUnsafeStart } from "../production-safety.js";
+import { createCertificateStore } from "../store/certificate-store.js";
+import { createCredentialStore } from "../store/credential-store.js";
+import { openDatabase } from "../store/database.js";
+import { createDeviceStore } from "../store/device-store.js";
+import { createGrantStore } from "../store/grant-store.js";
+import { createJobStore } from "../store/job-store.js";
+import { createLoginThrottleStore } from "../store/login-throttle-store.js";
+import { createOpsQueries } from "../store/ops-queries.js";
+import { createProvisioningStore } from "../store/provisioning-store.js";
+import { createRuleStore } from "../store/rule-store.js";
+import { createTaskStore } from "../store/task-store.js";
+import { createTelemetryStore } from "../store/telemetry-store.js";
+import { createUserStore } from "../store/user-store.js";
+import { createFeeds } from "./feeds.js";
+import type { AppLifecycle } from "./lifecycle.js";
+
+/**
+ * What every other part builds on: the PKI, the database and its stores, RabbitMQ when configured,
+ * and the change feeds. The database stops last, the event bus just before it.
+ */
+export async function startInfrastructure(config: TetherConfig, log: Logger, clock: Clock, life: AppLifecycle) {
+  refuseUnsafeStart(config, log);
+  await secureStateFiles(config, log);
+  const pki = await ensureDevPki(config.certsDir, log.child({ component: "pki" }));
+  const db = await openDatabase({
+    url: config.database.url,
+    dataDir: path.join(config.dataDir, "pg"),
+    socketDir: path.join(config.dataDir, "run"),
+    maxConnections: config.database.poolSize,
+    log: log.child({ component: "db" }),
+  });
+  life.add({ name: "database", stop: () => db.close() });
+  const coreLog = log.child({ component: "core" });
+  // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
+  const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" }), await amqpTls(config.amqp.url, pki)) : undefined;
+  if (amqp) life.add({ name: "event bus", stop: () => amqp.close() });
+  const feeds = createFeeds(amqp, coreLog);
+  await amqp?.startFeeds();
+  const stores = {
+    devices: createDeviceStore(db.sql),
+    users: createUserStore(db.sql),
+    provisioning: createProvisioningStore(db.sql),
+    tasks: createTaskStore(db.sql),
+    telemetry: createTelemetryStore(db.sql),
+    certificates: createCertificateStore(db.sql),
+    rules: createRuleStore(db.sql),
+    jobs: createJobStore(db.sql),
+    credentials: createCredentialStore(db.sql),
+    grants: createGrantStore(db.sql),
+    loginThrottle: createLoginThrottleStore(db.sql),
+    ops: createOpsQueries(db.sql),
+  };
+  return {
+    config,
+    log,
+    clock,
+    coreLog,
+    life,
+    pki,
+    db,
+    tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
+    counters: createCounters(),
+    amqp,
+    feeds,
+    stores,
+  };
+}
+
+export type Infrastructure = Awaited<ReturnType<typeof startInfrastructure>>;
