@@ -1,8 +1,7 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { Command, CommandResult, CommandSchema } from "../../gen/tether/v1/command_pb.js";
+import type { Command, CommandResult } from "../../gen/tether/v1/command_pb.js";
 import { anyProduct } from "./products/index.js";
 
-export type CommandInit = MessageInitShape<typeof CommandSchema>;
+export type { CommandInit } from "./products/product.js";
 
 /** One line for a command, as the CLI prints it, by the command's product: `brew latte large`. */
 export function describeCommand(c: Command | undefined): string {

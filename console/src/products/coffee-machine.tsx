@@ -4,12 +4,10 @@ import { coffeeMachineProduct } from "../../../src/core/products/coffee-machine.
 import { ErrorBanner, FieldError } from "../components/error-banner.js";
 import { EnumOptions } from "../components/enum-options.js";
 import { createTask, updateDesired, useAction } from "../device-actions.js";
-import type { CommandInit } from "../commands.js";
 import { fieldsUnder } from "../errors.js";
-import { enumName, onOff } from "../format.js";
-import type { CommandDraft, ConsoleProduct, ControlsProps } from "./product.js";
-
-const lower = (e: Parameters<typeof enumName>[0], v: number) => enumName(e, v).toLowerCase();
+import { onOff } from "../format.js";
+import { coffeeMachineCommands, lower } from "./coffee-machine-commands.js";
+import type { ConsoleProduct, ControlsProps } from "./product.js";
 
 function CoffeeControls({ device, value: cm, onUpdated, onTask }: ControlsProps<"coffeeMachine">) {
   const a = useAction();
@@ -83,41 +81,6 @@ export const coffeeMachineConsole: ConsoleProduct<"coffeeMachine"> = {
       ["brewing", "", brew ? `${lower(RecipeSchema, brew.recipe)} ${lower(CupSizeSchema, brew.size)} ${brew.progressPercent} %` : "—"],
     ];
   },
-  actions: [
-    { name: "power", label: "power", fields: [{ name: "power", label: "Power", type: "on-off" }] },
-    {
-      name: "brew",
-      label: "brew",
-      fields: [
-        { name: "recipe", label: "Recipe", type: "enum", enum: RecipeSchema },
-        { name: "size", label: "Size", type: "enum", enum: CupSizeSchema, unset: "recipe default" },
-      ],
-    },
-    { name: "clean", label: "clean", fields: [] },
-  ],
-  draftDefaults: { power: true, recipe: Recipe.ESPRESSO, size: CupSize.UNSPECIFIED },
-  buildCommand({ action, values: v }: CommandDraft): CommandInit {
-    switch (action) {
-      case "brew":
-        return { kind: { case: "coffeeMachine", value: { action: { case: "brew", value: { recipe: Number(v.recipe), size: Number(v.size) } } } } };
-      case "clean":
-        return { kind: { case: "coffeeMachine", value: { action: { case: "clean", value: {} } } } };
-      default:
-        return { kind: { case: "coffeeMachine", value: { action: { case: "setPower", value: Boolean(v.power) } } } };
-    }
-  },
-  describeCommand({ action: a }) {
-    switch (a.case) {
-      case "setPower":
-        return `power ${a.value ? "on" : "off"}`;
-      case "brew":
-        return `brew ${lower(RecipeSchema, a.value.recipe)}${a.value.size !== CupSize.UNSPECIFIED ? ` ${lower(CupSizeSchema, a.value.size)}` : ""}`;
-      case "clean":
-        return "clean";
-      default:
-        return "(empty command)";
-    }
-  },
-  describeResult: (r) => (r.dispensedMl > 0 ? `${r.dispensedMl} ml` : undefined),
+  ...coffeeMachineCommands,
   exampleDeviceId: "kitchen-espresso",
 };

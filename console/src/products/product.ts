@@ -1,12 +1,13 @@
-import type { DescEnum } from "@bufbuild/protobuf";
+import type { DescEnum, MessageInitShape } from "@bufbuild/protobuf";
 import type { ComponentType, ReactNode } from "react";
-import type { Command, CommandResult } from "../../../gen/tether/v1/command_pb.js";
+import type { Command, CommandResult, CommandSchema } from "../../../gen/tether/v1/command_pb.js";
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import type { Product, ProductCase } from "../../../src/core/products/index.js";
-import type { CommandInit } from "../commands.js";
 
 export type { ProductCase };
+
+export type CommandInit = MessageInitShape<typeof CommandSchema>;
 
 /** The value of `Device.kind` for one case: the product message (`Led`, `Thermostat`). */
 export type DeviceKindValue<C extends ProductCase> = Extract<Device["kind"], { case: C }>["value"];
@@ -51,18 +52,8 @@ export interface CommandDraft {
   values: Record<string, DraftValue>;
 }
 
-/**
- * The console's side of a product type: the shared facts (label, metrics, ...) come from the
- * server's product module, the rest is how the console shows and controls it. Methods (not
- * function properties) so that a `ConsoleProduct<"led">` fits in the table of all products.
- */
-export interface ConsoleProduct<C extends ProductCase = ProductCase> {
-  /** The server's product module (its `case` is this product's key in the table, checked there). */
-  readonly core: Product;
-  /** The controls on the device page: desired-state inputs and buttons that create tasks. */
-  readonly Controls: ComponentType<ControlsProps<C>>;
-  /** The state table: desired and reported side by side where the product has both. */
-  stateRows(value: DeviceKindValue<C>): StateRow[];
+/** The commands of a product as forms build and lists describe them (pure: testable without a DOM). */
+export interface ProductCommands<C extends ProductCase = ProductCase> {
   /** The commands a rule (or any command form) can send; the first is the default. */
   readonly actions: readonly CommandAction[];
   /** The initial value of every command field. */
@@ -73,6 +64,20 @@ export interface ConsoleProduct<C extends ProductCase = ProductCase> {
   describeCommand(c: CommandKindValue<C>): string;
   /** What a succeeded task's result adds to its row (`250 ml`), if anything. */
   describeResult?(r: ResultKindValue<C>): string | undefined;
+}
+
+/**
+ * The console's side of a product type: the shared facts (label, metrics, ...) come from the
+ * server's product module, the rest is how the console shows and controls it. Methods (not
+ * function properties) so that a `ConsoleProduct<"led">` fits in the table of all products.
+ */
+export interface ConsoleProduct<C extends ProductCase = ProductCase> extends ProductCommands<C> {
+  /** The server's product module (its `case` is this product's key in the table, checked there). */
+  readonly core: Product;
+  /** The controls on the device page: desired-state inputs and buttons that create tasks. */
+  readonly Controls: ComponentType<ControlsProps<C>>;
+  /** The state table: desired and reported side by side where the product has both. */
+  stateRows(value: DeviceKindValue<C>): StateRow[];
   /** An example device id for forms. */
   readonly exampleDeviceId: string;
 }

@@ -5,12 +5,11 @@ import { BOOST_MAX_MINUTES, SETPOINT_MAX_C, SETPOINT_MIN_C, thermostatProduct } 
 import { ErrorBanner, FieldError } from "../components/error-banner.js";
 import { EnumOptions } from "../components/enum-options.js";
 import { createTask, updateDesired, useAction } from "../device-actions.js";
-import type { CommandInit } from "../commands.js";
 import { fieldsUnder } from "../errors.js";
-import { enumName, enumText, timeText } from "../format.js";
-import type { CommandDraft, ConsoleProduct, ControlsProps } from "./product.js";
+import { enumText, timeText } from "../format.js";
+import { SETPOINT_STEP_C, thermostatCommands } from "./thermostat-commands.js";
+import type { ConsoleProduct, ControlsProps } from "./product.js";
 
-const SETPOINT_STEP_C = 0.5;
 /** What the setpoint inputs show before the thermostat has a desired or reported one. */
 const DEFAULT_SETPOINT_C = 20;
 
@@ -101,34 +100,6 @@ export const thermostatConsole: ConsoleProduct<"thermostat"> = {
       ["boost end", "", r?.boostEndTime ? timeText(r.boostEndTime) : "—"],
     ];
   },
-  actions: [
-    { name: "setpoint", label: "setpoint", fields: [{ name: "setpoint", label: "Setpoint (°C)", type: "number", min: SETPOINT_MIN_C, max: SETPOINT_MAX_C, step: SETPOINT_STEP_C }] },
-    { name: "mode", label: "mode", fields: [{ name: "mode", label: "Mode", type: "enum", enum: ThermostatModeSchema }] },
-    { name: "boost", label: "boost", fields: [{ name: "minutes", label: "Minutes", type: "number", min: 1, max: BOOST_MAX_MINUTES }] },
-  ],
-  draftDefaults: { setpoint: 21, mode: ThermostatMode.HEAT, minutes: 30 },
-  buildCommand({ action, values: v }: CommandDraft): CommandInit {
-    switch (action) {
-      case "mode":
-        return { kind: { case: "thermostat", value: { action: { case: "setMode", value: Number(v.mode) } } } };
-      case "boost":
-        return { kind: { case: "thermostat", value: { action: { case: "boost", value: { minutes: Number(v.minutes) } } } } };
-      default:
-        return { kind: { case: "thermostat", value: { action: { case: "setSetpointCelsius", value: Number(v.setpoint) } } } };
-    }
-  },
-  describeCommand({ action: a }) {
-    switch (a.case) {
-      case "setSetpointCelsius":
-        return `setpoint ${a.value} °C`;
-      case "setMode":
-        return `mode ${enumName(ThermostatModeSchema, a.value).toLowerCase()}`;
-      case "boost":
-        return `boost ${a.value.minutes} min`;
-      default:
-        return "(empty command)";
-    }
-  },
-  describeResult: (r) => (r.state?.temperatureCelsius !== undefined ? `${r.state.temperatureCelsius} °C` : undefined),
+  ...thermostatCommands,
   exampleDeviceId: "hall-thermostat",
 };
