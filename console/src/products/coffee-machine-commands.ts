@@ -1,6 +1,6 @@
 import { CupSize, CupSizeSchema, Recipe, RecipeSchema } from "../../../gen/tether/v1/coffee_machine_pb.js";
 import { enumName } from "../format.js";
-import type { CommandDraft, CommandInit, ProductCommands } from "./product.js";
+import type { CommandDraft, CommandInit, ProductCommands } from "./command-form.js";
 
 export const lower = (e: Parameters<typeof enumName>[0], v: number) => enumName(e, v).toLowerCase();
 

@@ -1,6 +1,6 @@
 import { type Color, LedMode, LedModeSchema } from "../../../gen/tether/v1/led_pb.js";
 import { enumName } from "../format.js";
-import type { CommandDraft, CommandInit, ProductCommands } from "./product.js";
+import type { CommandDraft, CommandInit, ProductCommands } from "./command-form.js";
 
 export function colorHex(c: Color | undefined): string {
   if (!c) return "#000000";

@@ -1,7 +1,7 @@
 import { ThermostatMode, ThermostatModeSchema } from "../../../gen/tether/v1/thermostat_pb.js";
 import { BOOST_MAX_MINUTES, SETPOINT_MAX_C, SETPOINT_MIN_C } from "../../../src/core/products/thermostat.js";
 import { enumName } from "../format.js";
-import type { CommandDraft, CommandInit, ProductCommands } from "./product.js";
+import type { CommandDraft, CommandInit, ProductCommands } from "./command-form.js";
 
 /** The setpoint's granularity in the console's inputs. */
 export const SETPOINT_STEP_C = 0.5;
