@@ -3,6 +3,8 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { ProductKind } from "../../gen/tether/v1/device_pb.js";
+import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { ThermostatMode } from "../../gen/tether/v1/thermostat_pb.js";
 import type { TetherDevice } from "../../src/device/tether-device.js";
@@ -217,6 +219,26 @@ describe("web console", () => {
     // Stop it so it does not keep creating tasks for the rest of the suite.
     await page.click('button:has-text("Pause")');
     await page.locator('h2 .badge:has-text("paused")').waitFor();
+  });
+
+  it("builds a rule's selector and command for the chosen product (thermostats)", async () => {
+    await page.goto(`${s.baseUrl}/rules`);
+    await page.fill('input[name="rule-id"]', "e2e-hall-warm");
+    await page.locator('.rule-form label:has-text("once") input[type="radio"]').check();
+    await page.fill('input[name="once"]', "2099-01-01T07:00:00");
+    await page.selectOption('.rule-form select[name="kind"]', { label: "thermostat" });
+    await page.locator('.rule-form label:has-text("every device with labels") input').check();
+    await page.fill('input[name="selector-labels"]', "room=hall");
+    // The thermostat's own actions, not the previous product's.
+    expect(await page.locator('select[name="action"] option').allTextContents()).toEqual(["setpoint", "mode", "boost"]);
+    await page.fill('input[name="command-setpoint"]', "19.5");
+    await page.click('button:has-text("Create rule")');
+    await page.waitForURL(/\/rules\/e2e-hall-warm$/);
+    const rule = await connectClient(s, RuleService, "connect").getRule({ name: "rules/e2e-hall-warm" });
+    expect(rule.target.case === "selector" && rule.target.value.kind).toBe(ProductKind.THERMOSTAT);
+    expect(rule.command?.kind.case === "thermostat" && rule.command.kind.value.action).toEqual({ case: "setSetpointCelsius", value: 19.5 });
+    await page.locator('tr[data-rule="e2e-hall-warm"]:has-text("thermostats with room=hall")').waitFor();
+    expect(await page.locator('tr[data-rule="e2e-hall-warm"]').textContent()).toContain("setpoint 19.5 °C");
   });
 
   it("shows the server's field reasons on a bad rule", async () => {
