@@ -9,7 +9,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SOURCES = ["src", "public", "index.html", "vite.config.ts", "../gen"].map((p) => path.join(here, p));
+// The console imports the product modules (labels, metrics, bounds) from the server's core.
+const SOURCES = ["src", "public", "index.html", "vite.config.ts", "../gen", "../src/core/products"].map((p) => path.join(here, p));
 
 function newest(p: string): number {
   let st;

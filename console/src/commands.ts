@@ -1,38 +1,17 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { CupSize, CupSizeSchema, RecipeSchema } from "../../gen/tether/v1/coffee_machine_pb.js";
-import type { Command, CommandSchema } from "../../gen/tether/v1/command_pb.js";
-import { LedModeSchema } from "../../gen/tether/v1/led_pb.js";
-import { colorHex, enumName } from "./format.js";
+import type { Command, CommandResult } from "../../gen/tether/v1/command_pb.js";
+import { anyProduct } from "./products/index.js";
 
-export type CommandInit = MessageInitShape<typeof CommandSchema>;
+export type { CommandInit } from "./products/product.js";
 
-/** One line for a command, as the CLI prints it: `brew latte large`, `color #ff0000`. */
+/** One line for a command, as the CLI prints it, by the command's product: `brew latte large`. */
 export function describeCommand(c: Command | undefined): string {
   if (!c) return "—";
   const k = c.kind;
-  if (k.case === "led") {
-    const a = k.value.action;
-    switch (a.case) {
-      case "setPower":
-        return `power ${a.value ? "on" : "off"}`;
-      case "setColor":
-        return `color ${colorHex(a.value)}`;
-      case "setBrightness":
-        return `brightness ${a.value}`;
-      case "setMode":
-        return `mode ${enumName(LedModeSchema, a.value).toLowerCase()}`;
-    }
-  }
-  if (k.case === "coffeeMachine") {
-    const a = k.value.action;
-    switch (a.case) {
-      case "setPower":
-        return `power ${a.value ? "on" : "off"}`;
-      case "brew":
-        return `brew ${enumName(RecipeSchema, a.value.recipe).toLowerCase()}${a.value.size !== CupSize.UNSPECIFIED ? ` ${enumName(CupSizeSchema, a.value.size).toLowerCase()}` : ""}`;
-      case "clean":
-        return "clean";
-    }
-  }
-  return "(empty command)";
+  return k.case === undefined ? "(empty command)" : anyProduct(k.case).describeCommand(k.value);
+}
+
+/** What a task's result adds to its row (`250 ml`), or "". */
+export function describeResult(r: CommandResult | undefined): string {
+  const k = r?.kind;
+  return k?.case === undefined ? "" : (anyProduct(k.case).describeResult?.(k.value) ?? "");
 }

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 
-/** Field path (as the server names it, e.g. `device.led.desired.brightness`) → what is wrong. */
+/** Field path (as the server names it, e.g. `rule.cron.expression`) → what is wrong. */
 export type FieldErrors = Record<string, string>;
 
 /** A failed call, as the console shows it. */

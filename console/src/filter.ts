@@ -1,5 +1,5 @@
 /**
- * The ListDevices filter for the fleet view's inputs: a kind (`led`), labels written as
+ * The ListDevices filter for the fleet view's inputs: a kind (a product's `kindName`), labels written as
  * `room=kitchen, floor` (a bare key means "has the label"), and `true`/`false` for online.
  * Values are quoted as JSON strings, which is the filter grammar's string syntax.
  */

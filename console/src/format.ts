@@ -1,7 +1,5 @@
 import type { DescEnum } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Device } from "../../gen/tether/v1/device_pb.js";
-import type { Color } from "../../gen/tether/v1/led_pb.js";
 
 /** An enum value's name without its prefix, readable: `STATE_SUCCEEDED` → `SUCCEEDED`. */
 export function enumName(e: DescEnum, value: number): string {
@@ -17,11 +15,12 @@ export function enumOptions(e: DescEnum): Array<[number, string]> {
 
 export const deviceId = (name: string) => name.replace(/^devices\//, "");
 
-export function kindOf(d: Device): "led" | "coffee_machine" | "unknown" {
-  return d.kind.case === "led" ? "led" : d.kind.case === "coffeeMachine" ? "coffee_machine" : "unknown";
+/** An enum value for a state table: lower case, spaces for underscores, "—" when unset (0). */
+export function enumText(e: DescEnum, value: number | undefined): string {
+  return value ? enumName(e, value).toLowerCase().replaceAll("_", " ") : "—";
 }
 
-export const KIND_LABEL = { led: "LED", coffee_machine: "Coffee machine", unknown: "Unknown" };
+export const onOff = (v: boolean | undefined) => (v === undefined ? "—" : v ? "on" : "off");
 
 export function date(ts: Timestamp | undefined): Date | undefined {
   return ts ? timestampDate(ts) : undefined;
@@ -41,14 +40,4 @@ export function ago(ts: Timestamp | undefined, now = Date.now()): string {
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
   return d.toLocaleDateString();
-}
-
-export function colorHex(c: Color | undefined): string {
-  if (!c) return "#000000";
-  return `#${[c.red, c.green, c.blue].map((x) => x.toString(16).padStart(2, "0")).join("")}`;
-}
-
-export function hexColor(hex: string): { red: number; green: number; blue: number } {
-  const n = Number.parseInt(hex.replace("#", ""), 16);
-  return { red: (n >> 16) & 255, green: (n >> 8) & 255, blue: n & 255 };
 }

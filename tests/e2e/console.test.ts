@@ -3,6 +3,10 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { ProductKind } from "../../gen/tether/v1/device_pb.js";
+import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
+import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
+import { ThermostatMode } from "../../gen/tether/v1/thermostat_pb.js";
 import type { TetherDevice } from "../../src/device/tether-device.js";
 import { bearerClient, userToken } from "../helpers/auth.js";
 import { coffeeSim, eventually, ledSim } from "../helpers/devices.js";
@@ -130,6 +134,38 @@ describe("web console", () => {
     await screenshot(page, "led-color-reported");
   });
 
+  it("shows a thermostat's controls: the setpoint and mode change its desired state, Boost creates a task", async () => {
+    // No simulator: only what the console asks of Tether is checked, through the API.
+    const api = connectClient(s, DeviceService, "connect");
+    await api.createDevice({ deviceId: "e2e-thermostat", device: { kind: { case: "thermostat", value: { desired: { setpointCelsius: 20, mode: ThermostatMode.HEAT } } } } });
+    const desired = async () => {
+      const d = await api.getDevice({ name: "devices/e2e-thermostat" });
+      return d.kind.case === "thermostat" ? d.kind.value.desired : undefined;
+    };
+    await page.goto(`${s.baseUrl}/devices/e2e-thermostat`);
+    const controls = page.locator('[data-controls="thermostat"]');
+    await controls.waitFor();
+    expect(await page.inputValue('input[name="setpoint"]')).toBe("20");
+    expect(await page.locator('tr[data-field="setpoint"] td.desired').textContent()).toBe("20 °C");
+
+    await page.fill('input[name="setpoint"]', "22.5");
+    await page.press('input[name="setpoint"]', "Enter");
+    await eventually(async () => (await desired())?.setpointCelsius === 22.5, 30_000, "the desired setpoint to become 22.5");
+    await expect.poll(() => page.locator('tr[data-field="setpoint"] td.desired').textContent(), { timeout: 30_000 }).toBe("22.5 °C");
+    expect((await desired())?.mode).toBe(ThermostatMode.HEAT); // one field at a time: the mode stays
+
+    await controls.locator('select[name="mode"]').selectOption({ label: "cool" });
+    await eventually(async () => (await desired())?.mode === ThermostatMode.COOL, 30_000, "the desired mode to become cool");
+    expect((await desired())?.setpointCelsius).toBe(22.5);
+
+    await page.fill('input[name="boost-minutes"]', "15");
+    await page.click('button[name="boost"]');
+    await page.locator('tr[data-task]:has-text("boost 15 min")').waitFor();
+    const { tasks } = await connectClient(s, TaskService, "connect").listTasks({ parent: "devices/e2e-thermostat" });
+    expect(tasks.map((t) => (t.command?.kind.case === "thermostat" ? t.command.kind.value.action : undefined))).toEqual([{ case: "boost", value: expect.objectContaining({ minutes: 15 }) }]);
+    await screenshot(page, "thermostat-controls");
+  });
+
   it("renders a telemetry chart and appends live samples", async () => {
     const now = Date.now();
     const samples = Array.from({ length: 30 }, (_, i) => ({
@@ -183,6 +219,26 @@ describe("web console", () => {
     // Stop it so it does not keep creating tasks for the rest of the suite.
     await page.click('button:has-text("Pause")');
     await page.locator('h2 .badge:has-text("paused")').waitFor();
+  });
+
+  it("builds a rule's selector and command for the chosen product (thermostats)", async () => {
+    await page.goto(`${s.baseUrl}/rules`);
+    await page.fill('input[name="rule-id"]', "e2e-hall-warm");
+    await page.locator('.rule-form label:has-text("once") input[type="radio"]').check();
+    await page.fill('input[name="once"]', "2099-01-01T07:00:00");
+    await page.selectOption('.rule-form select[name="kind"]', { label: "thermostat" });
+    await page.locator('.rule-form label:has-text("every device with labels") input').check();
+    await page.fill('input[name="selector-labels"]', "room=hall");
+    // The thermostat's own actions, not the previous product's.
+    expect(await page.locator('select[name="action"] option').allTextContents()).toEqual(["setpoint", "mode", "boost"]);
+    await page.fill('input[name="command-setpoint"]', "19.5");
+    await page.click('button:has-text("Create rule")');
+    await page.waitForURL(/\/rules\/e2e-hall-warm$/);
+    const rule = await connectClient(s, RuleService, "connect").getRule({ name: "rules/e2e-hall-warm" });
+    expect(rule.target.case === "selector" && rule.target.value.kind).toBe(ProductKind.THERMOSTAT);
+    expect(rule.command?.kind.case === "thermostat" && rule.command.kind.value.action).toEqual({ case: "setSetpointCelsius", value: 19.5 });
+    await page.locator('tr[data-rule="e2e-hall-warm"]:has-text("thermostats with room=hall")').waitFor();
+    expect(await page.locator('tr[data-rule="e2e-hall-warm"]').textContent()).toContain("setpoint 19.5 °C");
   });
 
   it("shows the server's field reasons on a bad rule", async () => {

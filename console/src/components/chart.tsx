@@ -3,9 +3,10 @@ import uPlot from "uplot";
 
 /**
  * One time series in uPlot (canvas, ~50 KB, fast with 100k points). `xs` are Unix seconds. The
- * plot is created once and fed new data in place, so a live tail does not flicker.
+ * plot is created once and fed new data in place, so a live tail does not flicker. `min`/`max` are
+ * the metric's plausible range: the y axis spans at least that, and more if the data goes outside.
  */
-export function Chart({ title, xs, ys, unit }: { title: string; xs: number[]; ys: number[]; unit?: string }) {
+export function Chart({ title, xs, ys, unit, min, max }: { title: string; xs: number[]; ys: number[]; unit?: string; min?: number; max?: number }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot>(undefined);
   useEffect(() => {
@@ -14,7 +15,10 @@ export function Chart({ title, xs, ys, unit }: { title: string; xs: number[]; ys
       width: Math.max(300, el.clientWidth),
       height: 220,
       title,
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true },
+        ...(min !== undefined || max !== undefined ? { y: { range: (_u: uPlot, lo: number, hi: number): uPlot.Range.MinMax => [Math.min(lo, min ?? lo), Math.max(hi, max ?? hi)] } } : {}),
+      },
       series: [{}, { label: unit ? `${title} (${unit})` : title, stroke: "#2563eb", width: 1.5, fill: "rgba(37,99,235,0.08)", points: { show: xs.length < 60 } }],
       axes: [{}, { size: 60 }],
     };
@@ -26,9 +30,9 @@ export function Chart({ title, xs, ys, unit }: { title: string; xs: number[]; ys
       plot.current?.destroy();
       plot.current = undefined;
     };
-    // Data changes go through setData below; only a new title rebuilds the plot.
+    // Data changes go through setData below; only a new title, unit or range rebuilds the plot.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [title, unit]);
+  }, [title, unit, min, max]);
   useEffect(() => {
     plot.current?.setData([xs, ys]);
   }, [xs, ys]);

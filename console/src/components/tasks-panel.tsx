@@ -2,7 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { useState } from "react";
 import { type Task, Task_State, Task_StateSchema } from "../../../gen/tether/v1/task_pb.js";
 import { api } from "../api.js";
-import { describeCommand } from "../commands.js";
+import { describeCommand, describeResult } from "../commands.js";
 import { type ReadableError, readable } from "../errors.js";
 import { enumName, timeText } from "../format.js";
 import { usePolling, useStream } from "../hooks.js";
@@ -95,7 +95,7 @@ export function TasksPanel({ device, created, onChange }: { device: string; crea
                   )}
                   {!t.error && t.stateReason && <span className="muted">{t.stateReason}</span>}
                   {t.progress?.message && t.state === Task_State.RUNNING && <span className="muted"> {t.progress.message}</span>}
-                  {t.result?.kind.case === "coffeeMachine" && t.result.kind.value.dispensedMl > 0 && <span> · {t.result.kind.value.dispensedMl} ml</span>}
+                  {describeResult(t.result) && <span> · {describeResult(t.result)}</span>}
                   {t.attempt > 1 && <span className="muted"> attempt {t.attempt}</span>}
                 </td>
                 <td className="muted">{timeText(t.createTime)}</td>

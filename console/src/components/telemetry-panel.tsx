@@ -3,6 +3,7 @@ import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { useMemo, useState } from "react";
 import { Aggregation, AggregationSchema } from "../../../gen/tether/v1/telemetry_pb.js";
 import { QueryTelemetryRequestSchema } from "../../../gen/tether/v1/telemetry_service_pb.js";
+import type { MetricInfo } from "../../../src/core/products/index.js";
 import { api } from "../api.js";
 import { usePolling, useStream } from "../hooks.js";
 import { Chart } from "./chart.js";
@@ -40,9 +41,10 @@ function autoBucket(rangeS: number): number {
 
 /**
  * A device's telemetry: one chart per metric over the chosen range, bucket width and aggregation,
- * and, with the live tail on, new samples appended as StreamTelemetry delivers them.
+ * and, with the live tail on, new samples appended as StreamTelemetry delivers them. `metrics` (the
+ * device's product's, from its product module) give units and axis bounds; other metrics still chart.
  */
-export function TelemetryPanel({ device }: { device: string }) {
+export function TelemetryPanel({ device, metrics: known = [] }: { device: string; metrics?: readonly MetricInfo[] }) {
   const [range, setRange] = useState(900);
   const [bucket, setBucket] = useState(-1);
   const [agg, setAgg] = useState<Aggregation>(Aggregation.AVG);
@@ -145,9 +147,10 @@ export function TelemetryPanel({ device }: { device: string }) {
       <ErrorBanner error={query.error ?? stream.error} showFields />
       {query.value !== undefined && metrics.length === 0 && <p className="muted">No telemetry in this range.</p>}
       <div className="charts">
-        {metrics.map((m) => (
-          <Chart key={m} title={m} xs={series[m]!.xs} ys={series[m]!.ys} />
-        ))}
+        {metrics.map((m) => {
+          const info = known.find((k) => k.name === m);
+          return <Chart key={m} title={m} unit={info?.unit} min={info?.min} max={info?.max} xs={series[m]!.xs} ys={series[m]!.ys} />;
+        })}
       </div>
     </section>
   );

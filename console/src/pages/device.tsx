@@ -1,7 +1,4 @@
 import { useState } from "react";
-import { CoffeeMachineStatusSchema, CupSizeSchema, RecipeSchema } from "../../../gen/tether/v1/coffee_machine_pb.js";
-import type { Device } from "../../../gen/tether/v1/device_pb.js";
-import { LedModeSchema, type LedState } from "../../../gen/tether/v1/led_pb.js";
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import { api } from "../api.js";
 import { link } from "../app.js";
@@ -10,46 +7,11 @@ import { ErrorBanner } from "../components/error-banner.js";
 import { ProductControls } from "../components/product-controls.js";
 import { TasksPanel } from "../components/tasks-panel.js";
 import { TelemetryPanel } from "../components/telemetry-panel.js";
-import { ago, colorHex, enumName, KIND_LABEL, kindOf, timeText } from "../format.js";
+import { ago, timeText } from "../format.js";
 import { WatchDevicesResponse_Type as Change } from "../../../gen/tether/v1/device_service_pb.js";
 import { mergeDeviceSnapshot } from "../device-merge.js";
 import { useNow, usePolling, useStream } from "../hooks.js";
-
-type Row = [label: string, desired: React.ReactNode, reported: React.ReactNode];
-
-const onOff = (v: boolean | undefined) => (v === undefined ? "—" : v ? "on" : "off");
-const swatch = (c: LedState["color"]) =>
-  c ? (
-    <span className="color">
-      <span className="swatch" style={{ background: colorHex(c) }} /> {colorHex(c)}
-    </span>
-  ) : (
-    "—"
-  );
-
-function stateRows(d: Device): Row[] {
-  if (d.kind.case === "led") {
-    const { desired: w, reported: r } = d.kind.value;
-    return [
-      ["power", onOff(w?.power), onOff(r?.power)],
-      ["color", swatch(w?.color), swatch(r?.color)],
-      ["brightness", w?.brightness ?? "—", r?.brightness ?? "—"],
-      ["mode", w?.mode ? enumName(LedModeSchema, w.mode).toLowerCase() : "—", r?.mode ? enumName(LedModeSchema, r.mode).toLowerCase() : "—"],
-    ];
-  }
-  if (d.kind.case === "coffeeMachine") {
-    const { desired: w, reported: r } = d.kind.value;
-    const brew = r?.currentBrew;
-    return [
-      ["power", onOff(w?.power), onOff(r?.power)],
-      ["status", "", r ? enumName(CoffeeMachineStatusSchema, r.status).toLowerCase() : "—"],
-      ["water", "", r ? `${r.waterLevelPercent} %` : "—"],
-      ["beans", "", r ? `${r.beanLevelPercent} %` : "—"],
-      ["brewing", "", brew ? `${enumName(RecipeSchema, brew.recipe).toLowerCase()} ${enumName(CupSizeSchema, brew.size).toLowerCase()} ${brew.progressPercent} %` : "—"],
-    ];
-  }
-  return [];
-}
+import { kindLabel, metricsOf, productOf, stateRows } from "../products/index.js";
 
 /** One device: its controls, desired vs reported state, tasks (live), telemetry and certificates. */
 export function DevicePage({ id }: { id: string }) {
@@ -81,7 +43,7 @@ export function DevicePage({ id }: { id: string }) {
       {d && (
         <>
           <h1>
-            {d.displayName || id} <span className="muted">{KIND_LABEL[kindOf(d)]}</span>
+            {d.displayName || id} <span className="muted">{kindLabel(d)}</span>
           </h1>
           <div className="facts">
             <span>
@@ -124,7 +86,7 @@ export function DevicePage({ id }: { id: string }) {
             </section>
           </div>
           <TasksPanel device={id} created={created} onChange={q.reload} />
-          <TelemetryPanel device={id} />
+          <TelemetryPanel device={id} metrics={metricsOf(productOf(d))} />
           <CertificatesPanel device={id} />
         </>
       )}

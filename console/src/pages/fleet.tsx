@@ -5,8 +5,9 @@ import { api } from "../api.js";
 import { link } from "../app.js";
 import { ErrorBanner } from "../components/error-banner.js";
 import { buildFilter } from "../filter.js";
-import { ago, deviceId, KIND_LABEL, kindOf } from "../format.js";
+import { ago, deviceId } from "../format.js";
 import { useNow, usePolling, useStream } from "../hooks.js";
+import { kindLabel, PRODUCTS } from "../products/index.js";
 import { navigate, useLocation } from "../router.js";
 
 const PAGE_SIZE = 25;
@@ -93,8 +94,11 @@ export function FleetPage() {
           Kind
           <select name="kind" value={kind} onChange={(e) => setParam("kind", e.target.value)}>
             <option value="">any</option>
-            <option value="led">LED</option>
-            <option value="coffee_machine">coffee machine</option>
+            {PRODUCTS.map((p) => (
+              <option key={p.core.kindName} value={p.core.kindName}>
+                {p.core.label}
+              </option>
+            ))}
           </select>
         </label>
         <label>
@@ -132,7 +136,7 @@ export function FleetPage() {
                   </a>
                   {d.displayName && <div className="muted">{id}</div>}
                 </td>
-                <td>{KIND_LABEL[kindOf(d)]}</td>
+                <td>{kindLabel(d)}</td>
                 <td>
                   {Object.entries(d.labels).map(([k, v]) => (
                     <span className="chip" key={k}>

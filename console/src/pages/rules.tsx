@@ -1,17 +1,17 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useState } from "react";
-import { ProductKind } from "../../../gen/tether/v1/device_pb.js";
 import { type Rule, Rule_MisfirePolicy, RuleRun_StateSchema, EventTrigger_Comparison, EventTrigger_ComparisonSchema } from "../../../gen/tether/v1/rule_pb.js";
 import { Task_StateSchema } from "../../../gen/tether/v1/task_pb.js";
 import { api } from "../api.js";
 import { link } from "../app.js";
 import { describeCommand } from "../commands.js";
-import { CommandEditor, type CommandDraft, emptyDraft, type ProductKindName, toCommand } from "../components/command-editor.js";
+import { CommandEditor, emptyDraft } from "../components/command-editor.js";
 import { browserZone, CronEditor } from "../components/cron-editor.js";
 import { ErrorBanner, FieldError } from "../components/error-banner.js";
 import { fieldsUnder, type ReadableError, readable } from "../errors.js";
 import { deviceId, enumName, timeText } from "../format.js";
 import { usePolling } from "../hooks.js";
+import { metricsOf, type CommandDraft, PRODUCTS, productByProductKind } from "../products/index.js";
 import { navigate } from "../router.js";
 import { EnumOptions } from "../components/enum-options.js";
 
@@ -36,7 +36,7 @@ function targetText(r: Rule): string {
   if (r.target.case === "device") return deviceId(r.target.value);
   if (r.target.case === "selector") {
     const s = r.target.value;
-    return `${s.kind === ProductKind.LED ? "LEDs" : "coffee machines"} with ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`;
+    return `${productByProductKind(s.kind)?.core.pluralLabel ?? "devices"} with ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`;
   }
   if (r.target.case === "job") {
     const t = r.target.value.target;
@@ -202,9 +202,10 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
   const [event, setEvent] = useState({ metric: "", comparison: EventTrigger_Comparison.LT, threshold: 0, forS: 0, cooldownS: 300 });
   const [targetKind, setTargetKind] = useState<"device" | "selector">("device");
   const [device, setDevice] = useState("");
-  const [kind, setKind] = useState<ProductKindName>("led");
+  // The product decides the selector's kind, the command's form and its default.
+  const [product, setProduct] = useState(PRODUCTS[0]!);
   const [labels, setLabels] = useState("");
-  const [draft, setDraft] = useState<CommandDraft>(emptyDraft);
+  const [draft, setDraft] = useState<CommandDraft>(() => emptyDraft(product));
   const [misfire, setMisfire] = useState(Rule_MisfirePolicy.SKIP);
   const [error, setError] = useState<ReadableError>();
   const [busy, setBusy] = useState(false);
@@ -235,8 +236,8 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
                     case: "eventTrigger",
                     value: { metric: event.metric, comparison: event.comparison, threshold: event.threshold, forDuration: { seconds: BigInt(event.forS) }, cooldown: { seconds: BigInt(event.cooldownS) } },
                   },
-          target: targetKind === "device" ? { case: "device", value: `devices/${device}` } : { case: "selector", value: { kind: kind === "led" ? ProductKind.LED : ProductKind.COFFEE_MACHINE, labels: labelMap } },
-          command: toCommand(kind, draft),
+          target: targetKind === "device" ? { case: "device", value: `devices/${device}` } : { case: "selector", value: { kind: product.core.productKind, labels: labelMap } },
+          command: product.buildCommand(draft),
           misfirePolicy: misfire,
         },
       });
@@ -283,7 +284,14 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
           <div className="row">
             <label>
               Metric or reported field
-              <input name="metric" value={event.metric} onChange={(e) => setEvent({ ...event, metric: e.target.value })} placeholder="water_level_percent" />
+              <input name="metric" list="rule-metrics" value={event.metric} onChange={(e) => setEvent({ ...event, metric: e.target.value })} placeholder={product.core.metrics[0]?.name} />
+              <datalist id="rule-metrics">
+                {metricsOf(product).map((m) => (
+                  <option key={m.name} value={m.name}>
+                    {m.description} ({m.unit})
+                  </option>
+                ))}
+              </datalist>
               <FieldError messages={fieldsUnder(fields, "rule.event_trigger.metric")} />
             </label>
             <label>
@@ -316,9 +324,20 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
         <div className="row">
           <label>
             Product
-            <select name="kind" value={kind} onChange={(e) => setKind(e.target.value as ProductKindName)}>
-              <option value="led">LED</option>
-              <option value="coffee_machine">coffee machine</option>
+            <select
+              name="kind"
+              value={product.core.kindName}
+              onChange={(e) => {
+                const next = PRODUCTS.find((p) => p.core.kindName === e.target.value) ?? product;
+                setProduct(next);
+                setDraft(emptyDraft(next));
+              }}
+            >
+              {PRODUCTS.map((p) => (
+                <option key={p.core.kindName} value={p.core.kindName}>
+                  {p.core.label}
+                </option>
+              ))}
             </select>
           </label>
           <label className="inline">
@@ -331,7 +350,7 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
         {targetKind === "device" ? (
           <label>
             Device id
-            <input name="device" value={device} onChange={(e) => setDevice(e.target.value)} placeholder="desk-led" />
+            <input name="device" value={device} onChange={(e) => setDevice(e.target.value)} placeholder={product.exampleDeviceId} />
             <FieldError messages={fieldsUnder(fields, "rule.device")} />
           </label>
         ) : (
@@ -345,7 +364,7 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
       </fieldset>
       <fieldset>
         <legend>Do</legend>
-        <CommandEditor kind={kind} draft={draft} onChange={setDraft} />
+        <CommandEditor product={product} draft={draft} onChange={setDraft} />
         <FieldError messages={fieldsUnder(fields, "rule.command")} />
         <label>
           After downtime
