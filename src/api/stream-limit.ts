@@ -1,7 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ResourceExhaustedError } from "../core/errors.js";
-import type { Counters } from "../core/ports.js";
+import type { Counters } from "../core/ports/index.js";
 import { kPeerAddress, kPrincipal } from "./auth.js";
 
 export interface StreamLimit {

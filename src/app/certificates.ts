@@ -6,7 +6,7 @@ import { createDeviceCertificates } from "../core/certificates/device-certificat
 import { answerProvisioning } from "../core/certificates/mqtt-provisioning.js";
 import { createProvisioningService } from "../core/certificates/provisioning-service.js";
 import { createRevocationIndex } from "../core/certificates/revocation-index.js";
-import type { DeviceLink } from "../core/ports.js";
+import type { DeviceLink } from "../core/ports/index.js";
 import type { EmbeddedBroker } from "../link/embedded-broker.js";
 import { connectProvisioningLink } from "../link/provisioning-link.js";
 import { createCertificateIssuer, describeCertificate } from "../pki/certificate-issuer.js";

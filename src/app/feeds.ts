@@ -3,8 +3,8 @@ import type { Task } from "../../gen/tether/v1/task_pb.js";
 import { jsonCodec } from "../bus/amqp-feed.js";
 import type { startAmqpBus } from "../bus/amqp-bus.js";
 import { createMemoryFeed } from "../bus/memory-feed.js";
-import type { RevokedCertificate } from "../core/certificates/certificate-ports.js";
-import type { RightsChange } from "../core/access/rights-port.js";
+import type { RevokedCertificate } from "../core/ports/certificates.js";
+import type { RightsChange } from "../core/ports/rights.js";
 import type { SampleRecord } from "../core/telemetry/sample.js";
 import type { Logger } from "../log.js";
 

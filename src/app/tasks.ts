@@ -6,7 +6,7 @@ import { createLifecycle } from "../core/tasks/task-lifecycle.js";
 import { createTaskService } from "../core/tasks/task-service.js";
 import { createTaskTimers } from "../core/tasks/task-timers.js";
 import { createUplinkProcessor } from "../core/uplink/uplink-processor.js";
-import { createUplinkReceipts } from "../core/uplink-receipts.js";
+import { createUplinkReceipts } from "../core/uplink/receipts.js";
 import { countingIntake } from "../ops/metrics.js";
 import type { Certificates } from "./certificates.js";
 import type { Bridge } from "./devices.js";

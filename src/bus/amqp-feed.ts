@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import type { ChangeFeed } from "../core/ports.js";
+import type { ChangeFeed } from "../core/ports/index.js";
 import type { SampleRecord } from "../core/telemetry/sample.js";
 import type { Logger } from "../log.js";
 import type { AmqpSession } from "./amqp-connection.js";

@@ -2,8 +2,8 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { createKeyedQueue } from "../core/keyed-queue.js";
-import type { Counters } from "../core/ports.js";
-import type { UplinkHandler, UplinkIntake, UplinkItem } from "../core/uplink.js";
+import type { Counters } from "../core/ports/index.js";
+import type { UplinkHandler, UplinkIntake, UplinkItem } from "../core/ports/uplink-intake.js";
 import type { Logger } from "../log.js";
 import type { AmqpSession } from "./amqp-connection.js";
 

@@ -1,5 +1,5 @@
 import { createKeyedQueue } from "../core/keyed-queue.js";
-import type { UplinkHandler, UplinkIntake } from "../core/uplink.js";
+import type { UplinkHandler, UplinkIntake } from "../core/ports/uplink-intake.js";
 
 /**
  * The embedded uplink intake: processed in this process, one at a time per device and concurrently

@@ -1,4 +1,4 @@
-import type { ChangeFeed } from "../core/ports.js";
+import type { ChangeFeed } from "../core/ports/index.js";
 
 /**
  * The in-process ChangeFeed of the embedded mode. A throwing subscriber cannot break the

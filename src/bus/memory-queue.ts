@@ -1,5 +1,5 @@
 import type { SampleRecord } from "../core/telemetry/sample.js";
-import type { QueuedBatch, TelemetryQueue } from "../core/telemetry/telemetry-ports.js";
+import type { QueuedBatch, TelemetryQueue } from "../core/ports/telemetry.js";
 
 /**
  * The embedded telemetry queue: bounded, in memory, at-least-once within the process. Taken

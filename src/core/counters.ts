@@ -1,4 +1,4 @@
-import type { Counters } from "./ports.js";
+import type { Counters } from "./ports/index.js";
 
 /** One counter series: a name, its labels and its value. */
 export interface CounterEntry {

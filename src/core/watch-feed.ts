@@ -1,5 +1,5 @@
 import { ResourceExhaustedError } from "./errors.js";
-import type { ChangeFeed } from "./ports.js";
+import type { ChangeFeed } from "./ports/index.js";
 
 /** Changes a watcher may fall behind by before it is cut off, unless the caller says otherwise. */
 export const WATCH_BUFFER = 1000;

@@ -3,10 +3,10 @@ import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
 import { assertWithinBounds } from "../core/device-bounds.js";
 import type { AmqpSession } from "../bus/amqp-connection.js";
-import type { Counters, DeviceLink } from "../core/ports.js";
-import type { UplinkIntake } from "../core/uplink.js";
+import type { Counters, DeviceLink } from "../core/ports/index.js";
+import type { UplinkIntake } from "../core/ports/uplink-intake.js";
 import type { Logger } from "../log.js";
-import { downlinkTopic, routingKeyToTopic, topicToRoutingKey, UPLINK_ROUTING_PATTERNS } from "./topics.js";
+import { downlinkTopic, routingKeyToTopic, topicToRoutingKey, UPLINK_ROUTING_PATTERNS } from "../protocol/topics.js";
 import { createUplinkDecoder } from "./uplink-decode.js";
 
 /** The exchange RabbitMQ's MQTT plugin publishes to and delivers from. */

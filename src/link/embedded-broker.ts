@@ -19,11 +19,11 @@ import type { Socket } from "node:net";
 import { createServer, TLSSocket } from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import type { Logger } from "pino";
-import type { Counters } from "../core/ports.js";
+import type { Counters } from "../core/ports/index.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
 import { boundPacketSize } from "./packet-limit.js";
-import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId, PRESENCE_OFFLINE, PRESENCE_ONLINE, presenceTopic } from "./topics.js";
+import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId, PRESENCE_OFFLINE, PRESENCE_ONLINE, presenceTopic } from "../protocol/topics.js";
 
 export interface EmbeddedBrokerOptions {
   host: string;

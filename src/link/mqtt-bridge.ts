@@ -5,11 +5,11 @@ import type { Logger } from "pino";
 import { redactUrl } from "../log.js";
 import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
 import { assertWithinBounds } from "../core/device-bounds.js";
-import type { Counters, DeviceLink } from "../core/ports.js";
-import type { UplinkIntake, UplinkItem } from "../core/uplink.js";
+import type { Counters, DeviceLink } from "../core/ports/index.js";
+import type { UplinkIntake, UplinkItem } from "../core/ports/uplink-intake.js";
 import { ackWhenTaken } from "./ack-when-taken.js";
-import { enableNoDelay } from "./no-delay.js";
-import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic } from "./topics.js";
+import { enableNoDelay } from "../protocol/mqtt-no-delay.js";
+import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic } from "../protocol/topics.js";
 import { createUplinkDecoder } from "./uplink-decode.js";
 
 export interface MqttBridgeOptions {

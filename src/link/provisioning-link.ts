@@ -3,8 +3,8 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import { type ProvisioningRequest, ProvisioningRequestSchema, type ProvisioningResponse, ProvisioningResponseSchema } from "../../gen/tether/device/v1/provisioning_pb.js";
 import { assertWithinBounds } from "../core/device-bounds.js";
-import type { Counters } from "../core/ports.js";
-import { ALL_PROVISIONING_REQUESTS, parseProvisioningTopic, provisioningResponseTopic } from "./topics.js";
+import type { Counters } from "../core/ports/index.js";
+import { ALL_PROVISIONING_REQUESTS, parseProvisioningTopic, provisioningResponseTopic } from "../protocol/topics.js";
 
 export interface ProvisioningLinkOptions {
   url: string;

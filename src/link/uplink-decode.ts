@@ -1,10 +1,10 @@
 import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
 import { type Uplink, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
-import type { Counters } from "../core/ports.js";
+import type { Counters } from "../core/ports/index.js";
 import { createLogThrottle, createRateLimiter } from "../core/rate-limit.js";
-import type { UplinkItem } from "../core/uplink.js";
+import type { UplinkItem } from "../core/ports/uplink-intake.js";
 import type { Logger } from "../log.js";
-import { parseDeviceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "./topics.js";
+import { parseDeviceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "../protocol/topics.js";
 
 const LOG_EVERY_MS = 10_000;
 

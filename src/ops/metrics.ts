@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { CounterEntry } from "../core/counters.js";
-import type { UplinkIntake } from "../core/uplink.js";
+import type { UplinkIntake } from "../core/ports/uplink-intake.js";
 import { withTimeout } from "../core/timeout.js";
 
 /** A scrape waits at most this long for a database-backed gauge, then shows its last value. */

@@ -5,7 +5,7 @@
 import "reflect-metadata"; // before @peculiar/x509, see certificate-authority.ts
 import { createPublicKey, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import type { CertificateIssuer, CsrSummary, SignedCertificate } from "../core/certificates/certificate-ports.js";
+import type { CertificateIssuer, CsrSummary, SignedCertificate } from "../core/ports/certificates.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { CertificateAuthority } from "./certificate-authority.js";
 

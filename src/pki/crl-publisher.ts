@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { rename, writeFile } from "node:fs/promises";
 import type { Logger } from "pino";
-import type { CertificateRepository, CrlSource } from "../core/certificates/certificate-ports.js";
+import type { CertificateRepository, CrlSource } from "../core/ports/certificates.js";
 import type { CertificateAuthority } from "./certificate-authority.js";
 
 const DAY_MS = 86_400_000;

@@ -8,7 +8,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { writePrivateFile, writePublicFile } from "../ops/file-modes.js";
-import { isValidDeviceId } from "../link/topics.js";
+import { isValidDeviceId } from "../protocol/topics.js";
 import { reservedIdProblem } from "../core/reserved-ids.js";
 import {
   createCertificateAuthority,

@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import type { CertificateOrigin, CertificatePage, CertificateRecord, CertificateRepository } from "../core/certificates/certificate-ports.js";
+import type { CertificateOrigin, CertificatePage, CertificateRecord, CertificateRepository } from "../core/ports/certificates.js";
 import { deviceName } from "../core/devices/device-name.js";
 import { NotFoundError } from "../core/errors.js";
 import type { Sql } from "./database.js";

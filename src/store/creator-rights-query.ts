@@ -1,5 +1,5 @@
 import type { DeviceMeta } from "../core/access/selector.js";
-import type { UserRights } from "../core/access/rights-port.js";
+import type { UserRights } from "../core/ports/rights.js";
 import type { Role } from "../core/access/roles.js";
 import { creatorCheck, creatorUsers } from "../core/access/creator-rights.js";
 import type { Sql } from "./database.js";

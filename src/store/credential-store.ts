@@ -1,4 +1,4 @@
-import type { ApiKeyRecord, CredentialRepository, SigningKey } from "../core/auth/auth-ports.js";
+import type { ApiKeyRecord, CredentialRepository, SigningKey } from "../core/ports/auth.js";
 import { apiKeySession } from "../core/auth/session-revocations.js";
 import type { Sql } from "./database.js";
 import { type TxSql, withTransaction } from "./transaction.js";

@@ -4,7 +4,7 @@ import { DeliveryPolicy_Mode, type Device, DeviceSchema } from "../../gen/tether
 import type { DeviceScope } from "../core/access/access.js";
 import type { DeviceFilter } from "../core/devices/device-filter.js";
 import { deviceName, parseDeviceName } from "../core/devices/device-name.js";
-import type { DeviceRepository, StoredDevice } from "../core/devices/device-repository.js";
+import type { DeviceRepository, StoredDevice } from "../core/ports/device-repository.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import { productByCase, productByKindName } from "../core/products/index.js";
 import type { Sql } from "./database.js";

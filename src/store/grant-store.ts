@@ -1,5 +1,5 @@
-import type { GrantRecord, GrantRepository } from "../core/auth/auth-ports.js";
-import type { RightsRepository } from "../core/access/rights-port.js";
+import type { GrantRecord, GrantRepository } from "../core/ports/auth.js";
+import type { RightsRepository } from "../core/ports/rights.js";
 import type { Role } from "../core/access/roles.js";
 import type { Sql } from "./database.js";
 

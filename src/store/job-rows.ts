@@ -2,7 +2,7 @@ import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import type { DeviceFilter } from "../core/devices/device-filter.js";
 import type { JobRecord, JobState } from "../core/jobs/job-record.js";
-import type { NewJob } from "../core/jobs/job-repository.js";
+import type { NewJob } from "../core/ports/job-repository.js";
 import type { Sql } from "./database.js";
 
 // How jobs look in PostgreSQL, and the mapping to and from the core's records.

@@ -1,7 +1,7 @@
 import { deviceName } from "../core/devices/device-name.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import type { ExecutionRecord, JobRecord, JobView } from "../core/jobs/job-record.js";
-import type { JobRepository, NewJob, StepResult } from "../core/jobs/job-repository.js";
+import type { JobRepository, NewJob, StepResult } from "../core/ports/job-repository.js";
 import { taskForJob } from "../core/jobs/job-tasks.js";
 import type { TaskRecord } from "../core/tasks/task-record.js";
 import { OPEN_STATES, parseStateName, type State, stateName } from "../core/tasks/task-state.js";

@@ -1,4 +1,4 @@
-import type { ProvisioningRecord, ProvisioningRepository, ProvisioningTemplateRecord } from "../core/certificates/certificate-ports.js";
+import type { ProvisioningRecord, ProvisioningRepository, ProvisioningTemplateRecord } from "../core/ports/certificates.js";
 import { templateName } from "../core/certificates/certificate-name.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import { toRow } from "./certificate-store.js";

@@ -3,7 +3,7 @@ import { productByCase } from "../core/products/index.js";
 import type { RuleRecord, RuleRunRecord, RunState, RunTarget } from "../core/rules/rule-record.js";
 import { taskForRule } from "../core/rules/rule-tasks.js";
 import type { TaskRecord } from "../core/tasks/task-record.js";
-import type { NewTask } from "../core/tasks/task-repository.js";
+import type { NewTask } from "../core/ports/task-repository.js";
 import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { fromRunRow, type RunRow } from "./rule-rows.js";

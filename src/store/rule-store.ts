@@ -2,7 +2,7 @@ import { AlreadyExistsError } from "../core/errors.js";
 import { jobName } from "../core/jobs/job-name.js";
 import { jobForRun } from "../core/rules/rule-jobs.js";
 import { conditionVersion, type RuleRecord, type RunState } from "../core/rules/rule-record.js";
-import type { EventRuleView, RuleRepository } from "../core/rules/rule-repository.js";
+import type { EventRuleView, RuleRepository } from "../core/ports/rule-repository.js";
 import { runOutcome } from "../core/rules/rule-tasks.js";
 import { parseStateName, type State } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";

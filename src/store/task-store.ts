@@ -3,7 +3,7 @@ import { CommandResultSchema, CommandSchema } from "../../gen/tether/v1/command_
 import { deviceName } from "../core/devices/device-name.js";
 import { AlreadyExistsError, NotFoundError, ResourceExhaustedError } from "../core/errors.js";
 import type { TaskRecord } from "../core/tasks/task-record.js";
-import type { TaskRepository } from "../core/tasks/task-repository.js";
+import type { TaskRepository } from "../core/ports/task-repository.js";
 import { OPEN_STATES, parseStateName, State, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { parseModeName, whereScope } from "./device-store.js";

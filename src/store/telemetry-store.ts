@@ -1,6 +1,6 @@
 import { Aggregation } from "../../gen/tether/v1/telemetry_pb.js";
 import { tagsKey } from "../core/telemetry/sample.js";
-import type { TelemetryRepository } from "../core/telemetry/telemetry-ports.js";
+import type { TelemetryRepository } from "../core/ports/telemetry.js";
 import type { Sql } from "./database.js";
 
 const DAY = 86_400_000;

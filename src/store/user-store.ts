@@ -1,4 +1,4 @@
-import type { GroupRecord, UserRecord, UserRepository } from "../core/auth/auth-ports.js";
+import type { GroupRecord, UserRecord, UserRepository } from "../core/ports/auth.js";
 import { AlreadyExistsError, FailedPreconditionError } from "../core/errors.js";
 import type { Sql } from "./database.js";
 import { type TxSql, withTransaction } from "./transaction.js";

@@ -16,7 +16,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createMemoryFeed } from "../../src/bus/memory-feed.js";
-import type { CredentialRepository, SigningKey } from "../../src/core/auth/auth-ports.js";
+import type { CredentialRepository, SigningKey } from "../../src/core/ports/auth.js";
 import { createAuthService } from "../../src/core/auth/auth-service.js";
 import { createSessionRevocations } from "../../src/core/auth/session-revocations.js";
 import { createTokenIssuer } from "../../src/core/auth/tokens.js";

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor } from "../../gen/tether/v1/task_service_pb.js";
-import { metricTopic, presenceTopic, uplinkTopic } from "../../src/link/topics.js";
+import { metricTopic, presenceTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { issueDeviceCertificate } from "../../src/pki/dev-pki.js";
 import { eventually } from "../helpers/devices.js";
 import { type RunningMosquitto, startMosquitto } from "../helpers/mosquitto.js";

@@ -11,7 +11,7 @@ import { createMemoryFeed } from "../../src/bus/memory-feed.js";
 import { createCounters } from "../../src/core/counters.js";
 import { createDeviceService } from "../../src/core/devices/device-service.js";
 import type { CoreLogger } from "../../src/core/log.js";
-import type { DeviceLink } from "../../src/core/ports.js";
+import type { DeviceLink } from "../../src/core/ports/index.js";
 import { createDispatcher } from "../../src/core/tasks/dispatcher.js";
 import { createLifecycle } from "../../src/core/tasks/task-lifecycle.js";
 import { createTaskService } from "../../src/core/tasks/task-service.js";

@@ -2,7 +2,7 @@ import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/p
 import mqtt, { type MqttClient } from "mqtt";
 import { type Downlink, DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
-import { downlinkTopic, uplinkTopic } from "../../src/link/topics.js";
+import { downlinkTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { ensureDevPki, issueDeviceCertificate } from "../../src/pki/dev-pki.js";
 import { CoffeeMachineSim, type CoffeeMachineSimOptions } from "../../src/core/products/coffee-machine-sim.js";
 import { LedSim } from "../../src/core/products/led-sim.js";

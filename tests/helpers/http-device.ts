@@ -12,7 +12,7 @@ import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { HttpDevice } from "../../src/device/http-device.js";
 import { HttpUplink } from "../../src/device/http-uplink.js";
 import { TaskExecutor, type TaskHandler, type UplinkBody } from "../../src/device/task-executor.js";
-import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE, uplinkTopic } from "../../src/link/topics.js";
+import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE, uplinkTopic } from "../../src/protocol/topics.js";
 import { deviceCredentials } from "./devices.js";
 import type { Pem, TestStack } from "./stack.js";
 

@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createCounters } from "../../src/core/counters.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../src/link/embedded-broker.js";
-import { metricTopic, presenceTopic, uplinkTopic } from "../../src/link/topics.js";
+import { metricTopic, presenceTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { decodeDeviceMessage } from "../../src/link/uplink-decode.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
 

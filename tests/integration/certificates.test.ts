@@ -13,7 +13,7 @@ import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { ProvisioningService } from "../../gen/tether/v1/provisioning_service_pb.js";
 import { ensureDevPki } from "../../src/pki/dev-pki.js";
 import { connectDevice } from "../../src/device/tether-device.js";
-import { downlinkTopic, uplinkTopic } from "../../src/link/topics.js";
+import { downlinkTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { createCsr } from "../../src/pki/certificate-issuer.js";
 import { mqttConnect, pem } from "../helpers/certificates.js";
 import { eventually } from "../helpers/devices.js";

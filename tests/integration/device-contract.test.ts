@@ -6,7 +6,7 @@ import { DeviceGatewayService } from "../../gen/tether/device/v1/gateway_service
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
-import { presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "../../src/link/topics.js";
+import { presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "../../src/protocol/topics.js";
 import { devicePem } from "../helpers/http-device.js";
 import { eventually, rawDevice } from "../helpers/devices.js";
 import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";

@@ -12,7 +12,7 @@ import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.j
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { ProvisioningService } from "../../gen/tether/v1/provisioning_service_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
-import { downlinkTopic } from "../../src/link/topics.js";
+import { downlinkTopic } from "../../src/protocol/topics.js";
 import { createCsr } from "../../src/pki/certificate-issuer.js";
 import { ensureDevPki, issueDeviceCertificate } from "../../src/pki/dev-pki.js";
 import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";

@@ -15,7 +15,7 @@ import type { TetherDevice } from "../../src/device/tether-device.js";
 import { TaskExecutor, type UplinkBody } from "../../src/device/task-executor.js";
 import { connectDevice } from "../../src/device/tether-device.js";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../../src/link/embedded-broker.js";
-import { ALL_UPLINKS, downlinkTopic, parseDeviceTopic, presenceTopic } from "../../src/link/topics.js";
+import { ALL_UPLINKS, downlinkTopic, parseDeviceTopic, presenceTopic } from "../../src/protocol/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
 import { startCoffeeSim, startLedSim } from "../helpers/devices.js";
 import { startFleet, type Fleet } from "../../src/sim/fleet.js";

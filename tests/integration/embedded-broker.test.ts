@@ -15,7 +15,7 @@ import {
   presenceTopic,
   uplinkJsonTopic,
   uplinkTopic,
-} from "../../src/link/topics.js";
+} from "../../src/protocol/topics.js";
 import { createCertificateAuthority, type CertificateAuthority } from "../../src/pki/certificate-authority.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
 

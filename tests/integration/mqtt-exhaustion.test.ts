@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
-import { metricTopic, uplinkTopic } from "../../src/link/topics.js";
+import { metricTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { captureLogger } from "../helpers/auth.js";
 import { deviceCredentials, eventually, rawDevice } from "../helpers/devices.js";
 import { metricValue } from "../helpers/replica.js";

@@ -11,7 +11,7 @@ import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tet
 import { startLedSim } from "../helpers/devices.js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ProvisioningRequestSchema, type ProvisioningResponse, ProvisioningResponseSchema } from "../../gen/tether/device/v1/provisioning_pb.js";
-import { downlinkTopic, provisioningRequestTopic, provisioningResponseTopic, uplinkTopic } from "../../src/link/topics.js";
+import { downlinkTopic, provisioningRequestTopic, provisioningResponseTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { eventually } from "../helpers/devices.js";
 import { createCsr } from "../../src/pki/certificate-issuer.js";
 import { mqttConnect, pem } from "../helpers/certificates.js";

@@ -9,7 +9,7 @@ import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { type Task, Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
-import { uplinkTopic } from "../../src/link/topics.js";
+import { uplinkTopic } from "../../src/protocol/topics.js";
 import { coffeeSim, eventually, ledSim, rawDevice } from "../helpers/devices.js";
 import { connectClient, grpcJsClient, startTestStack, type TestStack } from "../helpers/stack.js";
 

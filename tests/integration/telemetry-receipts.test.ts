@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
-import { uplinkTopic } from "../../src/link/topics.js";
+import { uplinkTopic } from "../../src/protocol/topics.js";
 import { coffeeSim, eventually, rawDevice } from "../helpers/devices.js";
 import { connectClient, freePort, startTestStack, type TestStack } from "../helpers/stack.js";
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { Aggregation } from "../../gen/tether/v1/telemetry_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
-import { metricTopic } from "../../src/link/topics.js";
+import { metricTopic } from "../../src/protocol/topics.js";
 import { eventually, rawDevice } from "../helpers/devices.js";
 import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";
 

@@ -2,7 +2,7 @@ import { Code, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceService, type WatchDevicesResponse, WatchDevicesResponse_Type as Type } from "../../gen/tether/v1/device_service_pb.js";
 import { Grant_Role, ShareService } from "../../gen/tether/v1/share_service_pb.js";
-import { PRESENCE_OFFLINE, PRESENCE_ONLINE, presenceTopic } from "../../src/link/topics.js";
+import { PRESENCE_OFFLINE, PRESENCE_ONLINE, presenceTopic } from "../../src/protocol/topics.js";
 import { bearerClient, userToken } from "../helpers/auth.js";
 import { eventually, rawDevice } from "../helpers/devices.js";
 import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { downlinkTopic, uplinkTopic } from "../../src/link/topics.js";
+import { downlinkTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { type DevPki, ensureDevPki, issueDeviceCertificate, issueServiceCertificate } from "../../src/pki/dev-pki.js";
 import { eventually } from "../helpers/devices.js";
 import { type RunningMosquitto, startMosquitto, writeCrl } from "../helpers/mosquitto.js";

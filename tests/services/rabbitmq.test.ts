@@ -11,7 +11,7 @@ import { DeviceService, WatchDevicesResponse_Type } from "../../gen/tether/v1/de
 import { type Task, Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
-import { metricTopic, uplinkTopic } from "../../src/link/topics.js";
+import { metricTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate, type DevPki } from "../../src/pki/dev-pki.js";
 import { startCoffeeSim } from "../helpers/devices.js";
 import { migrate } from "../../src/store/migrate.js";

@@ -5,8 +5,8 @@ import { TaskSchema, Task_State as State } from "../../gen/tether/v1/task_pb.js"
 import { protobufCodec, sampleCodec } from "../../src/bus/amqp-feed.js";
 import { decodeItem, encodeItem, partitionOf } from "../../src/bus/amqp-uplink.js";
 import { createMemoryQueue } from "../../src/bus/memory-queue.js";
-import type { UplinkItem } from "../../src/core/uplink.js";
-import { downlinkTopic, metricTopic, presenceTopic, routingKeyToTopic, topicToRoutingKey, UPLINK_ROUTING_PATTERNS, uplinkJsonTopic, uplinkTopic } from "../../src/link/topics.js";
+import type { UplinkItem } from "../../src/core/ports/uplink-intake.js";
+import { downlinkTopic, metricTopic, presenceTopic, routingKeyToTopic, topicToRoutingKey, UPLINK_ROUTING_PATTERNS, uplinkJsonTopic, uplinkTopic } from "../../src/protocol/topics.js";
 import { decodeDeviceMessage } from "../../src/link/uplink-decode.js";
 
 describe("the topic scheme on amq.topic (RabbitMQ's MQTT plugin)", () => {

@@ -63,6 +63,24 @@ describe("ports and adapters", () => {
     expect(found).toEqual([]);
   });
 
+  it("the device SDK imports only the protocol module and generated code (never the server's link code)", () => {
+    const found = offenders("device", ({ target }) => {
+      if (!target) return undefined; // npm packages and built-ins: a device brings its own transport
+      const rel = path.relative(ROOT, target);
+      return rel.startsWith("gen/") || rel.startsWith("src/protocol/") || rel.startsWith("src/device/") ? undefined : "outside protocol/ and gen/";
+    });
+    expect(found).toEqual([]);
+  });
+
+  it("src/protocol is shared by server, SDK and PKI, so it depends on nothing but generated code", () => {
+    const found = offenders("protocol", ({ target }) => {
+      if (!target) return undefined;
+      const rel = path.relative(ROOT, target);
+      return rel.startsWith("gen/") || rel.startsWith("src/protocol/") ? undefined : "outside protocol/ and gen/";
+    });
+    expect(found).toEqual([]);
+  });
+
   it("the refusal rules can fail: they catch a core file importing the store and node:net", () => {
     const fake = path.join(SRC, "core/x.ts");
     expect(area(path.resolve(path.dirname(fake), "../store/task-store.js"))).toBe("store");

@@ -4,7 +4,7 @@ import { createMemoryQueue } from "../../src/bus/memory-queue.js";
 import { createCounters } from "../../src/core/counters.js";
 import { createBatchWriter } from "../../src/core/telemetry/batch-writer.js";
 import type { SampleRecord } from "../../src/core/telemetry/sample.js";
-import type { TelemetryRepository } from "../../src/core/telemetry/telemetry-ports.js";
+import type { TelemetryRepository } from "../../src/core/ports/telemetry.js";
 
 describe("telemetry batch writer", () => {
   it("gives up an insert that never settles, requeues its batch, and stores it on the next try", async () => {

@@ -15,7 +15,7 @@ import { assertWithinBounds, boundOf, boundViolations, truncateUtf8, utf8Length 
 import { InvalidArgumentError } from "../../src/core/errors.js";
 import { cancelTask, taskRequest } from "../../src/core/tasks/downlink.js";
 import type { TaskRecord } from "../../src/core/tasks/task-record.js";
-import { createUplinkReceipts } from "../../src/core/uplink-receipts.js";
+import { createUplinkReceipts } from "../../src/core/uplink/receipts.js";
 import { DEVICE_BOUNDS, MAX_ENVELOPE_BYTES } from "../../src/protocol/device-bounds.js";
 
 const log = pino({ level: "silent" });

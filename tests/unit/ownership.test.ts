@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type Access, accessFromRights, creatorOf, FULL_ACCESS, serviceAccess } from "../../src/core/access/access.js";
 import { creatorCheck, creatorUsers, parseCreator } from "../../src/core/access/creator-rights.js";
-import type { UserRights } from "../../src/core/access/rights-port.js";
+import type { UserRights } from "../../src/core/ports/rights.js";
 import { checkOwner } from "../../src/core/devices/device-owner.js";
 import { InvalidArgumentError, PermissionDeniedError } from "../../src/core/errors.js";
 

@@ -2,7 +2,7 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Downlink } from "../../gen/tether/device/v1/downlink_pb.js";
 import { createCounters } from "../../src/core/counters.js";
-import { createUplinkReceipts } from "../../src/core/uplink-receipts.js";
+import { createUplinkReceipts } from "../../src/core/uplink/receipts.js";
 import { TelemetryOutbox } from "../../src/device/telemetry-outbox.js";
 
 const log = pino({ level: "silent" });

@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import type { CredentialRepository, SigningKey } from "../../src/core/auth/auth-ports.js";
+import type { CredentialRepository, SigningKey } from "../../src/core/ports/auth.js";
 import { createTokenIssuer, TokenRejectedError } from "../../src/core/auth/tokens.js";
 import { fakeClock } from "../helpers/fake-clock.js";
 

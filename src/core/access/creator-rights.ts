@@ -1,5 +1,5 @@
 import { type Access, accessFromRights } from "./access.js";
-import type { UserRights } from "./rights-port.js";
+import type { UserRights } from "../ports/rights.js";
 import { rightsFromGrants } from "./rights-resolver.js";
 import { includes } from "./roles.js";
 import type { DeviceMeta } from "./selector.js";

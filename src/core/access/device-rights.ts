@@ -1,5 +1,5 @@
 import { NotFoundError } from "../errors.js";
-import type { DeviceRepository } from "../devices/device-repository.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 import { type Access, authorize } from "./access.js";
 import { deviceGate } from "./device-gate.js";
 import { metaOf } from "./device-meta.js";

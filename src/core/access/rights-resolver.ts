@@ -1,8 +1,8 @@
 import type { Clock } from "../clock.js";
 import type { CoreLogger } from "../log.js";
-import type { ChangeFeed } from "../ports.js";
+import type { ChangeFeed } from "../ports/index.js";
 import { type Access, accessFromRights, type Caller, type Rights } from "./access.js";
-import type { RightsChange, RightsRepository, UserRights } from "./rights-port.js";
+import type { RightsChange, RightsRepository, UserRights } from "../ports/rights.js";
 import { stronger } from "./roles.js";
 import { parseSelector } from "./selector.js";
 

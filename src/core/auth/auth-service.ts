@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { ResourceExhaustedError, UnauthenticatedError } from "../errors.js";
 import type { CoreLogger } from "../log.js";
-import type { CredentialRepository, UserRepository } from "./auth-ports.js";
+import type { CredentialRepository, UserRepository } from "../ports/auth.js";
 import { verifyPassword } from "./passwords.js";
 import type { LoginLimiter } from "./rate-limit.js";
 import { API_KEY_PREFIX, newSecret, REFRESH_PREFIX, secretHash } from "./secrets.js";

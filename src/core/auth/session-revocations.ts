@@ -1,8 +1,8 @@
 import type { Clock } from "../clock.js";
 import type { CoreLogger } from "../log.js";
-import type { ChangeFeed } from "../ports.js";
+import type { ChangeFeed } from "../ports/index.js";
 import { createTickLoop } from "../tick-loop.js";
-import type { CredentialRepository } from "./auth-ports.js";
+import type { CredentialRepository } from "../ports/auth.js";
 
 export interface SessionRevocationsDeps {
   repo: Pick<CredentialRepository, "revokedSessions" | "pruneRevokedSessions">;

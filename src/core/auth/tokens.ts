@@ -3,7 +3,7 @@ import { errors, exportJWK, generateKeyPair, importJWK, type JWTHeaderParameters
 import type { Clock } from "../clock.js";
 import { UnauthenticatedError } from "../errors.js";
 import type { CoreLogger } from "../log.js";
-import type { CredentialRepository, SigningKey } from "./auth-ports.js";
+import type { CredentialRepository, SigningKey } from "../ports/auth.js";
 import { createKeySealer } from "./key-sealing.js";
 
 type CryptoKey = webcrypto.CryptoKey;

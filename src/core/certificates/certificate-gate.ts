@@ -1,6 +1,6 @@
-import type { DeviceDeletion, DeviceRepository } from "../devices/device-repository.js";
+import type { DeviceDeletion, DeviceRepository } from "../ports/device-repository.js";
 import { reservedIdProblem } from "../reserved-ids.js";
-import type { CertificateRepository } from "./certificate-ports.js";
+import type { CertificateRepository } from "../ports/certificates.js";
 import type { RevocationIndex } from "./revocation-index.js";
 
 /** A client certificate as a transport saw it in the TLS handshake (our CA verified it). */

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Certificate, Certificate_Origin, Certificate_State, CertificateSchema, RevocationReason } from "../../../gen/tether/v1/certificate_pb.js";
 import { certificateName, templateName, userCertificateName } from "./certificate-name.js";
-import type { CertificateOrigin, CertificateRecord } from "./certificate-ports.js";
+import type { CertificateOrigin, CertificateRecord } from "../ports/certificates.js";
 
 const ORIGINS: Record<CertificateOrigin, Certificate_Origin> = {
   csr: Certificate_Origin.CSR,

@@ -9,15 +9,15 @@ import type {
 } from "../../../gen/tether/v1/certificate_service_pb.js";
 import { type Certificate, Certificate_State, RevocationReason } from "../../../gen/tether/v1/certificate_pb.js";
 import type { Clock } from "../clock.js";
-import type { DeviceRepository } from "../devices/device-repository.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 import { deviceName, parseDeviceName } from "../devices/device-name.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, TetherError } from "../errors.js";
 import type { CoreLogger } from "../log.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
-import type { ChangeFeed } from "../ports.js";
+import type { ChangeFeed } from "../ports/index.js";
 import { reservedIdProblem } from "../reserved-ids.js";
 import { certificateName, normalizeSerial, parseAnyCertificateName, parseCertificateParent, userCertificateName } from "./certificate-name.js";
-import type { CertificateIssuer, CertificateOrigin, CertificateRecord, CertificateRepository, CrlSource, RevokedCertificate, SignedCertificate } from "./certificate-ports.js";
+import type { CertificateIssuer, CertificateOrigin, CertificateRecord, CertificateRepository, CrlSource, RevokedCertificate, SignedCertificate } from "../ports/certificates.js";
 import { certificateState, toCertificateProto } from "./certificate-record.js";
 import { checkCsr } from "./csr-policy.js";
 

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, PermissionDeniedError } from "../errors.js";
 import { truncate } from "../devices/device-name.js";
-import type { CertificateIssuer, CsrSummary } from "./certificate-ports.js";
+import type { CertificateIssuer, CsrSummary } from "../ports/certificates.js";
 import { reservedIdProblem } from "../reserved-ids.js";
 
 /** Largest CSR accepted, characters of PEM (a P-256 CSR is ~500, an RSA-4096 one ~1,700). */

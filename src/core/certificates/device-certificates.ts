@@ -8,8 +8,8 @@ import { DEVICE_BOUNDS } from "../../protocol/device-bounds.js";
 import { truncateUtf8 } from "../device-bounds.js";
 import { TetherError } from "../errors.js";
 import type { CoreLogger } from "../log.js";
-import type { DeviceLink } from "../ports.js";
-import type { CertificateRepository } from "./certificate-ports.js";
+import type { DeviceLink } from "../ports/index.js";
+import type { CertificateRepository } from "../ports/certificates.js";
 import type { CertificateService } from "./certificate-service.js";
 
 const DAY_MS = 86_400_000;

@@ -18,16 +18,16 @@ import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token
 import { kindNameList, productByCase } from "../products/index.js";
 import { parseDeviceFilter } from "./device-filter.js";
 import { deviceName, generateDeviceId, isValidDeviceId, parseDeviceName, truncate } from "./device-name.js";
-import type { DeviceRepository } from "./device-repository.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 import { resolveUpdateMask } from "./device-update-mask.js";
 import { validateDeviceFields } from "./device-validation.js";
 import { checkOwner, type UserExists } from "./device-owner.js";
 import { deletedDevice } from "./device-watch.js";
-import type { ChangeFeed } from "../ports.js";
+import type { ChangeFeed } from "../ports/index.js";
 import { RevocationReason } from "../../../gen/tether/v1/certificate_pb.js";
-import type { ProvisioningRepository } from "../certificates/certificate-ports.js";
+import type { ProvisioningRepository } from "../ports/certificates.js";
 import { reservedIdProblem } from "../reserved-ids.js";
-import type { DeletedDevice } from "./device-repository.js";
+import type { DeletedDevice } from "../ports/device-repository.js";
 
 export interface DeviceServiceDeps {
   devices: DeviceRepository;

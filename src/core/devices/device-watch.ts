@@ -6,12 +6,12 @@ import type { Access } from "../access/access.js";
 import { metaOf } from "../access/device-meta.js";
 import { createDeviceRights } from "../access/device-rights.js";
 import { matchesFilter } from "../access/selector.js";
-import type { ChangeFeed } from "../ports.js";
+import type { ChangeFeed } from "../ports/index.js";
 import { productByCase } from "../products/index.js";
 import { watchFeed } from "../watch-feed.js";
 import { type DeviceFilter, parseDeviceFilter } from "./device-filter.js";
 import { parseDeviceName } from "./device-name.js";
-import type { DeviceRepository } from "./device-repository.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 
 /** Most devices sent as the initial snapshot; a bigger fleet needs a filter. */
 export const WATCH_INITIAL_MAX = 10_000;

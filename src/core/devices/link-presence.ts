@@ -1,8 +1,8 @@
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import type { Clock } from "../clock.js";
 import type { CoreLogger } from "../log.js";
-import type { ChangeFeed } from "../ports.js";
-import type { DeviceRepository } from "./device-repository.js";
+import type { ChangeFeed } from "../ports/index.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 
 /** The broker connection as presence needs it (the MQTT bridge to an external broker). */
 export interface PresenceLink {

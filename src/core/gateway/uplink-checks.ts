@@ -1,10 +1,10 @@
 import { type Uplink, UplinkSchema } from "../../../gen/tether/device/v1/uplink_pb.js";
 import { boundViolations } from "../device-bounds.js";
-import type { StoredDevice } from "../devices/device-repository.js";
+import type { StoredDevice } from "../ports/device-repository.js";
 import { deviceName } from "../devices/device-name.js";
 import { NotFoundError, PermissionDeniedError, Violations } from "../errors.js";
 import { taskName } from "../tasks/task-record.js";
-import type { TaskRepository } from "../tasks/task-repository.js";
+import type { TaskRepository } from "../ports/task-repository.js";
 import { METRIC_PATTERN } from "../telemetry/sample-validation.js";
 
 /** Most envelopes in one PublishUplink call. */

@@ -4,7 +4,7 @@ import type { CoreLogger } from "../log.js";
 import type { TaskRecord } from "../tasks/task-record.js";
 import { jobName } from "./job-name.js";
 import type { JobRecord } from "./job-record.js";
-import type { JobRepository } from "./job-repository.js";
+import type { JobRepository } from "../ports/job-repository.js";
 import { planStep } from "./job-rollout.js";
 
 export interface JobRunnerDeps {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { NewTask } from "../tasks/task-repository.js";
+import type { NewTask } from "../ports/task-repository.js";
 import { commandHash } from "../tasks/task-request.js";
 import { State } from "../tasks/task-state.js";
 import type { JobRecord } from "./job-record.js";

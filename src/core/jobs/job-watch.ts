@@ -1,7 +1,7 @@
 import type { Job } from "../../../gen/tether/v1/job_pb.js";
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import { NotFoundError } from "../errors.js";
-import type { ChangeFeed } from "../ports.js";
+import type { ChangeFeed } from "../ports/index.js";
 import { jobName } from "./job-name.js";
 import { isTerminalJob, type JobView, toJobProto } from "./job-record.js";
 import { countsOf } from "./job-rollout.js";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { JobSpec } from "./job-record.js";
-import type { NewJob } from "./job-repository.js";
+import type { NewJob } from "../ports/job-repository.js";
 import { resumedBucket } from "./job-rollout.js";
 
 /**

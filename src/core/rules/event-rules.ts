@@ -8,7 +8,7 @@ import type { TaskRecord } from "../tasks/task-record.js";
 import { createEventEvaluator, type EventFire, type EventRuleSpec } from "./event-evaluator.js";
 import { type MetricValue, reportedJsonMetrics, reportedMetrics } from "./reported-metrics.js";
 import { conditionVersion } from "./rule-record.js";
-import type { RuleRepository } from "./rule-repository.js";
+import type { RuleRepository } from "../ports/rule-repository.js";
 
 export interface EventRulesDeps {
   rules: RuleRepository;

@@ -1,5 +1,5 @@
 import { Violations } from "../errors.js";
-import type { NewJob } from "../jobs/job-repository.js";
+import type { NewJob } from "../ports/job-repository.js";
 import { parseJob } from "../jobs/job-validation.js";
 import { newJob } from "../jobs/new-job.js";
 import type { RuleRecord } from "./rule-record.js";

@@ -4,7 +4,7 @@ import type { CoreLogger } from "../log.js";
 import type { TaskRecord } from "../tasks/task-record.js";
 import { DEFAULT_MISFIRE_GRACE_MS, misfireReason, planDue } from "./misfire.js";
 import { isScheduled, type RuleRecord } from "./rule-record.js";
-import type { DueDecision, RuleRepository } from "./rule-repository.js";
+import type { DueDecision, RuleRepository } from "../ports/rule-repository.js";
 
 export interface SchedulerDeps {
   rules: RuleRepository;

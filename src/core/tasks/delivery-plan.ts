@@ -1,5 +1,5 @@
 import { DeliveryPolicy_Mode as Mode } from "../../../gen/tether/v1/device_pb.js";
-import type { DeliverySnapshot } from "./task-repository.js";
+import type { DeliverySnapshot } from "../ports/task-repository.js";
 
 /** Most tasks sent to one device in one go in BURST mode; the rest follow on the next round. */
 export const BURST_BATCH = 100;

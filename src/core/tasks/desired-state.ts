@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { create, type Message } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Downlink, DownlinkSchema } from "../../../gen/tether/device/v1/downlink_pb.js";
-import type { StoredDevice } from "../devices/device-repository.js";
+import type { StoredDevice } from "../ports/device-repository.js";
 
 /** The DesiredState downlink for a device's current desired state and version. */
 export function desiredStateMessage(stored: StoredDevice, now: Date): Downlink | undefined {

@@ -1,14 +1,14 @@
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import type { Clock } from "../clock.js";
-import type { DeviceRepository } from "../devices/device-repository.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 import type { CoreLogger } from "../log.js";
-import type { ChangeFeed, DeviceLink } from "../ports.js";
+import type { ChangeFeed, DeviceLink } from "../ports/index.js";
 import { BURST_BATCH, deliverableCount } from "./delivery-plan.js";
 import { desiredStateMessage } from "./desired-state.js";
 import { cancelTask, noPendingTask, taskRequest } from "./downlink.js";
 import type { Lifecycle } from "./task-lifecycle.js";
 import { type TaskRecord, toTaskProto } from "./task-record.js";
-import type { TaskRepository } from "./task-repository.js";
+import type { TaskRepository } from "../ports/task-repository.js";
 import { State } from "./task-state.js";
 
 export interface DispatcherDeps {

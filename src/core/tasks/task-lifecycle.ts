@@ -1,9 +1,9 @@
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import type { Clock } from "../clock.js";
 import { AbortedError } from "../errors.js";
-import type { ChangeFeed, Counters } from "../ports.js";
+import type { ChangeFeed, Counters } from "../ports/index.js";
 import { type TaskRecord, toTaskProto } from "./task-record.js";
-import type { TaskRepository } from "./task-repository.js";
+import type { TaskRepository } from "../ports/task-repository.js";
 import { isTerminal, type State, type TaskEvent, transition } from "./task-state.js";
 
 export interface LifecycleDeps {

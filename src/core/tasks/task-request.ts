@@ -6,7 +6,7 @@ import { type Command, CommandSchema } from "../../../gen/tether/v1/command_pb.j
 import type { CreateTaskRequest } from "../../../gen/tether/v1/task_service_pb.js";
 import { Violations } from "../errors.js";
 import { productByCase } from "../products/index.js";
-import type { NewTask } from "./task-repository.js";
+import type { NewTask } from "../ports/task-repository.js";
 import { State } from "./task-state.js";
 
 const DAY = 86_400_000;

@@ -2,7 +2,7 @@ import type { Clock } from "../clock.js";
 import type { CoreLogger } from "../log.js";
 import type { Dispatcher } from "./dispatcher.js";
 import type { Lifecycle } from "./task-lifecycle.js";
-import type { TaskRepository } from "./task-repository.js";
+import type { TaskRepository } from "../ports/task-repository.js";
 import { retryBackoffMs, State } from "./task-state.js";
 
 export interface TimerDeps {

@@ -1,7 +1,7 @@
-import type { Counters } from "../ports.js";
+import type { Counters } from "../ports/index.js";
 import { withTimeout } from "../timeout.js";
 import type { CoreLogger } from "../log.js";
-import type { TelemetryQueue, TelemetryRepository } from "./telemetry-ports.js";
+import type { TelemetryQueue, TelemetryRepository } from "../ports/telemetry.js";
 
 export interface BatchWriterOptions {
   queue: TelemetryQueue;

@@ -2,10 +2,10 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { TelemetryBatch } from "../../../gen/tether/device/v1/uplink_pb.js";
 import type { Clock } from "../clock.js";
 import type { CoreLogger } from "../log.js";
-import type { ChangeFeed, Counters } from "../ports.js";
+import type { ChangeFeed, Counters } from "../ports/index.js";
 import type { SampleRecord } from "./sample.js";
 import { type SampleLimits, validateSamples } from "./sample-validation.js";
-import type { TelemetryQueue } from "./telemetry-ports.js";
+import type { TelemetryQueue } from "../ports/telemetry.js";
 
 export interface IngestDeps {
   queue: TelemetryQueue;

@@ -1,6 +1,6 @@
 import type { Clock } from "../clock.js";
 import type { CoreLogger } from "../log.js";
-import type { TelemetryRepository } from "./telemetry-ports.js";
+import type { TelemetryRepository } from "../ports/telemetry.js";
 
 const DAY = 86_400_000;
 

@@ -6,14 +6,14 @@ import type { Access } from "../access/access.js";
 import { createDeviceRights } from "../access/device-rights.js";
 import type { Clock } from "../clock.js";
 import { deviceName, parseDeviceName } from "../devices/device-name.js";
-import type { DeviceRepository } from "../devices/device-repository.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 import { NotFoundError, Violations } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
-import type { ChangeFeed } from "../ports.js";
+import type { ChangeFeed } from "../ports/index.js";
 import { watchFeed } from "../watch-feed.js";
 import { type SampleRecord, toSampleProto } from "./sample.js";
 import { METRIC_PATTERN } from "./sample-validation.js";
-import type { TelemetryRepository } from "./telemetry-ports.js";
+import type { TelemetryRepository } from "../ports/telemetry.js";
 
 const DAY = 86_400_000;
 export const STREAM_BUFFER = 10_000;

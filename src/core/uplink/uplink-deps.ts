@@ -1,14 +1,14 @@
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import type { DeviceCertificates } from "../certificates/device-certificates.js";
 import type { Clock } from "../clock.js";
-import type { DeviceRepository } from "../devices/device-repository.js";
+import type { DeviceRepository } from "../ports/device-repository.js";
 import type { CoreLogger } from "../log.js";
-import type { ChangeFeed, Counters } from "../ports.js";
+import type { ChangeFeed, Counters } from "../ports/index.js";
 import type { Dispatcher } from "../tasks/dispatcher.js";
 import type { Lifecycle } from "../tasks/task-lifecycle.js";
-import type { TaskRepository } from "../tasks/task-repository.js";
+import type { TaskRepository } from "../ports/task-repository.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
-import type { UplinkReceipts } from "../uplink-receipts.js";
+import type { UplinkReceipts } from "./receipts.js";
 
 /** What the uplink processor needs; each envelope's handler takes the part it uses. */
 export interface UplinkDeps {

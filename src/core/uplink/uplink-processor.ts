@@ -1,6 +1,6 @@
 import { type Uplink, UplinkSchema } from "../../../gen/tether/device/v1/uplink_pb.js";
 import { boundViolations } from "../device-bounds.js";
-import type { UplinkItem } from "../uplink.js";
+import type { UplinkItem } from "../ports/uplink-intake.js";
 import { createLiveness } from "./liveness.js";
 import { createPresence } from "./presence.js";
 import { createReportedState } from "./reported-state.js";

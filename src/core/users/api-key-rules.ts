@@ -1,6 +1,6 @@
 import { type Duration, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ApiKey } from "../../../gen/tether/v1/user_pb.js";
-import type { UserRecord } from "../auth/auth-ports.js";
+import type { UserRecord } from "../ports/auth.js";
 import { verifyPassword } from "../auth/passwords.js";
 import { FailedPreconditionError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError } from "../errors.js";
 import type { RateLimiter } from "../rate-limit.js";

@@ -13,7 +13,7 @@ import type {
 } from "../../../gen/tether/v1/user_service_pb.js";
 import { type Access, requireAdmin } from "../access/access.js";
 import type { RightsResolver } from "../access/rights-resolver.js";
-import type { ApiKeyRecord, CredentialRepository, GroupRecord, UserRecord, UserRepository } from "../auth/auth-ports.js";
+import type { ApiKeyRecord, CredentialRepository, GroupRecord, UserRecord, UserRepository } from "../ports/auth.js";
 import { hashPassword, passwordProblem, verifyPassword } from "../auth/passwords.js";
 import { API_KEY_PREFIX, newSecret, secretHash } from "../auth/secrets.js";
 import { apiKeySession, type SessionRevocations } from "../auth/session-revocations.js";

@@ -12,7 +12,7 @@ import { authInterceptor } from "../../../src/api/auth.js";
 import { errorMappingInterceptor } from "../../../src/api/errors.js";
 import { createHealthService } from "../../../src/api/health.js";
 import { startApiServer } from "../../../src/api/server.js";
-import { downlinkTopic } from "../../../src/link/topics.js";
+import { downlinkTopic } from "../../../src/protocol/topics.js";
 import { closedLoop, type ClosedLoopResult } from "./closed-loop.js";
 import { FULL_ACCESS } from "../../../src/core/access/access.js";
 

@@ -6,7 +6,7 @@
  */
 import { getHeapStatistics } from "node:v8";
 import mqtt, { type MqttClient } from "mqtt";
-import { downlinkTopic } from "../../../src/link/topics.js";
+import { downlinkTopic } from "../../../src/protocol/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate } from "../../../src/pki/dev-pki.js";
 import { type Fleet, startFleet } from "../../../src/sim/fleet.js";
 

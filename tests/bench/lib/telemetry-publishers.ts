@@ -24,7 +24,7 @@ import { getHeapStatistics } from "node:v8";
 import { create, toBinary } from "@bufbuild/protobuf";
 import mqtt, { type MqttClient } from "mqtt";
 import { UplinkSchema } from "../../../gen/tether/device/v1/uplink_pb.js";
-import { uplinkTopic } from "../../../src/link/topics.js";
+import { uplinkTopic } from "../../../src/protocol/topics.js";
 import { ensureDevPki, issueDeviceCertificate, issueServiceCertificate } from "../../../src/pki/dev-pki.js";
 import { startWorkerRpc } from "./worker-rpc.js";
 

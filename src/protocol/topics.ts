@@ -17,9 +17,9 @@
 /** Root of all device topics. */
 export const TOPIC_PREFIX = "tether/v1/devices/";
 
-import { isValidDeviceId } from "../protocol/device-id.js";
+import { isValidDeviceId } from "./device-id.js";
 
-export { DEVICE_ID_PATTERN, isValidDeviceId } from "../protocol/device-id.js";
+export { DEVICE_ID_PATTERN, isValidDeviceId } from "./device-id.js";
 /** Metric names in `…/metrics/{metric}`. */
 export const METRIC_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 

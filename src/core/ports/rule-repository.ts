@@ -1,7 +1,7 @@
 import type { DeviceScope } from "../access/access.js";
 import type { TaskRecord } from "../tasks/task-record.js";
 import type { State } from "../tasks/task-state.js";
-import type { RuleRecord, RuleRunRecord } from "./rule-record.js";
+import type { RuleRecord, RuleRunRecord } from "../rules/rule-record.js";
 
 /** A rule to insert; the store assigns `revision`. */
 export type NewRule = Omit<RuleRecord, "revision">;

@@ -1,6 +1,6 @@
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import type { DeviceScope } from "../access/access.js";
-import type { DeviceFilter } from "./device-filter.js";
+import type { DeviceFilter } from "../devices/device-filter.js";
 
 /** A device as stored, with the revision its etag is derived from. */
 export interface StoredDevice {

@@ -1,4 +1,4 @@
-import type { Uplink } from "../../gen/tether/device/v1/uplink_pb.js";
+import type { Uplink } from "../../../gen/tether/device/v1/uplink_pb.js";
 
 /**
  * One message a device said, whatever carried it (MQTT, HTTP, a durable queue). The device id

@@ -1,5 +1,5 @@
 import type { Aggregation } from "../../../gen/tether/v1/telemetry_pb.js";
-import type { SampleRecord } from "./sample.js";
+import type { SampleRecord } from "../telemetry/sample.js";
 
 export interface TelemetryQuery {
   deviceId: string;

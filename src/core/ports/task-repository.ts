@@ -1,7 +1,7 @@
 import type { DeviceScope } from "../access/access.js";
 import type { DeliveryPolicy_Mode } from "../../../gen/tether/v1/device_pb.js";
-import type { State } from "./task-state.js";
-import type { TaskRecord } from "./task-record.js";
+import type { State } from "../tasks/task-state.js";
+import type { TaskRecord } from "../tasks/task-record.js";
 
 /** A task to insert; the store assigns `sequence`. */
 export type NewTask = Omit<TaskRecord, "sequence" | "revision">;

@@ -1,4 +1,4 @@
-import type { Role } from "./roles.js";
+import type { Role } from "../access/roles.js";
 
 /** One stored share, as loaded for rights resolution. */
 export interface GrantView {

@@ -1,12 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { randomUUID } from "node:crypto";
-import { DownlinkSchema } from "../../gen/tether/device/v1/downlink_pb.js";
-import { DEVICE_BOUNDS } from "../protocol/device-bounds.js";
-import type { Clock } from "./clock.js";
-import { utf8Length } from "./device-bounds.js";
-import type { CoreLogger } from "./log.js";
-import type { Counters, DeviceLink } from "./ports.js";
+import { DownlinkSchema } from "../../../gen/tether/device/v1/downlink_pb.js";
+import { DEVICE_BOUNDS } from "../../protocol/device-bounds.js";
+import type { Clock } from "../clock.js";
+import { utf8Length } from "../device-bounds.js";
+import type { CoreLogger } from "../log.js";
+import type { Counters, DeviceLink } from "../ports/index.js";
 
 export interface UplinkReceiptsDeps {
   link: Pick<DeviceLink, "send">;

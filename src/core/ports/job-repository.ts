@@ -1,7 +1,7 @@
 import type { TaskRecord } from "../tasks/task-record.js";
 import type { State } from "../tasks/task-state.js";
-import type { ExecutionRecord, JobRecord, JobView } from "./job-record.js";
-import type { StepDecision } from "./job-rollout.js";
+import type { ExecutionRecord, JobRecord, JobView } from "../jobs/job-record.js";
+import type { StepDecision } from "../jobs/job-rollout.js";
 
 /** A job to insert; `deviceIds` of an explicit target are materialized as job_targets rows. */
 export type NewJob = Omit<JobRecord, "targetCount" | "dispatchedCount" | "skippedCount" | "scanTime" | "endTime">;
