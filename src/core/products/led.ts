@@ -2,6 +2,7 @@ import type { Message } from "@bufbuild/protobuf";
 import { LedModeSchema, LedSchema, LedStateSchema } from "../../../gen/tether/v1/led_pb.js";
 import type { LedCommand, LedState } from "../../../gen/tether/v1/led_pb.js";
 import type { Violations } from "../errors.js";
+import { ledWords } from "./led-words.js";
 import { type Product, ProductKind } from "./product.js";
 
 /** LED strips and bulbs: power, mode, colour and brightness. */
@@ -18,6 +19,7 @@ export const ledProduct: Product = {
   schema: LedSchema,
   desiredSchema: LedStateSchema,
   reportedSchema: LedStateSchema,
+  words: ledWords,
   validateDesired(message: Message, field: string, v: Violations): void {
     validateLedState(message as LedState, field, v);
   },

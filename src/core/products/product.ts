@@ -2,6 +2,7 @@ import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import { ProductKind } from "../../../gen/tether/v1/device_pb.js";
 import type { Violations } from "../errors.js";
+import type { CommandWords } from "./command-words.js";
 
 /** The `Device.kind` oneof cases: one per product type. */
 export type ProductCase = Exclude<Device["kind"]["case"], undefined>;
@@ -31,6 +32,8 @@ export interface Product {
   readonly desiredSchema: DescMessage;
   /** The reported-state message. */
   readonly reportedSchema: DescMessage;
+  /** How people type this product's commands and desired state (the CLI's words). */
+  readonly words: CommandWords;
   /** Checks a desired state, adding violations under `field` (e.g. `device.led.desired`). */
   validateDesired(desired: Message, field: string, v: Violations): void;
   /**
