@@ -8,6 +8,7 @@ import {
   CoffeeMachineSchema,
 } from "../../../gen/tether/v1/coffee_machine_pb.js";
 import type { Violations } from "../errors.js";
+import { coffeeMachineWords } from "./coffee-machine-words.js";
 import { type Product, ProductKind } from "./product.js";
 import { coffeeMachineSim } from "./coffee-machine-sim.js";
 
@@ -27,6 +28,7 @@ export const coffeeMachineProduct: Product = {
   sim: coffeeMachineSim,
   aliases: ["coffee"],
   reportedSchema: CoffeeMachineReportedSchema,
+  words: coffeeMachineWords,
   // The desired state is a single optional bool: every value is valid.
   validateDesired(): void {},
   validateCommand(message: Message, field: string, v: Violations): void {

@@ -2,6 +2,7 @@ import type { Message } from "@bufbuild/protobuf";
 import { LedModeSchema, LedSchema, LedStateSchema } from "../../../gen/tether/v1/led_pb.js";
 import type { LedCommand, LedState } from "../../../gen/tether/v1/led_pb.js";
 import type { Violations } from "../errors.js";
+import { ledWords } from "./led-words.js";
 import { type Product, ProductKind } from "./product.js";
 import { ledSim } from "./led-sim.js";
 
@@ -20,6 +21,7 @@ export const ledProduct: Product = {
   desiredSchema: LedStateSchema,
   sim: ledSim,
   reportedSchema: LedStateSchema,
+  words: ledWords,
   validateDesired(message: Message, field: string, v: Violations): void {
     validateLedState(message as LedState, field, v);
   },

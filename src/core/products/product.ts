@@ -2,6 +2,7 @@ import type { DescMessage, Message } from "@bufbuild/protobuf";
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import { ProductKind } from "../../../gen/tether/v1/device_pb.js";
 import type { Violations } from "../errors.js";
+import type { CommandWords } from "./command-words.js";
 import type { SimBehaviourFactory } from "./sim-behaviour.js";
 
 /** The `Device.kind` oneof cases: one per product type. */
@@ -32,6 +33,8 @@ export interface Product {
   readonly desiredSchema: DescMessage;
   /** The reported-state message. */
   readonly reportedSchema: DescMessage;
+  /** How people type this product's commands and desired state (the CLI's words). */
+  readonly words: CommandWords;
   /** Checks a desired state, adding violations under `field` (e.g. `device.led.desired`). */
   validateDesired(desired: Message, field: string, v: Violations): void;
   /**

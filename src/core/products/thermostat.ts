@@ -11,10 +11,10 @@ import type { Violations } from "../errors.js";
 import { type Product, ProductKind } from "./product.js";
 import { thermostatSim } from "./thermostat-sim.js";
 
-/** The setpoint range every thermostat accepts; hardware limits are usually wider. */
-export const SETPOINT_MIN_C = 5;
-export const SETPOINT_MAX_C = 35;
-export const BOOST_MAX_MINUTES = 240;
+import { BOOST_MAX_MINUTES, SETPOINT_MAX_C, SETPOINT_MIN_C } from "./thermostat-limits.js";
+import { thermostatWords } from "./thermostat-words.js";
+
+export { BOOST_MAX_MINUTES, SETPOINT_MAX_C, SETPOINT_MIN_C };
 
 /** Room thermostats: an owner sets setpoint and mode; temperature, humidity and action are reported. */
 export const thermostatProduct: Product = {
@@ -31,6 +31,7 @@ export const thermostatProduct: Product = {
   desiredSchema: ThermostatDesiredSchema,
   sim: thermostatSim,
   reportedSchema: ThermostatReportedSchema,
+  words: thermostatWords,
   validateDesired(message: Message, field: string, v: Violations): void {
     const desired = message as ThermostatDesired;
     if (desired.setpointCelsius !== undefined) checkSetpoint(desired.setpointCelsius, `${field}.setpoint_celsius`, v);
