@@ -4,7 +4,7 @@ import { createJobService } from "../core/jobs/job-service.js";
 import { createEventRules } from "../core/rules/event-rules.js";
 import { createRuleService } from "../core/rules/rule-service.js";
 import { createScheduler } from "../core/rules/scheduler.js";
-import { taskName, type TaskRecord, toTaskProto } from "../core/tasks/task-record.js";
+import { taskName } from "../core/tasks/task-record.js";
 import type { Infrastructure } from "./infrastructure.js";
 import type { Tasks } from "./tasks.js";
 
@@ -12,10 +12,10 @@ import type { Tasks } from "./tasks.js";
  * Rules (scheduled and event-driven) and jobs (rollouts). Built here, started by `start()` once
  * the device link consumes uplink; the returned stop step ends them before the API closes.
  */
-export function createRulesAndJobs(x: Infrastructure, t: Pick<Tasks, "dispatcher" | "tasks">) {
+export function createRulesAndJobs(x: Infrastructure, t: Pick<Tasks, "announceTasks" | "tasks">) {
   const { config, clock, coreLog } = x;
   const { taskFeed, jobFeed, sampleFeed, deviceFeed } = x.feeds;
-  const { dispatcher, tasks } = t;
+  const { announceTasks, tasks } = t;
   const ruleStore = x.stores.rules;
   const jobStore = x.stores.jobs;
   // Jobs: a rollout step commits its tasks QUEUED; they are announced like a rule's, but only
@@ -28,24 +28,13 @@ export function createRulesAndJobs(x: Infrastructure, t: Pick<Tasks, "dispatcher
     tickMs: config.jobs.tickMs,
     batchSize: config.jobs.batchSize,
     rescanMs: config.jobs.rescanMs,
-    onTasksCreated: (created, online) => {
-      for (const t of created) taskFeed.publish(toTaskProto(t));
-      for (const deviceId of new Set(online)) {
-        void dispatcher.kick(deviceId).catch((err: unknown) => coreLog.error({ err, deviceId }, "dispatch after a job step failed"));
-      }
-    },
+    onTasksCreated: announceTasks,
     onJobStepped: (id) => jobFeed.publish(id),
     cancelTask: async (deviceId, taskId, reason) => void (await tasks.cancelTask(FULL_ACCESS, taskName(deviceId, taskId), reason)),
   });
   const jobs = createJobService({ jobs: jobStore, clock, jobFeed, taskFeed, onJobsChanged: () => jobRunner.wake() });
   // Rules: tasks a rule creates are committed QUEUED by the scheduler/event engine, then announced
-  // on the task feed and dispatched, as CreateTask does.
-  const announceTasks = (created: TaskRecord[]) => {
-    for (const t of created) taskFeed.publish(toTaskProto(t));
-    for (const deviceId of new Set(created.map((t) => t.deviceId))) {
-      void dispatcher.kick(deviceId).catch((err: unknown) => coreLog.error({ err, deviceId }, "dispatch after a rule fired failed"));
-    }
-  };
+  // on the task feed and dispatched by the same announcer as CreateTask's.
   const scheduler = createScheduler({
     rules: ruleStore,
     clock,

@@ -2,6 +2,7 @@ import { carriesTelemetry } from "../bus/amqp-bus.js";
 import { createLocalUplink } from "../bus/local-uplink.js";
 import { createDeviceGateway } from "../core/gateway/device-gateway.js";
 import { createDispatcher } from "../core/tasks/dispatcher.js";
+import { createTaskAnnouncer } from "../core/tasks/task-intake.js";
 import { createLifecycle } from "../core/tasks/task-lifecycle.js";
 import { createTaskService } from "../core/tasks/task-service.js";
 import { createTaskTimers } from "../core/tasks/task-timers.js";
@@ -28,7 +29,9 @@ export async function startTasks(x: Infrastructure, deps: { bridge: Bridge; tele
   const { telemetryStored } = deps.telemetry;
   const lifecycle = createLifecycle({ tasks: taskStore, feed: taskFeed, clock, counters });
   const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
-  const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, clock, log: coreLog, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
+  // The one announcement after a task was committed, whoever created it (CreateTask, rules, jobs).
+  const announceTasks = createTaskAnnouncer({ feed: taskFeed, dispatcher, log: coreLog });
+  const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, announce: announceTasks, clock, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
   const receipts = createUplinkReceipts({ link: bridge, stored: telemetryStored, clock, counters, log: coreLog });
   const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: deps.telemetry.ingest, certificates: deps.certificates.deviceCertificates, receipts });
   // One intake for every transport: the MQTT bridge and the HTTP device gateway submit to it.
@@ -54,6 +57,7 @@ export async function startTasks(x: Infrastructure, deps: { bridge: Bridge; tele
     (sweeping ??= timers.sweep().catch((err: unknown) => coreLog.error({ err }, "task sweep failed")).finally(() => (sweeping = undefined)));
   return {
     dispatcher,
+    announceTasks,
     tasks,
     intake,
     gateway,

@@ -1,4 +1,3 @@
-import { deviceName } from "../core/devices/device-name.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import type { ExecutionRecord, JobRecord, JobView } from "../core/jobs/job-record.js";
 import type { JobRepository, NewJob, StepResult } from "../core/ports/job-repository.js";
@@ -9,11 +8,12 @@ import type { Sql } from "./database.js";
 import { whereDeviceFilter } from "./device-store.js";
 import { fromRow, type JobRow, toRow } from "./job-rows.js";
 import { toTaskRow } from "./task-store.js";
-import { creatorRightsFor, deviceMetaOfRow } from "./creator-rights-query.js";
+import { creatorRightsFor } from "./creator-rights-query.js";
+import { lockIntakeDevices } from "./task-intake-sql.js";
+import { createAdmission, REQUEST_ID_TAKEN } from "../core/tasks/task-intake.js";
 import { type TxSql, withTransaction } from "./transaction.js";
 
 const OPEN = OPEN_STATES.map(stateName);
-const DEFAULT_MAX_PENDING = 100;
 /** Task rows per INSERT: 25 columns × 1,000 rows stays well under PostgreSQL's 65,535 parameters. */
 const INSERT_CHUNK = 1000;
 
@@ -81,25 +81,16 @@ export function createJobStore(sql: Sql): JobRepository {
     const ids = (await tx`
       SELECT device_id FROM job_targets WHERE job_id = ${job.id} AND state = 'PENDING' ORDER BY device_id LIMIT ${n}`).map((r) => String(r.device_id));
     if (ids.length === 0) return { tasks: [] as TaskRecord[], online: [] as string[], claimed: 0, skipped: 0 };
-    // The device row locks (in id order, as rule firings take them, so the two never deadlock)
-    // make each device's pending-task cap exact, as for CreateTask.
-    const devs = await tx`SELECT id, kind, labels, owner, max_pending_tasks, online FROM devices WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
-    // The job runs with its creator's rights, as of this transaction: one query for the batch.
-    const lostRight = await creatorRightsFor(tx, [job.creator], ids);
-    const openRows = await tx`
-      SELECT device_id, count(*)::int AS n FROM tasks WHERE device_id = ANY(${ids}::text[]) AND state = ANY(${OPEN}::text[]) GROUP BY device_id`;
-    const open = new Map(openRows.map((r) => [String(r.device_id), Number(r.n)]));
-    const byId = new Map(devs.map((d) => [String(d.id), d]));
+    // Through the task intake (src/core/tasks/task-intake.ts), under the device row locks: each
+    // device's pending-task cap holds exactly, as for CreateTask. The job runs with its creator's
+    // rights, as of this transaction: one query for the batch.
+    const devices = await lockIntakeDevices(tx, ids);
+    const admission = createAdmission(devices, await creatorRightsFor(tx, [job.creator], ids));
     const marks: Array<{ device_id: string; state: string; task_id: string | null; reason: string }> = [];
     const planned = [];
-    let lost: string | undefined;
     for (const id of ids) {
-      const d = byId.get(id);
-      const max = Number(d?.max_pending_tasks) || DEFAULT_MAX_PENDING;
-      if (!d) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: `${deviceName(id)} was deleted` });
-      else if (String(d.kind) !== job.productKind) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: `${deviceName(id)} is not a ${job.productKind}` });
-      else if ((lost = lostRight(job.creator, deviceMetaOfRow(d)))) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: lost });
-      else if ((open.get(id) ?? 0) >= max) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: `${deviceName(id)} already had ${open.get(id)} open tasks (its delivery_policy.max_pending_tasks is ${max})` });
+      const refused = admission.admit(id, job.productKind, job.creator);
+      if (refused) marks.push({ device_id: id, state: "SKIPPED", task_id: null, reason: refused.message });
       else planned.push(taskForJob(job, id, now));
     }
     const tasks: TaskRecord[] = [];
@@ -116,13 +107,13 @@ export function createJobStore(sql: Sql): JobRepository {
     for (const t of planned) {
       marks.push(created.has(t.id)
         ? { device_id: t.deviceId, state: "DISPATCHED", task_id: t.id, reason: "" }
-        : { device_id: t.deviceId, state: "SKIPPED", task_id: null, reason: "a task with this job's request id already exists on the device" });
+        : { device_id: t.deviceId, state: "SKIPPED", task_id: null, reason: REQUEST_ID_TAKEN });
     }
     await tx`
       UPDATE job_targets t SET state = v.state, task_id = v.task_id, reason = v.reason
       FROM jsonb_to_recordset(${tx.json(marks)}) AS v(device_id text, state text, task_id uuid, reason text)
       WHERE t.job_id = ${job.id} AND t.device_id = v.device_id`;
-    const online = tasks.filter((t) => byId.get(t.deviceId)?.online).map((t) => t.deviceId);
+    const online = tasks.filter((t) => devices.get(t.deviceId)?.online).map((t) => t.deviceId);
     return { tasks, online, claimed: ids.length, skipped: marks.length - tasks.length };
   }
 

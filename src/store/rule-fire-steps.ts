@@ -1,15 +1,13 @@
-import { deviceName } from "../core/devices/device-name.js";
-import { productByCase } from "../core/products/index.js";
 import type { RuleRecord, RuleRunRecord, RunState, RunTarget } from "../core/rules/rule-record.js";
 import { taskForRule } from "../core/rules/rule-tasks.js";
 import type { TaskRecord } from "../core/tasks/task-record.js";
 import type { NewTask } from "../core/ports/task-repository.js";
-import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
+import { commandKind, createAdmission, REQUEST_ID_TAKEN } from "../core/tasks/task-intake.js";
 import type { Sql } from "./database.js";
 import { fromRunRow, type RunRow } from "./rule-rows.js";
 import { toTaskRow } from "./task-store.js";
-import { creatorRightsFor, deviceMetaOfRow } from "./creator-rights-query.js";
-import type { DeviceMeta } from "../core/access/selector.js";
+import { creatorRightsFor } from "./creator-rights-query.js";
+import { lockIntakeDevices } from "./task-intake-sql.js";
 
 // The SQL steps of firing rules, shared by scheduled and event firings. Each runs on the
 // connection of the caller's transaction (`withTransaction`), never on the pool.
@@ -29,8 +27,6 @@ export interface PendingRun {
   jobId?: string;
 }
 
-const OPEN = OPEN_STATES.map(stateName);
-const DEFAULT_MAX_PENDING = 100;
 /** Rows per INSERT: PostgreSQL allows 65,535 parameters per statement. */
 const CHUNK = 2000;
 
@@ -58,48 +54,32 @@ export async function resolveTargets(db: Sql, rules: RuleRecord[], only?: string
 }
 
 /**
- * Builds each run's tasks under the target devices' row locks (taken in id order, so concurrent
- * schedulers never deadlock), honouring each device's pending-task cap exactly as CreateTask does,
- * and only on devices where the rule's creator still has the operator role (checked here, on the
- * transaction that inserts the tasks; one rights query for the whole batch).
+ * Builds each run's tasks through the task intake (src/core/tasks/task-intake.ts) under the
+ * target devices' row locks: each device's pending-task cap holds exactly as for CreateTask, and
+ * tasks go only to devices where the rule's creator still has the operator role (checked here, on
+ * the transaction that inserts the tasks; one rights query for the whole batch).
  */
 export async function planTasks(
   tx: Sql,
   items: Array<{ rule: RuleRecord; occurrence: Date; deviceIds: string[] }>,
   now: Date,
 ): Promise<Map<string, { targets: RunTarget[]; tasks: NewTask[] }>> {
-  const ids = [...new Set(items.flatMap((i) => i.deviceIds))].sort();
-  const devices = new Map<string, { kind: string; max: number; open: number; meta: DeviceMeta }>();
-  if (ids.length > 0) {
-    const devs = await tx`SELECT id, kind, labels, owner, max_pending_tasks FROM devices WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
-    const counts = await tx`
-      SELECT device_id, count(*)::int AS n FROM tasks
-      WHERE device_id = ANY(${ids}::text[]) AND state = ANY(${OPEN}::text[]) GROUP BY device_id`;
-    const open = new Map(counts.map((c) => [String(c.device_id), Number(c.n)]));
-    for (const d of devs) devices.set(String(d.id), { kind: String(d.kind), max: Number(d.max_pending_tasks) || DEFAULT_MAX_PENDING, open: open.get(String(d.id)) ?? 0, meta: deviceMetaOfRow(d) });
-  }
-  const lostRight = ids.length > 0 ? await creatorRightsFor(tx, items.map((i) => i.rule.creator), ids) : () => undefined;
+  const ids = [...new Set(items.flatMap((i) => i.deviceIds))];
+  const devices = await lockIntakeDevices(tx, ids);
+  const lostRight = ids.length > 0 ? await creatorRightsFor(tx, items.map((i) => i.rule.creator), ids) : undefined;
+  const admission = createAdmission(devices, lostRight);
   const out = new Map<string, { targets: RunTarget[]; tasks: NewTask[] }>();
   for (const { rule, occurrence, deviceIds } of items) {
     const targets: RunTarget[] = [];
     const tasks: NewTask[] = [];
-    const kind = productByCase(rule.command.kind.case!).kindName;
+    const kind = commandKind(rule.command);
     for (const deviceId of deviceIds) {
-      const dev = devices.get(deviceId);
-      // In this order: the creator's right comes before the cap, so a run says why it may not
-      // command a device rather than that the device is busy.
-      const error = !dev
-        ? `${deviceName(deviceId)} does not exist`
-        : dev.kind !== kind
-          ? `${deviceName(deviceId)} is a ${dev.kind}; the rule's ${kind} command does not apply to it`
-          : (lostRight(rule.creator, dev.meta) ??
-            (dev.open >= dev.max ? `${deviceName(deviceId)} already has ${dev.open} open tasks (its delivery_policy.max_pending_tasks is ${dev.max})` : undefined));
-      if (error) {
-        targets.push({ deviceId, error });
+      const refused = admission.admit(deviceId, kind, rule.creator);
+      if (refused) {
+        targets.push({ deviceId, error: refused.message });
         continue;
       }
       const task = taskForRule(rule, deviceId, occurrence, now);
-      dev!.open++;
       tasks.push(task);
       targets.push({ deviceId, taskId: task.id });
     }
@@ -139,7 +119,7 @@ export async function recordRuns(tx: Sql, pending: PendingRun[], now: Date): Pro
   const created = new Set(tasks.map((t) => t.id));
   for (const run of runs) {
     if (run.targets.every((t) => !t.taskId || created.has(t.taskId))) continue;
-    run.targets = run.targets.map((t) => (t.taskId && !created.has(t.taskId) ? { deviceId: t.deviceId, error: "a task with this run's request id already exists" } : t));
+    run.targets = run.targets.map((t) => (t.taskId && !created.has(t.taskId) ? { deviceId: t.deviceId, error: REQUEST_ID_TAKEN } : t));
     await tx`UPDATE rule_runs SET targets = ${tx.json(run.targets.map((t) => ({ device: t.deviceId, task: t.taskId ?? null, error: t.error ?? null })))} WHERE id = ${run.id}`;
   }
   return { runs, tasks };

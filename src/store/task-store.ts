@@ -1,16 +1,17 @@
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { CommandResultSchema, CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import { deviceName } from "../core/devices/device-name.js";
-import { AlreadyExistsError, NotFoundError, ResourceExhaustedError } from "../core/errors.js";
+import { NotFoundError } from "../core/errors.js";
+import { commandKind, createAdmission, refusalError, replayOf } from "../core/tasks/task-intake.js";
 import type { TaskRecord } from "../core/tasks/task-record.js";
 import type { TaskRepository } from "../core/ports/task-repository.js";
 import { OPEN_STATES, parseStateName, State, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { parseModeName, whereScope } from "./device-store.js";
+import { lockIntakeDevices } from "./task-intake-sql.js";
 import { withTransaction } from "./transaction.js";
 
 const OPEN = OPEN_STATES.map(stateName);
-const DEFAULT_MAX_PENDING = 100;
 
 type Row = Record<string, unknown> & { id: string; device_id: string; seq: string | number; state: string };
 
@@ -19,23 +20,15 @@ export function createTaskStore(sql: Sql): TaskRepository {
   return {
     async create(t) {
       return withTransaction(sql, async (tx) => {
-        // The device row lock serialises creates per device, so the pending-task cap holds exactly.
-        const [dev] = await tx`SELECT max_pending_tasks FROM devices WHERE id = ${t.deviceId} FOR UPDATE`;
-        if (!dev) throw new NotFoundError(deviceName(t.deviceId));
+        const devices = await lockIntakeDevices(tx, [t.deviceId]);
+        if (!devices.has(t.deviceId)) throw new NotFoundError(deviceName(t.deviceId));
+        // A repeated request id answers with its task before any cap: a retry is not a new task.
         if (t.requestId !== undefined) {
           const [existing] = await tx<Row[]>`SELECT * FROM tasks WHERE device_id = ${t.deviceId} AND request_id = ${t.requestId}`;
-          if (existing) {
-            if (existing.request_hash !== t.requestHash) {
-              throw new AlreadyExistsError(`a task with request_id "${t.requestId}" but a different command on ${deviceName(t.deviceId)}`);
-            }
-            return { task: fromRow(existing), created: false };
-          }
+          if (existing) return { task: replayOf(fromRow(existing), t.requestId, t.requestHash), created: false };
         }
-        const max = Number(dev.max_pending_tasks) || DEFAULT_MAX_PENDING;
-        const [{ n }] = (await tx`SELECT count(*)::int AS n FROM tasks WHERE device_id = ${t.deviceId} AND state IN ${tx(OPEN)}`) as unknown as [{ n: number }];
-        if (n >= max) {
-          throw new ResourceExhaustedError(`${deviceName(t.deviceId)} already has ${n} open tasks (its delivery_policy.max_pending_tasks is ${max})`);
-        }
+        const refused = createAdmission(devices).admit(t.deviceId, commandKind(t.command));
+        if (refused) throw refusalError(t.deviceId, refused);
         const [row] = await tx<Row[]>`INSERT INTO tasks ${tx(toTaskRow(t))} RETURNING *`;
         return { task: fromRow(row!), created: true };
       });

@@ -14,6 +14,7 @@ import type { CoreLogger } from "../../src/core/log.js";
 import type { DeviceLink } from "../../src/core/ports/index.js";
 import { createDispatcher } from "../../src/core/tasks/dispatcher.js";
 import { createLifecycle } from "../../src/core/tasks/task-lifecycle.js";
+import { createTaskAnnouncer } from "../../src/core/tasks/task-intake.js";
 import { createTaskService } from "../../src/core/tasks/task-service.js";
 import { createUplinkProcessor } from "../../src/core/uplink/uplink-processor.js";
 import type { Sql } from "../../src/store/database.js";
@@ -75,7 +76,8 @@ export async function wireCore(start = "2026-01-05T10:00:00Z"): Promise<CoreHarn
   const lifecycle = createLifecycle({ tasks: stores.tasks, feed: taskFeed, clock, counters });
   const dispatcher = createDispatcher({ tasks: stores.tasks, devices: stores.devices, link, feed: taskFeed, lifecycle, clock, log: quiet });
   const devices = createDeviceService({ devices: stores.devices, clock, feed: deviceFeed, onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id), userExists: async () => true });
-  const tasks = createTaskService({ tasks: stores.tasks, devices: stores.devices, lifecycle, dispatcher, feed: taskFeed, clock, log: quiet });
+  const announceTasks = createTaskAnnouncer({ feed: taskFeed, dispatcher, log: quiet });
+  const tasks = createTaskService({ tasks: stores.tasks, devices: stores.devices, lifecycle, dispatcher, feed: taskFeed, announce: announceTasks, clock });
   const uplink = createUplinkProcessor({ tasks: stores.tasks, devices: stores.devices, lifecycle, dispatcher, deviceFeed, clock, counters, log: quiet });
   return {
     db, sql, clock, link, counters, taskFeed, deviceFeed, stores, lifecycle, dispatcher, devices, tasks, uplink,

@@ -6,7 +6,6 @@ import type { Clock } from "../clock.js";
 import { deviceName, truncate } from "../devices/device-name.js";
 import type { DeviceRepository } from "../ports/device-repository.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, TetherError } from "../errors.js";
-import type { CoreLogger } from "../log.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import type { ChangeFeed } from "../ports/index.js";
 import type { Dispatcher } from "./dispatcher.js";
@@ -14,6 +13,7 @@ import type { Lifecycle } from "./task-lifecycle.js";
 import { parseTaskFilter, parseTaskName, parseTaskParent } from "./task-name.js";
 import { taskName, toTaskProto } from "./task-record.js";
 import type { TaskRepository } from "../ports/task-repository.js";
+import type { TaskAnnouncer } from "./task-intake.js";
 import { buildTask, waitTimeoutMs } from "./task-request.js";
 import { isTerminal, State } from "./task-state.js";
 import { watchFeed } from "../watch-feed.js";
@@ -24,8 +24,9 @@ export interface TaskServiceDeps {
   lifecycle: Lifecycle;
   dispatcher: Dispatcher;
   feed: ChangeFeed<Task>;
+  /** After a create committed: announce and dispatch (the intake's announcer, shared with rules and jobs). */
+  announce: TaskAnnouncer;
   clock: Clock;
-  log: CoreLogger;
   /** CreateTask calls allowed to be storing at once before new ones get RESOURCE_EXHAUSTED. @default 512 */
   maxCreatesInFlight?: number;
 }
@@ -43,7 +44,7 @@ export type TaskService = ReturnType<typeof createTaskService>;
  * Tasks are scoped by their device: reading needs viewer on it, creating and canceling operator.
  */
 export function createTaskService(d: TaskServiceDeps) {
-  const { tasks, devices, lifecycle, dispatcher, feed, clock, log } = d;
+  const { tasks, devices, lifecycle, dispatcher, feed, announce, clock } = d;
   const maxCreates = d.maxCreatesInFlight ?? 512;
   let creating = 0;
   const rights = createDeviceRights(devices);
@@ -103,11 +104,8 @@ export function createTaskService(d: TaskServiceDeps) {
         creating--;
       }
       const { task, created } = result;
+      if (created) announce([task]);
       const proto = toTaskProto(task);
-      if (created) {
-        feed.publish(proto);
-        void dispatcher.kick(deviceId).catch((err: unknown) => log.error({ err, deviceId }, "dispatch after create failed"));
-      }
       if (wait === 0) return proto;
       const done =
         req.waitFor === WaitFor.COMPLETED

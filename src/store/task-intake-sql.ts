@@ -1,0 +1,36 @@
+import type { IntakeDevice } from "../core/tasks/task-intake.js";
+import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
+import { deviceMetaOfRow } from "./creator-rights-query.js";
+import type { Sql } from "./database.js";
+import type { TxSql } from "./transaction.js";
+
+const OPEN = OPEN_STATES.map(stateName);
+
+/**
+ * Locks the target devices' rows (FOR UPDATE, in id order: CreateTask, rule firings and job
+ * steps all take them so, and never deadlock one another) and reads what task admission needs,
+ * on the caller's transaction: two statements whatever the number of devices. The row lock
+ * serialises task inserts per device, so the open-task cap holds exactly.
+ *
+ * The count is its own statement on purpose: under READ COMMITTED it takes a snapshot after the
+ * lock was granted, so it sees the tasks the previous lock holder committed. Counted in the
+ * locking statement, it would use that statement's older snapshot and miss them.
+ */
+export async function lockIntakeDevices(tx: Sql | TxSql, deviceIds: readonly string[]): Promise<Map<string, IntakeDevice>> {
+  const out = new Map<string, IntakeDevice>();
+  const ids = [...new Set(deviceIds)].sort();
+  if (ids.length === 0) return out;
+  const devs = await tx`
+    SELECT id, kind, labels, owner, max_pending_tasks, online FROM devices
+    WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
+  if (devs.length === 0) return out;
+  const counts = await tx`
+    SELECT device_id, count(*)::int AS n FROM tasks
+    WHERE device_id = ANY(${devs.map((d) => String(d.id))}::text[]) AND state = ANY(${OPEN}::text[]) GROUP BY device_id`;
+  const open = new Map(counts.map((c) => [String(c.device_id), Number(c.n)]));
+  for (const d of devs) {
+    const id = String(d.id);
+    out.set(id, { kind: String(d.kind), maxPendingTasks: Number(d.max_pending_tasks) || 0, openTasks: open.get(id) ?? 0, online: Boolean(d.online), meta: deviceMetaOfRow(d) });
+  }
+  return out;
+}
