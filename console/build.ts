@@ -4,7 +4,7 @@
  * generated contract file, so `npm start` after a pull serves the console that matches the code,
  * and costs a few milliseconds when nothing changed.
  */
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, type Stats, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -13,7 +13,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const SOURCES = ["src", "public", "index.html", "vite.config.ts", "../gen", "../src/core/products"].map((p) => path.join(here, p));
 
 function newest(p: string): number {
-  let st;
+  let st: Stats;
   try {
     st = statSync(p);
   } catch {

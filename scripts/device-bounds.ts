@@ -90,7 +90,7 @@ export function readContract(set: FileDescriptorSet = loadDescriptors()): Contra
         if (!n.options?.mapEntry) walk(n, full, [...at, 3, j]);
       });
     };
-    file.messageType.forEach((m, i) => walk(m, file.package, [4, i]));
+    for (const [i, m] of file.messageType.entries()) walk(m, file.package, [4, i]);
   }
   return out;
 }

@@ -27,9 +27,9 @@ export function maxBodySizes(set: FileDescriptorSet, bounds: Map<string, Bound>,
   const messages = new Map<string, DescriptorProto>();
   const collect = (m: DescriptorProto, prefix: string) => {
     messages.set(`${prefix}.${m.name}`, m);
-    m.nestedType.forEach((n) => collect(n, `${prefix}.${m.name}`));
+    for (const n of m.nestedType) collect(n, `${prefix}.${m.name}`);
   };
-  for (const f of set.file) f.messageType.forEach((m) => collect(m, f.package));
+  for (const f of set.file) for (const m of f.messageType) collect(m, f.package);
 
   const memo = new Map<string, number>();
   const sizeOf = (name: string): number => {

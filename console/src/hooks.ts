@@ -10,6 +10,7 @@ export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, everyMs
   const [value, setValue] = useState<T>();
   const [error, setError] = useState<ReadableError>();
   const [version, setVersion] = useState(0);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller names what reloads (deps); load, merge and everyMs are read fresh on each run
   useEffect(() => {
     const ac = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -29,7 +30,6 @@ export function usePolling<T>(load: (signal: AbortSignal) => Promise<T>, everyMs
       ac.abort();
       clearTimeout(timer);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, version]);
   return { value, error, reload: () => setVersion((v) => v + 1), setValue };
 }
@@ -42,6 +42,7 @@ export function useStream<T>(open: (signal: AbortSignal) => AsyncIterable<T>, on
   const handler = useRef(onMessage);
   handler.current = onMessage;
   const [error, setError] = useState<ReadableError>();
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller names what reopens the stream (deps); messages go to the latest handler through a ref
   useEffect(() => {
     const ac = new AbortController();
     void (async () => {
@@ -63,8 +64,7 @@ export function useStream<T>(open: (signal: AbortSignal) => AsyncIterable<T>, on
       }
     })();
     return () => ac.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, deps);
+  }, [...deps]);
   return { error };
 }
 

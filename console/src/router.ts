@@ -23,12 +23,14 @@ export function parse(pathname: string): Route {
 }
 
 const listeners = new Set<() => void>();
-window.addEventListener("popstate", () => listeners.forEach((l) => l()));
+window.addEventListener("popstate", () => {
+  for (const l of listeners) l();
+});
 
 export function navigate(to: string): void {
   if (to === location.pathname + location.search) return;
   history.pushState(null, "", to);
-  listeners.forEach((l) => l());
+  for (const l of listeners) l();
 }
 
 export function useLocation(): { route: Route; search: URLSearchParams } {

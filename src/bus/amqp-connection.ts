@@ -55,11 +55,13 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
   const setups: AmqpSetup[] = [];
   let live: Live | undefined;
   let closing = false;
-  let readyWaiters: Array<() => void> = [];
+  const readyWaiters: Array<() => void> = [];
   let everConnected = false;
   let attempts = 0;
 
-  const wakeReady = () => readyWaiters.splice(0).forEach((w) => w());
+  const wakeReady = () => {
+    for (const w of readyWaiters.splice(0)) w();
+  };
 
   /** Waits for a usable connection, or throws after `deadline` or on close. */
   async function ready(deadline: number): Promise<Live> {

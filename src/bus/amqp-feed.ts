@@ -112,6 +112,7 @@ export function createAmqpFeeds(o: AmqpFeedsOptions) {
       const local = createMemoryFeed<T>(onError);
       feeds.set(name, { local: local as ChangeFeed<unknown>, codec: codec as FeedCodec<unknown>, onError });
       let pending: T[] = [];
+      // biome-ignore lint/correctness/noUnusedVariables: read by the ??= in publish (one timer per batch)
       let timer: NodeJS.Timeout | undefined;
       const flush = () => {
         timer = undefined;

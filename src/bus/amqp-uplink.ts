@@ -97,7 +97,7 @@ export function createAmqpUplink(o: AmqpUplinkOptions): AmqpUplink {
   const keyed = createKeyedQueue((err, deviceId) => log.error({ err, deviceId }, "uplink processing failed"));
   const submitting = new Set<Promise<void>>();
   let processing = 0;
-  let idleWaiters: Array<() => void> = [];
+  const idleWaiters: Array<() => void> = [];
   let consuming: { ch: Channel; tags: string[] } | undefined;
   let stopped = false;
   let started: Promise<void> | undefined;
@@ -166,7 +166,7 @@ export function createAmqpUplink(o: AmqpUplinkOptions): AmqpUplink {
         settle(ch, msg, ok);
       })
       .finally(() => {
-        if (--processing === 0) idleWaiters.splice(0).forEach((w) => w());
+        if (--processing === 0) for (const w of idleWaiters.splice(0)) w();
       });
   }
 

@@ -22,7 +22,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import mqtt, { type MqttClient } from "mqtt";
 import { pino, type Logger } from "pino";
-import { type CertificateUpdate, DownlinkSchema, type DesiredState, type TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
+import { type CertificateUpdate, type Downlink, DownlinkSchema, type DesiredState, type TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
 import { SampleSchema, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
 import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE, uplinkTopic } from "../protocol/topics.js";
 import { enableNoDelay } from "../protocol/mqtt-no-delay.js";
@@ -227,7 +227,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
 
   /** Malformed input is logged and dropped: one bad message must never take a device offline. */
   private onDownlink(payload: Buffer): void {
-    let downlink;
+    let downlink: Downlink;
     try {
       downlink = fromBinary(DownlinkSchema, payload);
     } catch (err) {

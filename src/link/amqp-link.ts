@@ -52,7 +52,7 @@ export function createAmqpLink(o: AmqpLinkOptions): AmqpLink {
   let intake: UplinkIntake | undefined;
   let stopped = false;
   let pending = 0;
-  let idle: Array<() => void> = [];
+  const idle: Array<() => void> = [];
 
   function onMessage(ch: Channel, msg: ConsumeMessage) {
     const settle = (ok: boolean) => {
@@ -78,7 +78,7 @@ export function createAmqpLink(o: AmqpLinkOptions): AmqpLink {
         },
       )
       .finally(() => {
-        if (--pending === 0) idle.splice(0).forEach((w) => w());
+        if (--pending === 0) for (const w of idle.splice(0)) w();
       });
   }
 

@@ -33,7 +33,7 @@ export async function connectProvisioningLink(opts: ProvisioningLinkOptions): Pr
   const inFlight = new Set<Promise<void>>();
   client.on("message", (topic, payload) => {
     const t = parseProvisioningTopic(topic);
-    if (!t || t.channel !== "request") return;
+    if (t?.channel !== "request") return;
     let req: ProvisioningRequest;
     try {
       if (payload.length > opts.maxPayloadBytes) throw new Error("oversized");

@@ -192,7 +192,9 @@ async function runConfig(n: number, certsDir: string, dir: string, broker: Runni
       return { devices: createClient(DeviceService, transport), tasks: createClient(TaskService, transport) };
     });
     const rss: number[][] = replicas.map(() => []);
-    const readRss = async () => (await Promise.all(replicas.map(rssOf))).forEach((v, i) => rss[i]!.push(v));
+    const readRss = async () => {
+      for (const [i, v] of (await Promise.all(replicas.map(rssOf))).entries()) rss[i]!.push(v);
+    };
 
     // --- devices ----------------------------------------------------------------------------------
     t = now();

@@ -442,7 +442,7 @@ async function main(): Promise<void> {
 
   try {
     // --- PostgreSQL + Tether -------------------------------------------------------------------
-    let t = now();
+    const t = now();
     const db = await freshDatabase("tether_bench_telemetry");
     cleanups.push(() => db.drop());
     const sql = postgres(db.url, { max: 2, onnotice: () => {} });

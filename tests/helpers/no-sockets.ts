@@ -15,6 +15,6 @@ net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
   if (typeof first === "object" && first !== null && "path" in first) return connect.apply(this, args as never);
   refuse(`connect to ${JSON.stringify(first)}`);
 } as typeof connect;
-net.Server.prototype.listen = function () {
+net.Server.prototype.listen = (() => {
   refuse("listen");
-} as typeof net.Server.prototype.listen;
+}) as typeof net.Server.prototype.listen;

@@ -53,7 +53,7 @@ describe("an oversized MQTT publish", () => {
       const m = sample();
       for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k]);
     }, 2);
-    let outcome;
+    let outcome: Awaited<ReturnType<typeof oversizedPublish>>;
     try {
       outcome = await oversizedPublish({ url: creds.url, clientId: "big-sender", cert: creds.cert, key: creds.key, ca: creds.ca, topic: uplinkTopic("big-sender"), bytes: PACKET });
     } finally {

@@ -40,7 +40,7 @@ describe("production start refusal", () => {
 
   it("throws the whole list, or only warns with TETHER_ALLOW_INSECURE=1", () => {
     const unsafe = { DATABASE_URL: "postgres://tether@db/tether", PGPASSWORD: "change-me" };
-    expect(() => refuseUnsafeStart(loadConfig(unsafe), log)).toThrow(/refusing to start in production mode[^]*TETHER_SIGNING_KEY_SECRET is not set[^]*PGPASSWORD is a placeholder[^]*TETHER_ALLOW_INSECURE=1/);
+    expect(() => refuseUnsafeStart(loadConfig(unsafe), log)).toThrow(/refusing to start in production mode[\s\S]*TETHER_SIGNING_KEY_SECRET is not set[\s\S]*PGPASSWORD is a placeholder[\s\S]*TETHER_ALLOW_INSECURE=1/);
     warnings.length = 0;
     expect(() => refuseUnsafeStart(loadConfig({ ...unsafe, TETHER_ALLOW_INSECURE: "1" }), log)).not.toThrow();
     expect(warnings).toHaveLength(2);

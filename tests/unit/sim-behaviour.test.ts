@@ -165,7 +165,7 @@ describe("the simulated thermostat", () => {
     expect(sim.action).toBe(ThermostatAction.IDLE);
     const start = env.t;
     const r = sim.execute(thermo({ action: { case: "boost", value: { minutes: 5 } } }), env.ctx());
-    const end = (r.kind?.value as { state: { boostEndTime: Parameters<typeof timestampMs>[0] } }).state.boostEndTime;
+    const end = (r.kind!.value as { state: { boostEndTime: Parameters<typeof timestampMs>[0] } }).state.boostEndTime;
     expect(timestampMs(end)).toBe(start + 5_000); // 5 simulated minutes at 60× is 5 s
     expect(sim.action).toBe(ThermostatAction.HEATING);
     env.run(sim, 4);
@@ -174,7 +174,7 @@ describe("the simulated thermostat", () => {
     expect(sim.boostEndMs).toBeUndefined();
     expect(sim.action).toBe(ThermostatAction.IDLE); // back to HEAT, and the room is warm enough
     expect(sim.reported().kind?.value).toMatchObject({ mode: ThermostatMode.HEAT });
-    expect((sim.reported().kind?.value as { boostEndTime?: unknown }).boostEndTime).toBeUndefined();
+    expect((sim.reported().kind!.value as { boostEndTime?: unknown }).boostEndTime).toBeUndefined();
   });
 
   it("reports on a tick only when a reported value moved", () => {

@@ -9,6 +9,8 @@ import uPlot from "uplot";
 export function Chart({ title, xs, ys, unit, min, max }: { title: string; xs: number[]; ys: number[]; unit?: string; min?: number; max?: number }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot>(undefined);
+  // Data changes go through setData below; only a new title, unit or range rebuilds the plot.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: xs and ys are the initial data only
   useEffect(() => {
     const el = box.current!;
     const opts: uPlot.Options = {
@@ -30,8 +32,6 @@ export function Chart({ title, xs, ys, unit, min, max }: { title: string; xs: nu
       plot.current?.destroy();
       plot.current = undefined;
     };
-    // Data changes go through setData below; only a new title, unit or range rebuilds the plot.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [title, unit, min, max]);
   useEffect(() => {
     plot.current?.setData([xs, ys]);

@@ -73,11 +73,11 @@ export function createCertificateService(d: CertificateServiceDeps) {
     const { owner, serialNumber } = parseAnyCertificateName(name);
     const rec = await certificates.get(serialNumber);
     if (owner.kind === "user") {
-      if (!rec || rec.kind !== "user" || rec.userName !== owner.userName) throw new NotFoundError(userCertificateName(owner.userName, serialNumber));
+      if (rec?.kind !== "user" || rec.userName !== owner.userName) throw new NotFoundError(userCertificateName(owner.userName, serialNumber));
       return rec;
     }
     const missing = new NotFoundError(certificateName(owner.deviceId, serialNumber));
-    if (!rec || rec.kind !== "device" || rec.deviceId !== owner.deviceId) throw missing;
+    if (rec?.kind !== "device" || rec.deviceId !== owner.deviceId) throw missing;
     const current = await devices.get(owner.deviceId);
     if (current && current.device.uid !== rec.deviceUid) throw missing;
     return rec;

@@ -3,7 +3,7 @@ import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Command } from "../../../gen/tether/v1/command_pb.js";
 import { DeviceSelector_Mode, type Job, Job_State, JobSchema, type JobProgress, JobProgressSchema } from "../../../gen/tether/v1/job_pb.js";
 import type { DeviceFilter } from "../devices/device-filter.js";
-import { State } from "../tasks/task-state.js";
+import type { State } from "../tasks/task-state.js";
 import { jobName } from "./job-name.js";
 import { abortStatus, countsOf, currentRatePerMinute } from "./job-rollout.js";
 

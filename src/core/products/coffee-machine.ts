@@ -33,7 +33,10 @@ export const coffeeMachineProduct: Product = {
   validateDesired(): void {},
   validateCommand(message: Message, field: string, v: Violations): void {
     const { action } = message as CoffeeMachineCommand;
-    if (action.case === undefined) return v.add(`${field}.action`, "is required: set_power, brew or clean");
+    if (action.case === undefined) {
+      v.add(`${field}.action`, "is required: set_power, brew or clean");
+      return;
+    }
     if (action.case !== "brew") return;
     const { recipe, size } = action.value;
     if (recipe === 0 || !RecipeSchema.values.some((e) => e.number === recipe)) {

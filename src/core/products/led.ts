@@ -29,7 +29,8 @@ export const ledProduct: Product = {
     const { action } = message as LedCommand;
     switch (action.case) {
       case undefined:
-        return v.add(`${field}.action`, "is required: set_power, set_color, set_brightness or set_mode");
+        v.add(`${field}.action`, "is required: set_power, set_color, set_brightness or set_mode");
+        return;
       case "setBrightness":
         if (action.value > 100) v.add(`${field}.set_brightness`, "must be a percentage between 0 and 100");
         return;

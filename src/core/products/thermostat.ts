@@ -41,9 +41,11 @@ export const thermostatProduct: Product = {
     const { action } = message as ThermostatCommand;
     switch (action.case) {
       case undefined:
-        return v.add(`${field}.action`, "is required: set_setpoint_celsius, set_mode or boost");
+        v.add(`${field}.action`, "is required: set_setpoint_celsius, set_mode or boost");
+        return;
       case "setSetpointCelsius":
-        return checkSetpoint(action.value, `${field}.set_setpoint_celsius`, v);
+        checkSetpoint(action.value, `${field}.set_setpoint_celsius`, v);
+        return;
       case "setMode":
         if (action.value === 0 || !ThermostatModeSchema.values.some((e) => e.number === action.value)) {
           v.add(`${field}.set_mode`, "must be a known ThermostatMode other than THERMOSTAT_MODE_UNSPECIFIED");

@@ -36,7 +36,9 @@ export function createBatchWriter(o: BatchWriterOptions) {
   let paused = false;
   let loops: Promise<void>[] = [];
   const resumeWaiters: Array<() => void> = [];
-  const wakeAll = () => resumeWaiters.splice(0).forEach((w) => w());
+  const wakeAll = () => {
+    for (const w of resumeWaiters.splice(0)) w();
+  };
 
   async function run(): Promise<void> {
     let backoff = 100;

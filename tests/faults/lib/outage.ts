@@ -92,7 +92,7 @@ export async function runOutage(o: OutageRun): Promise<void> {
       }
     },
   });
-  let acceptedSoFar = 0;
+  const acceptedSoFar = 0;
   const progress = process.env.FAULTS_VERBOSE
     ? setInterval(() => {
         void taskStates(o.databaseUrl)
