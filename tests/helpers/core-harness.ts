@@ -88,12 +88,17 @@ export async function wireCore(start = "2026-01-05T10:00:00Z"): Promise<CoreHarn
   };
 }
 
-/** Resolves once `check` returns a value other than undefined/false, polling the event loop (no timers). */
-export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, tries = 2000): Promise<T> {
-  for (let i = 0; i < tries; i++) {
+/**
+ * Resolves once `check` returns a value other than undefined/false: polled on every event-loop
+ * turn at first, then every few ms, for up to `withinMs` of real time (a loaded machine is slow,
+ * not wrong).
+ */
+export async function until<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, withinMs = 20_000): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (let i = 0; ; i++) {
     const v = await check();
     if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setImmediate(r));
+    if (Date.now() > deadline) throw new Error(`never happened within ${withinMs} ms: ${what}`);
+    await new Promise((r) => (i < 200 ? setImmediate(r) : setTimeout(r, 5)));
   }
-  throw new Error(`never happened: ${what}`);
 }
