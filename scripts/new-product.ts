@@ -87,7 +87,7 @@ function problems(kind: string): string[] {
   );
   if (named.length > 0) {
     out.push(
-      `code outside products/ folders already uses the words of "${kind}" (${[n.kind, n.case, n.label, n.pascal].join(", ")}), so tests/unit/product-kinds.test.ts would fail: ${named.slice(0, 5).join(", ")}${named.length > 5 ? ", …" : ""}; pick a more specific name`,
+      `code outside products/ folders already uses the words of "${kind}" (${[...new Set([n.kind, n.case, n.label, n.plural, n.pascal])].join(", ")}), so tests/unit/product-kinds.test.ts would fail: ${named.slice(0, 5).join(", ")}${named.length > 5 ? ", …" : ""}; pick a more specific name`,
     );
   }
   return out;

@@ -27,11 +27,11 @@ export interface KindNames {
 }
 
 /**
- * Lowercase words of letters and digits joined by single underscores, each word starting with a
- * letter: then protobuf-es's camel case (`foo_bar` → `fooBar`) is simply "capitalise after
- * `_`", and every spelling above is unambiguous.
+ * Lowercase words joined by single underscores: then protobuf-es's camel case (`foo_bar` → `fooBar`)
+ * is simply "capitalise after `_`", and every spelling above is unambiguous. No digits: the C
+ * reference device's Makefile (tests/c-device/) finds the product protos with `[a-z_]*`.
  */
-export const KIND_PATTERN = /^[a-z][a-z0-9]*(_[a-z][a-z0-9]*)*$/;
+export const KIND_PATTERN = /^[a-z]+(_[a-z]+)*$/;
 export const KIND_MAX_LENGTH = 32;
 
 /**
@@ -60,7 +60,7 @@ const RESERVED = new Set(
 /** The reason `kind` cannot be a product kind name, or undefined when it can (existence aside). */
 export function invalidKind(kind: string): string | undefined {
   if (!KIND_PATTERN.test(kind)) {
-    return `"${kind}" is not a snake_case kind name: lowercase letters and digits in words joined by "_", each word starting with a letter (e.g. foo_bar)`;
+    return `"${kind}" is not a snake_case kind name: lowercase words of letters joined by single "_" (e.g. foo_bar)`;
   }
   if (kind.length > KIND_MAX_LENGTH) return `"${kind}" is longer than ${KIND_MAX_LENGTH} characters`;
   if (RESERVED.has(kind)) return `"${kind}" is a reserved word (JavaScript, protobuf or Tether): pick another name`;
