@@ -140,7 +140,11 @@ function sharedEdits(n: KindNames): Change[] {
         return { text: r.text, note: `ProductKind PRODUCT_KIND_${n.upper} = ${r.number}` };
       },
     ]),
-    edit(COMMAND_PROTO, [imp, arm("Command", `${n.pascal}Command`, `For a Device with \`${n.kind}\`.`), arm("CommandResult", `${n.pascal}Result`, `From ${n.aLabel}.`)]),
+    edit(COMMAND_PROTO, [
+      imp,
+      arm("Command", `${n.pascal}Command`, `For a Device with \`${n.kind}\`.`),
+      arm("CommandResult", `${n.pascal}Result`, `From ${n.aLabel}.`),
+    ]),
     edit(DOWNLINK_PROTO, [imp, arm("DesiredState", `tether.v1.${n.pascal}Desired`, `For ${n.aLabel}.`)]),
     edit(UPLINK_PROTO, [imp, arm("ReportedState", `tether.v1.${n.pascal}Reported`, `From ${n.aLabel}.`)]),
     edit(CORE_INDEX, [(text) => ({ text: registerCore(text, n), note: `${n.case}Product appended to PRODUCTS` })]),
@@ -163,7 +167,21 @@ function undo(changes: Change[]): void {
 
 /** buf from node_modules; `generate` needs protoc-gen-es from there on the PATH too. */
 function buf(...args: string[]): void {
-  execFileSync(path.join(BIN, "buf"), args, { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, PATH: `${BIN}${path.delimiter}${process.env.PATH ?? ""}` } });
+  execFileSync(path.join(BIN, "buf"), args, {
+    cwd: ROOT,
+    stdio: ["ignore", "inherit", "inherit"],
+    env: { ...process.env, PATH: `${BIN}${path.delimiter}${process.env.PATH ?? ""}` },
+  });
+}
+
+/**
+ * The project's formatter over the files it created (line breaks depend on the kind name's length,
+ * so templates cannot get them right for every name). Skipped when biome is not installed.
+ */
+function format(files: string[]): void {
+  const code = files.filter((f) => /\.(ts|tsx)$/.test(f));
+  if (code.length === 0 || !existsSync(path.join(BIN, "biome"))) return;
+  execFileSync(path.join(BIN, "biome"), ["format", "--write", ...code], { cwd: ROOT, stdio: "ignore" });
 }
 
 /** `npm run generate`: gen/ from the protos, then the device bounds (options file and server table). */
@@ -200,6 +218,7 @@ function main(args: string[]): void {
   let generated = false;
   try {
     for (const c of changes) write(c);
+    format(changes.filter((c) => c.before === undefined).map((c) => c.file));
     buf("lint");
     generated = true;
     generate(changes);

@@ -67,7 +67,11 @@ export function declaredNames(proto: string, message: string): Set<string> {
  * Adds `<type> <name> = N;` with its comment at the end of `oneof <oneof>` in top-level `message
  * <message>`; N is one past the oneof's highest number, skipping numbers the message uses or reserves.
  */
-export function addOneofArm(proto: string, at: { message: string; oneof: string }, arm: { type: string; name: string; comment: string }): { text: string; number: number } {
+export function addOneofArm(
+  proto: string,
+  at: { message: string; oneof: string },
+  arm: { type: string; name: string; comment: string },
+): { text: string; number: number } {
   const lines = proto.split("\n");
   const msg = findBlock(lines, new RegExp(`^message ${at.message} \\{`));
   if (!msg) throw new Error(`message ${at.message} not found`);
@@ -90,7 +94,10 @@ export function addEnumValue(proto: string, enumName: string, value: { name: str
   const block = findBlock(lines, new RegExp(`^enum ${enumName} \\{`));
   if (!block) throw new Error(`enum ${enumName} not found`);
   const body = lines.slice(block.open + 1, block.close);
-  const numbers = body.map((l) => /^\s*\w+\s*=\s*(\d+)\s*[;[]/.exec(l.replace(/\/\/.*$/, ""))?.[1]).filter((n) => n !== undefined).map(Number);
+  const numbers = body
+    .map((l) => /^\s*\w+\s*=\s*(\d+)\s*[;[]/.exec(l.replace(/\/\/.*$/, ""))?.[1])
+    .filter((n) => n !== undefined)
+    .map(Number);
   const number = Math.max(...numbers, ...usedNumbers(body)) + 1;
   const indent = /^\s*/.exec(body.findLast((l) => l.trim() !== "")!)![0];
   lines.splice(block.close, 0, `${indent}// ${value.comment}`, `${indent}${value.name} = ${number};`);

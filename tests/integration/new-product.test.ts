@@ -43,7 +43,13 @@ async function tree(dir = copy): Promise<Map<string, string>> {
     const p = path.join(dir, e.name);
     if (e.name === "node_modules") continue;
     if (e.isDirectory()) for (const [k, v] of await tree(p)) out.set(k, v);
-    else out.set(path.relative(copy, p), createHash("sha256").update(await readFile(p)).digest("hex"));
+    else
+      out.set(
+        path.relative(copy, p),
+        createHash("sha256")
+          .update(await readFile(p))
+          .digest("hex"),
+      );
   }
   return out;
 }
@@ -106,40 +112,56 @@ describe("npm run new-product", () => {
     expect(await tree()).toEqual(before);
   }, 120_000);
 
-  it("leaves a contract buf lint accepts", async () => {
-    const r = await inCopy("npx", ["buf", "lint"]);
-    expect(r.code, r.out).toBe(0);
-  }, SLOW);
+  it(
+    "leaves a contract buf lint accepts",
+    async () => {
+      const r = await inCopy("npx", ["buf", "lint"]);
+      expect(r.code, r.out).toBe(0);
+    },
+    SLOW,
+  );
 
-  it("compiles: the server and the console", async () => {
-    const server = await inCopy("npx", ["tsc", "--noEmit"]);
-    expect(server.code, server.out).toBe(0);
-    const console_ = await inCopy("npx", ["tsc", "-p", "console"]);
-    expect(console_.code, console_.out).toBe(0);
-  }, 2 * SLOW);
+  it(
+    "compiles: the server and the console",
+    async () => {
+      const server = await inCopy("npx", ["tsc", "--noEmit"]);
+      expect(server.code, server.out).toBe(0);
+      const console_ = await inCopy("npx", ["tsc", "-p", "console"]);
+      expect(console_.code, console_.out).toBe(0);
+    },
+    2 * SLOW,
+  );
 
-  it("passes the registry's own tests and its generated unit test", async () => {
-    const r = await inCopy("npx", [
-      "vitest",
-      "run",
-      "tests/unit/product-kinds.test.ts",
-      "tests/unit/product-validation.test.ts",
-      "tests/unit/sim-behaviour.test.ts",
-      "tests/unit/console-logic.test.ts",
-      "tests/unit/device-bounds.test.ts",
-      "tests/unit/architecture.test.ts",
-      `tests/unit/${KIND}-product.test.ts`,
-    ]);
-    expect(r.code, r.out).toBe(0);
-    expect(r.out).toMatch(/Test Files\s+7 passed/);
-  }, SLOW);
+  it(
+    "passes the registry's own tests and its generated unit test",
+    async () => {
+      const r = await inCopy("npx", [
+        "vitest",
+        "run",
+        "tests/unit/product-kinds.test.ts",
+        "tests/unit/product-validation.test.ts",
+        "tests/unit/sim-behaviour.test.ts",
+        "tests/unit/console-logic.test.ts",
+        "tests/unit/device-bounds.test.ts",
+        "tests/unit/architecture.test.ts",
+        `tests/unit/${KIND}-product.test.ts`,
+      ]);
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toMatch(/Test Files\s+7 passed/);
+    },
+    SLOW,
+  );
 
-  it("still builds the C reference device (its Makefile finds the new proto through command.proto)", async (ctx) => {
-    const unavailable = await ensureCToolchain();
-    if (unavailable) ctx.skip(unavailable);
-    const r = await inCopy("make", ["-s", "-C", "tests/c-device", `OUT=${path.join(copy, "c-build")}`]);
-    expect(r.code, r.out).toBe(0);
-    const gen = await readdir(path.join(copy, "c-build/gen/tether/v1"));
-    expect(gen).toContain(`${KIND}.pb.h`);
-  }, SLOW);
+  it(
+    "still builds the C reference device (its Makefile finds the new proto through command.proto)",
+    async (ctx) => {
+      const unavailable = await ensureCToolchain();
+      if (unavailable) ctx.skip(unavailable);
+      const r = await inCopy("make", ["-s", "-C", "tests/c-device", `OUT=${path.join(copy, "c-build")}`]);
+      expect(r.code, r.out).toBe(0);
+      const gen = await readdir(path.join(copy, "c-build/gen/tether/v1"));
+      expect(gen).toContain(`${KIND}.pb.h`);
+    },
+    SLOW,
+  );
 });

@@ -17,4 +17,3 @@ export const ${n.case}Commands: ProductCommands<"${n.case}"> = {
 };
 `;
 }
-
