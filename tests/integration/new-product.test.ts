@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -110,6 +110,21 @@ describe("npm run new-product", () => {
     expect(taken.out).toContain("tests/unit/product-kinds.test.ts would fail");
     for (const r of [again, invalid, reserved, taken]) expect(r.out).toContain("nothing was changed");
     expect(await tree()).toEqual(before);
+  }, 120_000);
+
+  it("undoes every write when a later step fails (here buf lint, over a contract already broken)", async () => {
+    const user = path.join(copy, "proto/tether/v1/user.proto");
+    const original = await readFile(user, "utf8");
+    await writeFile(user, `${original}\n// Breaks the lint rule FIELD_LOWER_SNAKE_CASE.\nmessage LintBreaker {\n  // Badly named.\n  bool BadName = 1;\n}\n`);
+    try {
+      const before = await tree();
+      const r = await newProduct("toaster");
+      expect(r.code).toBe(1);
+      expect(r.out).toContain("every change was undone");
+      expect(await tree()).toEqual(before);
+    } finally {
+      await writeFile(user, original);
+    }
   }, 120_000);
 
   it(
