@@ -16,7 +16,7 @@ import { ensureCToolchain } from "../helpers/c-toolchain.js";
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const KIND = "kettle";
-/** tsc takes 30-60 s per project on a 2-core machine. */
+/** tsc takes 30-60 s per project on a 2-core machine, and a loaded one makes every step several times slower. */
 const SLOW = 240_000;
 
 let copy: string;
@@ -34,7 +34,7 @@ async function inCopy(cmd: string, args: string[], timeout = SLOW): Promise<{ co
   }
 }
 
-const newProduct = (...args: string[]) => inCopy("npm", ["run", "--silent", "new-product", "--", ...args], 60_000);
+const newProduct = (...args: string[]) => inCopy("npm", ["run", "--silent", "new-product", "--", ...args]);
 
 /** Every file of the copy (node_modules aside) with a hash of its content. */
 async function tree(dir = copy): Promise<Map<string, string>> {
@@ -65,67 +65,79 @@ beforeAll(async () => {
     });
   }
   await symlink(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"));
-}, 60_000);
+}, SLOW);
 
 afterAll(async () => {
   if (copy) await rm(copy, { recursive: true, force: true });
 });
 
 describe("npm run new-product", () => {
-  it("writes the skeleton, adds the oneof arms with the next free numbers and registers it", async () => {
-    const r = await newProduct(KIND);
-    expect(r.code, r.out).toBe(0);
-    expect(r.out).toContain(`created proto/tether/v1/${KIND}.proto`);
-    expect(r.out).toContain("Next steps");
-    const device = await readFile(path.join(copy, "proto/tether/v1/device.proto"), "utf8");
-    expect(device).toContain(`import "tether/v1/${KIND}.proto";`);
-    // The shipped arms end at 22 and 3 (ProductKind); the new ones follow.
-    expect(device).toMatch(/\/\/ A kettle\.\n\s+Kettle kettle = 23;\n\s+\}/);
-    expect(device).toMatch(/\/\/ Device\.kettle\.\n\s+PRODUCT_KIND_KETTLE = 4;/);
-    const command = await readFile(path.join(copy, "proto/tether/v1/command.proto"), "utf8");
-    expect(command).toMatch(/KettleCommand kettle = 4;/);
-    expect(command).toMatch(/KettleResult kettle = 4;/);
-    expect(await readFile(path.join(copy, "proto/tether/device/v1/downlink.proto"), "utf8")).toMatch(/tether\.v1\.KettleDesired kettle = 13;/);
-    expect(await readFile(path.join(copy, "proto/tether/device/v1/uplink.proto"), "utf8")).toMatch(/tether\.v1\.KettleReported kettle = 13;/);
-    expect(await readFile(path.join(copy, "src/core/products/index.ts"), "utf8")).toMatch(/PRODUCTS: readonly Product\[\] = \[.*, kettleProduct\]/);
-    expect(await readFile(path.join(copy, "console/src/products/index.ts"), "utf8")).toContain("  kettle: kettleConsole,\n};");
-    expect(await readFile(path.join(copy, "gen/tether/v1/kettle_pb.ts"), "utf8")).toContain("KettleCommandSchema");
-  }, 60_000);
+  it(
+    "writes the skeleton, adds the oneof arms with the next free numbers and registers it",
+    async () => {
+      const r = await newProduct(KIND);
+      expect(r.code, r.out).toBe(0);
+      expect(r.out).toContain(`created proto/tether/v1/${KIND}.proto`);
+      expect(r.out).toContain("Next steps");
+      const device = await readFile(path.join(copy, "proto/tether/v1/device.proto"), "utf8");
+      expect(device).toContain(`import "tether/v1/${KIND}.proto";`);
+      // The shipped arms end at 22 and 3 (ProductKind); the new ones follow.
+      expect(device).toMatch(/\/\/ A kettle\.\n\s+Kettle kettle = 23;\n\s+\}/);
+      expect(device).toMatch(/\/\/ Device\.kettle\.\n\s+PRODUCT_KIND_KETTLE = 4;/);
+      const command = await readFile(path.join(copy, "proto/tether/v1/command.proto"), "utf8");
+      expect(command).toMatch(/KettleCommand kettle = 4;/);
+      expect(command).toMatch(/KettleResult kettle = 4;/);
+      expect(await readFile(path.join(copy, "proto/tether/device/v1/downlink.proto"), "utf8")).toMatch(/tether\.v1\.KettleDesired kettle = 13;/);
+      expect(await readFile(path.join(copy, "proto/tether/device/v1/uplink.proto"), "utf8")).toMatch(/tether\.v1\.KettleReported kettle = 13;/);
+      expect(await readFile(path.join(copy, "src/core/products/index.ts"), "utf8")).toMatch(/PRODUCTS: readonly Product\[\] = \[.*, kettleProduct\]/);
+      expect(await readFile(path.join(copy, "console/src/products/index.ts"), "utf8")).toContain("  kettle: kettleConsole,\n};");
+      expect(await readFile(path.join(copy, "gen/tether/v1/kettle_pb.ts"), "utf8")).toContain("KettleCommandSchema");
+    },
+    SLOW,
+  );
 
-  it("refuses the same kind again, an invalid name, a reserved word and a name code already uses, and changes nothing", async () => {
-    const before = await tree();
-    const again = await newProduct(KIND);
-    expect(again.code).toBe(1);
-    expect(again.out).toContain(`the product kind "${KIND}" already exists`);
-    const invalid = await newProduct("Smart-Plug");
-    expect(invalid.code).toBe(1);
-    expect(invalid.out).toContain("is not a snake_case kind name");
-    const reserved = await newProduct("class");
-    expect(reserved.code).toBe(1);
-    expect(reserved.out).toContain("is a reserved word");
-    // `name` is a Device field, and words like it are all over the code outside products/.
-    const taken = await newProduct("name");
-    expect(taken.code).toBe(1);
-    expect(taken.out).toContain('Device (proto/tether/v1/device.proto) already declares "name"');
-    expect(taken.out).toContain("tests/unit/product-kinds.test.ts would fail");
-    for (const r of [again, invalid, reserved, taken]) expect(r.out).toContain("nothing was changed");
-    expect(await tree()).toEqual(before);
-  }, 120_000);
-
-  it("undoes every write when a later step fails (here buf lint, over a contract already broken)", async () => {
-    const user = path.join(copy, "proto/tether/v1/user.proto");
-    const original = await readFile(user, "utf8");
-    await writeFile(user, `${original}\n// Breaks the lint rule FIELD_LOWER_SNAKE_CASE.\nmessage LintBreaker {\n  // Badly named.\n  bool BadName = 1;\n}\n`);
-    try {
+  it(
+    "refuses the same kind again, an invalid name, a reserved word and a name code already uses, and changes nothing",
+    async () => {
       const before = await tree();
-      const r = await newProduct("toaster");
-      expect(r.code).toBe(1);
-      expect(r.out).toContain("every change was undone");
+      const again = await newProduct(KIND);
+      expect(again.code).toBe(1);
+      expect(again.out).toContain(`the product kind "${KIND}" already exists`);
+      const invalid = await newProduct("Smart-Plug");
+      expect(invalid.code).toBe(1);
+      expect(invalid.out).toContain("is not a snake_case kind name");
+      const reserved = await newProduct("class");
+      expect(reserved.code).toBe(1);
+      expect(reserved.out).toContain("is a reserved word");
+      // `name` is a Device field, and words like it are all over the code outside products/.
+      const taken = await newProduct("name");
+      expect(taken.code).toBe(1);
+      expect(taken.out).toContain('Device (proto/tether/v1/device.proto) already declares "name"');
+      expect(taken.out).toContain("tests/unit/product-kinds.test.ts would fail");
+      for (const r of [again, invalid, reserved, taken]) expect(r.out).toContain("nothing was changed");
       expect(await tree()).toEqual(before);
-    } finally {
-      await writeFile(user, original);
-    }
-  }, 120_000);
+    },
+    2 * SLOW,
+  );
+
+  it(
+    "undoes every write when a later step fails (here buf lint, over a contract already broken)",
+    async () => {
+      const user = path.join(copy, "proto/tether/v1/user.proto");
+      const original = await readFile(user, "utf8");
+      await writeFile(user, `${original}\n// Breaks the lint rule FIELD_LOWER_SNAKE_CASE.\nmessage LintBreaker {\n  // Badly named.\n  bool BadName = 1;\n}\n`);
+      try {
+        const before = await tree();
+        const r = await newProduct("toaster");
+        expect(r.code).toBe(1);
+        expect(r.out).toContain("every change was undone");
+        expect(await tree()).toEqual(before);
+      } finally {
+        await writeFile(user, original);
+      }
+    },
+    SLOW,
+  );
 
   it(
     "leaves a contract buf lint accepts",
