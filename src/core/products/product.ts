@@ -9,8 +9,9 @@ import type { SimBehaviourFactory } from "./sim-behaviour.js";
 export type ProductCase = Exclude<Device["kind"]["case"], undefined>;
 
 /**
- * What Tether knows about one product type. Adding a product means one proto message plus one
- * module implementing this interface, registered in `index.ts`; nothing else changes.
+ * What Tether knows about one product type. Adding a product means its proto file and its arms in the
+ * shared oneofs, one module implementing this interface (with its words and simulator), registered in
+ * `index.ts`, and its console module; `npm run new-product -- <kind>` writes the skeleton of all of it.
  */
 export interface Product {
   /** The `Device.kind` case, e.g. `coffeeMachine`. */
