@@ -5,6 +5,8 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceGatewayService } from "../../gen/tether/device/v1/gateway_service_pb.js";
+import { Certificate_Origin } from "../../gen/tether/v1/certificate_pb.js";
+import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { CupSize, Recipe } from "../../gen/tether/v1/coffee_machine_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { type Task, Task_State as State } from "../../gen/tether/v1/task_pb.js";
@@ -322,20 +324,27 @@ async function readmeBlock(name: string): Promise<string> {
   const readme = await readFile(path.join(import.meta.dirname, "../../README.md"), "utf8");
   const m = new RegExp(`<!-- gateway:${name} -->\\n\`\`\`sh\\n([\\s\\S]*?)\`\`\``).exec(readme);
   if (!m) throw new Error(`README block gateway:${name} not found`);
-  return m[1]!.replaceAll("https://localhost:8443", s.baseUrl);
+  // `npx tether` is this checkout's CLI (the stack's folder has no node_modules).
+  return m[1]!.replaceAll("https://localhost:8443", s.baseUrl).replaceAll("npx tether ", `"${process.execPath}" "${TETHER_CLI}" `);
 }
+
+const TETHER_CLI = path.resolve(import.meta.dirname, "../../bin/tether.js");
 
 /** Runs README blocks with bash in the stack's folder (where `certs/` is), as a reader would. */
 function bash(script: string): Promise<string> {
+  const env = { ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: s.certsDir };
   return new Promise((resolve, reject) => {
-    execFile("/bin/bash", ["-euo", "pipefail", "-c", script], { cwd: s.dir }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+    execFile("/bin/bash", ["-euo", "pipefail", "-c", script], { cwd: s.dir, env }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
   });
 }
 
-describe("the README's curl examples, with the real curl and openssl", () => {
+describe("the README's curl examples, with the real curl, openssl and tether CLI", () => {
   it("publishes a temperature sample that QueryTelemetry returns, long-polls a task and posts its result", async () => {
     await coffee("porch-coffee");
+    // The certificate comes from Tether (CreateCertificate on the device's CSR), so Tether recorded it.
     await bash(await readmeBlock("cert"));
+    const issued = await connectClient(s, CertificateService, "connect").listCertificates({ parent: "devices/porch-coffee" });
+    expect(issued.certificates.map((c) => c.origin)).toEqual([Certificate_Origin.CSR]);
     const env = await readmeBlock("env");
     const t0 = Date.now();
     expect(JSON.parse(await bash(env + (await readmeBlock("publish"))))).toEqual({ acceptedCount: 1 });

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { fromBinary, create } from "@bufbuild/protobuf";
@@ -73,6 +74,21 @@ describe("reflection", () => {
     expect(JSON.parse(created.stdout)).toMatchObject({ name: "devices/curl-led", led: { desired: { power: true } } });
     const listed = await run(buf, ["curl", ...tls, "--protocol", "grpc", "-d", '{"filter":"kind = \\"led\\""}', `${s.baseUrl}/tether.v1.DeviceService/ListDevices`]);
     expect(JSON.parse(listed.stdout).devices.map((d: { name: string }) => d.name)).toContain("devices/curl-led");
+  });
+
+  it("answers the README's buf curl health checks, with the admin certificate and with none (schema from proto/)", async () => {
+    const readme = await readFile(path.join(ROOT, "README.md"), "utf8");
+    const block = /<!-- buf:health -->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block, "README block buf:health").toBeDefined();
+    // As a reader runs it, from the repository's root, against this stack's port and PKI.
+    const script = block!.replaceAll("npx buf ", `"${path.join(ROOT, "node_modules/.bin/buf")}" `).replaceAll("https://localhost:8443", s.baseUrl).replaceAll("certs/", `${s.certsDir}/`);
+    const lines = script.split(/(?<!\\)\n/).filter((l) => l.trim() !== "");
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).not.toContain("--cert ");
+    for (const line of lines) {
+      const out = await run("/bin/bash", ["-euo", "pipefail", "-c", line], { cwd: ROOT });
+      expect(JSON.parse(out.stdout)).toEqual({ status: "SERVING" });
+    }
   });
 });
 
