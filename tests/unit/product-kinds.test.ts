@@ -19,7 +19,6 @@ const NOT_YET_ON_THE_REGISTRY = new Set([
   "src/cli/provisioning.ts",
   "src/cli/rule-args.ts",
   "src/cli/rules.ts",
-  "src/cli/task-args.ts",
 ]);
 
 function files(dir: string): string[] {
