@@ -35,9 +35,9 @@ export const TASK_ACTIONS = (() => {
 })();
 
 /**
- * The one product whose command words have `action` (an action word only one product has), for a command whose
- * target names no kind. Several (`power`) or none is a one-line error; `howToName` says how to
- * name the kind instead.
+ * The one product whose command words have `action`, for a command whose target names no kind.
+ * Several products (`power`) is an error that `howToName` completes (how to name the kind); none
+ * is an error listing every product's actions.
  */
 export function productForAction(action: string, howToName: (kinds: readonly Product[]) => string): Product {
   const having = productsWithAction(action);
