@@ -3,7 +3,7 @@ import { anyProduct } from "./products/index.js";
 
 export type { CommandInit } from "./products/product.js";
 
-/** One line for a command, as the CLI prints it, by the command's product: `brew latte large`. */
+/** One line for a command, in the words the CLI prints and parses (core `words.describe`): `brew latte:large`. */
 export function describeCommand(c: Command | undefined): string {
   if (!c) return "—";
   const k = c.kind;

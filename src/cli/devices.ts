@@ -3,19 +3,25 @@ import { create, toJson } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService, ListDevicesResponseSchema } from "../../gen/tether/v1/device_service_pb.js";
-import { productByCase } from "../core/products/index.js";
+import { productByCase, PRODUCTS } from "../core/products/index.js";
 import { connectClient } from "./client.js";
-import { DEVICE_FLAGS, type DeviceFlagValues, desiredFromFlags, parseLabels } from "./device-args.js";
+import { DEVICE_FLAGS, desiredFlagValues, desiredFromFlags, desiredUsage, parseLabels } from "./device-args.js";
 import { json, table, time } from "./format.js";
+import { KIND_CHOICES, productOf } from "./kinds.js";
+
+const KIND_WIDTH = Math.max(...PRODUCTS.map((p) => p.kindName.length)) + 2;
 
 export const DEVICES_USAGE = `tether devices <command> [flags]
 
-  create <id> --kind led|coffee_machine [--display-name S] [--label k=v]... [--owner S] [--firmware S]
-         [--power on|off] [--color #rrggbb] [--brightness 0-100] [--mode solid|blink|breathe|rainbow]
+  create <id> --kind ${KIND_CHOICES} [--display-name S] [--label k=v]... [--owner S] [--firmware S]
+         desired state, by kind (the flags of other kinds are refused):
+${PRODUCTS.map((p) => `           ${`${p.kindName}:`.padEnd(KIND_WIDTH)}${desiredUsage(p)}`).join("\n")}
   get <id>
   list [--kind K] [--label k=v]... [--online true|false] [--filter EXPR] [--page-size N] [--page-token T]
   update <id> [same flags as create, except --kind] [--etag E]   (only the flags given are changed)
   delete <id> [--etag E] [--allow-missing]
+
+  --kind also takes an alias: ${PRODUCTS.flatMap((p) => p.words.aliases.map((a) => `${a} (${p.kindName})`)).join(", ") || "none"}
 
 Global: --json (protobuf JSON output), --address https://host:port, --certs DIR`;
 
@@ -43,8 +49,8 @@ export async function devicesCommand(argv: string[]): Promise<void> {
 
   switch (sub) {
     case "create": {
-      if (!v.kind) throw new Error("tether devices create: --kind led|coffee_machine is required");
-      const desired = desiredFromFlags(v.kind, v as DeviceFlagValues)!;
+      if (!v.kind) throw new Error(`tether devices create: --kind ${KIND_CHOICES} is required`);
+      const desired = desiredFromFlags(productOf(v.kind), desiredFlagValues(v));
       const device = create(DeviceSchema, {
         displayName: v["display-name"] ?? "",
         labels: parseLabels(v.label),
@@ -58,7 +64,7 @@ export async function devicesCommand(argv: string[]): Promise<void> {
       return out(await client.getDevice({ name: name() }));
     case "list": {
       const terms = v.filter ? [v.filter] : [];
-      if (v.kind) terms.push(`kind = "${v.kind === "coffee" ? "coffee_machine" : v.kind}"`);
+      if (v.kind) terms.push(`kind = "${productOf(v.kind).kindName}"`);
       if (v.online) terms.push(`online = ${v.online}`);
       for (const [k, val] of Object.entries(parseLabels(v.label))) terms.push(`labels.${k} = "${val}"`);
       const res = await client.listDevices({ filter: terms.join(" AND "), pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
@@ -74,10 +80,11 @@ export async function devicesCommand(argv: string[]): Promise<void> {
       if (v.label !== undefined) (device.labels = parseLabels(v.label)), paths.push("labels");
       if (v.owner !== undefined) (device.owner = v.owner), paths.push("owner");
       if (v.firmware !== undefined) (device.firmwareVersion = v.firmware), paths.push("firmware_version");
-      if ([v.power, v.color, v.brightness, v.mode].some((x) => x !== undefined)) {
+      const flags = desiredFlagValues(v);
+      if (Object.keys(flags).length > 0) {
+        // The flags mean what the device's kind says they mean (`--mode` differs by kind).
         const current = await client.getDevice({ name: name() });
-        const kindName = productByCase(current.kind.case!).kindName;
-        const desired = desiredFromFlags(kindName, v as DeviceFlagValues)!;
+        const desired = desiredFromFlags(productByCase(current.kind.case!), flags);
         device.kind = desired.kind;
         paths.push(...desired.paths);
       }

@@ -1,9 +1,10 @@
-import { type DescMessage, type MessageShape, toJson, toJsonString } from "@bufbuild/protobuf";
+import { type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { type Command, CommandSchema } from "../../gen/tether/v1/command_pb.js";
+import type { Command, CommandResult } from "../../gen/tether/v1/command_pb.js";
+import { productByCase } from "../core/products/index.js";
 
 /** Renders rows as an aligned plain-text table with a header. */
 export function table(headers: string[], rows: string[][]): string {
@@ -34,9 +35,14 @@ function codeName(code: number): string {
   return names[code] ?? String(code);
 }
 
-/** A command as compact protobuf JSON without the product wrapper, e.g. `brew {"recipe":"RECIPE_LATTE"}`. */
+/** A command in the words a user types for it (its product's), e.g. `brightness 10`, `brew latte:large`. */
 export function commandText(command: Command | undefined): string {
   if (!command?.kind.case) return "-";
-  const product = Object.values(toJson(CommandSchema, command) as Record<string, Record<string, unknown>>)[0] ?? {};
-  return Object.entries(product).map(([action, value]) => `${action} ${typeof value === "object" ? JSON.stringify(value) : String(value)}`).join(" ");
+  return productByCase(command.kind.case).words.describe(command.kind.value);
+}
+
+/** A task's result in its product's words, e.g. `power on, brightness 40`; "-" when there is none. */
+export function resultText(result: CommandResult | undefined): string {
+  if (!result?.kind.case) return "-";
+  return productByCase(result.kind.case).words.describeResult(result.kind.value) || "-";
 }

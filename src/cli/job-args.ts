@@ -2,7 +2,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeviceSelector_Mode as Mode, type JobSchema } from "../../gen/tether/v1/job_pb.js";
 import { parseDeviceFilter } from "../core/devices/device-filter.js";
-import { PRODUCTS } from "../core/products/index.js";
+import { EXAMPLE_PRODUCT, productForAction, productOf } from "./kinds.js";
 import { parseTime } from "./rule-args.js";
 import { commandFromArgs, parseDuration } from "./task-args.js";
 
@@ -57,18 +57,19 @@ function num(v: string | undefined, flag: string): number | undefined {
 }
 
 /**
- * A Job from flags. The command is built for the product kind of the selector's `kind` term, of
- * `--kind`, or (for --devices) of the first device, which `deviceKind` asks the server for.
+ * A Job from flags. The command is built for the product kind of `--kind`, of the selector's `kind`
+ * term, or (for --devices) of the first device, which `deviceKind` asks the server for; failing
+ * those, for the one kind whose commands have the action word (`brightness 20` when one kind alone has `brightness`).
  */
 export async function jobFromFlags(v: JobFlagValues, deviceKind: (device: string) => Promise<string>): Promise<JobInit> {
   if ((v.selector === undefined) === (v.devices === undefined)) throw new Error("set exactly one of --selector FILTER or --devices a,b,c");
-  if (!v.command) throw new Error("--command is required, e.g. --command 'power off' or --command 'brightness 10'");
+  if (!v.command?.trim()) throw new Error(`--command is required, e.g. --command '${EXAMPLE_PRODUCT.words.example}'`);
   const names = v.devices?.split(",").map((d) => d.trim()).filter(Boolean).map((d) => (d.startsWith("devices/") ? d : `devices/${d}`));
-  let kind = v.kind;
+  const [action = "", ...rest] = v.command.trim().split(/\s+/);
+  let kind = v.kind === undefined ? undefined : productOf(v.kind).kindName;
   if (!kind && v.selector !== undefined) kind = parseDeviceFilter(v.selector, "--selector").kind;
   if (!kind && names && names[0]) kind = await deviceKind(names[0]);
-  if (!kind) throw new Error(`the selector names no kind: add kind = "led" to it, or --kind ${PRODUCTS.map((p) => p.kindName).join("|")}`);
-  const [action, ...rest] = v.command.trim().split(/\s+/);
+  kind ??= productForAction(action, (having) => `the selector names no kind: add kind = "${having[0]!.kindName}" to it, or --kind ${having.map((p) => p.kindName).join("|")}`).kindName;
   const expBase = num(v["exp-base"], "exp-base");
   const abortPercent = num(v["abort-percent"], "abort-percent");
   return {

@@ -10,14 +10,17 @@ import { connectClient } from "./client.js";
 import { commandText, json, table, time } from "./format.js";
 import { JOB_FLAGS, type JobFlagValues, jobFromFlags } from "./job-args.js";
 import { misfireFromFlag, triggerFromFlags } from "./rule-args.js";
+import { IMPLIED_KIND_EXAMPLE, KIND_CHOICES } from "./kinds.js";
 import { TASK_ACTIONS } from "./task-args.js";
 
 export const JOBS_USAGE = `tether jobs <command> [flags]
 
   create <id> TARGET --command 'ACTION [VALUE]' [ROLLOUT] [ABORT] [--timeout 60s] [--max-attempts 3]
          [--ttl 7d] [--start TIME] [--display-name S] [--watch]
-      TARGET:  --selector 'labels.building = "b7"' [--continuous] [--kind led]   (ListDevices filter syntax)
-               --devices kitchen-led,desk-led
+      TARGET:  --selector 'labels.building = "b7"' [--continuous] [--kind K]   (ListDevices filter syntax)
+               --devices kitchen-1,desk-2
+               the command's kind (${KIND_CHOICES}): --kind, the selector's kind term, the first
+               device's, or the one kind with the command's action ('${IMPLIED_KIND_EXAMPLE}' needs no --kind)
       ROLLOUT: --rate N (per minute) [--exp-base N --exp-factor 2 --exp-every N (successes per step)]
       ABORT:   --abort-percent 2 --abort-min 50 [--abort-cancel]
       ACTION:  ${TASK_ACTIONS.replace(/\n/g, "\n               ")}

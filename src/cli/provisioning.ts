@@ -6,10 +6,11 @@ import { ListProvisioningRecordsResponseSchema, ProvisioningService, ProvisionDe
 import { connectClient } from "./client.js";
 import { parseLabels } from "./device-args.js";
 import { json, table, time } from "./format.js";
+import { KIND_CHOICES, productOf } from "./kinds.js";
 
 export const PROVISIONING_USAGE = `tether provisioning <command> [flags]
 
-  create <template> --kind led|coffee_machine --prefix ID_PREFIX [--serial SN]... [--pattern REGEX]
+  create <template> --kind ${KIND_CHOICES} --prefix ID_PREFIX [--serial SN]... [--pattern REGEX]
          [--label k=v]... [--days N]          device id = prefix + serial (lowercased)
   list | get <template> | delete <template>   (delete revokes the template's claim certificates)
   allow <template> SN [SN...]                 add serial numbers to the allow-list
@@ -49,7 +50,8 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
       return out(await client.createProvisioningTemplate({
         provisioningTemplateId: templateName(p[0]).split("/")[1]!,
         provisioningTemplate: {
-          deviceKind: v.kind === "coffee" ? "coffee_machine" : (v.kind ?? ""),
+          // The server requires a kind; an unknown one is refused here, an alias becomes its kind name.
+          deviceKind: v.kind === undefined ? "" : productOf(v.kind).kindName,
           deviceIdPrefix: v.prefix ?? "",
           allowedSerialNumbers: v.serial ?? [],
           serialNumberPattern: v.pattern ?? "",

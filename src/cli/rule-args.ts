@@ -1,8 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ProductKind } from "../../gen/tether/v1/device_pb.js";
 import { EventTrigger_Comparison as Comparison, Rule_MisfirePolicy as MisfirePolicy, type RuleSchema } from "../../gen/tether/v1/rule_pb.js";
-import { productByKindName, PRODUCTS } from "../core/products/index.js";
+import { type Product } from "../core/products/index.js";
+import { EXAMPLE_PRODUCT, KIND_CHOICES, productForAction, productNamed, productOf } from "./kinds.js";
 import { commandFromArgs, parseDuration } from "./task-args.js";
 
 type RuleInit = MessageInitShape<typeof RuleSchema>;
@@ -55,19 +55,26 @@ export function parseTime(v: string, flag: string): Date {
   return t;
 }
 
-/** `kind=led,room=kitchen` → the product kind name and labels. */
-export function parseSelector(v: string): { kind: string; labels: Record<string, string> } {
-  let kind = "";
+/** `kind=<kind>,room=kitchen`, the form of --selector, with the first product as the example. */
+export const SELECTOR_EXAMPLE = `kind=${EXAMPLE_PRODUCT.kindName},room=kitchen`;
+
+/**
+ * `kind=<kind>,room=kitchen` → the product (kind name or alias; undefined when the selector names
+ * none, for the command's action to imply) and the labels.
+ */
+export function parseSelector(v: string): { product: Product | undefined; labels: Record<string, string> } {
+  let product: Product | undefined;
   const labels: Record<string, string> = {};
   for (const part of v.split(",").map((p) => p.trim()).filter(Boolean)) {
     const i = part.indexOf("=");
-    if (i <= 0) throw new Error(`--selector ${v}: expected kind=led,key=value,...`);
+    if (i <= 0) throw new Error(`--selector ${v}: expected ${SELECTOR_EXAMPLE},...`);
     const [k, val] = [part.slice(0, i), part.slice(i + 1)];
-    if (k === "kind") kind = val;
-    else labels[k] = val;
+    if (k === "kind") {
+      product = productNamed(val);
+      if (!product) throw new Error(`--selector ${v}: kind=${val} is not a kind; expected ${KIND_CHOICES}`);
+    } else labels[k] = val;
   }
-  if (!productByKindName(kind)) throw new Error(`--selector ${v}: kind=${PRODUCTS.map((p) => p.kindName).join("|")} is required`);
-  return { kind, labels };
+  return { product, labels };
 }
 
 /** The trigger and window from flags: --cron [--tz], --at, or --when [--for] [--cooldown]. */
@@ -103,20 +110,23 @@ export function triggerFromFlags(v: RuleFlagValues): Pick<RuleInit, "trigger" | 
  * server), so that `--command 'brightness 80'` can be built for the right product.
  */
 export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: string) => Promise<string>): Promise<RuleInit> {
-  if ((v.device === undefined) === (v.selector === undefined)) throw new Error("set exactly one of --device ID or --selector kind=led,key=value");
-  if (!v.command) throw new Error("--command is required, e.g. --command 'brightness 80' or --command 'brew latte:large'");
+  if ((v.device === undefined) === (v.selector === undefined)) throw new Error(`set exactly one of --device ID or --selector ${SELECTOR_EXAMPLE}`);
+  if (!v.command?.trim()) throw new Error(`--command is required, e.g. --command '${EXAMPLE_PRODUCT.words.example}'`);
   const device = v.device === undefined ? undefined : v.device.startsWith("devices/") ? v.device : `devices/${v.device}`;
   const selector = v.selector === undefined ? undefined : parseSelector(v.selector);
-  const kind = device ? await deviceKind(device) : selector!.kind;
-  const [action, ...rest] = v.command.trim().split(/\s+/);
+  const [action = "", ...rest] = v.command.trim().split(/\s+/);
+  // A selector without kind= targets the one kind whose commands have the action (when exactly one kind has it).
+  const product = device
+    ? productOf(await deviceKind(device))
+    : (selector!.product ?? productForAction(action, (having) => `add kind=${having.map((p) => p.kindName).join("|")} to --selector`));
   const misfire = misfireFromFlag(v.misfire);
   return {
     displayName: v["display-name"] ?? "",
     ...triggerFromFlags(v),
     target: device
       ? { case: "device", value: device }
-      : { case: "selector", value: { kind: productByKindName(selector!.kind)!.productKind as ProductKind, labels: selector!.labels } },
-    command: commandFromArgs(kind, action, rest.length > 0 ? rest.join(" ") : undefined),
+      : { case: "selector", value: { kind: product.productKind, labels: selector!.labels } },
+    command: commandFromArgs(product.kindName, action, rest.length > 0 ? rest.join(" ") : undefined),
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
     misfirePolicy: misfire,
   };

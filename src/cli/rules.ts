@@ -2,14 +2,14 @@ import { parseArgs } from "node:util";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
-import { ProductKind } from "../../gen/tether/v1/device_pb.js";
 import { EventTrigger_Comparison as Comparison, type Rule, Rule_MisfirePolicy, RuleRun_State, RuleSchema } from "../../gen/tether/v1/rule_pb.js";
 import { ListRuleRunsResponseSchema, ListRulesResponseSchema, RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { Task_State } from "../../gen/tether/v1/task_pb.js";
-import { productByCase } from "../core/products/index.js";
+import { productByCase, PRODUCTS } from "../core/products/index.js";
 import { connectClient } from "./client.js";
 import { commandText, json, table, time } from "./format.js";
-import { RULE_FLAGS, type RuleFlagValues, ruleFromFlags, triggerFromFlags } from "./rule-args.js";
+import { IMPLIED_KIND_EXAMPLE } from "./kinds.js";
+import { RULE_FLAGS, type RuleFlagValues, ruleFromFlags, SELECTOR_EXAMPLE, triggerFromFlags } from "./rule-args.js";
 import { TASK_ACTIONS } from "./task-args.js";
 
 export const RULES_USAGE = `tether rules <command> [flags]
@@ -19,7 +19,8 @@ export const RULES_USAGE = `tether rules <command> [flags]
       WHEN:   --cron 'S M H DOM MON DOW' [--tz Europe/Paris]   (seconds optional: 5 or 6 fields)
               --at 2025-06-01T07:30:00+02:00 | --at +30s      (once)
               --when 'water_level_percent < 10' [--for 30s] [--cooldown 5m]   (reported state or telemetry)
-      TARGET: --device kitchen-led | --selector kind=led,room=kitchen
+      TARGET: --device kitchen-1 | --selector ${SELECTOR_EXAMPLE}   (without kind=, the one kind with the
+              command's action: '${IMPLIED_KIND_EXAMPLE}' needs none)
       ACTION: ${TASK_ACTIONS.replace(/\n/g, "\n              ")}
   list [--page-size N] [--page-token T]
   get <id>
@@ -154,7 +155,7 @@ function whenText(r: Rule): string {
 function targetText(r: Rule): string {
   const t = r.target;
   if (t.case === "device") return t.value;
-  if (t.case === "selector") return `${ProductKind[t.value.kind]?.toLowerCase() ?? "?"} ${Object.entries(t.value.labels).map(([k, x]) => `${k}=${x}`).join(",")}`;
+  if (t.case === "selector") return `${PRODUCTS.find((p) => p.productKind === t.value.kind)?.kindName ?? "?"} ${Object.entries(t.value.labels).map(([k, x]) => `${k}=${x}`).join(",")}`;
   if (t.case === "job") {
     const jt = t.value.target;
     return `a job over ${jt.case === "selector" ? jt.value.filter : jt.case === "devices" ? `${jt.value.devices.length} device(s)` : "?"}`;

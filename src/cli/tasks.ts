@@ -4,7 +4,7 @@ import { CreateTaskRequest_WaitFor as WaitFor, ListTasksResponseSchema, TaskServ
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { productByCase } from "../core/products/index.js";
 import { connectClient } from "./client.js";
-import { commandText, json, table, time } from "./format.js";
+import { commandText, json, resultText, table, time } from "./format.js";
 import { commandFromArgs, parseDuration, TASK_ACTIONS } from "./task-args.js";
 
 export const TASKS_USAGE = `tether tasks <command> [flags]
@@ -93,6 +93,7 @@ function describe(t: Task): string {
     ["state", State[t.state]],
     ["state_reason", t.stateReason || "-"],
     ["command", commandText(t.command)],
+    ["result", resultText(t.result)],
     ["attempt", `${t.attempt} of ${t.maxAttempts}`],
     ["progress", t.progress ? `${t.progress.percent}% ${t.progress.message}` : "-"],
     ["error", t.error ? `${t.error.code}: ${t.error.message}` : "-"],

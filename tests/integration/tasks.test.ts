@@ -1,14 +1,19 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Recipe, CupSize } from "../../gen/tether/v1/coffee_machine_pb.js";
 import { DeliveryPolicy_Mode } from "../../gen/tether/v1/device_pb.js";
+import { LedMode } from "../../gen/tether/v1/led_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { type Task, Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
+import { JobService } from "../../gen/tether/v1/job_service_pb.js";
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
+import { devicesCommand } from "../../src/cli/devices.js";
+import { jobsCommand } from "../../src/cli/jobs.js";
+import { tasksCommand } from "../../src/cli/tasks.js";
 import { uplinkTopic } from "../../src/protocol/topics.js";
 import { coffeeSim, eventually, ledSim, rawDevice } from "../helpers/devices.js";
 import { connectClient, grpcJsClient, startTestStack, type TestStack } from "../helpers/stack.js";
@@ -313,5 +318,62 @@ describe("bad input", () => {
     await eventually(async () => s.app.counters.get("tether_mqtt_refused_total", { action: "publish" }) >= 1, 5000, "refused publish counted");
     await spoofer.close();
     expect(await stateOf(victim.name)).toBe(State.QUEUED);
+  });
+});
+
+describe("the CLI speaks the products' words", () => {
+  const flags = () => ["--address", s.baseUrl, "--certs", `${s.dir}/certs`];
+  /** What a CLI command prints to stdout. */
+  async function printed(run: () => Promise<void>): Promise<string> {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.join(" ")));
+    try {
+      await run();
+    } finally {
+      spy.mockRestore();
+    }
+    return lines.join("\n");
+  }
+
+  it("tasks create and tasks get print the command and its result in words", async () => {
+    await led("cli-words-led");
+    const { device } = await ledSim(s, "cli-words-led");
+    try {
+      const created = await printed(() => tasksCommand(["create", "cli-words-led", "brightness", "35", "--wait", "done", "--timeout", "20s", ...flags()]));
+      expect(created).toMatch(/^state\s+SUCCEEDED$/m);
+      expect(created).toMatch(/^command\s+brightness 35$/m);
+      expect(created).toMatch(/^result\s+.*brightness 35/m);
+      const name = /^name\s+(devices\/\S+)$/m.exec(created)![1]!;
+      const got = await printed(() => tasksCommand(["get", name, ...flags()]));
+      expect(got).toMatch(/^command\s+brightness 35$/m);
+      expect(got).toMatch(/^result\s+.*brightness 35/m);
+      expect(got).not.toContain("setBrightness");
+      expect(await printed(() => tasksCommand(["list", "cli-words-led", ...flags()]))).toMatch(/SUCCEEDED\s+brightness 35\s/);
+    } finally {
+      await device.close();
+    }
+  });
+
+  it("jobs create takes the kind from an action only one kind has, and asks for one when several have it", async () => {
+    await devices().createDevice({ deviceId: "cli-job-led", device: { labels: { x: "y" }, kind: { case: "led", value: {} } } });
+    const out = await printed(() => jobsCommand(["create", "cli-bright", "--selector", 'labels.x = "y"', "--command", "brightness 20", ...flags()]));
+    expect(out).toMatch(/^command\s+brightness 20$/m);
+    const job = await connectClient(s, JobService, "connect").getJob({ name: "jobs/cli-bright" });
+    expect(job.command?.kind.case).toBe("led");
+    expect(job.command?.kind.value).toMatchObject({ action: { case: "setBrightness", value: 20 } });
+    await expect(jobsCommand(["create", "cli-off", "--selector", 'labels.x = "y"', "--command", "power off", ...flags()]))
+      .rejects.toThrow(/"power" is an action of .* and .*; the selector names no kind: add kind = "\w+" to it, or --kind /);
+    await expect(connectClient(s, JobService, "connect").getJob({ name: "jobs/cli-off" })).rejects.toMatchObject({ code: Code.NotFound });
+  });
+
+  it("devices create and update take the desired-state flags of the device's kind, and refuse another kind's", async () => {
+    await printed(() => devicesCommand(["create", "cli-flags-coffee", "--kind", "coffee", "--power", "on", ...flags()]));
+    const coffeeMachine = await devices().getDevice({ name: "devices/cli-flags-coffee" });
+    expect(coffeeMachine.kind).toMatchObject({ case: "coffeeMachine", value: { desired: { power: true } } });
+    await expect(devicesCommand(["update", "cli-flags-coffee", "--brightness", "30", ...flags()])).rejects.toThrow(/^--brightness: not a flag of kind coffee_machine, which takes --power on\|off$/);
+    await led("cli-flags-led");
+    await printed(() => devicesCommand(["update", "cli-flags-led", "--brightness", "30", "--mode", "breathe", ...flags()]));
+    const d = await devices().getDevice({ name: "devices/cli-flags-led" });
+    expect(d.kind.case === "led" && d.kind.value.desired).toMatchObject({ brightness: 30, mode: LedMode.BREATHE });
   });
 });

@@ -102,12 +102,12 @@ describe("console product command forms", () => {
     expect(build("led", "color", { color: "#ff8800" })).toBe("color #ff8800");
     expect(build("led", "brightness", { brightness: 30 })).toBe("brightness 30");
     expect(build("led", "power", { power: false })).toBe("power off");
-    expect(build("coffeeMachine", "brew", { recipe: Recipe.LATTE, size: CupSize.LARGE })).toBe("brew latte large");
+    expect(build("coffeeMachine", "brew", { recipe: Recipe.LATTE, size: CupSize.LARGE })).toBe("brew latte:large");
     expect(build("coffeeMachine", "brew", { recipe: Recipe.LUNGO, size: CupSize.UNSPECIFIED })).toBe("brew lungo");
     expect(build("coffeeMachine", "clean", {})).toBe("clean");
-    expect(build("thermostat", "setpoint", { setpoint: 21.5 })).toBe("setpoint 21.5 °C");
+    expect(build("thermostat", "setpoint", { setpoint: 21.5 })).toBe("setpoint 21.5");
     expect(build("thermostat", "mode", { mode: ThermostatMode.COOL })).toBe("mode cool");
-    expect(build("thermostat", "boost", { minutes: 45 })).toBe("boost 45 min");
+    expect(build("thermostat", "boost", { minutes: 45 })).toBe("boost 45");
   });
 
   it("builds the thermostat's commands with the drafted values, and the server refuses an out-of-range setpoint", () => {

@@ -7,21 +7,6 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 /** Where code lives. proto/, gen/, migrations/ (history) and tests/ may name kinds; products/ folders must. */
 const TREES = ["src", "console/src", "bin", "scripts"];
 
-/**
- * Open work (issue 17): the CLI's argument parsers still name the shipped kinds instead of reading
- * `product.words`. The list may only shrink: a file here that no longer names a kind fails the test.
- */
-const NOT_YET_ON_THE_REGISTRY = new Set([
-  "src/cli/device-args.ts",
-  "src/cli/devices.ts",
-  "src/cli/job-args.ts",
-  "src/cli/jobs.ts",
-  "src/cli/provisioning.ts",
-  "src/cli/rule-args.ts",
-  "src/cli/rules.ts",
-  "src/cli/task-args.ts",
-]);
-
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
@@ -42,7 +27,6 @@ function namesOf(p: (typeof PRODUCTS)[number]): RegExp {
 describe("a product type lives in its own modules", () => {
   it("no file outside products/ folders names a product kind", () => {
     const offenders: string[] = [];
-    const stillNaming = new Set<string>();
     for (const tree of TREES) {
       for (const f of files(path.join(ROOT, tree))) {
         const rel = path.relative(ROOT, f);
@@ -50,14 +34,12 @@ describe("a product type lives in its own modules", () => {
           for (const p of PRODUCTS) {
             const m = namesOf(p).exec(line);
             if (!m) continue;
-            if (NOT_YET_ON_THE_REGISTRY.has(rel)) stillNaming.add(rel);
-            else offenders.push(`${rel}:${i + 1} names ${p.kindName} ("${m[0]}")`);
+            offenders.push(`${rel}:${i + 1} names ${p.kindName} ("${m[0]}")`);
           }
         });
       }
     }
     expect(offenders).toEqual([]);
-    expect([...NOT_YET_ON_THE_REGISTRY].filter((f) => !stillNaming.has(f))).toEqual([]);
   });
 
   it("the pattern finds each product's names (so the test above can fail)", () => {

@@ -1,6 +1,7 @@
 import { CupSize, CupSizeSchema, Recipe, RecipeSchema } from "../../../gen/tether/v1/coffee_machine_pb.js";
 import { enumName } from "../format.js";
 import type { CommandDraft, CommandInit, ProductCommands } from "./command-form.js";
+import { coffeeMachineWords } from "../../../src/core/products/coffee-machine-words.js";
 
 export const lower = (e: Parameters<typeof enumName>[0], v: number) => enumName(e, v).toLowerCase();
 
@@ -29,17 +30,7 @@ export const coffeeMachineCommands: ProductCommands<"coffeeMachine"> = {
         return { kind: { case: "coffeeMachine", value: { action: { case: "setPower", value: Boolean(v.power) } } } };
     }
   },
-  describeCommand({ action: a }) {
-    switch (a.case) {
-      case "setPower":
-        return `power ${a.value ? "on" : "off"}`;
-      case "brew":
-        return `brew ${lower(RecipeSchema, a.value.recipe)}${a.value.size !== CupSize.UNSPECIFIED ? ` ${lower(CupSizeSchema, a.value.size)}` : ""}`;
-      case "clean":
-        return "clean";
-      default:
-        return "(empty command)";
-    }
-  },
+  // The words the CLI prints (and parses): one description of a command for every front end.
+  describeCommand: (c) => coffeeMachineWords.describe(c),
   describeResult: (r) => (r.dispensedMl > 0 ? `${r.dispensedMl} ml` : undefined),
 };

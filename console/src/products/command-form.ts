@@ -42,7 +42,7 @@ export interface ProductCommands<C extends ProductCase = ProductCase> {
   readonly draftDefaults: Readonly<Record<string, DraftValue>>;
   /** The `Command` for a form's draft (its action is one of `actions`). */
   buildCommand(d: CommandDraft): CommandInit;
-  /** One line for a command, as the CLI prints it: `brew latte large`, `color #ff0000`. */
+  /** One line for a command, as the CLI prints it: `brew latte:large`, `color #ff0000` (core `words.describe`). */
   describeCommand(c: CommandKindValue<C>): string;
   /** What a succeeded task's result adds to its row (`250 ml`), if anything. */
   describeResult?(r: ResultKindValue<C>): string | undefined;

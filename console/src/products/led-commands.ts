@@ -1,6 +1,6 @@
 import { type Color, LedMode, LedModeSchema } from "../../../gen/tether/v1/led_pb.js";
-import { enumName } from "../format.js";
 import type { CommandDraft, CommandInit, ProductCommands } from "./command-form.js";
+import { ledWords } from "../../../src/core/products/led-words.js";
 
 export function colorHex(c: Color | undefined): string {
   if (!c) return "#000000";
@@ -33,18 +33,6 @@ export const ledCommands: ProductCommands<"led"> = {
         return { kind: { case: "led", value: { action: { case: "setPower", value: Boolean(v.power) } } } };
     }
   },
-  describeCommand({ action: a }) {
-    switch (a.case) {
-      case "setPower":
-        return `power ${a.value ? "on" : "off"}`;
-      case "setColor":
-        return `color ${colorHex(a.value)}`;
-      case "setBrightness":
-        return `brightness ${a.value}`;
-      case "setMode":
-        return `mode ${enumName(LedModeSchema, a.value).toLowerCase()}`;
-      default:
-        return "(empty command)";
-    }
-  },
+  // The words the CLI prints (and parses): one description of a command for every front end.
+  describeCommand: (c) => ledWords.describe(c),
 };

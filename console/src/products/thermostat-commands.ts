@@ -1,7 +1,7 @@
 import { ThermostatMode, ThermostatModeSchema } from "../../../gen/tether/v1/thermostat_pb.js";
 import { BOOST_MAX_MINUTES, SETPOINT_MAX_C, SETPOINT_MIN_C } from "../../../src/core/products/thermostat.js";
-import { enumName } from "../format.js";
 import type { CommandDraft, CommandInit, ProductCommands } from "./command-form.js";
+import { thermostatWords } from "../../../src/core/products/thermostat-words.js";
 
 /** The setpoint's granularity in the console's inputs. */
 export const SETPOINT_STEP_C = 0.5;
@@ -24,17 +24,7 @@ export const thermostatCommands: ProductCommands<"thermostat"> = {
         return { kind: { case: "thermostat", value: { action: { case: "setSetpointCelsius", value: Number(v.setpoint) } } } };
     }
   },
-  describeCommand({ action: a }) {
-    switch (a.case) {
-      case "setSetpointCelsius":
-        return `setpoint ${a.value} °C`;
-      case "setMode":
-        return `mode ${enumName(ThermostatModeSchema, a.value).toLowerCase()}`;
-      case "boost":
-        return `boost ${a.value.minutes} min`;
-      default:
-        return "(empty command)";
-    }
-  },
+  // The words the CLI prints (and parses): one description of a command for every front end.
+  describeCommand: (c) => thermostatWords.describe(c),
   describeResult: (r) => (r.state?.temperatureCelsius !== undefined ? `${r.state.temperatureCelsius} °C` : undefined),
 };

@@ -81,8 +81,8 @@ export const ledWords: CommandWords = {
     const paths: string[] = [];
     if (f.power !== undefined) (s.power = parsePowerFlag(f.power)), paths.push("power");
     if (f.color !== undefined) (s.color = { $typeName: "tether.v1.Color", ...parseColorFlag(f.color) }), paths.push("color");
-    // Range checks are the server's, as for the task.
-    if (f.brightness !== undefined) (s.brightness = Number(f.brightness)), paths.push("brightness");
+    // Range checks are the server's, as for the task; a non-number (NaN) would pass them unseen.
+    if (f.brightness !== undefined) (s.brightness = parseUint("--brightness", f.brightness, "0-100")), paths.push("brightness");
     if (f.mode !== undefined) (s.mode = mode("--mode", f.mode)), paths.push("mode");
     return { desired: s, paths };
   },
