@@ -19,6 +19,8 @@ ${PRODUCTS.map((p) => `           ${`${p.kindName}:`.padEnd(KIND_WIDTH)}${desire
   get <id>
   list [--kind K] [--label k=v]... [--online true|false] [--filter EXPR] [--page-size N] [--page-token T]
   update <id> [same flags as create, except --kind] [--etag E]   (only the flags given are changed)
+         --label k=v... sets the labels to exactly these; --add-label k=v... and --remove-label k...
+         change only the labels named (the others stay)
   delete <id> [--etag E] [--allow-missing]
 
   --kind also takes an alias: ${PRODUCTS.flatMap((p) => p.words.aliases.map((a) => `${a} (${p.kindName})`)).join(", ") || "none"}
@@ -37,7 +39,7 @@ export async function devicesCommand(argv: string[]): Promise<void> {
   const { values: v, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { ...COMMON, ...DEVICE_FLAGS, online: { type: "string" }, filter: { type: "string" }, "page-size": { type: "string" }, "page-token": { type: "string" }, "allow-missing": { type: "boolean" } },
+    options: { ...COMMON, ...DEVICE_FLAGS, "add-label": { type: "string", multiple: true }, "remove-label": { type: "string", multiple: true }, online: { type: "string" }, filter: { type: "string" }, "page-size": { type: "string" }, "page-token": { type: "string" }, "allow-missing": { type: "boolean" } },
   });
   const client = connectClient(DeviceService, { address: v.address, certsDir: v.certs });
   const name = () => {
@@ -78,6 +80,16 @@ export async function devicesCommand(argv: string[]): Promise<void> {
       const paths: string[] = [];
       if (v["display-name"] !== undefined) (device.displayName = v["display-name"]), paths.push("display_name");
       if (v.label !== undefined) (device.labels = parseLabels(v.label)), paths.push("labels");
+      if (v["add-label"] !== undefined || v["remove-label"] !== undefined) {
+        if (v.label !== undefined) throw new Error("tether devices update: --label sets every label; use it or --add-label/--remove-label, not both");
+        // Read-modify-write under the device's etag: a concurrent label change is ABORTED, not lost.
+        const current = await client.getDevice({ name: name() });
+        const labels = { ...current.labels, ...parseLabels(v["add-label"]) };
+        for (const k of v["remove-label"] ?? []) delete labels[k];
+        device.labels = labels;
+        device.etag ||= current.etag;
+        paths.push("labels");
+      }
       if (v.owner !== undefined) (device.owner = v.owner), paths.push("owner");
       if (v.firmware !== undefined) (device.firmwareVersion = v.firmware), paths.push("firmware_version");
       const flags = desiredFlagValues(v);

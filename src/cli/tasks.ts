@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { Task_State as State, type Task, TaskSchema } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, ListTasksResponseSchema, TaskService } from "../../gen/tether/v1/task_service_pb.js";
@@ -10,6 +11,8 @@ import { commandFromArgs, parseDuration, TASK_ACTIONS } from "./task-args.js";
 export const TASKS_USAGE = `tether tasks <command> [flags]
 
   create <device> <action> [value] [--ttl 30s] [--request-id ID] [--wait ack|done] [--timeout 30s]
+         --wait waits for the device to acknowledge (ack) or finish (done), up to --timeout (30 s by
+         default, at most 5m); Ctrl-C stops waiting and prints the task, which goes on
          ${TASK_ACTIONS.replace(/\n/g, "\n         ")}
   get <device>/<task> | devices/<device>/tasks/<task>
   list <device>|- [--state QUEUED] [--page-size N] [--page-token T]
@@ -36,6 +39,25 @@ export async function tasksCommand(argv: string[]): Promise<void> {
   const opts = { address: v.address, certsDir: v.certs };
   const client = connectClient(TaskService, opts);
   const out = (t: Task) => console.log(v.json ? json(TaskSchema, t) : describe(t));
+  /**
+   * Ctrl-C while `--wait` waits: the task lives on, so say which it is and how to follow or cancel
+   * it (the request id returns it without creating another), and exit 130 as an interrupt does.
+   */
+  async function waitOrTell(req: Parameters<typeof client.createTask>[0] & { requestId: string }): Promise<Task> {
+    const ac = new AbortController();
+    const interrupt = () => ac.abort();
+    process.once("SIGINT", interrupt);
+    try {
+      return await client.createTask(req, { signal: ac.signal });
+    } catch (err) {
+      if (!ac.signal.aborted) throw err;
+      const t = await client.createTask({ ...req, waitFor: WaitFor.UNSPECIFIED, waitTimeout: undefined });
+      console.error(`interrupted: ${t.name} is ${State[t.state]} and goes on without the wait\n  follow it: tether tasks watch ${short(t)}\n  cancel it: tether tasks cancel ${short(t)}`);
+      process.exit(130);
+    } finally {
+      process.off("SIGINT", interrupt);
+    }
+  }
   const arg = (i: number, what: string) => {
     if (!p[i]) throw new Error(`tether tasks ${sub}: missing ${what}\n\n${TASKS_USAGE}`);
     return p[i]!;
@@ -47,14 +69,11 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       const command = commandFromArgs(productByCase(device.kind.case!).kindName, p[1], p[2]);
       const waitFor = v.wait === undefined ? WaitFor.UNSPECIFIED : v.wait === "ack" ? WaitFor.ACKNOWLEDGED : v.wait === "done" ? WaitFor.COMPLETED : undefined;
       if (waitFor === undefined) throw new Error(`--wait ${v.wait}: expected ack or done`);
-      return out(await client.createTask({
-        parent,
-        task: { command },
-        requestId: v["request-id"] ?? "",
-        ttl: v.ttl ? parseDuration(v.ttl) : undefined,
-        waitFor,
-        waitTimeout: v.timeout ? parseDuration(v.timeout) : undefined,
-      }));
+      // A wait carries a request id even when none was given: after Ctrl-C the same id finds the task.
+      const requestId = v["request-id"] ?? (waitFor === WaitFor.UNSPECIFIED ? "" : randomUUID());
+      const req = { parent, task: { command }, requestId, ttl: v.ttl ? parseDuration(v.ttl) : undefined, waitFor, waitTimeout: v.timeout ? parseDuration(v.timeout) : undefined };
+      if (waitFor === WaitFor.UNSPECIFIED) return out(await client.createTask(req));
+      return out(await waitOrTell(req));
     }
     case "get":
       return out(await client.getTask({ name: taskName(arg(0, "task")) }));

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -6,10 +6,12 @@ import { fromBinary, create } from "@bufbuild/protobuf";
 import { type FileDescriptorProto, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, type ServerReflectionResponse, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
+import { PRODUCTS } from "../../src/core/products/index.js";
 import { metricValue } from "../helpers/replica.js";
 import { connectClient, grpcJsClient, startTestStack, type TestStack } from "../helpers/stack.js";
 
@@ -105,6 +107,39 @@ describe("tether CLI", () => {
     expect(bad?.code).toBe(1);
     expect(bad?.stderr).toContain("device.led.desired.brightness: must be a percentage between 0 and 100");
   }, 120_000); // four CLI processes, each starting tsx: 30 s ran out on a saturated 2-core machine
+
+  const cliEnv = () => ({ ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") });
+  const tether = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin/tether.js"), ...args], { env: cliEnv() });
+
+  it("adds and removes single labels and keeps the others; --label sets them all", async () => {
+    await tether("devices", "create", "cli-labels", "--kind", PRODUCTS[0]!.kindName, "--label", "room=office", "--label", "floor=3");
+    const changed = await tether("devices", "update", "cli-labels", "--add-label", "building=b7", "--remove-label", "floor", "--json");
+    expect(JSON.parse(changed.stdout).labels).toEqual({ room: "office", building: "b7" });
+    const exact = await tether("devices", "update", "cli-labels", "--label", "only=this", "--json");
+    expect(JSON.parse(exact.stdout).labels).toEqual({ only: "this" });
+    const both = await tether("devices", "update", "cli-labels", "--label", "a=b", "--add-label", "c=d").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    expect(both?.code).toBe(1);
+    expect(both?.stderr).toContain("use it or --add-label/--remove-label, not both");
+  }, 120_000);
+
+  it("Ctrl-C during tasks create --wait prints the task it created, which stays queued", async () => {
+    const product = PRODUCTS[0]!;
+    await tether("devices", "create", "cli-offline", "--kind", product.kindName);
+    const [action, value] = product.words.example.split(" ");
+    // The device never connects, so the wait lasts until it is interrupted.
+    const child = spawn(process.execPath, [path.join(ROOT, "bin/tether.js"), "tasks", "create", "cli-offline", action!, ...(value ? [value] : []), "--wait", "done", "--timeout", "5m"], { env: cliEnv() });
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const tasks = connectClient(s, TaskService, "grpc");
+    await vi.waitFor(async () => expect((await tasks.listTasks({ parent: "devices/cli-offline" })).tasks).toHaveLength(1), { timeout: 90_000, interval: 100 });
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    const listed = (await tasks.listTasks({ parent: "devices/cli-offline" })).tasks;
+    expect(listed).toHaveLength(1); // found again by its request id, not created twice
+    expect(stderr).toContain(`interrupted: ${listed[0]!.name} is QUEUED`);
+    expect(stderr).toMatch(/tether tasks cancel cli-offline\//);
+  }, 120_000);
 });
 
 describe("operations endpoint and request ids (embedded stack)", () => {
