@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { PRODUCTS, type Product } from "../core/products/index.js";
@@ -57,6 +57,7 @@ export async function simulateCommand(argv: string[], opts: { stop?: Promise<voi
       if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
     }
   }
+  await refuseIfConnected(devices, prefix, count);
   const fleet = await startFleet({
     url: String(v.mqtt ?? process.env.TETHER_MQTT_URL ?? `mqtts://localhost:${process.env.TETHER_MQTT_PORT ?? 8883}`),
     ca: pki.caPem,
@@ -83,6 +84,24 @@ export async function simulateCommand(argv: string[], opts: { stop?: Promise<voi
   clearInterval(timer);
   await fleet.stop();
   console.log(`stopped: executions ${fleet.executions()}, duplicates ${fleet.duplicates()}`);
+}
+
+/**
+ * A second simulator on the same ids would take over the first one's sessions, and the two would
+ * knock each other off in turn: refuse while any of them is connected (one filtered list query).
+ */
+async function refuseIfConnected(devices: Client<typeof DeviceService>, prefix: string, count: number): Promise<void> {
+  const ours = (name: string) => {
+    const m = /^devices\/(.+)-(\d+)$/.exec(name);
+    return m !== null && m[1] === prefix && Number(m[2]) >= 1 && Number(m[2]) <= count;
+  };
+  let pageToken = "";
+  do {
+    const page = await devices.listDevices({ filter: 'online = true AND labels.simulated = "true"', pageSize: 1000, pageToken });
+    const busy = page.devices.find((d) => ours(d.name));
+    if (busy) throw new Error(`${busy.name} is connected already (another simulator?): stop that one, or pick other ids with --prefix`);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
 }
 
 /** The product's own flags as numbers; another product's flag is a mistake worth saying. */

@@ -125,6 +125,8 @@ describe("a thermostat, end to end", () => {
       const d = await devices().getDevice({ name: "devices/cli-th-1" });
       expect(d.kind.case).toBe("thermostat");
       expect(d.labels).toMatchObject({ simulated: "true" });
+      // A second simulator on the same ids would take over these sessions: refused.
+      await expect(simulateCommand(argv, { stop: Promise.resolve() })).rejects.toThrow(/devices\/cli-th-\d is connected already \(another simulator\?\)/);
       const range = () => ({ startTime: timestampFromDate(new Date(Date.now() - 60_000)), endTime: timestampFromDate(new Date(Date.now() + 60_000)) });
       const temps = await eventually(async () => {
         const res = await telemetry().queryTelemetry({ parent: "devices/cli-th-1", metrics: ["temperature_celsius"], ...range() });

@@ -3,7 +3,7 @@ import type { LedCommandSchema } from "../../../gen/tether/v1/led_pb.js";
 import { LedMode, type LedCommand, type LedResult, type LedState, LedStateSchema } from "../../../gen/tether/v1/led_pb.js";
 import { type CommandInit, type CommandWords, enumByShortName, enumShortName, need, parseOnOff, parsePowerFlag, parseUint } from "./command-words.js";
 
-const USAGE = "power on|off · color #rrggbb · brightness 0-100 · mode solid|blink|breathe|rainbow";
+const USAGE = "power on|off · color #rrggbb|r,g,b · brightness 0-100 · mode solid|blink|breathe|rainbow";
 const MODES = "solid, blink, breathe or rainbow";
 
 const command = (action: MessageInitShape<typeof LedCommandSchema>["action"]): CommandInit => ({ kind: { case: "led", value: { action } } });
@@ -38,11 +38,8 @@ export const ledWords: CommandWords = {
     switch (action) {
       case "power":
         return command({ case: "setPower", value: parseOnOff(action, need(action, value, USAGE)) });
-      case "color": {
-        const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(need(action, value, USAGE));
-        if (!m) throw new Error(`color ${value}: expected #rrggbb`);
-        return command({ case: "setColor", value: { red: parseInt(m[1]!, 16), green: parseInt(m[2]!, 16), blue: parseInt(m[3]!, 16) } });
-      }
+      case "color":
+        return command({ case: "setColor", value: parseColor("color", need(action, value, USAGE)) });
       case "brightness":
         // The range is the server's to check (and to explain); only a non-number cannot be sent.
         return command({ case: "setBrightness", value: parseUint(action, need(action, value, USAGE), "0-100") });
@@ -80,7 +77,7 @@ export const ledWords: CommandWords = {
     const s = create(LedStateSchema);
     const paths: string[] = [];
     if (f.power !== undefined) (s.power = parsePowerFlag(f.power)), paths.push("power");
-    if (f.color !== undefined) (s.color = { $typeName: "tether.v1.Color", ...parseColorFlag(f.color) }), paths.push("color");
+    if (f.color !== undefined) (s.color = { $typeName: "tether.v1.Color", ...parseColor("--color", f.color) }), paths.push("color");
     // Range checks are the server's, as for the task; a non-number (NaN) would pass them unseen.
     if (f.brightness !== undefined) (s.brightness = parseUint("--brightness", f.brightness, "0-100")), paths.push("brightness");
     if (f.mode !== undefined) (s.mode = mode("--mode", f.mode)), paths.push("mode");
@@ -88,11 +85,11 @@ export const ledWords: CommandWords = {
   },
 };
 
-/** `#ff8800`, `ff8800` or `255,136,0`. Range checks are the server's. */
-function parseColorFlag(v: string): { red: number; green: number; blue: number } {
+/** `#ff8800`, `ff8800` or `255,136,0`, the same for a task and for desired state. Range checks are the server's. */
+function parseColor(what: string, v: string): { red: number; green: number; blue: number } {
   const hexMatch = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(v);
   if (hexMatch) return { red: parseInt(hexMatch[1]!, 16), green: parseInt(hexMatch[2]!, 16), blue: parseInt(hexMatch[3]!, 16) };
   const parts = v.split(",").map(Number);
   if (parts.length === 3 && parts.every((n) => Number.isInteger(n) && n >= 0)) return { red: parts[0]!, green: parts[1]!, blue: parts[2]! };
-  throw new Error(`--color ${v}: expected #rrggbb or r,g,b`);
+  throw new Error(`${what} ${v}: expected #rrggbb or r,g,b`);
 }
