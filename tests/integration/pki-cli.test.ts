@@ -34,6 +34,20 @@ describe("tether certs and tether provisioning", () => {
     await client!.endAsync();
 
     expect((await cli("certs", "list", "cli-led")).stdout).toMatch(new RegExp(`${serial}\\s+ACTIVE\\s+GENERATED`));
+
+    // Issuing again would replace the pair: refused before the server is asked, files untouched.
+    const twice = await cli("certs", "issue", "cli-led").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    expect(twice?.code).toBe(1);
+    expect(twice?.stderr.trim()).toBe("error: will not overwrite the certificate: cli-led.crt: already exists (pass --force to replace it)");
+    expect(await readFile(path.join(s.dir, "cli-led.key"), "utf8")).toBe(key);
+    expect((await cli("certs", "list", "cli-led")).stdout.trim().split("\n")).toHaveLength(2); // header + the one certificate
+    const forced = await cli("certs", "renew", `cli-led/${serial}`, "--force");
+    expect(forced.stdout).toMatch(/wrote cli-led\.crt, cli-led\.key/);
+    expect(await readFile(path.join(s.dir, "cli-led.key"), "utf8")).not.toBe(key);
+    expect((await stat(path.join(s.dir, "cli-led.key"))).mode & 0o777).toBe(0o600);
+    const missing = await cli("certs", "renew", `cli-led/${serial}`, "--csr", "new.csr").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    expect(missing?.code).toBe(1);
+    expect(missing?.stderr.trim()).toBe("error: cannot read the CSR: new.csr: no such file or directory");
     await cli("certs", "revoke", `cli-led/${serial}`, "--reason", "key_compromise");
     expect((await cli("certs", "list", "cli-led")).stdout).toMatch(new RegExp(`${serial}\\s+REVOKED.*KEY_COMPROMISE`));
     expect((await cli("certs", "crl")).stdout).toMatch(/^-----BEGIN X509 CRL-----/);
@@ -48,5 +62,5 @@ describe("tether certs and tether provisioning", () => {
     const device = await mqttConnect(s, "cm-x-1", await readFile(path.join(s.dir, "cm-x-1.crt"), "utf8"), await readFile(path.join(s.dir, "cm-x-1.key"), "utf8"));
     expect(device.error).toBeUndefined();
     await device.client!.endAsync();
-  }, 180_000); // eleven CLI processes, each starting tsx (~2 s apiece on an idle machine)
+  }, 300_000); // fifteen CLI processes, each starting tsx (~2 s apiece on an idle machine)
 });
