@@ -21,7 +21,7 @@ export function shown(file: string): string {
  * with that folder created 0700 (it holds private keys).
  */
 export async function credentialsPrefix(out: string | undefined, certsDir: string | undefined, name: string): Promise<string> {
-  return out ?? name;
+  if (out !== undefined) return out;
   const dir = path.join(certsDirOf({ certsDir }), DEVICE_CREDENTIALS_FOLDER);
   try {
     await ensurePrivateDir(dir);
