@@ -214,7 +214,11 @@ describe("rules through the API", () => {
     expect(await violations(rules().createRule({ ruleId: "Bad_Id", rule: { ...base, trigger: cron("0 30 7 * * *") } }))).toHaveProperty("rule_id");
     const notFound = await rules().getRule({ name: "rules/nope" }).catch((e: ConnectError) => e);
     expect((notFound as ConnectError).code).toBe(Code.NotFound);
-    await rules().createRule({ ruleId: "event-preview", rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "x", comparison: Comparison.GT, threshold: 1 } } } });
+    // An event rule on a metric the device's product does not have could never fire.
+    expect(await violations(rules().createRule({ rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "water_level_percent", comparison: Comparison.LT, threshold: 10 } } } }))).toEqual({
+      "rule.event_trigger.metric": expect.stringMatching(/^"water_level_percent" is not a metric of LEDs \(devices\/bad-led is one\): use one of power_w, temperature_celsius, signal_strength, rssi, /),
+    });
+    await rules().createRule({ ruleId: "event-preview", rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "temperature_celsius", comparison: Comparison.GT, threshold: 1 } } } });
     const pre = await rules().previewRule({ name: "rules/event-preview" }).catch((e: ConnectError) => e);
     expect((pre as ConnectError).code).toBe(Code.FailedPrecondition);
   });
