@@ -81,8 +81,9 @@ const flagsOf = (usage: string) => [...new Set([...(usage.match(/--[a-z][a-z0-9-
  * the raw text ("To specify a positional argument starting with a '-' …") helps nobody.
  */
 function fromParseError(err: unknown, command: string, usage: string): unknown {
-  const code = (err as { code?: string })?.code ?? "";
-  if (!code.startsWith("ERR_PARSE_ARGS_")) return err;
+  // ConnectError's code is a number; Node's parse errors carry a string.
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS_")) return err;
   const message = err instanceof Error ? err.message : String(err);
   const where = `tether ${command}`;
   const unknown = /^Unknown option '([^']+)'/.exec(message);
