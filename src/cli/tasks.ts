@@ -47,6 +47,7 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       const command = commandFromArgs(productByCase(device.kind.case!).kindName, p[1], p[2]);
       const waitFor = v.wait === undefined ? WaitFor.UNSPECIFIED : v.wait === "ack" ? WaitFor.ACKNOWLEDGED : v.wait === "done" ? WaitFor.COMPLETED : undefined;
       if (waitFor === undefined) throw new Error(`--wait ${v.wait}: expected ack or done`);
+      if (v.timeout !== undefined && v.wait === undefined) console.error("warning: --timeout only bounds --wait ack|done; without --wait the call returns at once");
       return out(await client.createTask({
         parent,
         task: { command },
