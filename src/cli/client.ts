@@ -24,7 +24,8 @@ export function resolveAddress(opts: ClientOptions): string {
   return opts.address ?? process.env.TETHER_ADDRESS ?? `https://localhost:${process.env.TETHER_PORT ?? 8443}`;
 }
 
-function certsDirOf(opts: ClientOptions): string {
+/** The PKI folder the CLI uses: `--certs`, else $TETHER_CERTS_DIR, else ./certs. */
+export function certsDirOf(opts: ClientOptions): string {
   return path.resolve(opts.certsDir ?? process.env.TETHER_CERTS_DIR ?? "certs");
 }
 

@@ -4,6 +4,7 @@ import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService, ListDevicesResponseSchema } from "../../gen/tether/v1/device_service_pb.js";
 import { productByCase, PRODUCTS } from "../core/products/index.js";
+import { deletedText, exists } from "./allow-missing.js";
 import { connectClient } from "./client.js";
 import { DEVICE_FLAGS, desiredFlagValues, desiredFromFlags, desiredUsage, parseLabels } from "./device-args.js";
 import { json, table, time } from "./format.js";
@@ -103,10 +104,12 @@ export async function devicesCommand(argv: string[]): Promise<void> {
       if (paths.length === 0) throw new Error("tether devices update: nothing to change; pass at least one flag");
       return out(await client.updateDevice({ device, updateMask: create(FieldMaskSchema, { paths }) }));
     }
-    case "delete":
+    case "delete": {
+      const found = !v["allow-missing"] || (await exists(() => client.getDevice({ name: name() })));
       await client.deleteDevice({ name: name(), etag: v.etag ?? "", allowMissing: v["allow-missing"] ?? false });
-      if (!v.json) console.log(`deleted ${name()}`);
+      if (!v.json) console.log(deletedText(name(), found));
       return;
+    }
     default:
       throw new Error(DEVICES_USAGE);
   }

@@ -1,41 +1,54 @@
+/** Piped input, read to its end once and handed out a line per question. */
+const pipedLines = new WeakMap<NodeJS.ReadableStream, Promise<string[]>>();
+
 /**
- * Reads a password without echo from a terminal, or the first line of stdin when piped
- * (`--password-stdin` style), so it never appears in argv, the shell history or `ps`.
+ * Reads a password without echo from a terminal, or the next line of stdin when piped
+ * (`--password-stdin` style), so it never appears in argv, the shell history or `ps`. A command
+ * that asks twice (`set-password --current`: the current one, then the new one) takes one line
+ * each; reading all of stdin for the first used to leave the second empty, which removed the
+ * password instead of changing it.
  */
-export async function readPassword(prompt: string): Promise<string> {
-  const stdin = process.stdin;
-  if (!stdin.isTTY) {
-    let data = "";
-    for await (const chunk of stdin) data += String(chunk);
-    return data.split(/\r?\n/)[0] ?? "";
+export async function readPassword(prompt: string, stdin: NodeJS.ReadStream | NodeJS.ReadableStream = process.stdin): Promise<string> {
+  if (!("isTTY" in stdin && stdin.isTTY)) {
+    let lines = pipedLines.get(stdin);
+    if (!lines) {
+      lines = (async () => {
+        let data = "";
+        for await (const chunk of stdin) data += String(chunk);
+        return data.split(/\r?\n/);
+      })();
+      pipedLines.set(stdin, lines);
+    }
+    return (await lines).shift() ?? "";
   }
+  const tty = stdin as NodeJS.ReadStream;
   process.stderr.write(prompt);
-  stdin.setRawMode(true);
-  stdin.resume();
-  stdin.setEncoding("utf8");
+  tty.setRawMode(true);
+  tty.resume();
+  tty.setEncoding("utf8");
   try {
     return await new Promise<string>((resolve, reject) => {
       let value = "";
       const onData = (s: string) => {
         for (const ch of s) {
           if (ch === "\r" || ch === "\n") {
-            stdin.off("data", onData);
+            tty.off("data", onData);
             process.stderr.write("\n");
             return resolve(value);
           }
           if (ch === "\u0003") {
-            stdin.off("data", onData);
+            tty.off("data", onData);
             return reject(new Error("canceled"));
           }
           if (ch === "\u007f" || ch === "\b") value = value.slice(0, -1);
           else value += ch;
         }
       };
-      stdin.on("data", onData);
+      tty.on("data", onData);
     });
   } finally {
-    stdin.setRawMode(false);
-    stdin.pause();
+    tty.setRawMode(false);
+    tty.pause();
   }
 }
 
@@ -46,4 +59,4 @@ export interface CliIo {
   credentialsFile?: string;
 }
 
-export const terminalIo: CliIo = { readPassword };
+export const terminalIo: CliIo = { readPassword: (prompt) => readPassword(prompt) };

@@ -1,9 +1,8 @@
-import { readFile } from "node:fs/promises";
-import { writePrivateFile, writePublicFile } from "../ops/file-modes.js";
 import { parseArgs } from "node:util";
 import { type ProvisioningTemplate, ProvisioningTemplateSchema } from "../../gen/tether/v1/provisioning_pb.js";
 import { ListProvisioningRecordsResponseSchema, ProvisioningService, ProvisionDeviceResponseSchema } from "../../gen/tether/v1/provisioning_service_pb.js";
 import { connectClient } from "./client.js";
+import { credentialsPrefix, readInputFile, refuseOverwrite, writeCredential } from "./credential-files.js";
 import { parseLabels } from "./device-args.js";
 import { json, table, time } from "./format.js";
 import { KIND_CHOICES, productOf } from "./kinds.js";
@@ -38,12 +37,16 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
     options: {
       json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
       kind: { type: "string" }, prefix: { type: "string" }, serial: { type: "string", multiple: true }, pattern: { type: "string" },
-      label: { type: "string", multiple: true }, days: { type: "string" }, out: { type: "string" }, claim: { type: "string" }, csr: { type: "string" },
+      label: { type: "string", multiple: true }, days: { type: "string" }, out: { type: "string" }, claim: { type: "string" }, csr: { type: "string" }, force: { type: "boolean" },
     },
   });
   const client = connectClient(ProvisioningService, { address: v.address, certsDir: v.certs });
   const out = (t: ProvisioningTemplate) => console.log(v.json ? json(ProvisioningTemplateSchema, t) : describe(t));
-  const writeKey = writePrivateFile;
+  // Checked before the call: the key of a claim certificate is returned once.
+  const outputs = async (prefix: string, key: boolean) => {
+    const files = [{ file: `${prefix}.crt`, what: "certificate" }, ...(key ? [{ file: `${prefix}.key`, what: "private key" }] : [])];
+    await refuseOverwrite(files, v.force);
+  };
 
   switch (sub) {
     case "create":
@@ -81,22 +84,25 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
     }
     case "claim-cert": {
       const name = templateName(p[0]);
+      const prefix = await credentialsPrefix(v.out, v.certs, `claim-${name.split("/")[1]}`);
+      await outputs(prefix, true);
       const res = await client.createClaimCertificate({ parent: name, validityDays: Number(v.days ?? 0) });
-      const prefix = v.out ?? `claim-${name.split("/")[1]}`;
-      await writePublicFile(`${prefix}.crt`, res.certificatePem);
-      await writeKey(`${prefix}.key`, res.privateKeyPem);
+      await writeCredential(`${prefix}.key`, res.privateKeyPem, "private key", v.force);
+      await writeCredential(`${prefix}.crt`, res.certificatePem, "certificate", v.force);
       return console.log(`claim certificate ${res.serialNumber} for ${name}\n  wrote ${prefix}.crt, ${prefix}.key (shown this once: Tether does not keep it)`);
     }
     case "provision": {
       if (!v.claim || !v.serial?.[0]) throw new Error(`tether provisioning provision: --claim PREFIX and --serial SN are required\n\n${PROVISIONING_USAGE}`);
       const asClaim = connectClient(ProvisioningService, { address: v.address, certsDir: v.certs, identityFiles: { cert: `${v.claim}.crt`, key: `${v.claim}.key` } });
       // Loaded here only: @peculiar/x509 costs every other CLI command's start-up time.
-      const local = v.csr ? { csrPem: await readFile(v.csr, "utf8"), keyPem: undefined } : await (await import("../pki/certificate-issuer.js")).createCsr(undefined);
+      const local = v.csr ? { csrPem: await readInputFile(v.csr, "CSR"), keyPem: undefined } : await (await import("../pki/certificate-issuer.js")).createCsr(undefined);
+      // The device id is known from the answer only; an explicit --out can be checked before.
+      if (v.out) await outputs(v.out, !!local.keyPem);
       const res = await asClaim.provisionDevice({ serialNumber: v.serial[0], csr: local.csrPem });
       const deviceId = res.device!.name.split("/")[1]!;
-      const prefix = v.out ?? deviceId;
-      await writePublicFile(`${prefix}.crt`, res.certificate!.certificatePem);
-      if (local.keyPem) await writeKey(`${prefix}.key`, local.keyPem);
+      const prefix = await credentialsPrefix(v.out, v.certs, deviceId);
+      if (local.keyPem) await writeCredential(`${prefix}.key`, local.keyPem, "private key", v.force);
+      await writeCredential(`${prefix}.crt`, res.certificate!.certificatePem, "certificate", v.force);
       if (v.json) return console.log(json(ProvisionDeviceResponseSchema, res));
       return console.log(`provisioned ${res.device!.name} (certificate ${res.certificate!.serialNumber})\n  wrote ${prefix}.crt${local.keyPem ? `, ${prefix}.key` : ""}`);
     }

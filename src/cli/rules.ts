@@ -6,6 +6,7 @@ import { EventTrigger_Comparison as Comparison, type Rule, Rule_MisfirePolicy, R
 import { ListRuleRunsResponseSchema, ListRulesResponseSchema, RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { Task_State } from "../../gen/tether/v1/task_pb.js";
 import { productByCase, PRODUCTS } from "../core/products/index.js";
+import { deletedText, exists } from "./allow-missing.js";
 import { connectClient } from "./client.js";
 import { commandText, json, table, time } from "./format.js";
 import { IMPLIED_KIND_EXAMPLE } from "./kinds.js";
@@ -66,7 +67,7 @@ export async function rulesCommand(argv: string[]): Promise<void> {
     case "list": {
       const res = await client.listRules({ pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListRulesResponseSchema, res));
-      console.log(table(["RULE", "WHEN", "TARGET", "COMMAND", "NEXT FIRE", "PAUSED"], res.rules.map((r) => [r.name.slice(6), whenText(r), targetText(r), commandText(r.command), time(r.nextFireTime), r.paused ? "yes" : "-"])));
+      console.log(table(["RULE", "WHEN", "TARGET", "COMMAND", "NEXT FIRE", "PAUSED"], res.rules.map((r) => [r.name.slice(6), whenText(r), targetText(r), commandText(r.command), nextFireText(r), r.paused ? "yes" : "-"])));
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -95,10 +96,12 @@ export async function rulesCommand(argv: string[]): Promise<void> {
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
-    case "delete":
+    case "delete": {
+      const found = !v["allow-missing"] || (await exists(() => client.getRule({ name: id() })));
       await client.deleteRule({ name: id(), etag: v.etag ?? "", allowMissing: v["allow-missing"] ?? false });
-      console.log(`deleted ${id()}`);
+      console.log(deletedText(id(), found));
       return;
+    }
     default:
       throw new Error(RULES_USAGE);
   }
@@ -150,6 +153,13 @@ function whenText(r: Rule): string {
     return `when ${e.metric} ${op} ${e.threshold}${forText}${cooldown}`;
   }
   return "-";
+}
+
+/** The list's NEXT FIRE: none while paused (resuming reschedules from then), `done` for a one-shot that has had its time. */
+function nextFireText(r: Rule): string {
+  if (r.paused) return "-";
+  if (r.trigger.case === "oneShotTime" && !r.nextFireTime) return "done";
+  return time(r.nextFireTime);
 }
 
 function targetText(r: Rule): string {

@@ -69,6 +69,7 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       const command = commandFromArgs(productByCase(device.kind.case!).kindName, p[1], p[2]);
       const waitFor = v.wait === undefined ? WaitFor.UNSPECIFIED : v.wait === "ack" ? WaitFor.ACKNOWLEDGED : v.wait === "done" ? WaitFor.COMPLETED : undefined;
       if (waitFor === undefined) throw new Error(`--wait ${v.wait}: expected ack or done`);
+      if (v.timeout !== undefined && v.wait === undefined) console.error("warning: --timeout only bounds --wait ack|done; without --wait the call returns at once");
       // A wait carries a request id even when none was given: after Ctrl-C the same id finds the task.
       const requestId = v["request-id"] ?? (waitFor === WaitFor.UNSPECIFIED ? "" : randomUUID());
       const req = { parent, task: { command }, requestId, ttl: v.ttl ? parseDuration(v.ttl) : undefined, waitFor, waitTimeout: v.timeout ? parseDuration(v.timeout) : undefined };

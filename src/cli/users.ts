@@ -15,7 +15,8 @@ export const USERS_USAGE = `tether users <command> [flags]
   get <user|me>
   delete <user>
   set-password <user|me> [--current] [--revoke-api-keys]     (asks for it, or reads stdin; empty removes it;
-                                                             --current also asks for your current one;
+                                                             --current also asks for your current one
+                                                             (piped: that on the first line, the new one next);
                                                              ends their sessions; --revoke-api-keys their keys too)
   add-to-group <user> <group> [--create-group]
   remove-from-group <user> <group>

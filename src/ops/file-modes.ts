@@ -75,7 +75,7 @@ export async function writePrivateFile(file: string, data: string | Uint8Array, 
 }
 
 /** Writes a public file (a certificate, a CRL) as 0644: anyone may read it, only Tether may change it. */
-export async function writePublicFile(file: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(file, data, { mode: 0o644 });
+export async function writePublicFile(file: string, data: string | Uint8Array, flag = "w"): Promise<void> {
+  await writeFile(file, data, { mode: 0o644, flag });
   await chmod(file, 0o644);
 }

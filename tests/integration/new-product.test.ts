@@ -41,7 +41,7 @@ async function tree(dir = copy): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.name === "node_modules") continue;
+    if (e.name === "node_modules" || e.name === ".git") continue;
     if (e.isDirectory()) for (const [k, v] of await tree(p)) out.set(k, v);
     else
       out.set(
@@ -65,6 +65,9 @@ beforeAll(async () => {
     });
   }
   await symlink(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"));
+  // A clone is a git repository, and some tests ask git what it tracks (readme-links).
+  await run("git", ["init", "-q"], { cwd: copy });
+  await run("git", ["add", "-A"], { cwd: copy, maxBuffer: 32 << 20 });
 }, SLOW);
 
 afterAll(async () => {

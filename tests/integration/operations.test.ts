@@ -106,7 +106,14 @@ describe("tether CLI", () => {
     const bad = await cli("devices", "create", "cli-bad", "--kind", "led", "--brightness", "300").then(() => undefined, (e: { stderr: string; code: number }) => e);
     expect(bad?.code).toBe(1);
     expect(bad?.stderr).toContain("device.led.desired.brightness: must be a percentage between 0 and 100");
-  }, 120_000); // four CLI processes, each starting tsx: 30 s ran out on a saturated 2-core machine
+    // --timeout bounds --wait only: alone it is a mistake worth one line (the task is still created).
+    const queued = await cli("tasks", "create", "cli-coffee", "power", "off", "--timeout", "5s");
+    expect(queued.stderr).toBe("warning: --timeout only bounds --wait ack|done; without --wait the call returns at once\n");
+    expect(queued.stdout).toMatch(/state\s+QUEUED/);
+    const [gone, nothing] = await Promise.all([cli("devices", "delete", "cli-coffee", "--allow-missing"), cli("devices", "delete", "cli-never", "--allow-missing")]);
+    expect(gone.stdout).toBe("deleted devices/cli-coffee\n");
+    expect(nothing.stdout).toBe("devices/cli-never not found, nothing to delete\n");
+  }, 180_000); // seven CLI processes, each starting tsx: 30 s ran out for four on a saturated 2-core machine
 
   const cliEnv = () => ({ ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") });
   const tether = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin/tether.js"), ...args], { env: cliEnv() });

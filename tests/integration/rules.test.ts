@@ -214,7 +214,11 @@ describe("rules through the API", () => {
     expect(await violations(rules().createRule({ ruleId: "Bad_Id", rule: { ...base, trigger: cron("0 30 7 * * *") } }))).toHaveProperty("rule_id");
     const notFound = await rules().getRule({ name: "rules/nope" }).catch((e: ConnectError) => e);
     expect((notFound as ConnectError).code).toBe(Code.NotFound);
-    await rules().createRule({ ruleId: "event-preview", rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "x", comparison: Comparison.GT, threshold: 1 } } } });
+    // An event rule on a metric the device's product does not have could never fire.
+    expect(await violations(rules().createRule({ rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "water_level_percent", comparison: Comparison.LT, threshold: 10 } } } }))).toEqual({
+      "rule.event_trigger.metric": expect.stringMatching(/^"water_level_percent" is not a metric of LEDs \(devices\/bad-led is one\): use one of power_w, temperature_celsius, signal_strength, rssi, /),
+    });
+    await rules().createRule({ ruleId: "event-preview", rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "temperature_celsius", comparison: Comparison.GT, threshold: 1 } } } });
     const pre = await rules().previewRule({ name: "rules/event-preview" }).catch((e: ConnectError) => e);
     expect((pre as ConnectError).code).toBe(Code.FailedPrecondition);
   });
@@ -244,18 +248,33 @@ describe("rules through the API", () => {
   it("the CLI creates, previews and lists rules", async () => {
     await led("cli-led", { room: "cli" });
     const lines: string[] = [];
-    const spy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void lines.push(a.join(" ")));
+    const all: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void (lines.push(a.join(" ")), all.push(a.join(" "))));
     const flags = ["--address", s.baseUrl, "--certs", `${s.dir}/certs`];
     try {
       await rulesCommand(["create", "cli-morning", "--cron", "0 30 7 * * 1-5", "--tz", "Europe/Paris", "--selector", "kind=led,room=cli", "--command", "brightness 80", ...flags]);
       await rulesCommand(["create", "cli-device", "--at", "+1h", "--device", "cli-led", "--command", "color #ff8800", ...flags]);
       await rulesCommand(["preview", "cli-morning", "--count", "3", ...flags]);
+      await rulesCommand(["create", "cli-paused", "--cron", "0 0 * * * *", "--device", "cli-led", "--command", "power on", ...flags]);
+      await rulesCommand(["pause", "cli-paused", ...flags]);
+      await rulesCommand(["create", "cli-soon", "--at", "+1s", "--device", "cli-led", "--command", "power off", ...flags]);
+      await eventually(async () => (await rules().getRule({ name: "rules/cli-soon" })).lastFireTime !== undefined, 10_000, "the one-shot rule fired");
+      lines.length = 0;
       await rulesCommand(["list", ...flags]);
+      const list = lines.join("\n");
+      // A paused rule shows no next fire time (resume reschedules from then); a one-shot that fired is done.
+      expect(list).toMatch(/^cli-paused\s+cron "0 0 \* \* \* \*" UTC\s+devices\/cli-led\s+setPower true\s+-\s+yes$/m);
+      expect(list).toMatch(/^cli-soon\s+at \S+\s+devices\/cli-led\s+setPower false\s+done\s+-$/m);
+      expect(list).toMatch(/^cli-device\s+at \S+\s+devices\/cli-led\s+setColor \S+\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+-$/m);
       await rulesCommand(["runs", "cli-morning", ...flags]);
+      lines.length = 0;
+      await rulesCommand(["delete", "cli-paused", "--allow-missing", ...flags]);
+      await rulesCommand(["delete", "cli-paused", "--allow-missing", ...flags]);
+      expect(lines).toEqual(["deleted rules/cli-paused", "rules/cli-paused not found, nothing to delete"]);
     } finally {
       spy.mockRestore();
     }
-    const out = lines.join("\n");
+    const out = all.join("\n");
     expect(out).toContain('cron "0 30 7 * * 1-5" Europe/Paris');
     expect(out).toMatch(/LOCAL \(Europe\/Paris\)[\s\S]*(Mon|Tue|Wed|Thu|Fri) \d{4}-\d\d-\d\d 07:30:00 (CET|CEST|GMT\+1|GMT\+2)/);
     expect(out).toContain("led room=cli");

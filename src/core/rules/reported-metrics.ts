@@ -34,6 +34,21 @@ export function reportedMetrics(schema: DescMessage, message: Message, prefix = 
 }
 
 /**
+ * The metric names `reportedMetrics` can yield for `schema`, whatever the values: what an event rule
+ * on this product's reported state may name.
+ */
+export function reportedMetricNames(schema: DescMessage, prefix = "", depth = 0): string[] {
+  const out: string[] = [];
+  for (const f of schema.fields) {
+    const metric = prefix + f.name;
+    if (f.fieldKind === "scalar" && f.scalar !== ScalarType.STRING && f.scalar !== ScalarType.BYTES) out.push(metric);
+    else if (f.fieldKind === "enum") out.push(metric);
+    else if (f.fieldKind === "message" && depth < MAX_DEPTH) out.push(...reportedMetricNames(f.message, `${metric}.`, depth + 1));
+  }
+  return out;
+}
+
+/**
  * The same from protobuf JSON. With the product's reported-state schema, fields are read as in
  * `reportedMetrics` (implicit zeros included, which protobuf JSON omits). Without one, every
  * number and boolean in the JSON is taken, lowerCamelCase keys turned into snake_case.

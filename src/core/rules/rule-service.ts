@@ -27,7 +27,7 @@ import { isScheduled, type RuleRecord, ruleEtag, toRuleProto, toRuleRunProto } f
 import { generateRuleId, isValidRuleId, parseRuleName, ruleName } from "./rule-name.js";
 import type { RuleRepository } from "../ports/rule-repository.js";
 import { applyRuleMask } from "./rule-update-mask.js";
-import { checkCommand, parseRule, parseTrigger, parseWindow, RULE_DEFAULTS, type RuleSpec } from "./rule-validation.js";
+import { checkCommand, checkEventMetric, parseRule, parseTrigger, parseWindow, RULE_DEFAULTS, type RuleSpec } from "./rule-validation.js";
 import { nextOccurrence, nextOccurrences } from "./schedule.js";
 
 export interface RuleServiceDeps {
@@ -77,7 +77,11 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
       const stored = await devices.get(spec.target.deviceId);
       // A device the caller cannot see does not exist, as far as they can tell.
       if (!stored || (!access.all && access.roleOn(metaOf(stored.device)) === undefined)) v.add("rule.device", `${deviceName(spec.target.deviceId)} does not exist`);
-      else checkCommand(input.command, productByCase(stored.device.kind.case!), "rule.command", v, deviceName(spec.target.deviceId));
+      else {
+        const product = productByCase(stored.device.kind.case!);
+        checkCommand(input.command, product, "rule.command", v, deviceName(spec.target.deviceId));
+        checkEventMetric(spec.trigger, product, "rule.event_trigger.metric", v, deviceName(spec.target.deviceId));
+      }
     }
     v.throwIfAny();
     return spec!;

@@ -7,8 +7,9 @@ import { parseDeviceName, truncate } from "../devices/device-name.js";
 import { JobSchema } from "../../../gen/tether/v1/job_pb.js";
 import { InvalidArgumentError, Violations } from "../errors.js";
 import { parseJob } from "../jobs/job-validation.js";
-import { PRODUCTS, productByCase, productByKindName, type Product } from "../products/index.js";
+import { LINK_METRICS, PRODUCTS, productByCase, productByKindName, type Product } from "../products/index.js";
 import { TASK_DEFAULTS } from "../tasks/task-request.js";
+import { reportedMetricNames } from "./reported-metrics.js";
 import type { MisfirePolicy, RuleSpec, RuleTarget, RuleTrigger } from "./rule-record.js";
 
 export type { RuleSpec };
@@ -43,7 +44,11 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
   const trigger = parseTrigger(input, prefix, v, opts, window);
   const target = parseTarget(input, prefix, v, opts);
   const isJob = input.target.case === "job";
-  if (target?.kind === "selector") checkCommand(input.command, productByKindName(target.productKind), `${prefix}.command`, v);
+  if (target?.kind === "selector") {
+    const product = productByKindName(target.productKind);
+    checkCommand(input.command, product, `${prefix}.command`, v);
+    checkEventMetric(trigger, product, `${prefix}.event_trigger.metric`, v);
+  }
   else if (isJob) {
     if (input.command) v.add(`${prefix}.command`, "must be unset for a job target: set job.command");
     if (input.taskTtl) v.add(`${prefix}.task_ttl`, "must be unset for a job target: set job.task_ttl");
@@ -184,6 +189,27 @@ function parseTarget(input: Rule, prefix: string, v: Violations, opts: ParseOpti
   }
   v.add(`${prefix}.target`, "is required: set device (devices/{device}), selector (kind and labels) or job (a job template)");
   return undefined;
+}
+
+/**
+ * What an event rule on `product` can observe: the telemetry metrics it sends, the link metrics
+ * every device may send, and its reported state's numeric fields (`current_brew.progress_percent`).
+ */
+export function eventMetricNames(product: Product): string[] {
+  const names = [...product.metrics, ...LINK_METRICS].map((m) => m.name);
+  return [...new Set([...names, ...reportedMetricNames(product.reportedSchema)])];
+}
+
+/**
+ * Refuses an event trigger on a metric the target's product never has: such a rule is accepted
+ * today and can never fire. `device` names a device target (`devices/x`) in the message.
+ */
+export function checkEventMetric(trigger: RuleTrigger | undefined, product: Product | undefined, field: string, v: Violations, device?: string): void {
+  if (trigger?.kind !== "event" || !product) return;
+  const names = eventMetricNames(product);
+  if (names.includes(trigger.metric)) return;
+  const which = device ? ` (${device} is one)` : "";
+  v.add(field, `"${truncate(trigger.metric)}" is not a metric of ${product.pluralLabel}${which}: use one of ${names.join(", ")}`);
 }
 
 /**
