@@ -1,7 +1,7 @@
 import { CERTS_USAGE, certsCommand } from "./certs.js";
 import { CliError } from "./cli-error.js";
 import { devicesCommand, DEVICES_USAGE } from "./devices.js";
-import { didYouMean } from "./did-you-mean.js";
+import { didYouMean } from "../core/did-you-mean.js";
 import { JOBS_USAGE, jobsCommand } from "./jobs.js";
 import { LOGIN_USAGE, loginCommand } from "./login.js";
 import { MIGRATE_USAGE, migrateCommand } from "./migrate.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { didYouMean, editDistance } from "../../src/cli/did-you-mean.js";
+import { didYouMean, editDistance } from "../../src/core/did-you-mean.js";
 
 describe("did you mean", () => {
   it("counts insertions, deletions, substitutions and neighbour swaps as one edit each", () => {

@@ -34,6 +34,14 @@ describe("event rules name a metric the target's product has", () => {
     for (const m of ["power_w", "temperature_celsius", "signal_strength", "rssi", "brightness", "color.red"]) expect(message).toContain(m);
   });
 
+  it("refuses a near miss of a metric, suggesting it, and accepts a custom metric nothing resembles", () => {
+    const typo = onLeds("temperature_celcius").errors["rule.event_trigger.metric"];
+    expect(typo).toMatch(/^"temperature_celcius" is not a metric of LEDs \(did you mean temperature_celsius\?\): use one of .*, or a custom metric of your own$/);
+    // A device may send metrics of its own (the README's room_temp): a rule on one can fire.
+    expect(onLeds("room_temp").errors).toEqual({});
+    expect(onLeds("flux_capacitor_gw").errors).toEqual({});
+  });
+
   it("accepts telemetry, link metrics and reported-state paths", () => {
     for (const metric of ["power_w", "rssi", "signal_strength", "brightness", "color.blue"]) {
       expect(onLeds(metric).errors, metric).toEqual({});

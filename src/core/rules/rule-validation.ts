@@ -1,3 +1,4 @@
+import { didYouMean } from "../did-you-mean.js";
 import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Duration } from "@bufbuild/protobuf/wkt";
@@ -201,15 +202,24 @@ export function eventMetricNames(product: Product): string[] {
 }
 
 /**
- * Refuses an event trigger on a metric the target's product never has: such a rule is accepted
- * today and can never fire. `device` names a device target (`devices/x`) in the message.
+ * Refuses an event trigger that could never fire because it names what the target's product does
+ * not have: another product's metric (`water_level_percent` on an LED), or a near miss of a known
+ * metric (`temperature_celcius`, `water_level`). A name no product declares and nothing known
+ * resembles is a custom metric — devices may send any (within `TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE`), and a
+ * rule on one fires. `device` names a device target (`devices/x`) in the message.
  */
 export function checkEventMetric(trigger: RuleTrigger | undefined, product: Product | undefined, field: string, v: Violations, device?: string): void {
   if (trigger?.kind !== "event" || !product) return;
   const names = eventMetricNames(product);
   if (names.includes(trigger.metric)) return;
+  const others = PRODUCTS.filter((p) => p !== product).flatMap(eventMetricNames);
+  const metric = trigger.metric;
+  const known = [...names, ...others];
+  const resembles = others.includes(metric) || known.some((n) => n.startsWith(metric) || metric.startsWith(n)) || didYouMean(metric, known) !== undefined;
+  if (!resembles) return;
   const which = device ? ` (${device} is one)` : "";
-  v.add(field, `"${truncate(trigger.metric)}" is not a metric of ${product.pluralLabel}${which}: use one of ${names.join(", ")}`);
+  const meant = didYouMean(metric, names);
+  v.add(field, `"${truncate(metric)}" is not a metric of ${product.pluralLabel}${which}${meant ? ` (did you mean ${meant}?)` : ""}: use one of ${names.join(", ")}, or a custom metric of your own`);
 }
 
 /**
