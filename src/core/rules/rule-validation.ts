@@ -203,10 +203,9 @@ export function eventMetricNames(product: Product): string[] {
 
 /**
  * Refuses an event trigger that could never fire because it names what the target's product does
- * not have: another product's metric (`water_level_percent` on an LED), or a near miss of a known
- * metric (`temperature_celcius`, `water_level`). A name no product declares and nothing known
- * resembles is a custom metric — devices may send any (within `TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE`), and a
- * rule on one fires. `device` names a device target (`devices/x`) in the message.
+ * not have: another product's metric, or a near miss of a known metric (`temperature_celcius`).
+ * A name no product declares and nothing known resembles is a custom metric: devices may send any
+ * (within `TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE`), and a rule on one fires. `device` names a device target (`devices/x`) in the message.
  */
 export function checkEventMetric(trigger: RuleTrigger | undefined, product: Product | undefined, field: string, v: Violations, device?: string): void {
   if (trigger?.kind !== "event" || !product) return;
