@@ -202,6 +202,8 @@ export interface TetherConfig {
   consoleDir: string;
   /** pino level. @default info */
   logLevel: string;
+  /** `LOG_FORMAT`: `json` lines, a readable `pretty` line, or `auto` (pretty on a terminal, JSON otherwise). @default auto */
+  logFormat: "auto" | "json" | "pretty";
   /** How long in-flight calls may take to finish on SIGTERM, ms. @default 10000 */
   shutdownGraceMs: number;
   /** The start refusal of production mode (`DATABASE_URL` or `AMQP_URL` set); see src/production-safety.ts. */
@@ -309,6 +311,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     certsDir: path.resolve(cwd, env.TETHER_CERTS_DIR ?? "certs"),
     consoleDir: path.resolve(cwd, env.TETHER_CONSOLE_DIR ?? "console/dist"),
     logLevel: oneOf(env, "LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
+    logFormat: oneOf(env, "LOG_FORMAT", "auto", ["auto", "json", "pretty"]),
     shutdownGraceMs: int(env, "TETHER_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     safety: { allowInsecure: flag(env, "TETHER_ALLOW_INSECURE", false), problems: productionProblems(env) },
   };
