@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { errorMappingInterceptor } from "../../src/api/errors.js";
+import { jsonReadOptions } from "../../src/api/server.js";
 
 let server: http2.Http2Server;
 let port: number;
@@ -23,6 +24,8 @@ const sessions = new Set<http2.ServerHttp2Session>();
 beforeAll(async () => {
   server = http2.createServer(
     connectNodeAdapter({
+      // TETHER_JSON_UNKNOWN_FIELDS=ignore (the rejecting default is tested on the full stack in api-limits.test.ts).
+      jsonOptions: jsonReadOptions("ignore"),
       interceptors: [errorMappingInterceptor(pino({ level: "silent" }))],
       routes: (router) =>
         router.service(DeviceService, {
@@ -101,5 +104,11 @@ describe("request decoding errors", () => {
     const json = await connectPost("application/json", "{not json");
     expect(json.status).toBe(400);
     expect(json.json.code).toBe("invalid_argument");
+  });
+
+  it("Connect JSON with TETHER_JSON_UNKNOWN_FIELDS=ignore: an unknown field is dropped, the call answered", async () => {
+    const res = await connectPost("application/json", '{"name":"devices/a","nmae":"typo"}');
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ name: "devices/a" });
   });
 });
