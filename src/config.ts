@@ -35,6 +35,15 @@ export interface TetherConfig {
      * 0 sends none (e.g. while trying a certificate). @default 31536000 (one year)
      */
     hstsMaxAgeS: number;
+    /**
+     * What a JSON request (Connect, gRPC-Web/gRPC with `+json`) with a field the message does not
+     * have gets. `reject`: INVALID_ARGUMENT naming the field, so a typo (`requestID` for
+     * `requestId`) cannot silently drop an idempotency key or a filter. `ignore`: the field is
+     * dropped (connect-es's default), for JSON clients built against a newer contract than some
+     * replica serves, e.g. during a rolling upgrade. Binary protobuf always keeps unknown fields.
+     * @default "reject"
+     */
+    jsonUnknownFields: "reject" | "ignore";
   };
   mqtt: {
     /** Embedded broker interface. @default same as api.host */
@@ -202,6 +211,8 @@ export interface TetherConfig {
   consoleDir: string;
   /** pino level. @default info */
   logLevel: string;
+  /** `LOG_FORMAT`: `json` lines, a readable `pretty` line, or `auto` (pretty on a terminal, JSON otherwise). @default auto */
+  logFormat: "auto" | "json" | "pretty";
   /** How long in-flight calls may take to finish on SIGTERM, ms. @default 10000 */
   shutdownGraceMs: number;
   /** The start refusal of production mode (`DATABASE_URL` or `AMQP_URL` set); see src/production-safety.ts. */
@@ -229,6 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxConcurrentStreams: int(env, "TETHER_HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
       maxStreamsPerPrincipal: int(env, "TETHER_MAX_STREAMS_PER_PRINCIPAL", 32, 1, 100_000),
       hstsMaxAgeS: int(env, "TETHER_HSTS_MAX_AGE_S", 31_536_000, 0, 2 * 31_536_000),
+      jsonUnknownFields: oneOf(env, "TETHER_JSON_UNKNOWN_FIELDS", "reject", ["reject", "ignore"]),
     },
     mqtt: {
       host: env.TETHER_MQTT_HOST ?? host,
@@ -309,6 +321,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     certsDir: path.resolve(cwd, env.TETHER_CERTS_DIR ?? "certs"),
     consoleDir: path.resolve(cwd, env.TETHER_CONSOLE_DIR ?? "console/dist"),
     logLevel: oneOf(env, "LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal", "silent"]),
+    logFormat: oneOf(env, "LOG_FORMAT", "auto", ["auto", "json", "pretty"]),
     shutdownGraceMs: int(env, "TETHER_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     safety: { allowInsecure: flag(env, "TETHER_ALLOW_INSECURE", false), problems: productionProblems(env) },
   };

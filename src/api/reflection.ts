@@ -1,5 +1,6 @@
 /**
- * grpc.reflection.v1.ServerReflection for the connect-node server.
+ * grpc.reflection.v1.ServerReflection, and the same under grpc.reflection.v1alpha, for the
+ * connect-node server.
  *
  * Why: connect-es ships no reflection service, yet `grpcurl`, `buf curl`, Postman and gRPC UI all
  * rely on it to list services and to encode requests without local .proto files. Everything it
@@ -14,6 +15,10 @@
  *   always send the full set, which is simpler and still tiny.
  * - Errors for one request go into `error_response` (gRPC status codes as numbers), not into the
  *   stream status: the bidi stream stays usable for the client's next question.
+ * - Older grpcurl, Postman and several GUI clients speak only v1alpha. Its messages are v1's
+ *   under another package (proto/grpc/reflection/v1alpha), identical on the wire, so the v1alpha
+ *   service re-reads each request as v1, answers it with the one implementation, and re-reads
+ *   the answer as v1alpha: one behaviour, two names.
  *
  * @module
  */
@@ -37,6 +42,8 @@ import type {
   ServerReflectionRequest,
   ServerReflectionResponse,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
 /** gRPC status codes used in `error_response` (grpc::StatusCode numbers, not connect's Code). */
 const NOT_FOUND = 5;
@@ -66,8 +73,9 @@ export function registryFiles(...files: DescFile[]): DescFile[] {
  *
  * @param files generated file descriptors of the exposed API (their imports are found on their own).
  * @param serviceNames fully-qualified names answered to `list_services`. List
- *   "grpc.health.v1.Health" / "grpc.reflection.v1.ServerReflection" too when those are mounted;
- *   their descriptors are added automatically. A name that no file defines throws at startup,
+ *   "grpc.health.v1.Health" / "grpc.reflection.v1.ServerReflection" /
+ *   "grpc.reflection.v1alpha.ServerReflection" too when those are mounted (both reflection
+ *   versions always are); their descriptors are added automatically. A name that no file defines throws at startup,
  *   because a listed-but-undescribed service makes grpcurl fail later in a confusing way.
  * @returns a `routes` function to pass to `connectNodeAdapter` (or to call inside one).
  */
@@ -75,7 +83,7 @@ export function createReflectionService(
   files: DescFile[],
   serviceNames: string[],
 ): (router: ConnectRouter) => void {
-  const roots = [...files, file_grpc_reflection_v1_reflection];
+  const roots = [...files, file_grpc_reflection_v1_reflection, v1alpha.file_grpc_reflection_v1alpha_reflection];
   if (serviceNames.includes("grpc.health.v1.Health")) roots.push(file_grpc_health_v1_health);
   const allFiles = registryFiles(...roots);
 
@@ -183,16 +191,21 @@ export function createReflectionService(
     }
   }
 
+  const respond = (req: ServerReflectionRequest): ServerReflectionResponse =>
+    create(ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: answer(req) });
+
   return (router) => {
     router.service(ServerReflection, {
       async *serverReflectionInfo(requests: AsyncIterable<ServerReflectionRequest>) {
         // One answer per request, in order; the stream ends when the client half-closes.
+        for await (const req of requests) yield respond(req);
+      },
+    });
+    router.service(v1alpha.ServerReflection, {
+      async *serverReflectionInfo(requests: AsyncIterable<v1alpha.ServerReflectionRequest>) {
         for await (const req of requests) {
-          yield create(ServerReflectionResponseSchema, {
-            validHost: req.host,
-            originalRequest: req,
-            messageResponse: answer(req),
-          });
+          const asV1 = fromBinary(ServerReflectionRequestSchema, toBinary(v1alpha.ServerReflectionRequestSchema, req));
+          yield fromBinary(v1alpha.ServerReflectionResponseSchema, toBinary(ServerReflectionResponseSchema, respond(asV1)));
         }
       },
     });

@@ -24,12 +24,24 @@ export interface ApiServerOptions {
   maxConcurrentStreams?: number;
   /** `Strict-Transport-Security` max-age on every response, s; 0 = none. @default 0 */
   hstsMaxAgeS?: number;
+  /** JSON requests with fields the message does not have: refused (INVALID_ARGUMENT) or dropped. @default "ignore" (connect-es's) */
+  jsonUnknownFields?: "reject" | "ignore";
   log: Logger;
   /**
    * Plain HTTP routes beside the RPCs (static files, the CRL), tried in order for any request that
    * is not an RPC; the first whose `match` accepts the path answers it. Anything else gets 404.
    */
   http?: HttpRoute[];
+}
+
+/**
+ * The router's JSON options for a `TETHER_JSON_UNKNOWN_FIELDS` setting. connect-es ignores unknown
+ * JSON fields unless `ignoreUnknownFields` is false; then protobuf-es refuses them and connect
+ * answers INVALID_ARGUMENT ("cannot decode message tether.v1.CreateTaskRequest from JSON: key
+ * "requestID" is unknown"). Only reading is affected: responses are written as before.
+ */
+export function jsonReadOptions(setting: "reject" | "ignore"): { ignoreUnknownFields: boolean } {
+  return { ignoreUnknownFields: setting === "ignore" };
 }
 
 type NodeHandlerFn = NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallback"]>;
@@ -69,6 +81,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     },
     shutdownSignal: shutdown.signal,
     readMaxBytes: opts.readMaxBytes,
+    jsonOptions: jsonReadOptions(opts.jsonUnknownFields ?? "ignore"),
     fallback: (req, res) => {
       const pathname = new URL(req.url ?? "/", "https://localhost").pathname;
       if (answerUnknownMethod(req, res)) return;

@@ -39,7 +39,8 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
     maxConnections: config.database.poolSize,
     log: log.child({ component: "db" }),
   });
-  life.add({ name: "database", stop: () => db.close() });
+  // The database stops last, so after a clean stop its line is the log's last: the one that says nothing was lost.
+  life.add({ name: "database", stop: () => db.close(), done: db.embedded ? "database flushed to disk and closed" : "database connections closed" });
   const coreLog = log.child({ component: "core" });
   // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
   const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" }), await amqpTls(config.amqp.url, pki)) : undefined;

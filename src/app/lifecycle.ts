@@ -5,6 +5,8 @@ export interface StopStep {
   /** Logged with the step's duration ("stopped", or why it was cut off). */
   name: string;
   stop: () => Promise<void> | void;
+  /** The message logged when the step finished in time. @default "stopped" */
+  done?: string;
   /** How long the step may take before it is abandoned and the next one runs. @default the lifecycle's default */
   timeoutMs?: number;
 }
@@ -40,7 +42,7 @@ export function createAppLifecycle(log: Logger, defaultTimeoutMs = 15_000): AppL
       const outcome = await Promise.race([Promise.resolve().then(step.stop), timedOut]);
       const ms = Math.round(performance.now() - started);
       if (outcome === "timeout") log.error({ step: step.name, ms, timeoutMs: bound }, "shutdown step timed out; continuing");
-      else log.info({ step: step.name, ms }, "stopped");
+      else log.info({ step: step.name, ms }, step.done ?? "stopped");
     } catch (err) {
       log.error({ err, step: step.name, ms: Math.round(performance.now() - started) }, "error during shutdown");
     } finally {

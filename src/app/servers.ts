@@ -46,6 +46,7 @@ export async function startApi(
     trustedProxies: config.api.trustedProxies,
     maxConcurrentStreams: config.api.maxConcurrentStreams,
     hstsMaxAgeS: config.api.hstsMaxAgeS,
+    jsonUnknownFields: config.api.jsonUnknownFields,
     log: apiLog,
     // The CRL before the console: the console's routes fall back to index.html for any path.
     http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],

@@ -97,7 +97,7 @@ export function serviceRoutes(entries: ServiceEntry[], health: HealthService): (
     ...entries,
     { name: "grpc.health.v1.Health", files: [], mount: (router) => health.routes(router) },
   ];
-  const reflection = createReflectionService(all.flatMap((e) => e.files), [...all.map((e) => e.name), "grpc.reflection.v1.ServerReflection"]);
+  const reflection = createReflectionService(all.flatMap((e) => e.files), [...all.map((e) => e.name), "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
   return (router) => {
     for (const e of all) e.mount(router);
     reflection(router);

@@ -6,7 +6,7 @@ import { installUncaughtGuard } from "../store/driver-guard.js";
 /** `tether serve`: runs the control plane until SIGINT/SIGTERM, then stops gracefully. */
 export async function serve(): Promise<void> {
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
   installUncaughtGuard(log);
   const app = await startApp(config, log);
   let signals = 0;

@@ -115,8 +115,16 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
     },
 
     async setPresence(id, online, now) {
-      const rows = await sql`UPDATE devices SET online = ${online}, last_seen_time = ${now} WHERE id = ${id} RETURNING id`;
-      return rows.length > 0;
+      const rows = await sql<{ firmware_version: string }[]>`UPDATE devices SET online = ${online}, last_seen_time = ${now} WHERE id = ${id} RETURNING firmware_version`;
+      return rows[0] ? { firmwareVersion: rows[0].firmware_version } : undefined;
+    },
+
+    async setFirmwareVersion(id, firmwareVersion) {
+      const rows = await sql<DeviceRow[]>`
+        UPDATE devices SET firmware_version = ${firmwareVersion}, revision = revision + 1
+        WHERE id = ${id} AND firmware_version IS DISTINCT FROM ${firmwareVersion}
+        RETURNING *`;
+      return rows[0] ? toStored(rows[0]) : undefined;
     },
 
     async setAllOffline() {

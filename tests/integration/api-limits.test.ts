@@ -219,6 +219,27 @@ describe("unknown methods", () => {
   });
 });
 
+// TETHER_JSON_UNKNOWN_FIELDS defaults to reject: a typo in a JSON field name is refused, not dropped.
+describe("unknown JSON fields", () => {
+  const post = (method: string, body: string) => h1(`/${method}`, "POST", { "content-type": "application/json" }, body);
+
+  it("refuses a Connect JSON request with a field the message does not have, naming it", async () => {
+    const typo = await post("tether.v1.TaskService/CreateTask", '{"parent":"devices/x","requestID":"7f1c"}');
+    expect(typo.status).toBe(400);
+    expect(JSON.parse(typo.body)).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/tether\.v1\.CreateTaskRequest from JSON: key "requestID" is unknown/) });
+    const health = await post("grpc.health.v1.Health/Check", '{"servic":""}');
+    expect(health.status).toBe(400);
+  });
+
+  it("accepts the same request with known fields (lowerCamelCase or the proto name)", async () => {
+    for (const body of ['{"service":""}', "{}"]) {
+      const ok = await post("grpc.health.v1.Health/Check", body);
+      expect(ok.status, body).toBe(200);
+      expect(JSON.parse(ok.body)).toEqual({ status: "SERVING" });
+    }
+  });
+});
+
 describe("security headers", () => {
   const HSTS = "max-age=31536000";
   const expectHeaders = (what: string, h: Record<string, unknown>, hsts = true) => {

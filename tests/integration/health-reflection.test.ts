@@ -20,13 +20,14 @@ import type {
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_tether_v1_device_service } from "../../gen/tether/v1/device_service_pb.js";
 import { createGrpcJsClient } from "../../src/api/grpc-js-client.js";
 import type { GrpcJsClient } from "../../src/api/grpc-js-client.js";
 import { createHealthService } from "../../src/api/health.js";
 import { createReflectionService, fileRegistryFromDescriptors } from "../../src/api/reflection.js";
 
-const SERVICES = ["tether.v1.DeviceService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"];
+const SERVICES = ["tether.v1.DeviceService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 const BUF = "node_modules/.bin/buf";
 const execFileAsync = promisify(execFile);
 
@@ -36,6 +37,7 @@ let port: number;
 let health: ReturnType<typeof createHealthService>;
 let healthClient: GrpcJsClient<typeof Health>;
 let reflectionClient: GrpcJsClient<typeof ServerReflection>;
+let v1alphaClient: GrpcJsClient<typeof v1alpha.ServerReflection>;
 
 beforeAll(async () => {
   health = createHealthService();
@@ -58,11 +60,13 @@ beforeAll(async () => {
   const creds = grpc.credentials.createInsecure();
   healthClient = createGrpcJsClient(Health, `127.0.0.1:${port}`, creds);
   reflectionClient = createGrpcJsClient(ServerReflection, `127.0.0.1:${port}`, creds);
+  v1alphaClient = createGrpcJsClient(v1alpha.ServerReflection, `127.0.0.1:${port}`, creds);
 });
 
 afterAll(async () => {
   healthClient?.close();
   reflectionClient?.close();
+  v1alphaClient?.close();
   health?.shutdown();
   for (const s of sessions) s.destroy();
   await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -206,6 +210,41 @@ describe("grpc.reflection.v1.ServerReflection", () => {
     expect(methods.stdout).toContain("tether.v1.DeviceService/CreateDevice");
     const check = await execFileAsync(BUF, [...flags, "-d", '{"service":""}', `${base}/grpc.health.v1.Health/Check`]);
     expect(JSON.parse(check.stdout)).toEqual({ status: "SERVING" });
+  });
+});
+
+// What older grpcurl, Postman and GUI clients call: the same answers under the v1alpha names.
+describe("grpc.reflection.v1alpha.ServerReflection", () => {
+  async function reflectV1alpha(...requests: MessageInitShape<typeof v1alpha.ServerReflectionRequestSchema>[]): Promise<v1alpha.ServerReflectionResponse[]> {
+    const call = v1alphaClient.bidiStream("serverReflectionInfo");
+    for (const r of requests) call.write(r as v1alpha.ServerReflectionRequest);
+    call.end();
+    const out: v1alpha.ServerReflectionResponse[] = [];
+    for await (const res of call) out.push(res);
+    return out;
+  }
+
+  it("lists the services and describes them, as v1 does", async () => {
+    const [list, file, missing] = await reflectV1alpha(
+      { host: "h", messageRequest: { case: "listServices", value: "" } },
+      { messageRequest: { case: "fileContainingSymbol", value: "tether.v1.DeviceService" } },
+      { messageRequest: { case: "fileContainingSymbol", value: "tether.v1.Nope" } },
+    );
+    expect(list?.$typeName).toBe("grpc.reflection.v1alpha.ServerReflectionResponse");
+    expect(list?.validHost).toBe("h");
+    expect(list?.originalRequest?.messageRequest.case).toBe("listServices");
+    const names = list?.messageResponse.case === "listServicesResponse" ? list.messageResponse.value.service.map((s) => s.name) : [];
+    expect(names.sort()).toEqual([...SERVICES].sort());
+    if (file?.messageResponse.case !== "fileDescriptorResponse") throw new Error(`expected a file, got ${file?.messageResponse.case}`);
+    const registry = fileRegistryFromDescriptors(file.messageResponse.value.fileDescriptorProto);
+    expect(registry.getService("tether.v1.DeviceService")?.methods.map((m) => m.name)).toContain("CreateDevice");
+    expect(missing?.messageResponse).toMatchObject({ case: "errorResponse", value: { errorCode: 5 } });
+  });
+
+  it.skipIf(!existsSync(BUF))("works with buf curl forced to v1alpha", async () => {
+    const base = `http://127.0.0.1:${port}`;
+    const list = await execFileAsync(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", "grpc-v1alpha", "--list-services", base]);
+    expect(list.stdout.trim().split("\n").sort()).toEqual([...SERVICES].sort());
   });
 });
 

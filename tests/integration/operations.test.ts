@@ -46,8 +46,8 @@ describe("reflection", () => {
       const list = answers[0]!.messageResponse;
       expect(list.case).toBe("listServicesResponse");
       const names = list.case === "listServicesResponse" ? list.value.service.map((x) => x.name) : [];
-      expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "tether.v1.JobService", "tether.device.v1.DeviceGatewayService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
-      expect(names).toHaveLength(13);
+      expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "tether.v1.JobService", "tether.device.v1.DeviceGatewayService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]));
+      expect(names).toHaveLength(14);
       const files = answers[1]!.messageResponse;
       const protos: FileDescriptorProto[] = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];
       expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateDevice", "GetDevice", "ListDevices", "UpdateDevice", "DeleteDevice", "WatchDevices"]);

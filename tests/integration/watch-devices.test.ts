@@ -82,6 +82,24 @@ describe("DeviceService.WatchDevices", () => {
     }
   });
 
+  it("follows the firmware version a device reports in its Hello over MQTT, and announces it", async () => {
+    await as("stan", DeviceService).updateDevice({ device: { name: "devices/stan-led", firmwareVersion: "1.0.0" }, updateMask: { paths: ["firmware_version"] } });
+    const w = watch(as("stan", DeviceService));
+    const dev = await rawDevice(s, "stan-led");
+    try {
+      await w.next("INITIAL_COMPLETE");
+      await dev.send({ case: "hello", value: { firmwareVersion: "1.2.3", wantPendingTasks: true } });
+      await eventually(async () => w.seen.some((r) => r.device?.name === "devices/stan-led" && r.device.firmwareVersion === "1.2.3"), 15_000, "the reported firmware on the watch");
+      expect((await as("stan", DeviceService).getDevice({ name: "devices/stan-led" })).firmwareVersion).toBe("1.2.3");
+      // Hello said online; leave offline as the first test does, before the next test watches stan's devices.
+      await dev.publishRaw(presenceTopic("stan-led"), PRESENCE_OFFLINE);
+    } finally {
+      await dev.close();
+      await w.stop();
+    }
+    await eventually(async () => (await as("stan", DeviceService).getDevice({ name: "devices/stan-led" })).connectivity?.online === false, 15_000, "stan-led offline");
+  });
+
   it("a stranger's watch never carries devices they cannot see; a share applies at once", async () => {
     const w = watch(as("stan", DeviceService));
     try {

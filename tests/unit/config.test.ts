@@ -4,7 +4,7 @@ import { loadConfig } from "../../src/config.js";
 describe("loadConfig", () => {
   it("has defaults that run the embedded stack", () => {
     const c = loadConfig({}, "/srv/tether");
-    expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024, trustedProxies: [], maxConcurrentStreams: 100, maxStreamsPerPrincipal: 32, hstsMaxAgeS: 31_536_000 });
+    expect(c.api).toEqual({ host: "127.0.0.1", port: 8443, readMaxBytes: 4 * 1024 * 1024, trustedProxies: [], maxConcurrentStreams: 100, maxStreamsPerPrincipal: 32, hstsMaxAgeS: 31_536_000, jsonUnknownFields: "reject" });
     expect(c.mqtt).toEqual({ host: "127.0.0.1", port: 8883, maxPayloadBytes: 256 * 1024, uplinkRatePerS: 100, uplinkBurst: 500 });
     expect(c.tasks).toEqual({ sweepIntervalMs: 1000, ackTimeoutMs: 10_000, maxCreatesInFlight: 512 });
     expect(c.jobs).toEqual({ tickMs: 1000, batchSize: 1000, rescanMs: 5000 });
@@ -36,6 +36,8 @@ describe("loadConfig", () => {
     expect(c.api).toMatchObject({ maxConcurrentStreams: 50, maxStreamsPerPrincipal: 4, hstsMaxAgeS: 0 });
     expect(c.telemetry.maxMetricsPerDevice).toBe(10);
     expect(loadConfig({}).telemetry.maxMetricsPerDevice).toBe(200);
+    expect(loadConfig({ TETHER_JSON_UNKNOWN_FIELDS: "ignore" }).api.jsonUnknownFields).toBe("ignore");
+    expect(() => loadConfig({ TETHER_JSON_UNKNOWN_FIELDS: "drop" })).toThrow(/TETHER_JSON_UNKNOWN_FIELDS=drop: expected one of reject, ignore/);
     expect(() => loadConfig({ TETHER_HTTP2_MAX_CONCURRENT_STREAMS: "0" })).toThrow(/TETHER_HTTP2_MAX_CONCURRENT_STREAMS=0: expected an integer between 1 and 10000/);
     expect(() => loadConfig({ TETHER_MAX_STREAMS_PER_PRINCIPAL: "many" })).toThrow(/TETHER_MAX_STREAMS_PER_PRINCIPAL=many/);
     expect(() => loadConfig({ TETHER_HSTS_MAX_AGE_S: "-1" })).toThrow(/TETHER_HSTS_MAX_AGE_S=-1/);

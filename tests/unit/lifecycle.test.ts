@@ -28,6 +28,15 @@ describe("app lifecycle", () => {
     expect(c.lines.every((l) => typeof l.fields.ms === "number")).toBe(true);
   });
 
+  it("logs a step's own done message, so the database's flush is the last line of a clean stop", async () => {
+    const c = capture();
+    const life = createAppLifecycle(c.log);
+    life.add({ name: "database", stop: () => {}, done: "database flushed to disk and closed" });
+    life.add({ name: "api", stop: () => {} });
+    await life.stop();
+    expect(c.lines.map((l) => [l.msg, l.fields.step])).toEqual([["stopped", "api"], ["database flushed to disk and closed", "database"]]);
+  });
+
   it("cuts off a hung step at its bound and still runs the rest", async () => {
     vi.useFakeTimers();
     const c = capture();

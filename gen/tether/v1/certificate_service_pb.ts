@@ -131,7 +131,8 @@ export type ListCertificatesRequest = Message<"tether.v1.ListCertificatesRequest
   parent: string;
 
   /**
-   * Maximum per page, 1–1000; 0 means 50.
+   * Maximum certificates per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 2;
    */

@@ -68,7 +68,10 @@ export type Device = Message<"tether.v1.Device"> & {
   owner: string;
 
   /**
-   * Firmware version the device last reported (or was registered with).
+   * Firmware version the device runs, at most 64 characters: the one it reported in its last
+   * Hello (tether.device.v1.Hello.firmware_version), or, until it reports one, the one it was
+   * created or updated with. The device's report wins: a Hello with a different, non-empty
+   * version replaces a value set through the API (and changes the etag); an empty one keeps it.
    *
    * @generated from field: string firmware_version = 6;
    */

@@ -75,7 +75,8 @@ export const GetDeviceRequestSchema: GenMessage<GetDeviceRequest> = /*@__PURE__*
  */
 export type ListDevicesRequest = Message<"tether.v1.ListDevicesRequest"> & {
   /**
-   * Maximum devices per page, 1–1000; 0 means 50. Larger values are coerced to 1000.
+   * Maximum devices per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */

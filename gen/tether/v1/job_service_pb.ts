@@ -71,7 +71,8 @@ export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
  */
 export type ListJobsRequest = Message<"tether.v1.ListJobsRequest"> & {
   /**
-   * Maximum jobs per page, 1–1000; 0 means 50.
+   * Maximum jobs per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -211,7 +212,8 @@ export type ListJobExecutionsRequest = Message<"tether.v1.ListJobExecutionsReque
   parent: string;
 
   /**
-   * Maximum executions per page, 1–1000; 0 means 50.
+   * Maximum executions per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 2;
    */

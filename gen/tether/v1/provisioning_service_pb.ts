@@ -76,7 +76,8 @@ export const GetProvisioningTemplateRequestSchema: GenMessage<GetProvisioningTem
  */
 export type ListProvisioningTemplatesRequest = Message<"tether.v1.ListProvisioningTemplatesRequest"> & {
   /**
-   * Maximum per page, 1–1000; 0 means 50.
+   * Maximum templates per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -258,7 +259,8 @@ export type ListProvisioningRecordsRequest = Message<"tether.v1.ListProvisioning
   parent: string;
 
   /**
-   * Maximum per page, 1–1000; 0 means 50.
+   * Maximum records per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 2;
    */

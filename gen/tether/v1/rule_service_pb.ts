@@ -73,7 +73,8 @@ export const GetRuleRequestSchema: GenMessage<GetRuleRequest> = /*@__PURE__*/
  */
 export type ListRulesRequest = Message<"tether.v1.ListRulesRequest"> & {
   /**
-   * Maximum rules per page, 1–1000; 0 means 50. Larger values are coerced to 1000.
+   * Maximum rules per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -314,7 +315,8 @@ export type ListRuleRunsRequest = Message<"tether.v1.ListRuleRunsRequest"> & {
   parent: string;
 
   /**
-   * Maximum runs per page, 1–1000; 0 means 50.
+   * Maximum runs per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 2;
    */

@@ -155,7 +155,8 @@ export const CreateGrantRequestSchema: GenMessage<CreateGrantRequest> = /*@__PUR
  */
 export type ListGrantsRequest = Message<"tether.v1.ListGrantsRequest"> & {
   /**
-   * Maximum grants per page, 1–1000; 0 means 50.
+   * Maximum grants per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */

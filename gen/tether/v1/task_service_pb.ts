@@ -143,7 +143,8 @@ export type ListTasksRequest = Message<"tether.v1.ListTasksRequest"> & {
   parent: string;
 
   /**
-   * Maximum tasks per page, 1–1000; 0 means 50.
+   * Maximum tasks per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 2;
    */

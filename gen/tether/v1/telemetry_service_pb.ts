@@ -66,7 +66,8 @@ export type QueryTelemetryRequest = Message<"tether.v1.QueryTelemetryRequest"> &
   aggregation: Aggregation;
 
   /**
-   * Points per page, 1–10000; 0 means 1000.
+   * Points per page, 1–10000: 0 means 1000, a larger value means 10000, a negative one is
+   * INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 7;
    */

@@ -79,7 +79,8 @@ export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
  */
 export type ListUsersRequest = Message<"tether.v1.ListUsersRequest"> & {
   /**
-   * Maximum users per page, 1–1000; 0 means 50.
+   * Maximum users per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */
@@ -228,7 +229,8 @@ export const CreateGroupRequestSchema: GenMessage<CreateGroupRequest> = /*@__PUR
  */
 export type ListGroupsRequest = Message<"tether.v1.ListGroupsRequest"> & {
   /**
-   * Maximum groups per page, 1–1000; 0 means 50.
+   * Maximum groups per page, 1–1000: 0 means 50, a larger value means 1000,
+   * a negative one is INVALID_ARGUMENT.
    *
    * @generated from field: int32 page_size = 1;
    */

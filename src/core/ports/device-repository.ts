@@ -47,8 +47,18 @@ export interface DeviceRepository {
   delete(id: string, opts: { expectedRevision?: number; now: Date; revocationReason: number }): Promise<DeletedDevice | undefined>;
   /** The latest deletion time of every device id ever deleted (offline-signed certificates of an earlier incarnation are refused). */
   deletions(): Promise<DeviceDeletion[]>;
-  /** Records a connect or disconnect; returns false for an unknown device. */
-  setPresence(id: string, online: boolean, now: Date): Promise<boolean>;
+  /**
+   * Records a connect or disconnect. Returns the firmware version stored for the device (so a
+   * Hello can tell whether its report changes anything without another read), or undefined for
+   * an unknown device.
+   */
+  setPresence(id: string, online: boolean, now: Date): Promise<{ firmwareVersion: string } | undefined>;
+  /**
+   * Stores the firmware version a device reported, if it differs from the stored one. The
+   * revision moves too (a visible field changed: an UpdateDevice that read the old version must
+   * not write it back); `update_time` does not, it is the API's. Returns the device if it changed.
+   */
+  setFirmwareVersion(id: string, firmwareVersion: string): Promise<StoredDevice | undefined>;
   /** Marks every online device offline (the broker became unreachable); returns them as changed. */
   setAllOffline(now: Date): Promise<Device[]>;
   /** Records that the device was heard from. */

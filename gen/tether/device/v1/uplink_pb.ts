@@ -169,7 +169,8 @@ export const UplinkSchema: GenMessage<Uplink> = /*@__PURE__*/
  */
 export type Hello = Message<"tether.device.v1.Hello"> & {
   /**
-   * Firmware version running now.
+   * Firmware version running now; stored as the device's `firmware_version` (tether.v1.Device)
+   * when it differs. Empty: not reported, the stored one stays.
    * Bounds: at most 64 bytes.
    *
    * @generated from field: string firmware_version = 1;
