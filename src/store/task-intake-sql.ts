@@ -20,13 +20,16 @@ export async function lockIntakeDevices(tx: Sql | TxSql, deviceIds: readonly str
   const out = new Map<string, IntakeDevice>();
   const ids = [...new Set(deviceIds)].sort();
   if (ids.length === 0) return out;
+  // One device (every CreateTask) gets plain equality and an IN list of the open states: the
+  // planner then uses the partial index of open tasks, which an array parameter hides from it.
+  const one = ids.length === 1 ? ids[0]! : undefined;
   const devs = await tx`
     SELECT id, kind, labels, owner, max_pending_tasks, online FROM devices
-    WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`;
+    WHERE ${one !== undefined ? tx`id = ${one}` : tx`id = ANY(${ids}::text[])`} ORDER BY id FOR UPDATE`;
   if (devs.length === 0) return out;
   const counts = await tx`
     SELECT device_id, count(*)::int AS n FROM tasks
-    WHERE device_id = ANY(${devs.map((d) => String(d.id))}::text[]) AND state = ANY(${OPEN}::text[]) GROUP BY device_id`;
+    WHERE ${one !== undefined ? tx`device_id = ${one}` : tx`device_id = ANY(${devs.map((d) => String(d.id))}::text[])`} AND state IN ${tx(OPEN)} GROUP BY device_id`;
   const open = new Map(counts.map((c) => [String(c.device_id), Number(c.n)]));
   for (const d of devs) {
     const id = String(d.id);
