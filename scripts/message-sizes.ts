@@ -3,7 +3,14 @@
  * MQTT receive buffer must hold. Computed from the descriptors, so it follows the bounds.
  */
 import { isFieldSet } from "@bufbuild/protobuf";
-import { type DescriptorProto, type FieldDescriptorProto, FieldDescriptorProto_Label as Label, FieldDescriptorProto_Type as T, FieldDescriptorProtoSchema, type FileDescriptorSet } from "@bufbuild/protobuf/wkt";
+import {
+  type DescriptorProto,
+  type FieldDescriptorProto,
+  FieldDescriptorProto_Label as Label,
+  FieldDescriptorProto_Type as T,
+  FieldDescriptorProtoSchema,
+  type FileDescriptorSet,
+} from "@bufbuild/protobuf/wkt";
 import type { Bound } from "./device-bounds.js";
 
 /** The oneof a field belongs to (descriptor.proto is proto2: an unset index reads as 0). */
@@ -14,11 +21,21 @@ const varintLen = (n: number) => (n < 128 ? 1 : Math.ceil(Math.log2(n + 1) / 7))
 /** Bytes of the largest value of a scalar type (varints at their widest: negative int32 takes 10). */
 function scalarMax(t: T): number {
   switch (t) {
-    case T.DOUBLE: case T.FIXED64: case T.SFIXED64: return 8;
-    case T.FLOAT: case T.FIXED32: case T.SFIXED32: return 4;
-    case T.BOOL: return 1;
-    case T.UINT32: case T.SINT32: return 5;
-    default: return 10; // int32, int64, uint64, sint64, enum
+    case T.DOUBLE:
+    case T.FIXED64:
+    case T.SFIXED64:
+      return 8;
+    case T.FLOAT:
+    case T.FIXED32:
+    case T.SFIXED32:
+      return 4;
+    case T.BOOL:
+      return 1;
+    case T.UINT32:
+    case T.SINT32:
+      return 5;
+    default:
+      return 10; // int32, int64, uint64, sint64, enum
   }
 }
 
@@ -56,7 +73,8 @@ export function maxBodySizes(set: FileDescriptorSet, bounds: Map<string, Bound>,
       if (f.type === T.STRING || f.type === T.BYTES) return b?.maxBytes === undefined ? Infinity : lengthDelimited(b.maxBytes);
       if (f.type === T.MESSAGE) {
         const entry = messages.get(f.typeName.slice(1));
-        if (entry?.options?.mapEntry) return lengthDelimited(1 + lengthDelimited(b?.keyMaxBytes ?? Infinity) + 1 + lengthDelimited(b?.valueMaxBytes ?? Infinity));
+        if (entry?.options?.mapEntry)
+          return lengthDelimited(1 + lengthDelimited(b?.keyMaxBytes ?? Infinity) + 1 + lengthDelimited(b?.valueMaxBytes ?? Infinity));
         return lengthDelimited(sizeOf(f.typeName.slice(1)));
       }
       return scalarMax(f.type);

@@ -280,7 +280,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     },
     telemetry: {
-      ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi").split(",").map((x) => x.trim()).filter(Boolean),
+      ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi")
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
       retentionDays: int(env, "TETHER_TELEMETRY_RETENTION_DAYS", 30, 1, 36_500),
       maxAgeSeconds: int(env, "TETHER_TELEMETRY_MAX_AGE_S", 7 * 86_400, 60, 366 * 86_400),
       maxFutureSeconds: int(env, "TETHER_TELEMETRY_MAX_FUTURE_S", 300, 0, 86_400),
@@ -327,12 +330,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   };
   // A session's last refresh token must outlive its access tokens: it is how a password change finds the session to end.
   if (config.auth.refreshTokenTtlS < config.auth.accessTokenTtlS) {
-    throw new Error(`TETHER_REFRESH_TOKEN_TTL_S=${config.auth.refreshTokenTtlS} is shorter than TETHER_ACCESS_TOKEN_TTL_S=${config.auth.accessTokenTtlS}: a refresh token must live at least as long as an access token`);
+    throw new Error(
+      `TETHER_REFRESH_TOKEN_TTL_S=${config.auth.refreshTokenTtlS} is shorter than TETHER_ACCESS_TOKEN_TTL_S=${config.auth.accessTokenTtlS}: a refresh token must live at least as long as an access token`,
+    );
   }
   if (config.auth.loginBackoffMaxS < config.auth.loginBackoffBaseS) {
     throw new Error(`TETHER_LOGIN_BACKOFF_MAX_S=${config.auth.loginBackoffMaxS} is below TETHER_LOGIN_BACKOFF_BASE_S=${config.auth.loginBackoffBaseS}`);
   }
-  if (config.deviceLink === "amqp" && !config.amqp.url) throw new Error("TETHER_DEVICE_LINK=amqp needs AMQP_URL (the RabbitMQ the devices' MQTT plugin runs on)");
+  if (config.deviceLink === "amqp" && !config.amqp.url)
+    throw new Error("TETHER_DEVICE_LINK=amqp needs AMQP_URL (the RabbitMQ the devices' MQTT plugin runs on)");
   if (config.deviceLink === "amqp" && config.mqttLink.url) throw new Error("TETHER_DEVICE_LINK=amqp and MQTT_URL both name the device broker: set one of them");
   return deepFreeze(config);
 }
@@ -349,7 +355,8 @@ function optionalPath(v: string | undefined, cwd: string): string | undefined {
 /** The bridge authenticates with its certificate, so the external broker must speak TLS. */
 function mqttUrl(v: string | undefined): string | undefined {
   const u = nonEmpty(v);
-  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u)) throw new Error(`MQTT_URL=${redactUrl(u)}: expected mqtts://host:port (TLS with client certificates)`);
+  if (u !== undefined && !/^(mqtts|ssl|wss):\/\/[^/]+/.test(u))
+    throw new Error(`MQTT_URL=${redactUrl(u)}: expected mqtts://host:port (TLS with client certificates)`);
   return u;
 }
 
@@ -362,13 +369,17 @@ function sharedGroup(v: string | undefined): string {
 
 /** `TETHER_TRUSTED_PROXIES`: IPv4/IPv6 addresses and CIDR ranges, checked here so a typo fails the start. */
 function addressList(env: NodeJS.ProcessEnv, name: string): string[] {
-  const items = (env[name] ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+  const items = (env[name] ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
   for (const item of items) {
     const [ip = "", prefix, extra] = item.split("/");
     const family = isIP(ip);
     const bits = family === 6 ? 128 : 32;
     const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
-    if (family === 0 || !prefixOk || extra !== undefined) throw new Error(`${name}: "${item}" is not an IP address or CIDR range (e.g. 10.0.0.5, 172.31.244.0/29, fd00::/64)`);
+    if (family === 0 || !prefixOk || extra !== undefined)
+      throw new Error(`${name}: "${item}" is not an IP address or CIDR range (e.g. 10.0.0.5, 172.31.244.0/29, fd00::/64)`);
   }
   return items;
 }

@@ -40,13 +40,23 @@ export function formatLogLine(line: string, colour: boolean): string {
   }
   const paint = (code: string, text: string) => (colour ? `\x1b[${code}m${text}\x1b[0m` : text);
   const level = LEVELS[Number(entry.level)] ?? { name: String(entry.level ?? "?").toUpperCase(), colour: "0" };
-  const time = typeof entry.time === "string" ? (entry.time.match(/T(\d\d:\d\d:\d\d(?:\.\d+)?)/)?.[1] ?? entry.time) : typeof entry.time === "number" ? new Date(entry.time).toISOString().slice(11, 23) : "";
+  const time =
+    typeof entry.time === "string"
+      ? (entry.time.match(/T(\d\d:\d\d:\d\d(?:\.\d+)?)/)?.[1] ?? entry.time)
+      : typeof entry.time === "number"
+        ? new Date(entry.time).toISOString().slice(11, 23)
+        : "";
   let stack: string | undefined;
   const fields: string[] = [];
   for (const [key, value] of Object.entries(entry)) {
     if (SHOWN_APART.has(key) || value === undefined) continue;
     // pino's err serializer: show the message in place, the stack below.
-    if (value !== null && typeof value === "object" && typeof (value as { message?: unknown }).message === "string" && typeof (value as { stack?: unknown }).stack === "string") {
+    if (
+      value !== null &&
+      typeof value === "object" &&
+      typeof (value as { message?: unknown }).message === "string" &&
+      typeof (value as { stack?: unknown }).stack === "string"
+    ) {
       fields.push(`${paint("2", `${key}=`)}${formatValue((value as { message: string }).message)}`);
       stack = (value as { stack: string }).stack;
       continue;
@@ -55,7 +65,12 @@ export function formatLogLine(line: string, colour: boolean): string {
   }
   const head = [paint("2", time), paint(level.colour, level.name.padEnd(5)), typeof entry.msg === "string" ? entry.msg : ""].filter((s) => s !== "").join(" ");
   const body = fields.length ? `${head} ${fields.join(" ")}` : head;
-  const tail = stack ? `\n${stack.split("\n").map((l) => `    ${paint("2", l.trim())}`).join("\n")}` : "";
+  const tail = stack
+    ? `\n${stack
+        .split("\n")
+        .map((l) => `    ${paint("2", l.trim())}`)
+        .join("\n")}`
+    : "";
   return `${body}${tail}\n`;
 }
 

@@ -6,10 +6,28 @@ import { formatLogLine, type LogFormatSetting, resolveLogFormat, wantsColour } f
  * does not log them in the first place; this is the second line of defence.
  */
 export const REDACT_PATHS = [
-  "password", "*.password", "newPassword", "*.newPassword",
-  "accessToken", "*.accessToken", "refreshToken", "*.refreshToken", "token", "*.token",
-  "secret", "*.secret", "apiKey", "*.apiKey", "authorization", "*.authorization",
-  "headers.authorization", "*.headers.authorization", "passwordHash", "*.passwordHash", "privateJwk", "*.privateJwk",
+  "password",
+  "*.password",
+  "newPassword",
+  "*.newPassword",
+  "accessToken",
+  "*.accessToken",
+  "refreshToken",
+  "*.refreshToken",
+  "token",
+  "*.token",
+  "secret",
+  "*.secret",
+  "apiKey",
+  "*.apiKey",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  "passwordHash",
+  "*.passwordHash",
+  "privateJwk",
+  "*.privateJwk",
 ];
 
 /**

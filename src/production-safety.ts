@@ -58,7 +58,9 @@ export function productionProblems(env: NodeJS.ProcessEnv): string[] {
   const problems: string[] = [];
   const secret = nonEmpty(env.TETHER_SIGNING_KEY_SECRET);
   if (secret === undefined) {
-    problems.push("TETHER_SIGNING_KEY_SECRET is not set: JWT signing keys would be stored unsealed in the database (give every replica the same random value from a secret)");
+    problems.push(
+      "TETHER_SIGNING_KEY_SECRET is not set: JWT signing keys would be stored unsealed in the database (give every replica the same random value from a secret)",
+    );
   } else if (isPlaceholder(secret)) {
     problems.push("TETHER_SIGNING_KEY_SECRET is a placeholder: set a random value (openssl rand -base64 32)");
   } else if (secret.length < MIN_SIGNING_KEY_SECRET_LENGTH) {

@@ -55,7 +55,9 @@ export function App() {
         </nav>
         <div className="who">
           {s.kind === "certificate" ? (
-            <span title="The browser presented a client certificate from Tether's CA. Remove it from the browser to sign out.">signed in with a client certificate</span>
+            <span title="The browser presented a client certificate from Tether's CA. Remove it from the browser to sign out.">
+              signed in with a client certificate
+            </span>
           ) : (
             <>
               <span>{s.username}</span>

@@ -37,7 +37,12 @@ export function readable(err: unknown): ReadableError {
   const code = Code[ce.code] ?? "Unknown";
   const hint = HINTS[ce.code];
   // rawMessage is the server's own sentence; the code name is added for context.
-  const message = ce.code === Code.InvalidArgument ? ce.rawMessage : hint && !ce.rawMessage.toLowerCase().startsWith(hint.toLowerCase()) ? `${hint}: ${ce.rawMessage}` : ce.rawMessage;
+  const message =
+    ce.code === Code.InvalidArgument
+      ? ce.rawMessage
+      : hint && !ce.rawMessage.toLowerCase().startsWith(hint.toLowerCase())
+        ? `${hint}: ${ce.rawMessage}`
+        : ce.rawMessage;
   return { message: message || code, code: snake(code), fields };
 }
 

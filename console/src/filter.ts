@@ -6,7 +6,10 @@
 export function buildFilter(kind: string, labels: string, online: string): string {
   const terms: string[] = [];
   if (kind) terms.push(`kind = ${JSON.stringify(kind)}`);
-  for (const part of labels.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of labels
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf("=");
     if (eq < 0) terms.push(`labels.${part}:*`);
     else terms.push(`labels.${part.slice(0, eq).trim()} = ${JSON.stringify(part.slice(eq + 1).trim())}`);

@@ -143,7 +143,12 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
     }
     if (!principal) return refuse("no credentials", Code.Unauthenticated, "a client certificate issued by this Tether's CA, or a bearer token, is required");
     if ((principal.kind === "device" || principal.kind === "claim") && principal.via === "certificate" && opts.checkCertificate) {
-      const reason = await opts.checkCertificate({ kind: principal.kind, commonName: principal.id, serialNumber: principal.serialNumber ?? "", notBefore: principal.notBefore ?? new Date(0) });
+      const reason = await opts.checkCertificate({
+        kind: principal.kind,
+        commonName: principal.id,
+        serialNumber: principal.serialNumber ?? "",
+        notBefore: principal.notBefore ?? new Date(0),
+      });
       if (reason) refuse(reason, Code.Unauthenticated, `the client certificate is refused: ${reason}`);
     }
     if (principal.kind === "claim") {
@@ -160,7 +165,11 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       return next(req);
     }
     if (forDevices) {
-      refuse(`${principal.kind} ${principal.id} on a device service`, Code.PermissionDenied, `${req.service.typeName} is for devices: call it with a device certificate (OU=devices), not as ${principal.kind} ${principal.id}`);
+      refuse(
+        `${principal.kind} ${principal.id} on a device service`,
+        Code.PermissionDenied,
+        `${req.service.typeName} is for devices: call it with a device certificate (OU=devices), not as ${principal.kind} ${principal.id}`,
+      );
     }
     try {
       req.contextValues.set(kAccess, await opts.accessFor(principal));
@@ -171,12 +180,22 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
     const res = await next(req);
     if (!res.stream || session === undefined || !opts.watchSession) return res;
     // A stream outlives the check above: it ends when the token's session does.
-    return { ...res, message: untilSessionEnds(res.message, session, opts.watchSession, () => opts.log.warn({ procedure, user: principal.id }, "stream ended: its session ended")) };
+    return {
+      ...res,
+      message: untilSessionEnds(res.message, session, opts.watchSession, () =>
+        opts.log.warn({ procedure, user: principal.id }, "stream ended: its session ended"),
+      ),
+    };
   };
 }
 
 /** The stream's messages, ended with UNAUTHENTICATED when the session of the access token that opened it ends. */
-async function* untilSessionEnds<T>(messages: AsyncIterable<T>, session: string, watch: NonNullable<AuthOptions["watchSession"]>, onEnd: () => void): AsyncIterable<T> {
+async function* untilSessionEnds<T>(
+  messages: AsyncIterable<T>,
+  session: string,
+  watch: NonNullable<AuthOptions["watchSession"]>,
+  onEnd: () => void,
+): AsyncIterable<T> {
   let end: (err: ConnectError) => void = () => {};
   const ended = new Promise<never>((_, reject) => (end = reject));
   ended.catch(() => {}); // observed through the race below

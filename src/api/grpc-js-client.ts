@@ -25,12 +25,14 @@ export type MethodName<S extends DescService, K extends MethodKind = MethodKind>
 }[keyof Methods<S> & string];
 
 /** What a caller may pass as the request: a message or a plain init object (`create()` input). */
-export type MethodInput<S extends DescService, N extends keyof Methods<S>> =
-  Methods<S>[N] extends { input: infer I extends DescMessage } ? MessageInitShape<I> : never;
+export type MethodInput<S extends DescService, N extends keyof Methods<S>> = Methods<S>[N] extends { input: infer I extends DescMessage }
+  ? MessageInitShape<I>
+  : never;
 
 /** The decoded response message type. */
-export type MethodOutput<S extends DescService, N extends keyof Methods<S>> =
-  Methods<S>[N] extends { output: infer O extends DescMessage } ? MessageShape<O> : never;
+export type MethodOutput<S extends DescService, N extends keyof Methods<S>> = Methods<S>[N] extends { output: infer O extends DescMessage }
+  ? MessageShape<O>
+  : never;
 
 /** The raw grpc-js client: a `grpc.Client` with one method per RPC (camelCase and original name). */
 export type GenericGrpcClient = InstanceType<grpc.ServiceClientConstructor>;

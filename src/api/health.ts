@@ -21,11 +21,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   HealthListResponseSchema,
 } from "../../gen/grpc/health/v1/health_pb.js";
-import type {
-  HealthCheckRequest,
-  HealthCheckResponse,
-  HealthListResponse,
-} from "../../gen/grpc/health/v1/health_pb.js";
+import type { HealthCheckRequest, HealthCheckResponse, HealthListResponse } from "../../gen/grpc/health/v1/health_pb.js";
 
 /** The statuses the application may set; UNKNOWN and SERVICE_UNKNOWN are the protocol's own. */
 export type SettableServingStatus = "SERVING" | "NOT_SERVING";
@@ -72,10 +68,7 @@ export function createHealthService(): HealthService {
     return create(HealthCheckResponseSchema, { status });
   }
 
-  async function* watch(
-    req: HealthCheckRequest,
-    ctx: HandlerContext,
-  ): AsyncGenerator<HealthCheckResponse> {
+  async function* watch(req: HealthCheckRequest, ctx: HandlerContext): AsyncGenerator<HealthCheckResponse> {
     let pending = false; // a change happened since we last looked
     let resume: (() => void) | undefined;
     const wake = (): void => {

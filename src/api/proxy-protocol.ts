@@ -48,7 +48,8 @@ export function createProxyListener(tls: net.Server, opts: ProxyListenerOptions)
     if (prefix === undefined) trusted.addAddress(ip, family);
     else trusted.addSubnet(ip, Number(prefix), family);
   }
-  const isTrusted = (address: string | undefined) => opts.trusted.length > 0 && address !== undefined && trusted.check(address, net.isIPv6(address) ? "ipv6" : "ipv4");
+  const isTrusted = (address: string | undefined) =>
+    opts.trusted.length > 0 && address !== undefined && trusted.check(address, net.isIPv6(address) ? "ipv6" : "ipv4");
   /** `peer address:port` → client address, for connections whose PROXY header named one. */
   const clients = new Map<string, string>();
   const key = (s: { remoteAddress?: string; remotePort?: number }) => `${s.remoteAddress}:${s.remotePort}`;

@@ -38,10 +38,7 @@ import {
   ServerReflection,
   ServerReflectionResponseSchema,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import type {
-  ServerReflectionRequest,
-  ServerReflectionResponse,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import type { ServerReflectionRequest, ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
@@ -79,10 +76,7 @@ export function registryFiles(...files: DescFile[]): DescFile[] {
  *   because a listed-but-undescribed service makes grpcurl fail later in a confusing way.
  * @returns a `routes` function to pass to `connectNodeAdapter` (or to call inside one).
  */
-export function createReflectionService(
-  files: DescFile[],
-  serviceNames: string[],
-): (router: ConnectRouter) => void {
+export function createReflectionService(files: DescFile[], serviceNames: string[]): (router: ConnectRouter) => void {
   const roots = [...files, file_grpc_reflection_v1_reflection, v1alpha.file_grpc_reflection_v1alpha_reflection];
   if (serviceNames.includes("grpc.health.v1.Health")) roots.push(file_grpc_health_v1_health);
   const allFiles = registryFiles(...roots);
@@ -172,10 +166,7 @@ export function createReflectionService(
         return fileAnswer(bySymbol.get(r.value.replace(/^\./, "")), `symbol "${r.value}"`);
       case "fileContainingExtension": {
         const { containingType, extensionNumber } = r.value;
-        return fileAnswer(
-          extensions.get(containingType)?.get(extensionNumber),
-          `extension ${extensionNumber} of "${containingType}"`,
-        );
+        return fileAnswer(extensions.get(containingType)?.get(extensionNumber), `extension ${extensionNumber} of "${containingType}"`);
       }
       case "allExtensionNumbersOfType":
         if (!messageNames.has(r.value)) return error(NOT_FOUND, `message type "${r.value}" not found`);

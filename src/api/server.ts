@@ -94,7 +94,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const hsts = (opts.hstsMaxAgeS ?? 0) > 0 ? `max-age=${opts.hstsMaxAgeS}` : undefined;
   const server = http2.createSecureServer(
     // Node allows unlimited concurrent streams per session unless told: one connection could open thousands of watches.
-    { ...opts.tls, requestCert: true, rejectUnauthorized: false, allowHTTP1: true, minVersion: "TLSv1.2", settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? 100 } },
+    {
+      ...opts.tls,
+      requestCert: true,
+      rejectUnauthorized: false,
+      allowHTTP1: true,
+      minVersion: "TLSv1.2",
+      settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? 100 },
+    },
     (req, res) => {
       // On every response of this port, RPCs and errors included (writeHead merges these in).
       res.setHeader("x-content-type-options", "nosniff");
@@ -182,7 +189,11 @@ function refuseUnknownContentType(req: http2.Http2ServerRequest, res: http2.Http
   if (RPC_CONTENT_TYPE.test(type)) return false;
   const message = `unsupported content-type "${type.slice(0, 100)}": send Content-Type: application/json (Connect JSON) or application/proto (Connect binary); gRPC and gRPC-Web clients set theirs`;
   const body = JSON.stringify({ code: "invalid_argument", message });
-  res.writeHead(415, { "content-type": "application/json", "accept-post": "application/json, application/proto, application/grpc, application/grpc-web", "content-length": Buffer.byteLength(body) });
+  res.writeHead(415, {
+    "content-type": "application/json",
+    "accept-post": "application/json, application/proto, application/grpc, application/grpc-web",
+    "content-length": Buffer.byteLength(body),
+  });
   req.resume(); // discard the body
   res.end(body);
   return true;

@@ -34,7 +34,9 @@ export function streamLimitInterceptor(opts: { maxPerPrincipal: number; counters
       opts.counters.inc("tether_api_streams_refused_total", { kind: principal?.kind ?? "anonymous" });
       opts.log.warn({ principal: key, open: held, method: req.method.name }, "streaming call refused: too many open streams");
       const who = principal ? `${principal.kind} ${principal.id}` : "this address";
-      throw new ResourceExhaustedError(`too many open streams: ${who} already has ${held} open (limit ${opts.maxPerPrincipal}); end one before opening another`);
+      throw new ResourceExhaustedError(
+        `too many open streams: ${who} already has ${held} open (limit ${opts.maxPerPrincipal}); end one before opening another`,
+      );
     }
     openBy.set(key, held + 1);
     total++;

@@ -22,7 +22,9 @@ export function answerUnknownMethod(req: Request, res: Response): boolean {
   const type = String(req.headers["content-type"] ?? "");
   const pathname = new URL(req.url ?? "/", "https://localhost").pathname;
   const grpc = req.method === "POST" && GRPC.test(type);
-  const connect = (req.method === "POST" && CONNECT.test(type)) || (req.method === "GET" && new URL(req.url ?? "/", "https://localhost").searchParams.get("connect") === "v1");
+  const connect =
+    (req.method === "POST" && CONNECT.test(type)) ||
+    (req.method === "GET" && new URL(req.url ?? "/", "https://localhost").searchParams.get("connect") === "v1");
   if (!grpc && !connect) return false;
   req.resume(); // the request body is of no use; drain it so the stream can close
   const message = `unknown method ${printable(pathname)}: this server has no such service or method (list them with server reflection)`;
@@ -53,7 +55,9 @@ export function answerUnknownMethod(req: Request, res: Response): boolean {
  * are escaped (encodeURIComponent would also escape `/` and `:`, which clients show verbatim).
  */
 function grpcPercentEncode(text: string): string {
-  return Array.from(Buffer.from(text, "utf8"), (b) => (b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`)).join("");
+  return Array.from(Buffer.from(text, "utf8"), (b) =>
+    b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, "0")}`,
+  ).join("");
 }
 
 /** The path as it may appear in a message: bounded, and only characters safe in any log or header. */

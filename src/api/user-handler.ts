@@ -13,7 +13,9 @@ export function userHandler(users: UserService): ServiceImpl<typeof UserServiceD
     getUser: (req, ctx) => users.getUser(accessOf(ctx), req.name),
     listUsers: (req, ctx) => users.listUsers(accessOf(ctx), req),
     deleteUser: async (req, ctx) => (await users.deleteUser(accessOf(ctx), req.name), empty()),
-    setPassword: async (req, ctx) => (await users.setPassword(accessOf(ctx), req.name, req.password, req.currentPassword, { revokeApiKeys: req.revokeApiKeys }), empty()),
+    setPassword: async (req, ctx) => (
+      await users.setPassword(accessOf(ctx), req.name, req.password, req.currentPassword, { revokeApiKeys: req.revokeApiKeys }), empty()
+    ),
     createGroup: (req, ctx) => users.createGroup(accessOf(ctx), req),
     listGroups: (req, ctx) => users.listGroups(accessOf(ctx), req),
     deleteGroup: async (req, ctx) => (await users.deleteGroup(accessOf(ctx), req.name), empty()),

@@ -39,16 +39,39 @@ export async function startAccess(x: Infrastructure) {
   });
   await tokens.rotate();
   // Ended sessions: in memory for the hot path, the table re-read every poll (see SessionRevocations).
-  const sessions = createSessionRevocations({ repo: credStore, feed: x.feeds.sessionFeed, clock, log: authLog, windowMs: tokens.maxTokenAgeMs, pollMs: config.auth.sessionRevocationPollMs });
+  const sessions = createSessionRevocations({
+    repo: credStore,
+    feed: x.feeds.sessionFeed,
+    clock,
+    log: authLog,
+    windowMs: tokens.maxTokenAgeMs,
+    pollMs: config.auth.sessionRevocationPollMs,
+  });
   await sessions.start();
   x.life.add({ name: "session revocations", stop: () => sessions.stop() });
   const a = config.auth;
   const limiter = createLoginLimiter(
-    { freeAttempts: a.loginFreeAttempts, backoffBaseMs: a.loginBackoffBaseS * 1000, backoffMaxMs: a.loginBackoffMaxS * 1000, perUser: a.loginMaxFailuresPerUser, perAddress: a.loginMaxFailuresPerAddress, windowMs: a.loginWindowS * 1000 },
+    {
+      freeAttempts: a.loginFreeAttempts,
+      backoffBaseMs: a.loginBackoffBaseS * 1000,
+      backoffMaxMs: a.loginBackoffMaxS * 1000,
+      perUser: a.loginMaxFailuresPerUser,
+      perAddress: a.loginMaxFailuresPerAddress,
+      windowMs: a.loginWindowS * 1000,
+    },
     stores.loginThrottle,
     clock,
   );
-  const auth = createAuthService({ users: userStore, creds: credStore, tokens, limiter, sessions, clock, log: authLog, refreshTtlMs: config.auth.refreshTokenTtlS * 1000 });
+  const auth = createAuthService({
+    users: userStore,
+    creds: credStore,
+    tokens,
+    limiter,
+    sessions,
+    clock,
+    log: authLog,
+    refreshTtlMs: config.auth.refreshTokenTtlS * 1000,
+  });
   const users = createUserService({ users: userStore, creds: credStore, rights: rightsResolver, sessions, clock });
   const shares = createShareService({ grants: grantStore, users: userStore, devices: stores.devices, rights: rightsResolver, clock });
   const accessFor = createAccessFor({ rights: rightsResolver, bootstrapAdmin: BOOTSTRAP_ADMIN });

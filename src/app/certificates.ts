@@ -27,9 +27,19 @@ export async function createCertificateChecks(x: Infrastructure) {
   const revoked = createRevocationIndex((await certificateStore.listRevoked(new Date())).map((c) => c.serialNumber));
   const isRevoked = (serial: string) => revoked.has(serial);
   // Every device or claim certificate passes this gate (revoked, reserved CN, older than its id's deletion).
-  const certificateGate = createCertificateGate({ revoked, deletions: await x.stores.devices.deletions(), certificates: certificateStore, devices: x.stores.devices });
+  const certificateGate = createCertificateGate({
+    revoked,
+    deletions: await x.stores.devices.deletions(),
+    certificates: certificateStore,
+    devices: x.stores.devices,
+  });
   const checkCertificate = certificateGate.refusal;
-  const crl = createCrlPublisher({ ca: x.pki.ca, certificates: certificateStore, path: path.join(x.config.certsDir, "crl.pem"), log: x.log.child({ component: "pki" }) });
+  const crl = createCrlPublisher({
+    ca: x.pki.ca,
+    certificates: certificateStore,
+    path: path.join(x.config.certsDir, "crl.pem"),
+    log: x.log.child({ component: "pki" }),
+  });
   await crl.refresh();
   return { revoked, isRevoked, certificateGate, checkCertificate, crl };
 }
@@ -56,7 +66,13 @@ export async function startCertificates(x: Infrastructure, checks: CertificateCh
   });
   // The bootstrap admin certificate is an ordinary certificate: listed (users/admin) and revocable.
   const adminCert = await certificates.recordUserCertificate(BOOTSTRAP_ADMIN, describeCertificate(pki.admin.certPem));
-  if (adminCert.revokeTime) x.log.child({ component: "pki" }).warn({ path: pki.paths.admin.cert, serialNumber: adminCert.serialNumber }, "the admin client certificate is revoked: remove admin.crt and admin.key from the certs directory to get a new one at the next start");
+  if (adminCert.revokeTime)
+    x.log
+      .child({ component: "pki" })
+      .warn(
+        { path: pki.paths.admin.cert, serialNumber: adminCert.serialNumber },
+        "the admin client certificate is revoked: remove admin.crt and admin.key from the certs directory to get a new one at the next start",
+      );
   const provisioning = createProvisioningService({
     provisioning: x.stores.provisioning,
     certificates: certificateStore,
@@ -84,7 +100,14 @@ export async function startCertificates(x: Infrastructure, checks: CertificateCh
     });
     x.life.add({ name: "provisioning link", stop: () => provisioningLink.close() });
   }
-  const deviceCertificates = createDeviceCertificates({ service: certificates, certificates: certificateStore, link: link.bridge, clock, log: coreLog, warningDays: config.certificates.expiryWarningDays });
+  const deviceCertificates = createDeviceCertificates({
+    service: certificates,
+    certificates: certificateStore,
+    link: link.bridge,
+    clock,
+    log: coreLog,
+    warningDays: config.certificates.expiryWarningDays,
+  });
   const warnExpiring = () => deviceCertificates.warnExpiring().catch((err: unknown) => (coreLog.error({ err }, "certificate expiry check failed"), 0));
   return { certificates, provisioning, deviceCertificates, warnExpiring };
 }

@@ -29,7 +29,14 @@ export async function startEmbeddedBrokerIfUsed(x: Infrastructure, checks: Certi
   const { config } = x;
   if (config.deviceLink !== "embedded" || config.mqttLink.url) return undefined;
   const broker = await startEmbeddedBroker({
-    host: config.mqtt.host, port: config.mqtt.port, tls: x.tls, counters: x.counters, isRevoked: checks.isRevoked, checkCertificate: checks.checkCertificate, admitDevices: admission.admitted, log: x.log.child({ component: "mqtt" }),
+    host: config.mqtt.host,
+    port: config.mqtt.port,
+    tls: x.tls,
+    counters: x.counters,
+    isRevoked: checks.isRevoked,
+    checkCertificate: checks.checkCertificate,
+    admitDevices: admission.admitted,
+    log: x.log.child({ component: "mqtt" }),
     // The payload limit plus room for the topic and packet id; the bridge's downlink carries API requests.
     maxPacketBytes: config.mqtt.maxPayloadBytes + MQTT_PACKET_OVERHEAD,
     maxServicePacketBytes: Math.max(config.api.readMaxBytes, config.mqtt.maxPayloadBytes) + 64 * 1024,
@@ -61,12 +68,29 @@ export async function connectDeviceLink(x: Infrastructure, brokerPort: number | 
         });
   const bridge =
     mqttBridge ??
-    createAmqpLink({ session: amqp!.session, prefix: config.amqp.prefix, queueType: config.amqp.queueType, maxPayloadBytes: config.mqtt.maxPayloadBytes, uplinkLimit, prefetch: config.amqp.prefetch, counters, log: x.log.child({ component: "amqp-link" }) });
+    createAmqpLink({
+      session: amqp!.session,
+      prefix: config.amqp.prefix,
+      queueType: config.amqp.queueType,
+      maxPayloadBytes: config.mqtt.maxPayloadBytes,
+      uplinkLimit,
+      prefetch: config.amqp.prefetch,
+      counters,
+      log: x.log.child({ component: "amqp-link" }),
+    });
   x.life.add({ name: "device link", stop: () => bridge.close() });
   // An external broker can become unreachable while Tether runs: devices are then reported
   // offline until their presence is heard again (the embedded broker lives and dies with Tether).
   if (config.mqttLink.url && mqttBridge) {
-    const stopLinkPresence = startLinkPresence({ link: mqttBridge, devices: x.stores.devices, deviceFeed: x.feeds.deviceFeed, resyncFeed: x.feeds.presenceResync, replica: bridgeClientId, clock: x.clock, log: x.coreLog });
+    const stopLinkPresence = startLinkPresence({
+      link: mqttBridge,
+      devices: x.stores.devices,
+      deviceFeed: x.feeds.deviceFeed,
+      resyncFeed: x.feeds.presenceResync,
+      replica: bridgeClientId,
+      clock: x.clock,
+      log: x.coreLog,
+    });
     x.life.add({ name: "link presence", stop: () => stopLinkPresence() });
   }
   return bridge;
@@ -75,7 +99,10 @@ export async function connectDeviceLink(x: Infrastructure, brokerPort: number | 
 export type Bridge = Awaited<ReturnType<typeof connectDeviceLink>>;
 
 /** DeviceService and WatchDevices; a desired-state change is sent to the device and wakes its HTTP polls. */
-export function createDeviceApi(x: Infrastructure, deps: { sendDesiredState: (id: string) => Promise<unknown>; wakePolls: (id: string) => void; certificates: Certificates["certificates"] }) {
+export function createDeviceApi(
+  x: Infrastructure,
+  deps: { sendDesiredState: (id: string) => Promise<unknown>; wakePolls: (id: string) => void; certificates: Certificates["certificates"] },
+) {
   const { stores, feeds } = x;
   const devices = createDeviceService({
     devices: stores.devices,

@@ -31,7 +31,11 @@ export function createFeeds(amqp: AmqpBus | undefined, coreLog: Logger) {
     deviceFeed: amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError),
     sampleFeed: amqp ? amqp.sampleFeed(onSampleWatcherError) : createMemoryFeed<SampleRecord>(onSampleWatcherError),
     revocations: amqp
-      ? amqp.jsonFeed<RevokedCertificate>("revocation", onRevocationError, jsonCodec((r) => ({ ...r, revokeTime: new Date(r.revokeTime) })))
+      ? amqp.jsonFeed<RevokedCertificate>(
+          "revocation",
+          onRevocationError,
+          jsonCodec((r) => ({ ...r, revokeTime: new Date(r.revokeTime) })),
+        )
       : createMemoryFeed<RevokedCertificate>(onRevocationError),
     jobFeed: amqp ? amqp.jsonFeed<string>("job", onJobWatcherError) : createMemoryFeed<string>(onJobWatcherError),
     rightsFeed: amqp ? amqp.jsonFeed<RightsChange>("rights", onRightsWatcherError) : createMemoryFeed<RightsChange>(onRightsWatcherError),

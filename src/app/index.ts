@@ -70,11 +70,28 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const rulesJobs = createRulesAndJobs(x, tasks);
     const access = await startAccess(x);
     const services = publicServices({
-      clock, devices, deviceWatch, tasks: tasks.tasks, telemetry: telemetry.telemetry, rules: rulesJobs.rules, gateway: tasks.gateway, jobs: rulesJobs.jobs,
-      certificates: certs.certificates, provisioning: certs.provisioning, auth: access.auth, users: access.users, shares: access.shares,
+      clock,
+      devices,
+      deviceWatch,
+      tasks: tasks.tasks,
+      telemetry: telemetry.telemetry,
+      rules: rulesJobs.rules,
+      gateway: tasks.gateway,
+      jobs: rulesJobs.jobs,
+      certificates: certs.certificates,
+      provisioning: certs.provisioning,
+      auth: access.auth,
+      users: access.users,
+      shares: access.shares,
     });
     const guards = createApiGuards(x);
-    const ops = createOps(x, { bridge, serviceHealthNames: healthNames(services), openStreams: guards.streamLimit.open, uplinkQueueDepth: tasks.uplinkQueueDepth, telemetryQueueDepth: telemetry.telemetryQueue.depth });
+    const ops = createOps(x, {
+      bridge,
+      serviceHealthNames: healthNames(services),
+      openStreams: guards.streamLimit.open,
+      uplinkQueueDepth: tasks.uplinkQueueDepth,
+      telemetryQueueDepth: telemetry.telemetryQueue.depth,
+    });
     const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway });
     const opsServer = await startOps(x, ops);
 
@@ -93,7 +110,11 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     log.info(
       {
         api: `https://${config.api.host}:${api.port}`,
-        mqtt: broker ? `mqtts://${config.mqtt.host}:${broker.port}` : (config.mqttLink.url ? redactUrl(config.mqttLink.url) : `RabbitMQ MQTT plugin (${config.deviceLink})`),
+        mqtt: broker
+          ? `mqtts://${config.mqtt.host}:${broker.port}`
+          : config.mqttLink.url
+            ? redactUrl(config.mqttLink.url)
+            : `RabbitMQ MQTT plugin (${config.deviceLink})`,
         broker: broker ? "embedded" : "external",
         metrics: opsServer ? `http://${config.ops.host}:${opsServer.port}/metrics` : undefined,
         certs: config.certsDir,

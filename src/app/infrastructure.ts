@@ -43,7 +43,9 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
   life.add({ name: "database", stop: () => db.close(), done: db.embedded ? "database flushed to disk and closed" : "database connections closed" });
   const coreLog = log.child({ component: "core" });
   // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
-  const amqp = config.amqp.url ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" }), await amqpTls(config.amqp.url, pki)) : undefined;
+  const amqp = config.amqp.url
+    ? await startAmqpBus({ ...config.amqp, url: config.amqp.url }, log.child({ component: "amqp" }), await amqpTls(config.amqp.url, pki))
+    : undefined;
   if (amqp) life.add({ name: "event bus", stop: () => amqp.close() });
   const feeds = createFeeds(amqp, coreLog);
   await amqp?.startFeeds();

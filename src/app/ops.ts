@@ -10,7 +10,10 @@ import type { Infrastructure } from "./infrastructure.js";
  * probes and the Prometheus metrics. The services' names follow the server's overall status:
  * a service is as available as the dependencies it needs.
  */
-export function createOps(x: Infrastructure, deps: { bridge: Bridge; serviceHealthNames: string[]; openStreams: () => number; uplinkQueueDepth: () => number; telemetryQueueDepth: () => number }) {
+export function createOps(
+  x: Infrastructure,
+  deps: { bridge: Bridge; serviceHealthNames: string[]; openStreams: () => number; uplinkQueueDepth: () => number; telemetryQueueDepth: () => number },
+) {
   const { amqp } = x;
   const health = createHealthService();
   const setStatus = (name: string, status: SettableServingStatus) => {
@@ -41,9 +44,18 @@ export async function startOps(x: Infrastructure, o: Ops) {
   const { dependencies, metrics } = o;
   await dependencies.check();
   dependencies.start();
-  const ops = config.ops.port === undefined
-    ? undefined
-    : await startOpsServer({ host: config.ops.host, port: config.ops.port, metrics: metrics.scrape, metricsContentType: metrics.registry.contentType, ready: dependencies.ready, statuses: dependencies.statuses, log: x.log.child({ component: "ops" }) });
+  const ops =
+    config.ops.port === undefined
+      ? undefined
+      : await startOpsServer({
+          host: config.ops.host,
+          port: config.ops.port,
+          metrics: metrics.scrape,
+          metricsContentType: metrics.registry.contentType,
+          ready: dependencies.ready,
+          statuses: dependencies.statuses,
+          log: x.log.child({ component: "ops" }),
+        });
   x.life.add({
     name: "ops server",
     stop: async () => {
@@ -55,7 +67,18 @@ export async function startOps(x: Infrastructure, o: Ops) {
 }
 
 /** Periodic upkeep: the task sweep, telemetry retention, signing-key rotation, the CRL and expiry warnings. */
-export function startUpkeep(x: Infrastructure, u: { sweep: () => Promise<void>; sweepIdle: () => Promise<void> | undefined; dispatcherIdle: () => Promise<void>; maintain: () => Promise<unknown>; rotateTokens: () => void; refreshCrl: () => Promise<unknown>; warnExpiring: () => Promise<number> }) {
+export function startUpkeep(
+  x: Infrastructure,
+  u: {
+    sweep: () => Promise<void>;
+    sweepIdle: () => Promise<void> | undefined;
+    dispatcherIdle: () => Promise<void>;
+    maintain: () => Promise<unknown>;
+    rotateTokens: () => void;
+    refreshCrl: () => Promise<unknown>;
+    warnExpiring: () => Promise<number>;
+  },
+) {
   const { config, coreLog } = x;
   const interval = setInterval(() => void u.sweep(), config.tasks.sweepIntervalMs);
   const upkeep = setInterval(() => {

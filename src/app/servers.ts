@@ -28,7 +28,15 @@ export function createApiGuards(x: Infrastructure) {
  */
 export async function startApi(
   x: Infrastructure,
-  p: { guards: ReturnType<typeof createApiGuards>; services: ServiceEntry[]; ops: Ops; access: Access; checks: CertificateChecks; broker?: EmbeddedBroker; gateway: Tasks["gateway"] },
+  p: {
+    guards: ReturnType<typeof createApiGuards>;
+    services: ServiceEntry[];
+    ops: Ops;
+    access: Access;
+    checks: CertificateChecks;
+    broker?: EmbeddedBroker;
+    gateway: Tasks["gateway"];
+  },
 ) {
   const { config, amqp, coreLog } = x;
   const { apiLog, streamLimit } = p.guards;
@@ -41,7 +49,20 @@ export async function startApi(
     port: config.api.port,
     tls: x.tls,
     routes: serviceRoutes(p.services, health),
-    interceptors: [observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }), errorMappingInterceptor(apiLog), authInterceptor({ authenticate: (b) => auth.authenticate(b), watchSession: sessions.watch, accessFor, deviceServices: [DeviceGatewayService.typeName], isRevoked, checkCertificate, log: apiLog }), streamLimit.interceptor],
+    interceptors: [
+      observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }),
+      errorMappingInterceptor(apiLog),
+      authInterceptor({
+        authenticate: (b) => auth.authenticate(b),
+        watchSession: sessions.watch,
+        accessFor,
+        deviceServices: [DeviceGatewayService.typeName],
+        isRevoked,
+        checkCertificate,
+        log: apiLog,
+      }),
+      streamLimit.interceptor,
+    ],
     readMaxBytes: config.api.readMaxBytes,
     trustedProxies: config.api.trustedProxies,
     maxConcurrentStreams: config.api.maxConcurrentStreams,
@@ -49,7 +70,10 @@ export async function startApi(
     jsonUnknownFields: config.api.jsonUnknownFields,
     log: apiLog,
     // The CRL before the console: the console's routes fall back to index.html for any path.
-    http: [crlRoute(() => crl.pem), staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" })],
+    http: [
+      crlRoute(() => crl.pem),
+      staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" }),
+    ],
   });
   // A deleted device's sessions end on every replica, whatever certificate they use (one signed
   // outside Tether cannot be revoked by serial): the gate refuses it from now on.

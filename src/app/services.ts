@@ -40,7 +40,11 @@ export interface ServiceEntry {
 }
 
 /** A typed row: the implementation must fit the service descriptor. */
-export function service<S extends DescService>(desc: S, implementation: Partial<ServiceImpl<S>>, opts: { health?: boolean; alsoDescribes?: DescFile[] } = {}): ServiceEntry {
+export function service<S extends DescService>(
+  desc: S,
+  implementation: Partial<ServiceImpl<S>>,
+  opts: { health?: boolean; alsoDescribes?: DescFile[] } = {},
+): ServiceEntry {
   return {
     name: desc.typeName,
     files: [desc.file, ...(opts.alsoDescribes ?? [])],
@@ -93,11 +97,11 @@ export const healthNames = (entries: ServiceEntry[]) => entries.flatMap((e) => (
  * reverse, cannot happen).
  */
 export function serviceRoutes(entries: ServiceEntry[], health: HealthService): (router: ConnectRouter) => void {
-  const all: ServiceEntry[] = [
-    ...entries,
-    { name: "grpc.health.v1.Health", files: [], mount: (router) => health.routes(router) },
-  ];
-  const reflection = createReflectionService(all.flatMap((e) => e.files), [...all.map((e) => e.name), "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+  const all: ServiceEntry[] = [...entries, { name: "grpc.health.v1.Health", files: [], mount: (router) => health.routes(router) }];
+  const reflection = createReflectionService(
+    all.flatMap((e) => e.files),
+    [...all.map((e) => e.name), "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"],
+  );
   return (router) => {
     for (const e of all) e.mount(router);
     reflection(router);

@@ -20,7 +20,10 @@ import type { Telemetry } from "./telemetry.js";
  * before the device link: the AMQP intake closes after the link (nothing new arrives) and before
  * the telemetry writer stops (its acks wait for the writer's commits).
  */
-export async function startTasks(x: Infrastructure, deps: { bridge: Bridge; telemetry: Telemetry; certificates: Certificates; closeIntake: (stop: () => Promise<void>) => void }) {
+export async function startTasks(
+  x: Infrastructure,
+  deps: { bridge: Bridge; telemetry: Telemetry; certificates: Certificates; closeIntake: (stop: () => Promise<void>) => void },
+) {
   const { config, amqp, clock, counters, coreLog } = x;
   const { bridge } = deps;
   const { taskFeed, deviceFeed } = x.feeds;
@@ -31,9 +34,30 @@ export async function startTasks(x: Infrastructure, deps: { bridge: Bridge; tele
   const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
   // The one announcement after a task was committed, whoever created it (CreateTask, rules, jobs).
   const announceTasks = createTaskAnnouncer({ feed: taskFeed, dispatcher, log: coreLog });
-  const tasks = createTaskService({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, feed: taskFeed, announce: announceTasks, clock, maxCreatesInFlight: config.tasks.maxCreatesInFlight });
+  const tasks = createTaskService({
+    tasks: taskStore,
+    devices: deviceStore,
+    lifecycle,
+    dispatcher,
+    feed: taskFeed,
+    announce: announceTasks,
+    clock,
+    maxCreatesInFlight: config.tasks.maxCreatesInFlight,
+  });
   const receipts = createUplinkReceipts({ link: bridge, stored: telemetryStored, clock, counters, log: coreLog });
-  const uplink = createUplinkProcessor({ tasks: taskStore, devices: deviceStore, lifecycle, dispatcher, deviceFeed, clock, counters, log: coreLog, telemetry: deps.telemetry.ingest, certificates: deps.certificates.deviceCertificates, receipts });
+  const uplink = createUplinkProcessor({
+    tasks: taskStore,
+    devices: deviceStore,
+    lifecycle,
+    dispatcher,
+    deviceFeed,
+    clock,
+    counters,
+    log: coreLog,
+    telemetry: deps.telemetry.ingest,
+    certificates: deps.certificates.deviceCertificates,
+    receipts,
+  });
   // One intake for every transport: the MQTT bridge and the HTTP device gateway submit to it.
   // With RabbitMQ the intake is durable: an item is acked to RabbitMQ after its transaction
   // committed and, for telemetry, after the batch writer stored its samples.
@@ -49,12 +73,24 @@ export async function startTasks(x: Infrastructure, deps: { bridge: Bridge; tele
   );
   // Over HTTP the PublishUplink answer is the receipt: durably queued with RabbitMQ; embedded,
   // the call also waits until the telemetry is stored.
-  const gateway = createDeviceGateway({ tasks: taskStore, devices: deviceStore, dispatcher, intake, stored: amqpIntake ? undefined : telemetryStored, taskFeed, clock, log: coreLog });
+  const gateway = createDeviceGateway({
+    tasks: taskStore,
+    devices: deviceStore,
+    dispatcher,
+    intake,
+    stored: amqpIntake ? undefined : telemetryStored,
+    taskFeed,
+    clock,
+    log: coreLog,
+  });
   const timers = createTaskTimers({ tasks: taskStore, lifecycle, dispatcher, clock, log: coreLog, ackTimeoutMs: config.tasks.ackTimeoutMs });
   // One sweep at a time: the interval and tests (App.sweep) share it.
   let sweeping: Promise<void> | undefined;
   const sweep = () =>
-    (sweeping ??= timers.sweep().catch((err: unknown) => coreLog.error({ err }, "task sweep failed")).finally(() => (sweeping = undefined)));
+    (sweeping ??= timers
+      .sweep()
+      .catch((err: unknown) => coreLog.error({ err }, "task sweep failed"))
+      .finally(() => (sweeping = undefined)));
   return {
     dispatcher,
     announceTasks,

@@ -21,7 +21,13 @@ export async function startTelemetry(x: Infrastructure) {
     counters,
     log: coreLog,
     ephemeral: new Set(config.telemetry.ephemeral),
-    limits: { maxAgeMs: config.telemetry.maxAgeSeconds * 1000, maxFutureMs: config.telemetry.maxFutureSeconds * 1000, maxBatch: 10_000, maxMetricsPerDevice: config.telemetry.maxMetricsPerDevice, maxTags: 16 },
+    limits: {
+      maxAgeMs: config.telemetry.maxAgeSeconds * 1000,
+      maxFutureMs: config.telemetry.maxFutureSeconds * 1000,
+      maxBatch: 10_000,
+      maxMetricsPerDevice: config.telemetry.maxMetricsPerDevice,
+      maxTags: 16,
+    },
   });
   // Several inserts in flight pay off on PostgreSQL; PGlite runs one statement at a time anyway.
   const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog, writers: x.db.embedded ? 1 : 3 });

@@ -145,7 +145,9 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
         try {
           if (l.drained) await l.drained;
           await new Promise<void>((resolve, reject) => {
-            const ok = l.pub.publish(exchange, routingKey, content, options, (err: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()));
+            const ok = l.pub.publish(exchange, routingKey, content, options, (err: unknown) =>
+              err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
+            );
             if (!ok && !l.drained) {
               l.drained = new Promise<void>((r) => l.pub.once("drain", () => r())).finally(() => (l.drained = undefined));
             }

@@ -104,7 +104,13 @@ export function createAmqpUplink(o: AmqpUplinkOptions): AmqpUplink {
 
   const queueArgs = (): Record<string, unknown> =>
     o.queueType === "quorum"
-      ? { "x-queue-type": "quorum", "x-single-active-consumer": true, "x-delivery-limit": o.deliveryLimit, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": deadQueue }
+      ? {
+          "x-queue-type": "quorum",
+          "x-single-active-consumer": true,
+          "x-delivery-limit": o.deliveryLimit,
+          "x-dead-letter-exchange": "",
+          "x-dead-letter-routing-key": deadQueue,
+        }
       : { "x-queue-type": "classic", "x-single-active-consumer": true, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": deadQueue };
 
   async function declare(conn: ChannelModel): Promise<void> {
@@ -188,7 +194,12 @@ export function createAmqpUplink(o: AmqpUplinkOptions): AmqpUplink {
     submit(item) {
       const { content, type, headers } = encodeItem(item);
       const p = declared.then(() =>
-        session.publish("", queueName(partitionOf(item.deviceId, o.partitions)), content, { persistent: true, type, headers, contentType: "application/octet-stream" }),
+        session.publish("", queueName(partitionOf(item.deviceId, o.partitions)), content, {
+          persistent: true,
+          type,
+          headers,
+          contentType: "application/octet-stream",
+        }),
       );
       submitting.add(p);
       void p.catch(() => {}).finally(() => submitting.delete(p));

@@ -39,9 +39,17 @@ export async function certsCommand(argv: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
-      csr: { type: "string" }, days: { type: "string" }, out: { type: "string" }, reason: { type: "string" }, force: { type: "boolean" },
-      pem: { type: "boolean" }, "page-size": { type: "string" }, "page-token": { type: "string" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      csr: { type: "string" },
+      days: { type: "string" },
+      out: { type: "string" },
+      reason: { type: "string" },
+      force: { type: "boolean" },
+      pem: { type: "boolean" },
+      "page-size": { type: "string" },
+      "page-token": { type: "string" },
     },
   });
   const client = connectClient(CertificateService, { address: v.address, certsDir: v.certs });
@@ -98,9 +106,19 @@ export async function certsCommand(argv: string[]): Promise<void> {
       const parent = device.startsWith("users/") ? device : `devices/${device.replace(/^devices\//, "")}`;
       const res = await client.listCertificates({ parent, pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListCertificatesResponseSchema, res));
-      console.log(table(["SERIAL", "STATE", "ORIGIN", "EXPIRES", "REVOKED", "PREVIOUS"], res.certificates.map((c) => [
-        c.serialNumber, stateName(c), Certificate_Origin[c.origin], time(c.expireTime), c.revokeTime ? `${time(c.revokeTime)} ${RevocationReason[c.revocationReason]}` : "-", c.previousCertificate.split("/").at(-1) || "-",
-      ])));
+      console.log(
+        table(
+          ["SERIAL", "STATE", "ORIGIN", "EXPIRES", "REVOKED", "PREVIOUS"],
+          res.certificates.map((c) => [
+            c.serialNumber,
+            stateName(c),
+            Certificate_Origin[c.origin],
+            time(c.expireTime),
+            c.revokeTime ? `${time(c.revokeTime)} ${RevocationReason[c.revocationReason]}` : "-",
+            c.previousCertificate.split("/").at(-1) || "-",
+          ]),
+        ),
+      );
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -126,16 +144,19 @@ export async function certsCommand(argv: string[]): Promise<void> {
 const stateName = (c: Certificate) => Certificate_State[c.state];
 
 function describe(c: Certificate): string {
-  return table(["FIELD", "VALUE"], [
-    ["name", c.name],
-    ["subject", c.subject],
-    ["state", stateName(c)],
-    ["origin", Certificate_Origin[c.origin]],
-    ["start_time", time(c.startTime)],
-    ["expire_time", time(c.expireTime)],
-    ["previous", c.previousCertificate || "-"],
-    ["revoke_time", time(c.revokeTime)],
-    ["revocation_reason", c.revokeTime ? RevocationReason[c.revocationReason] : "-"],
-    ["provisioning_template", c.provisioningTemplate || "-"],
-  ]);
+  return table(
+    ["FIELD", "VALUE"],
+    [
+      ["name", c.name],
+      ["subject", c.subject],
+      ["state", stateName(c)],
+      ["origin", Certificate_Origin[c.origin]],
+      ["start_time", time(c.startTime)],
+      ["expire_time", time(c.expireTime)],
+      ["previous", c.previousCertificate || "-"],
+      ["revoke_time", time(c.revokeTime)],
+      ["revocation_reason", c.revokeTime ? RevocationReason[c.revocationReason] : "-"],
+      ["provisioning_template", c.provisioningTemplate || "-"],
+    ],
+  );
 }

@@ -61,7 +61,10 @@ export function connectClient<S extends DescService>(service: S, opts: ClientOpt
   // A claim (or other explicit) certificate must be used as is, even after `tether login`.
   const session = opts.identityFiles ? undefined : loadSession(address, opts.credentialsFile);
   if (session) {
-    return createClient(service, createGrpcTransport({ baseUrl: address, nodeOptions: { ca: caOf(certsDir) }, interceptors: [bearer(address, session, opts)] }));
+    return createClient(
+      service,
+      createGrpcTransport({ baseUrl: address, nodeOptions: { ca: caOf(certsDir) }, interceptors: [bearer(address, session, opts)] }),
+    );
   }
   const identity = opts.identity ?? "admin";
   const transport = createGrpcTransport({

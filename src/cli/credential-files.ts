@@ -40,7 +40,10 @@ const FORCE_HINT = " (pass --force to replace it)";
 export async function refuseOverwrite(files: Array<{ file: string; what: string }>, force: boolean | undefined): Promise<void> {
   if (force) return;
   for (const { file, what } of files) {
-    const exists = await access(file).then(() => true, () => false);
+    const exists = await access(file).then(
+      () => true,
+      () => false,
+    );
     if (exists) throw new FileError(`will not overwrite the ${what}`, file, Object.assign(new Error(), { code: "EEXIST" }), FORCE_HINT);
   }
 }

@@ -50,7 +50,9 @@ export function desiredFromFlags(product: Product, flags: Readonly<Record<string
   const foreign = Object.keys(flags).filter((n) => !own.has(n));
   if (foreign.length > 0) {
     const takes = product.words.desiredFlags.map((f) => `--${f.name} ${f.usage}`).join(", ") || "no desired-state flags";
-    throw new Error(`${foreign.map((n) => `--${n}`).join(", ")}: ${foreign.length > 1 ? "not flags" : "not a flag"} of kind ${product.kindName}, which takes ${takes}`);
+    throw new Error(
+      `${foreign.map((n) => `--${n}`).join(", ")}: ${foreign.length > 1 ? "not flags" : "not a flag"} of kind ${product.kindName}, which takes ${takes}`,
+    );
   }
   const { desired, paths } = product.words.parseDesired(flags);
   // The registry types the product message loosely; its `desired` field is the product's desired message.

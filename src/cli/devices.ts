@@ -40,7 +40,17 @@ export async function devicesCommand(argv: string[]): Promise<void> {
   const { values: v, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { ...COMMON, ...DEVICE_FLAGS, "add-label": { type: "string", multiple: true }, "remove-label": { type: "string", multiple: true }, online: { type: "string" }, filter: { type: "string" }, "page-size": { type: "string" }, "page-token": { type: "string" }, "allow-missing": { type: "boolean" } },
+    options: {
+      ...COMMON,
+      ...DEVICE_FLAGS,
+      "add-label": { type: "string", multiple: true },
+      "remove-label": { type: "string", multiple: true },
+      online: { type: "string" },
+      filter: { type: "string" },
+      "page-size": { type: "string" },
+      "page-token": { type: "string" },
+      "allow-missing": { type: "boolean" },
+    },
   });
   const client = connectClient(DeviceService, { address: v.address, certsDir: v.certs });
   const name = () => {
@@ -122,7 +132,9 @@ function row(d: Device): string[] {
     d.displayName || "-",
     d.connectivity?.online ? "yes" : "no",
     time(d.connectivity?.lastSeenTime),
-    Object.entries(d.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-",
+    Object.entries(d.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",") || "-",
     summary(d, "desired"),
   ];
 }
@@ -138,20 +150,28 @@ function summary(d: Device, which: "desired" | "reported"): string {
 }
 
 function describe(d: Device): string {
-  return table(["FIELD", "VALUE"], [
-    ["name", d.name],
-    ["uid", d.uid],
-    ["kind", d.kind.case ? productByCase(d.kind.case).kindName : "-"],
-    ["display_name", d.displayName || "-"],
-    ["labels", Object.entries(d.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-"],
-    ["owner", d.owner || "-"],
-    ["firmware_version", d.firmwareVersion || "-"],
-    ["online", d.connectivity?.online ? "yes" : "no"],
-    ["last_seen", time(d.connectivity?.lastSeenTime)],
-    ["desired", summary(d, "desired")],
-    ["reported", summary(d, "reported")],
-    ["create_time", time(d.createTime)],
-    ["update_time", time(d.updateTime)],
-    ["etag", d.etag],
-  ]);
+  return table(
+    ["FIELD", "VALUE"],
+    [
+      ["name", d.name],
+      ["uid", d.uid],
+      ["kind", d.kind.case ? productByCase(d.kind.case).kindName : "-"],
+      ["display_name", d.displayName || "-"],
+      [
+        "labels",
+        Object.entries(d.labels)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(",") || "-",
+      ],
+      ["owner", d.owner || "-"],
+      ["firmware_version", d.firmwareVersion || "-"],
+      ["online", d.connectivity?.online ? "yes" : "no"],
+      ["last_seen", time(d.connectivity?.lastSeenTime)],
+      ["desired", summary(d, "desired")],
+      ["reported", summary(d, "reported")],
+      ["create_time", time(d.createTime)],
+      ["update_time", time(d.updateTime)],
+      ["etag", d.etag],
+    ],
+  );
 }

@@ -33,13 +33,21 @@ const COMMANDS: Record<string, Command> = {
   telemetry: { usage: TELEMETRY_USAGE, subcommands: ["query", "latest", "stream"], run: telemetryCommand },
   rules: { usage: RULES_USAGE, subcommands: ["create", "list", "get", "preview", "pause", "resume", "runs", "delete"], run: rulesCommand },
   certs: { usage: CERTS_USAGE, subcommands: ["issue", "renew", "revoke", "list", "get", "crl"], run: certsCommand },
-  provisioning: { usage: PROVISIONING_USAGE, subcommands: ["create", "list", "get", "delete", "allow", "records", "claim-cert", "provision"], run: provisioningCommand },
+  provisioning: {
+    usage: PROVISIONING_USAGE,
+    subcommands: ["create", "list", "get", "delete", "allow", "records", "claim-cert", "provision"],
+    run: provisioningCommand,
+  },
   jobs: { usage: JOBS_USAGE, subcommands: ["create", "schedule", "list", "get", "watch", "executions", "pause", "resume", "cancel"], run: jobsCommand },
   simulate: { usage: SIMULATE_USAGE, run: simulateCommand },
   login: { usage: LOGIN_USAGE, run: (args) => loginCommand("login", args) },
   logout: { usage: LOGIN_USAGE, run: (args) => loginCommand("logout", args) },
   whoami: { usage: LOGIN_USAGE, run: (args) => loginCommand("whoami", args) },
-  users: { usage: USERS_USAGE, subcommands: ["create", "list", "get", "delete", "set-password", "add-to-group", "remove-from-group", "groups", "api-keys"], run: usersCommand },
+  users: {
+    usage: USERS_USAGE,
+    subcommands: ["create", "list", "get", "delete", "set-password", "add-to-group", "remove-from-group", "groups", "api-keys"],
+    run: usersCommand,
+  },
   share: { usage: SHARE_USAGE, subcommands: ["add", "remove", "list"], run: shareCommand },
 };
 
@@ -110,7 +118,8 @@ export async function runCli(argv: string[]): Promise<void> {
   const name = first ?? "serve";
   if (name === "help" || name === "--help" || name === "-h") {
     const topic = rest[0] === undefined ? undefined : COMMANDS[rest[0]];
-    if (rest[0] !== undefined && !topic) throw usageError(`unknown command "${rest[0]}" for "tether"${quoted(didYouMean(rest[0], Object.keys(COMMANDS)))}`, "tether");
+    if (rest[0] !== undefined && !topic)
+      throw usageError(`unknown command "${rest[0]}" for "tether"${quoted(didYouMean(rest[0], Object.keys(COMMANDS)))}`, "tether");
     console.log(topic?.usage ?? USAGE);
     return;
   }
@@ -122,8 +131,10 @@ export async function runCli(argv: string[]): Promise<void> {
   }
   if (command.subcommands) {
     const sub = rest[0];
-    if (sub === undefined || sub.startsWith("-")) throw usageError(`missing command for "tether ${name}": one of ${command.subcommands.join(", ")}`, `tether ${name}`);
-    if (!command.subcommands.includes(sub)) throw usageError(`unknown command "${sub}" for "tether ${name}"${quoted(didYouMean(sub, command.subcommands))}`, `tether ${name}`);
+    if (sub === undefined || sub.startsWith("-"))
+      throw usageError(`missing command for "tether ${name}": one of ${command.subcommands.join(", ")}`, `tether ${name}`);
+    if (!command.subcommands.includes(sub))
+      throw usageError(`unknown command "${sub}" for "tether ${name}"${quoted(didYouMean(sub, command.subcommands))}`, `tether ${name}`);
   }
   try {
     await command.run(rest);

@@ -9,7 +9,11 @@ import { productByCase } from "../core/products/index.js";
 /** Renders rows as an aligned plain-text table with a header. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join("\n");
 }
 
@@ -19,7 +23,11 @@ export function json<D extends DescMessage>(schema: D, message: MessageShape<D>)
 }
 
 export function time(ts: Timestamp | undefined): string {
-  return ts ? timestampDate(ts).toISOString().replace(/\.\d+Z$/, "Z") : "-";
+  return ts
+    ? timestampDate(ts)
+        .toISOString()
+        .replace(/\.\d+Z$/, "Z")
+    : "-";
 }
 
 /** A readable one-block description of an RPC failure, with field violations one per line. */
@@ -31,7 +39,25 @@ export function describeError(err: unknown): string {
 }
 
 function codeName(code: number): string {
-  const names = ["OK", "CANCELED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
+  const names = [
+    "OK",
+    "CANCELED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+  ];
   return names[code] ?? String(code);
 }
 

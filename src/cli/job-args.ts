@@ -64,12 +64,19 @@ function num(v: string | undefined, flag: string): number | undefined {
 export async function jobFromFlags(v: JobFlagValues, deviceKind: (device: string) => Promise<string>): Promise<JobInit> {
   if ((v.selector === undefined) === (v.devices === undefined)) throw new Error("set exactly one of --selector FILTER or --devices a,b,c");
   if (!v.command?.trim()) throw new Error(`--command is required, e.g. --command '${EXAMPLE_PRODUCT.words.example}'`);
-  const names = v.devices?.split(",").map((d) => d.trim()).filter(Boolean).map((d) => (d.startsWith("devices/") ? d : `devices/${d}`));
+  const names = v.devices
+    ?.split(",")
+    .map((d) => d.trim())
+    .filter(Boolean)
+    .map((d) => (d.startsWith("devices/") ? d : `devices/${d}`));
   const [action = "", ...rest] = v.command.trim().split(/\s+/);
   let kind = v.kind === undefined ? undefined : productOf(v.kind).kindName;
   if (!kind && v.selector !== undefined) kind = parseDeviceFilter(v.selector, "--selector").kind;
   if (!kind && names && names[0]) kind = await deviceKind(names[0]);
-  kind ??= productForAction(action, (having) => `the selector names no kind: add kind = "${having[0]!.kindName}" to it, or --kind ${having.map((p) => p.kindName).join("|")}`).kindName;
+  kind ??= productForAction(
+    action,
+    (having) => `the selector names no kind: add kind = "${having[0]!.kindName}" to it, or --kind ${having.map((p) => p.kindName).join("|")}`,
+  ).kindName;
   const expBase = num(v["exp-base"], "exp-base");
   const abortPercent = num(v["abort-percent"], "abort-percent");
   return {
@@ -80,9 +87,15 @@ export async function jobFromFlags(v: JobFlagValues, deviceKind: (device: string
       : { case: "selector", value: { filter: v.selector!, mode: v.continuous ? Mode.CONTINUOUS : Mode.SNAPSHOT } },
     rollout: {
       maxPerMinute: num(v.rate, "rate") ?? 0,
-      exponential: expBase === undefined ? undefined : { basePerMinute: expBase, incrementFactor: num(v["exp-factor"], "exp-factor") ?? 2, successesPerStep: num(v["exp-every"], "exp-every") ?? 0 },
+      exponential:
+        expBase === undefined
+          ? undefined
+          : { basePerMinute: expBase, incrementFactor: num(v["exp-factor"], "exp-factor") ?? 2, successesPerStep: num(v["exp-every"], "exp-every") ?? 0 },
     },
-    abortCriteria: abortPercent === undefined ? undefined : { failureThresholdPercent: abortPercent, minFinishedExecutions: num(v["abort-min"], "abort-min") ?? 0, cancelInFlight: v["abort-cancel"] ?? false },
+    abortCriteria:
+      abortPercent === undefined
+        ? undefined
+        : { failureThresholdPercent: abortPercent, minFinishedExecutions: num(v["abort-min"], "abort-min") ?? 0, cancelInFlight: v["abort-cancel"] ?? false },
     executionTimeout: v.timeout ? parseDuration(v.timeout) : undefined,
     maxAttempts: num(v["max-attempts"], "max-attempts") ?? 0,
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,

@@ -49,10 +49,21 @@ export async function jobsCommand(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       ...JOB_FLAGS,
-      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" }, watch: { type: "boolean" },
-      "page-size": { type: "string" }, "page-token": { type: "string" }, state: { type: "string", multiple: true }, target: { type: "string", multiple: true },
-      "in-flight": { type: "boolean" }, reason: { type: "string" },
-      cron: { type: "string" }, tz: { type: "string" }, at: { type: "string" }, end: { type: "string" }, misfire: { type: "string" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      watch: { type: "boolean" },
+      "page-size": { type: "string" },
+      "page-token": { type: "string" },
+      state: { type: "string", multiple: true },
+      target: { type: "string", multiple: true },
+      "in-flight": { type: "boolean" },
+      reason: { type: "string" },
+      cron: { type: "string" },
+      tz: { type: "string" },
+      at: { type: "string" },
+      end: { type: "string" },
+      misfire: { type: "string" },
     },
   });
   const opts = { address: v.address, certsDir: v.certs };
@@ -88,7 +99,10 @@ export async function jobsCommand(argv: string[]): Promise<void> {
       const ruleId = id().slice("jobs/".length);
       const devices = connectClient(DeviceService, opts);
       // --start and --end bound the rule's firings; each job starts when the rule fires.
-      const job = await jobFromFlags({ ...(v as JobFlagValues), start: undefined }, async (name) => productByCase((await devices.getDevice({ name })).kind.case!).kindName);
+      const job = await jobFromFlags(
+        { ...(v as JobFlagValues), start: undefined },
+        async (name) => productByCase((await devices.getDevice({ name })).kind.case!).kindName,
+      );
       const rule = await connectClient(RuleService, opts).createRule({
         ruleId,
         rule: {
@@ -98,7 +112,11 @@ export async function jobsCommand(argv: string[]): Promise<void> {
           misfirePolicy: misfireFromFlag(v.misfire),
         },
       });
-      console.log(v.json ? json(RuleSchema, rule) : `created ${rule.name}: starts a job at ${time(rule.nextFireTime)}${rule.trigger.case === "cron" ? ` and on "${rule.trigger.value.expression}" (${rule.trigger.value.timeZone})` : ""}`);
+      console.log(
+        v.json
+          ? json(RuleSchema, rule)
+          : `created ${rule.name}: starts a job at ${time(rule.nextFireTime)}${rule.trigger.case === "cron" ? ` and on "${rule.trigger.value.expression}" (${rule.trigger.value.timeZone})` : ""}`,
+      );
       return;
     }
     case "get":
@@ -106,10 +124,24 @@ export async function jobsCommand(argv: string[]): Promise<void> {
     case "list": {
       const res = await client.listJobs({ pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListJobsResponseSchema, res));
-      console.log(table(["JOB", "STATE", "COMMAND", "TARGET", "DONE", "OK", "FAILED", "CREATED"], res.jobs.map((j) => {
-        const pr = j.progress!;
-        return [j.name.slice(5), JobState[j.state], commandText(j.command), targetText(j), `${pr.executionCount - pr.inFlightCount}/${pr.targetCount}`, String(pr.succeededCount), String(pr.failedCount), time(j.createTime)];
-      })));
+      console.log(
+        table(
+          ["JOB", "STATE", "COMMAND", "TARGET", "DONE", "OK", "FAILED", "CREATED"],
+          res.jobs.map((j) => {
+            const pr = j.progress!;
+            return [
+              j.name.slice(5),
+              JobState[j.state],
+              commandText(j.command),
+              targetText(j),
+              `${pr.executionCount - pr.inFlightCount}/${pr.targetCount}`,
+              String(pr.succeededCount),
+              String(pr.failedCount),
+              time(j.createTime),
+            ];
+          }),
+        ),
+      );
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -119,9 +151,19 @@ export async function jobsCommand(argv: string[]): Promise<void> {
       const filter = [...(v.state ?? []).map((s) => `task_state = ${s}`), ...(v.target ?? []).map((s) => `target_state = ${s}`)].join(" OR ");
       const res = await client.listJobExecutions({ parent: id(), filter, pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListJobExecutionsResponseSchema, res));
-      console.log(table(["DEVICE", "TARGET", "TASK STATE", "TASK", "CREATED", "REASON"], res.executions.map((e) => [
-        e.device.slice(8), TargetState[e.targetState] ?? "-", e.taskState ? TaskState[e.taskState] : "-", e.task ? e.task.split("/").at(-1)! : "-", time(e.createTime), e.reason || "-",
-      ])));
+      console.log(
+        table(
+          ["DEVICE", "TARGET", "TASK STATE", "TASK", "CREATED", "REASON"],
+          res.executions.map((e) => [
+            e.device.slice(8),
+            TargetState[e.targetState] ?? "-",
+            e.taskState ? TaskState[e.taskState] : "-",
+            e.task ? e.task.split("/").at(-1)! : "-",
+            time(e.createTime),
+            e.reason || "-",
+          ]),
+        ),
+      );
       if (res.progress) console.log(`\n${countsText(res.progress)}`);
       if (res.nextPageToken) console.log(`more: --page-token ${res.nextPageToken}`);
       return;
@@ -162,22 +204,29 @@ function targetText(j: Job): string {
 function describe(j: Job): string {
   const pr = j.progress!;
   const r = j.rollout;
-  const rollout = !r ? "unlimited" : r.exponential
-    ? `${r.exponential.basePerMinute}/min ×${r.exponential.incrementFactor} every ${r.exponential.successesPerStep} successes${r.maxPerMinute ? `, at most ${r.maxPerMinute}/min` : ""}`
-    : r.maxPerMinute ? `${r.maxPerMinute}/min` : "unlimited";
-  return table(["FIELD", "VALUE"], [
-    ["name", j.name],
-    ["display_name", j.displayName || "-"],
-    ["state", JobState[j.state]],
-    ["state_reason", j.stateReason || "-"],
-    ["command", commandText(j.command)],
-    ["target", targetText(j)],
-    ["rollout", rollout],
-    ["abort", pr.abortStatus],
-    ["progress", progressLine(j, 20)],
-    ["counts", countsText(pr)],
-    ["start_time", time(j.startTime)],
-    ["create_time", time(j.createTime)],
-    ["end_time", time(j.endTime)],
-  ]);
+  const rollout = !r
+    ? "unlimited"
+    : r.exponential
+      ? `${r.exponential.basePerMinute}/min ×${r.exponential.incrementFactor} every ${r.exponential.successesPerStep} successes${r.maxPerMinute ? `, at most ${r.maxPerMinute}/min` : ""}`
+      : r.maxPerMinute
+        ? `${r.maxPerMinute}/min`
+        : "unlimited";
+  return table(
+    ["FIELD", "VALUE"],
+    [
+      ["name", j.name],
+      ["display_name", j.displayName || "-"],
+      ["state", JobState[j.state]],
+      ["state_reason", j.stateReason || "-"],
+      ["command", commandText(j.command)],
+      ["target", targetText(j)],
+      ["rollout", rollout],
+      ["abort", pr.abortStatus],
+      ["progress", progressLine(j, 20)],
+      ["counts", countsText(pr)],
+      ["start_time", time(j.startTime)],
+      ["create_time", time(j.createTime)],
+      ["end_time", time(j.endTime)],
+    ],
+  );
 }

@@ -25,7 +25,10 @@ export async function loginCommand(command: "login" | "logout" | "whoami", argv:
   }
   if (command === "logout") {
     const s = loadSession(address, file);
-    if (s) await anonymousClient(AuthService, opts).logout({ refreshToken: s.refreshToken }).catch(() => {});
+    if (s)
+      await anonymousClient(AuthService, opts)
+        .logout({ refreshToken: s.refreshToken })
+        .catch(() => {});
     saveSession(address, undefined, file);
     console.log(s ? `signed out ${s.user} at ${address}` : `no session at ${address}`);
     return;

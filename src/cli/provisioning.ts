@@ -35,9 +35,19 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
-      kind: { type: "string" }, prefix: { type: "string" }, serial: { type: "string", multiple: true }, pattern: { type: "string" },
-      label: { type: "string", multiple: true }, days: { type: "string" }, out: { type: "string" }, claim: { type: "string" }, csr: { type: "string" }, force: { type: "boolean" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      kind: { type: "string" },
+      prefix: { type: "string" },
+      serial: { type: "string", multiple: true },
+      pattern: { type: "string" },
+      label: { type: "string", multiple: true },
+      days: { type: "string" },
+      out: { type: "string" },
+      claim: { type: "string" },
+      csr: { type: "string" },
+      force: { type: "boolean" },
     },
   });
   const client = connectClient(ProvisioningService, { address: v.address, certsDir: v.certs });
@@ -50,23 +60,35 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
 
   switch (sub) {
     case "create":
-      return out(await client.createProvisioningTemplate({
-        provisioningTemplateId: templateName(p[0]).split("/")[1]!,
-        provisioningTemplate: {
-          // The server requires a kind; an unknown one is refused here, an alias becomes its kind name.
-          deviceKind: v.kind === undefined ? "" : productOf(v.kind).kindName,
-          deviceIdPrefix: v.prefix ?? "",
-          allowedSerialNumbers: v.serial ?? [],
-          serialNumberPattern: v.pattern ?? "",
-          labels: parseLabels(v.label),
-          certificateValidityDays: Number(v.days ?? 0),
-        },
-      }));
+      return out(
+        await client.createProvisioningTemplate({
+          provisioningTemplateId: templateName(p[0]).split("/")[1]!,
+          provisioningTemplate: {
+            // The server requires a kind; an unknown one is refused here, an alias becomes its kind name.
+            deviceKind: v.kind === undefined ? "" : productOf(v.kind).kindName,
+            deviceIdPrefix: v.prefix ?? "",
+            allowedSerialNumbers: v.serial ?? [],
+            serialNumberPattern: v.pattern ?? "",
+            labels: parseLabels(v.label),
+            certificateValidityDays: Number(v.days ?? 0),
+          },
+        }),
+      );
     case "list": {
       const res = await client.listProvisioningTemplates({});
-      console.log(table(["NAME", "KIND", "PREFIX", "ALLOWED", "PATTERN", "PROVISIONED"], res.provisioningTemplates.map((t) => [
-        t.name, t.deviceKind, t.deviceIdPrefix, String(t.allowedSerialNumbers.length), t.serialNumberPattern || "-", String(t.provisionedCount),
-      ])));
+      console.log(
+        table(
+          ["NAME", "KIND", "PREFIX", "ALLOWED", "PATTERN", "PROVISIONED"],
+          res.provisioningTemplates.map((t) => [
+            t.name,
+            t.deviceKind,
+            t.deviceIdPrefix,
+            String(t.allowedSerialNumbers.length),
+            t.serialNumberPattern || "-",
+            String(t.provisionedCount),
+          ]),
+        ),
+      );
       return;
     }
     case "get":
@@ -79,7 +101,12 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
     case "records": {
       const res = await client.listProvisioningRecords({ parent: templateName(p[0]) });
       if (v.json) return console.log(json(ListProvisioningRecordsResponseSchema, res));
-      console.log(table(["SERIAL", "DEVICE", "CERTIFICATE", "TIME"], res.provisioningRecords.map((r) => [r.serialNumber, r.device, r.certificate.split("/").at(-1)!, time(r.createTime)])));
+      console.log(
+        table(
+          ["SERIAL", "DEVICE", "CERTIFICATE", "TIME"],
+          res.provisioningRecords.map((r) => [r.serialNumber, r.device, r.certificate.split("/").at(-1)!, time(r.createTime)]),
+        ),
+      );
       return;
     }
     case "claim-cert": {
@@ -93,9 +120,15 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
     }
     case "provision": {
       if (!v.claim || !v.serial?.[0]) throw new Error(`tether provisioning provision: --claim PREFIX and --serial SN are required\n\n${PROVISIONING_USAGE}`);
-      const asClaim = connectClient(ProvisioningService, { address: v.address, certsDir: v.certs, identityFiles: { cert: `${v.claim}.crt`, key: `${v.claim}.key` } });
+      const asClaim = connectClient(ProvisioningService, {
+        address: v.address,
+        certsDir: v.certs,
+        identityFiles: { cert: `${v.claim}.crt`, key: `${v.claim}.key` },
+      });
       // Loaded here only: @peculiar/x509 costs every other CLI command's start-up time.
-      const local = v.csr ? { csrPem: await readInputFile(v.csr, "CSR"), keyPem: undefined } : await (await import("../pki/certificate-issuer.js")).createCsr(undefined);
+      const local = v.csr
+        ? { csrPem: await readInputFile(v.csr, "CSR"), keyPem: undefined }
+        : await (await import("../pki/certificate-issuer.js")).createCsr(undefined);
       // The device id is known from the answer only; an explicit --out can be checked before.
       if (v.out) await outputs(v.out, !!local.keyPem);
       const res = await asClaim.provisionDevice({ serialNumber: v.serial[0], csr: local.csrPem });
@@ -104,7 +137,9 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
       if (local.keyPem) await writeCredential(`${prefix}.key`, local.keyPem, "private key", v.force);
       await writeCredential(`${prefix}.crt`, res.certificate!.certificatePem, "certificate", v.force);
       if (v.json) return console.log(json(ProvisionDeviceResponseSchema, res));
-      return console.log(`provisioned ${res.device!.name} (certificate ${res.certificate!.serialNumber})\n  wrote ${prefix}.crt${local.keyPem ? `, ${prefix}.key` : ""}`);
+      return console.log(
+        `provisioned ${res.device!.name} (certificate ${res.certificate!.serialNumber})\n  wrote ${prefix}.crt${local.keyPem ? `, ${prefix}.key` : ""}`,
+      );
     }
     default:
       throw new Error(PROVISIONING_USAGE);
@@ -112,15 +147,23 @@ export async function provisioningCommand(argv: string[]): Promise<void> {
 }
 
 function describe(t: ProvisioningTemplate): string {
-  return table(["FIELD", "VALUE"], [
-    ["name", t.name],
-    ["device_kind", t.deviceKind],
-    ["device_id_prefix", t.deviceIdPrefix],
-    ["labels", Object.entries(t.labels).map(([k, x]) => `${k}=${x}`).join(",") || "-"],
-    ["allowed_serial_numbers", t.allowedSerialNumbers.join(",") || "-"],
-    ["serial_number_pattern", t.serialNumberPattern || "-"],
-    ["certificate_validity_days", t.certificateValidityDays ? String(t.certificateValidityDays) : "default"],
-    ["provisioned_count", String(t.provisionedCount)],
-    ["create_time", time(t.createTime)],
-  ]);
+  return table(
+    ["FIELD", "VALUE"],
+    [
+      ["name", t.name],
+      ["device_kind", t.deviceKind],
+      ["device_id_prefix", t.deviceIdPrefix],
+      [
+        "labels",
+        Object.entries(t.labels)
+          .map(([k, x]) => `${k}=${x}`)
+          .join(",") || "-",
+      ],
+      ["allowed_serial_numbers", t.allowedSerialNumbers.join(",") || "-"],
+      ["serial_number_pattern", t.serialNumberPattern || "-"],
+      ["certificate_validity_days", t.certificateValidityDays ? String(t.certificateValidityDays) : "default"],
+      ["provisioned_count", String(t.provisionedCount)],
+      ["create_time", time(t.createTime)],
+    ],
+  );
 }

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { EventTrigger_Comparison as Comparison, Rule_MisfirePolicy as MisfirePolicy, type RuleSchema } from "../../gen/tether/v1/rule_pb.js";
-import { type Product } from "../core/products/index.js";
+import type { Product } from "../core/products/index.js";
 import { EXAMPLE_PRODUCT, KIND_CHOICES, productForAction, productNamed, productOf } from "./kinds.js";
 import { commandFromArgs, parseDuration } from "./task-args.js";
 
@@ -42,7 +42,15 @@ export interface RuleFlagValues {
   "display-name"?: string;
 }
 
-const OPS: Record<string, Comparison> = { "<": Comparison.LT, "<=": Comparison.LE, ">": Comparison.GT, ">=": Comparison.GE, "==": Comparison.EQ, "=": Comparison.EQ, "!=": Comparison.NE };
+const OPS: Record<string, Comparison> = {
+  "<": Comparison.LT,
+  "<=": Comparison.LE,
+  ">": Comparison.GT,
+  ">=": Comparison.GE,
+  "==": Comparison.EQ,
+  "=": Comparison.EQ,
+  "!=": Comparison.NE,
+};
 
 /** `2025-06-01T07:30:00+02:00`, or `+30s` / `+2h` from now. */
 export function parseTime(v: string, flag: string): Date {
@@ -65,7 +73,10 @@ export const SELECTOR_EXAMPLE = `kind=${EXAMPLE_PRODUCT.kindName},room=kitchen`;
 export function parseSelector(v: string): { product: Product | undefined; labels: Record<string, string> } {
   let product: Product | undefined;
   const labels: Record<string, string> = {};
-  for (const part of v.split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const part of v
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const i = part.indexOf("=");
     if (i <= 0) throw new Error(`--selector ${v}: expected ${SELECTOR_EXAMPLE},...`);
     const [k, val] = [part.slice(0, i), part.slice(i + 1)];
@@ -123,9 +134,7 @@ export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: stri
   return {
     displayName: v["display-name"] ?? "",
     ...triggerFromFlags(v),
-    target: device
-      ? { case: "device", value: device }
-      : { case: "selector", value: { kind: product.productKind, labels: selector!.labels } },
+    target: device ? { case: "device", value: device } : { case: "selector", value: { kind: product.productKind, labels: selector!.labels } },
     command: commandFromArgs(product.kindName, action, rest.length > 0 ? rest.join(" ") : undefined),
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
     misfirePolicy: misfire,

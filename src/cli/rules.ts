@@ -43,9 +43,14 @@ export async function rulesCommand(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       ...RULE_FLAGS,
-      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
-      count: { type: "string" }, "page-size": { type: "string" }, "page-token": { type: "string" },
-      etag: { type: "string" }, "allow-missing": { type: "boolean" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      count: { type: "string" },
+      "page-size": { type: "string" },
+      "page-token": { type: "string" },
+      etag: { type: "string" },
+      "allow-missing": { type: "boolean" },
     },
   });
   const opts = { address: v.address, certsDir: v.certs };
@@ -67,7 +72,12 @@ export async function rulesCommand(argv: string[]): Promise<void> {
     case "list": {
       const res = await client.listRules({ pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListRulesResponseSchema, res));
-      console.log(table(["RULE", "WHEN", "TARGET", "COMMAND", "NEXT FIRE", "PAUSED"], res.rules.map((r) => [r.name.slice(6), whenText(r), targetText(r), commandText(r.command), nextFireText(r), r.paused ? "yes" : "-"])));
+      console.log(
+        table(
+          ["RULE", "WHEN", "TARGET", "COMMAND", "NEXT FIRE", "PAUSED"],
+          res.rules.map((r) => [r.name.slice(6), whenText(r), targetText(r), commandText(r.command), nextFireText(r), r.paused ? "yes" : "-"]),
+        ),
+      );
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -75,7 +85,12 @@ export async function rulesCommand(argv: string[]): Promise<void> {
       const count = Number(v.count ?? 0);
       const res = p[0] ? await client.previewRule({ name: id(), count }) : await client.previewRule({ rule: triggerFromFlags(v as RuleFlagValues), count });
       if (v.json) return console.log(JSON.stringify({ fireTimes: res.fireTimes.map((t) => time(t)), timeZone: res.timeZone }, null, 2));
-      console.log(table(["FIRE TIME (UTC)", `LOCAL (${res.timeZone})`], res.fireTimes.map((t) => [time(t), localTime(t, res.timeZone)])));
+      console.log(
+        table(
+          ["FIRE TIME (UTC)", `LOCAL (${res.timeZone})`],
+          res.fireTimes.map((t) => [time(t), localTime(t, res.timeZone)]),
+        ),
+      );
       return;
     }
     case "pause":
@@ -85,14 +100,19 @@ export async function rulesCommand(argv: string[]): Promise<void> {
     case "runs": {
       const res = await client.listRuleRuns({ parent: id(), pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListRuleRunsResponseSchema, res));
-      console.log(table(["RUN", "OCCURRENCE", "FIRED", "STATE", "TASKS", "REASON"], res.runs.map((r) => [
-        r.name.split("/").at(-1)!,
-        time(r.occurrenceTime),
-        time(r.fireTime),
-        RuleRun_State[r.state],
-        r.job || taskSummary(r.targets),
-        r.stateReason,
-      ])));
+      console.log(
+        table(
+          ["RUN", "OCCURRENCE", "FIRED", "STATE", "TASKS", "REASON"],
+          res.runs.map((r) => [
+            r.name.split("/").at(-1)!,
+            time(r.occurrenceTime),
+            time(r.fireTime),
+            RuleRun_State[r.state],
+            r.job || taskSummary(r.targets),
+            r.stateReason,
+          ]),
+        ),
+      );
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -122,8 +142,16 @@ function taskSummary(targets: Array<{ task: string; taskState: Task_State; error
 function localTime(ts: Timestamp | undefined, timeZone: string): string {
   if (!ts) return "-";
   const parts = new Intl.DateTimeFormat("en-GB", {
-    timeZone, weekday: "short", year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+    timeZone,
+    weekday: "short",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+    timeZoneName: "short",
   }).formatToParts(timestampDate(ts));
   const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
   return `${p.weekday} ${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
@@ -131,7 +159,12 @@ function localTime(ts: Timestamp | undefined, timeZone: string): string {
 
 /** 90 → `1m30s`, 604800 → `7d`. */
 function seconds(total: number): string {
-  const units: Array<[string, number]> = [["d", 86_400], ["h", 3600], ["m", 60], ["s", 1]];
+  const units: Array<[string, number]> = [
+    ["d", 86_400],
+    ["h", 3600],
+    ["m", 60],
+    ["s", 1],
+  ];
   let rest = Math.round(total);
   const out = units.flatMap(([u, n]) => {
     const q = Math.floor(rest / n);
@@ -147,7 +180,10 @@ function whenText(r: Rule): string {
   if (t.case === "oneShotTime") return `at ${time(t.value)}`;
   if (t.case === "eventTrigger") {
     const e = t.value;
-    const op = { [Comparison.LT]: "<", [Comparison.LE]: "<=", [Comparison.GT]: ">", [Comparison.GE]: ">=", [Comparison.EQ]: "==", [Comparison.NE]: "!=" }[e.comparison as number] ?? "?";
+    const op =
+      { [Comparison.LT]: "<", [Comparison.LE]: "<=", [Comparison.GT]: ">", [Comparison.GE]: ">=", [Comparison.EQ]: "==", [Comparison.NE]: "!=" }[
+        e.comparison as number
+      ] ?? "?";
     const forText = e.forDuration ? ` for ${seconds(durationMs(e.forDuration) / 1000)}` : "";
     const cooldown = e.cooldown ? `, cooldown ${seconds(durationMs(e.cooldown) / 1000)}` : "";
     return `when ${e.metric} ${op} ${e.threshold}${forText}${cooldown}`;
@@ -165,7 +201,10 @@ function nextFireText(r: Rule): string {
 function targetText(r: Rule): string {
   const t = r.target;
   if (t.case === "device") return t.value;
-  if (t.case === "selector") return `${PRODUCTS.find((p) => p.productKind === t.value.kind)?.kindName ?? "?"} ${Object.entries(t.value.labels).map(([k, x]) => `${k}=${x}`).join(",")}`;
+  if (t.case === "selector")
+    return `${PRODUCTS.find((p) => p.productKind === t.value.kind)?.kindName ?? "?"} ${Object.entries(t.value.labels)
+      .map(([k, x]) => `${k}=${x}`)
+      .join(",")}`;
   if (t.case === "job") {
     const jt = t.value.target;
     return `a job over ${jt.case === "selector" ? jt.value.filter : jt.case === "devices" ? `${jt.value.devices.length} device(s)` : "?"}`;
@@ -174,19 +213,25 @@ function targetText(r: Rule): string {
 }
 
 function describe(r: Rule): string {
-  return table(["FIELD", "VALUE"], [
-    ["name", r.name],
-    ["display_name", r.displayName || "-"],
-    ["when", whenText(r)],
-    ["start_time", time(r.startTime)],
-    ["end_time", time(r.endTime)],
-    ["target", targetText(r)],
-    ["command", commandText(r.target.case === "job" ? r.target.value.command : r.command)],
-    ["task_ttl", r.taskTtl ? seconds(durationMs(r.taskTtl) / 1000) : "-"],
-    ["misfire_policy", Rule_MisfirePolicy[r.misfirePolicy] ?? "-"],
-    ["paused", r.paused ? "yes" : "no"],
-    ["next_fire_time", r.nextFireTime ? `${time(r.nextFireTime)}${r.trigger.case === "cron" ? `  (${localTime(r.nextFireTime, r.trigger.value.timeZone)})` : ""}` : "-"],
-    ["last_fire_time", time(r.lastFireTime)],
-    ["etag", r.etag],
-  ]);
+  return table(
+    ["FIELD", "VALUE"],
+    [
+      ["name", r.name],
+      ["display_name", r.displayName || "-"],
+      ["when", whenText(r)],
+      ["start_time", time(r.startTime)],
+      ["end_time", time(r.endTime)],
+      ["target", targetText(r)],
+      ["command", commandText(r.target.case === "job" ? r.target.value.command : r.command)],
+      ["task_ttl", r.taskTtl ? seconds(durationMs(r.taskTtl) / 1000) : "-"],
+      ["misfire_policy", Rule_MisfirePolicy[r.misfirePolicy] ?? "-"],
+      ["paused", r.paused ? "yes" : "no"],
+      [
+        "next_fire_time",
+        r.nextFireTime ? `${time(r.nextFireTime)}${r.trigger.case === "cron" ? `  (${localTime(r.nextFireTime, r.trigger.value.timeZone)})` : ""}` : "-",
+      ],
+      ["last_fire_time", time(r.lastFireTime)],
+      ["etag", r.etag],
+    ],
+  );
 }

@@ -23,8 +23,13 @@ export async function shareCommand(argv: string[], io: CliIo = terminalIo): Prom
     args: rest,
     allowPositionals: true,
     options: {
-      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
-      user: { type: "string" }, group: { type: "string" }, role: { type: "string" }, selector: { type: "string" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      user: { type: "string" },
+      group: { type: "string" },
+      role: { type: "string" },
+      selector: { type: "string" },
     },
   });
   const client = connectClient(ShareService, { address: v.address, certsDir: v.certs, credentialsFile: io.credentialsFile });
@@ -48,7 +53,8 @@ export async function shareCommand(argv: string[], io: CliIo = terminalIo): Prom
     case "add": {
       const role = ROLES[v.role ?? ""];
       if (role === undefined) throw new Error(`tether share add: --role viewer|operator|owner is required`);
-      const target = v.selector !== undefined ? { case: "selector" as const, value: v.selector } : p[0] ? { case: "device" as const, value: device(p[0]) } : undefined;
+      const target =
+        v.selector !== undefined ? { case: "selector" as const, value: v.selector } : p[0] ? { case: "device" as const, value: device(p[0]) } : undefined;
       if (!target) throw new Error(`tether share add: give a device or --selector\n\n${SHARE_USAGE}`);
       const g = await client.createGrant({ grant: { principal: principal(), target, role } });
       return console.log(`${g.name}: ${describe(g)}`);
@@ -68,7 +74,12 @@ export async function shareCommand(argv: string[], io: CliIo = terminalIo): Prom
     case "list": {
       const grants = await listAll(p[0] ? device(p[0]) : undefined);
       if (v.json) return console.log(json(ListGrantsResponseSchema, { $typeName: "tether.v1.ListGrantsResponse", grants, nextPageToken: "" }));
-      return console.log(table(["GRANT", "PRINCIPAL", "TARGET", "ROLE", "BY", "CREATED"], grants.map((g) => [g.name.replace(/^grants\//, ""), g.principal, target(g), roleName(g.role), g.creator, time(g.createTime)])));
+      return console.log(
+        table(
+          ["GRANT", "PRINCIPAL", "TARGET", "ROLE", "BY", "CREATED"],
+          grants.map((g) => [g.name.replace(/^grants\//, ""), g.principal, target(g), roleName(g.role), g.creator, time(g.createTime)]),
+        ),
+      );
     }
     default:
       throw new Error(`unknown share command "${sub ?? ""}"\n\n${SHARE_USAGE}`);

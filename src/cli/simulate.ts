@@ -31,9 +31,15 @@ export async function simulateCommand(argv: string[], opts: { stop?: Promise<voi
     args: argv,
     options: {
       ...productFlags,
-      kind: { type: "string" }, count: { type: "string" }, prefix: { type: "string" },
-      "offline-ratio": { type: "string" }, "fail-ratio": { type: "string" },
-      mqtt: { type: "string" }, address: { type: "string" }, certs: { type: "string" }, "telemetry-rate": { type: "string" },
+      kind: { type: "string" },
+      count: { type: "string" },
+      prefix: { type: "string" },
+      "offline-ratio": { type: "string" },
+      "fail-ratio": { type: "string" },
+      mqtt: { type: "string" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      "telemetry-rate": { type: "string" },
     },
   });
   const product = v.kind === undefined ? undefined : productNamed(String(v.kind));
@@ -52,7 +58,10 @@ export async function simulateCommand(argv: string[], opts: { stop?: Promise<voi
   const kind = { case: product.case, value: {} } as MessageInitShape<typeof DeviceSchema>["kind"];
   for (let i = 1; i <= count; i++) {
     try {
-      await devices.createDevice({ deviceId: `${prefix}-${i}`, device: { displayName: `Simulated ${product.label} ${i}`, labels: { simulated: "true" }, kind } });
+      await devices.createDevice({
+        deviceId: `${prefix}-${i}`,
+        device: { displayName: `Simulated ${product.label} ${i}`, labels: { simulated: "true" }, kind },
+      });
     } catch (err) {
       if (!(err instanceof ConnectError && err.code === Code.AlreadyExists)) throw err;
     }
@@ -111,7 +120,8 @@ function simOptions(product: Product, values: Record<string, unknown>): SimOptio
     for (const o of p.sim.options) {
       const raw = values[o.flag];
       if (raw === undefined) continue;
-      if (p !== product && !product.sim.options.some((x) => x.flag === o.flag)) throw new Error(`--${o.flag} is for ${p.pluralLabel}, not ${product.pluralLabel}`);
+      if (p !== product && !product.sim.options.some((x) => x.flag === o.flag))
+        throw new Error(`--${o.flag} is for ${p.pluralLabel}, not ${product.pluralLabel}`);
       const n = Number(raw);
       if (!Number.isFinite(n)) throw new Error(`--${o.flag} must be a number`);
       options[o.name] = n;

@@ -30,10 +30,18 @@ export async function tasksCommand(argv: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
-      ttl: { type: "string" }, "request-id": { type: "string" }, wait: { type: "string" }, timeout: { type: "string" },
-      state: { type: "string", multiple: true }, "page-size": { type: "string" }, "page-token": { type: "string" },
-      reason: { type: "string" }, initial: { type: "boolean" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      ttl: { type: "string" },
+      "request-id": { type: "string" },
+      wait: { type: "string" },
+      timeout: { type: "string" },
+      state: { type: "string", multiple: true },
+      "page-size": { type: "string" },
+      "page-token": { type: "string" },
+      reason: { type: "string" },
+      initial: { type: "boolean" },
     },
   });
   const opts = { address: v.address, certsDir: v.certs };
@@ -52,7 +60,9 @@ export async function tasksCommand(argv: string[]): Promise<void> {
     } catch (err) {
       if (!ac.signal.aborted) throw err;
       const t = await client.createTask({ ...req, waitFor: WaitFor.UNSPECIFIED, waitTimeout: undefined });
-      console.error(`interrupted: ${t.name} is ${State[t.state]} and goes on without the wait\n  follow it: tether tasks watch ${short(t)}\n  cancel it: tether tasks cancel ${short(t)}`);
+      console.error(
+        `interrupted: ${t.name} is ${State[t.state]} and goes on without the wait\n  follow it: tether tasks watch ${short(t)}\n  cancel it: tether tasks cancel ${short(t)}`,
+      );
       process.exit(130);
     } finally {
       process.off("SIGINT", interrupt);
@@ -69,10 +79,18 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       const command = commandFromArgs(productByCase(device.kind.case!).kindName, p[1], p[2]);
       const waitFor = v.wait === undefined ? WaitFor.UNSPECIFIED : v.wait === "ack" ? WaitFor.ACKNOWLEDGED : v.wait === "done" ? WaitFor.COMPLETED : undefined;
       if (waitFor === undefined) throw new Error(`--wait ${v.wait}: expected ack or done`);
-      if (v.timeout !== undefined && v.wait === undefined) console.error("warning: --timeout only bounds --wait ack|done; without --wait the call returns at once");
+      if (v.timeout !== undefined && v.wait === undefined)
+        console.error("warning: --timeout only bounds --wait ack|done; without --wait the call returns at once");
       // A wait carries a request id even when none was given: after Ctrl-C the same id finds the task.
       const requestId = v["request-id"] ?? (waitFor === WaitFor.UNSPECIFIED ? "" : randomUUID());
-      const req = { parent, task: { command }, requestId, ttl: v.ttl ? parseDuration(v.ttl) : undefined, waitFor, waitTimeout: v.timeout ? parseDuration(v.timeout) : undefined };
+      const req = {
+        parent,
+        task: { command },
+        requestId,
+        ttl: v.ttl ? parseDuration(v.ttl) : undefined,
+        waitFor,
+        waitTimeout: v.timeout ? parseDuration(v.timeout) : undefined,
+      };
       if (waitFor === WaitFor.UNSPECIFIED) return out(await client.createTask(req));
       return out(await waitOrTell(req));
     }
@@ -86,7 +104,12 @@ export async function tasksCommand(argv: string[]): Promise<void> {
         pageToken: v["page-token"] ?? "",
       });
       if (v.json) return console.log(json(ListTasksResponseSchema, res));
-      console.log(table(["TASK", "STATE", "COMMAND", "ATTEMPT", "CREATED", "REASON"], res.tasks.map((t) => [short(t), State[t.state], commandText(t.command), String(t.attempt), time(t.createTime), t.stateReason || "-"])));
+      console.log(
+        table(
+          ["TASK", "STATE", "COMMAND", "ATTEMPT", "CREATED", "REASON"],
+          res.tasks.map((t) => [short(t), State[t.state], commandText(t.command), String(t.attempt), time(t.createTime), t.stateReason || "-"]),
+        ),
+      );
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
       return;
     }
@@ -98,7 +121,10 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       for await (const { task } of client.watchTasks({ name, sendInitial: v.initial ?? false })) {
         if (!task) continue;
         if (v.json) console.log(JSON.stringify(json(TaskSchema, task)));
-        else console.log(`${new Date().toISOString()}  ${short(task)}  ${State[task.state]}${task.progress ? ` ${task.progress.percent}% ${task.progress.message}` : ""}${task.stateReason ? `  (${task.stateReason})` : ""}`);
+        else
+          console.log(
+            `${new Date().toISOString()}  ${short(task)}  ${State[task.state]}${task.progress ? ` ${task.progress.percent}% ${task.progress.message}` : ""}${task.stateReason ? `  (${task.stateReason})` : ""}`,
+          );
       }
       return;
     }
@@ -108,20 +134,23 @@ export async function tasksCommand(argv: string[]): Promise<void> {
 }
 
 function describe(t: Task): string {
-  return table(["FIELD", "VALUE"], [
-    ["name", t.name],
-    ["state", State[t.state]],
-    ["state_reason", t.stateReason || "-"],
-    ["command", commandText(t.command)],
-    ["result", resultText(t.result)],
-    ["attempt", `${t.attempt} of ${t.maxAttempts}`],
-    ["progress", t.progress ? `${t.progress.percent}% ${t.progress.message}` : "-"],
-    ["error", t.error ? `${t.error.code}: ${t.error.message}` : "-"],
-    ["request_id", t.requestId || "-"],
-    ["create_time", time(t.createTime)],
-    ["send_time", time(t.sendTime)],
-    ["deliver_time", time(t.deliverTime)],
-    ["end_time", time(t.endTime)],
-    ["expire_time", time(t.expireTime)],
-  ]);
+  return table(
+    ["FIELD", "VALUE"],
+    [
+      ["name", t.name],
+      ["state", State[t.state]],
+      ["state_reason", t.stateReason || "-"],
+      ["command", commandText(t.command)],
+      ["result", resultText(t.result)],
+      ["attempt", `${t.attempt} of ${t.maxAttempts}`],
+      ["progress", t.progress ? `${t.progress.percent}% ${t.progress.message}` : "-"],
+      ["error", t.error ? `${t.error.code}: ${t.error.message}` : "-"],
+      ["request_id", t.requestId || "-"],
+      ["create_time", time(t.createTime)],
+      ["send_time", time(t.sendTime)],
+      ["deliver_time", time(t.deliverTime)],
+      ["end_time", time(t.endTime)],
+      ["expire_time", time(t.expireTime)],
+    ],
+  );
 }

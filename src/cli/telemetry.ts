@@ -32,8 +32,15 @@ export async function telemetryCommand(argv: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      metric: { type: "string", multiple: true }, from: { type: "string" }, to: { type: "string" }, bucket: { type: "string" },
-      agg: { type: "string" }, csv: { type: "boolean" }, json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
+      metric: { type: "string", multiple: true },
+      from: { type: "string" },
+      to: { type: "string" },
+      bucket: { type: "string" },
+      agg: { type: "string" },
+      csv: { type: "boolean" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
     },
   });
   const client = connectClient(TelemetryService, { address: v.address, certsDir: v.certs });
@@ -70,7 +77,19 @@ export async function telemetryCommand(argv: string[]): Promise<void> {
     }
     case "latest": {
       const res = await client.getLatestTelemetry({ parent });
-      console.log(table(["METRIC", "VALUE", "TIME", "TAGS"], res.samples.map((x) => [x.metric, String(x.value), timestampDate(x.time!).toISOString(), Object.entries(x.tags).map(([k, t]) => `${k}=${t}`).join(",") || "-"])));
+      console.log(
+        table(
+          ["METRIC", "VALUE", "TIME", "TAGS"],
+          res.samples.map((x) => [
+            x.metric,
+            String(x.value),
+            timestampDate(x.time!).toISOString(),
+            Object.entries(x.tags)
+              .map(([k, t]) => `${k}=${t}`)
+              .join(",") || "-",
+          ]),
+        ),
+      );
       return;
     }
     case "stream":

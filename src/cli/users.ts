@@ -36,9 +36,17 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
     args: rest,
     allowPositionals: true,
     options: {
-      json: { type: "boolean" }, address: { type: "string" }, certs: { type: "string" },
-      admin: { type: "boolean" }, "display-name": { type: "string" }, password: { type: "boolean" }, "create-group": { type: "boolean" }, current: { type: "boolean" },
-      "revoke-api-keys": { type: "boolean" }, "expires-in": { type: "string" }, "expire-time": { type: "string" },
+      json: { type: "boolean" },
+      address: { type: "string" },
+      certs: { type: "string" },
+      admin: { type: "boolean" },
+      "display-name": { type: "string" },
+      password: { type: "boolean" },
+      "create-group": { type: "boolean" },
+      current: { type: "boolean" },
+      "revoke-api-keys": { type: "boolean" },
+      "expires-in": { type: "string" },
+      "expire-time": { type: "string" },
     },
   });
   const client = connectClient(UserService, { address: v.address, certsDir: v.certs, credentialsFile: io.credentialsFile });
@@ -61,11 +69,18 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
     case "list": {
       const res = await client.listUsers({ pageSize: 1000 });
       if (v.json) return console.log(json(ListUsersResponseSchema, res));
-      return console.log(table(["NAME", "ADMIN", "PASSWORD", "GROUPS", "CREATED"], res.users.map((u) => [u.name, u.admin ? "yes" : "", u.hasPassword ? "set" : "-", u.groups.join(","), time(u.createTime)])));
+      return console.log(
+        table(
+          ["NAME", "ADMIN", "PASSWORD", "GROUPS", "CREATED"],
+          res.users.map((u) => [u.name, u.admin ? "yes" : "", u.hasPassword ? "set" : "-", u.groups.join(","), time(u.createTime)]),
+        ),
+      );
     }
     case "get": {
       const u = await client.getUser({ name: user(arg(0, "user name")) });
-      return console.log(`${u.name}${u.admin ? " (admin)" : ""}\n  display name: ${u.displayName || "-"}\n  password: ${u.hasPassword ? "set" : "not set"}\n  groups: ${u.groups.join(", ") || "-"}`);
+      return console.log(
+        `${u.name}${u.admin ? " (admin)" : ""}\n  display name: ${u.displayName || "-"}\n  password: ${u.hasPassword ? "set" : "not set"}\n  groups: ${u.groups.join(", ") || "-"}`,
+      );
     }
     case "delete":
       await client.deleteUser({ name: user(arg(0, "user name")) });
@@ -77,23 +92,34 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
       const revokeApiKeys = v["revoke-api-keys"] ?? false;
       await client.setPassword({ name, password, currentPassword, revokeApiKeys });
       const keys = revokeApiKeys ? " and API keys were revoked" : " (API keys still work: --revoke-api-keys revokes them)";
-      return console.log(password ? `password set for ${name}; their sessions were ended${keys}` : `password login disabled for ${name}; their sessions were ended${keys}`);
+      return console.log(
+        password ? `password set for ${name}; their sessions were ended${keys}` : `password login disabled for ${name}; their sessions were ended${keys}`,
+      );
     }
     case "add-to-group":
     case "remove-from-group": {
       const [u, g] = [user(arg(0, "user name")), group(arg(1, "group name"))];
-      if (sub === "add-to-group" && v["create-group"]) await client.createGroup({ groupId: bare(g) }).catch((err: unknown) => {
-        if (!(err instanceof Error && /already exists/.test(err.message))) throw err;
-      });
+      if (sub === "add-to-group" && v["create-group"])
+        await client.createGroup({ groupId: bare(g) }).catch((err: unknown) => {
+          if (!(err instanceof Error && /already exists/.test(err.message))) throw err;
+        });
       const res = sub === "add-to-group" ? await client.addGroupMember({ group: g, user: u }) : await client.removeGroupMember({ group: g, user: u });
       return console.log(`${res.name}: ${res.members.join(", ") || "no members"}`);
     }
     case "groups": {
       const [op = "list", name] = p;
-      if (op === "create") return console.log(`created ${(await client.createGroup({ groupId: bare(name ?? arg(1, "group name")), group: { displayName: v["display-name"] ?? "" } })).name}`);
+      if (op === "create")
+        return console.log(
+          `created ${(await client.createGroup({ groupId: bare(name ?? arg(1, "group name")), group: { displayName: v["display-name"] ?? "" } })).name}`,
+        );
       if (op === "delete") return void (await client.deleteGroup({ name: group(name ?? arg(1, "group name")) }), console.log(`deleted ${group(name!)}`));
       const res = await client.listGroups({ pageSize: 1000 });
-      return console.log(table(["NAME", "MEMBERS"], res.groups.map((g) => [g.name, g.members.join(",")])));
+      return console.log(
+        table(
+          ["NAME", "MEMBERS"],
+          res.groups.map((g) => [g.name, g.members.join(",")]),
+        ),
+      );
     }
     case "api-keys": {
       const [op, target] = p;
@@ -109,7 +135,12 @@ export async function usersCommand(argv: string[], io: CliIo = terminalIo): Prom
       if (op === "list") {
         const res = await client.listApiKeys({ parent: user(target ?? "me") });
         const expires = (k: ApiKey) => (k.expiration.case === "expireTime" ? time(k.expiration.value) : "never");
-        return console.log(table(["NAME", "DISPLAY NAME", "CREATED", "EXPIRES", "LAST USED"], res.apiKeys.map((k) => [k.name, k.displayName, time(k.createTime), expires(k), time(k.lastUsedTime)])));
+        return console.log(
+          table(
+            ["NAME", "DISPLAY NAME", "CREATED", "EXPIRES", "LAST USED"],
+            res.apiKeys.map((k) => [k.name, k.displayName, time(k.createTime), expires(k), time(k.lastUsedTime)]),
+          ),
+        );
       }
       if (op === "revoke") {
         await client.deleteApiKey({ name: arg(1, "API key name (users/U/apiKeys/K)") });
@@ -133,7 +164,8 @@ function expirationFlags(expiresIn: string | undefined, expireTime: string | und
   }
   if (expireTime !== undefined) {
     const at = new Date(expireTime);
-    if (!/^\d{4}-\d\d-\d\dT/.test(expireTime) || Number.isNaN(at.getTime())) throw new Error(`--expire-time ${expireTime}: expected an RFC 3339 time, e.g. 2027-01-31T00:00:00Z`);
+    if (!/^\d{4}-\d\d-\d\dT/.test(expireTime) || Number.isNaN(at.getTime()))
+      throw new Error(`--expire-time ${expireTime}: expected an RFC 3339 time, e.g. 2027-01-31T00:00:00Z`);
     return { case: "expireTime", value: timestampFromDate(at) };
   }
   return { case: undefined };

@@ -8,11 +8,18 @@ export interface CounterEntry {
 }
 
 /** In-memory counters keyed by name and sorted labels; read by tests and exported on /metrics. */
-export function createCounters(): Counters & { get(name: string, labels?: Record<string, string>): number; snapshot(): Record<string, number>; entries(): CounterEntry[] } {
+export function createCounters(): Counters & {
+  get(name: string, labels?: Record<string, string>): number;
+  snapshot(): Record<string, number>;
+  entries(): CounterEntry[];
+} {
   const values = new Map<string, number>();
   const series = new Map<string, { name: string; labels: Record<string, string> }>();
   const key = (name: string, labels: Record<string, string> = {}) => {
-    const l = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}="${v}"`).join(",");
+    const l = Object.entries(labels)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(",");
     return l ? `${name}{${l}}` : name;
   };
   return {

@@ -67,7 +67,8 @@ function walk(r: ReflectMessage, prefix: string, out: FieldViolation[], max: num
         break;
       case "list": {
         const list = r.get(f) as ReflectList;
-        if (b?.maxItems !== undefined && list.size > b.maxItems) out.push({ field: path, description: `must have at most ${b.maxItems} items, got ${list.size}` });
+        if (b?.maxItems !== undefined && list.size > b.maxItems)
+          out.push({ field: path, description: `must have at most ${b.maxItems} items, got ${list.size}` });
         let i = 0;
         for (const item of list) {
           if (out.length >= max) return;
@@ -79,7 +80,8 @@ function walk(r: ReflectMessage, prefix: string, out: FieldViolation[], max: num
       }
       case "map": {
         const map = r.get(f) as ReflectMap;
-        if (b?.maxItems !== undefined && map.size > b.maxItems) out.push({ field: path, description: `must have at most ${b.maxItems} entries, got ${map.size}` });
+        if (b?.maxItems !== undefined && map.size > b.maxItems)
+          out.push({ field: path, description: `must have at most ${b.maxItems} entries, got ${map.size}` });
         for (const [k, v] of map) {
           if (out.length >= max) return;
           const at = `${path}[${JSON.stringify(String(k)).slice(0, 80)}]`;
@@ -104,5 +106,6 @@ function bytes(v: unknown, maxBytes: number, field: string, out: FieldViolation[
  */
 export function assertWithinBounds<D extends DescMessage>(schema: D, msg: MessageShape<D>): void {
   const over = boundViolations(schema, msg, 3);
-  if (over.length > 0) throw new Error(`${schema.typeName} not sent: over the device contract's bounds (${over.map((o) => `${o.field} ${o.description}`).join("; ")})`);
+  if (over.length > 0)
+    throw new Error(`${schema.typeName} not sent: over the device contract's bounds (${over.map((o) => `${o.field} ${o.description}`).join("; ")})`);
 }

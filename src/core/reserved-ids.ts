@@ -13,13 +13,31 @@
 const RESERVED_NAMES: ReadonlySet<string> = new Set([
   // Tether's own identities: the bridge and provisioning service certificates (CN tether), the
   // bootstrap CLI certificate and user (CN admin), the certificate OUs.
-  "tether", "admin", "administrator", "root", "devices", "services", "users", "claims",
+  "tether",
+  "admin",
+  "administrator",
+  "root",
+  "devices",
+  "services",
+  "users",
+  "claims",
   // Broker service users and the deployment's service certificates (deploy/pki/make-certs.sh).
-  "mosquitto", "rabbitmq", "rabbit", "postgres", "haproxy", "localhost",
+  "mosquitto",
+  "rabbitmq",
+  "rabbit",
+  "postgres",
+  "haproxy",
+  "localhost",
   // RabbitMQ's default user and the MQTT plugin's default/anonymous users.
-  "guest", "anonymous", "default",
+  "guest",
+  "anonymous",
+  "default",
   // Broker-internal names: Mosquitto's `$SYS` tree and bridges, aedes' broker id.
-  "sys", "bridge", "broker", "aedes", "system",
+  "sys",
+  "bridge",
+  "broker",
+  "aedes",
+  "system",
 ]);
 
 /**

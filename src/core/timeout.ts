@@ -6,5 +6,8 @@
  */
 export function withTimeout<T>(p: PromiseLike<T>, ms: number, what = "no answer"): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([Promise.resolve(p), new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([
+    Promise.resolve(p),
+    new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(t));
 }

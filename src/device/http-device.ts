@@ -52,7 +52,10 @@ export class HttpDevice {
     // HTTP/2: one TLS session carries the parked poll and the uplink side by side.
     const nodeOptions = { cert: opts.cert, key: opts.key, ca: opts.ca };
     this.session = new Http2SessionManager(opts.baseUrl, {}, nodeOptions);
-    this.client = createClient(DeviceGatewayService, createConnectTransport({ baseUrl: opts.baseUrl, httpVersion: "2", nodeOptions, sessionManager: this.session }));
+    this.client = createClient(
+      DeviceGatewayService,
+      createConnectTransport({ baseUrl: opts.baseUrl, httpVersion: "2", nodeOptions, sessionManager: this.session }),
+    );
     this.uplink = new HttpUplink(this.client, this.log);
     this.executor = new TaskExecutor({
       handler: opts.handler,

@@ -67,10 +67,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     });
     this.executions = this.executor.executions;
     const receipts = opts.telemetryReceipts ?? {};
-    this.outbox =
-      receipts === false
-        ? undefined
-        : new TelemetryOutbox(receipts, (payload) => this.publishNow(payload), this.log);
+    this.outbox = receipts === false ? undefined : new TelemetryOutbox(receipts, (payload) => this.publishNow(payload), this.log);
     client.on("message", (topic, payload) => {
       if (topic === downlinkTopic(deviceId)) this.onDownlink(payload);
     });
@@ -281,9 +278,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     this.desiredVersion = state.version;
     const apply = this.opts.onDesiredState;
     if (!apply) return;
-    this.desiredChain = this.desiredChain
-      .then(() => apply(state, this))
-      .catch((err: unknown) => this.log.error({ err }, "applying desired state failed"));
+    this.desiredChain = this.desiredChain.then(() => apply(state, this)).catch((err: unknown) => this.log.error({ err }, "applying desired state failed"));
   }
 }
 

@@ -63,4 +63,3 @@ export interface TetherDeviceEvents {
   /** Tether warns that the device's newest certificate expires soon: call `renewCertificate`. */
   certificateExpiring: [CertificateExpiring];
 }
-

@@ -23,7 +23,15 @@ import type { Counters } from "../core/ports/index.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
 import { boundPacketSize } from "./packet-limit.js";
-import { claimClientOf, isTopicAllowedForClaim, isTopicAllowedForDevice, isValidDeviceId, PRESENCE_OFFLINE, PRESENCE_ONLINE, presenceTopic } from "../protocol/topics.js";
+import {
+  claimClientOf,
+  isTopicAllowedForClaim,
+  isTopicAllowedForDevice,
+  isValidDeviceId,
+  PRESENCE_OFFLINE,
+  PRESENCE_ONLINE,
+  presenceTopic,
+} from "../protocol/topics.js";
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -72,11 +80,9 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-type Identity = (
-  | { kind: "device"; deviceId: string }
-  | { kind: "service"; commonName: string }
-  | { kind: "claim"; templateId: string; clientId: string }
-) & { serialNumber: string };
+type Identity = ({ kind: "device"; deviceId: string } | { kind: "service"; commonName: string } | { kind: "claim"; templateId: string; clientId: string }) & {
+  serialNumber: string;
+};
 
 const DEVICES_OU = "devices";
 const CLAIMS_OU = "claims";
@@ -131,7 +137,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         // A claim certificate may only use its provisioning topic pair (see topics.ts).
         if (!isValidDeviceId(commonName)) return refuseConnect(client, `claim certificate CN ${commonName} is not a template id`, done);
         const claimClient = claimClientOf(client.id);
-        if (!claimClient) return refuseConnect(client, "a claim certificate's client id must be claim:{client}, {client} 1-64 letters, digits, '.', '_' or '-'", done);
+        if (!claimClient)
+          return refuseConnect(client, "a claim certificate's client id must be claim:{client}, {client} 1-64 letters, digits, '.', '_' or '-'", done);
         if (will) return refuseConnect(client, "a claim certificate may not set a will", done);
         identities.set(client, { kind: "claim", templateId: commonName, clientId: claimClient, serialNumber });
         return checkThenAdmit(client, { kind: "claim", commonName, serialNumber, notBefore }, done);
@@ -207,20 +214,17 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   // aedes emits "error" (e.g. from its will sweeper) without typing it; unhandled, it would crash the process.
   (aedes as EventEmitter).on("error", (err: Error) => log.error({ err }, "mqtt broker error"));
 
-  const server = createServer(
-    { key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true },
-    (socket) => {
-      const client = aedes.handle(socket);
-      boundPacketSize(
-        client,
-        () => (identities.get(client)?.kind === "service" ? opts.maxServicePacketBytes : opts.maxPacketBytes) ?? Infinity,
-        (length, max, cmd) => {
-          opts.counters?.inc("tether_mqtt_refused_total", { action: "packet_too_large" });
-          log.warn({ clientId: client.id, remoteAddress: socket.remoteAddress, cmd, length, max }, "mqtt packet too large; connection closed");
-        },
-      );
-    },
-  );
+  const server = createServer({ key: opts.tls.key, cert: opts.tls.cert, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true }, (socket) => {
+    const client = aedes.handle(socket);
+    boundPacketSize(
+      client,
+      () => (identities.get(client)?.kind === "service" ? opts.maxServicePacketBytes : opts.maxPacketBytes) ?? Infinity,
+      (length, max, cmd) => {
+        opts.counters?.inc("tether_mqtt_refused_total", { action: "packet_too_large" });
+        log.warn({ clientId: client.id, remoteAddress: socket.remoteAddress, cmd, length, max }, "mqtt packet too large; connection closed");
+      },
+    );
+  });
   const sockets = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
     socket.setNoDelay(true); // see no-delay.ts: commands must not wait for delayed ACKs

@@ -1,7 +1,12 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "pino";
-import { type ProvisioningRequest, ProvisioningRequestSchema, type ProvisioningResponse, ProvisioningResponseSchema } from "../../gen/tether/device/v1/provisioning_pb.js";
+import {
+  type ProvisioningRequest,
+  ProvisioningRequestSchema,
+  type ProvisioningResponse,
+  ProvisioningResponseSchema,
+} from "../../gen/tether/device/v1/provisioning_pb.js";
 import { assertWithinBounds } from "../core/device-bounds.js";
 import type { Counters } from "../core/ports/index.js";
 import { ALL_PROVISIONING_REQUESTS, parseProvisioningTopic, provisioningResponseTopic } from "../protocol/topics.js";
@@ -26,8 +31,14 @@ export interface ProvisioningLinkOptions {
 export async function connectProvisioningLink(opts: ProvisioningLinkOptions): Promise<{ close(): Promise<void> }> {
   const { log } = opts;
   const client: MqttClient = await mqtt.connectAsync(opts.url, {
-    clientId: opts.clientId, ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key,
-    protocolVersion: 4, clean: true, reconnectPeriod: 1000, connectTimeout: 10_000,
+    clientId: opts.clientId,
+    ca: opts.tls.ca,
+    cert: opts.tls.cert,
+    key: opts.tls.key,
+    protocolVersion: 4,
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
   });
   client.on("error", (err) => log.warn({ err: err.message }, "provisioning link error"));
   const inFlight = new Set<Promise<void>>();
@@ -49,7 +60,10 @@ export async function connectProvisioningLink(opts: ProvisioningLinkOptions): Pr
         assertWithinBounds(ProvisioningResponseSchema, res);
         return client.publishAsync(provisioningResponseTopic(t.templateId, t.clientId), Buffer.from(toBinary(ProvisioningResponseSchema, res)), { qos: 1 });
       })
-      .then(() => undefined, (err: unknown) => log.error({ err, topic }, "provisioning answer not sent"));
+      .then(
+        () => undefined,
+        (err: unknown) => log.error({ err, topic }, "provisioning answer not sent"),
+      );
     inFlight.add(work);
     void work.finally(() => inFlight.delete(work));
   });

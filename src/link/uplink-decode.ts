@@ -55,7 +55,8 @@ export function createUplinkDecoder(o: { maxPayloadBytes: number; counters: Coun
   };
   function drop(reason: DropReason, topic: string, deviceId: string | undefined): undefined {
     o.counters.inc("tether_uplink_dropped_total", { reason });
-    if (shouldLog(`${deviceId ?? ""}/${reason}`)) o.log.warn({ topic: topic.slice(0, 200), deviceId, reason }, "uplink dropped (logged once per device and reason every 10 s)");
+    if (shouldLog(`${deviceId ?? ""}/${reason}`))
+      o.log.warn({ topic: topic.slice(0, 200), deviceId, reason }, "uplink dropped (logged once per device and reason every 10 s)");
     return undefined;
   }
 }

@@ -127,7 +127,10 @@ export function createMetrics(src: MetricSources): Metrics {
       let ex = exported.get(name);
       if (!ex || ex.labelNames !== labelNames.join(",")) {
         if (ex) registry.removeSingleMetric(name);
-        ex = { counter: new Counter({ name, help: COUNTER_HELP[name] ?? name.replace(/_/g, " "), labelNames, registers: [registry] }), labelNames: labelNames.join(",") };
+        ex = {
+          counter: new Counter({ name, help: COUNTER_HELP[name] ?? name.replace(/_/g, " "), labelNames, registers: [registry] }),
+          labelNames: labelNames.join(","),
+        };
         exported.set(name, ex);
       }
       ex.counter.reset();

@@ -17,6 +17,10 @@ export async function secureStateFiles(dirs: { dataDir: string; certsDir: string
   const tightened = data.tightened + pki.tightened;
   const failed = [...data.failed, ...pki.failed];
   if (tightened > 0) log.info({ tightened, dataDir: dirs.dataDir, certsDir }, "tightened file modes: removed access by other users");
-  if (failed.length > 0) log.warn({ files: failed.slice(0, 20), count: failed.length }, "cannot tighten the mode of files in the data or certs folder (not owned by Tether's user?)");
+  if (failed.length > 0)
+    log.warn(
+      { files: failed.slice(0, 20), count: failed.length },
+      "cannot tighten the mode of files in the data or certs folder (not owned by Tether's user?)",
+    );
   return tightened;
 }

@@ -145,14 +145,9 @@ function authority(caCert: x509.X509Certificate, caKey: CryptoKey, keyPem: strin
     const extensions: x509.Extension[] = [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension(
-        [opts.usage === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth],
-        false,
-      ),
+      new x509.ExtendedKeyUsageExtension([opts.usage === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth], false),
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
-      caKeyId
-        ? new x509.AuthorityKeyIdentifierExtension(caKeyId)
-        : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+      caKeyId ? new x509.AuthorityKeyIdentifierExtension(caKeyId) : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
     ];
     const names: x509.JsonGeneralName[] = [
       ...(opts.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
@@ -199,9 +194,7 @@ function authority(caCert: x509.X509Certificate, caKey: CryptoKey, keyPem: strin
         nextUpdate,
         signingKey: caKey,
         signingAlgorithm,
-        extensions: [
-          caKeyId ? new x509.AuthorityKeyIdentifierExtension(caKeyId) : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
-        ],
+        extensions: [caKeyId ? new x509.AuthorityKeyIdentifierExtension(caKeyId) : await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey)],
         entries: entries.map((e) => ({ serialNumber: e.serialNumber, revocationDate: e.revocationDate, reason: e.reason as x509.X509CrlReason })),
       });
       // @peculiar/x509 labels it "CRL"; OpenSSL (and so Mosquitto's crlfile, nginx, curl) only reads "X509 CRL".
@@ -213,7 +206,7 @@ function authority(caCert: x509.X509Certificate, caKey: CryptoKey, keyPem: strin
 /** 16 random bytes with the high bit cleared (DER INTEGERs are signed; serials must be positive). */
 function randomSerialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) || 0x01; // non-zero first byte keeps the hex form canonical
+  bytes[0] = bytes[0]! & 0x7f || 0x01; // non-zero first byte keeps the hex form canonical
   return bytes.toString("hex");
 }
 

@@ -26,7 +26,11 @@ export async function inspectCsr(csrPem: string): Promise<CsrSummary | undefined
   try {
     const k = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: "der", type: "spki" });
     const details = k.asymmetricKeyDetails ?? {};
-    key = { type: k.asymmetricKeyType ?? "unknown", curve: details.namedCurve ? (CURVES[details.namedCurve] ?? details.namedCurve) : undefined, bits: details.modulusLength };
+    key = {
+      type: k.asymmetricKeyType ?? "unknown",
+      curve: details.namedCurve ? (CURVES[details.namedCurve] ?? details.namedCurve) : undefined,
+      bits: details.modulusLength,
+    };
   } catch {
     key = { type: "unknown" };
   }
@@ -58,12 +62,26 @@ export function createCertificateIssuer(ca: CertificateAuthority): CertificateIs
       if (csrPem !== undefined) {
         const csr = new x509.Pkcs10CertificateRequest(csrPem.trim());
         const signed = await ca.issueForPublicKey(csr.publicKey.rawData, opts);
-        return { certificate: { serialNumber: signed.serialNumber, certificatePem: signed.certPem, subject: signed.subject, notBefore: signed.notBefore, notAfter: signed.notAfter } };
+        return {
+          certificate: {
+            serialNumber: signed.serialNumber,
+            certificatePem: signed.certPem,
+            subject: signed.subject,
+            notBefore: signed.notBefore,
+            notAfter: signed.notAfter,
+          },
+        };
       }
       const issued = await ca.issue(opts);
       const cert = new x509.X509Certificate(issued.certPem);
       return {
-        certificate: { serialNumber: issued.serialNumber, certificatePem: issued.certPem, subject: cert.subject, notBefore: cert.notBefore, notAfter: cert.notAfter },
+        certificate: {
+          serialNumber: issued.serialNumber,
+          certificatePem: issued.certPem,
+          subject: cert.subject,
+          notBefore: cert.notBefore,
+          notAfter: cert.notAfter,
+        },
         privateKeyPem: issued.keyPem,
       };
     },
@@ -74,7 +92,10 @@ export function createCertificateIssuer(ca: CertificateAuthority): CertificateIs
  * Makes a PKCS#10 CSR with a fresh key, as a device would (tests, the CLI and the simulator use it).
  * ECDSA P-256 by default; `rsaBits` makes an RSA key instead (e.g. to show a weak key is refused).
  */
-export async function createCsr(commonName: string | undefined, opts: { rsaBits?: number; organizationalUnit?: string } = {}): Promise<{ csrPem: string; keyPem: string }> {
+export async function createCsr(
+  commonName: string | undefined,
+  opts: { rsaBits?: number; organizationalUnit?: string } = {},
+): Promise<{ csrPem: string; keyPem: string }> {
   const algorithm = opts.rsaBits
     ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: opts.rsaBits }
     : { name: "ECDSA", namedCurve: "P-256" };
@@ -97,5 +118,11 @@ export async function createCsr(commonName: string | undefined, opts: { rsaBits?
  */
 export function describeCertificate(certPem: string): SignedCertificate {
   const cert = new x509.X509Certificate(certPem.trim());
-  return { serialNumber: normalizeSerial(cert.serialNumber), certificatePem: certPem, subject: cert.subject, notBefore: cert.notBefore, notAfter: cert.notAfter };
+  return {
+    serialNumber: normalizeSerial(cert.serialNumber),
+    certificatePem: certPem,
+    subject: cert.subject,
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+  };
 }

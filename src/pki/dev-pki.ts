@@ -104,11 +104,7 @@ export async function ensureDevPki(dir: string, log?: PkiLogger): Promise<DevPki
  * Issues a device's client certificate: CN = device id (which must also be its MQTT client id) and
  * OU `devices`, which is what the broker checks before letting it use its own topics.
  */
-export async function issueDeviceCertificate(
-  ca: CertificateAuthority,
-  deviceId: string,
-  opts: { validityDays?: number } = {},
-): Promise<IssuedCertificate> {
+export async function issueDeviceCertificate(ca: CertificateAuthority, deviceId: string, opts: { validityDays?: number } = {}): Promise<IssuedCertificate> {
   if (!isValidDeviceId(deviceId)) throw new Error(`invalid device id: ${JSON.stringify(deviceId)}`);
   const reserved = reservedIdProblem(deviceId);
   if (reserved) throw new Error(`not a device id: ${reserved}`);

@@ -167,4 +167,6 @@ export function routingKeyToTopic(routingKey: string): string | undefined {
 }
 
 /** `amq.topic` binding patterns for everything devices publish (the AMQP twin of ALL_UPLINKS & co.). */
-export const UPLINK_ROUTING_PATTERNS = [ALL_UPLINKS, ALL_JSON_UPLINKS, ALL_PRESENCE].map((f) => topicToRoutingKey(f).replaceAll("+", "*")).concat(`${ROUTING_KEY_PREFIX}*.metrics.#`);
+export const UPLINK_ROUTING_PATTERNS = [ALL_UPLINKS, ALL_JSON_UPLINKS, ALL_PRESENCE]
+  .map((f) => topicToRoutingKey(f).replaceAll("+", "*"))
+  .concat(`${ROUTING_KEY_PREFIX}*.metrics.#`);

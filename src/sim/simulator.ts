@@ -89,10 +89,7 @@ export async function connectSimulator<B extends SimBehaviour>(
  * Connects one simulated device and ticks it every `tickMs` until its device is closed: what a test
  * or a single demo device wants.
  */
-export async function startSimulator<B extends SimBehaviour>(
-  sim: B,
-  conn: SimConnectOptions & SimClockOptions,
-): Promise<{ sim: B; device: TetherDevice }> {
+export async function startSimulator<B extends SimBehaviour>(sim: B, conn: SimConnectOptions & SimClockOptions): Promise<{ sim: B; device: TetherDevice }> {
   const simulated = await connectSimulator(sim, conn);
   const { device } = simulated;
   const tickMs = conn.tickMs ?? 1_000;

@@ -50,7 +50,9 @@ export function createCertificateStore(sql: Sql): CertificateRepository {
           ON CONFLICT (device_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
           RETURNING *`;
         if (rows[0]) return fromRow(rows[0]);
-        const earlier = await tx<CertificateRow[]>`SELECT * FROM certificates WHERE device_id = ${rec.deviceId ?? null} AND request_id = ${rec.requestId ?? null}`;
+        const earlier = await tx<
+          CertificateRow[]
+        >`SELECT * FROM certificates WHERE device_id = ${rec.deviceId ?? null} AND request_id = ${rec.requestId ?? null}`;
         if (!earlier[0]) throw new Error("certificate insert conflicted but no earlier row exists");
         return fromRow(earlier[0]);
       });

@@ -115,7 +115,9 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
     },
 
     async setPresence(id, online, now) {
-      const rows = await sql<{ firmware_version: string }[]>`UPDATE devices SET online = ${online}, last_seen_time = ${now} WHERE id = ${id} RETURNING firmware_version`;
+      const rows = await sql<
+        { firmware_version: string }[]
+      >`UPDATE devices SET online = ${online}, last_seen_time = ${now} WHERE id = ${id} RETURNING firmware_version`;
       return rows[0] ? { firmwareVersion: rows[0].firmware_version } : undefined;
     },
 
@@ -221,8 +223,7 @@ function toStored(row: DeviceRow): StoredDevice {
   if (!product) throw new Error(`device ${row.id} has unknown kind ${row.kind}`);
   const revision = Number(row.revision);
   // An empty JSON object means "never set": leave the message field unset rather than empty.
-  const state = (schema: DescMessage, json: JsonValue) =>
-    isEmptyObject(json) ? undefined : fromJson(schema, json, { ignoreUnknownFields: true });
+  const state = (schema: DescMessage, json: JsonValue) => (isEmptyObject(json) ? undefined : fromJson(schema, json, { ignoreUnknownFields: true }));
   const value = create(product.schema, {
     desired: state(product.desiredSchema, row.desired),
     reported: state(product.reportedSchema, row.reported),

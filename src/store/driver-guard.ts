@@ -10,7 +10,12 @@ import type { Logger } from "../log.js";
  * skipped scripts, where it keeps the process up.
  */
 export function isPostgresClosedSocketWrite(err: unknown): boolean {
-  return err instanceof TypeError && /reading 'write'/.test(err.message) && /postgres[\\/]src[\\/]connection\.js/.test(err.stack ?? "") && /nextWrite/.test(err.stack ?? "");
+  return (
+    err instanceof TypeError &&
+    /reading 'write'/.test(err.message) &&
+    /postgres[\\/]src[\\/]connection\.js/.test(err.stack ?? "") &&
+    /nextWrite/.test(err.stack ?? "")
+  );
 }
 
 /**

@@ -65,7 +65,14 @@ export function createGrantStore(sql: Sql): GrantRepository & RightsRepository {
     },
 
     async load(user) {
-      const [row] = await sql<Array<{ exists: boolean; admin: boolean | null; groups: string[]; grants: Array<{ target_kind: "device" | "selector"; target: string; role: Role }> | null }>>`
+      const [row] = await sql<
+        Array<{
+          exists: boolean;
+          admin: boolean | null;
+          groups: string[];
+          grants: Array<{ target_kind: "device" | "selector"; target: string; role: Role }> | null;
+        }>
+      >`
         SELECT
           EXISTS (SELECT 1 FROM users WHERE name = ${user}) AS exists,
           (SELECT admin FROM users WHERE name = ${user}) AS admin,

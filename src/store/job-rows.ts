@@ -91,9 +91,11 @@ export function fromRow(r: JobRow): JobRecord {
         : { kind: "devices", deviceIds: [] },
     rollout: {
       maxPerMinute: r.max_per_minute,
-      exponential: r.exp_base_per_minute === null ? undefined : { basePerMinute: r.exp_base_per_minute, factor: Number(r.exp_factor), step: Number(r.exp_step) },
+      exponential:
+        r.exp_base_per_minute === null ? undefined : { basePerMinute: r.exp_base_per_minute, factor: Number(r.exp_factor), step: Number(r.exp_step) },
     },
-    abort: r.abort_percent === null ? undefined : { failurePercent: r.abort_percent, minFinished: Number(r.abort_min_finished), cancelInFlight: r.abort_cancel },
+    abort:
+      r.abort_percent === null ? undefined : { failurePercent: r.abort_percent, minFinished: Number(r.abort_min_finished), cancelInFlight: r.abort_cancel },
     executionTimeoutMs: r.execution_timeout_ms,
     maxAttempts: r.max_attempts,
     taskTtlMs: Number(r.task_ttl_ms),

@@ -78,8 +78,10 @@ export function createJobStore(sql: Sql): JobRepository {
 
   /** Claims up to `n` pending targets in device order, creates their tasks, marks them. */
   async function dispatch(tx: TxSql, job: JobRecord, n: number, now: Date) {
-    const ids = (await tx`
-      SELECT device_id FROM job_targets WHERE job_id = ${job.id} AND state = 'PENDING' ORDER BY device_id LIMIT ${n}`).map((r) => String(r.device_id));
+    const ids = (
+      await tx`
+      SELECT device_id FROM job_targets WHERE job_id = ${job.id} AND state = 'PENDING' ORDER BY device_id LIMIT ${n}`
+    ).map((r) => String(r.device_id));
     if (ids.length === 0) return { tasks: [] as TaskRecord[], online: [] as string[], claimed: 0, skipped: 0 };
     // Through the task intake (src/core/tasks/task-intake.ts), under the device row locks: each
     // device's pending-task cap holds exactly, as for CreateTask. The job runs with its creator's
@@ -105,9 +107,11 @@ export function createJobStore(sql: Sql): JobRepository {
     }
     const created = new Set(tasks.map((t) => t.id));
     for (const t of planned) {
-      marks.push(created.has(t.id)
-        ? { device_id: t.deviceId, state: "DISPATCHED", task_id: t.id, reason: "" }
-        : { device_id: t.deviceId, state: "SKIPPED", task_id: null, reason: REQUEST_ID_TAKEN });
+      marks.push(
+        created.has(t.id)
+          ? { device_id: t.deviceId, state: "DISPATCHED", task_id: t.id, reason: "" }
+          : { device_id: t.deviceId, state: "SKIPPED", task_id: null, reason: REQUEST_ID_TAKEN },
+      );
     }
     await tx`
       UPDATE job_targets t SET state = v.state, task_id = v.task_id, reason = v.reason
@@ -144,7 +148,10 @@ export function createJobStore(sql: Sql): JobRepository {
         SELECT * FROM jobs
         WHERE ${before ? sql`(create_time, id) < (${before.createTime}, ${before.id})` : sql`true`}
         ORDER BY create_time DESC, id DESC LIMIT ${limit}`;
-      const counts = await countStates(sql, rows.map((r) => r.id));
+      const counts = await countStates(
+        sql,
+        rows.map((r) => r.id),
+      );
       return rows.map((r) => ({ job: fromRow(r), byState: counts.get(r.id)! }));
     },
 
@@ -178,15 +185,17 @@ export function createJobStore(sql: Sql): JobRepository {
           AND ${targetStates ? sql`jt.state = ANY(${targetStates}::text[])` : sql`true`}
           AND ${taskStates ? sql`t.state = ANY(${taskStates.map(stateName)}::text[])` : sql`true`}
         ORDER BY jt.device_id LIMIT ${limit}`;
-      return rows.map((r): ExecutionRecord => ({
-        deviceId: String(r.device_id),
-        targetState: r.target_state as ExecutionRecord["targetState"],
-        reason: String(r.reason ?? ""),
-        taskId: r.task_id ? String(r.task_id) : undefined,
-        taskState: r.task_state ? parseStateName(String(r.task_state)) : undefined,
-        taskReason: r.task_reason ? String(r.task_reason) : undefined,
-        createTime: r.create_time instanceof Date ? r.create_time : undefined,
-      }));
+      return rows.map(
+        (r): ExecutionRecord => ({
+          deviceId: String(r.device_id),
+          targetState: r.target_state as ExecutionRecord["targetState"],
+          reason: String(r.reason ?? ""),
+          taskId: r.task_id ? String(r.task_id) : undefined,
+          taskState: r.task_state ? parseStateName(String(r.task_state)) : undefined,
+          taskReason: r.task_reason ? String(r.task_reason) : undefined,
+          createTime: r.create_time instanceof Date ? r.create_time : undefined,
+        }),
+      );
     },
 
     async activeJobIds(now, limit) {

@@ -47,7 +47,9 @@ export function createProvisioningStore(sql: Sql): ProvisioningRepository {
     },
 
     async listTemplates(afterId, limit) {
-      const rows = await sql<TemplateRow[]>`${WITH_COUNT(sql)} WHERE ${afterId !== undefined ? sql`t.id > ${afterId}` : sql`true`} ORDER BY t.id LIMIT ${limit}`;
+      const rows = await sql<
+        TemplateRow[]
+      >`${WITH_COUNT(sql)} WHERE ${afterId !== undefined ? sql`t.id > ${afterId}` : sql`true`} ORDER BY t.id LIMIT ${limit}`;
       return rows.map(fromRow);
     },
 
@@ -112,7 +114,13 @@ export function createProvisioningStore(sql: Sql): ProvisioningRepository {
 }
 
 function toRecord(r: RecordRow): ProvisioningRecord {
-  return { templateId: r.template_id, serialNumber: r.serial_number, deviceId: r.device_id, certificateSerial: r.certificate_serial, createTime: r.create_time };
+  return {
+    templateId: r.template_id,
+    serialNumber: r.serial_number,
+    deviceId: r.device_id,
+    certificateSerial: r.certificate_serial,
+    createTime: r.create_time,
+  };
 }
 
 /** Thrown inside the transaction so it rolls back the serial claim too. */

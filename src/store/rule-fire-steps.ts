@@ -39,7 +39,8 @@ export async function resolveTargets(db: Sql, rules: RuleRecord[], only?: string
   const selectors: Array<{ rule_id: string; kind: string; labels: Record<string, string> }> = [];
   for (const r of rules) {
     if (r.target.kind === "device") out.set(r.id, only && !only.includes(r.target.deviceId) ? [] : [r.target.deviceId]);
-    else if (r.target.kind === "job") continue; // its job resolves its own targets
+    else if (r.target.kind === "job")
+      continue; // its job resolves its own targets
     else selectors.push({ rule_id: r.id, kind: r.target.productKind, labels: r.target.labels });
   }
   if (selectors.length === 0) return out;
@@ -66,7 +67,14 @@ export async function planTasks(
 ): Promise<Map<string, { targets: RunTarget[]; tasks: NewTask[] }>> {
   const ids = [...new Set(items.flatMap((i) => i.deviceIds))];
   const devices = await lockIntakeDevices(tx, ids);
-  const lostRight = ids.length > 0 ? await creatorRightsFor(tx, items.map((i) => i.rule.creator), ids) : undefined;
+  const lostRight =
+    ids.length > 0
+      ? await creatorRightsFor(
+          tx,
+          items.map((i) => i.rule.creator),
+          ids,
+        )
+      : undefined;
   const admission = createAdmission(devices, lostRight);
   const out = new Map<string, { targets: RunTarget[]; tasks: NewTask[] }>();
   for (const { rule, occurrence, deviceIds } of items) {
@@ -108,12 +116,17 @@ export async function recordRuns(tx: Sql, pending: PendingRun[], now: Date): Pro
   }));
   const inserted: RunRow[] = [];
   for (let i = 0; i < rows.length; i += CHUNK) {
-    inserted.push(...(await tx<RunRow[]>`
+    inserted.push(
+      ...(await tx<RunRow[]>`
       INSERT INTO rule_runs ${tx(rows.slice(i, i + CHUNK))}
-      ON CONFLICT (rule_id, subject, occurrence_time) DO NOTHING RETURNING *`));
+      ON CONFLICT (rule_id, subject, occurrence_time) DO NOTHING RETURNING *`),
+    );
   }
   const isNew = new Set(inserted.map((r) => `${r.rule_id}\u0000${r.subject}`));
-  const tasks = await insertTasks(tx, pending.filter((p) => isNew.has(`${p.rule.id}\u0000${p.subject}`)).flatMap((p) => p.tasks));
+  const tasks = await insertTasks(
+    tx,
+    pending.filter((p) => isNew.has(`${p.rule.id}\u0000${p.subject}`)).flatMap((p) => p.tasks),
+  );
   const runs = inserted.map(fromRunRow);
   // A task whose request id was taken (only by a CreateTask that guessed it): say so on its run.
   const created = new Set(tasks.map((t) => t.id));

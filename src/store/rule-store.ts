@@ -35,7 +35,11 @@ async function startJobs(tx: TxSql, items: Array<{ rule: RuleRecord; occurrence:
     out.set(
       rule.id,
       v
-        ? { state: "FIRED", reason: `started ${jobName(made.job.id)} over ${v.job.targetCount} device${v.job.targetCount === 1 ? "" : "s"}`, jobId: made.job.id }
+        ? {
+            state: "FIRED",
+            reason: `started ${jobName(made.job.id)} over ${v.job.targetCount} device${v.job.targetCount === 1 ? "" : "s"}`,
+            jobId: made.job.id,
+          }
         : { state: "FAILED", reason: `${jobName(made.job.id)} already exists` },
     );
   }
@@ -110,9 +114,20 @@ export function createRuleStore(sql: Sql): RuleRepository {
         if (rows.length === 0) return { claimed: 0, runs: [], tasks: [], jobIds: [] };
         const decided = rows.map(fromRow).map((rule) => ({ rule, d: decide(rule) }));
         const firing = decided.filter((x) => x.d.run?.action === "fire" && x.rule.target.kind !== "job");
-        const targets = await resolveTargets(tx, firing.map((x) => x.rule));
-        const planned = await planTasks(tx, firing.map((x) => ({ rule: x.rule, occurrence: x.d.run!.occurrence, deviceIds: targets.get(x.rule.id) ?? [] })), now);
-        const started = await startJobs(tx, decided.filter((x) => x.d.run?.action === "fire" && x.rule.target.kind === "job").map((x) => ({ rule: x.rule, occurrence: x.d.run!.occurrence })), now);
+        const targets = await resolveTargets(
+          tx,
+          firing.map((x) => x.rule),
+        );
+        const planned = await planTasks(
+          tx,
+          firing.map((x) => ({ rule: x.rule, occurrence: x.d.run!.occurrence, deviceIds: targets.get(x.rule.id) ?? [] })),
+          now,
+        );
+        const started = await startJobs(
+          tx,
+          decided.filter((x) => x.d.run?.action === "fire" && x.rule.target.kind === "job").map((x) => ({ rule: x.rule, occurrence: x.d.run!.occurrence })),
+          now,
+        );
         const pending: PendingRun[] = decided.flatMap(({ rule, d }) => {
           if (!d.run) return [];
           const base = { rule, subject: "", occurrence: d.run.occurrence, missed: d.run.missed };
@@ -125,7 +140,11 @@ export function createRuleStore(sql: Sql): RuleRepository {
         });
         const { runs, tasks } = await recordRuns(tx, pending, now);
         const fired = new Set(runs.filter((r) => r.state !== "SKIPPED").map((r) => r.ruleId));
-        const advance = decided.map(({ rule, d }) => ({ id: rule.id, next: d.next?.toISOString() ?? null, last: fired.has(rule.id) ? now.toISOString() : null }));
+        const advance = decided.map(({ rule, d }) => ({
+          id: rule.id,
+          next: d.next?.toISOString() ?? null,
+          last: fired.has(rule.id) ? now.toISOString() : null,
+        }));
         await tx`
           UPDATE rules r SET next_fire_time = v.next, last_fire_time = COALESCE(v.last, r.last_fire_time)
           FROM jsonb_to_recordset(${tx.json(advance)}) AS v(id text, next timestamptz, last timestamptz)
@@ -161,7 +180,19 @@ export function createRuleStore(sql: Sql): RuleRepository {
           const outcome = runOutcome(rule, p.targets, `${t.metric} = ${req.value}`);
           const { runs, tasks } = await recordRuns(
             tx,
-            [{ rule, subject: req.deviceId, occurrence: req.occurrence, state: outcome.state, reason: outcome.reason, missed: 0, value: req.value, targets: p.targets, tasks: p.tasks }],
+            [
+              {
+                rule,
+                subject: req.deviceId,
+                occurrence: req.occurrence,
+                state: outcome.state,
+                reason: outcome.reason,
+                missed: 0,
+                value: req.value,
+                targets: p.targets,
+                tasks: p.tasks,
+              },
+            ],
             req.now,
           );
           if (runs.length === 0) throw rollback; // recorded before: undo the cooldown move too

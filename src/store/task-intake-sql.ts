@@ -33,7 +33,13 @@ export async function lockIntakeDevices(tx: Sql | TxSql, deviceIds: readonly str
   const open = new Map(counts.map((c) => [String(c.device_id), Number(c.n)]));
   for (const d of devs) {
     const id = String(d.id);
-    out.set(id, { kind: String(d.kind), maxPendingTasks: Number(d.max_pending_tasks) || 0, openTasks: open.get(id) ?? 0, online: Boolean(d.online), meta: deviceMetaOfRow(d) });
+    out.set(id, {
+      kind: String(d.kind),
+      maxPendingTasks: Number(d.max_pending_tasks) || 0,
+      openTasks: open.get(id) ?? 0,
+      online: Boolean(d.online),
+      meta: deviceMetaOfRow(d),
+    });
   }
   return out;
 }

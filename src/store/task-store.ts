@@ -53,7 +53,17 @@ export function createTaskStore(sql: Sql): TaskRepository {
 
     async update(next) {
       // Identity, command and counters maintained elsewhere (late events) are never rewritten here.
-      const { id, device_id: _d, create_time: _c, command: _cmd, request_id: _r, request_hash: _h, late_event_count: _l, job_id: _j, ...fields } = toTaskRow(next);
+      const {
+        id,
+        device_id: _d,
+        create_time: _c,
+        command: _cmd,
+        request_id: _r,
+        request_hash: _h,
+        late_event_count: _l,
+        job_id: _j,
+        ...fields
+      } = toTaskRow(next);
       const [row] = await sql<Row[]>`
         UPDATE tasks SET ${sql(fields)}, revision = revision + 1
         WHERE id = ${id} AND revision = ${next.revision}
@@ -73,9 +83,16 @@ export function createTaskStore(sql: Sql): TaskRepository {
         // SKIP LOCKED: if another replica is dispatching this device right now, it will send these tasks.
         const [dev] = await tx`SELECT online, delivery_mode FROM devices WHERE id = ${deviceId} FOR UPDATE SKIP LOCKED`;
         if (!dev) return [];
-        const counts = await tx`SELECT state, count(*)::int AS n FROM tasks WHERE device_id = ${deviceId} AND state IN ('SENT', 'DELIVERED', 'RUNNING') GROUP BY state`;
+        const counts =
+          await tx`SELECT state, count(*)::int AS n FROM tasks WHERE device_id = ${deviceId} AND state IN ('SENT', 'DELIVERED', 'RUNNING') GROUP BY state`;
         const n = (s: string) => Number(counts.find((c) => c.state === s)?.n ?? 0);
-        const limit = plan({ online: Boolean(dev.online), mode: parseModeName(String(dev.delivery_mode)), sent: n("SENT"), delivered: n("DELIVERED"), running: n("RUNNING") });
+        const limit = plan({
+          online: Boolean(dev.online),
+          mode: parseModeName(String(dev.delivery_mode)),
+          sent: n("SENT"),
+          delivered: n("DELIVERED"),
+          running: n("RUNNING"),
+        });
         if (limit <= 0) return [];
         const now = clockNow();
         const rows = await tx<Row[]>`

@@ -104,7 +104,13 @@ export function createTelemetryStore(sql: Sql): TelemetryRepository & { partitio
 
     async latest(deviceId) {
       const rows = await sql`SELECT metric, time, value, tags FROM telemetry_latest WHERE device_id = ${deviceId} ORDER BY metric`;
-      return rows.map((r) => ({ deviceId, metric: String(r.metric), time: r.time as Date, value: Number(r.value), tags: (r.tags as Record<string, string> | null) ?? {} }));
+      return rows.map((r) => ({
+        deviceId,
+        metric: String(r.metric),
+        time: r.time as Date,
+        value: Number(r.value),
+        tags: (r.tags as Record<string, string> | null) ?? {},
+      }));
     },
 
     async dropPartitionsBefore(before) {
@@ -122,4 +128,3 @@ export function createTelemetryStore(sql: Sql): TelemetryRepository & { partitio
     },
   };
 }
-

@@ -65,7 +65,11 @@ export function createUserStore(sql: Sql): UserRepository {
   const selectGroups = sql`
     SELECT g.*, ARRAY(SELECT user_name FROM group_members m WHERE m.group_name = g.name ORDER BY user_name) AS members
     FROM groups g`;
-  const fromGroup = (r: { name: string; display_name: string; members: string[] | null }): GroupRecord => ({ name: r.name, displayName: r.display_name, members: r.members ?? [] });
+  const fromGroup = (r: { name: string; display_name: string; members: string[] | null }): GroupRecord => ({
+    name: r.name,
+    displayName: r.display_name,
+    members: r.members ?? [],
+  });
 
   return {
     async insertUser(u) {
@@ -91,7 +95,9 @@ export function createUserStore(sql: Sql): UserRepository {
     },
 
     async listUsers({ afterName, limit }) {
-      const rows = await sql<UserRow[]>`${selectUsers} WHERE ${afterName !== undefined ? sql`u.name > ${afterName}` : sql`true`} ORDER BY u.name LIMIT ${limit}`;
+      const rows = await sql<
+        UserRow[]
+      >`${selectUsers} WHERE ${afterName !== undefined ? sql`u.name > ${afterName}` : sql`true`} ORDER BY u.name LIMIT ${limit}`;
       return rows.map(fromUser);
     },
 
@@ -100,7 +106,10 @@ export function createUserStore(sql: Sql): UserRepository {
         // Devices name their owner by user name: deleting an owner would hand the devices to
         // whoever registers that name next. The devices move first (UpdateDevice owner).
         const [{ owned }] = await tx<{ owned: number }[]>`SELECT count(*)::int AS owned FROM devices WHERE owner = ${name}`;
-        if (owned > 0) throw new FailedPreconditionError(`user ${name} still owns ${owned} device${owned === 1 ? "" : "s"}: give ${owned === 1 ? "it" : "them"} another owner first (UpdateDevice with update_mask owner)`);
+        if (owned > 0)
+          throw new FailedPreconditionError(
+            `user ${name} still owns ${owned} device${owned === 1 ? "" : "s"}: give ${owned === 1 ? "it" : "them"} another owner first (UpdateDevice with update_mask owner)`,
+          );
         const sessions = [...(await endSessionsOf(tx, name, now)), ...(await revokeApiKeysOf(tx, name, now))];
         await tx`DELETE FROM grants WHERE principal_kind = 'user' AND principal = ${name}`;
         const rows = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
@@ -119,7 +128,8 @@ export function createUserStore(sql: Sql): UserRepository {
     },
 
     async insertGroup(g) {
-      const rows = await sql`INSERT INTO groups (name, display_name, create_time) VALUES (${g.name}, ${g.displayName}, ${g.createTime}) ON CONFLICT (name) DO NOTHING RETURNING name`;
+      const rows =
+        await sql`INSERT INTO groups (name, display_name, create_time) VALUES (${g.name}, ${g.displayName}, ${g.createTime}) ON CONFLICT (name) DO NOTHING RETURNING name`;
       if (rows.length === 0) throw new AlreadyExistsError(`groups/${g.name}`);
       return { name: g.name, displayName: g.displayName, members: [] };
     },

@@ -23,7 +23,11 @@ function totals(rows: Row[]) {
   // The *.pb.o descriptor tables are const, but x86-64 PIC puts relocated pointers in .data: on an
   // MCU they are flash only. So: flash = text + data; static RAM = bss (+ data of protocol.o).
   const own = rows.filter((r) => r.file === "protocol.o");
-  return { flash: sum((r) => r.text + r.data), ram: sum((r) => r.bss) + own.reduce((n, r) => n + r.data, 0), nanopb: rows.filter((r) => r.file.startsWith("nanopb/")).reduce((n, r) => n + r.text, 0) };
+  return {
+    flash: sum((r) => r.text + r.data),
+    ram: sum((r) => r.bss) + own.reduce((n, r) => n + r.data, 0),
+    nanopb: rows.filter((r) => r.file.startsWith("nanopb/")).reduce((n, r) => n + r.text, 0),
+  };
 }
 
 runBench(async () => {
@@ -49,11 +53,28 @@ runBench(async () => {
     const a = totals(small);
     const b = totals(base);
     console.log(`\nc-device protocol: flash ${a.flash} B (of which nanopb ${a.nanopb} B), static RAM ${a.ram} B with receipts of 8 ids`);
-    console.log(`baseline (shipped options alone, receipts of 500 ids): flash ${b.flash} B, static RAM ${b.ram} B — max_receipt_ids = 8 needs ${(a.ram / b.ram).toFixed(2)}× the RAM`);
+    console.log(
+      `baseline (shipped options alone, receipts of 500 ids): flash ${b.flash} B, static RAM ${b.ram} B — max_receipt_ids = 8 needs ${(a.ram / b.ram).toFixed(2)}× the RAM`,
+    );
     console.log("\nlargest encoded envelope per body (bytes; the device's MQTT buffer):");
-    console.log(`  downlink: ${Object.entries(MAX_ENVELOPE_BYTES.downlink).map(([k, v]) => `${k} ${v}`).join(", ")}`);
-    console.log(`  uplink:   ${Object.entries(MAX_ENVELOPE_BYTES.uplink).filter(([k]) => k !== "telemetry").map(([k, v]) => `${k} ${v}`).join(", ")}, telemetry: as many samples as the device puts in (~100 B each without tags)`);
-    await writeResults("c-device", { date: new Date().toISOString(), git: gitDescribe(), shipped: { rows: small, ...a }, baseline: { rows: base, ...b }, envelopes: MAX_ENVELOPE_BYTES });
+    console.log(
+      `  downlink: ${Object.entries(MAX_ENVELOPE_BYTES.downlink)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`,
+    );
+    console.log(
+      `  uplink:   ${Object.entries(MAX_ENVELOPE_BYTES.uplink)
+        .filter(([k]) => k !== "telemetry")
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}, telemetry: as many samples as the device puts in (~100 B each without tags)`,
+    );
+    await writeResults("c-device", {
+      date: new Date().toISOString(),
+      git: gitDescribe(),
+      shipped: { rows: small, ...a },
+      baseline: { rows: base, ...b },
+      envelopes: MAX_ENVELOPE_BYTES,
+    });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -83,7 +83,12 @@ async function main(): Promise<void> {
     const now = new Date();
     for (let i = 0; i < DEVICES; i += 2000) {
       const rows = Array.from({ length: Math.min(2000, DEVICES - i) }, (_, k) => ({
-        id: `bench-led-${String(i + k).padStart(6, "0")}`, uid: crypto.randomUUID(), kind: "led", labels: sql.json({ fleet: "bench", floor: String((i + k) % 10) }), create_time: now, update_time: now,
+        id: `bench-led-${String(i + k).padStart(6, "0")}`,
+        uid: crypto.randomUUID(),
+        kind: "led",
+        labels: sql.json({ fleet: "bench", floor: String((i + k) % 10) }),
+        create_time: now,
+        update_time: now,
       }));
       await sql`INSERT INTO devices ${sql(rows)}`;
     }
@@ -95,8 +100,13 @@ async function main(): Promise<void> {
     taskFeed.subscribe(() => announced++);
     const service = createJobService({ jobs: store, clock: systemClock, jobFeed: createMemoryFeed<string>(), taskFeed });
     const runner = createJobRunner({
-      jobs: store, clock: systemClock, log, batchSize: BATCH,
-      onTasksCreated: (tasks) => { for (const t of tasks) taskFeed.publish(toTaskProto(t)); },
+      jobs: store,
+      clock: systemClock,
+      log,
+      batchSize: BATCH,
+      onTasksCreated: (tasks) => {
+        for (const t of tasks) taskFeed.publish(toTaskProto(t));
+      },
     });
     const command = { kind: { case: "led" as const, value: { action: { case: "setPower" as const, value: false } } } };
 
@@ -105,7 +115,10 @@ async function main(): Promise<void> {
     const memBefore = process.memoryUsage();
     const createPeak = memoryPeaks();
     const c0 = performance.now();
-    const job = await service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "all-off", job: { command, target: { case: "selector", value: { filter: 'labels.fleet = "bench"' } } } }));
+    const job = await service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, { jobId: "all-off", job: { command, target: { case: "selector", value: { filter: 'labels.fleet = "bench"' } } } }),
+    );
     const createMs = performance.now() - c0;
     const createMem = createPeak.stop();
     console.log(`CreateJob: ${job.progress!.targetCount.toLocaleString("en-US")} targets in ${createMs.toFixed(0)} ms`);
@@ -130,10 +143,15 @@ async function main(): Promise<void> {
     const rolloutMem = rolloutPeak.stop();
     const queued = Number(progress.executionCount);
     const [dup] = await sql`SELECT count(*)::int - count(DISTINCT device_id)::int AS d FROM tasks WHERE job_id = 'all-off'`;
-    console.log(`rollout: ${queued.toLocaleString("en-US")} executions QUEUED in ${(rolloutMs / 1000).toFixed(1)} s = ${rate(queued / (rolloutMs / 1000))} (${rate((queued / rolloutMs) * 60_000).replace("/s", "/min")}); announced ${announced}, duplicates ${dup!.d}`);
+    console.log(
+      `rollout: ${queued.toLocaleString("en-US")} executions QUEUED in ${(rolloutMs / 1000).toFixed(1)} s = ${rate(queued / (rolloutMs / 1000))} (${rate((queued / rolloutMs) * 60_000).replace("/s", "/min")}); announced ${announced}, duplicates ${dup!.d}`,
+    );
 
     // 3. A rate-limited job: does the rollout hold a high rate?
-    const rateJob = create(CreateJobRequestSchema, { jobId: "rated", job: { command, target: { case: "selector", value: { filter: 'labels.fleet = "bench"' } }, rollout: { maxPerMinute: RATE } } });
+    const rateJob = create(CreateJobRequestSchema, {
+      jobId: "rated",
+      job: { command, target: { case: "selector", value: { filter: 'labels.fleet = "bench"' } }, rollout: { maxPerMinute: RATE } },
+    });
     await service.createJob(FULL_ACCESS, rateJob);
     runner.start();
     await sleep(RATE_SECONDS * 1000);
@@ -143,7 +161,9 @@ async function main(): Promise<void> {
       SELECT count(*)::int AS n, extract(epoch FROM max(t.create_time) - j.create_time) * 1000 AS ms
       FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.job_id = 'rated' GROUP BY j.create_time`;
     const achieved = Number(span!.n) / (Number(span!.ms) / 60_000);
-    console.log(`rated job: asked ${RATE.toLocaleString("en-US")}/min, achieved ${Math.round(achieved).toLocaleString("en-US")}/min (${span!.n} tasks over ${(Number(span!.ms) / 1000).toFixed(1)} s of create_time)`);
+    console.log(
+      `rated job: asked ${RATE.toLocaleString("en-US")}/min, achieved ${Math.round(achieved).toLocaleString("en-US")}/min (${span!.n} tasks over ${(Number(span!.ms) / 1000).toFixed(1)} s of create_time)`,
+    );
 
     // 4. Baseline: the same number of task rows with plain multi-row INSERTs.
     await sql`CREATE TABLE bench_tasks (LIKE tasks INCLUDING DEFAULTS)`;
@@ -151,9 +171,21 @@ async function main(): Promise<void> {
     const b0 = performance.now();
     for (let i = 0; i < queued; i += 1000) {
       const rows = Array.from({ length: Math.min(1000, queued - i) }, (_, k) => ({
-        id: crypto.randomUUID(), device_id: `bench-led-${String(i + k).padStart(6, "0")}`, request_id: "raw", request_hash: "x", command: cmd, state: "QUEUED",
-        state_reason: "", attempt: 0, max_attempts: 3, expire_time: new Date(Date.now() + 86_400_000), execution_timeout_ms: 60_000,
-        create_time: new Date(), update_time: new Date(), cancel_pending: false, late_event_count: 0,
+        id: crypto.randomUUID(),
+        device_id: `bench-led-${String(i + k).padStart(6, "0")}`,
+        request_id: "raw",
+        request_hash: "x",
+        command: cmd,
+        state: "QUEUED",
+        state_reason: "",
+        attempt: 0,
+        max_attempts: 3,
+        expire_time: new Date(Date.now() + 86_400_000),
+        execution_timeout_ms: 60_000,
+        create_time: new Date(),
+        update_time: new Date(),
+        cancel_pending: false,
+        late_event_count: 0,
       }));
       await sql`INSERT INTO bench_tasks ${sql(rows)}`;
     }
@@ -161,23 +193,39 @@ async function main(): Promise<void> {
     await sql`DROP TABLE bench_tasks`;
 
     console.log();
-    console.log(table(["", "value"], [
-      ["devices (targets)", DEVICES.toLocaleString("en-US")],
-      ["CreateJob time", `${createMs.toFixed(0)} ms`],
-      ["rss before → peak during CreateJob", `${mib(memBefore.rss)} → ${mib(createMem.rss)}`],
-      ["heap before → peak during CreateJob", `${mib(memBefore.heapUsed)} → ${mib(createMem.heap)}`],
-      ["rollout, unthrottled", `${rate(queued / (rolloutMs / 1000))} = ${Math.round((queued / rolloutMs) * 60_000).toLocaleString("en-US")}/min`],
-      ["peak rss / heap during the rollout", `${mib(rolloutMem.rss)} / ${mib(rolloutMem.heap)}`],
-      ["rate-limited job", `${RATE.toLocaleString("en-US")}/min asked, ${Math.round(achieved).toLocaleString("en-US")}/min achieved`],
-      ["baseline: plain INSERT of as many task rows", `${rate(queued / (baselineMs / 1000))} (rollout = ${(baselineMs / rolloutMs).toFixed(2)} × baseline)`],
-      ["duplicate tasks", String(dup!.d)],
-    ]));
+    console.log(
+      table(
+        ["", "value"],
+        [
+          ["devices (targets)", DEVICES.toLocaleString("en-US")],
+          ["CreateJob time", `${createMs.toFixed(0)} ms`],
+          ["rss before → peak during CreateJob", `${mib(memBefore.rss)} → ${mib(createMem.rss)}`],
+          ["heap before → peak during CreateJob", `${mib(memBefore.heapUsed)} → ${mib(createMem.heap)}`],
+          ["rollout, unthrottled", `${rate(queued / (rolloutMs / 1000))} = ${Math.round((queued / rolloutMs) * 60_000).toLocaleString("en-US")}/min`],
+          ["peak rss / heap during the rollout", `${mib(rolloutMem.rss)} / ${mib(rolloutMem.heap)}`],
+          ["rate-limited job", `${RATE.toLocaleString("en-US")}/min asked, ${Math.round(achieved).toLocaleString("en-US")}/min achieved`],
+          [
+            "baseline: plain INSERT of as many task rows",
+            `${rate(queued / (baselineMs / 1000))} (rollout = ${(baselineMs / rolloutMs).toFixed(2)} × baseline)`,
+          ],
+          ["duplicate tasks", String(dup!.d)],
+        ],
+      ),
+    );
     if (errors.length > 0) console.log(`\n${errors.length} uncaught error(s) during the run (see above)`);
     await writeResults("jobs", {
-      date: new Date().toISOString(), commit: gitDescribe(), database: where, cpus: cpus().length, devices: DEVICES, batch: BATCH,
-      createMs, memory: { before: memBefore, createPeak: createMem, rolloutPeak: rolloutMem },
+      date: new Date().toISOString(),
+      commit: gitDescribe(),
+      database: where,
+      cpus: cpus().length,
+      devices: DEVICES,
+      batch: BATCH,
+      createMs,
+      memory: { before: memBefore, createPeak: createMem, rolloutPeak: rolloutMem },
       rollout: { queued, ms: rolloutMs, perSecond: queued / (rolloutMs / 1000), duplicates: dup!.d },
-      rated: { asked: RATE, achieved, tasks: Number(span!.n) }, baselineMs, errors,
+      rated: { asked: RATE, achieved, tasks: Number(span!.n) },
+      baselineMs,
+      errors,
     });
   } finally {
     await cleanups.run();

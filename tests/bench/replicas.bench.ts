@@ -68,7 +68,10 @@ const PUBLISHERS = Math.floor(envNumber("BENCH_PUBLISHERS", 50, 1));
 const BATCH = Math.floor(envNumber("BENCH_BATCH", 100, 1));
 const WINDOW = Math.floor(envNumber("BENCH_WINDOW", 4, 1));
 const TM_SECONDS = envNumber("BENCH_TELEMETRY_SECONDS", 10, 1);
-const REPLICAS = (env.BENCH_REPLICAS ?? "1,2").split(",").map((x) => Math.floor(Number(x))).filter((x) => x >= 1);
+const REPLICAS = (env.BENCH_REPLICAS ?? "1,2")
+  .split(",")
+  .map((x) => Math.floor(Number(x)))
+  .filter((x) => x >= 1);
 const AMQP_URL = env.BENCH_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const TETHER_LOG_LEVEL = env.BENCH_TETHER_LOG_LEVEL ?? "info";
 const DRAIN_MS = 30_000;
@@ -181,7 +184,9 @@ async function runConfig(n: number, certsDir: string, dir: string, broker: Runni
     );
     cleanups.push(() => Promise.all(replicas.map((r) => r.stop())));
     const replicasReadyMs = now() - t;
-    say(`${n} replica(s) ready in ${ms(replicasReadyMs)} (api ${replicas.map((r) => `:${r.apiPort}`).join(", ")}${useAmqp ? ", RabbitMQ feeds" : ", no AMQP"})`);
+    say(
+      `${n} replica(s) ready in ${ms(replicasReadyMs)} (api ${replicas.map((r) => `:${r.apiPort}`).join(", ")}${useAmqp ? ", RabbitMQ feeds" : ", no AMQP"})`,
+    );
 
     const pki = await ensureDevPki(certsDir);
     const admin = { ca: pki.caPem, cert: pki.admin.certPem, key: pki.admin.keyPem };
@@ -200,7 +205,8 @@ async function runConfig(n: number, certsDir: string, dir: string, broker: Runni
     t = now();
     const ledIds = Array.from({ length: DEVICES }, (_, i) => `bench-rled-${i + 1}`);
     const tmIds = Array.from({ length: PUBLISHERS }, (_, i) => `bench-rtm-${i + 1}`);
-    const register = (deviceId: string, i: number) => apis[i % n]!.devices.createDevice({ deviceId, device: { displayName: deviceId, kind: { case: "led", value: {} } } });
+    const register = (deviceId: string, i: number) =>
+      apis[i % n]!.devices.createDevice({ deviceId, device: { displayName: deviceId, kind: { case: "led", value: {} } } });
     await register(ledIds[0]!, 0);
     await mapLimit([...ledIds.slice(1), ...tmIds], 16, (id, i) => register(id, i + 1));
     const registerMs = now() - t;
@@ -217,7 +223,10 @@ async function runConfig(n: number, certsDir: string, dir: string, broker: Runni
     const createOne = async (api: (typeof apis)[number], deviceId: string, value: number, deadlineMs: number) => {
       const task = { command: { kind: { case: "led" as const, value: { action: { case: "setBrightness" as const, value } } } } };
       if (useAmqp) {
-        const r = await api.tasks.createTask({ parent: `devices/${deviceId}`, task, waitFor: WaitFor.COMPLETED, waitTimeout: { seconds: BigInt(Math.ceil(deadlineMs / 1000)) } }, { timeoutMs: deadlineMs + 2000 });
+        const r = await api.tasks.createTask(
+          { parent: `devices/${deviceId}`, task, waitFor: WaitFor.COMPLETED, waitTimeout: { seconds: BigInt(Math.ceil(deadlineMs / 1000)) } },
+          { timeoutMs: deadlineMs + 2000 },
+        );
         if (r.state !== State.SUCCEEDED) throw new Error(`${r.name} ended ${State[r.state]}`);
         return;
       }
@@ -279,7 +288,7 @@ async function runConfig(n: number, certsDir: string, dir: string, broker: Runni
     const timeBaseMs = Date.now() - 12 * 3_600_000;
     const conn = await pubs.connect({ group: "tm", url: broker.url, certsDir, ids: tmIds, identity: "device", connectConcurrency: 25, timeBaseMs });
     say(`telemetry: ${conn.connected} publishers connected in ${ms(conn.ms)}; ${BATCH} samples per message, ${WINDOW} in flight each, ${TM_SECONDS} s …`);
-    const count = async () => ((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM telemetry WHERE metric = ${METRIC}`)[0]!.n);
+    const count = async () => (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM telemetry WHERE metric = ${METRIC}`)[0]!.n;
     let stored = 0;
     let lastChangeAt = epochMs();
     let polling = true;
@@ -340,7 +349,10 @@ async function main(): Promise<void> {
     `# Tether replicas benchmark — ${REPLICAS.join(" vs ")} replica(s) of \`tether serve\` on PostgreSQL + Mosquitto${useAmqp ? " + RabbitMQ" : ""}, ` +
       `node ${process.version}, ${cpus().length} CPUs, commit ${gitDescribe()}`,
   );
-  if (!useAmqp) console.log(`!! RabbitMQ not used (${amqpProblem}): running WITHOUT AMQP_URL; task completion is polled with GetTask, as replicas do not share change feeds.`);
+  if (!useAmqp)
+    console.log(
+      `!! RabbitMQ not used (${amqpProblem}): running WITHOUT AMQP_URL; task completion is polled with GetTask, as replicas do not share change feeds.`,
+    );
   const dir = await mkdtemp(path.join(tmpdir(), "tether-bench-replicas-"));
   const cleanups = createCleanups();
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -360,27 +372,53 @@ async function main(): Promise<void> {
     }
 
     // --- side-by-side ------------------------------------------------------------------------------
-    console.log(`\n# Summary — ${DEVICES} LEDs, ${INFLIGHT} tasks in flight for ${TASK_SECONDS} s; ${PUBLISHERS} publishers × ${BATCH} samples/message for ${TM_SECONDS} s`);
+    console.log(
+      `\n# Summary — ${DEVICES} LEDs, ${INFLIGHT} tasks in flight for ${TASK_SECONDS} s; ${PUBLISHERS} publishers × ${BATCH} samples/message for ${TM_SECONDS} s`,
+    );
     const base = results[0]!;
     const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : "–");
-    const header = ["", ...results.map((r) => `${r.replicas} replica${r.replicas > 1 ? "s" : ""}`), ...results.slice(1).map((r) => `ratio ${r.replicas}/${base.replicas}`)];
+    const header = [
+      "",
+      ...results.map((r) => `${r.replicas} replica${r.replicas > 1 ? "s" : ""}`),
+      ...results.slice(1).map((r) => `ratio ${r.replicas}/${base.replicas}`),
+    ];
     const row = (label: string, fmt: (r: ConfigResult) => string, val?: (r: ConfigResult) => number) => [
       label,
       ...results.map(fmt),
       ...results.slice(1).map((r) => (val ? ratio(val(r), val(base)) : "")),
     ];
     const rows = [
-      row("tasks SUCCEEDED/s (closed loop)", (r) => rate(r.tasks.loop.perSecond), (r) => r.tasks.loop.perSecond),
-      row("task create→SUCCEEDED p50", (r) => ms(r.tasks.loop.latency.p50), (r) => r.tasks.loop.latency.p50),
-      row("task create→SUCCEEDED p99", (r) => ms(r.tasks.loop.latency.p99), (r) => r.tasks.loop.latency.p99),
+      row(
+        "tasks SUCCEEDED/s (closed loop)",
+        (r) => rate(r.tasks.loop.perSecond),
+        (r) => r.tasks.loop.perSecond,
+      ),
+      row(
+        "task create→SUCCEEDED p50",
+        (r) => ms(r.tasks.loop.latency.p50),
+        (r) => r.tasks.loop.latency.p50,
+      ),
+      row(
+        "task create→SUCCEEDED p99",
+        (r) => ms(r.tasks.loop.latency.p99),
+        (r) => r.tasks.loop.latency.p99,
+      ),
       row("task rows (incl. 100 warm-up) / lost", (r) => `${r.tasks.created} / ${r.tasks.lost}`),
       row("executions / duplicated", (r) => `${r.tasks.executions} / ${r.tasks.duplicates}`),
       row("failed calls in the loop", (r) => String(r.tasks.loop.failed)),
       row("uplink msgs per replica (tasks)", (r) => r.tasks.uplinkPerReplica.join(" / ")),
-      row("telemetry samples stored/s", (r) => rate(r.telemetry.storedPerSecond), (r) => r.telemetry.storedPerSecond),
+      row(
+        "telemetry samples stored/s",
+        (r) => rate(r.telemetry.storedPerSecond),
+        (r) => r.telemetry.storedPerSecond,
+      ),
       row("telemetry sent / stored", (r) => `${r.telemetry.sent} / ${r.telemetry.stored}`),
       row("rss per replica (max)", (r) => r.rssBytes.map(mib).join(" + ")),
-      row("rss total", (r) => mib(r.rssBytes.reduce((a, b) => a + b, 0)), (r) => r.rssBytes.reduce((a, b) => a + b, 0)),
+      row(
+        "rss total",
+        (r) => mib(r.rssBytes.reduce((a, b) => a + b, 0)),
+        (r) => r.rssBytes.reduce((a, b) => a + b, 0),
+      ),
       row("1-min load average, start → end", (r) => `${r.loadAverage[0].toFixed(1)} → ${r.loadAverage[1].toFixed(1)}`),
     ];
     console.log(table(header, rows));
@@ -398,7 +436,19 @@ async function main(): Promise<void> {
       commit: gitDescribe(),
       node: process.version,
       cpus: cpus().length,
-      config: { devices: DEVICES, inflight: INFLIGHT, taskSeconds: TASK_SECONDS, publishers: PUBLISHERS, batch: BATCH, window: WINDOW, telemetrySeconds: TM_SECONDS, replicas: REPLICAS, amqp: useAmqp, amqpProblem: amqpProblem ?? null, freshDatabasePerConfig: true },
+      config: {
+        devices: DEVICES,
+        inflight: INFLIGHT,
+        taskSeconds: TASK_SECONDS,
+        publishers: PUBLISHERS,
+        batch: BATCH,
+        window: WINDOW,
+        telemetrySeconds: TM_SECONDS,
+        replicas: REPLICAS,
+        amqp: useAmqp,
+        amqpProblem: amqpProblem ?? null,
+        freshDatabasePerConfig: true,
+      },
       results,
       processErrors,
     });

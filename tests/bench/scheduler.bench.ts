@@ -51,7 +51,10 @@ import { accessFromRights, FULL_ACCESS } from "../../src/core/access/access.js";
 const env = process.env;
 const RULES = Math.floor(envNumber("BENCH_RULES", 10_000, 1));
 const DEVICES = Math.floor(envNumber("BENCH_DEVICES", 1000, 1));
-const INSTANCES = (env.BENCH_INSTANCES ?? "1,3").split(",").map((x) => Math.floor(Number(x))).filter((x) => x >= 1);
+const INSTANCES = (env.BENCH_INSTANCES ?? "1,3")
+  .split(",")
+  .map((x) => Math.floor(Number(x)))
+  .filter((x) => x >= 1);
 const BATCH = Math.floor(envNumber("BENCH_BATCH", 500, 1));
 const POOL = Math.floor(envNumber("BENCH_POOL", 4, 1));
 const LEAD_S = envNumber("BENCH_LEAD_SECONDS", 20, 3);
@@ -84,15 +87,35 @@ async function runConfig(instances: number): Promise<Result> {
     // Devices in bulk (not what is measured).
     const now = new Date();
     const devs = Array.from({ length: DEVICES }, (_, i) => ({
-      id: `bench-led-${i}`, uid: crypto.randomUUID(), kind: "led", labels: sql.json({ group: `g${i % 10}` }), owner: `bench-u${i % OWNERS}`, max_pending_tasks: 10_000, create_time: now, update_time: now,
+      id: `bench-led-${i}`,
+      uid: crypto.randomUUID(),
+      kind: "led",
+      labels: sql.json({ group: `g${i % 10}` }),
+      owner: `bench-u${i % OWNERS}`,
+      max_pending_tasks: 10_000,
+      create_time: now,
+      update_time: now,
     }));
     for (let i = 0; i < devs.length; i += 1000) await sql`INSERT INTO devices ${sql(devs.slice(i, i + 1000))}`;
     // The rules' creators: each device's owner, and an operator with a share on every device.
     const users = [...Array.from({ length: OWNERS }, (_, i) => `bench-u${i}`), "bench-op"];
     await sql`INSERT INTO users ${sql(users.map((name) => ({ name, create_time: now, update_time: now })))}`;
-    const grants = devs.map((d) => ({ id: crypto.randomUUID(), principal_kind: "user", principal: "bench-op", target_kind: "device", target: d.id, role: "operator", creator: "bench-u0", create_time: now }));
+    const grants = devs.map((d) => ({
+      id: crypto.randomUUID(),
+      principal_kind: "user",
+      principal: "bench-op",
+      target_kind: "device",
+      target: d.id,
+      role: "operator",
+      creator: "bench-u0",
+      create_time: now,
+    }));
     for (let i = 0; i < grants.length; i += 1000) await sql`INSERT INTO grants ${sql(grants.slice(i, i + 1000))}`;
-    const operator = accessFromRights({ caller: { user: "bench-op", admin: false, groups: [] }, devices: new Map(devs.map((d) => [d.id, "operator" as const])), selectors: [] });
+    const operator = accessFromRights({
+      caller: { user: "bench-op", admin: false, groups: [] },
+      devices: new Map(devs.map((d) => [d.id, "operator" as const])),
+      selectors: [],
+    });
     const owners = users.slice(0, OWNERS).map((user) => accessFromRights({ caller: { user, admin: false, groups: [] }, devices: new Map(), selectors: [] }));
     const creatorOfRule = (i: number) => (!BY_USERS ? FULL_ACCESS : i % 2 === 1 ? operator : owners[(i % DEVICES) % OWNERS]!);
 
@@ -108,13 +131,15 @@ async function runConfig(instances: number): Promise<Result> {
         workerData: { url: db.url, instance: i, batchSize: BATCH, poolSize: POOL } satisfies SchedulerWorkerData,
       });
       workers.push(w);
-      ready.push(new Promise((resolve, reject) => {
-        w.once("error", reject);
-        w.on("message", (m: SchedulerWorkerMessage) => {
-          if (m.type === "ready") resolve();
-          else if (m.type === "tasks") for (const t of m.tasks) announced.push({ instance: m.instance, at: m.at, ...t });
-        });
-      }));
+      ready.push(
+        new Promise((resolve, reject) => {
+          w.once("error", reject);
+          w.on("message", (m: SchedulerWorkerMessage) => {
+            if (m.type === "ready") resolve();
+            else if (m.type === "tasks") for (const t of m.tasks) announced.push({ instance: m.instance, at: m.at, ...t });
+          });
+        }),
+      );
       stopped.push(new Promise((resolve) => w.on("message", (m: SchedulerWorkerMessage) => m.type === "stopped" && resolve())));
     }
     await Promise.all(ready);
@@ -124,17 +149,23 @@ async function runConfig(instances: number): Promise<Result> {
     const expression = `${T.getUTCSeconds()} ${T.getUTCMinutes()} ${T.getUTCHours()} * * *`;
     const service = createRuleService({ rules: createRuleStore(sql), devices: createDeviceStore(sql), clock: systemClock });
     const started = performance.now();
-    await mapLimit(Array.from({ length: RULES }, (_, i) => i), 16, (i) =>
-      service.createRule(creatorOfRule(i), create(CreateRuleRequestSchema, {
-        ruleId: `bench-${i}`,
-        rule: {
-          trigger: { case: "cron", value: { expression, timeZone: "UTC" } },
-          startTime: timestampFromDate(T),
-          endTime: timestampFromDate(new Date(T.getTime() + 1000)),
-          target: { case: "device", value: `devices/bench-led-${i % DEVICES}` },
-          command: { kind: { case: "led", value: { action: { case: "setBrightness", value: i % 101 } } } },
-        },
-      })),
+    await mapLimit(
+      Array.from({ length: RULES }, (_, i) => i),
+      16,
+      (i) =>
+        service.createRule(
+          creatorOfRule(i),
+          create(CreateRuleRequestSchema, {
+            ruleId: `bench-${i}`,
+            rule: {
+              trigger: { case: "cron", value: { expression, timeZone: "UTC" } },
+              startTime: timestampFromDate(T),
+              endTime: timestampFromDate(new Date(T.getTime() + 1000)),
+              target: { case: "device", value: `devices/bench-led-${i % DEVICES}` },
+              command: { kind: { case: "led", value: { action: { case: "setBrightness", value: i % 101 } } } },
+            },
+          }),
+        ),
     );
     const createRulesPerSecond = RULES / ((performance.now() - started) / 1000);
 
@@ -142,9 +173,21 @@ async function runConfig(instances: number): Promise<Result> {
     await sql`CREATE TABLE bench_tasks (LIKE tasks INCLUDING DEFAULTS)`;
     const cmd = sql.json({ led: { setBrightness: 50 } });
     const rows = Array.from({ length: RULES }, (_, i) => ({
-      id: crypto.randomUUID(), device_id: `bench-led-${i % DEVICES}`, request_id: `raw:${i}`, request_hash: "x", command: cmd, state: "QUEUED",
-      state_reason: "", attempt: 0, max_attempts: 3, expire_time: new Date(Date.now() + 86_400_000), execution_timeout_ms: 60_000,
-      create_time: new Date(), update_time: new Date(), cancel_pending: false, late_event_count: 0,
+      id: crypto.randomUUID(),
+      device_id: `bench-led-${i % DEVICES}`,
+      request_id: `raw:${i}`,
+      request_hash: "x",
+      command: cmd,
+      state: "QUEUED",
+      state_reason: "",
+      attempt: 0,
+      max_attempts: 3,
+      expire_time: new Date(Date.now() + 86_400_000),
+      execution_timeout_ms: 60_000,
+      create_time: new Date(),
+      update_time: new Date(),
+      cancel_pending: false,
+      late_event_count: 0,
     }));
     const b0 = performance.now();
     for (let i = 0; i < rows.length; i += 2000) await sql`INSERT INTO bench_tasks ${sql(rows.slice(i, i + 2000))}`;
@@ -191,8 +234,12 @@ async function runConfig(instances: number): Promise<Result> {
 
 async function main(): Promise<void> {
   const server = new URL(TEST_POSTGRES_URL);
-  console.log(`scheduler benchmark: ${RULES.toLocaleString("en-US")} rules due at the same instant on ${DEVICES.toLocaleString("en-US")} LEDs, PostgreSQL at ${server.host}, ${cpus().length} CPUs`);
-  console.log(`claim batch ${BATCH} rules/transaction, ${POOL} connections per scheduler, schedulers in worker threads; rules created by ${BY_USERS ? "users (owners and an operator share: one rights query per batch)" : "a service (no rights query)"}\n`);
+  console.log(
+    `scheduler benchmark: ${RULES.toLocaleString("en-US")} rules due at the same instant on ${DEVICES.toLocaleString("en-US")} LEDs, PostgreSQL at ${server.host}, ${cpus().length} CPUs`,
+  );
+  console.log(
+    `claim batch ${BATCH} rules/transaction, ${POOL} connections per scheduler, schedulers in worker threads; rules created by ${BY_USERS ? "users (owners and an operator share: one rights query per batch)" : "a service (no rights query)"}\n`,
+  );
   const results: Result[] = [];
   for (const n of INSTANCES) {
     process.stdout.write(`${n} scheduler${n === 1 ? "" : "s"}: setting up and waiting for the due time…`);
@@ -201,26 +248,67 @@ async function main(): Promise<void> {
     process.stdout.write(` done (all fired ${ms(r.allFiredMs)} after the due time)\n`);
   }
   console.log();
-  console.log(table(
-    ["schedulers", "runs", "tasks", "dup runs", "dup tasks", "announced twice", "not fired", "lag p50", "p90", "p99", "max", "all fired", "tasks/s", "per scheduler"],
-    results.map((r) => [
-      String(r.instances), String(r.runs), String(r.tasksStored), String(r.duplicates.runs), String(r.duplicates.tasks), String(r.duplicates.announced),
-      String(r.missing), ms(r.commitLag.p50), ms(r.commitLag.p90), ms(r.commitLag.p99), ms(r.commitLag.max), ms(r.allFiredMs),
-      rate(r.rules / (r.allFiredMs / 1000)), r.perInstance.join(" / "),
-    ]),
-  ));
+  console.log(
+    table(
+      [
+        "schedulers",
+        "runs",
+        "tasks",
+        "dup runs",
+        "dup tasks",
+        "announced twice",
+        "not fired",
+        "lag p50",
+        "p90",
+        "p99",
+        "max",
+        "all fired",
+        "tasks/s",
+        "per scheduler",
+      ],
+      results.map((r) => [
+        String(r.instances),
+        String(r.runs),
+        String(r.tasksStored),
+        String(r.duplicates.runs),
+        String(r.duplicates.tasks),
+        String(r.duplicates.announced),
+        String(r.missing),
+        ms(r.commitLag.p50),
+        ms(r.commitLag.p90),
+        ms(r.commitLag.p99),
+        ms(r.commitLag.max),
+        ms(r.allFiredMs),
+        rate(r.rules / (r.allFiredMs / 1000)),
+        r.perInstance.join(" / "),
+      ]),
+    ),
+  );
   console.log("\nlag = due time → task committed QUEUED (the scheduler's post-commit callback).");
-  console.log(table(
-    ["schedulers", "due → create_time p50", "p99", "baseline: plain INSERT of as many task rows", "all fired / baseline", "CreateRule (core+store)"],
-    results.map((r) => [
-      String(r.instances), ms(r.createLag.p50), ms(r.createLag.p99), `${ms(r.baselineInsertMs)} (${rate(r.rules / (r.baselineInsertMs / 1000))})`,
-      `${(r.allFiredMs / r.baselineInsertMs).toFixed(1)}×`, rate(r.createRulesPerSecond),
-    ]),
-  ));
+  console.log(
+    table(
+      ["schedulers", "due → create_time p50", "p99", "baseline: plain INSERT of as many task rows", "all fired / baseline", "CreateRule (core+store)"],
+      results.map((r) => [
+        String(r.instances),
+        ms(r.createLag.p50),
+        ms(r.createLag.p99),
+        `${ms(r.baselineInsertMs)} (${rate(r.rules / (r.baselineInsertMs / 1000))})`,
+        `${(r.allFiredMs / r.baselineInsertMs).toFixed(1)}×`,
+        rate(r.createRulesPerSecond),
+      ]),
+    ),
+  );
   const bad = results.filter((r) => r.duplicates.runs + r.duplicates.tasks + r.duplicates.announced + r.missing > 0);
-  console.log(bad.length === 0 ? "\nduplicates: 0 and every rule fired once, in every configuration." : `\nWARNING: duplicates or missed rules in ${bad.map((r) => r.instances).join(", ")}-scheduler runs.`);
+  console.log(
+    bad.length === 0
+      ? "\nduplicates: 0 and every rule fired once, in every configuration."
+      : `\nWARNING: duplicates or missed rules in ${bad.map((r) => r.instances).join(", ")}-scheduler runs.`,
+  );
   await mkdir(new URL("./results/", import.meta.url), { recursive: true });
-  await writeFile(new URL("./results/scheduler-latest.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, rules: RULES, devices: DEVICES, batch: BATCH, pool: POOL, results }, null, 2));
+  await writeFile(
+    new URL("./results/scheduler-latest.json", import.meta.url),
+    JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, rules: RULES, devices: DEVICES, batch: BATCH, pool: POOL, results }, null, 2),
+  );
 }
 
 main().catch((err: unknown) => {

@@ -41,12 +41,36 @@ async function perCall() {
     revokedSessions: async () => [],
     pruneRevokedSessions: async () => {},
   } as unknown as CredentialRepository;
-  const tokens = createTokenIssuer({ creds, clock: systemClock, log: silent, issuer: "tether", audience: "tether-api", accessTtlMs: 900_000, rotateMs: 86_400_000 });
+  const tokens = createTokenIssuer({
+    creds,
+    clock: systemClock,
+    log: silent,
+    issuer: "tether",
+    audience: "tether-api",
+    accessTtlMs: 900_000,
+    rotateMs: 86_400_000,
+  });
   await tokens.rotate();
-  const sessions = createSessionRevocations({ repo: creds, feed: createMemoryFeed(), clock: systemClock, log: silent, windowMs: tokens.maxTokenAgeMs, pollMs: 60_000 });
+  const sessions = createSessionRevocations({
+    repo: creds,
+    feed: createMemoryFeed(),
+    clock: systemClock,
+    log: silent,
+    windowMs: tokens.maxTokenAgeMs,
+    pollMs: 60_000,
+  });
   sessions.ended(Array.from({ length: ENDED }, () => randomUUID()));
   // Only the bearer path is exercised: login, users and the limiter are not reached.
-  const auth = createAuthService({ users: {} as never, creds, tokens, limiter: {} as never, sessions, clock: systemClock, log: silent, refreshTtlMs: 86_400_000 });
+  const auth = createAuthService({
+    users: {} as never,
+    creds,
+    tokens,
+    limiter: {} as never,
+    sessions,
+    clock: systemClock,
+    log: silent,
+    refreshTtlMs: 86_400_000,
+  });
   const { token } = await tokens.sign("alice", randomUUID());
   const time = async (fn: () => Promise<unknown>) => {
     for (let i = 0; i < 200; i++) await fn(); // warm-up
@@ -97,7 +121,9 @@ runBench(async () => {
   try {
     console.log(`commit ${gitDescribe()}; ${ENDED} ended sessions, ${CALLS} calls`);
     const c = await perCall();
-    console.log(`per call: verify alone ${c.verifyUs.toFixed(1)} µs (baseline) · authenticate with the ended-session check ${c.authenticateUs.toFixed(1)} µs (×${(c.authenticateUs / c.verifyUs).toFixed(2)}) · the lookup itself ${c.lookupNs.toFixed(0)} ns`);
+    console.log(
+      `per call: verify alone ${c.verifyUs.toFixed(1)} µs (baseline) · authenticate with the ended-session check ${c.authenticateUs.toFixed(1)} µs (×${(c.authenticateUs / c.verifyUs).toFixed(2)}) · the lookup itself ${c.lookupNs.toFixed(0)} ns`,
+    );
     const p = await perPoll(cleanups);
     console.log(`per poll (PostgreSQL, ${ENDED} rows in the window): p50 ${p.p50.toFixed(1)} ms, max ${p.max.toFixed(1)} ms`);
     await writeResults("session-check", { commit: gitDescribe(), ended: ENDED, calls: CALLS, perCall: c, perPollMs: p });

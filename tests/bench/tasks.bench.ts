@@ -311,7 +311,9 @@ function printPhase(p: PhaseResult): void {
   }
   console.log(`   SUCCEEDED seen by the caller: ${rate(p.succeededPerSecond)} inside the window; ${p.succeeded} in all`);
   console.log(`   round trip: p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  max ${ms(l.max)}  (n=${l.count})`);
-  const detail = Object.entries(p.notSucceededDetail).map(([k, v]) => `${k}: ${v}`).join(", ");
+  const detail = Object.entries(p.notSucceededDetail)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(", ");
   console.log(`   not succeeded within the phase + ${GRACE_S} s grace: ${p.notSucceeded}${detail ? ` (${detail})` : ""}`);
   if (p.firstError) console.log(`   first error: ${p.firstError}`);
   console.log(
@@ -354,7 +356,11 @@ async function drain(tasks: Client<typeof TaskService>): Promise<{ ms: number; o
   for (;;) {
     let open = -1;
     try {
-      const page = await tasks.listTasks({ parent: "devices/-", filter: "state = QUEUED OR state = SENT OR state = DELIVERED OR state = RUNNING", pageSize: 1000 });
+      const page = await tasks.listTasks({
+        parent: "devices/-",
+        filter: "state = QUEUED OR state = SENT OR state = DELIVERED OR state = RUNNING",
+        pageSize: 1000,
+      });
       open = page.tasks.length + (page.nextPageToken ? 1 : 0);
     } catch {
       // keep waiting; the listing itself may time out under load
@@ -363,7 +369,6 @@ async function drain(tasks: Client<typeof TaskService>): Promise<{ ms: number; o
     await sleep(250);
   }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Main
@@ -382,7 +387,17 @@ async function main(): Promise<void> {
     // --- Tether, in process -------------------------------------------------------------------
     let t = now();
     const config = loadConfig(
-      { TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_UPLINK_RATE_PER_S: "0", LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent", ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL, TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {}) },
+      {
+        TETHER_PORT: "0",
+        TETHER_MQTT_PORT: "0",
+        TETHER_DATA_DIR: "data",
+        TETHER_CERTS_DIR: "certs",
+        TETHER_SHUTDOWN_GRACE_MS: "2000",
+        TETHER_METRICS_PORT: "0",
+        TETHER_UPLINK_RATE_PER_S: "0",
+        LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent",
+        ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL, TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {}),
+      },
       dir,
     );
     const app: App = await startApp(config, createLogger(config.logLevel));
@@ -418,7 +433,14 @@ async function main(): Promise<void> {
     const online = await waitOnline(deviceApi, DEVICES, 60_000);
     log(`Tether sees ${online}/${DEVICES} online after ${ms(now() - t)} more`);
 
-    const echo = await devices.startEcho({ url: mqttUrl, certsDir: app.certsDir, count: ECHO_DEVICES, idPrefix: "bench-echo", connectConcurrency: 50, echoPrefix: ECHO_PREFIX });
+    const echo = await devices.startEcho({
+      url: mqttUrl,
+      certsDir: app.certsDir,
+      count: ECHO_DEVICES,
+      idPrefix: "bench-echo",
+      connectConcurrency: 50,
+      echoPrefix: ECHO_PREFIX,
+    });
     log(`connected ${echo.connected} raw MQTT echo clients in ${ms(echo.ms)}`);
     const setupMs = now() - T0;
 
@@ -445,7 +467,12 @@ async function main(): Promise<void> {
         mqttBase,
       );
       log("baseline: bare echo RPC …");
-      rpcBase = await rpcEcho({ tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem }, client: admin, seconds: BASELINE_SECONDS, inflight: INFLIGHT });
+      rpcBase = await rpcEcho({
+        tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
+        client: admin,
+        seconds: BASELINE_SECONDS,
+        inflight: INFLIGHT,
+      });
       printBaseline("baseline (b): bare echo RPC (grpc.health.v1.Health/Check) on a second startApiServer, connect-node gRPC client, mTLS", rpcBase);
     }
 
@@ -455,7 +482,11 @@ async function main(): Promise<void> {
     const settle = async () => {
       const d = await drain(ctx.tasks);
       drains.push(d);
-      log(d.open === 0 ? `backlog drained in ${ms(d.ms)}` : `gave up draining after ${ms(d.ms)}: ${d.open < 0 ? "ListTasks failing" : `${d.open >= 1000 ? "≥1000" : d.open} tasks still open`}`);
+      log(
+        d.open === 0
+          ? `backlog drained in ${ms(d.ms)}`
+          : `gave up draining after ${ms(d.ms)}: ${d.open < 0 ? "ListTasks failing" : `${d.open >= 1000 ? "≥1000" : d.open} tasks still open`}`,
+      );
       await sleep(500);
     };
     const warmUp = async (variant: Variant) => {
@@ -550,16 +581,25 @@ async function main(): Promise<void> {
     }
     if (mqttBase) {
       const m50 = mqttBase.single.latency.p50;
-      if (p1) console.log(`  task round-trip p50 (phase 1) ÷ raw MQTT round-trip p50 (1 in flight) = ${ms(p1.latency.p50)} ÷ ${ms(m50)} = ${(p1.latency.p50 / m50).toFixed(1)}×`);
-      if (p0) console.log(`  task round-trip p50 (one at a time) ÷ raw MQTT round-trip p50 (1 in flight) = ${ms(p0.latency.p50)} ÷ ${ms(m50)} = ${(p0.latency.p50 / m50).toFixed(1)}×`);
+      if (p1)
+        console.log(
+          `  task round-trip p50 (phase 1) ÷ raw MQTT round-trip p50 (1 in flight) = ${ms(p1.latency.p50)} ÷ ${ms(m50)} = ${(p1.latency.p50 / m50).toFixed(1)}×`,
+        );
+      if (p0)
+        console.log(
+          `  task round-trip p50 (one at a time) ÷ raw MQTT round-trip p50 (1 in flight) = ${ms(p0.latency.p50)} ÷ ${ms(m50)} = ${(p0.latency.p50 / m50).toFixed(1)}×`,
+        );
     }
     console.log(
       `\nDevices: ${deviceStats.devices} connected, ${deviceStats.executions} executions, duplicates ${deviceStats.duplicates}${deviceStats.duplicates === 0 ? " (at-most-once held)" : " (AT-MOST-ONCE VIOLATED)"}`,
     );
     if (processErrors.length) {
-      console.log(`\n!! ${processErrors.length} uncaught error(s) in the process during the run; figures after the first are suspect. First:\n${processErrors[0]}`);
+      console.log(
+        `\n!! ${processErrors.length} uncaught error(s) in the process during the run; figures after the first are suspect. First:\n${processErrors[0]}`,
+      );
     }
-    if (ctx.outcomes.streamErrors.length) console.log(`WatchTasks stream errors: ${ctx.outcomes.streamErrors.length} (reopened ${ctx.outcomes.reopened}), first: ${ctx.outcomes.streamErrors[0]}`);
+    if (ctx.outcomes.streamErrors.length)
+      console.log(`WatchTasks stream errors: ${ctx.outcomes.streamErrors.length} (reopened ${ctx.outcomes.reopened}), first: ${ctx.outcomes.streamErrors[0]}`);
     const counters = app.counters.snapshot();
     console.log(`Tether counters: ${Object.keys(counters).length ? JSON.stringify(counters) : "{}"}`);
     console.log(
@@ -572,7 +612,19 @@ async function main(): Promise<void> {
       commit: gitDescribe(),
       node: process.version,
       cpus: cpus().length,
-      config: { tcpNoDelayWhatIf: TCP_NODELAY, phases: [...PHASES], devices: DEVICES, secondsPerPhase: SECONDS, rate: RATE, concurrency: CONCURRENCY, graceSeconds: GRACE_S, echoDevices: ECHO_DEVICES, baselineInflight: INFLIGHT, variants: VARIANTS, deviceThread: DEVICE_THREAD },
+      config: {
+        tcpNoDelayWhatIf: TCP_NODELAY,
+        phases: [...PHASES],
+        devices: DEVICES,
+        secondsPerPhase: SECONDS,
+        rate: RATE,
+        concurrency: CONCURRENCY,
+        graceSeconds: GRACE_S,
+        echoDevices: ECHO_DEVICES,
+        baselineInflight: INFLIGHT,
+        variants: VARIANTS,
+        deviceThread: DEVICE_THREAD,
+      },
       setup: { tetherStartMs: startMs, registerMs, fleetConnectMs: fleet.ms, echoConnectMs: echo.ms, totalMs: setupMs },
       phases,
       baselines: { mqttRoundTrip: mqttBase ?? null, echoRpc: rpcBase ?? null },

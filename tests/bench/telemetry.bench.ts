@@ -282,7 +282,6 @@ async function registerDevices(s: StartedApp, ids: string[]): Promise<number> {
   return now() - t;
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Baseline (b): raw COPY
 
@@ -430,7 +429,9 @@ async function queryPhase(s: StartedApp, sql: postgres.Sql): Promise<QueryResult
 async function main(): Promise<void> {
   console.log(
     `# Tether telemetry benchmark — ${DEVICES} devices, ${SECONDS} s per phase, window ${WINDOW}/client, batch ${BATCH}, backlog ${BACKLOG || "unbounded"}, ` +
-      `node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}, commit ${gitDescribe()}`,
+      `node ${process.version}, ${cpus().length} CPUs, load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}, commit ${gitDescribe()}`,
   );
   const dir = await mkdtemp(path.join(tmpdir(), "tether-bench-telemetry-"));
   const cleanups = createCleanups();
@@ -471,13 +472,30 @@ async function main(): Promise<void> {
     const dev = await pubs.connect({ group: "devices", url: mqttUrl, certsDir: app.certsDir, ids, identity: "device", connectConcurrency: 25, timeBaseMs });
     log(`connected ${dev.connected} device clients (device certificates from the stack's CA) in ${ms(dev.ms)}`);
     const rawIds = Array.from({ length: DEVICES }, (_, i) => `bench-raw-${i + 1}`);
-    const raw = await pubs.connect({ group: "raw", url: mqttUrl, certsDir: app.certsDir, ids: rawIds, identity: "service", rawPrefix: RAW_PREFIX, connectConcurrency: 25, timeBaseMs });
+    const raw = await pubs.connect({
+      group: "raw",
+      url: mqttUrl,
+      certsDir: app.certsDir,
+      ids: rawIds,
+      identity: "service",
+      rawPrefix: RAW_PREFIX,
+      connectConcurrency: 25,
+      timeBaseMs,
+    });
     log(`connected ${raw.connected} raw-baseline clients (service certificate CN "tether") in ${ms(raw.ms)}`);
 
     // The baseline subscriber: a service client like Tether's bridge, on this (Tether's) thread.
     const pki = await ensureDevPki(app.certsDir);
     const subCert = await issueServiceCertificate(pki.ca, "tether");
-    const subscriber = await mqtt.connectAsync(mqttUrl, { clientId: `bench-sub-${process.pid}`, ca: pki.caPem, cert: subCert.certPem, key: subCert.keyPem, protocolVersion: 4, clean: true, reconnectPeriod: 0 });
+    const subscriber = await mqtt.connectAsync(mqttUrl, {
+      clientId: `bench-sub-${process.pid}`,
+      ca: pki.caPem,
+      cert: subCert.certPem,
+      key: subCert.keyPem,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 0,
+    });
     cleanups.push(() => subscriber.endAsync(true));
     let received = 0;
     subscriber.on("message", () => received++);
@@ -572,16 +590,36 @@ async function main(): Promise<void> {
       cleanups.push(stopLite);
       log(`tether started on PGlite in ${ms(lite.startMs)}`);
       await registerDevices(lite, ids);
-      const c = await pubs.connect({ group: "pglite", url: `mqtts://127.0.0.1:${lite.app.mqttPort}`, certsDir: lite.app.certsDir, ids, identity: "device", connectConcurrency: 25, timeBaseMs });
+      const c = await pubs.connect({
+        group: "pglite",
+        url: `mqtts://127.0.0.1:${lite.app.mqttPort}`,
+        certsDir: lite.app.certsDir,
+        ids,
+        identity: "device",
+        connectConcurrency: 25,
+        timeBaseMs,
+      });
       log(`connected ${c.connected} device clients in ${ms(c.ms)}`);
       const liteStored = () => lite.app.counters.get(STORED);
       const lb = { ...base, seconds: PGLITE_SECONDS, group: "pglite" };
       await flow("warm-up", pubs, { ...lb, seconds: WARMUP_SECONDS, samplesPerMessage: BATCH, metric: "bench_warmup" }, liteStored, lite.app);
       log("PGlite shape (1) …");
-      const s1 = await flow(`shape (1) on embedded PGlite — 1 sample per message, ${PGLITE_SECONDS} s`, pubs, { ...lb, samplesPerMessage: 1, metric: "bench_single" }, liteStored, lite.app);
+      const s1 = await flow(
+        `shape (1) on embedded PGlite — 1 sample per message, ${PGLITE_SECONDS} s`,
+        pubs,
+        { ...lb, samplesPerMessage: 1, metric: "bench_single" },
+        liteStored,
+        lite.app,
+      );
       printFlow(s1);
       log("PGlite shape (2) …");
-      const s2 = await flow(`shape (2) on embedded PGlite — ${BATCH} samples per message, ${PGLITE_SECONDS} s`, pubs, { ...lb, samplesPerMessage: BATCH, metric: "bench_batch" }, liteStored, lite.app);
+      const s2 = await flow(
+        `shape (2) on embedded PGlite — ${BATCH} samples per message, ${PGLITE_SECONDS} s`,
+        pubs,
+        { ...lb, samplesPerMessage: BATCH, metric: "bench_batch" },
+        liteStored,
+        lite.app,
+      );
       printFlow(s2);
       pglite = { startMs: lite.startMs, single: s1, batched: s2, rss: process.memoryUsage().rss };
       await pubs.close("pglite");
@@ -615,11 +653,18 @@ async function main(): Promise<void> {
     console.log(
       `  single-sample stored ÷ raw MQTT QoS 1 = ${rate(single.perSecond)} ÷ ${rate(rawMqtt.perSecond)} ratio=${ratios.singleVsRawMqtt.ratio.toFixed(2)} → ${verdict(ratios.singleVsRawMqtt.ratio)}`,
     );
-    console.log(`  batched stored ÷ raw COPY = ${rate(batched.perSecond)} ÷ ${rate(copy.perSecond)} ratio=${ratios.batchedVsCopy.ratio.toFixed(2)} → ${verdict(ratios.batchedVsCopy.ratio)}`);
+    console.log(
+      `  batched stored ÷ raw COPY = ${rate(batched.perSecond)} ÷ ${rate(copy.perSecond)} ratio=${ratios.batchedVsCopy.ratio.toFixed(2)} → ${verdict(ratios.batchedVsCopy.ratio)}`,
+    );
     if (pglite && ratios.pgliteSingleVsRawMqtt && ratios.pgliteBatchedVsCopy) {
-      console.log(`  (PGlite, for reference) single ÷ raw MQTT ratio=${ratios.pgliteSingleVsRawMqtt.ratio.toFixed(2)}; batched ÷ PostgreSQL COPY ratio=${ratios.pgliteBatchedVsCopy.ratio.toFixed(2)}`);
+      console.log(
+        `  (PGlite, for reference) single ÷ raw MQTT ratio=${ratios.pgliteSingleVsRawMqtt.ratio.toFixed(2)}; batched ÷ PostgreSQL COPY ratio=${ratios.pgliteBatchedVsCopy.ratio.toFixed(2)}`,
+      );
     }
-    if (query) console.log(`  QueryTelemetry 24 h / 1 min over ${int(query.rows)} rows: p50 ${ms(query.latency.p50)}, max ${ms(query.latency.max)} (first ${ms(query.firstMs)})`);
+    if (query)
+      console.log(
+        `  QueryTelemetry 24 h / 1 min over ${int(query.rows)} rows: p50 ${ms(query.latency.p50)}, max ${ms(query.latency.max)} (first ${ms(query.firstMs)})`,
+      );
     const lost = [single, batched, ...(pglite ? [pglite.single, pglite.batched] : [])].reduce((a, f) => a + f.lost, 0);
     console.log(`  samples lost: ${lost}${lost === 0 ? " (none)" : " (LOSS)"}`);
     console.log(`\nNotes`);
@@ -630,13 +675,23 @@ async function main(): Promise<void> {
     const pubBusy = (rawMqtt.publisherThreadElu * 100).toFixed(0);
     const mainBusy = (rawMqtt.mainThreadElu * 100).toFixed(0);
     if (rawMqtt.publisherThreadElu > 0.9 && rawMqtt.mainThreadElu > 0.9) {
-      console.log(`  - (a) saturated both the publisher thread (${pubBusy} %) and the broker/subscriber thread (${mainBusy} %): on ${cpus().length} cores it is the machine's MQTT ceiling.`);
+      console.log(
+        `  - (a) saturated both the publisher thread (${pubBusy} %) and the broker/subscriber thread (${mainBusy} %): on ${cpus().length} cores it is the machine's MQTT ceiling.`,
+      );
     } else if (rawMqtt.publisherThreadElu > 0.9) {
       console.log(`  - (a) was limited by the publisher thread (${pubBusy} % busy, one core); the broker/subscriber thread was ${mainBusy} % busy.`);
     }
-    if (BACKLOG > 0) console.log(`  - flow control: publishers start nothing new while more than ${int(BACKLOG)} samples are between publish and arrival (BENCH_BACKLOG=0: open loop).`);
-    console.log(`  - load average at the end ${loadavg().map((l) => l.toFixed(2)).join(" ")} on ${cpus().length} CPUs: other work on this machine skews every figure.`);
-    if (processErrors.length) console.log(`\n!! ${processErrors.length} uncaught error(s) during the run; figures after the first are suspect. First:\n${processErrors[0]}`);
+    if (BACKLOG > 0)
+      console.log(
+        `  - flow control: publishers start nothing new while more than ${int(BACKLOG)} samples are between publish and arrival (BENCH_BACKLOG=0: open loop).`,
+      );
+    console.log(
+      `  - load average at the end ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")} on ${cpus().length} CPUs: other work on this machine skews every figure.`,
+    );
+    if (processErrors.length)
+      console.log(`\n!! ${processErrors.length} uncaught error(s) during the run; figures after the first are suspect. First:\n${processErrors[0]}`);
     const mem = process.memoryUsage();
     console.log(
       `Memory: rss ${mib(pgMem.rss)} after the PostgreSQL phases (peak during them ${mib(Math.max(single.rssPeak, batched.rssPeak, rawMqtt.rssPeak))})` +
@@ -652,13 +707,30 @@ async function main(): Promise<void> {
       cpus: cpus().length,
       loadAverageAtStart: LOAD_AT_START,
       loadAverageAtEnd: loadavg(),
-      config: { devices: DEVICES, secondsPerPhase: SECONDS, batch: BATCH, window: WINDOW, backlog: BACKLOG, queryRows: QUERY_ROWS, queryRuns: QUERY_RUNS, copyRowsCap: COPY_ROWS_CAP, pglite: PGLITE, pgliteSeconds: PGLITE_SECONDS },
+      config: {
+        devices: DEVICES,
+        secondsPerPhase: SECONDS,
+        batch: BATCH,
+        window: WINDOW,
+        backlog: BACKLOG,
+        queryRows: QUERY_ROWS,
+        queryRuns: QUERY_RUNS,
+        copyRowsCap: COPY_ROWS_CAP,
+        pglite: PGLITE,
+        pgliteSeconds: PGLITE_SECONDS,
+      },
       setup: { tetherStartMs: pgTether.startMs, registerMs, deviceConnectMs: dev.ms, rawConnectMs: raw.ms, totalMs: setupMs },
       postgres: { rawMqtt, single, batched, copy, query: query ?? null },
       pglite: pglite ?? null,
       ratios,
       processErrors,
-      memory: { rssAfterPostgres: pgMem.rss, rssPeakPostgresPhases: Math.max(single.rssPeak, batched.rssPeak, rawMqtt.rssPeak), rssAfterPglite: pglite?.rss ?? null, heapUsed: mem.heapUsed, publisherHeapUsed: publisherStats.heapUsed },
+      memory: {
+        rssAfterPostgres: pgMem.rss,
+        rssPeakPostgresPhases: Math.max(single.rssPeak, batched.rssPeak, rawMqtt.rssPeak),
+        rssAfterPglite: pglite?.rss ?? null,
+        heapUsed: mem.heapUsed,
+        publisherHeapUsed: publisherStats.heapUsed,
+      },
       wallSeconds: (now() - T0) / 1000,
     };
     await writeResults("telemetry", results);

@@ -50,7 +50,14 @@ async function main(): Promise<void> {
 
     const results: Record<string, unknown> = {};
     for (const mode of ["ack-on-receipt", "ack-after-submit", "ack-when-taken"] as Mode[]) {
-      const bridge = await mqtt.connectAsync(broker.url, { clientId: `tether-bench-${mode}`, ca: pki.caPem, cert: service.certPem, key: service.keyPem, protocolVersion: 5, clean: true });
+      const bridge = await mqtt.connectAsync(broker.url, {
+        clientId: `tether-bench-${mode}`,
+        ca: pki.caPem,
+        cert: service.certPem,
+        key: service.keyPem,
+        protocolVersion: 5,
+        clean: true,
+      });
       let submitted = 0;
       let inSubmit = 0;
       let maxInSubmit = 0;
@@ -62,7 +69,8 @@ async function main(): Promise<void> {
         submitted++;
       };
       if (mode === "ack-after-submit") {
-        (bridge as unknown as { handleMessage: (p: unknown, cb: (err?: Error) => void) => void }).handleMessage = (_p, cb) => void submit().then(() => cb(), cb);
+        (bridge as unknown as { handleMessage: (p: unknown, cb: (err?: Error) => void) => void }).handleMessage = (_p, cb) =>
+          void submit().then(() => cb(), cb);
       } else if (mode === "ack-when-taken") {
         ackWhenTaken(bridge, submit);
       } else {
@@ -72,18 +80,29 @@ async function main(): Promise<void> {
       const started = performance.now();
       const payload = Buffer.alloc(64, 1);
       const per = Math.ceil(MESSAGES / DEVICES);
-      await Promise.all(devices.map(async (d, i) => {
-        const sends: Array<Promise<unknown>> = [];
-        for (let n = 0; n < per; n++) sends.push(d.publishAsync(`tether/v1/devices/bench-${i}/up`, payload, { qos: 1 }));
-        await Promise.all(sends);
-      }));
+      await Promise.all(
+        devices.map(async (d, i) => {
+          const sends: Array<Promise<unknown>> = [];
+          for (let n = 0; n < per; n++) sends.push(d.publishAsync(`tether/v1/devices/bench-${i}/up`, payload, { qos: 1 }));
+          await Promise.all(sends);
+        }),
+      );
       const published = performance.now();
       const total = per * DEVICES;
       while (submitted < total && performance.now() - started < TIMEOUT_MS) await new Promise((r) => setTimeout(r, 20));
       const seconds = (performance.now() - started) / 1000;
-      const r = { delivered: submitted, undelivered: total - submitted, seconds: +seconds.toFixed(2), perSecond: Math.round(submitted / seconds), publishSeconds: +((published - started) / 1000).toFixed(2), maxConcurrentSubmits: maxInSubmit };
+      const r = {
+        delivered: submitted,
+        undelivered: total - submitted,
+        seconds: +seconds.toFixed(2),
+        perSecond: Math.round(submitted / seconds),
+        publishSeconds: +((published - started) / 1000).toFixed(2),
+        maxConcurrentSubmits: maxInSubmit,
+      };
       results[mode] = r;
-      console.log(`${mode.padEnd(18)} ${String(r.perSecond).padStart(7)} msg/s  ${r.delivered}/${total} in ${r.seconds} s (publishers done after ${r.publishSeconds} s), submits in parallel: max ${r.maxConcurrentSubmits}`);
+      console.log(
+        `${mode.padEnd(18)} ${String(r.perSecond).padStart(7)} msg/s  ${r.delivered}/${total} in ${r.seconds} s (publishers done after ${r.publishSeconds} s), submits in parallel: max ${r.maxConcurrentSubmits}`,
+      );
       await bridge.endAsync();
     }
     const a = results["ack-on-receipt"] as { perSecond: number };

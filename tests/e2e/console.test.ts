@@ -29,7 +29,10 @@ describe("web console", () => {
   beforeAll(async () => {
     s = await startTestStack({ TETHER_CONSOLE_DIR: CONSOLE_DIR });
     const api = connectClient(s, DeviceService, "connect");
-    await api.createDevice({ deviceId: "e2e-coffee", device: { displayName: "Kitchen coffee", labels: { room: "kitchen" }, kind: { case: "coffeeMachine", value: {} } } });
+    await api.createDevice({
+      deviceId: "e2e-coffee",
+      device: { displayName: "Kitchen coffee", labels: { room: "kitchen" }, kind: { case: "coffeeMachine", value: {} } },
+    });
     await api.createDevice({ deviceId: "e2e-led", device: { labels: { room: "office" }, kind: { case: "led", value: { desired: { power: true } } } } });
     await api.createDevice({ deviceId: "e2e-offline-led", device: { kind: { case: "led", value: {} } } });
     coffee = (await coffeeSim(s, "e2e-coffee", { brewMs: 2000 })).device;
@@ -64,7 +67,9 @@ describe("web console", () => {
     // Filters: kind and online, from the URL-backed form.
     await page.selectOption('select[name="kind"]', "led");
     await page.selectOption('select[name="online"]', "true");
-    await expect.poll(() => page.locator("tr[data-device]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-device"))), { timeout: 30_000 }).toEqual(["e2e-led"]);
+    await expect
+      .poll(() => page.locator("tr[data-device]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-device"))), { timeout: 30_000 })
+      .toEqual(["e2e-led"]);
     await screenshot(page, "fleet-filtered");
     await page.goto(`${s.baseUrl}/`);
     await page.locator('tr[data-device="e2e-offline-led"]').waitFor();
@@ -137,7 +142,10 @@ describe("web console", () => {
   it("shows a thermostat's controls: the setpoint and mode change its desired state, Boost creates a task", async () => {
     // No simulator: only what the console asks of Tether is checked, through the API.
     const api = connectClient(s, DeviceService, "connect");
-    await api.createDevice({ deviceId: "e2e-thermostat", device: { kind: { case: "thermostat", value: { desired: { setpointCelsius: 20, mode: ThermostatMode.HEAT } } } } });
+    await api.createDevice({
+      deviceId: "e2e-thermostat",
+      device: { kind: { case: "thermostat", value: { desired: { setpointCelsius: 20, mode: ThermostatMode.HEAT } } } },
+    });
     const desired = async () => {
       const d = await api.getDevice({ name: "devices/e2e-thermostat" });
       return d.kind.case === "thermostat" ? d.kind.value.desired : undefined;
@@ -162,7 +170,9 @@ describe("web console", () => {
     await page.click('button[name="boost"]');
     await page.locator('tr[data-task]:has-text("boost 15")').waitFor();
     const { tasks } = await connectClient(s, TaskService, "connect").listTasks({ parent: "devices/e2e-thermostat" });
-    expect(tasks.map((t) => (t.command?.kind.case === "thermostat" ? t.command.kind.value.action : undefined))).toEqual([{ case: "boost", value: expect.objectContaining({ minutes: 15 }) }]);
+    expect(tasks.map((t) => (t.command?.kind.case === "thermostat" ? t.command.kind.value.action : undefined))).toEqual([
+      { case: "boost", value: expect.objectContaining({ minutes: 15 }) },
+    ]);
     await screenshot(page, "thermostat-controls");
   });
 
@@ -175,7 +185,11 @@ describe("web console", () => {
     }));
     await coffee.sendTelemetry(samples);
     const api = connectClient(s, DeviceService, "connect");
-    await eventually(async () => (await api.getDevice({ name: "devices/e2e-coffee" })).latestTelemetry.some((x) => x.metric === "boiler_temperature_celsius"), 30_000, "telemetry stored");
+    await eventually(
+      async () => (await api.getDevice({ name: "devices/e2e-coffee" })).latestTelemetry.some((x) => x.metric === "boiler_temperature_celsius"),
+      30_000,
+      "telemetry stored",
+    );
 
     await page.goto(`${s.baseUrl}/devices/e2e-coffee`);
     await page.selectOption('select[name="bucket"]', { label: "raw" });
@@ -201,7 +215,7 @@ describe("web console", () => {
   it("previews a cron rule's next fire times, shows field errors, creates it and lists its runs", async () => {
     await page.goto(`${s.baseUrl}/rules`);
     await page.fill('input[name="cron"]', "0 61 * * * *");
-    await page.locator('.cron-editor .field-error').waitFor();
+    await page.locator(".cron-editor .field-error").waitFor();
     expect(await page.locator(".cron-editor .field-error").textContent()).toMatch(/invalid cron expression/);
     await screenshot(page, "rule-cron-error");
 
@@ -287,7 +301,12 @@ describe("web console", () => {
       expect(await p.locator("tr[data-device]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-device")))).toEqual(["e2e-dana-led"]);
       // The refresh token is an HttpOnly cookie that page scripts cannot read; nothing is stored.
       const cookies = await anon.cookies();
-      expect(cookies.find((c) => c.name === "tether_refresh")).toMatchObject({ httpOnly: true, secure: true, sameSite: "Strict", path: "/tether.v1.AuthService/" });
+      expect(cookies.find((c) => c.name === "tether_refresh")).toMatchObject({
+        httpOnly: true,
+        secure: true,
+        sameSite: "Strict",
+        path: "/tether.v1.AuthService/",
+      });
       expect(await p.evaluate("[document.cookie, localStorage.length, sessionStorage.length]")).toEqual(["", 0, 0]);
       await screenshot(p, "password-fleet");
 

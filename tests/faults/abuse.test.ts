@@ -57,7 +57,14 @@ afterAll(async () => {
 
 async function rawDevice(id: string): Promise<MqttClient> {
   const cert = await issueDeviceCertificate(s.pki.ca, id);
-  const c = await mqtt.connectAsync(broker.url, { clientId: id, cert: cert.certPem, key: cert.keyPem, ca: s.pki.caPem, protocolVersion: 4, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync(broker.url, {
+    clientId: id,
+    cert: cert.certPem,
+    key: cert.keyPem,
+    ca: s.pki.caPem,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+  });
   raw.push(c);
   return c;
 }
@@ -71,9 +78,10 @@ function fuzzCase(i: number): Buffer {
       UplinkSchema,
       create(UplinkSchema, {
         messageId: crypto.randomUUID(),
-        body: i % 3 === 0
-          ? { case: "telemetry", value: { samples: [{ metric: "temp", value: i, time: timestampFromDate(new Date()) }] } }
-          : { case: "ack", value: { taskId: crypto.randomUUID() } },
+        body:
+          i % 3 === 0
+            ? { case: "telemetry", value: { samples: [{ metric: "temp", value: i, time: timestampFromDate(new Date()) }] } }
+            : { case: "ack", value: { taskId: crypto.randomUUID() } },
       }),
     ),
   );
@@ -99,14 +107,21 @@ describe("abuse: the process stays up, memory stays bounded, valid traffic keeps
   it("survives fuzz, oversized uplink, a flooding device and 1,000 invalid API calls", async () => {
     const c = clients(r, s.pem);
     fleet = await startFleet(broker.url, s, ["abuse-good-0", "abuse-good-1"], c.devices);
-    const fuzzers = await Promise.all(Array.from({ length: 10 }, (_, i) => `abuse-fuzz-${i}`).map(async (id) => {
-      await c.devices.createDevice({ deviceId: id, device: { kind: { case: "led", value: {} } } });
-      return { id, client: await rawDevice(id) };
-    }));
+    const fuzzers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => `abuse-fuzz-${i}`).map(async (id) => {
+        await c.devices.createDevice({ deviceId: id, device: { kind: { case: "led", value: {} } } });
+        return { id, client: await rawDevice(id) };
+      }),
+    );
     let peakRss = 0;
     const sampler = setInterval(() => void rssBytes(r.pid).then((b) => (peakRss = Math.max(peakRss, b || 0))), 200);
     const valid = async () => {
-      const t = await c.tasks.createTask({ parent: "devices/abuse-good-0", task: { command: { kind: { case: "led", value: { action: { case: "setPower", value: true } } } } }, waitFor: WaitFor.COMPLETED, waitTimeout: { seconds: 60n } });
+      const t = await c.tasks.createTask({
+        parent: "devices/abuse-good-0",
+        task: { command: { kind: { case: "led", value: { action: { case: "setPower", value: true } } } } },
+        waitFor: WaitFor.COMPLETED,
+        waitTimeout: { seconds: 60n },
+      });
       expect(t.state).toBe(State.SUCCEEDED);
     };
     const t0 = Date.now();
@@ -115,14 +130,16 @@ describe("abuse: the process stays up, memory stays bounded, valid traffic keeps
       // rate limit does not hide the decoder from the fuzzer.
       const topics = (id: string) => [uplinkTopic(id), `${uplinkTopic(id)}/json`, presenceTopic(id), metricTopic(id, "temp")];
       const perDevice = Math.ceil(FUZZ_CASES / fuzzers.length);
-      await Promise.all(fuzzers.map(async (f, d) => {
-        for (let i = 0; i < perDevice; i++) {
-          const n = d * perDevice + i;
-          const topic = topics(f.id)[n % 4]!;
-          await f.client.publishAsync(topic, n % 4 === 0 ? fuzzCase(n) : n % 2 === 0 ? randomBytes(n % 200) : fuzzCase(n).toString("latin1"), { qos: 1 });
-          if (i % 40 === 39) await new Promise((res) => setTimeout(res, 1000)); // 40/s < 50/s limit
-        }
-      }));
+      await Promise.all(
+        fuzzers.map(async (f, d) => {
+          for (let i = 0; i < perDevice; i++) {
+            const n = d * perDevice + i;
+            const topic = topics(f.id)[n % 4]!;
+            await f.client.publishAsync(topic, n % 4 === 0 ? fuzzCase(n) : n % 2 === 0 ? randomBytes(n % 200) : fuzzCase(n).toString("latin1"), { qos: 1 });
+            if (i % 40 === 39) await new Promise((res) => setTimeout(res, 1000)); // 40/s < 50/s limit
+          }
+        }),
+      );
       await valid();
       expect(alive(r.pid)).toBe(true);
       const malformed = await dropped("malformed");
@@ -137,33 +154,44 @@ describe("abuse: the process stays up, memory stays bounded, valid traffic keeps
       const flooder = fuzzers[1]!;
       const FLOOD = 5000;
       await Promise.all(Array.from({ length: FLOOD }, (_, i) => flooder.client.publishAsync(metricTopic(flooder.id, "flood"), String(i), { qos: 0 })));
-      const limited = await eventually(async () => {
-        const n = await dropped("rate_limited");
-        return n > FLOOD / 2 ? n : undefined;
-      }, 30_000, "rate_limited drops");
+      const limited = await eventually(
+        async () => {
+          const n = await dropped("rate_limited");
+          return n > FLOOD / 2 ? n : undefined;
+        },
+        30_000,
+        "rate_limited drops",
+      );
       await valid();
 
       // 4. 1,000 concurrent API calls with invalid fields.
-      const bad = await Promise.allSettled(Array.from({ length: 1000 }, (_, i) => {
-        switch (i % 5) {
-          case 0:
-            return c.tasks.createTask({ parent: `devices/${"x".repeat(300)}`, task: {} });
-          case 1:
-            return c.tasks.createTask({ parent: "devices/abuse-good-1", task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: 5000 } } } }, maxAttempts: 99 }, requestId: "r".repeat(500) });
-          case 2:
-            return c.devices.createDevice({ deviceId: `BAD ID ${i} !!`, device: {} });
-          case 3:
-            return c.tasks.listTasks({ parent: "devices/-", pageSize: -1, pageToken: randomBytes(40).toString("base64") });
-          default:
-            return c.devices.updateDevice({ device: { name: "devices/abuse-good-1" }, updateMask: { paths: ["no.such.field", "\u0000"] } });
-        }
-      }));
+      const bad = await Promise.allSettled(
+        Array.from({ length: 1000 }, (_, i) => {
+          switch (i % 5) {
+            case 0:
+              return c.tasks.createTask({ parent: `devices/${"x".repeat(300)}`, task: {} });
+            case 1:
+              return c.tasks.createTask({
+                parent: "devices/abuse-good-1",
+                task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: 5000 } } } }, maxAttempts: 99 },
+                requestId: "r".repeat(500),
+              });
+            case 2:
+              return c.devices.createDevice({ deviceId: `BAD ID ${i} !!`, device: {} });
+            case 3:
+              return c.tasks.listTasks({ parent: "devices/-", pageSize: -1, pageToken: randomBytes(40).toString("base64") });
+            default:
+              return c.devices.updateDevice({ device: { name: "devices/abuse-good-1" }, updateMask: { paths: ["no.such.field", "\u0000"] } });
+          }
+        }),
+      );
       const codes: Record<string, number> = {};
       const unexpected = new Set<string>();
       for (const [i, b] of bad.entries()) {
         const code = b.status === "rejected" ? Code[ConnectError.from(b.reason).code] : "ok";
         codes[code!] = (codes[code!] ?? 0) + 1;
-        if (!["InvalidArgument", "NotFound", "ResourceExhausted"].includes(code!)) unexpected.add(`case ${i % 5}: ${code} ${b.status === "rejected" ? ConnectError.from(b.reason).rawMessage : ""}`);
+        if (!["InvalidArgument", "NotFound", "ResourceExhausted"].includes(code!))
+          unexpected.add(`case ${i % 5}: ${code} ${b.status === "rejected" ? ConnectError.from(b.reason).rawMessage : ""}`);
       }
       expect([...unexpected]).toEqual([]);
       await valid();
@@ -183,7 +211,7 @@ describe("abuse: the process stays up, memory stays bounded, valid traffic keeps
           "API answers": JSON.stringify(codes),
           "peak RSS": `${(peakRss / 1048576).toFixed(0)} MiB`,
           "process alive": String(alive(r.pid)),
-          "duration": `${((Date.now() - t0) / 1000).toFixed(0)} s`,
+          duration: `${((Date.now() - t0) / 1000).toFixed(0)} s`,
         },
       });
     } finally {

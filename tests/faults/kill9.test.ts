@@ -36,7 +36,14 @@ afterAll(async () => {
 
 describe("fault: kill -9 a replica with 10,000 tasks in flight", () => {
   it("loses no task and runs none twice", async () => {
-    const env = { DATABASE_URL: db.url, MQTT_URL: broker.url, TETHER_CERTS_DIR: s.certsDir, TETHER_TASK_SWEEP_MS: "250", TETHER_TASK_ACK_TIMEOUT_MS: "5000", LOG_LEVEL: "info" };
+    const env = {
+      DATABASE_URL: db.url,
+      MQTT_URL: broker.url,
+      TETHER_CERTS_DIR: s.certsDir,
+      TETHER_TASK_SWEEP_MS: "250",
+      TETHER_TASK_ACK_TIMEOUT_MS: "5000",
+      LOG_LEVEL: "info",
+    };
     const start = (n: string) => startReplica(n, { ...env, TETHER_DATA_DIR: path.join(s.dir, `data-${n}`) });
     replicas.push(await start("a"));
     replicas.push(await start("b"));
@@ -58,13 +65,21 @@ describe("fault: kill -9 a replica with 10,000 tasks in flight", () => {
       executionTimeoutS: 10,
     });
     // Kill B once a good share of the tasks exist and are spread over every state.
-    await eventually(async () => {
-      const st = await taskStates(db.url);
-      const counts: Record<string, number> = {};
-      for (const v of st.values()) counts[v] = (counts[v] ?? 0) + 1;
-      statesAtKill = counts;
-      return st.size >= TASKS * 0.4 && (counts.SUCCEEDED ?? 0) > 0 && (counts.QUEUED ?? 0) + (counts.SENT ?? 0) + (counts.DELIVERED ?? 0) + (counts.RUNNING ?? 0) > 0;
-    }, 240_000, "tasks in every state");
+    await eventually(
+      async () => {
+        const st = await taskStates(db.url);
+        const counts: Record<string, number> = {};
+        for (const v of st.values()) counts[v] = (counts[v] ?? 0) + 1;
+        statesAtKill = counts;
+        return (
+          st.size >= TASKS * 0.4 &&
+          (counts.SUCCEEDED ?? 0) > 0 &&
+          (counts.QUEUED ?? 0) + (counts.SENT ?? 0) + (counts.DELIVERED ?? 0) + (counts.RUNNING ?? 0) > 0
+        );
+      },
+      240_000,
+      "tasks in every state",
+    );
     await b.crash();
     bAlive = false;
     killedAt = Date.now();
@@ -72,13 +87,26 @@ describe("fault: kill -9 a replica with 10,000 tasks in flight", () => {
     expect(accepted.size).toBe(TASKS);
 
     // Everything accepted reaches a final state on the survivor.
-    const done = await eventually(async () => {
-      const st = await taskStates(db.url);
-      const v = verdict(accepted, st, fleet!.executions());
-      return v.pending === 0 ? { st, v } : undefined;
-    }, 300_000, "every task final");
+    const done = await eventually(
+      async () => {
+        const st = await taskStates(db.url);
+        const v = verdict(accepted, st, fleet!.executions());
+        return v.pending === 0 ? { st, v } : undefined;
+      },
+      300_000,
+      "every task final",
+    );
     const recoveryMs = Date.now() - killedAt;
-    if (process.env.FAULTS_VERBOSE) for (const r of replicas) console.log(r.name, r.logs.filter((l) => Number(l.level) >= 40).slice(0, 30).map((l) => JSON.stringify(l)).join("\n"));
+    if (process.env.FAULTS_VERBOSE)
+      for (const r of replicas)
+        console.log(
+          r.name,
+          r.logs
+            .filter((l) => Number(l.level) >= 40)
+            .slice(0, 30)
+            .map((l) => JSON.stringify(l))
+            .join("\n"),
+        );
     const v = verdict(accepted, done.st, fleet.executions());
     reportSummary({
       scenario: "1 kill -9 replica",

@@ -56,7 +56,8 @@ describe("fault: network partition between Tether and the broker", () => {
   it("reports the devices offline while it lasts; afterwards they get every task, once", async () => {
     const c = clients(r, s.pem);
     const prefix = "npt";
-    const onlineIds = async () => (await c.devices.listDevices({ filter: "online = true", pageSize: 1000 })).devices.map((d) => d.name).filter((n) => n.startsWith(`devices/${prefix}-`));
+    const onlineIds = async () =>
+      (await c.devices.listDevices({ filter: "online = true", pageSize: 1000 })).devices.map((d) => d.name).filter((n) => n.startsWith(`devices/${prefix}-`));
     const extra: Record<string, string | number> = {};
     await runOutage({
       scenario: "3 network partition Tether-broker",

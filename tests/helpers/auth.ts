@@ -46,6 +46,11 @@ export function captureLogger(): { log: Logger; text(): string; lines(): Array<R
   return {
     log,
     text: () => chunks.join(""),
-    lines: () => chunks.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    lines: () =>
+      chunks
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }

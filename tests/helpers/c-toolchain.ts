@@ -11,10 +11,19 @@ export const C_DEVICE_DIR = path.resolve(import.meta.dirname, "../c-device");
 /** The Debian packages the C device needs; .ci/run installs them on a fresh machine. */
 export const C_PACKAGES = ["nanopb", "libnanopb-dev", "libpaho-mqtt-dev", "make", "gcc"];
 
-const needed = ["/usr/bin/nanopb_generator.py", "/usr/include/pb.h", "/usr/include/MQTTClient.h", "/usr/lib/x86_64-linux-gnu/libprotobuf-nanopb.a", "/usr/lib/x86_64-linux-gnu/libpaho-mqtt3cs.so"];
+const needed = [
+  "/usr/bin/nanopb_generator.py",
+  "/usr/include/pb.h",
+  "/usr/include/MQTTClient.h",
+  "/usr/lib/x86_64-linux-gnu/libprotobuf-nanopb.a",
+  "/usr/lib/x86_64-linux-gnu/libpaho-mqtt3cs.so",
+];
 
 async function has(cmd: string): Promise<boolean> {
-  return run("sh", ["-c", `command -v ${cmd}`]).then(() => true, () => false);
+  return run("sh", ["-c", `command -v ${cmd}`]).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -24,7 +33,8 @@ async function has(cmd: string): Promise<boolean> {
 export async function ensureCToolchain(): Promise<string | undefined> {
   const missing = async () => [...needed.filter((f) => !existsSync(f)), ...((await has("gcc")) ? [] : ["gcc"]), ...((await has("make")) ? [] : ["make"])];
   if ((await missing()).length === 0) return undefined;
-  if (process.getuid?.() !== 0 || !(await has("apt-get"))) return `C toolchain missing (${(await missing()).join(", ")}) and not installable here (needs root and apt-get): apt-get install -y ${C_PACKAGES.join(" ")}`;
+  if (process.getuid?.() !== 0 || !(await has("apt-get")))
+    return `C toolchain missing (${(await missing()).join(", ")}) and not installable here (needs root and apt-get): apt-get install -y ${C_PACKAGES.join(" ")}`;
   try {
     await run("apt-get", ["install", "-y", "-qq", ...C_PACKAGES], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, timeout: 300_000 });
   } catch (err) {

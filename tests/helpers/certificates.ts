@@ -11,7 +11,15 @@ export function pem(s: TestStack, cert: string, key: string): Pem {
  * with the reason the broker refused (CONNACK "Not authorized", a TLS alert or a closed socket).
  */
 export function mqttConnect(s: TestStack, clientId: string, cert: string, key: string): Promise<{ client?: MqttClient; error?: string }> {
-  const client = mqtt.connect(`mqtts://127.0.0.1:${s.app.mqttPort}`, { clientId, cert, key, ca: s.admin.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
+  const client = mqtt.connect(`mqtts://127.0.0.1:${s.app.mqttPort}`, {
+    clientId,
+    cert,
+    key,
+    ca: s.admin.ca,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+  });
   return new Promise((resolve) => {
     client.once("connect", () => resolve({ client }));
     client.once("error", (err) => {

@@ -75,12 +75,30 @@ export async function wireCore(start = "2026-01-05T10:00:00Z"): Promise<CoreHarn
   const stores = { devices: createDeviceStore(sql), tasks: createTaskStore(sql) };
   const lifecycle = createLifecycle({ tasks: stores.tasks, feed: taskFeed, clock, counters });
   const dispatcher = createDispatcher({ tasks: stores.tasks, devices: stores.devices, link, feed: taskFeed, lifecycle, clock, log: quiet });
-  const devices = createDeviceService({ devices: stores.devices, clock, feed: deviceFeed, onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id), userExists: async () => true });
+  const devices = createDeviceService({
+    devices: stores.devices,
+    clock,
+    feed: deviceFeed,
+    onDesiredStateChanged: (id) => void dispatcher.sendDesiredState(id),
+    userExists: async () => true,
+  });
   const announceTasks = createTaskAnnouncer({ feed: taskFeed, dispatcher, log: quiet });
   const tasks = createTaskService({ tasks: stores.tasks, devices: stores.devices, lifecycle, dispatcher, feed: taskFeed, announce: announceTasks, clock });
   const uplink = createUplinkProcessor({ tasks: stores.tasks, devices: stores.devices, lifecycle, dispatcher, deviceFeed, clock, counters, log: quiet });
   return {
-    db, sql, clock, link, counters, taskFeed, deviceFeed, stores, lifecycle, dispatcher, devices, tasks, uplink,
+    db,
+    sql,
+    clock,
+    link,
+    counters,
+    taskFeed,
+    deviceFeed,
+    stores,
+    lifecycle,
+    dispatcher,
+    devices,
+    tasks,
+    uplink,
     async close() {
       await sql.end({ timeout: 1 });
       await db.close();

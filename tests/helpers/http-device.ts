@@ -57,7 +57,10 @@ export function curl(args: string[]): Promise<{ status: number; body: string }> 
 export async function dualDevice(s: TestStack, deviceId: string, handler: TaskHandler) {
   const c = await deviceCredentials(s, deviceId);
   const log = pino({ level: "silent" });
-  const gateway = createClient(DeviceGatewayService, createConnectTransport({ baseUrl: s.baseUrl, httpVersion: "1.1", nodeOptions: { ca: c.ca, cert: c.cert, key: c.key } }));
+  const gateway = createClient(
+    DeviceGatewayService,
+    createConnectTransport({ baseUrl: s.baseUrl, httpVersion: "1.1", nodeOptions: { ca: c.ca, cert: c.cert, key: c.key } }),
+  );
   const http = new HttpUplink(gateway, log);
   let mqttClient: MqttClient | undefined;
   const received: Array<{ via: "mqtt" | "http"; task: TaskRequest }> = [];
@@ -69,7 +72,13 @@ export async function dualDevice(s: TestStack, deviceId: string, handler: TaskHa
     async connectMqtt() {
       dev.mode = "mqtt";
       const client = await mqtt.connectAsync(c.url, {
-        clientId: deviceId, cert: c.cert, key: c.key, ca: c.ca, protocolVersion: 4, clean: false, reconnectPeriod: 0,
+        clientId: deviceId,
+        cert: c.cert,
+        key: c.key,
+        ca: c.ca,
+        protocolVersion: 4,
+        clean: false,
+        reconnectPeriod: 0,
         will: { topic: presenceTopic(deviceId), payload: Buffer.from(PRESENCE_OFFLINE), qos: 1, retain: true },
       });
       client.on("message", (_t, payload) => {

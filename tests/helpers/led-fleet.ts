@@ -20,18 +20,20 @@ export async function startLedFleet(s: TestStack, ids: string[], failing: Readon
   const stop = async () => void (await Promise.allSettled([...devices.values()].map((d) => d.close())));
   try {
     for (let i = 0; i < ids.length; i += concurrency) {
-      await Promise.all(ids.slice(i, i + concurrency).map(async (deviceId) => {
-        const cert = await issueDeviceCertificate(pki.ca, deviceId);
-        const device = await connectSimulator(
-          new LedSim(),
-          { url: `mqtts://127.0.0.1:${s.app.mqttPort}`, deviceId, cert: cert.certPem, key: cert.keyPem, ca: pki.caPem, reconnectPeriodMs: 200 },
-          (handler) => (command, ctx) => {
-            if (failing.has(deviceId)) throw new DeviceFailure("SIMULATED_FAULT", "this device always fails");
-            return handler(command, ctx);
-          },
-        );
-        devices.set(deviceId, device.device);
-      }));
+      await Promise.all(
+        ids.slice(i, i + concurrency).map(async (deviceId) => {
+          const cert = await issueDeviceCertificate(pki.ca, deviceId);
+          const device = await connectSimulator(
+            new LedSim(),
+            { url: `mqtts://127.0.0.1:${s.app.mqttPort}`, deviceId, cert: cert.certPem, key: cert.keyPem, ca: pki.caPem, reconnectPeriodMs: 200 },
+            (handler) => (command, ctx) => {
+              if (failing.has(deviceId)) throw new DeviceFailure("SIMULATED_FAULT", "this device always fails");
+              return handler(command, ctx);
+            },
+          );
+          devices.set(deviceId, device.device);
+        }),
+      );
     }
   } catch (err) {
     await stop();

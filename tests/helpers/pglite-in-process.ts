@@ -15,7 +15,9 @@ import type { Sql } from "../../src/store/database.js";
 /** An in-memory PGlite with every migration applied (the Up parts of migrations/*.sql, in order). */
 export async function migratedPglite(): Promise<PGlite> {
   const db = await PGlite.create();
-  for (const file of readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith(".sql")).sort()) {
+  for (const file of readdirSync(MIGRATIONS_DIR)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()) {
     const text = readFileSync(path.join(MIGRATIONS_DIR, file), "utf8");
     await db.exec(text.split(/^-- Down Migration/m)[0]!);
   }
@@ -71,9 +73,12 @@ function serve(db: PGlite, server: Duplex, client: Duplex): void {
         return;
       }
       const bytes = new Uint8Array(message);
-      chain = chain.then(async () => {
-        await db.execProtocolRawStream(bytes, { syncToFs: false, onRawData: (reply) => void server.write(Buffer.from(reply)) });
-      }, () => undefined);
+      chain = chain.then(
+        async () => {
+          await db.execProtocolRawStream(bytes, { syncToFs: false, onRawData: (reply) => void server.write(Buffer.from(reply)) });
+        },
+        () => undefined,
+      );
     }
   });
 }

@@ -19,14 +19,28 @@ export interface PythonToolchain {
  */
 export async function findPythonToolchain(): Promise<PythonToolchain | { missing: string }> {
   const missing: string[] = [];
-  const version = await run("protoc", ["--version"]).then((r) => r.stdout.trim().replace(/^libprotoc\s+/, ""), () => undefined);
+  const version = await run("protoc", ["--version"]).then(
+    (r) => r.stdout.trim().replace(/^libprotoc\s+/, ""),
+    () => undefined,
+  );
   if (!version) missing.push("protoc");
   else if (!atLeast(version, [3, 15])) missing.push(`protoc ≥ 3.15 (found ${version})`);
-  if (!(await run("sh", ["-c", "command -v grpc_python_plugin"]).then(() => true, () => false))) missing.push("grpc_python_plugin");
+  if (
+    !(await run("sh", ["-c", "command -v grpc_python_plugin"]).then(
+      () => true,
+      () => false,
+    ))
+  )
+    missing.push("grpc_python_plugin");
   const candidates = [process.env.TETHER_PYTHON, "python3", "/usr/bin/python3"].filter((p): p is string => !!p);
   let python: string | undefined;
   for (const p of candidates) {
-    if (await run(p, ["-c", "import grpc, google.protobuf"]).then(() => true, () => false)) {
+    if (
+      await run(p, ["-c", "import grpc, google.protobuf"]).then(
+        () => true,
+        () => false,
+      )
+    ) {
       python = p;
       break;
     }

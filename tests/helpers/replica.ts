@@ -29,7 +29,16 @@ export interface Replica {
  */
 export async function startReplica(name: string, env: Record<string, string>, timeoutMs = 60_000): Promise<Replica> {
   const child: ChildProcess = spawn(process.execPath, [BIN, "serve"], {
-    env: { ...process.env, TETHER_PORT: "0", TETHER_METRICS_PORT: "0", TETHER_HOST: "127.0.0.1", LOG_LEVEL: "info", TETHER_SHUTDOWN_GRACE_MS: "2000", ...productionTestEnv(env), ...env },
+    env: {
+      ...process.env,
+      TETHER_PORT: "0",
+      TETHER_METRICS_PORT: "0",
+      TETHER_HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+      TETHER_SHUTDOWN_GRACE_MS: "2000",
+      ...productionTestEnv(env),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -47,7 +56,9 @@ export async function startReplica(name: string, env: Record<string, string>, ti
       logs.push(entry);
       if (entry.msg === "tether ready") resolve(entry);
     });
-    void exited.then((code) => reject(new Error(`replica ${name} exited (${code}) before it was ready:\n${stderr}\n${logs.map((l) => JSON.stringify(l)).join("\n")}`)));
+    void exited.then((code) =>
+      reject(new Error(`replica ${name} exited (${code}) before it was ready:\n${stderr}\n${logs.map((l) => JSON.stringify(l)).join("\n")}`)),
+    );
     setTimeout(() => reject(new Error(`replica ${name} not ready within ${timeoutMs} ms:\n${stderr}`)), timeoutMs).unref();
   });
   let line: Record<string, unknown>;

@@ -37,7 +37,20 @@ export interface TestStack {
 /** `log` replaces the silent test logger (e.g. to capture output); `clock` drives the app's time. */
 export async function startTestStack(env: Record<string, string> = {}, opts: { log?: Logger; clock?: Clock } = {}): Promise<TestStack> {
   const dir = await mkdtemp(path.join(tmpdir(), "tether-test-"));
-  const config = loadConfig({ TETHER_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_DATA_DIR: "data", TETHER_CERTS_DIR: "certs", TETHER_SHUTDOWN_GRACE_MS: "2000", TETHER_METRICS_PORT: "0", TETHER_METRICS_HOST: "127.0.0.1", ...productionTestEnv(env), ...env }, dir);
+  const config = loadConfig(
+    {
+      TETHER_PORT: "0",
+      TETHER_MQTT_PORT: "0",
+      TETHER_DATA_DIR: "data",
+      TETHER_CERTS_DIR: "certs",
+      TETHER_SHUTDOWN_GRACE_MS: "2000",
+      TETHER_METRICS_PORT: "0",
+      TETHER_METRICS_HOST: "127.0.0.1",
+      ...productionTestEnv(env),
+      ...env,
+    },
+    dir,
+  );
   const log = opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent");
   const stack: TestStack = {
     app: await startApp(config, log, opts.clock),

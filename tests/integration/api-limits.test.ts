@@ -94,7 +94,13 @@ describe("streaming calls per principal", () => {
     const session = http2.connect(s.baseUrl, { ca: s.admin.ca });
     session.on("error", () => {});
     for (let i = 0; i < CAP; i++) {
-      const req = session.request({ ":method": "POST", ":path": "/tether.v1.DeviceService/WatchDevices", "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${tokens.wendy}` });
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/tether.v1.DeviceService/WatchDevices",
+        "content-type": "application/grpc",
+        te: "trailers",
+        authorization: `Bearer ${tokens.wendy}`,
+      });
       req.on("error", () => {});
       req.on("data", () => {});
       req.end(EMPTY_GRPC_MESSAGE);
@@ -106,7 +112,14 @@ describe("streaming calls per principal", () => {
 
     // Streams that fail (a bad filter) do not keep their slot.
     for (let i = 0; i < CAP + 2; i++) {
-      const err = await devicesAs("wendy").watchDevices({ filter: "((" })[Symbol.asyncIterator]().next().then(() => undefined, (e: unknown) => ConnectError.from(e));
+      const err = await devicesAs("wendy")
+        .watchDevices({ filter: "((" })
+        [Symbol.asyncIterator]()
+        .next()
+        .then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
       expect(err?.code).toBe(Code.InvalidArgument);
     }
     const w = await openWatch(devicesAs("wendy"));
@@ -147,7 +160,13 @@ describe("streaming calls per principal", () => {
 async function h2(reqPath: string, headers: http2.OutgoingHttpHeaders, body?: Buffer) {
   const session = http2.connect(s.baseUrl, { ca: s.admin.ca, cert: s.admin.cert, key: s.admin.key });
   try {
-    return await new Promise<{ status: number; headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer; endStreamOnHeaders: boolean }>((resolve, reject) => {
+    return await new Promise<{
+      status: number;
+      headers: http2.IncomingHttpHeaders;
+      trailers: http2.IncomingHttpHeaders;
+      body: Buffer;
+      endStreamOnHeaders: boolean;
+    }>((resolve, reject) => {
       const req = session.request({ ":path": reqPath, ...headers });
       const chunks: Buffer[] = [];
       let res: http2.IncomingHttpHeaders = {};
@@ -197,7 +216,13 @@ describe("unknown methods", () => {
     const client = new grpc.Client(`localhost:${s.app.apiPort}`, grpc.credentials.createSsl(s.admin.ca, s.admin.key, s.admin.cert));
     try {
       const err = await new Promise<grpc.ServiceError>((resolve) => {
-        client.makeUnaryRequest("/tether.v1.NoSuchService/Nope", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e) => resolve(e!));
+        client.makeUnaryRequest(
+          "/tether.v1.NoSuchService/Nope",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.alloc(0),
+          (e) => resolve(e!),
+        );
       });
       expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
       expect(err.details).toMatch(/unknown method \/tether\.v1\.NoSuchService\/Nope/);
@@ -226,7 +251,10 @@ describe("unknown JSON fields", () => {
   it("refuses a Connect JSON request with a field the message does not have, naming it", async () => {
     const typo = await post("tether.v1.TaskService/CreateTask", '{"parent":"devices/x","requestID":"7f1c"}');
     expect(typo.status).toBe(400);
-    expect(JSON.parse(typo.body)).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/tether\.v1\.CreateTaskRequest from JSON: key "requestID" is unknown/) });
+    expect(JSON.parse(typo.body)).toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringMatching(/tether\.v1\.CreateTaskRequest from JSON: key "requestID" is unknown/),
+    });
     const health = await post("grpc.health.v1.Health/Check", '{"servic":""}');
     expect(health.status).toBe(400);
   });
@@ -251,7 +279,11 @@ describe("security headers", () => {
     const rpc = await h2("/grpc.health.v1.Health/Check", { ":method": "POST", "content-type": "application/grpc", te: "trailers" }, EMPTY_GRPC_MESSAGE);
     expect(rpc.trailers["grpc-status"]).toBe("0");
     expectHeaders("gRPC call", rpc.headers);
-    const unauthenticated = await h2("/tether.v1.DeviceService/ListDevices", { ":method": "POST", "content-type": "application/grpc", te: "trailers" }, EMPTY_GRPC_MESSAGE);
+    const unauthenticated = await h2(
+      "/tether.v1.DeviceService/ListDevices",
+      { ":method": "POST", "content-type": "application/grpc", te: "trailers" },
+      EMPTY_GRPC_MESSAGE,
+    );
     expectHeaders("gRPC error", unauthenticated.headers);
     expectHeaders("unknown gRPC method", (await h2("/x.Y/Z", { ":method": "POST", "content-type": "application/grpc" }, EMPTY_GRPC_MESSAGE)).headers);
     expectHeaders("Connect call", (await h1("/grpc.health.v1.Health/Check", "POST", { "content-type": "application/json" }, "{}")).headers);

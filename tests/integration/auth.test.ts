@@ -16,8 +16,16 @@ const clock = fakeClock(new Date());
 const secrets: string[] = [];
 let s: TestStack;
 beforeAll(async () => {
-  s = await startTestStack({ TETHER_LOGIN_FREE_ATTEMPTS: "3", TETHER_LOGIN_MAX_FAILURES_PER_USER: "3", TETHER_LOGIN_MAX_FAILURES_PER_ADDRESS: "8", TETHER_LOGIN_WINDOW_S: "600" }, { log: capture.log, clock });
-  for (const [user, password] of [["alice", "alice-password-1"], ["bob", "bob-password-1"], ["victim", "victim-password-1"], ["bystander", "bystander-pw-1"]] as const) {
+  s = await startTestStack(
+    { TETHER_LOGIN_FREE_ATTEMPTS: "3", TETHER_LOGIN_MAX_FAILURES_PER_USER: "3", TETHER_LOGIN_MAX_FAILURES_PER_ADDRESS: "8", TETHER_LOGIN_WINDOW_S: "600" },
+    { log: capture.log, clock },
+  );
+  for (const [user, password] of [
+    ["alice", "alice-password-1"],
+    ["bob", "bob-password-1"],
+    ["victim", "victim-password-1"],
+    ["bystander", "bystander-pw-1"],
+  ] as const) {
     secrets.push(password);
     await admin(UserService).createUser({ userId: user, password });
   }
@@ -34,7 +42,10 @@ async function login(user: string, password: string) {
   return res;
 }
 /** Log lines of refused calls, for asserting on reasons. */
-const refusals = () => capture.lines().filter((l) => l.msg === "call refused" || l.msg === "login refused" || String(l.msg).startsWith("login refused") || String(l.msg).startsWith("refresh"));
+const refusals = () =>
+  capture
+    .lines()
+    .filter((l) => l.msg === "call refused" || l.msg === "login refused" || String(l.msg).startsWith("login refused") || String(l.msg).startsWith("refresh"));
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
 
 describe("login, tokens and API keys", () => {
@@ -52,8 +63,12 @@ describe("login, tokens and API keys", () => {
 
   it("refuses a wrong password and an unknown user with the same answer, logging the reason", async () => {
     secrets.push("wrong-password-1");
-    const wrong = await auth().login({ user: "alice", password: "wrong-password-1" }).catch((e: unknown) => e);
-    const unknown = await auth().login({ user: "nobody", password: "wrong-password-1" }).catch((e: unknown) => e);
+    const wrong = await auth()
+      .login({ user: "alice", password: "wrong-password-1" })
+      .catch((e: unknown) => e);
+    const unknown = await auth()
+      .login({ user: "nobody", password: "wrong-password-1" })
+      .catch((e: unknown) => e);
     expect(wrong).toMatchObject({ code: Code.Unauthenticated, rawMessage: "wrong user name or password" });
     expect(unknown).toMatchObject({ code: Code.Unauthenticated, rawMessage: "wrong user name or password" });
     expect(refusals().map((l) => l.reason)).toEqual(expect.arrayContaining(["wrong password", "unknown user"]));
@@ -74,7 +89,9 @@ describe("login, tokens and API keys", () => {
       ["garbage", "abc.def.ghi", /malformed/],
     ];
     for (const [what, token, reason] of cases) {
-      const err = await bearerClient(s, DeviceService, token).listDevices({}).catch((e: unknown) => e);
+      const err = await bearerClient(s, DeviceService, token)
+        .listDevices({})
+        .catch((e: unknown) => e);
       expect(err, what).toMatchObject({ code: Code.Unauthenticated });
       expect(String((err as Error).message), what).not.toMatch(/\n\s+at /); // no stack trace
       expect(refusals().at(-1)?.reason, what).toMatch(reason);
@@ -85,7 +102,10 @@ describe("login, tokens and API keys", () => {
     // Expiry: the server's clock moves past the token's 15 minutes (+30 s tolerance).
     await bearerClient(s, DeviceService, accessToken).listDevices({});
     clock.advance(16 * 60_000);
-    await expect(bearerClient(s, DeviceService, accessToken).listDevices({})).rejects.toMatchObject({ code: Code.Unauthenticated, rawMessage: "invalid access token: expired" });
+    await expect(bearerClient(s, DeviceService, accessToken).listDevices({})).rejects.toMatchObject({
+      code: Code.Unauthenticated,
+      rawMessage: "invalid access token: expired",
+    });
     expect(refusals().at(-1)?.reason).toBe("invalid access token: expired");
   });
 
@@ -127,8 +147,12 @@ describe("login, tokens and API keys", () => {
     const users = bearerClient(s, UserService, session.accessToken);
     secrets.push("bob-password-2", "not-bobs-password");
     await expect(users.setPassword({ name: "users/me", password: "bob-password-2" })).rejects.toMatchObject({ code: Code.PermissionDenied });
-    await expect(users.setPassword({ name: "users/me", password: "bob-password-2", currentPassword: "not-bobs-password" })).rejects.toMatchObject({ code: Code.PermissionDenied });
-    await expect(users.setPassword({ name: "users/alice", password: "bob-password-2", currentPassword: "bob-password-1" })).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(users.setPassword({ name: "users/me", password: "bob-password-2", currentPassword: "not-bobs-password" })).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    await expect(users.setPassword({ name: "users/alice", password: "bob-password-2", currentPassword: "bob-password-1" })).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
     await users.setPassword({ name: "users/me", password: "bob-password-2", currentPassword: "bob-password-1" });
     await expect(auth().refresh({ refreshToken: session.refreshToken })).rejects.toMatchObject({ code: Code.Unauthenticated });
     await expect(auth().login({ user: "bob", password: "bob-password-1" })).rejects.toMatchObject({ code: Code.Unauthenticated });
@@ -155,11 +179,21 @@ describe("login, tokens and API keys", () => {
     for (let i = 0; i < 3; i++) await expect(auth().login({ user: "victim", password: "guess-1" })).rejects.toMatchObject({ code: Code.Unauthenticated });
     // Now even the right password is refused without being checked, from this address (a back-off).
     await expect(auth().login({ user: "victim", password: "victim-password-1" })).rejects.toMatchObject({ code: Code.ResourceExhausted });
-    expect(capture.lines().filter((l) => l.msg === "login refused: too many failed attempts").at(-1)).toMatchObject({ user: "victim", by: "pair" });
+    expect(
+      capture
+        .lines()
+        .filter((l) => l.msg === "login refused: too many failed attempts")
+        .at(-1),
+    ).toMatchObject({ user: "victim", by: "pair" });
     await login("bystander", "bystander-pw-1"); // the address has 3 failures of 8, and is now known good for bystander
     for (let i = 0; i < 5; i++) await expect(auth().login({ user: `guess${i}`, password: "guess-1" })).rejects.toMatchObject({ code: Code.Unauthenticated });
     await expect(auth().login({ user: "guess9", password: "guess-1" })).rejects.toMatchObject({ code: Code.ResourceExhausted });
-    expect(capture.lines().filter((l) => l.msg === "login refused: too many failed attempts").at(-1)).toMatchObject({ by: "address" });
+    expect(
+      capture
+        .lines()
+        .filter((l) => l.msg === "login refused: too many failed attempts")
+        .at(-1),
+    ).toMatchObject({ by: "address" });
     await login("bystander", "bystander-pw-1"); // a known-good pair is not held back by the address's ceiling
     clock.advance(600_000);
     await login("victim", "victim-password-1");

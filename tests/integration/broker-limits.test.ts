@@ -101,7 +101,11 @@ describe("embedded broker limits", () => {
     const before = counters.get("tether_mqtt_refused_total", { action: "retain" });
     const d = await device();
     await d.publishAsync(presenceTopic("dev-a"), "online", { qos: 1, retain: true });
-    for (const [topic, payload] of [[metricTopic("dev-a", "temp"), "21.5"], [uplinkTopic("dev-a"), "x"], [presenceTopic("dev-a"), "x".repeat(1000)]] as const) {
+    for (const [topic, payload] of [
+      [metricTopic("dev-a", "temp"), "21.5"],
+      [uplinkTopic("dev-a"), "x"],
+      [presenceTopic("dev-a"), "x".repeat(1000)],
+    ] as const) {
       const c = await device();
       const gone = closed(c);
       c.publish(topic, payload, { qos: 1, retain: true });
@@ -114,7 +118,12 @@ describe("embedded broker limits", () => {
   });
 
   it("refuses a device's retained will anywhere but its presence", async () => {
-    const result = await connect({ clientId: "dev-a", cert: dev.cert, key: dev.key, will: { topic: metricTopic("dev-a", "t"), payload: Buffer.from("1"), qos: 1, retain: true } });
+    const result = await connect({
+      clientId: "dev-a",
+      cert: dev.cert,
+      key: dev.key,
+      will: { topic: metricTopic("dev-a", "t"), payload: Buffer.from("1"), qos: 1, retain: true },
+    });
     expect(result.client).toBeUndefined();
     expect(result.error).toMatch(/Not authorized/i);
   });

@@ -38,9 +38,15 @@ describe.skipIf(unavailable !== undefined)("the C reference device (nanopb + Pah
     const devices = connectClient(s, DeviceService, "connect");
     const tasks = connectClient(s, TaskService, "connect");
     await devices.createDevice({ deviceId: id, device: { kind: { case: "led", value: {} } } });
-    await devices.updateDevice({ device: { name: `devices/${id}`, kind: { case: "led", value: { desired: { brightness: 30 } } } }, updateMask: { paths: ["led.desired.brightness"] } });
+    await devices.updateDevice({
+      device: { name: `devices/${id}`, kind: { case: "led", value: { desired: { brightness: 30 } } } },
+      updateMask: { paths: ["led.desired.brightness"] },
+    });
     // Queued while the device is away: after its Hello it must get the desired state first.
-    const task = await tasks.createTask({ parent: `devices/${id}`, task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: 70 } } } } } });
+    const task = await tasks.createTask({
+      parent: `devices/${id}`,
+      task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: 70 } } } } },
+    });
 
     const c = await deviceCredentials(s, id);
     const files = { ca: path.join(work, "ca.crt"), cert: path.join(work, `${id}.crt`), key: path.join(work, `${id}.key`) };
@@ -74,10 +80,14 @@ describe.skipIf(unavailable !== undefined)("the C reference device (nanopb + Pah
       endTime: timestampFromDate(new Date(Date.now() + 60_000)),
     });
     expect(points.points.map((p) => p.value)).toEqual([21.5, 21.75, 22]);
-    const reported = await eventually(async () => {
-      const d = await devices.getDevice({ name: `devices/${id}` });
-      return d.kind.case === "led" && d.kind.value.reported?.brightness === 70 && d;
-    }, 5000, "the reported brightness");
+    const reported = await eventually(
+      async () => {
+        const d = await devices.getDevice({ name: `devices/${id}` });
+        return d.kind.case === "led" && d.kind.value.reported?.brightness === 70 && d;
+      },
+      5000,
+      "the reported brightness",
+    );
     expect(reported).toBeTruthy();
   }, 180_000);
 });

@@ -32,7 +32,10 @@ const devices = () => connectClient(s, DeviceService, "grpc");
 const createLed = (id: string) => devices().createDevice({ deviceId: id, device: { kind: { case: "led", value: {} } } });
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, "the call should have failed").toBeInstanceOf(ConnectError);
   return { code: (err as ConnectError).code, message: (err as ConnectError).rawMessage };
 }
@@ -76,11 +79,31 @@ describe("issuing", () => {
   });
 
   it.each<[string, () => Promise<{ csr?: string; generateKey?: boolean; parent?: string }>, Code, RegExp]>([
-    ["a CSR whose subject claims another device", async () => ({ csr: (await createCsr("someone-else")).csrPem }), Code.PermissionDenied, /claims another identity/],
-    ["a CSR asking for another OU", async () => ({ csr: (await createCsr("bad-led", { organizationalUnit: "services" })).csrPem }), Code.PermissionDenied, /OU/],
-    ["a CSR whose signature does not verify", async () => ({ csr: tamper((await createCsr("bad-led")).csrPem) }), Code.InvalidArgument, /signature does not verify/],
+    [
+      "a CSR whose subject claims another device",
+      async () => ({ csr: (await createCsr("someone-else")).csrPem }),
+      Code.PermissionDenied,
+      /claims another identity/,
+    ],
+    [
+      "a CSR asking for another OU",
+      async () => ({ csr: (await createCsr("bad-led", { organizationalUnit: "services" })).csrPem }),
+      Code.PermissionDenied,
+      /OU/,
+    ],
+    [
+      "a CSR whose signature does not verify",
+      async () => ({ csr: tamper((await createCsr("bad-led")).csrPem) }),
+      Code.InvalidArgument,
+      /signature does not verify/,
+    ],
     ["a weak RSA-1024 key", async () => ({ csr: (await createCsr("bad-led", { rsaBits: 1024 })).csrPem }), Code.InvalidArgument, /too weak/],
-    ["something that is not a CSR", async () => ({ csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----" }), Code.InvalidArgument, /not a PEM PKCS#10/],
+    [
+      "something that is not a CSR",
+      async () => ({ csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----" }),
+      Code.InvalidArgument,
+      /not a PEM PKCS#10/,
+    ],
     ["neither a CSR nor generate_key", async () => ({}), Code.InvalidArgument, /csr: is required/],
     ["an unknown device", async () => ({ parent: "devices/nobody", generateKey: true }), Code.NotFound, /devices\/nobody not found/],
   ])("refuses %s", async (_what, makeReq, code, message) => {
@@ -183,7 +206,10 @@ describe("renewal", () => {
     expect(renewed.privateKeyPem).toBe("");
     expect(renewed.certificate!.previousCertificate).toBe(old.certificate!.name);
     expect(renewed.certificate!.origin).toBe(Certificate_Origin.RENEWAL);
-    for (const [cert, key] of [[old.certificate!.certificatePem, old.privateKeyPem], [renewed.certificate!.certificatePem, keyPem]] as const) {
+    for (const [cert, key] of [
+      [old.certificate!.certificatePem, old.privateKeyPem],
+      [renewed.certificate!.certificatePem, keyPem],
+    ] as const) {
       const { client, error } = await mqttConnect(s, "renew-led", cert, key);
       expect(error).toBeUndefined();
       await client!.endAsync();
@@ -202,8 +228,13 @@ describe("renewal", () => {
     await client!.subscribeAsync(downlinkTopic("mqtt-renew"), { qos: 1 });
     const { csrPem, keyPem } = await createCsr("mqtt-renew");
     const send = (requestId: string, csr: string) =>
-      client!.publishAsync(uplinkTopic("mqtt-renew"), Buffer.from(toBinary(UplinkSchema, create(UplinkSchema, { messageId: requestId, body: { case: "certificateRenewal", value: { requestId, csr } } }))), { qos: 1 });
-    const answer = (requestId: string) => eventually(async () => received.find((d) => d.body.case === "certificate" && d.body.value.requestId === requestId), 10_000, `answer to ${requestId}`);
+      client!.publishAsync(
+        uplinkTopic("mqtt-renew"),
+        Buffer.from(toBinary(UplinkSchema, create(UplinkSchema, { messageId: requestId, body: { case: "certificateRenewal", value: { requestId, csr } } }))),
+        { qos: 1 },
+      );
+    const answer = (requestId: string) =>
+      eventually(async () => received.find((d) => d.body.case === "certificate" && d.body.value.requestId === requestId), 10_000, `answer to ${requestId}`);
 
     await send("r1", csrPem);
     const a1 = await answer("r1");
@@ -236,10 +267,14 @@ describe("renewal", () => {
     const received: Downlink[] = [];
     client!.on("message", (_t, payload) => received.push(fromBinary(DownlinkSchema, payload)));
     await client!.subscribeAsync(downlinkTopic("expiring-led"), { qos: 1 });
-    await eventually(async () => {
-      await s.app.warnExpiringCertificates();
-      return received.some((d) => d.body.case === "certificateExpiring");
-    }, 10_000, "an expiry warning");
+    await eventually(
+      async () => {
+        await s.app.warnExpiringCertificates();
+        return received.some((d) => d.body.case === "certificateExpiring");
+      },
+      10_000,
+      "an expiry warning",
+    );
     const warning = received.find((d) => d.body.case === "certificateExpiring")!;
     expect(warning.body.value).toMatchObject({ serialNumber: c.certificate!.serialNumber });
     expect(await s.app.warnExpiringCertificates()).toBe(0); // not again the same day
@@ -252,7 +287,11 @@ describe("device SDK", () => {
     await createLed("sdk-led");
     const c = await certs().createCertificate({ parent: "devices/sdk-led", generateKey: true, validityDays: 3 });
     const device = await connectDevice({
-      url: `mqtts://127.0.0.1:${s.app.mqttPort}`, deviceId: "sdk-led", cert: c.certificate!.certificatePem, key: c.privateKeyPem, ca: c.caCertificatePem,
+      url: `mqtts://127.0.0.1:${s.app.mqttPort}`,
+      deviceId: "sdk-led",
+      cert: c.certificate!.certificatePem,
+      key: c.privateKeyPem,
+      ca: c.caCertificatePem,
       handler: () => ({}),
     });
     try {
@@ -275,12 +314,14 @@ describe("device SDK", () => {
 async function fetchCrl(): Promise<string> {
   const https = await import("node:https");
   return new Promise((resolve, reject) => {
-    https.get(`https://localhost:${s.app.apiPort}/crl.pem`, { ca: s.admin.ca }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}: ${body}`))));
-    }).on("error", reject);
+    https
+      .get(`https://localhost:${s.app.apiPort}/crl.pem`, { ca: s.admin.ca }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}: ${body}`))));
+      })
+      .on("error", reject);
   });
 }
 

@@ -68,20 +68,26 @@ describe("tether login, users and share", () => {
   });
 
   it("shares, lists and unshares a device", async () => {
-    expect(await run(() => shareCommand(["add", "carol-led", "--user", "dave", "--role", "operator", ...flags]))).toMatch(/users\/dave is operator of devices\/carol-led/);
+    expect(await run(() => shareCommand(["add", "carol-led", "--user", "dave", "--role", "operator", ...flags]))).toMatch(
+      /users\/dave is operator of devices\/carol-led/,
+    );
     await run(() => shareCommand(["add", "carol-led", "--group", "ops", "--role", "viewer", ...flags]));
     const list = await run(() => shareCommand(["list", "carol-led", ...flags]));
     expect(list).toMatch(/users\/dave\s+devices\/carol-led\s+operator\s+users\/carol/);
     expect(list).toMatch(/groups\/ops\s+devices\/carol-led\s+viewer/);
     expect(await run(() => shareCommand(["remove", "carol-led", "--user", "dave", ...flags]))).toMatch(/^removed grants\//);
     expect(await run(() => shareCommand(["list", ...flags]))).not.toMatch(/users\/dave/);
-    await expect(shareCommand(["add", "--selector", 'labels.room = "x"', "--user", "dave", "--role", "viewer", ...flags])).rejects.toMatchObject({ rawMessage: expect.stringMatching(/needs an admin/) });
+    await expect(shareCommand(["add", "--selector", 'labels.room = "x"', "--user", "dave", "--role", "viewer", ...flags])).rejects.toMatchObject({
+      rawMessage: expect.stringMatching(/needs an admin/),
+    });
   });
 
   it("creates an API key with the signed-in user's password and an expiry, lists it, refuses a wrong password", async () => {
     const prompts: string[] = [];
     const asking = (password: string) => ({ readPassword: async (prompt: string) => (prompts.push(prompt), password) });
-    const out = await run(() => usersCommand(["api-keys", "create", "me", "--display-name", "nightly", "--expires-in", "2d", ...flags], asking("carol-password-1")));
+    const out = await run(() =>
+      usersCommand(["api-keys", "create", "me", "--display-name", "nightly", "--expires-in", "2d", ...flags], asking("carol-password-1")),
+    );
     expect(prompts).toEqual(["current password of carol: "]);
     expect(out).toMatch(/^users\/carol\/apiKeys\/[0-9a-f]+; expires \d{4}-\d\d-\d\dT[\d:]+Z\nsecret/);
     const expires = /expires (\S+)/.exec(out)![1]!;
@@ -89,8 +95,12 @@ describe("tether login, users and share", () => {
     const listed = await run(() => usersCommand(["api-keys", "list", "me", ...flags], io("")));
     expect(listed).toMatch(/NAME\s+DISPLAY NAME\s+CREATED\s+EXPIRES\s+LAST USED/);
     expect(listed).toContain(expires);
-    await expect(usersCommand(["api-keys", "create", "me", ...flags], io("not-carols-password"))).rejects.toMatchObject({ rawMessage: expect.stringMatching(/current_password is wrong/) });
-    await expect(usersCommand(["api-keys", "create", "me", "--expires-in", "soon", ...flags], io("carol-password-1"))).rejects.toThrow(/--expires-in soon: expected a number and a unit/);
+    await expect(usersCommand(["api-keys", "create", "me", ...flags], io("not-carols-password"))).rejects.toMatchObject({
+      rawMessage: expect.stringMatching(/current_password is wrong/),
+    });
+    await expect(usersCommand(["api-keys", "create", "me", "--expires-in", "soon", ...flags], io("carol-password-1"))).rejects.toThrow(
+      /--expires-in soon: expected a number and a unit/,
+    );
     expect((await run(() => usersCommand(["api-keys", "list", "me", ...flags], io("")))).split("\n")).toHaveLength(2); // nothing more was created
   });
 

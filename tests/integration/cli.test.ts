@@ -34,7 +34,11 @@ describe("tether's command line: help, unknown commands and flags", () => {
       cli("devices", "create", "x", "--kind"),
       cli("simulate", "extra"),
     ]);
-    expect(lst).toEqual({ code: 2, stdout: "", stderr: 'error: unknown command "lst" for "tether devices"; did you mean "list"?\nrun tether devices --help\n' });
+    expect(lst).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: 'error: unknown command "lst" for "tether devices"; did you mean "list"?\nrun tether devices --help\n',
+    });
     expect(device).toEqual({ code: 2, stdout: "", stderr: 'error: unknown command "device" for "tether"; did you mean "devices"?\nrun tether --help\n' });
     expect(colour).toEqual({ code: 2, stdout: "", stderr: "error: unknown option --colour; did you mean --color?\nrun tether devices --help\n" });
     expect(none.code).toBe(2);

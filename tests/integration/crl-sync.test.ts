@@ -36,7 +36,14 @@ describe("deploy/compose/crl-sync.mjs", () => {
     const before = await readFile(seed, "utf8");
 
     sync = spawn(process.execPath, [SCRIPT], {
-      env: { PATH: process.env.PATH, NODE_EXTRA_CA_CERTS: path.join(s.certsDir, "ca.crt"), CRL_URL: `${s.baseUrl}/crl.pem`, CRL_FILE: target, CRL_SEED: seed, CRL_SYNC_INTERVAL_S: "0.2" },
+      env: {
+        PATH: process.env.PATH,
+        NODE_EXTRA_CA_CERTS: path.join(s.certsDir, "ca.crt"),
+        CRL_URL: `${s.baseUrl}/crl.pem`,
+        CRL_FILE: target,
+        CRL_SEED: seed,
+        CRL_SYNC_INTERVAL_S: "0.2",
+      },
       stdio: "ignore",
     });
     await eventually(async () => (await readFile(target, "utf8").catch(() => "")) === before, 10_000, "the seed CRL to be copied");

@@ -37,7 +37,10 @@ const comparable = (d: Device) => {
 
 /** The field paths of an INVALID_ARGUMENT error's BadRequest details. */
 async function violations(p: Promise<unknown>): Promise<string[]> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ConnectError);
   expect((err as ConnectError).code).toBe(Code.InvalidArgument);
   return (err as ConnectError).findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field));
@@ -168,7 +171,12 @@ describe("updates, etags and deletes", () => {
   it("applies only the masked fields, including one field of the desired state", async () => {
     const created = await c().createDevice(led("upd-led", { room: "hall" }));
     const updated = await c().updateDevice({
-      device: { name: created.name, displayName: "ignored", labels: { room: "attic" }, kind: { case: "led", value: { desired: { brightness: 90, power: false } } } },
+      device: {
+        name: created.name,
+        displayName: "ignored",
+        labels: { room: "attic" },
+        kind: { case: "led", value: { desired: { brightness: 90, power: false } } },
+      },
       updateMask: { paths: ["labels", "led.desired.brightness"] },
     });
     expect(updated.displayName).toBe("LED upd-led");
@@ -253,4 +261,3 @@ describe("persistence", () => {
     expect(toJson(DeviceSchema, after)).toEqual(toJson(DeviceSchema, created));
   });
 });
-

@@ -24,11 +24,16 @@ const tasks = () => connectClient(s, TaskService, "connect");
 const led = (id: string) => devices().createDevice({ deviceId: id, device: { kind: { case: "led", value: {} } } });
 const brightness = (n: number) => ({ command: { kind: { case: "led" as const, value: { action: { case: "setBrightness" as const, value: n } } } } });
 const setDesired = (id: string, b: number) =>
-  devices().updateDevice({ device: { name: `devices/${id}`, kind: { case: "led", value: { desired: { brightness: b } } } }, updateMask: { paths: ["led.desired.brightness"] } });
+  devices().updateDevice({
+    device: { name: `devices/${id}`, kind: { case: "led", value: { desired: { brightness: b } } } },
+    updateMask: { paths: ["led.desired.brightness"] },
+  });
 
 /** What a downlink sequence says, compactly: `desired:3`, `task:7`, ... (task = its sequence). */
 const summary = (ds: Downlink[]) =>
-  ds.map((d) => (d.body.case === "desiredState" ? `desired:${d.body.value.version}` : d.body.case === "task" ? `task:${d.body.value.sequence}` : d.body.case ?? "empty"));
+  ds.map((d) =>
+    d.body.case === "desiredState" ? `desired:${d.body.value.version}` : d.body.case === "task" ? `task:${d.body.value.sequence}` : (d.body.case ?? "empty"),
+  );
 
 describe("the order of downlink after a (re)connect", () => {
   for (const withPresence of [true, false]) {
@@ -55,7 +60,11 @@ describe("the order of downlink after a (re)connect", () => {
       try {
         if (withPresence) await again.publishRaw(presenceTopic(id), PRESENCE_ONLINE);
         await again.send({ case: "hello", value: { firmwareVersion: "1.0.0", wantPendingTasks: true } });
-        await eventually(async () => new Set(again.received.filter((d) => d.body.case === "task").map((d) => (d.body.case === "task" ? d.body.value.taskId : ""))).size === 3, 8000, "all three tasks");
+        await eventually(
+          async () => new Set(again.received.filter((d) => d.body.case === "task").map((d) => (d.body.case === "task" ? d.body.value.taskId : ""))).size === 3,
+          8000,
+          "all three tasks",
+        );
         const seen = summary(again.received);
         const firstTask = seen.findIndex((x) => x.startsWith("task:"));
         const firstDesired = seen.findIndex((x) => x.startsWith("desired:"));
@@ -89,7 +98,12 @@ describe("uplink over the contract's bounds", () => {
       // 86 × "€" is 258 bytes: under 256 characters, over the 256-byte bound.
       const { create, toBinary } = await import("@bufbuild/protobuf");
       const { UplinkSchema } = await import("../../gen/tether/device/v1/uplink_pb.js");
-      const up = create(UplinkSchema, { messageId: "over-1", receiptRequested: true, maxReceiptIds: 4, body: { case: "progress", value: { taskId, percent: 50, message: "€".repeat(86) } } });
+      const up = create(UplinkSchema, {
+        messageId: "over-1",
+        receiptRequested: true,
+        maxReceiptIds: 4,
+        body: { case: "progress", value: { taskId, percent: 50, message: "€".repeat(86) } },
+      });
       await dev.client.publishAsync(`tether/v1/devices/${id}/up`, Buffer.from(toBinary(UplinkSchema, up)), { qos: 1 });
       await eventually(async () => dev.received.some((d) => d.body.case === "receipt" && d.body.value.messageIds.includes("over-1")), 5000, "the receipt");
       expect(s.app.counters.get("tether_uplink_dropped_total", { reason: "over_bound" })).toBe(before + 1);
@@ -112,9 +126,15 @@ describe("uplink over the contract's bounds", () => {
           { messageId: "m".repeat(37), body: { case: "telemetry", value: { samples: [{ metric: "t", value: 1, tags: { zone: "ü".repeat(129) } }] } } },
         ],
       })
-      .then(() => undefined, (e: unknown) => ConnectError.from(e));
+      .then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
     expect(err?.code).toBe(Code.InvalidArgument);
     const violations = err?.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => `${v.field}: ${v.description}`);
-    expect(violations).toEqual(["uplinks[1].message_id: must be at most 36 bytes (UTF-8), got 37", 'uplinks[1].telemetry.samples[0].tags["zone"]: must be at most 256 bytes (UTF-8), got 258']);
+    expect(violations).toEqual([
+      "uplinks[1].message_id: must be at most 36 bytes (UTF-8), got 37",
+      'uplinks[1].telemetry.samples[0].tags["zone"]: must be at most 256 bytes (UTF-8), got 258',
+    ]);
   });
 });

@@ -27,7 +27,9 @@ afterAll(async () => {
 const devices = () => connectClient(s, DeviceService, "connect");
 const tasks = () => connectClient(s, TaskService, "connect");
 const coffee = (id: string) => devices().createDevice({ deviceId: id, device: { kind: { case: "coffeeMachine", value: {} } } });
-const brew = { command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.LATTE, size: CupSize.LARGE } } } } } };
+const brew = {
+  command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.LATTE, size: CupSize.LARGE } } } } },
+};
 const taskId = (t: Task) => t.name.split("/")[3]!;
 
 /** A gate a handler waits on, opened by the test. */
@@ -81,7 +83,11 @@ describe("a device that only uses HTTP", () => {
       expect(await dev.poll()).toBeUndefined();
       const polled = dev.poll({ listenSeconds: 30 });
       // Apps see the sleepy device listening (and not MQTT-online).
-      const listening = await eventually(async () => (await devices().getDevice({ name: "devices/http-coffee" })).connectivity?.listenUntilTime, 10_000, "listen_until_time");
+      const listening = await eventually(
+        async () => (await devices().getDevice({ name: "devices/http-coffee" })).connectivity?.listenUntilTime,
+        10_000,
+        "listen_until_time",
+      );
       expect(timestampDate(listening).getTime()).toBeGreaterThan(Date.now() + 10_000);
       const dev0 = await devices().getDevice({ name: "devices/http-coffee" });
       expect(dev0.connectivity?.online).toBe(false);
@@ -93,15 +99,23 @@ describe("a device that only uses HTTP", () => {
       expect(got?.attempt).toBe(1);
       expect(got?.command?.kind.case).toBe("coffeeMachine");
 
-      const done = await eventually(async () => {
-        const t = await tasks().getTask({ name: created.name });
-        return t.state === State.SUCCEEDED && t;
-      }, 10_000, "SUCCEEDED");
+      const done = await eventually(
+        async () => {
+          const t = await tasks().getTask({ name: created.name });
+          return t.state === State.SUCCEEDED && t;
+        },
+        10_000,
+        "SUCCEEDED",
+      );
       expect(done.attempt).toBe(1);
       expect(done.result?.kind.case).toBe("coffeeMachine");
       expect(dev.executions.get(taskId(created))).toBe(1);
       // The poll is over: no longer listening.
-      await eventually(async () => !(await devices().getDevice({ name: "devices/http-coffee" })).connectivity?.listenUntilTime, 10_000, "listen_until_time cleared");
+      await eventually(
+        async () => !(await devices().getDevice({ name: "devices/http-coffee" })).connectivity?.listenUntilTime,
+        10_000,
+        "listen_until_time cleared",
+      );
       // A finished task is never handed out again.
       expect(await dev.poll()).toBeUndefined();
 
@@ -144,7 +158,10 @@ describe("a device that only uses HTTP", () => {
     // A desired-state change wakes a parked poll.
     const parked = gw.pollDownlink({ listenDuration: { seconds: 30n }, desiredVersion: version.version });
     await eventually(async () => (await devices().getDevice({ name: "devices/http-led" })).connectivity?.listenUntilTime, 10_000, "parked");
-    await devices().updateDevice({ device: { name: "devices/http-led", kind: { case: "led", value: { desired: { brightness: 80 } } } }, updateMask: { paths: ["led.desired.brightness"] } });
+    await devices().updateDevice({
+      device: { name: "devices/http-led", kind: { case: "led", value: { desired: { brightness: 80 } } } },
+      updateMask: { paths: ["led.desired.brightness"] },
+    });
     const woke = await parked;
     expect(woke.downlinks[0]?.body.case).toBe("desiredState");
     // A listen time beyond 60 s is shortened to 60 s.
@@ -221,15 +238,21 @@ describe("authentication", () => {
     expect((e1 as ConnectError).code).toBe(Code.PermissionDenied);
     expect((e1 as ConnectError).rawMessage).toMatch(/device certificate/);
     const pem = await devicePem(s, "auth-coffee");
-    const e2 = await connectClient(s, DeviceService, "connect", pem).getDevice({ name: "devices/auth-coffee" }).catch((e: unknown) => ConnectError.from(e));
+    const e2 = await connectClient(s, DeviceService, "connect", pem)
+      .getDevice({ name: "devices/auth-coffee" })
+      .catch((e: unknown) => ConnectError.from(e));
     expect((e2 as ConnectError).code).toBe(Code.PermissionDenied);
-    const e3 = await connectClient(s, DeviceGatewayService, "connect", { ca: s.admin.ca }).pollDownlink({}).catch((e: unknown) => ConnectError.from(e));
+    const e3 = await connectClient(s, DeviceGatewayService, "connect", { ca: s.admin.ca })
+      .pollDownlink({})
+      .catch((e: unknown) => ConnectError.from(e));
     expect((e3 as ConnectError).code).toBe(Code.Unauthenticated);
     // gRPC works too, with the same rules.
     const viaGrpc = await connectClient(s, DeviceGatewayService, "grpc", pem).pollDownlink({});
     expect(viaGrpc.downlinks).toEqual([]);
     // A certificate for a device that is not registered.
-    const e4 = await connectClient(s, DeviceGatewayService, "connect", await devicePem(s, "never-registered")).pollDownlink({}).catch((e: unknown) => ConnectError.from(e));
+    const e4 = await connectClient(s, DeviceGatewayService, "connect", await devicePem(s, "never-registered"))
+      .pollDownlink({})
+      .catch((e: unknown) => ConnectError.from(e));
     expect((e4 as ConnectError).code).toBe(Code.NotFound);
   });
 });
@@ -244,14 +267,20 @@ describe("bad uplink over HTTP", () => {
     const id = taskId(created);
     const polled = await a.pollDownlink({});
     expect(polled.downlinks[0]?.body.case).toBe("task");
-    const err = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const err = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
 
     // Another device's task.
     const foreign = await err(b.publishUplink({ uplinks: [{ body: { case: "ack", value: { taskId: id, attempt: 1 } } }] }));
     expect(foreign?.code).toBe(Code.PermissionDenied);
     expect(foreign?.rawMessage).toMatch(/not a task of devices\/bad-b/);
     // An unknown task.
-    const unknown = await err(a.publishUplink({ uplinks: [{ body: { case: "result", value: { taskId: crypto.randomUUID(), outcome: { case: "success", value: {} } } } }] }));
+    const unknown = await err(
+      a.publishUplink({ uplinks: [{ body: { case: "result", value: { taskId: crypto.randomUUID(), outcome: { case: "success", value: {} } } } }] }),
+    );
     expect(unknown?.code).toBe(Code.NotFound);
     // All or nothing: a valid ack next to a bad result is not taken either.
     const mixed = await err(
@@ -308,10 +337,14 @@ describe("telemetry over HTTP", () => {
     try {
       await dev.sendTelemetry([{ metric: "water_level_percent", value: 42, time: timestampFromDate(new Date(t0)) }]);
       const telemetry = connectClient(s, TelemetryService, "connect");
-      const pts = await eventually(async () => {
-        const r = await telemetry.queryTelemetry({ parent: "devices/http-telemetry", startTime: timestampFromDate(new Date(t0 - 60_000)) });
-        return r.points.length > 0 && r.points;
-      }, 10_000, "the sample stored");
+      const pts = await eventually(
+        async () => {
+          const r = await telemetry.queryTelemetry({ parent: "devices/http-telemetry", startTime: timestampFromDate(new Date(t0 - 60_000)) });
+          return r.points.length > 0 && r.points;
+        },
+        10_000,
+        "the sample stored",
+      );
       expect(pts.map((p) => [p.metric, p.value])).toEqual([["water_level_percent", 42]]);
     } finally {
       dev.close();
@@ -334,7 +367,9 @@ const TETHER_CLI = path.resolve(import.meta.dirname, "../../bin/tether.js");
 function bash(script: string): Promise<string> {
   const env = { ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: s.certsDir };
   return new Promise((resolve, reject) => {
-    execFile("/bin/bash", ["-euo", "pipefail", "-c", script], { cwd: s.dir, env }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+    execFile("/bin/bash", ["-euo", "pipefail", "-c", script], { cwd: s.dir, env }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    );
   });
 }
 
@@ -349,10 +384,14 @@ describe("the README's curl examples, with the real curl, openssl and tether CLI
     const t0 = Date.now();
     expect(JSON.parse(await bash(env + (await readmeBlock("publish"))))).toEqual({ acceptedCount: 1 });
     const telemetry = connectClient(s, TelemetryService, "connect");
-    const pts = await eventually(async () => {
-      const r = await telemetry.queryTelemetry({ parent: "devices/porch-coffee", startTime: timestampFromDate(new Date(t0 - 60_000)) });
-      return r.points.length > 0 && r.points;
-    }, 10_000, "the curl sample stored");
+    const pts = await eventually(
+      async () => {
+        const r = await telemetry.queryTelemetry({ parent: "devices/porch-coffee", startTime: timestampFromDate(new Date(t0 - 60_000)) });
+        return r.points.length > 0 && r.points;
+      },
+      10_000,
+      "the curl sample stored",
+    );
     expect(pts.map((p) => [p.metric, p.value])).toEqual([["boiler_temperature_celsius", 93.5]]);
     expect(timestampDate(pts[0]!.time!).getTime()).toBeGreaterThanOrEqual(t0 - 1000);
 
@@ -362,10 +401,14 @@ describe("the README's curl examples, with the real curl, openssl and tether CLI
     const created = await tasks().createTask({ parent: "devices/porch-coffee", task: brew });
     const out = await device;
     expect(out).toContain(`TASK=${taskId(created)}`);
-    const done = await eventually(async () => {
-      const t = await tasks().getTask({ name: created.name });
-      return t.state === State.SUCCEEDED && t;
-    }, 10_000, "SUCCEEDED");
+    const done = await eventually(
+      async () => {
+        const t = await tasks().getTask({ name: created.name });
+        return t.state === State.SUCCEEDED && t;
+      },
+      10_000,
+      "SUCCEEDED",
+    );
     expect(done.result?.kind.case === "coffeeMachine" && done.result.kind.value.dispensedMl).toBe(250);
     expect(done.progress?.message).toBe("brewing");
   });
@@ -404,10 +447,14 @@ describe("the README's curl examples, with the real curl, openssl and tether CLI
     // None of it was taken: a good call afterwards is the only sample stored.
     expect((await curl([...tls, ...json, "-d", sample, url])).status).toBe(200);
     const telemetry = connectClient(s, TelemetryService, "connect");
-    const pts = await eventually(async () => {
-      const r = await telemetry.queryTelemetry({ parent: "devices/curl-bad", startTime: timestampFromDate(new Date(Date.now() - 3_600_000)) });
-      return r.points.length > 0 && r.points;
-    }, 10_000, "the good sample");
+    const pts = await eventually(
+      async () => {
+        const r = await telemetry.queryTelemetry({ parent: "devices/curl-bad", startTime: timestampFromDate(new Date(Date.now() - 3_600_000)) });
+        return r.points.length > 0 && r.points;
+      },
+      10_000,
+      "the good sample",
+    );
     expect(pts.map((p) => p.value)).toEqual([1]);
     expect((await tasks().getTask({ name: foreign.name })).state).toBe(State.QUEUED);
   });

@@ -38,7 +38,10 @@ const led = (id: string) => ({ deviceId: id, device: { kind: { case: "led" as co
 const power = { command: { kind: { case: "led" as const, value: { action: { case: "setPower" as const, value: true } } } } };
 
 async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, "the call should have failed").toBeInstanceOf(ConnectError);
   return err as ConnectError;
 }
@@ -64,13 +67,23 @@ describe("a deleted device's keys", () => {
     const oldGateway = connectClient(s, DeviceGatewayService, "connect", pem(s, offline.certPem, offline.keyPem));
     const first = await oldGateway.pollDownlink({ listenDuration: { nanos: 1 } });
     expect(first.downlinks.map((d) => d.body.case)).toEqual([]);
-    const parked = oldGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
-    await eventually(async () => (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime !== undefined, 30_000, "the poll to park");
+    const parked = oldGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(
+      () => "answered",
+      () => "ended",
+    );
+    await eventually(
+      async () => (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime !== undefined,
+      30_000,
+      "the poll to park",
+    );
     // Read before the second poll starts: read after, it could already be the second poll's.
     const listening = timestampDate((await devices().getDevice({ name: "devices/reborn-led" })).connectivity!.listenUntilTime!).getTime();
     // A second parked poll on the key Tether issued: its connection is cut with the revocation.
     const issuedGateway = connectClient(s, DeviceGatewayService, "connect", pem(s, old.cert, old.key));
-    const parkedIssued = issuedGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(() => "answered", () => "ended");
+    const parkedIssued = issuedGateway.pollDownlink({ listenDuration: { seconds: 55n } }).then(
+      () => "answered",
+      () => "ended",
+    );
     const untilNow = async () => {
       const t = (await devices().getDevice({ name: "devices/reborn-led" })).connectivity?.listenUntilTime;
       return t ? timestampDate(t).getTime() : 0;
@@ -100,7 +113,9 @@ describe("a deleted device's keys", () => {
       const gw = connectClient(s, DeviceGatewayService, "connect", pem(s, key.cert, key.key));
       const poll = await failure(gw.pollDownlink({}));
       expect(poll.code).toBe(Code.Unauthenticated);
-      const publish = await failure(gw.publishUplink({ uplinks: [{ body: { case: "telemetry", value: { samples: [{ metric: "temperature_celsius", value: 99 }] } } }] }));
+      const publish = await failure(
+        gw.publishUplink({ uplinks: [{ body: { case: "telemetry", value: { samples: [{ metric: "temperature_celsius", value: 99 }] } } }] }),
+      );
       expect(publish.code).toBe(Code.Unauthenticated);
     }
 
@@ -140,7 +155,10 @@ describe("reserved identities", () => {
 
   it("refuses reserved template ids, prefixes, provisioned ids and CSR subjects", async () => {
     const template = (id: string, prefix: string) =>
-      provisioning().createProvisioningTemplate({ provisioningTemplateId: id, provisioningTemplate: { deviceKind: "led", deviceIdPrefix: prefix, allowedSerialNumbers: ["in"] } });
+      provisioning().createProvisioningTemplate({
+        provisioningTemplateId: id,
+        provisioningTemplate: { deviceKind: "led", deviceIdPrefix: prefix, allowedSerialNumbers: ["in"] },
+      });
     for (const id of ["tether", "guest", "rabbitmq-node"]) {
       const r = await refusal(template(id, "led-"));
       expect([r.code, r.fields]).toEqual([Code.InvalidArgument, ["provisioning_template_id"]]);
@@ -171,11 +189,19 @@ describe("reserved identities", () => {
 
 describe("device ids and provisioning template ids", () => {
   it("live in disjoint namespaces; a template's ids are an admin's to register by hand", async () => {
-    await provisioning().createProvisioningTemplate({ provisioningTemplateId: "ns-batch", provisioningTemplate: { deviceKind: "led", deviceIdPrefix: "nsled-", serialNumberPattern: "[0-9]+" } });
+    await provisioning().createProvisioningTemplate({
+      provisioningTemplateId: "ns-batch",
+      provisioningTemplate: { deviceKind: "led", deviceIdPrefix: "nsled-", serialNumberPattern: "[0-9]+" },
+    });
     const sameId = await refusal(devices().createDevice(led("ns-batch")));
     expect([sameId.code, sameId.fields]).toEqual([Code.InvalidArgument, ["device_id"]]);
     await devices().createDevice(led("ns-device"));
-    const templateOnDevice = await refusal(provisioning().createProvisioningTemplate({ provisioningTemplateId: "ns-device", provisioningTemplate: { deviceKind: "led", deviceIdPrefix: "other-", serialNumberPattern: "[0-9]+" } }));
+    const templateOnDevice = await refusal(
+      provisioning().createProvisioningTemplate({
+        provisioningTemplateId: "ns-device",
+        provisioningTemplate: { deviceKind: "led", deviceIdPrefix: "other-", serialNumberPattern: "[0-9]+" },
+      }),
+    );
     expect([templateOnDevice.code, templateOnDevice.fields]).toEqual([Code.InvalidArgument, ["provisioning_template_id"]]);
     // A plain user cannot take an id the template will hand out; an admin can.
     const nadia = bearerClient(s, DeviceService, await userToken(s, "nadia"));

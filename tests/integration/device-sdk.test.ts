@@ -51,7 +51,11 @@ describe("task executor", () => {
     executor.receive(request("b"));
     release();
     await new Promise((r) => setTimeout(r, 20));
-    expect([...executor.executions]).toEqual([["a", 1], ["b", 1], ["c", 1]]);
+    expect([...executor.executions]).toEqual([
+      ["a", 1],
+      ["b", 1],
+      ["c", 1],
+    ]);
     expect(sent.filter((b) => b.case === "ack")).toHaveLength(5);
     expect(sent.filter((b) => b.case === "result")).toHaveLength(3);
   });
@@ -74,7 +78,14 @@ describe("device SDK and simulators over the embedded broker", () => {
     url = `mqtts://127.0.0.1:${broker.port}`;
     // The test plays Tether's role: it sends downlink and reads every device's uplink.
     svc = await issueServiceCertificate(pki.ca);
-    tether = await mqtt.connectAsync(url, { clientId: "tether-test", cert: svc.certPem, key: svc.keyPem, ca: pki.caPem, reconnectPeriod: 0, protocolVersion: 4 });
+    tether = await mqtt.connectAsync(url, {
+      clientId: "tether-test",
+      cert: svc.certPem,
+      key: svc.keyPem,
+      ca: pki.caPem,
+      reconnectPeriod: 0,
+      protocolVersion: 4,
+    });
     await tether.subscribeAsync(ALL_UPLINKS, { qos: 1 });
     tether.on("message", (topic, payload) => {
       const parsed = parseDeviceTopic(topic);
@@ -141,7 +152,11 @@ describe("device SDK and simulators over the embedded broker", () => {
     expect(kinds[0]).toBe("hello");
     expect(kinds.slice(1)).toEqual(["ack", "progress", "progress", "progress", "progress", "progress", "result"]);
     expect(sent("coffee-flow", "progress").map((p) => [p.percent, p.message])).toEqual([
-      [20, "grinding"], [40, "grinding"], [60, "brewing"], [80, "brewing"], [100, "done"],
+      [20, "grinding"],
+      [40, "grinding"],
+      [60, "brewing"],
+      [80, "brewing"],
+      [100, "done"],
     ]);
     const states = sent("coffee-flow", "state").map((s) => (s.kind.case === "coffeeMachine" ? s.kind.value : undefined));
     expect(states.some((s) => s?.status === CoffeeMachineStatus.BREWING && s.currentBrew?.recipe === Recipe.ESPRESSO)).toBe(true);
@@ -319,7 +334,15 @@ describe("device SDK and simulators over the embedded broker", () => {
 
   it("ticks a fleet's clock and publishes each product's readings with the link's signal strength", async () => {
     const fleet: Fleet = await startFleet({
-      url, ca: pki.caPem, log, kind: "thermostat", count: 2, idPrefix: "fleet-th", tickMs: 50, telemetry: true, options: { roomCelsius: 15, timeScale: 10 },
+      url,
+      ca: pki.caPem,
+      log,
+      kind: "thermostat",
+      count: 2,
+      idPrefix: "fleet-th",
+      tickMs: 50,
+      telemetry: true,
+      options: { roomCelsius: 15, timeScale: 10 },
       issue: (id) => issueDeviceCertificate(pki.ca, id),
     });
     closeables.push({ close: fleet.stop });
@@ -332,7 +355,15 @@ describe("device SDK and simulators over the embedded broker", () => {
 
   it("runs a fleet with offline devices and injected faults, never executing a task twice", async () => {
     const fleet: Fleet = await startFleet({
-      url, ca: pki.caPem, log, kind: "coffee_machine", count: 8, idPrefix: "fleet", offlineRatio: 0.25, failRatio: 0.3, options: { brewMs: 20 },
+      url,
+      ca: pki.caPem,
+      log,
+      kind: "coffee_machine",
+      count: 8,
+      idPrefix: "fleet",
+      offlineRatio: 0.25,
+      failRatio: 0.3,
+      options: { brewMs: 20 },
       issue: (id) => issueDeviceCertificate(pki.ca, id),
     });
     closeables.push({ close: fleet.stop });

@@ -207,24 +207,42 @@ describe("embedded broker", () => {
   const NOT_AUTHORIZED = /Not authorized/;
   it.each<[string, RegExp, () => IClientOptions | Promise<IClientOptions>]>([
     ["no client certificate", TLS_REFUSED, () => ({ clientId: "dev-a" })],
-    ["a certificate from a foreign CA", TLS_REFUSED, async () => {
-      const c = await foreignCa.issue({ commonName: "dev-a", usage: "client", organizationalUnit: "devices" });
-      return { clientId: "dev-a", cert: c.certPem, key: c.keyPem };
-    }],
+    [
+      "a certificate from a foreign CA",
+      TLS_REFUSED,
+      async () => {
+        const c = await foreignCa.issue({ commonName: "dev-a", usage: "client", organizationalUnit: "devices" });
+        return { clientId: "dev-a", cert: c.certPem, key: c.keyPem };
+      },
+    ],
     ["a client id that differs from the certificate CN", NOT_AUTHORIZED, () => ({ clientId: "dev-b", cert: devA.cert, key: devA.key })],
     ["no client id", NOT_AUTHORIZED, () => ({ clientId: "", cert: devA.cert, key: devA.key })],
-    ["a will on another device's topic", NOT_AUTHORIZED, () => ({
-      clientId: "dev-a", cert: devA.cert, key: devA.key,
-      will: { topic: presenceTopic("dev-b"), payload: Buffer.from("offline"), qos: 1, retain: true },
-    })],
-    ["a certificate that is neither a device nor a service", NOT_AUTHORIZED, async () => {
-      const c = await pki.ca.issue({ commonName: "alice", usage: "client", organizationalUnit: "users" });
-      return { clientId: "alice", cert: c.certPem, key: c.keyPem };
-    }],
-    ["a device certificate whose CN is not a valid device id", NOT_AUTHORIZED, async () => {
-      const c = await pki.ca.issue({ commonName: "Dev_A", usage: "client", organizationalUnit: "devices" });
-      return { clientId: "Dev_A", cert: c.certPem, key: c.keyPem };
-    }],
+    [
+      "a will on another device's topic",
+      NOT_AUTHORIZED,
+      () => ({
+        clientId: "dev-a",
+        cert: devA.cert,
+        key: devA.key,
+        will: { topic: presenceTopic("dev-b"), payload: Buffer.from("offline"), qos: 1, retain: true },
+      }),
+    ],
+    [
+      "a certificate that is neither a device nor a service",
+      NOT_AUTHORIZED,
+      async () => {
+        const c = await pki.ca.issue({ commonName: "alice", usage: "client", organizationalUnit: "users" });
+        return { clientId: "alice", cert: c.certPem, key: c.keyPem };
+      },
+    ],
+    [
+      "a device certificate whose CN is not a valid device id",
+      NOT_AUTHORIZED,
+      async () => {
+        const c = await pki.ca.issue({ commonName: "Dev_A", usage: "client", organizationalUnit: "devices" });
+        return { clientId: "Dev_A", cert: c.certPem, key: c.keyPem };
+      },
+    ],
   ])("refuses a client with %s", async (_what, expected, makeOpts) => {
     const result = await connect(broker.port, await makeOpts());
     expect(result.client).toBeUndefined();
@@ -233,7 +251,9 @@ describe("embedded broker", () => {
 
   it("accepts the admin certificate as a service with any client id", async () => {
     const broker2 = await startEmbeddedBroker({
-      host: "127.0.0.1", port: 0, log,
+      host: "127.0.0.1",
+      port: 0,
+      log,
       tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
       serviceCommonNames: ["admin"],
     });
@@ -250,7 +270,9 @@ describe("embedded broker", () => {
   it("refuses a revoked certificate at connect and cuts its live session when revoked", async () => {
     const revoked = new Set<string>();
     const b = await startEmbeddedBroker({
-      host: "127.0.0.1", port: 0, log,
+      host: "127.0.0.1",
+      port: 0,
+      log,
       tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
       isRevoked: (serial) => revoked.has(serial),
     });
@@ -276,7 +298,12 @@ describe("embedded broker", () => {
 
   it("lets a provisioning claim certificate use its own provisioning topics and nothing else", async () => {
     // A claim never gets a device's client id (that would cut the device's session) or a service's powers.
-    for (const [cn, clientId] of [["factory-batch", "factory-batch"], ["tether", "tether-x"], ["dev-a", "dev-a"], ["factory-batch", "claim:bad/id"]]) {
+    for (const [cn, clientId] of [
+      ["factory-batch", "factory-batch"],
+      ["tether", "tether-x"],
+      ["dev-a", "dev-a"],
+      ["factory-batch", "claim:bad/id"],
+    ]) {
       const c = await pki.ca.issue({ commonName: cn!, usage: "client", organizationalUnit: "claims" });
       const result = await connect(broker.port, { clientId, cert: c.certPem, key: c.keyPem });
       expect(result.client, `${cn} as ${clientId}`).toBeUndefined();
@@ -284,8 +311,16 @@ describe("embedded broker", () => {
     }
     const c = await pki.ca.issue({ commonName: "tether", usage: "client", organizationalUnit: "claims" });
     const claim = await connectOk({ clientId: "claim:SN-1", cert: c.certPem, key: c.keyPem });
-    expect(await claim.subscribeAsync("tether/v1/provisioning/tether/SN-1/response", { qos: 1 })).toEqual([{ topic: "tether/v1/provisioning/tether/SN-1/response", qos: 1 }]);
-    for (const topic of [downlinkTopic("dev-a"), "tether/v1/provisioning/tether/SN-2/response", "tether/v1/provisioning/other/SN-1/response", "tether/v1/provisioning/+/+/request", "#"]) {
+    expect(await claim.subscribeAsync("tether/v1/provisioning/tether/SN-1/response", { qos: 1 })).toEqual([
+      { topic: "tether/v1/provisioning/tether/SN-1/response", qos: 1 },
+    ]);
+    for (const topic of [
+      downlinkTopic("dev-a"),
+      "tether/v1/provisioning/tether/SN-2/response",
+      "tether/v1/provisioning/other/SN-1/response",
+      "tether/v1/provisioning/+/+/request",
+      "#",
+    ]) {
       await expect(claim.subscribeAsync(topic, { qos: 1 }), topic).rejects.toMatchObject({ packet: { granted: [128] } });
     }
     await claim.publishAsync("tether/v1/provisioning/tether/SN-1/request", "x", { qos: 1 });

@@ -14,10 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as S } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import type {
-  ServerReflectionRequest,
-  ServerReflectionResponse,
-} from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import type { ServerReflectionRequest, ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -73,9 +70,7 @@ afterAll(async () => {
 });
 
 /** Sends requests on one reflection stream and collects one answer per request. */
-async function reflect(
-  ...requests: MessageInitShape<typeof ServerReflectionRequestSchema>[]
-): Promise<ServerReflectionResponse[]> {
+async function reflect(...requests: MessageInitShape<typeof ServerReflectionRequestSchema>[]): Promise<ServerReflectionResponse[]> {
   const call = reflectionClient.bidiStream("serverReflectionInfo");
   for (const r of requests) call.write(r as ServerReflectionRequest);
   call.end();
@@ -243,7 +238,16 @@ describe("grpc.reflection.v1alpha.ServerReflection", () => {
 
   it.skipIf(!existsSync(BUF))("works with buf curl forced to v1alpha", async () => {
     const base = `http://127.0.0.1:${port}`;
-    const list = await execFileAsync(BUF, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", "grpc-v1alpha", "--list-services", base]);
+    const list = await execFileAsync(BUF, [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "--reflect-protocol",
+      "grpc-v1alpha",
+      "--list-services",
+      base,
+    ]);
     expect(list.stdout.trim().split("\n").sort()).toEqual([...SERVICES].sort());
   });
 });

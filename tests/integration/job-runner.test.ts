@@ -34,7 +34,12 @@ afterAll(async () => {
 async function addDevices(prefix: string, n: number, labels: Record<string, string>, kind = "led") {
   const now = new Date();
   const rows = Array.from({ length: n }, (_, i) => ({
-    id: `${prefix}-${String(i).padStart(5, "0")}`, uid: crypto.randomUUID(), kind, labels: db.sql.json(labels), create_time: now, update_time: now,
+    id: `${prefix}-${String(i).padStart(5, "0")}`,
+    uid: crypto.randomUUID(),
+    kind,
+    labels: db.sql.json(labels),
+    create_time: now,
+    update_time: now,
   }));
   for (let i = 0; i < rows.length; i += 1000) await db.sql`INSERT INTO devices ${db.sql(rows.slice(i, i + 1000))}`;
 }
@@ -55,10 +60,13 @@ describe("job rollout (embedded database, fake clock)", () => {
   it("respects the rate: 120 per minute measured from the tasks' create_time", async () => {
     await addDevices("rate", 300, { grp: "rate" });
     const h = harness();
-    const job = await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, {
-      jobId: "rate-120",
-      job: { command: brightness(10), target: { case: "selector", value: { filter: 'labels.grp = "rate"' } }, rollout: { maxPerMinute: 120 } },
-    }));
+    const job = await h.service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, {
+        jobId: "rate-120",
+        job: { command: brightness(10), target: { case: "selector", value: { filter: 'labels.grp = "rate"' } }, rollout: { maxPerMinute: 120 } },
+      }),
+    );
     expect(job.progress?.targetCount).toBe(300n);
     const runner = h.runner();
     // Ticks at uneven spacing, some late (up to the 2 s the bucket holds).
@@ -78,14 +86,20 @@ describe("job rollout (embedded database, fake clock)", () => {
       }
     }
     // … and close to it overall (the bucket holds 2 s, so late ticks lose nothing).
-    expect(rows.length).toBeGreaterThanOrEqual(Math.floor((120 * elapsed) / 60_000 * 0.95));
+    expect(rows.length).toBeGreaterThanOrEqual(Math.floor(((120 * elapsed) / 60_000) * 0.95));
     expect(new Set(rows.map((r) => r.device_id)).size).toBe(rows.length);
   });
 
   it("two runners (replicas) on one job: every device gets exactly one task", async () => {
     await addDevices("race", 3000, { grp: "race" });
     const h = harness();
-    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "race", job: { command: brightness(20), target: { case: "selector", value: { filter: 'labels.grp = "race"' } } } }));
+    await h.service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, {
+        jobId: "race",
+        job: { command: brightness(20), target: { case: "selector", value: { filter: 'labels.grp = "race"' } } },
+      }),
+    );
     const a = h.runner();
     const b = h.runner();
     for (let i = 0; i < 20; i++) {
@@ -105,8 +119,14 @@ describe("job rollout (embedded database, fake clock)", () => {
     await addDevices("cont", 3, { site: "c1" });
     const h = harness();
     const selector = (mode: Mode) => ({ case: "selector" as const, value: { filter: 'labels.site = "c1"', mode } });
-    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "cont", job: { command: brightness(30), target: selector(Mode.CONTINUOUS) } }));
-    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "snap", job: { command: brightness(30), target: selector(Mode.SNAPSHOT) } }));
+    await h.service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, { jobId: "cont", job: { command: brightness(30), target: selector(Mode.CONTINUOUS) } }),
+    );
+    await h.service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, { jobId: "snap", job: { command: brightness(30), target: selector(Mode.SNAPSHOT) } }),
+    );
     const runner = h.runner();
     await runner.runOnce();
     expect((await tasksOf("cont")).length).toBe(3);
@@ -129,7 +149,13 @@ describe("job rollout (embedded database, fake clock)", () => {
   it("pause stops the rollout, resume continues at the rate without catching up, cancel skips the rest", async () => {
     await addDevices("pr", 100, { grp: "pr" });
     const h = harness();
-    await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, { jobId: "pr", job: { command: brightness(40), target: { case: "selector", value: { filter: 'labels.grp = "pr"' } }, rollout: { maxPerMinute: 60 } } }));
+    await h.service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, {
+        jobId: "pr",
+        job: { command: brightness(40), target: { case: "selector", value: { filter: 'labels.grp = "pr"' } }, rollout: { maxPerMinute: 60 } },
+      }),
+    );
     const runner = h.runner();
     for (let i = 0; i < 10; i++) {
       await runner.runOnce();
@@ -159,10 +185,17 @@ describe("job rollout (embedded database, fake clock)", () => {
   it("a job with a start time waits for it", async () => {
     await addDevices("sched", 5, { grp: "sched" });
     const h = harness();
-    const j = await h.service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, {
-      jobId: "sched",
-      job: { command: brightness(50), target: { case: "selector", value: { filter: 'labels.grp = "sched"' } }, startTime: timestampFromDate(new Date("2025-01-01T00:10:00Z")) },
-    }));
+    const j = await h.service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, {
+        jobId: "sched",
+        job: {
+          command: brightness(50),
+          target: { case: "selector", value: { filter: 'labels.grp = "sched"' } },
+          startTime: timestampFromDate(new Date("2025-01-01T00:10:00Z")),
+        },
+      }),
+    );
     expect(j.state).toBe(JobState.SCHEDULED);
     const runner = h.runner();
     await runner.runOnce();

@@ -22,7 +22,9 @@ beforeAll(async () => {
   s = await startTestStack({ TETHER_JOB_TICK_MS: "200", TETHER_TASK_SWEEP_MS: "250" });
   const devices = connectClient(s, DeviceService, "grpc");
   for (let i = 0; i < N; i += 50) {
-    await Promise.all(ids.slice(i, i + 50).map((deviceId) => devices.createDevice({ deviceId, device: { labels: { fleet: "f1" }, kind: { case: "led", value: {} } } })));
+    await Promise.all(
+      ids.slice(i, i + 50).map((deviceId) => devices.createDevice({ deviceId, device: { labels: { fleet: "f1" }, kind: { case: "led", value: {} } } })),
+    );
   }
   fleet = await startLedFleet(s, ids, failing);
 }, 120_000);
@@ -63,9 +65,19 @@ describe("a job over 1,000 simulated devices", () => {
     expect(succeeded).toEqual([...succeeded].sort((a, b) => a - b));
 
     const p = (await jobs().getJob({ name: "jobs/all-dim" })).progress!;
-    expect({ targets: p.targetCount, executions: p.executionCount, succeeded: p.succeededCount, failed: p.failedCount, inFlight: p.inFlightCount, pending: p.pendingCount, skipped: p.skippedCount })
-      .toEqual({ targets: 1000n, executions: 1000n, succeeded: 950n, failed: 50n, inFlight: 0n, pending: 0n, skipped: 0n });
-    expect(p.executionsByState.map((c) => [TaskState[c.state], c.count])).toEqual([["SUCCEEDED", 950n], ["FAILED", 50n]]);
+    expect({
+      targets: p.targetCount,
+      executions: p.executionCount,
+      succeeded: p.succeededCount,
+      failed: p.failedCount,
+      inFlight: p.inFlightCount,
+      pending: p.pendingCount,
+      skipped: p.skippedCount,
+    }).toEqual({ targets: 1000n, executions: 1000n, succeeded: 950n, failed: 50n, inFlight: 0n, pending: 0n, skipped: 0n });
+    expect(p.executionsByState.map((c) => [TaskState[c.state], c.count])).toEqual([
+      ["SUCCEEDED", 950n],
+      ["FAILED", 50n],
+    ]);
 
     // The failed executions are exactly the failing devices, and every device ran the command once.
     const failed = await allExecutions("jobs/all-dim", "task_state = FAILED");
@@ -90,10 +102,14 @@ describe("a job over 1,000 simulated devices", () => {
         abortCriteria: { failureThresholdPercent: 2, minFinishedExecutions: 50 },
       },
     });
-    const aborted = await eventually(async () => {
-      const j = await jobs().getJob({ name: "jobs/all-bright" });
-      return j.state === JobState.ABORTED && j.progress!.inFlightCount === 0n && j;
-    }, 60_000, "the job to abort and its in-flight executions to finish");
+    const aborted = await eventually(
+      async () => {
+        const j = await jobs().getJob({ name: "jobs/all-bright" });
+        return j.state === JobState.ABORTED && j.progress!.inFlightCount === 0n && j;
+      },
+      60_000,
+      "the job to abort and its in-flight executions to finish",
+    );
     const p = aborted.progress!;
     expect(aborted.stateReason).toMatch(/^aborted: \d+ failed of \d+ finished/);
     expect(Number(p.failedCount) / Number(p.succeededCount + p.failedCount)).toBeGreaterThan(0.02);
@@ -112,7 +128,10 @@ describe("a job over 1,000 simulated devices", () => {
     expect(execs.filter((e) => e.targetState === TargetState.SKIPPED).every((e) => e.reason === "the job was aborted" && e.task === "")).toBe(true);
 
     // The rate (600/min = 10/s, bucket of 2 s) held, measured from the tasks' create times.
-    const times = execs.filter((e) => e.createTime).map((e) => timestampDate(e.createTime!).getTime()).sort((a, b) => a - b);
+    const times = execs
+      .filter((e) => e.createTime)
+      .map((e) => timestampDate(e.createTime!).getTime())
+      .sort((a, b) => a - b);
     for (const start of times) {
       const inWindow = times.filter((t) => t >= start && t < start + 3000).length;
       expect(inWindow).toBeLessThanOrEqual(30 + 20); // 3 s at 10/s, plus a full bucket
@@ -120,9 +139,17 @@ describe("a job over 1,000 simulated devices", () => {
   }, 90_000);
 
   it("refuses a command for another kind and unknown devices, naming the field", async () => {
-    const err = await jobs().createJob({
-      job: { command: { kind: { case: "coffeeMachine", value: { action: { case: "clean", value: {} } } } }, target: { case: "devices", value: { devices: ["devices/fl-0001", "devices/nope"] } } },
-    }).then(() => undefined, (e: unknown) => e);
+    const err = await jobs()
+      .createJob({
+        job: {
+          command: { kind: { case: "coffeeMachine", value: { action: { case: "clean", value: {} } } } },
+          target: { case: "devices", value: { devices: ["devices/fl-0001", "devices/nope"] } },
+        },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.InvalidArgument);
     const v = (err as ConnectError).findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((x) => `${x.field}: ${x.description}`));
@@ -130,7 +157,11 @@ describe("a job over 1,000 simulated devices", () => {
       "job.devices.devices: 1 device(s) do not exist: devices/nope",
       "job.devices.devices: 1 device(s) are not a coffee_machine, the command's kind: devices/fl-0001",
     ]);
-    const kind = await jobs().createJob({ job: { command: brightness(1), target: { case: "selector", value: { filter: 'kind = "coffee_machine"' } } } }).catch((e: unknown) => e);
-    expect((kind as ConnectError).findDetails(BadRequestSchema)[0]!.fieldViolations[0]!.description).toBe("selects kind coffee_machine, but the command is for a led");
+    const kind = await jobs()
+      .createJob({ job: { command: brightness(1), target: { case: "selector", value: { filter: 'kind = "coffee_machine"' } } } })
+      .catch((e: unknown) => e);
+    expect((kind as ConnectError).findDetails(BadRequestSchema)[0]!.fieldViolations[0]!.description).toBe(
+      "selects kind coffee_machine, but the command is for a led",
+    );
   });
 });

@@ -159,7 +159,10 @@ describe("local access to an embedded Tether", () => {
     const before = capture.lines().length;
     await s.restart();
     expect(await tooOpen()).toEqual([]);
-    const lines = capture.lines().slice(before).filter((l) => String(l.msg).startsWith("tightened file modes"));
+    const lines = capture
+      .lines()
+      .slice(before)
+      .filter((l) => String(l.msg).startsWith("tightened file modes"));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ tightened: entries.length });
   });

@@ -23,7 +23,8 @@ beforeAll(async () => {
     { TETHER_LOGIN_FREE_ATTEMPTS: "5", TETHER_LOGIN_MAX_FAILURES_PER_USER: "10", TETHER_TRUSTED_PROXIES: PROXY },
     { log: capture.log, clock },
   );
-  for (const user of ["carol", "dave", "erin", "frank"]) await connectClient(s, UserService, "grpc").createUser({ userId: user, password: `${user}-password-1` });
+  for (const user of ["carol", "dave", "erin", "frank"])
+    await connectClient(s, UserService, "grpc").createUser({ userId: user, password: `${user}-password-1` });
 }, 60_000);
 afterAll(async () => {
   await s?.cleanup();
@@ -46,7 +47,11 @@ function authThroughProxy(localAddress: string, header: Uint8Array | string | un
 }
 
 const v2Header = (client: [number, number, number, number]) =>
-  new V2ProxyProtocol(Command.PROXY, TransportProtocol.STREAM, new IPv4ProxyAddress(IPv4Address.createFrom(client), 40_000, IPv4Address.createFrom([127, 0, 0, 1]), s.app.apiPort)).build();
+  new V2ProxyProtocol(
+    Command.PROXY,
+    TransportProtocol.STREAM,
+    new IPv4ProxyAddress(IPv4Address.createFrom(client), 40_000, IPv4Address.createFrom([127, 0, 0, 1]), s.app.apiPort),
+  ).build();
 
 /** The gRPC code of a login (OK when it signs in). */
 async function attempt(c: Client<typeof AuthService>, user: string, password: string): Promise<Code | "ok"> {
@@ -131,7 +136,12 @@ describe("login throttle", () => {
     // PROXY v1 (text) works too.
     const v1 = new V1ProxyProtocol(INETProtocol.TCP4, new Peer("198.51.100.9", 40_001), new Peer("127.0.0.1", s.app.apiPort)).build();
     expect(await attempt(authThroughProxy(PROXY, v1), "frank", "frank-password-1")).toBe("ok");
-    expect(capture.lines().filter((l) => l.msg === "login" && l.user === "frank").at(-1)).toMatchObject({ address: "198.51.100.9" });
+    expect(
+      capture
+        .lines()
+        .filter((l) => l.msg === "login" && l.user === "frank")
+        .at(-1),
+    ).toMatchObject({ address: "198.51.100.9" });
   });
 
   it("a malformed header from the trusted proxy closes that connection, and says why", async () => {
@@ -139,7 +149,12 @@ describe("login throttle", () => {
     raw.on("error", () => {});
     raw.write("PROXY TCP4 not-an-address 127.0.0.1 1 2\r\n");
     await new Promise((resolve) => raw.once("close", resolve));
-    expect(capture.lines().filter((l) => l.msg === "PROXY header refused: connection closed").at(-1)).toMatchObject({ peer: PROXY, reason: "v1 header with a bad source address" });
+    expect(
+      capture
+        .lines()
+        .filter((l) => l.msg === "PROXY header refused: connection closed")
+        .at(-1),
+    ).toMatchObject({ peer: PROXY, reason: "v1 header with a bad source address" });
   });
 
   it("refuses a user name with control characters before anything is stored", async () => {

@@ -35,7 +35,9 @@ function oversizedPublish(opts: object): Promise<{ result: string; sent: number 
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   return new Promise((resolve, reject) => {
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as { result: string; sent: number }) : reject(new Error(`attacker exited ${code}: ${out}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve(JSON.parse(out) as { result: string; sent: number }) : reject(new Error(`attacker exited ${code}: ${out}`)),
+    );
   });
 }
 
@@ -55,7 +57,15 @@ describe("an oversized MQTT publish", () => {
     }, 2);
     let outcome: Awaited<ReturnType<typeof oversizedPublish>>;
     try {
-      outcome = await oversizedPublish({ url: creds.url, clientId: "big-sender", cert: creds.cert, key: creds.key, ca: creds.ca, topic: uplinkTopic("big-sender"), bytes: PACKET });
+      outcome = await oversizedPublish({
+        url: creds.url,
+        clientId: "big-sender",
+        cert: creds.cert,
+        key: creds.key,
+        ca: creds.ca,
+        topic: uplinkTopic("big-sender"),
+        bytes: PACKET,
+      });
     } finally {
       clearInterval(sampler);
     }
@@ -81,12 +91,20 @@ describe("distinct metrics per device", () => {
       for (let round = 0; round < 2; round++) {
         for (const m of ["m1", "m2", "m3", "m4", "m5"]) await dev.publishRaw(metricTopic("metric-sprawl", m), String(round));
       }
-      await eventually(async () => (metricValue(await scrape(), "tether_telemetry_samples_rejected_total", { reason: "too_many_metrics" }) || 0) - before === 4, 10_000, "4 refused samples");
+      await eventually(
+        async () => (metricValue(await scrape(), "tether_telemetry_samples_rejected_total", { reason: "too_many_metrics" }) || 0) - before === 4,
+        10_000,
+        "4 refused samples",
+      );
       const telemetry = connectClient(s, TelemetryService, "grpc");
-      const latest = await eventually(async () => {
-        const r = await telemetry.getLatestTelemetry({ parent: "devices/metric-sprawl" });
-        return r.samples.length === MAX_METRICS && r.samples.every((x) => x.value === 1) ? r : undefined;
-      }, 10_000, "the capped metrics stored");
+      const latest = await eventually(
+        async () => {
+          const r = await telemetry.getLatestTelemetry({ parent: "devices/metric-sprawl" });
+          return r.samples.length === MAX_METRICS && r.samples.every((x) => x.value === 1) ? r : undefined;
+        },
+        10_000,
+        "the capped metrics stored",
+      );
       expect(latest.samples.map((x) => x.metric).sort()).toEqual(["m1", "m2", "m3"]);
       const warnings = logs.lines().filter((l) => String(l.msg).includes("distinct-metric limit"));
       expect(warnings).toHaveLength(1);

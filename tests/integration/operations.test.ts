@@ -46,11 +46,28 @@ describe("reflection", () => {
       const list = answers[0]!.messageResponse;
       expect(list.case).toBe("listServicesResponse");
       const names = list.case === "listServicesResponse" ? list.value.service.map((x) => x.name) : [];
-      expect(names).toEqual(expect.arrayContaining(["tether.v1.DeviceService", "tether.v1.JobService", "tether.device.v1.DeviceGatewayService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]));
+      expect(names).toEqual(
+        expect.arrayContaining([
+          "tether.v1.DeviceService",
+          "tether.v1.JobService",
+          "tether.device.v1.DeviceGatewayService",
+          "grpc.health.v1.Health",
+          "grpc.reflection.v1.ServerReflection",
+          "grpc.reflection.v1alpha.ServerReflection",
+        ]),
+      );
       expect(names).toHaveLength(14);
       const files = answers[1]!.messageResponse;
-      const protos: FileDescriptorProto[] = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];
-      expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual(["CreateDevice", "GetDevice", "ListDevices", "UpdateDevice", "DeleteDevice", "WatchDevices"]);
+      const protos: FileDescriptorProto[] =
+        files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];
+      expect(protos[0]!.service[0]!.method.map((m) => m.name)).toEqual([
+        "CreateDevice",
+        "GetDevice",
+        "ListDevices",
+        "UpdateDevice",
+        "DeleteDevice",
+        "WatchDevices",
+      ]);
     } finally {
       c.close();
     }
@@ -62,7 +79,11 @@ describe("reflection", () => {
       const call = c.bidiStream("serverReflectionInfo");
       call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
       call.end();
-      await expect((async () => { for await (const _ of call) void _; })()).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+      await expect(
+        (async () => {
+          for await (const _ of call) void _;
+        })(),
+      ).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     } finally {
       c.close();
     }
@@ -72,9 +93,23 @@ describe("reflection", () => {
     const certs = path.join(s.dir, "certs");
     const buf = path.join(ROOT, "node_modules/.bin/buf");
     const tls = ["--cacert", `${certs}/ca.crt`, "--cert", `${certs}/admin.crt`, "--key", `${certs}/admin.key`];
-    const created = await run(buf, ["curl", ...tls, "-d", '{"device_id":"curl-led","device":{"led":{"desired":{"power":true}}}}', `${s.baseUrl}/tether.v1.DeviceService/CreateDevice`]);
+    const created = await run(buf, [
+      "curl",
+      ...tls,
+      "-d",
+      '{"device_id":"curl-led","device":{"led":{"desired":{"power":true}}}}',
+      `${s.baseUrl}/tether.v1.DeviceService/CreateDevice`,
+    ]);
     expect(JSON.parse(created.stdout)).toMatchObject({ name: "devices/curl-led", led: { desired: { power: true } } });
-    const listed = await run(buf, ["curl", ...tls, "--protocol", "grpc", "-d", '{"filter":"kind = \\"led\\""}', `${s.baseUrl}/tether.v1.DeviceService/ListDevices`]);
+    const listed = await run(buf, [
+      "curl",
+      ...tls,
+      "--protocol",
+      "grpc",
+      "-d",
+      '{"filter":"kind = \\"led\\""}',
+      `${s.baseUrl}/tether.v1.DeviceService/ListDevices`,
+    ]);
     expect(JSON.parse(listed.stdout).devices.map((d: { name: string }) => d.name)).toContain("devices/curl-led");
   });
 
@@ -83,7 +118,10 @@ describe("reflection", () => {
     const block = /<!-- buf:health -->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(block, "README block buf:health").toBeDefined();
     // As a reader runs it, from the repository's root, against this stack's port and PKI.
-    const script = block!.replaceAll("npx buf ", `"${path.join(ROOT, "node_modules/.bin/buf")}" `).replaceAll("https://localhost:8443", s.baseUrl).replaceAll("certs/", `${s.certsDir}/`);
+    const script = block!
+      .replaceAll("npx buf ", `"${path.join(ROOT, "node_modules/.bin/buf")}" `)
+      .replaceAll("https://localhost:8443", s.baseUrl)
+      .replaceAll("certs/", `${s.certsDir}/`);
     const lines = script.split(/(?<!\\)\n/).filter((l) => l.trim() !== "");
     expect(lines).toHaveLength(2);
     expect(lines[1]).not.toContain("--cert ");
@@ -103,14 +141,20 @@ describe("tether CLI", () => {
     expect(JSON.parse(upd.stdout)).toMatchObject({ displayName: "Office machine", labels: { room: "office" }, coffeeMachine: { desired: { power: true } } });
     const list = await cli("devices", "list", "--kind", "coffee_machine");
     expect(list.stdout).toMatch(/devices\/cli-coffee\s+coffee_machine\s+Office machine/);
-    const bad = await cli("devices", "create", "cli-bad", "--kind", "led", "--brightness", "300").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    const bad = await cli("devices", "create", "cli-bad", "--kind", "led", "--brightness", "300").then(
+      () => undefined,
+      (e: { stderr: string; code: number }) => e,
+    );
     expect(bad?.code).toBe(1);
     expect(bad?.stderr).toContain("device.led.desired.brightness: must be a percentage between 0 and 100");
     // --timeout bounds --wait only: alone it is a mistake worth one line (the task is still created).
     const queued = await cli("tasks", "create", "cli-coffee", "power", "off", "--timeout", "5s");
     expect(queued.stderr).toBe("warning: --timeout only bounds --wait ack|done; without --wait the call returns at once\n");
     expect(queued.stdout).toMatch(/state\s+QUEUED/);
-    const [gone, nothing] = await Promise.all([cli("devices", "delete", "cli-coffee", "--allow-missing"), cli("devices", "delete", "cli-never", "--allow-missing")]);
+    const [gone, nothing] = await Promise.all([
+      cli("devices", "delete", "cli-coffee", "--allow-missing"),
+      cli("devices", "delete", "cli-never", "--allow-missing"),
+    ]);
     expect(gone.stdout).toBe("deleted devices/cli-coffee\n");
     expect(nothing.stdout).toBe("devices/cli-never not found, nothing to delete\n");
   }, 180_000); // seven CLI processes, each starting tsx: 30 s ran out for four on a saturated 2-core machine
@@ -124,7 +168,10 @@ describe("tether CLI", () => {
     expect(JSON.parse(changed.stdout).labels).toEqual({ room: "office", building: "b7" });
     const exact = await tether("devices", "update", "cli-labels", "--label", "only=this", "--json");
     expect(JSON.parse(exact.stdout).labels).toEqual({ only: "this" });
-    const both = await tether("devices", "update", "cli-labels", "--label", "a=b", "--add-label", "c=d").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    const both = await tether("devices", "update", "cli-labels", "--label", "a=b", "--add-label", "c=d").then(
+      () => undefined,
+      (e: { stderr: string; code: number }) => e,
+    );
     expect(both?.code).toBe(1);
     expect(both?.stderr).toContain("use it or --add-label/--remove-label, not both");
   }, 120_000);
@@ -134,7 +181,11 @@ describe("tether CLI", () => {
     await tether("devices", "create", "cli-offline", "--kind", product.kindName);
     const [action, value] = product.words.example.split(" ");
     // The device never connects, so the wait lasts until it is interrupted.
-    const child = spawn(process.execPath, [path.join(ROOT, "bin/tether.js"), "tasks", "create", "cli-offline", action!, ...(value ? [value] : []), "--wait", "done", "--timeout", "5m"], { env: cliEnv() });
+    const child = spawn(
+      process.execPath,
+      [path.join(ROOT, "bin/tether.js"), "tasks", "create", "cli-offline", action!, ...(value ? [value] : []), "--wait", "done", "--timeout", "5m"],
+      { env: cliEnv() },
+    );
     let stderr = "";
     child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
@@ -154,8 +205,12 @@ describe("operations endpoint and request ids (embedded stack)", () => {
     await connectClient(s, DeviceService, "grpc").listDevices({});
     await expect(connectClient(s, DeviceService, "grpc").getDevice({ name: "devices/nope" })).rejects.toMatchObject({ code: Code.NotFound });
     const text = await (await fetch(`${s.opsUrl}/metrics`)).text();
-    expect(metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.DeviceService", method: "ListDevices", code: "ok" })).toBeGreaterThanOrEqual(1);
-    expect(metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.DeviceService", method: "GetDevice", code: "not_found" })).toBeGreaterThanOrEqual(1);
+    expect(
+      metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.DeviceService", method: "ListDevices", code: "ok" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.DeviceService", method: "GetDevice", code: "not_found" }),
+    ).toBeGreaterThanOrEqual(1);
     expect(metricValue(text, "tether_dependency_up", { dependency: "tether.database" })).toBe(1);
     expect(metricValue(text, "tether_dependency_up", { dependency: "tether.broker" })).toBe(1);
     expect(metricValue(text, "tether_devices_online")).toBe(0);
@@ -174,10 +229,16 @@ describe("operations endpoint and request ids (embedded stack)", () => {
   it("echoes a valid x-request-id, replaces an unusable one, and returns it on errors too", async () => {
     const header = async (id: string | undefined, name = "devices/nope") => {
       let got: string | null = null;
-      const opts = { headers: id ? { "x-request-id": id } : {}, onHeader: (h: Headers) => (got = h.get("x-request-id")), onTrailer: (h: Headers) => (got ??= h.get("x-request-id")) };
-      await connectClient(s, DeviceService, "connect").getDevice({ name }, opts).catch((err: unknown) => {
-        got ??= (err as { metadata?: Headers }).metadata?.get("x-request-id") ?? null;
-      });
+      const opts = {
+        headers: id ? { "x-request-id": id } : {},
+        onHeader: (h: Headers) => (got = h.get("x-request-id")),
+        onTrailer: (h: Headers) => (got ??= h.get("x-request-id")),
+      };
+      await connectClient(s, DeviceService, "connect")
+        .getDevice({ name }, opts)
+        .catch((err: unknown) => {
+          got ??= (err as { metadata?: Headers }).metadata?.get("x-request-id") ?? null;
+        });
       return got;
     };
     expect(await header("abc-123")).toBe("abc-123");

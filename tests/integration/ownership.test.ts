@@ -46,7 +46,10 @@ const oneShot = (at: Date) => ({ case: "oneShotTime" as const, value: timestampF
 
 /** `CODE field,field` of a refusal (the BadRequest fields for INVALID_ARGUMENT). */
 async function refusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (err === undefined) return "ok";
   const c = ConnectError.from(err);
   const fields = c.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field));
@@ -77,7 +80,8 @@ describe("device ownership", () => {
   });
 
   it("CreateDevice with an explicit owner: an existing user, and someone else only by an admin", async () => {
-    const make = (client: ReturnType<typeof admin<typeof DeviceService>>, id: string, owner: string) => client.createDevice({ deviceId: id, device: { owner, kind: { case: "led", value: {} } } });
+    const make = (client: ReturnType<typeof admin<typeof DeviceService>>, id: string, owner: string) =>
+      client.createDevice({ deviceId: id, device: { owner, kind: { case: "led", value: {} } } });
     expect(await refusal(make(admin(DeviceService), "for-nobody", "mallory"))).toBe("InvalidArgument device.owner");
     expect(await refusal(make(as("olivia", DeviceService), "for-sam", "sam"))).toBe("PermissionDenied");
     await expect(admin(DeviceService).getDevice({ name: "devices/for-nobody" })).rejects.toMatchObject({ code: Code.NotFound });
@@ -89,20 +93,40 @@ describe("device ownership", () => {
 describe("rules and jobs run with their creator's rights", () => {
   it("a rule whose creator lost the share does not command the device, and its run says why", async () => {
     const at = new Date(Date.now() + 3000);
-    const byOscar = await as("oscar", RuleService).createRule({ ruleId: "by-oscar", rule: { trigger: oneShot(at), target: { case: "device", value: "devices/olivia-led" }, command: power } });
+    const byOscar = await as("oscar", RuleService).createRule({
+      ruleId: "by-oscar",
+      rule: { trigger: oneShot(at), target: { case: "device", value: "devices/olivia-led" }, command: power },
+    });
     // The same occurrence by the owner: the control, it fires.
-    await as("olivia", RuleService).createRule({ ruleId: "by-olivia", rule: { trigger: oneShot(at), target: { case: "device", value: "devices/olivia-led" }, command: power } });
+    await as("olivia", RuleService).createRule({
+      ruleId: "by-olivia",
+      rule: { trigger: oneShot(at), target: { case: "device", value: "devices/olivia-led" }, command: power },
+    });
     expect(byOscar.creator).toBe("users/oscar");
     const grant = (await admin(ShareService).listGrants({ device: "devices/olivia-led" })).grants.find((g) => g.principal === "users/oscar")!;
     await as("olivia", ShareService).deleteGrant({ name: grant.name });
 
-    const [run] = await eventually(async () => { const r = await runsOf("by-oscar"); return r.length > 0 && r; }, 15_000, "by-oscar's run");
+    const [run] = await eventually(
+      async () => {
+        const r = await runsOf("by-oscar");
+        return r.length > 0 && r;
+      },
+      15_000,
+      "by-oscar's run",
+    );
     expect(run!.state).toBe(RunState.FAILED);
     expect(run!.targets).toHaveLength(1);
     expect(run!.targets[0]!.task).toBe("");
     expect(run!.targets[0]!.error).toMatch(/^skipped: creator users\/oscar lost operator on devices\/olivia-led/);
     expect(run!.stateReason).toContain("skipped: creator users/oscar lost operator on devices/olivia-led");
-    const [control] = await eventually(async () => { const r = await runsOf("by-olivia"); return r.length > 0 && r; }, 15_000, "by-olivia's run");
+    const [control] = await eventually(
+      async () => {
+        const r = await runsOf("by-olivia");
+        return r.length > 0 && r;
+      },
+      15_000,
+      "by-olivia's run",
+    );
     expect(control!.state).toBe(RunState.FIRED);
     const tasks = await tasksOf("olivia-led");
     expect(tasks.filter((t) => t.stateReason.startsWith("created by rules/by-oscar"))).toEqual([]);
@@ -111,14 +135,20 @@ describe("rules and jobs run with their creator's rights", () => {
 
   it("a rule or job whose creator was deleted commands nothing, and says why", async () => {
     const at = new Date(Date.now() + 3000);
-    await as("dave", RuleService).createRule({ ruleId: "by-dave", rule: { trigger: oneShot(at), target: { case: "device", value: "devices/dave-led" }, command: power } });
+    await as("dave", RuleService).createRule({
+      ruleId: "by-dave",
+      rule: { trigger: oneShot(at), target: { case: "device", value: "devices/dave-led" }, command: power },
+    });
     const job = await as("adam", JobService).createJob({
       jobId: "by-adam",
       job: { command: power, target: { case: "devices", value: { devices: ["devices/dave-led", "devices/olivia-led"] } }, startTime: timestampFromDate(at) },
     });
     expect(job.creator).toBe("users/adam");
     // The control: the same job by the admin certificate (users/admin, an admin) is rolled out.
-    const control = await admin(JobService).createJob({ jobId: "by-admin", job: { command: power, target: { case: "devices", value: { devices: ["devices/dave-led"] } }, startTime: timestampFromDate(at) } });
+    const control = await admin(JobService).createJob({
+      jobId: "by-admin",
+      job: { command: power, target: { case: "devices", value: { devices: ["devices/dave-led"] } }, startTime: timestampFromDate(at) },
+    });
     expect(control.creator).toBe("users/admin");
     // dave still owns dave-led: deleting him would hand it to whoever registers "dave" next.
     expect(await refusal(admin(UserService).deleteUser({ name: "users/dave" }))).toBe("FailedPrecondition");
@@ -127,32 +157,52 @@ describe("rules and jobs run with their creator's rights", () => {
     await admin(UserService).deleteUser({ name: "users/dave" });
     await admin(UserService).deleteUser({ name: "users/adam" });
 
-    const [run] = await eventually(async () => { const r = await runsOf("by-dave"); return r.length > 0 && r; }, 15_000, "by-dave's run");
+    const [run] = await eventually(
+      async () => {
+        const r = await runsOf("by-dave");
+        return r.length > 0 && r;
+      },
+      15_000,
+      "by-dave's run",
+    );
     expect(run!.state).toBe(RunState.FAILED);
     expect(run!.targets[0]!.error).toBe("skipped: creator users/dave lost operator on devices/dave-led (no such user: deleted, or never registered)");
 
-    const executions = await eventually(async () => {
-      await s.app.runJobs();
-      const res = await admin(JobService).listJobExecutions({ parent: "jobs/by-adam" });
-      return res.executions.every((e) => e.targetState === TargetState.SKIPPED) && res.executions;
-    }, 15_000, "by-adam's targets skipped");
+    const executions = await eventually(
+      async () => {
+        await s.app.runJobs();
+        const res = await admin(JobService).listJobExecutions({ parent: "jobs/by-adam" });
+        return res.executions.every((e) => e.targetState === TargetState.SKIPPED) && res.executions;
+      },
+      15_000,
+      "by-adam's targets skipped",
+    );
     expect(executions.map((e) => [e.device, e.task, e.reason])).toEqual([
       ["devices/dave-led", "", "skipped: creator users/adam lost operator on devices/dave-led (no such user: deleted, or never registered)"],
       ["devices/olivia-led", "", "skipped: creator users/adam lost operator on devices/olivia-led (no such user: deleted, or never registered)"],
     ]);
-    const dispatched = await eventually(async () => {
-      await s.app.runJobs();
-      const res = await admin(JobService).listJobExecutions({ parent: "jobs/by-admin" });
-      return res.executions.every((e) => e.targetState === TargetState.DISPATCHED) && res.executions;
-    }, 15_000, "by-admin's target dispatched");
+    const dispatched = await eventually(
+      async () => {
+        await s.app.runJobs();
+        const res = await admin(JobService).listJobExecutions({ parent: "jobs/by-admin" });
+        return res.executions.every((e) => e.targetState === TargetState.DISPATCHED) && res.executions;
+      },
+      15_000,
+      "by-admin's target dispatched",
+    );
     expect(dispatched[0]!.task).toMatch(/^devices\/dave-led\/tasks\//);
     const daveTasks = await tasksOf("dave-led");
     expect(daveTasks.filter((t) => /rules\/by-dave|jobs\/by-adam/.test(t.stateReason))).toEqual([]);
   });
 
   it("creator is output only: UpdateRule cannot set it", async () => {
-    await admin(RuleService).createRule({ ruleId: "mine", rule: { trigger: oneShot(new Date(Date.now() + 3_600_000)), target: { case: "device", value: "devices/olivia-led" }, command: power } });
-    expect(await refusal(as("olivia", RuleService).updateRule({ rule: { name: "rules/mine", creator: "users/olivia" }, updateMask: { paths: ["creator"] } }))).toBe("InvalidArgument update_mask.paths");
+    await admin(RuleService).createRule({
+      ruleId: "mine",
+      rule: { trigger: oneShot(new Date(Date.now() + 3_600_000)), target: { case: "device", value: "devices/olivia-led" }, command: power },
+    });
+    expect(
+      await refusal(as("olivia", RuleService).updateRule({ rule: { name: "rules/mine", creator: "users/olivia" }, updateMask: { paths: ["creator"] } })),
+    ).toBe("InvalidArgument update_mask.paths");
     expect((await admin(RuleService).getRule({ name: "rules/mine" })).creator).toBe("users/admin");
   });
 });

@@ -40,7 +40,10 @@ describe("tether certs and tether provisioning", () => {
     expect((await cli("certs", "list", "cli-led")).stdout).toMatch(new RegExp(`${serial}\\s+ACTIVE\\s+GENERATED`));
 
     // Issuing again would replace the pair: refused before the server is asked, files untouched.
-    const twice = await cli("certs", "issue", "cli-led").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    const twice = await cli("certs", "issue", "cli-led").then(
+      () => undefined,
+      (e: { stderr: string; code: number }) => e,
+    );
     expect(twice?.code).toBe(1);
     expect(twice?.stderr.trim()).toBe("error: will not overwrite the certificate: certs/devices/cli-led.crt: already exists (pass --force to replace it)");
     expect(await readFile(path.join(files, "cli-led.key"), "utf8")).toBe(key);
@@ -49,7 +52,10 @@ describe("tether certs and tether provisioning", () => {
     expect(forced.stdout).toMatch(/wrote certs\/devices\/cli-led\.crt, certs\/devices\/cli-led\.key/);
     expect(await readFile(path.join(files, "cli-led.key"), "utf8")).not.toBe(key);
     expect((await stat(path.join(files, "cli-led.key"))).mode & 0o777).toBe(0o600);
-    const missing = await cli("certs", "renew", `cli-led/${serial}`, "--csr", "new.csr").then(() => undefined, (e: { stderr: string; code: number }) => e);
+    const missing = await cli("certs", "renew", `cli-led/${serial}`, "--csr", "new.csr").then(
+      () => undefined,
+      (e: { stderr: string; code: number }) => e,
+    );
     expect(missing?.code).toBe(1);
     expect(missing?.stderr.trim()).toBe("error: cannot read the CSR: new.csr: no such file or directory");
     await cli("certs", "revoke", `cli-led/${serial}`, "--reason", "key_compromise");
@@ -61,10 +67,18 @@ describe("tether certs and tether provisioning", () => {
     expect((await stat(path.join(s.dir, "claim.key"))).mode & 0o777).toBe(0o600);
     const provisioned = await cli("provisioning", "provision", "--claim", "claim", "--serial", "X-1");
     expect(provisioned.stdout).toMatch(/provisioned devices\/cm-x-1/);
-    const again = await cli("provisioning", "provision", "--claim", "claim", "--serial", "X-1").then(() => undefined, (e: { stderr: string }) => e);
+    const again = await cli("provisioning", "provision", "--claim", "claim", "--serial", "X-1").then(
+      () => undefined,
+      (e: { stderr: string }) => e,
+    );
     expect(again?.stderr).toMatch(/ALREADY_EXISTS/);
     expect((await cli("provisioning", "records", "cli-batch")).stdout).toMatch(/X-1\s+devices\/cm-x-1/);
-    const device = await mqttConnect(s, "cm-x-1", await readFile(path.join(files, "cm-x-1.crt"), "utf8"), await readFile(path.join(files, "cm-x-1.key"), "utf8"));
+    const device = await mqttConnect(
+      s,
+      "cm-x-1",
+      await readFile(path.join(files, "cm-x-1.crt"), "utf8"),
+      await readFile(path.join(files, "cm-x-1.key"), "utf8"),
+    );
     expect(device.error).toBeUndefined();
     await device.client!.endAsync();
   }, 300_000); // fifteen CLI processes, each starting tsx (~2 s apiece on an idle machine)

@@ -7,11 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createCertificateAuthority,
-  loadCertificateAuthority,
-  type CertificateAuthority,
-} from "../../src/pki/certificate-authority.js";
+import { createCertificateAuthority, loadCertificateAuthority, type CertificateAuthority } from "../../src/pki/certificate-authority.js";
 import { DEV_CA_COMMON_NAME, ensureDevPki, issueDeviceCertificate, issueServiceCertificate } from "../../src/pki/dev-pki.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -205,11 +201,19 @@ describe("development PKI", () => {
     expect(await opensslVerify(pki.caPem, pki.admin.certPem, "sslclient")).toMatchObject({ ok: true });
 
     const { client, server: s } = await (async () => {
-      const srv = tls.createServer({ key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: true }, (socket) => socket.end());
+      const srv = tls.createServer({ key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem, requestCert: true, rejectUnauthorized: true }, (socket) =>
+        socket.end(),
+      );
       srv.listen(0, "127.0.0.1");
       await once(srv, "listening");
       const secure = once(srv, "secureConnection") as Promise<[tls.TLSSocket]>;
-      const socket = tls.connect({ host: "localhost", port: (srv.address() as AddressInfo).port, ca: pki.caPem, cert: pki.admin.certPem, key: pki.admin.keyPem });
+      const socket = tls.connect({
+        host: "localhost",
+        port: (srv.address() as AddressInfo).port,
+        ca: pki.caPem,
+        cert: pki.admin.certPem,
+        key: pki.admin.keyPem,
+      });
       await once(socket, "secureConnect");
       const [serverSocket] = await secure;
       socket.destroy();

@@ -20,7 +20,16 @@ afterAll(async () => {
 
 /** `tether serve` as an operator starts it, with only `env` (no inherited TETHER_* settings). */
 function serveEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, HOME: dir, TETHER_PORT: "0", TETHER_METRICS_PORT: "0", TETHER_MQTT_PORT: "0", TETHER_CERTS_DIR: "certs", TETHER_DATA_DIR: "data", ...env };
+  return {
+    PATH: process.env.PATH,
+    HOME: dir,
+    TETHER_PORT: "0",
+    TETHER_METRICS_PORT: "0",
+    TETHER_MQTT_PORT: "0",
+    TETHER_CERTS_DIR: "certs",
+    TETHER_DATA_DIR: "data",
+    ...env,
+  };
 }
 
 async function serveFails(env: Record<string, string>): Promise<{ code: number; stderr: string }> {
@@ -52,7 +61,11 @@ describe("tether serve in production mode", () => {
   }, 90_000);
 
   it("goes on with TETHER_ALLOW_INSECURE=1, warning about each problem", async () => {
-    const child = spawn(process.execPath, [BIN, "serve"], { env: serveEnv({ DATABASE_URL, PGPASSWORD: "change-me", TETHER_ALLOW_INSECURE: "1" }), cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "serve"], {
+      env: serveEnv({ DATABASE_URL, PGPASSWORD: "change-me", TETHER_ALLOW_INSECURE: "1" }),
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     try {
       const problems: string[] = [];

@@ -25,7 +25,13 @@ beforeAll(async () => {
   s = await startTestStack();
   await provisioning().createProvisioningTemplate({
     provisioningTemplateId: "factory-leds",
-    provisioningTemplate: { deviceKind: "led", deviceIdPrefix: "led-", labels: { batch: "b1" }, allowedSerialNumbers: ["SN-0001", "SN-0002"], serialNumberPattern: "PAT-[0-9]{3}" },
+    provisioningTemplate: {
+      deviceKind: "led",
+      deviceIdPrefix: "led-",
+      labels: { batch: "b1" },
+      allowedSerialNumbers: ["SN-0001", "SN-0002"],
+      serialNumberPattern: "PAT-[0-9]{3}",
+    },
   });
   const c = await provisioning().createClaimCertificate({ parent: "provisioningTemplates/factory-leds" });
   claim = pem(s, c.certificatePem, c.privateKeyPem);
@@ -36,7 +42,10 @@ afterAll(async () => {
 });
 
 async function codeOf(p: Promise<unknown>): Promise<{ code: Code; message: string }> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, "the call should have failed").toBeInstanceOf(ConnectError);
   return { code: (err as ConnectError).code, message: (err as ConnectError).rawMessage };
 }
@@ -55,7 +64,13 @@ describe("zero-touch provisioning", () => {
     // The registry has it, and the device works with its own certificate.
     const listed = await connectClient(s, CertificateService, "grpc").listCertificates({ parent: "devices/led-sn-0001" });
     expect(listed.certificates.map((c) => c.serialNumber)).toEqual([res.certificate!.serialNumber]);
-    const device = await startLedSim({ url: `mqtts://127.0.0.1:${s.app.mqttPort}`, deviceId: "led-sn-0001", cert: res.certificate!.certificatePem, key: keyPem, ca: res.caCertificatePem });
+    const device = await startLedSim({
+      url: `mqtts://127.0.0.1:${s.app.mqttPort}`,
+      deviceId: "led-sn-0001",
+      cert: res.certificate!.certificatePem,
+      key: keyPem,
+      ca: res.caCertificatePem,
+    });
     const task = await connectClient(s, TaskService, "grpc").createTask({
       parent: "devices/led-sn-0001",
       task: { command: { kind: { case: "led", value: { action: { case: "setPower", value: true } } } } },
@@ -93,8 +108,18 @@ describe("zero-touch provisioning", () => {
   });
 
   it.each<[string, () => Promise<{ serialNumber: string; csr: string }>, Code, RegExp]>([
-    ["a serial the template does not allow", async () => ({ serialNumber: "SN-9999", csr: (await createCsr(undefined)).csrPem }), Code.PermissionDenied, /not allowed/],
-    ["a CSR naming another device", async () => ({ serialNumber: "SN-0002", csr: (await createCsr("led-sn-0001")).csrPem }), Code.PermissionDenied, /claims another identity/],
+    [
+      "a serial the template does not allow",
+      async () => ({ serialNumber: "SN-9999", csr: (await createCsr(undefined)).csrPem }),
+      Code.PermissionDenied,
+      /not allowed/,
+    ],
+    [
+      "a CSR naming another device",
+      async () => ({ serialNumber: "SN-0002", csr: (await createCsr("led-sn-0001")).csrPem }),
+      Code.PermissionDenied,
+      /claims another identity/,
+    ],
     ["a weak key", async () => ({ serialNumber: "SN-0002", csr: (await createCsr(undefined, { rsaBits: 1024 })).csrPem }), Code.InvalidArgument, /too weak/],
     ["no CSR", async () => ({ serialNumber: "SN-0002", csr: "" }), Code.InvalidArgument, /csr/],
   ])("refuses %s", async (_what, makeReq, code, message) => {
@@ -127,7 +152,9 @@ describe("zero-touch provisioning", () => {
     await closed;
     client!.end(true);
     // And a user certificate cannot call ProvisionDevice (the template comes from the claim's CN).
-    expect((await codeOf(provisioning().provisionDevice({ serialNumber: "SN-0002", csr: (await createCsr(undefined)).csrPem }))).code).toBe(Code.PermissionDenied);
+    expect((await codeOf(provisioning().provisionDevice({ serialNumber: "SN-0002", csr: (await createCsr(undefined)).csrPem }))).code).toBe(
+      Code.PermissionDenied,
+    );
   });
 
   it("provisions over MQTT: request on the claim's topic, certificate on its response topic", async () => {
@@ -138,7 +165,11 @@ describe("zero-touch provisioning", () => {
     await client!.subscribeAsync(provisioningResponseTopic("factory-leds", "PAT-500"), { qos: 1 });
     const { csrPem, keyPem } = await createCsr(undefined);
     const ask = (requestId: string, serialNumber: string, csr: string) =>
-      client!.publishAsync(provisioningRequestTopic("factory-leds", "PAT-500"), Buffer.from(toBinary(ProvisioningRequestSchema, create(ProvisioningRequestSchema, { requestId, serialNumber, csr }))), { qos: 1 });
+      client!.publishAsync(
+        provisioningRequestTopic("factory-leds", "PAT-500"),
+        Buffer.from(toBinary(ProvisioningRequestSchema, create(ProvisioningRequestSchema, { requestId, serialNumber, csr }))),
+        { qos: 1 },
+      );
     const answer = (id: string) => eventually(async () => answers.find((a) => a.requestId === id), 10_000, `answer ${id}`);
 
     await ask("a", "PAT-500", csrPem);
@@ -162,7 +193,9 @@ describe("zero-touch provisioning", () => {
     });
     const c = await provisioning().createClaimCertificate({ parent: "provisioningTemplates/short-lived" });
     await provisioning().deleteProvisioningTemplate({ name: "provisioningTemplates/short-lived" });
-    const err = await codeOf(provisioning(pem(s, c.certificatePem, c.privateKeyPem)).provisionDevice({ serialNumber: "A1", csr: (await createCsr(undefined)).csrPem }));
+    const err = await codeOf(
+      provisioning(pem(s, c.certificatePem, c.privateKeyPem)).provisionDevice({ serialNumber: "A1", csr: (await createCsr(undefined)).csrPem }),
+    );
     expect(err.code).toBe(Code.Unauthenticated);
     expect(err.message).toMatch(/revoked/);
     const crl = new x509.X509Crl((await connectClient(s, CertificateService, "grpc").getCertificateRevocationList({})).crlPem);
@@ -170,10 +203,12 @@ describe("zero-touch provisioning", () => {
   });
 
   it("validates templates", async () => {
-    const err = await codeOf(provisioning().createProvisioningTemplate({
-      provisioningTemplateId: "Bad Id",
-      provisioningTemplate: { deviceKind: "toaster", deviceIdPrefix: "", serialNumberPattern: "(" },
-    }));
+    const err = await codeOf(
+      provisioning().createProvisioningTemplate({
+        provisioningTemplateId: "Bad Id",
+        provisioningTemplate: { deviceKind: "toaster", deviceIdPrefix: "", serialNumberPattern: "(" },
+      }),
+    );
     expect(err.code).toBe(Code.InvalidArgument);
     for (const f of ["provisioning_template_id", "device_kind", "device_id_prefix", "serial_number_pattern"]) expect(err.message).toContain(f);
   });

@@ -37,8 +37,27 @@ describe.skipIf(unavailable !== undefined)("a Python grpcio client built by the 
 
   /** get_device.py against this stack, with the admin certificate unless told otherwise. */
   const getDevice = (name: string, cert = "admin") =>
-    run(python, [CLIENT, "--gen", out, "--address", `localhost:${s.app.apiPort}`, "--ca", path.join(s.certsDir, "ca.crt"), "--cert", path.join(s.certsDir, `${cert}.crt`), "--key", path.join(s.certsDir, `${cert}.key`), name], { timeout: 60_000 })
-      .then((r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+    run(
+      python,
+      [
+        CLIENT,
+        "--gen",
+        out,
+        "--address",
+        `localhost:${s.app.apiPort}`,
+        "--ca",
+        path.join(s.certsDir, "ca.crt"),
+        "--cert",
+        path.join(s.certsDir, `${cert}.crt`),
+        "--key",
+        path.join(s.certsDir, `${cert}.key`),
+        name,
+      ],
+      { timeout: 60_000 },
+    ).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
 
   it("compiles proto/tether only, so grpcio's own grpc package stays importable", async () => {
     const readme = await readFile(path.join(ROOT, "README.md"), "utf8");
@@ -51,7 +70,9 @@ describe.skipIf(unavailable !== undefined)("a Python grpcio client built by the 
     expect(existsSync(path.join(out, "tether/device/v1/gateway_service_pb2_grpc.py"))).toBe(true);
     expect(existsSync(path.join(out, "grpc")), "nothing generated where grpcio lives").toBe(false);
     // With the generated folder first on the path, `grpc` is still grpcio.
-    const probe = await run(python, ["-c", "import grpc, sys; print(grpc.__file__); print(hasattr(grpc, 'secure_channel'))"], { env: { ...process.env, PYTHONPATH: out } });
+    const probe = await run(python, ["-c", "import grpc, sys; print(grpc.__file__); print(hasattr(grpc, 'secure_channel'))"], {
+      env: { ...process.env, PYTHONPATH: out },
+    });
     expect(probe.stdout.split("\n").slice(0, 2)).toEqual([expect.not.stringContaining(out), "True"]);
   }, 150_000);
 
@@ -65,7 +86,12 @@ describe.skipIf(unavailable !== undefined)("a Python grpcio client built by the 
     expect(res.code).toBe(0);
     const device = JSON.parse(res.stdout);
     // brightness 0 is set (proto3 optional): Python sees it as present.
-    expect(device).toMatchObject({ name: "devices/py-led", displayName: "Python's LED", labels: { room: "lab" }, led: { desired: { power: true, brightness: 0 } } });
+    expect(device).toMatchObject({
+      name: "devices/py-led",
+      displayName: "Python's LED",
+      labels: { room: "lab" },
+      led: { desired: { power: true, brightness: 0 } },
+    });
     expect(device.uid).toMatch(/^[0-9a-f-]{36}$/);
   }, 60_000);
 

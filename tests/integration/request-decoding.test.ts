@@ -56,7 +56,15 @@ const PATH = "/tether.v1.DeviceService/GetDevice";
 /** A unary gRPC call whose request bytes are sent as given (no protobuf encoding on our side). */
 function rawGrpc(body: Buffer): Promise<grpc.ServiceError | Buffer> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(PATH, (b: Buffer) => b, (b: Buffer) => b, body, new grpc.Metadata(), {}, (err, res) => resolve(err ?? res!));
+    client.makeUnaryRequest(
+      PATH,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      body,
+      new grpc.Metadata(),
+      {},
+      (err, res) => resolve(err ?? res!),
+    );
   });
 }
 
@@ -100,7 +108,10 @@ describe("request decoding errors", () => {
   it("Connect: garbage application/proto is 400 invalid_argument, like malformed JSON", async () => {
     const binary = await connectPost("application/proto", Buffer.from([0x0a, 0xff, 0x01]));
     expect(binary.status).toBe(400);
-    expect(binary.json).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/^cannot decode message tether\.v1\.GetDeviceRequest from binary/) });
+    expect(binary.json).toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringMatching(/^cannot decode message tether\.v1\.GetDeviceRequest from binary/),
+    });
     const json = await connectPost("application/json", "{not json");
     expect(json.status).toBe(400);
     expect(json.json.code).toBe("invalid_argument");

@@ -56,7 +56,10 @@ describe("per-device rights", () => {
     expect((await as("vera", DeviceService).getDevice({ name: "devices/olivia-led" })).owner).toBe("olivia");
     await expect(as("vera", TaskService).createTask({ parent: "devices/olivia-led", task: power })).rejects.toMatchObject({ code: Code.PermissionDenied });
     await expect(
-      as("vera", DeviceService).updateDevice({ device: { name: "devices/olivia-led", kind: { case: "led", value: { desired: { power: true } } } }, updateMask: { paths: ["led.desired"] } }),
+      as("vera", DeviceService).updateDevice({
+        device: { name: "devices/olivia-led", kind: { case: "led", value: { desired: { power: true } } } },
+        updateMask: { paths: ["led.desired"] },
+      }),
     ).rejects.toMatchObject({ code: Code.PermissionDenied });
   });
 
@@ -64,12 +67,21 @@ describe("per-device rights", () => {
     const task = await as("oscar", TaskService).createTask({ parent: "devices/olivia-led", task: power });
     expect(task.name).toMatch(/^devices\/olivia-led\/tasks\//);
     expect((await as("vera", TaskService).getTask({ name: task.name })).name).toBe(task.name);
-    await as("oscar", DeviceService).updateDevice({ device: { name: "devices/olivia-led", kind: { case: "led", value: { desired: { brightness: 30 } } } }, updateMask: { paths: ["led.desired.brightness"] } });
-    await expect(as("oscar", DeviceService).updateDevice({ device: { name: "devices/olivia-led", labels: { room: "x" } }, updateMask: { paths: ["labels"] } })).rejects.toMatchObject({
+    await as("oscar", DeviceService).updateDevice({
+      device: { name: "devices/olivia-led", kind: { case: "led", value: { desired: { brightness: 30 } } } },
+      updateMask: { paths: ["led.desired.brightness"] },
+    });
+    await expect(
+      as("oscar", DeviceService).updateDevice({ device: { name: "devices/olivia-led", labels: { room: "x" } }, updateMask: { paths: ["labels"] } }),
+    ).rejects.toMatchObject({
       code: Code.PermissionDenied,
     });
     await expect(as("oscar", DeviceService).deleteDevice({ name: "devices/olivia-led" })).rejects.toMatchObject({ code: Code.PermissionDenied });
-    await expect(as("oscar", ShareService).createGrant({ grant: { principal: "users/sam", target: { case: "device", value: "devices/olivia-led" }, role: Grant_Role.VIEWER } })).rejects.toMatchObject({
+    await expect(
+      as("oscar", ShareService).createGrant({
+        grant: { principal: "users/sam", target: { case: "device", value: "devices/olivia-led" }, role: Grant_Role.VIEWER },
+      }),
+    ).rejects.toMatchObject({
       code: Code.PermissionDenied,
     });
   });
@@ -121,14 +133,21 @@ describe("per-device rights", () => {
       }
     };
     const streams = [collect(as("sam", TelemetryService), samGot), collect(admin(TelemetryService), adminGot)];
-    const sample = (value: number) => ({ case: "telemetry" as const, value: { samples: [{ metric: "temperature", value, time: timestampFromDate(new Date()) }] } });
+    const sample = (value: number) => ({
+      case: "telemetry" as const,
+      value: { samples: [{ metric: "temperature", value, time: timestampFromDate(new Date()) }] },
+    });
     try {
       // Sam's stream is live once one of his own samples comes through.
       let n = 0;
-      await eventually(async () => {
-        await samDev.send(sample(++n));
-        return samGot.length > 0;
-      }, 15_000, "sam's stream live");
+      await eventually(
+        async () => {
+          await samDev.send(sample(++n));
+          return samGot.length > 0;
+        },
+        15_000,
+        "sam's stream live",
+      );
       await hallDev.send(sample(1000));
       await eventually(async () => adminGot.some((x) => x.endsWith(":1000")), 10_000, "the hidden sample published");
       await samDev.send(sample(2000));
@@ -164,11 +183,14 @@ describe("per-device rights", () => {
   });
 
   it("shares a label selector with a group; membership changes apply at once; lists page correctly", async () => {
-    for (const id of ["k-1", "k-2", "k-3"]) await admin(DeviceService).createDevice({ deviceId: id, device: { labels: { room: "kitchen" }, kind: { case: "led", value: {} } } });
+    for (const id of ["k-1", "k-2", "k-3"])
+      await admin(DeviceService).createDevice({ deviceId: id, device: { labels: { room: "kitchen" }, kind: { case: "led", value: {} } } });
     await admin(DeviceService).createDevice({ deviceId: "k-other", device: { labels: { room: "garage" }, kind: { case: "led", value: {} } } });
     await admin(UserService).createGroup({ groupId: "kitchen-staff" });
     await admin(UserService).addGroupMember({ group: "groups/kitchen-staff", user: "users/sam" });
-    const grant = await admin(ShareService).createGrant({ grant: { principal: "groups/kitchen-staff", target: { case: "selector", value: 'labels.room = "kitchen"' }, role: Grant_Role.OPERATOR } });
+    const grant = await admin(ShareService).createGrant({
+      grant: { principal: "groups/kitchen-staff", target: { case: "selector", value: 'labels.room = "kitchen"' }, role: Grant_Role.OPERATOR },
+    });
     // Page size 1: every visible device exactly once, none of the others.
     const names: string[] = [];
     let pageToken = "";
@@ -182,7 +204,9 @@ describe("per-device rights", () => {
     await expect(as("sam", TaskService).createTask({ parent: "devices/k-other", task: power })).rejects.toMatchObject({ code: Code.NotFound });
     // Only admins share selectors.
     await expect(
-      as("olivia", ShareService).createGrant({ grant: { principal: "users/sam", target: { case: "selector", value: 'labels.room = "garage"' }, role: Grant_Role.VIEWER } }),
+      as("olivia", ShareService).createGrant({
+        grant: { principal: "users/sam", target: { case: "selector", value: 'labels.room = "garage"' }, role: Grant_Role.VIEWER },
+      }),
     ).rejects.toMatchObject({ code: Code.PermissionDenied });
 
     await admin(UserService).removeGroupMember({ group: "groups/kitchen-staff", user: "users/sam" });
@@ -194,7 +218,9 @@ describe("per-device rights", () => {
     const rule = (target: { case: "device"; value: string } | { case: "selector"; value: { kind: number; labels: Record<string, string> } }) => ({
       rule: { trigger: { case: "cron" as const, value: { expression: "0 0 3 * * *", timeZone: "UTC" } }, target, command: power.command },
     });
-    await expect(as("vera", RuleService).createRule(rule({ case: "device", value: "devices/olivia-led" }))).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(as("vera", RuleService).createRule(rule({ case: "device", value: "devices/olivia-led" }))).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
     const created = await as("oscar", RuleService).createRule(rule({ case: "device", value: "devices/olivia-led" }));
     expect((await as("vera", RuleService).getRule({ name: created.name })).name).toBe(created.name);
     await expect(as("vera", RuleService).pauseRule({ name: created.name })).rejects.toMatchObject({ code: Code.PermissionDenied });
@@ -202,12 +228,18 @@ describe("per-device rights", () => {
     expect((await as("sam", RuleService).listRules({})).rules).toEqual([]);
     expect((await as("vera", RuleService).listRules({})).rules.map((r) => r.name)).toEqual([created.name]);
     // A rule on a device sam cannot see reads as a device that does not exist.
-    await expect(as("sam", RuleService).createRule(rule({ case: "device", value: "devices/olivia-led" }))).rejects.toMatchObject({ code: Code.InvalidArgument });
-    await expect(as("oscar", RuleService).createRule(rule({ case: "selector", value: { kind: 1, labels: { room: "hall" } } }))).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(as("sam", RuleService).createRule(rule({ case: "device", value: "devices/olivia-led" }))).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    await expect(as("oscar", RuleService).createRule(rule({ case: "selector", value: { kind: 1, labels: { room: "hall" } } }))).rejects.toMatchObject({
+      code: Code.PermissionDenied,
+    });
   });
 
   it("creating a device for someone else needs an admin; the owner can delete", async () => {
-    await expect(as("oscar", DeviceService).createDevice({ deviceId: "for-vera", device: { owner: "vera", kind: { case: "led", value: {} } } })).rejects.toMatchObject({ code: Code.PermissionDenied });
+    await expect(
+      as("oscar", DeviceService).createDevice({ deviceId: "for-vera", device: { owner: "vera", kind: { case: "led", value: {} } } }),
+    ).rejects.toMatchObject({ code: Code.PermissionDenied });
     const d = await admin(DeviceService).createDevice({ deviceId: "for-vera", device: { owner: "vera", kind: { case: "led", value: {} } } });
     expect(d.owner).toBe("vera");
     await as("vera", DeviceService).deleteDevice({ name: "devices/for-vera" });
@@ -222,11 +254,25 @@ describe("per-device rights", () => {
   });
   it("fleet jobs are admin business: a device's owner can neither create nor list them", async () => {
     const job = { command: power.command, target: { case: "devices" as const, value: { devices: ["devices/olivia-led"] } } };
-    const refused = await as("olivia", JobService).createJob({ jobId: "olivia-job", job }).catch((e: unknown) => e);
+    const refused = await as("olivia", JobService)
+      .createJob({ jobId: "olivia-job", job })
+      .catch((e: unknown) => e);
     expect(ConnectError.from(refused).code).toBe(Code.PermissionDenied);
-    expect(ConnectError.from(await as("olivia", JobService).listJobs({}).catch((e: unknown) => e)).code).toBe(Code.PermissionDenied);
+    expect(
+      ConnectError.from(
+        await as("olivia", JobService)
+          .listJobs({})
+          .catch((e: unknown) => e),
+      ).code,
+    ).toBe(Code.PermissionDenied);
     await admin(JobService).createJob({ jobId: "admin-job", job });
     expect((await admin(JobService).getJob({ name: "jobs/admin-job" })).name).toBe("jobs/admin-job");
-    expect(ConnectError.from(await as("olivia", JobService).getJob({ name: "jobs/admin-job" }).catch((e: unknown) => e)).code).toBe(Code.PermissionDenied);
+    expect(
+      ConnectError.from(
+        await as("olivia", JobService)
+          .getJob({ name: "jobs/admin-job" })
+          .catch((e: unknown) => e),
+      ).code,
+    ).toBe(Code.PermissionDenied);
   });
 });

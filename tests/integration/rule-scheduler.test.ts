@@ -29,7 +29,10 @@ beforeAll(async () => {
   db = await openDatabase({ dataDir: dir, maxConnections: 1, log });
   const devices = createDeviceStore(db.sql);
   for (const id of ["dst-led", "skip-led", "once-led"]) {
-    await devices.insert(create(DeviceSchema, { name: `devices/${id}`, uid: crypto.randomUUID(), deliveryPolicy: { maxPendingTasks: 10_000 }, kind: { case: "led", value: {} } }), new Date());
+    await devices.insert(
+      create(DeviceSchema, { name: `devices/${id}`, uid: crypto.randomUUID(), deliveryPolicy: { maxPendingTasks: 10_000 }, kind: { case: "led", value: {} } }),
+      new Date(),
+    );
   }
 });
 afterAll(async () => {
@@ -66,10 +69,17 @@ describe("scheduler with a fake clock on the embedded database", () => {
   it("fires a 02:30 Europe/Paris rule once a day across spring forward and fall back", async () => {
     const clock = fakeClock("2025-03-28T12:00:00Z");
     const { service, scheduler, created } = setup(clock);
-    await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
-      ruleId: "dst",
-      rule: { trigger: { case: "cron", value: { expression: "0 30 2 * * *", timeZone: "Europe/Paris" } }, target: { case: "device", value: "devices/dst-led" }, command: on },
-    }));
+    await service.createRule(
+      FULL_ACCESS,
+      create(CreateRuleRequestSchema, {
+        ruleId: "dst",
+        rule: {
+          trigger: { case: "cron", value: { expression: "0 30 2 * * *", timeZone: "Europe/Paris" } },
+          target: { case: "device", value: "devices/dst-led" },
+          command: on,
+        },
+      }),
+    );
     await run(clock, scheduler, "2025-04-01T12:00:00Z", 5 * 60_000);
     clock.set("2025-10-24T12:00:00Z");
     // Months passed without a tick: SKIP records them once; then the fall-back days run normally.
@@ -97,15 +107,32 @@ describe("scheduler with a fake clock on the embedded database", () => {
   it("after downtime across 3 occurrences, SKIP fires none and FIRE_ONCE fires one", async () => {
     const clock = fakeClock("2025-05-05T10:59:00Z");
     const { service, scheduler, created } = setup(clock);
-    for (const [id, policy] of [["skip", MisfirePolicy.SKIP], ["once", MisfirePolicy.FIRE_ONCE]] as const) {
-      await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
-        ruleId: `hourly-${id}`,
-        rule: { trigger: { case: "cron", value: { expression: "0 0 * * * *", timeZone: "UTC" } }, target: { case: "device", value: `devices/${id}-led` }, command: on, misfirePolicy: policy },
-      }));
+    for (const [id, policy] of [
+      ["skip", MisfirePolicy.SKIP],
+      ["once", MisfirePolicy.FIRE_ONCE],
+    ] as const) {
+      await service.createRule(
+        FULL_ACCESS,
+        create(CreateRuleRequestSchema, {
+          ruleId: `hourly-${id}`,
+          rule: {
+            trigger: { case: "cron", value: { expression: "0 0 * * * *", timeZone: "UTC" } },
+            target: { case: "device", value: `devices/${id}-led` },
+            command: on,
+            misfirePolicy: policy,
+          },
+        }),
+      );
     }
     // 11:00 fires; Tether is down 11:30–14:30 (12:00, 13:00, 14:00 missed); 15:00 fires.
     await run(clock, scheduler, "2025-05-05T15:00:30Z", 30_000, ["2025-05-05T11:30:00Z", "2025-05-05T14:30:00Z"]);
-    const summary = async (id: string) => (await runs(service, id)).map((r) => [timestampDate(r.occurrenceTime!).toISOString().slice(11, 16), RunState[r.state], r.missedOccurrences, r.targets.length]);
+    const summary = async (id: string) =>
+      (await runs(service, id)).map((r) => [
+        timestampDate(r.occurrenceTime!).toISOString().slice(11, 16),
+        RunState[r.state],
+        r.missedOccurrences,
+        r.targets.length,
+      ]);
     expect(await summary("hourly-skip")).toEqual([
       ["11:00", "FIRED", 0, 1],
       ["14:00", "SKIPPED", 3, 0],

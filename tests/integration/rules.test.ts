@@ -24,14 +24,18 @@ const rules = () => connectClient(s, RuleService, "grpc");
 const devices = () => connectClient(s, DeviceService, "connect");
 const tasks = () => connectClient(s, TaskService, "connect");
 const led = (id: string, labels: Record<string, string> = {}) => devices().createDevice({ deviceId: id, device: { labels, kind: { case: "led", value: {} } } });
-const coffee = (id: string, labels: Record<string, string> = {}) => devices().createDevice({ deviceId: id, device: { labels, kind: { case: "coffeeMachine", value: {} } } });
+const coffee = (id: string, labels: Record<string, string> = {}) =>
+  devices().createDevice({ deviceId: id, device: { labels, kind: { case: "coffeeMachine", value: {} } } });
 const brightness = (n: number) => ({ kind: { case: "led" as const, value: { action: { case: "setBrightness" as const, value: n } } } });
 const powerOff = { kind: { case: "coffeeMachine" as const, value: { action: { case: "setPower" as const, value: false } } } };
 const runsOf = async (id: string) => (await rules().listRuleRuns({ parent: `rules/${id}`, pageSize: 100 })).runs;
 
 /** The BadRequest field violations of a failed call, as { field: description }. */
 async function violations(p: Promise<unknown>): Promise<Record<string, string>> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ConnectError);
   expect((err as ConnectError).code).toBe(Code.InvalidArgument);
   return Object.fromEntries((err as ConnectError).findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => [v.field, v.description])));
@@ -58,7 +62,11 @@ describe("rules through the API", () => {
       });
       expect(rule.name).toBe("rules/kitchen-dim");
       expect(timestampDate(rule.nextFireTime!).getTime()).toBe(at.getTime());
-      const run = await eventually(async () => (await runsOf("kitchen-dim")).find((r) => r.targets.some((t) => t.taskState === TaskState.SUCCEEDED)), 10_000, "the run with a succeeded task");
+      const run = await eventually(
+        async () => (await runsOf("kitchen-dim")).find((r) => r.targets.some((t) => t.taskState === TaskState.SUCCEEDED)),
+        10_000,
+        "the run with a succeeded task",
+      );
       expect(run.state).toBe(RunState.FIRED);
       expect(timestampDate(run.occurrenceTime!).getTime()).toBe(at.getTime());
       expect(run.targets.map((t) => t.device).sort()).toEqual(["devices/sel-kitchen-1", "devices/sel-kitchen-2"]);
@@ -84,7 +92,11 @@ describe("rules through the API", () => {
     await led("preview-led");
     await rules().createRule({
       ruleId: "weekday-mornings",
-      rule: { trigger: { case: "cron", value: { expression: "0 30 7 * * 1-5", timeZone: "Europe/Paris" } }, target: { case: "device", value: "devices/preview-led" }, command: brightness(80) },
+      rule: {
+        trigger: { case: "cron", value: { expression: "0 30 7 * * 1-5", timeZone: "Europe/Paris" } },
+        target: { case: "device", value: "devices/preview-led" },
+        command: brightness(80),
+      },
     });
     const res = await rules().previewRule({ name: "rules/weekday-mornings", count: 7, startTime: timestampFromDate(new Date("2025-03-27T00:00:00Z")) });
     expect(res.timeZone).toBe("Europe/Paris");
@@ -98,7 +110,11 @@ describe("rules through the API", () => {
       "2025-04-04T05:30:00.000Z",
     ]);
     // A rule not yet created, read from its trigger alone.
-    const inline = await rules().previewRule({ rule: { trigger: { case: "cron", value: { expression: "0 0 12 1 * *", timeZone: "UTC" } } }, count: 2, startTime: timestampFromDate(new Date("2025-01-15T00:00:00Z")) });
+    const inline = await rules().previewRule({
+      rule: { trigger: { case: "cron", value: { expression: "0 0 12 1 * *", timeZone: "UTC" } } },
+      count: 2,
+      startTime: timestampFromDate(new Date("2025-01-15T00:00:00Z")),
+    });
     expect(inline.fireTimes.map((t) => timestampDate(t).toISOString())).toEqual(["2025-02-01T12:00:00.000Z", "2025-03-01T12:00:00.000Z"]);
     expect(await violations(rules().previewRule({ name: "rules/weekday-mornings", count: 101 }))).toEqual({ count: "must be between 1 and 100" });
   });
@@ -107,7 +123,12 @@ describe("rules through the API", () => {
     await led("pause-led", {});
     await rules().createRule({
       ruleId: "every-second",
-      rule: { trigger: { case: "cron", value: { expression: "* * * * * *", timeZone: "UTC" } }, target: { case: "device", value: "devices/pause-led" }, command: brightness(5), taskTtl: { seconds: 60n } },
+      rule: {
+        trigger: { case: "cron", value: { expression: "* * * * * *", timeZone: "UTC" } },
+        target: { case: "device", value: "devices/pause-led" },
+        command: brightness(5),
+        taskTtl: { seconds: 60n },
+      },
     });
     await eventually(async () => (await runsOf("every-second")).length >= 2, 5000, "two runs");
     const paused = await rules().pauseRule({ name: "rules/every-second" });
@@ -124,7 +145,11 @@ describe("rules through the API", () => {
     const all = await runsOf("every-second");
     expect(all.every((r) => r.state === RunState.FIRED)).toBe(true); // nothing SKIPPED for the pause
     // Consecutive run occurrences are one second apart except across the pause.
-    const gaps = all.map((r) => timestampDate(r.occurrenceTime!).getTime()).reverse().slice(1).map((t, i, a) => t - (i === 0 ? timestampDate(all.at(-1)!.occurrenceTime!).getTime() : a[i - 1]!));
+    const gaps = all
+      .map((r) => timestampDate(r.occurrenceTime!).getTime())
+      .reverse()
+      .slice(1)
+      .map((t, i, a) => t - (i === 0 ? timestampDate(all.at(-1)!.occurrenceTime!).getTime() : a[i - 1]!));
     expect(gaps.filter((g) => g > 1000)).toHaveLength(1);
     await rules().deleteRule({ name: "rules/every-second" });
   });
@@ -142,7 +167,11 @@ describe("rules through the API", () => {
         },
       });
       // A large latte takes 25 %: 40 → 15, reported step by step as it brews.
-      await tasks().createTask({ parent: "devices/event-coffee", task: { command: { kind: { case: "coffeeMachine", value: { action: { case: "brew", value: { recipe: 4, size: 3 } } } } } }, waitFor: 2 });
+      await tasks().createTask({
+        parent: "devices/event-coffee",
+        task: { command: { kind: { case: "coffeeMachine", value: { action: { case: "brew", value: { recipe: 4, size: 3 } } } } } },
+        waitFor: 2,
+      });
       await eventually(async () => !sim.power, 8000, "the machine switched off by the rule");
       const [run, ...more] = await runsOf("low-water-off");
       expect(more).toHaveLength(0); // the cooldown holds while the level stays low
@@ -159,7 +188,16 @@ describe("rules through the API", () => {
     await rules().createRule({
       ruleId: "hot-boiler",
       rule: {
-        trigger: { case: "eventTrigger", value: { metric: "boiler_temperature_celsius", comparison: Comparison.GT, threshold: 110, forDuration: { seconds: 15n }, cooldown: { seconds: 120n } } },
+        trigger: {
+          case: "eventTrigger",
+          value: {
+            metric: "boiler_temperature_celsius",
+            comparison: Comparison.GT,
+            threshold: 110,
+            forDuration: { seconds: 15n },
+            cooldown: { seconds: 120n },
+          },
+        },
         target: { case: "selector", value: { kind: ProductKind.COFFEE_MACHINE, labels: { tele: "yes" } } },
         command: powerOff,
       },
@@ -172,13 +210,20 @@ describe("rules through the API", () => {
       const base = Date.now() - 10 * 60_000;
       const sample = (sec: number, value: number) => ({ metric: "boiler_temperature_celsius", value, time: timestampFromDate(new Date(base + sec * 1000)) });
       // Hot at 0 s, cools at 5 s, hot again from 10 s: held 15 s at 25 s. Within the cooldown at 60 s; again at 150 s.
-      await dev.send({ case: "telemetry", value: { samples: [sample(0, 115), sample(5, 100), sample(10, 112), sample(20, 113), sample(25, 114), sample(60, 120)] } });
+      await dev.send({
+        case: "telemetry",
+        value: { samples: [sample(0, 115), sample(5, 100), sample(10, 112), sample(20, 113), sample(25, 114), sample(60, 120)] },
+      });
       await eventually(async () => (await runsOf("hot-boiler")).length === 1, 8000, "one run");
       await dev.send({ case: "telemetry", value: { samples: [sample(150, 118)] } });
-      const runs = await eventually(async () => {
-        const r = await runsOf("hot-boiler");
-        return r.length === 2 && r;
-      }, 8000, "a second run after the cooldown");
+      const runs = await eventually(
+        async () => {
+          const r = await runsOf("hot-boiler");
+          return r.length === 2 && r;
+        },
+        8000,
+        "a second run after the cooldown",
+      );
       expect(runs.map((r) => (timestampDate(r.occurrenceTime!).getTime() - base) / 1000)).toEqual([150, 25]);
       expect(runs.map((r) => r.triggerValue)).toEqual([118, 114]);
     } finally {
@@ -202,24 +247,49 @@ describe("rules through the API", () => {
     expect(await violations(rules().createRule({ rule: { ...base, trigger: cron("0 30 7 * * *"), command: brightness(300) } }))).toEqual({
       "rule.command.led.set_brightness": "must be a percentage between 0 and 100",
     });
-    expect(await violations(rules().createRule({ rule: { trigger: cron("0 30 7 * * *"), target: { case: "selector", value: { kind: ProductKind.LED, labels: {} } }, command: brightness(5) } }))).toEqual({
+    expect(
+      await violations(
+        rules().createRule({
+          rule: { trigger: cron("0 30 7 * * *"), target: { case: "selector", value: { kind: ProductKind.LED, labels: {} } }, command: brightness(5) },
+        }),
+      ),
+    ).toEqual({
       "rule.selector.labels": expect.stringContaining("at least one label"),
     });
-    expect(await violations(rules().createRule({ rule: { ...base, target: { case: "device", value: "devices/no-such" }, trigger: cron("0 30 7 * * *") } }))).toEqual({
+    expect(
+      await violations(rules().createRule({ rule: { ...base, target: { case: "device", value: "devices/no-such" }, trigger: cron("0 30 7 * * *") } })),
+    ).toEqual({
       "rule.device": "devices/no-such does not exist",
     });
-    expect(await violations(rules().createRule({ rule: { ...base, trigger: { case: "oneShotTime", value: timestampFromDate(new Date(Date.now() - 1000)) } } }))).toEqual({
+    expect(
+      await violations(rules().createRule({ rule: { ...base, trigger: { case: "oneShotTime", value: timestampFromDate(new Date(Date.now() - 1000)) } } })),
+    ).toEqual({
       "rule.one_shot_time": "must be in the future",
     });
     expect(await violations(rules().createRule({ ruleId: "Bad_Id", rule: { ...base, trigger: cron("0 30 7 * * *") } }))).toHaveProperty("rule_id");
-    const notFound = await rules().getRule({ name: "rules/nope" }).catch((e: ConnectError) => e);
+    const notFound = await rules()
+      .getRule({ name: "rules/nope" })
+      .catch((e: ConnectError) => e);
     expect((notFound as ConnectError).code).toBe(Code.NotFound);
     // An event rule on a metric the device's product does not have could never fire.
-    expect(await violations(rules().createRule({ rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "water_level_percent", comparison: Comparison.LT, threshold: 10 } } } }))).toEqual({
-      "rule.event_trigger.metric": expect.stringMatching(/^"water_level_percent" is not a metric of LEDs \(devices\/bad-led is one\): use one of power_w, temperature_celsius, signal_strength, rssi, /),
+    expect(
+      await violations(
+        rules().createRule({
+          rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "water_level_percent", comparison: Comparison.LT, threshold: 10 } } },
+        }),
+      ),
+    ).toEqual({
+      "rule.event_trigger.metric": expect.stringMatching(
+        /^"water_level_percent" is not a metric of LEDs \(devices\/bad-led is one\): use one of power_w, temperature_celsius, signal_strength, rssi, /,
+      ),
     });
-    await rules().createRule({ ruleId: "event-preview", rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "temperature_celsius", comparison: Comparison.GT, threshold: 1 } } } });
-    const pre = await rules().previewRule({ name: "rules/event-preview" }).catch((e: ConnectError) => e);
+    await rules().createRule({
+      ruleId: "event-preview",
+      rule: { ...base, trigger: { case: "eventTrigger", value: { metric: "temperature_celsius", comparison: Comparison.GT, threshold: 1 } } },
+    });
+    const pre = await rules()
+      .previewRule({ name: "rules/event-preview" })
+      .catch((e: ConnectError) => e);
     expect((pre as ConnectError).code).toBe(Code.FailedPrecondition);
   });
 
@@ -227,22 +297,39 @@ describe("rules through the API", () => {
     await led("upd-led");
     const created = await rules().createRule({
       ruleId: "upd",
-      rule: { trigger: { case: "cron", value: { expression: "0 0 8 * * *", timeZone: "UTC" } }, target: { case: "device", value: "devices/upd-led" }, command: brightness(10) },
+      rule: {
+        trigger: { case: "cron", value: { expression: "0 0 8 * * *", timeZone: "UTC" } },
+        target: { case: "device", value: "devices/upd-led" },
+        command: brightness(10),
+      },
     });
-    const updated = await rules().updateRule({ rule: { name: "rules/upd", etag: created.etag, trigger: { case: "cron", value: { expression: "0 0 9 * * *", timeZone: "" } } }, updateMask: { paths: ["cron.expression"] } });
+    const updated = await rules().updateRule({
+      rule: { name: "rules/upd", etag: created.etag, trigger: { case: "cron", value: { expression: "0 0 9 * * *", timeZone: "" } } },
+      updateMask: { paths: ["cron.expression"] },
+    });
     expect(updated.trigger.case === "cron" && updated.trigger.value).toMatchObject({ expression: "0 0 9 * * *", timeZone: "UTC" });
     expect(timestampDate(updated.nextFireTime!).getUTCHours()).toBe(9);
     expect(updated.etag).not.toBe(created.etag);
-    const stale = await rules().updateRule({ rule: { name: "rules/upd", etag: created.etag, displayName: "x" }, updateMask: { paths: ["display_name"] } }).catch((e: ConnectError) => e);
+    const stale = await rules()
+      .updateRule({ rule: { name: "rules/upd", etag: created.etag, displayName: "x" }, updateMask: { paths: ["display_name"] } })
+      .catch((e: ConnectError) => e);
     expect((stale as ConnectError).code).toBe(Code.Aborted);
-    expect(await violations(rules().updateRule({ rule: { name: "rules/upd" }, updateMask: { paths: ["next_fire_time"] } }))).toEqual({ "update_mask.paths": '"next_fire_time": is output only' });
+    expect(await violations(rules().updateRule({ rule: { name: "rules/upd" }, updateMask: { paths: ["next_fire_time"] } }))).toEqual({
+      "update_mask.paths": '"next_fire_time": is output only',
+    });
     const page1 = await rules().listRules({ pageSize: 2 });
     expect(page1.rules).toHaveLength(2);
     const page2 = await rules().listRules({ pageSize: 1000, pageToken: page1.nextPageToken });
     expect([...page1.rules, ...page2.rules].map((r) => r.name)).toContain("rules/upd");
     await rules().deleteRule({ name: "rules/upd" });
     await rules().deleteRule({ name: "rules/upd", allowMissing: true });
-    expect((await rules().getRule({ name: "rules/upd" }).catch((e: ConnectError) => e) as ConnectError).code).toBe(Code.NotFound);
+    expect(
+      (
+        (await rules()
+          .getRule({ name: "rules/upd" })
+          .catch((e: ConnectError) => e)) as ConnectError
+      ).code,
+    ).toBe(Code.NotFound);
   });
 
   it("the CLI creates, previews and lists rules", async () => {
@@ -252,7 +339,19 @@ describe("rules through the API", () => {
     const spy = vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void (lines.push(a.join(" ")), all.push(a.join(" "))));
     const flags = ["--address", s.baseUrl, "--certs", `${s.dir}/certs`];
     try {
-      await rulesCommand(["create", "cli-morning", "--cron", "0 30 7 * * 1-5", "--tz", "Europe/Paris", "--selector", "kind=led,room=cli", "--command", "brightness 80", ...flags]);
+      await rulesCommand([
+        "create",
+        "cli-morning",
+        "--cron",
+        "0 30 7 * * 1-5",
+        "--tz",
+        "Europe/Paris",
+        "--selector",
+        "kind=led,room=cli",
+        "--command",
+        "brightness 80",
+        ...flags,
+      ]);
       await rulesCommand(["create", "cli-device", "--at", "+1h", "--device", "cli-led", "--command", "color #ff8800", ...flags]);
       await rulesCommand(["preview", "cli-morning", "--count", "3", ...flags]);
       await rulesCommand(["create", "cli-paused", "--cron", "0 0 * * * *", "--device", "cli-led", "--command", "power on", ...flags]);

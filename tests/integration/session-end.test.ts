@@ -36,7 +36,11 @@ async function probe(bearer: string): Promise<Code | "ok"> {
     return ConnectError.from(err).code;
   }
 }
-const lastRefusal = () => capture.lines().filter((l) => l.msg === "call refused").at(-1)?.reason;
+const lastRefusal = () =>
+  capture
+    .lines()
+    .filter((l) => l.msg === "call refused")
+    .at(-1)?.reason;
 
 describe("access tokens end with their session", () => {
   it("Logout ends every access token of that session, not the user's other sessions", async () => {
@@ -123,7 +127,9 @@ describe("API keys", () => {
     expect((await byKey.createApiKey({ parent: "users/me", currentPassword: password("eve") })).name).toMatch(/^users\/eve\/apiKeys\//);
     // The admin certificate needs no password; a user without one cannot confirm with one.
     const forNopw = await admin().createApiKey({ parent: "users/nopw", apiKey: { displayName: "made by admin" } });
-    await expect(bearerClient(s, UserService, forNopw.secret).createApiKey({ parent: "users/me", currentPassword: "anything-at-all" })).rejects.toMatchObject({ code: Code.FailedPrecondition });
+    await expect(bearerClient(s, UserService, forNopw.secret).createApiKey({ parent: "users/me", currentPassword: "anything-at-all" })).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+    });
     // Nothing was stored by the refused calls.
     expect((await users.listApiKeys({ parent: "users/me" })).apiKeys.map((k) => k.displayName).sort()).toEqual(["", "ci"]);
     expect((await admin().listApiKeys({ parent: "users/nopw" })).apiKeys).toHaveLength(1);
@@ -132,13 +138,17 @@ describe("API keys", () => {
   it("a stolen token is no password oracle: at most 5 checks at once (also in parallel), then one a minute", async () => {
     const { accessToken } = await login("ivy");
     const users = bearerClient(s, UserService, accessToken);
-    const guesses = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => users.createApiKey({ parent: "users/me", currentPassword: `guess-${i}-password` })));
+    const guesses = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => users.createApiKey({ parent: "users/me", currentPassword: `guess-${i}-password` })),
+    );
     const codes = guesses.map((g) => (g.status === "rejected" ? ConnectError.from(g.reason).code : "ok"));
     expect(codes.filter((c) => c === Code.PermissionDenied)).toHaveLength(5);
     expect(codes.filter((c) => c === Code.ResourceExhausted)).toHaveLength(7);
     // Even the right password waits now, for SetPassword too.
     await expect(users.createApiKey({ parent: "users/me", currentPassword: password("ivy") })).rejects.toMatchObject({ code: Code.ResourceExhausted });
-    await expect(users.setPassword({ name: "users/me", password: "ivy-password-2", currentPassword: password("ivy") })).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    await expect(users.setPassword({ name: "users/me", password: "ivy-password-2", currentPassword: password("ivy") })).rejects.toMatchObject({
+      code: Code.ResourceExhausted,
+    });
     clock.advance(61_000);
     expect((await users.createApiKey({ parent: "users/me", currentPassword: password("ivy") })).secret).toMatch(/^tether_/);
     expect((await users.listApiKeys({ parent: "users/me" })).apiKeys).toHaveLength(1);
@@ -146,14 +156,23 @@ describe("API keys", () => {
 
   it("an expired key is refused with UNAUTHENTICATED; a past or empty expiry is refused at create", async () => {
     const users = admin();
-    const byTtl = await users.createApiKey({ parent: "users/fay", apiKey: { displayName: "short", expiration: { case: "ttl", value: create(DurationSchema, { seconds: 120n }) } } });
+    const byTtl = await users.createApiKey({
+      parent: "users/fay",
+      apiKey: { displayName: "short", expiration: { case: "ttl", value: create(DurationSchema, { seconds: 120n }) } },
+    });
     const at = new Date(clock.now().getTime() + 600_000);
-    const byTime = await users.createApiKey({ parent: "users/fay", apiKey: { displayName: "longer", expiration: { case: "expireTime", value: timestampFromDate(at) } } });
+    const byTime = await users.createApiKey({
+      parent: "users/fay",
+      apiKey: { displayName: "longer", expiration: { case: "expireTime", value: timestampFromDate(at) } },
+    });
     expect(byTtl.expiration.case).toBe("expireTime");
     expect(timestampDate(byTtl.expiration.value as never).getTime()).toBe(clock.now().getTime() + 120_000);
     // Same create time (the fake clock stood still): ordered by id, so sorted here by name.
     const listed = (await users.listApiKeys({ parent: "users/fay" })).apiKeys.sort((x, y) => x.displayName.localeCompare(y.displayName));
-    expect(listed.map((k) => [k.displayName, k.expiration.case])).toEqual([["longer", "expireTime"], ["short", "expireTime"]]);
+    expect(listed.map((k) => [k.displayName, k.expiration.case])).toEqual([
+      ["longer", "expireTime"],
+      ["short", "expireTime"],
+    ]);
     expect(timestampDate(listed[0]!.expiration.value as never).getTime()).toBe(at.getTime());
     expect(await probe(byTtl.secret)).toBe("ok");
     clock.advance(121_000);
@@ -161,10 +180,17 @@ describe("API keys", () => {
     expect(lastRefusal()).toMatch(/^API key users\/fay\/apiKeys\/[0-9a-f]+ expired$/);
     expect(await probe(byTime.secret)).toBe("ok");
     // Refused requests store nothing.
-    const past = users.createApiKey({ parent: "users/fay", apiKey: { expiration: { case: "expireTime", value: timestampFromDate(new Date(clock.now().getTime() - 1000)) } } });
+    const past = users.createApiKey({
+      parent: "users/fay",
+      apiKey: { expiration: { case: "expireTime", value: timestampFromDate(new Date(clock.now().getTime() - 1000)) } },
+    });
     await expect(past).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "api_key.expire_time: must be in the future" });
-    await expect(users.createApiKey({ parent: "users/fay", apiKey: { expiration: { case: "ttl", value: create(DurationSchema, {}) } } })).rejects.toMatchObject({ code: Code.InvalidArgument, rawMessage: "api_key.ttl: must be more than 0" });
-    await expect(users.createApiKey({ parent: "users/fay", apiKey: { expiration: { case: "ttl", value: create(DurationSchema, { seconds: 200n * 366n * 86_400n }) } } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(users.createApiKey({ parent: "users/fay", apiKey: { expiration: { case: "ttl", value: create(DurationSchema, {}) } } })).rejects.toMatchObject(
+      { code: Code.InvalidArgument, rawMessage: "api_key.ttl: must be more than 0" },
+    );
+    await expect(
+      users.createApiKey({ parent: "users/fay", apiKey: { expiration: { case: "ttl", value: create(DurationSchema, { seconds: 200n * 366n * 86_400n }) } } }),
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
     expect((await users.listApiKeys({ parent: "users/fay" })).apiKeys).toHaveLength(2);
   });
 
@@ -191,7 +217,12 @@ describe("API keys", () => {
     await admin().setPassword({ name: "users/dee", password: "dee-password-2" });
     expect(await probe(kept.secret)).toBe("ok");
     const { accessToken } = await login("dee", "dee-password-2");
-    await bearerClient(s, UserService, accessToken).setPassword({ name: "users/me", password: "dee-password-3", currentPassword: "dee-password-2", revokeApiKeys: true });
+    await bearerClient(s, UserService, accessToken).setPassword({
+      name: "users/me",
+      password: "dee-password-3",
+      currentPassword: "dee-password-2",
+      revokeApiKeys: true,
+    });
     expect(await probe(kept.secret)).toBe(Code.Unauthenticated);
     expect(lastRefusal()).toBe("unknown or revoked API key");
     expect((await admin().listApiKeys({ parent: "users/dee" })).apiKeys).toEqual([]);

@@ -11,7 +11,12 @@ import { connectClient, freePort, startTestStack, type TestStack } from "../help
 let s: TestStack;
 beforeAll(async () => {
   // Fixed ports: devices reconnect to the same address after the restart.
-  s = await startTestStack({ TETHER_PORT: String(await freePort()), TETHER_MQTT_PORT: String(await freePort()), TETHER_TASK_SWEEP_MS: "100", TETHER_TASK_ACK_TIMEOUT_MS: "1000" });
+  s = await startTestStack({
+    TETHER_PORT: String(await freePort()),
+    TETHER_MQTT_PORT: String(await freePort()),
+    TETHER_TASK_SWEEP_MS: "100",
+    TETHER_TASK_ACK_TIMEOUT_MS: "1000",
+  });
 });
 afterAll(async () => {
   await s?.cleanup();
@@ -19,7 +24,9 @@ afterAll(async () => {
 
 const devices = () => connectClient(s, DeviceService, "connect");
 const tasks = () => connectClient(s, TaskService, "connect");
-const brew = { command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.ESPRESSO, size: CupSize.SMALL } } } } } };
+const brew = {
+  command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.ESPRESSO, size: CupSize.SMALL } } } } },
+};
 const stateOf = async (name: string) => (await tasks().getTask({ name })).state;
 const idOf = (name: string) => name.split("/")[3]!;
 
@@ -104,14 +111,18 @@ describe("desired and reported state", () => {
         updateMask: { paths: ["led.desired"] },
       });
       await eventually(async () => (sim.reported().kind?.value as { color?: { blue?: number } } | undefined)?.color?.blue === 30, 5000, "the LED to apply it");
-      await eventually(async () => {
-        const after = await devices().getDevice({ name: "devices/ds-led" });
-        return after.kind.case === "led" && after.kind.value.reported?.color?.blue === 30 && after.kind.value.reported.power === true;
-      }, 5000, "reported state in the registry");
+      await eventually(
+        async () => {
+          const after = await devices().getDevice({ name: "devices/ds-led" });
+          return after.kind.case === "led" && after.kind.value.reported?.color?.blue === 30 && after.kind.value.reported.power === true;
+        },
+        5000,
+        "reported state in the registry",
+      );
       // A stale etag is refused.
-      await expect(
-        devices().updateDevice({ device: { name: d.name, etag: d.etag, owner: "x" }, updateMask: { paths: ["owner"] } }),
-      ).rejects.toMatchObject({ code: Code.Aborted });
+      await expect(devices().updateDevice({ device: { name: d.name, etag: d.etag, owner: "x" }, updateMask: { paths: ["owner"] } })).rejects.toMatchObject({
+        code: Code.Aborted,
+      });
     } finally {
       await device.close();
     }

@@ -31,7 +31,9 @@ const tasks = () => connectClient(s, TaskService, "connect");
 const coffee = (id: string, policy?: { mode: DeliveryPolicy_Mode; maxPendingTasks?: number }) =>
   devices().createDevice({ deviceId: id, device: { deliveryPolicy: policy, kind: { case: "coffeeMachine", value: {} } } });
 const led = (id: string) => devices().createDevice({ deviceId: id, device: { kind: { case: "led", value: {} } } });
-const brew = (recipe = Recipe.ESPRESSO) => ({ command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe, size: CupSize.SMALL } } } } } });
+const brew = (recipe = Recipe.ESPRESSO) => ({
+  command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe, size: CupSize.SMALL } } } } },
+});
 const brightness = (n: number) => ({ command: { kind: { case: "led" as const, value: { action: { case: "setBrightness" as const, value: n } } } } });
 const get = (name: string) => tasks().getTask({ name });
 const stateOf = async (name: string) => (await get(name)).state;
@@ -83,7 +85,10 @@ describe("the whole round trip", () => {
       expect(full.state).toBe(State.SUCCEEDED);
       const err = await tasks()
         .createTask({ parent: "devices/wait-coffee", task: brew(), waitFor: WaitFor.COMPLETED, waitTimeout: { nanos: 200_000_000 }, requestId: "slow-1" })
-        .then(() => undefined, (e: unknown) => e as ConnectError);
+        .then(
+          () => undefined,
+          (e: unknown) => e as ConnectError,
+        );
       expect(err?.code).toBe(Code.DeadlineExceeded);
       const same = await tasks().createTask({ parent: "devices/wait-coffee", task: brew(), requestId: "slow-1" });
       await eventually(async () => (await stateOf(same.name)) === State.SUCCEEDED, 10_000, "the waited-for task to finish");
@@ -102,15 +107,23 @@ describe("offline devices", () => {
     for (const t of created) expect(await stateOf(t.name)).toBe(State.QUEUED);
     const { device, sim } = await ledSim(s, "off-led");
     try {
-      await eventually(async () => (await Promise.all(created.map((t) => stateOf(t.name)))).every((st) => st === State.SUCCEEDED), 8000, "all tasks to succeed");
+      await eventually(
+        async () => (await Promise.all(created.map((t) => stateOf(t.name)))).every((st) => st === State.SUCCEEDED),
+        8000,
+        "all tasks to succeed",
+      );
       // executions is in execution order.
       expect([...device.executions.keys()]).toEqual(created.map((t) => t.name.split("/")[3]));
       expect(sim.reported().kind).toMatchObject({ case: "led", value: { brightness: 40 } });
       // The reported state reached the registry.
-      await eventually(async () => {
-        const d = await devices().getDevice({ name: "devices/off-led" });
-        return d.kind.case === "led" && d.kind.value.reported?.brightness === 40 && d.connectivity?.online;
-      }, 5000, "reported state");
+      await eventually(
+        async () => {
+          const d = await devices().getDevice({ name: "devices/off-led" });
+          return d.kind.case === "led" && d.kind.value.reported?.brightness === 40 && d.connectivity?.online;
+        },
+        5000,
+        "reported state",
+      );
     } finally {
       await device.close();
     }
@@ -186,7 +199,9 @@ describe("idempotency and duplicates", () => {
     const a = await tasks().createTask({ parent: "devices/idem-led", task: brightness(7), requestId: "req-1" });
     const b = await tasks().createTask({ parent: "devices/idem-led", task: brightness(7), requestId: "req-1" });
     expect(b.name).toBe(a.name);
-    await expect(tasks().createTask({ parent: "devices/idem-led", task: brightness(8), requestId: "req-1" })).rejects.toMatchObject({ code: Code.AlreadyExists });
+    await expect(tasks().createTask({ parent: "devices/idem-led", task: brightness(8), requestId: "req-1" })).rejects.toMatchObject({
+      code: Code.AlreadyExists,
+    });
     const list = await tasks().listTasks({ parent: "devices/idem-led" });
     expect(list.tasks).toHaveLength(1);
   });
@@ -251,7 +266,10 @@ describe("delivery policy and limits", () => {
 
 describe("bad input", () => {
   const violations = async (p: Promise<unknown>) => {
-    const err = (await p.then(() => undefined, (e: unknown) => e)) as ConnectError;
+    const err = (await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as ConnectError;
     expect(err?.code).toBe(Code.InvalidArgument);
     return err.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => `${v.field}: ${v.description}`));
   };
@@ -264,11 +282,11 @@ describe("bad input", () => {
     expect(await violations(tasks().createTask({ parent: "devices/bad-led", task: brightness(150) }))).toEqual([
       "task.command.led.set_brightness: must be a percentage between 0 and 100",
     ]);
-    expect((await violations(tasks().createTask({ parent: "devices/bad-led", task: { maxAttempts: 50 }, ttl: { seconds: 0n, nanos: 5 } }))).map((v) => v.split(":")[0])).toEqual([
-      "task.command",
-      "ttl",
-      "task.max_attempts",
-    ]);
+    expect(
+      (await violations(tasks().createTask({ parent: "devices/bad-led", task: { maxAttempts: 50 }, ttl: { seconds: 0n, nanos: 5 } }))).map(
+        (v) => v.split(":")[0],
+      ),
+    ).toEqual(["task.command", "ttl", "task.max_attempts"]);
     await expect(tasks().createTask({ parent: "devices/nobody", task: brightness(1) })).rejects.toMatchObject({ code: Code.NotFound });
     expect(await violations(tasks().getTask({ name: "devices/bad-led/tasks/42" }))).toHaveLength(1);
     await expect(tasks().getTask({ name: "devices/bad-led/tasks/00000000-0000-4000-8000-000000000000" })).rejects.toMatchObject({ code: Code.NotFound });
@@ -287,7 +305,11 @@ describe("bad input", () => {
       await dev.send({ case: "result", value: { taskId: "00000000-0000-4000-8000-000000000000", outcome: { case: "success", value: {} } } });
       await dev.send({ case: "result", value: { taskId: victim.name.split("/")[3]!, outcome: { case: "success", value: {} } } });
       const c = s.app.counters;
-      await eventually(async () => c.get("tether_uplink_dropped_total", { reason: "foreign_task" }) > (before['tether_uplink_dropped_total{reason="foreign_task"}'] ?? 0), 5000, "foreign drop");
+      await eventually(
+        async () => c.get("tether_uplink_dropped_total", { reason: "foreign_task" }) > (before['tether_uplink_dropped_total{reason="foreign_task"}'] ?? 0),
+        5000,
+        "foreign drop",
+      );
       expect(c.get("tether_uplink_dropped_total", { reason: "malformed" })).toBeGreaterThanOrEqual(2);
       expect(c.get("tether_uplink_dropped_total", { reason: "unknown_task" })).toBeGreaterThanOrEqual(1);
       // The other device's task was not touched.
@@ -295,10 +317,14 @@ describe("bad input", () => {
       // JSON uplink works for humans.
       const json = JSON.stringify({ messageId: "m1", state: { version: "3", led: { brightness: 77 } } });
       await dev.publishRaw(`${uplinkTopic("mal-led")}/json`, json);
-      await eventually(async () => {
-        const d = await devices().getDevice({ name: "devices/mal-led" });
-        return d.kind.case === "led" && d.kind.value.reported?.brightness === 77;
-      }, 5000, "JSON state report");
+      await eventually(
+        async () => {
+          const d = await devices().getDevice({ name: "devices/mal-led" });
+          return d.kind.case === "led" && d.kind.value.reported?.brightness === 77;
+        },
+        5000,
+        "JSON state report",
+      );
     } finally {
       await dev.close();
     }
@@ -312,7 +338,10 @@ describe("bad input", () => {
     await big.close();
     // Speaking for another device: the broker refuses it (and drops the connection), and counts it.
     const spoofer = await rawDevice(s, "mal-led");
-    const forged = create(UplinkSchema, { messageId: "x", body: { case: "result", value: { taskId: victim.name.split("/")[3]!, outcome: { case: "success", value: {} } } } });
+    const forged = create(UplinkSchema, {
+      messageId: "x",
+      body: { case: "result", value: { taskId: victim.name.split("/")[3]!, outcome: { case: "success", value: {} } } },
+    });
     // The PUBACK never comes (the broker cuts the connection), so the publish is not awaited.
     void spoofer.client.publishAsync(uplinkTopic("victim-led"), Buffer.from(toBinary(UplinkSchema, forged)), { qos: 1 }).catch(() => undefined);
     await eventually(async () => s.app.counters.get("tether_mqtt_refused_total", { action: "publish" }) >= 1, 5000, "refused publish counted");
@@ -361,8 +390,9 @@ describe("the CLI speaks the products' words", () => {
     const job = await connectClient(s, JobService, "connect").getJob({ name: "jobs/cli-bright" });
     expect(job.command?.kind.case).toBe("led");
     expect(job.command?.kind.value).toMatchObject({ action: { case: "setBrightness", value: 20 } });
-    await expect(jobsCommand(["create", "cli-off", "--selector", 'labels.x = "y"', "--command", "power off", ...flags()]))
-      .rejects.toThrow(/"power" is an action of .* and .*; the selector names no kind: add kind = "\w+" to it, or --kind /);
+    await expect(jobsCommand(["create", "cli-off", "--selector", 'labels.x = "y"', "--command", "power off", ...flags()])).rejects.toThrow(
+      /"power" is an action of .* and .*; the selector names no kind: add kind = "\w+" to it, or --kind /,
+    );
     await expect(connectClient(s, JobService, "connect").getJob({ name: "jobs/cli-off" })).rejects.toMatchObject({ code: Code.NotFound });
   });
 
@@ -370,7 +400,9 @@ describe("the CLI speaks the products' words", () => {
     await printed(() => devicesCommand(["create", "cli-flags-coffee", "--kind", "coffee", "--power", "on", ...flags()]));
     const coffeeMachine = await devices().getDevice({ name: "devices/cli-flags-coffee" });
     expect(coffeeMachine.kind).toMatchObject({ case: "coffeeMachine", value: { desired: { power: true } } });
-    await expect(devicesCommand(["update", "cli-flags-coffee", "--brightness", "30", ...flags()])).rejects.toThrow(/^--brightness: not a flag of kind coffee_machine, which takes --power on\|off$/);
+    await expect(devicesCommand(["update", "cli-flags-coffee", "--brightness", "30", ...flags()])).rejects.toThrow(
+      /^--brightness: not a flag of kind coffee_machine, which takes --power on\|off$/,
+    );
     await led("cli-flags-led");
     await printed(() => devicesCommand(["update", "cli-flags-led", "--brightness", "30", "--mode", "breathe", ...flags()]));
     const d = await devices().getDevice({ name: "devices/cli-flags-led" });

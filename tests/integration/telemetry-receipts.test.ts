@@ -20,10 +20,17 @@ afterAll(async () => {
 const HOUR = 3_600_000;
 const base = Math.floor((Date.now() - 2 * HOUR) / HOUR) * HOUR;
 const at = (ms: number) => timestampFromDate(new Date(base + ms));
-const sensor = (id: string) => connectClient(s, DeviceService, "connect").createDevice({ deviceId: id, device: { kind: { case: "coffeeMachine", value: {} } } });
+const sensor = (id: string) =>
+  connectClient(s, DeviceService, "connect").createDevice({ deviceId: id, device: { kind: { case: "coffeeMachine", value: {} } } });
 /** The stored values of `metric` for a device, in time order. */
 async function storedValues(deviceId: string, metric: string): Promise<number[]> {
-  const r = await connectClient(s, TelemetryService, "grpc").queryTelemetry({ parent: `devices/${deviceId}`, metrics: [metric], startTime: at(0), endTime: at(HOUR), pageSize: 10_000 });
+  const r = await connectClient(s, TelemetryService, "grpc").queryTelemetry({
+    parent: `devices/${deviceId}`,
+    metrics: [metric],
+    startTime: at(0),
+    endTime: at(HOUR),
+    pageSize: 10_000,
+  });
   return r.points.map((p) => p.value);
 }
 
@@ -33,7 +40,11 @@ describe("end-to-end telemetry receipts", () => {
     const dev = await rawDevice(s, "rc-raw");
     try {
       const publish = async (messageId: string, value: number, receiptRequested: boolean) => {
-        const up = create(UplinkSchema, { messageId, receiptRequested, body: { case: "telemetry", value: { samples: [{ metric: "level", value, time: at(value * 1000) }] } } });
+        const up = create(UplinkSchema, {
+          messageId,
+          receiptRequested,
+          body: { case: "telemetry", value: { samples: [{ metric: "level", value, time: at(value * 1000) }] } },
+        });
         await dev.client.publishAsync(uplinkTopic("rc-raw"), Buffer.from(toBinary(UplinkSchema, up)), { qos: 1 });
       };
       const receipts = () => dev.received.filter((d) => d.body.case === "receipt").flatMap((d) => (d.body.case === "receipt" ? d.body.value.messageIds : []));

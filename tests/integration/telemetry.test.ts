@@ -17,7 +17,8 @@ afterAll(async () => {
 });
 
 const telemetry = () => connectClient(s, TelemetryService, "grpc");
-const sensor = (id: string) => connectClient(s, DeviceService, "connect").createDevice({ deviceId: id, device: { kind: { case: "coffeeMachine", value: {} } } });
+const sensor = (id: string) =>
+  connectClient(s, DeviceService, "connect").createDevice({ deviceId: id, device: { kind: { case: "coffeeMachine", value: {} } } });
 const HOUR = 3_600_000;
 // A fixed hour in the recent past, aligned so buckets are predictable.
 const base = Math.floor((Date.now() - 2 * HOUR) / HOUR) * HOUR;
@@ -146,12 +147,19 @@ describe("telemetry ingestion and queries", () => {
     try {
       s.app.telemetryWriter.pause();
       for (let b = 0; b < 20; b++) {
-        await dev.send({ case: "telemetry", value: { samples: Array.from({ length: 50 }, (_, i) => ({ metric: "flow", value: b * 50 + i, time: at((b * 50 + i) * 100) })) } });
+        await dev.send({
+          case: "telemetry",
+          value: { samples: Array.from({ length: 50 }, (_, i) => ({ metric: "flow", value: b * 50 + i, time: at((b * 50 + i) * 100) })) },
+        });
       }
       await new Promise((r) => setTimeout(r, 300));
       expect((await telemetry().queryTelemetry({ parent: "devices/t-hold", ...range })).points).toHaveLength(0);
       s.app.telemetryWriter.resume();
-      await eventually(async () => (await telemetry().queryTelemetry({ parent: "devices/t-hold", ...range, pageSize: 5000 })).points.length === 1000, 10_000, "all 1000 samples");
+      await eventually(
+        async () => (await telemetry().queryTelemetry({ parent: "devices/t-hold", ...range, pageSize: 5000 })).points.length === 1000,
+        10_000,
+        "all 1000 samples",
+      );
     } finally {
       s.app.telemetryWriter.resume();
       await dev.close();
@@ -172,7 +180,15 @@ describe("telemetry ingestion and queries", () => {
       })();
       await new Promise((r) => setTimeout(r, 200));
       const now = timestampFromDate(new Date());
-      await dev.send({ case: "telemetry", value: { samples: [{ metric: "signal_strength", value: -67, time: now }, { metric: "temperature", value: 21, time: now }] } });
+      await dev.send({
+        case: "telemetry",
+        value: {
+          samples: [
+            { metric: "signal_strength", value: -67, time: now },
+            { metric: "temperature", value: 21, time: now },
+          ],
+        },
+      });
       await stream;
       expect(got.sort()).toEqual(["signal_strength=-67", "temperature=21"]);
       await eventually(async () => (await telemetry().getLatestTelemetry({ parent: "devices/t-live" })).samples.length === 1, 5000, "temperature stored");
@@ -185,8 +201,12 @@ describe("telemetry ingestion and queries", () => {
 
   it("validates queries", async () => {
     await expect(telemetry().queryTelemetry({ parent: "devices/t-coffee" })).rejects.toMatchObject({ code: Code.InvalidArgument });
-    await expect(telemetry().queryTelemetry({ parent: "devices/t-coffee", ...range, aggregation: Aggregation.MAX })).rejects.toMatchObject({ code: Code.InvalidArgument });
-    await expect(telemetry().queryTelemetry({ parent: "devices/t-coffee", ...range, bucketWidth: { nanos: 1000 } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(telemetry().queryTelemetry({ parent: "devices/t-coffee", ...range, aggregation: Aggregation.MAX })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    await expect(telemetry().queryTelemetry({ parent: "devices/t-coffee", ...range, bucketWidth: { nanos: 1000 } })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
     await expect(telemetry().queryTelemetry({ parent: "devices/nobody", ...range })).rejects.toMatchObject({ code: Code.NotFound });
   });
 });

@@ -44,19 +44,30 @@ describe("a thermostat, end to end", () => {
         device: { name: "devices/th-living", kind: { case: "thermostat", value: { desired: { setpointCelsius: 22.5, mode: ThermostatMode.HEAT } } } },
         updateMask: { paths: ["thermostat.desired"] },
       });
-      const applied = await eventually(async () => {
-        const r = await reported("th-living");
-        return r?.setpointCelsius === 22.5 && r.mode === ThermostatMode.HEAT && r.action === ThermostatAction.HEATING ? r : undefined;
-      }, 8000, "the setpoint applied and reported");
+      const applied = await eventually(
+        async () => {
+          const r = await reported("th-living");
+          return r?.setpointCelsius === 22.5 && r.mode === ThermostatMode.HEAT && r.action === ThermostatAction.HEATING ? r : undefined;
+        },
+        8000,
+        "the setpoint applied and reported",
+      );
       expect(sim.setpoint).toBe(22.5);
       expect(applied.temperatureCelsius).toBeGreaterThanOrEqual(15);
 
       const before = Date.now();
-      const boost = await tasks().createTask({ parent: "devices/th-living", task: { command: { kind: { case: "thermostat", value: { action: { case: "boost", value: { minutes: 30 } } } } } } });
-      const done = await eventually(async () => {
-        const t = await tasks().getTask({ name: boost.name });
-        return t.state === TaskState.SUCCEEDED ? t : undefined;
-      }, 8000, "the boost task succeeded");
+      const boost = await tasks().createTask({
+        parent: "devices/th-living",
+        task: { command: { kind: { case: "thermostat", value: { action: { case: "boost", value: { minutes: 30 } } } } } },
+      });
+      const done = await eventually(
+        async () => {
+          const t = await tasks().getTask({ name: boost.name });
+          return t.state === TaskState.SUCCEEDED ? t : undefined;
+        },
+        8000,
+        "the boost task succeeded",
+      );
       const result = done.result?.kind.case === "thermostat" ? done.result.kind.value.state : undefined;
       expect(result?.boostEndTime).toBeDefined();
       // 30 minutes at ten times speed: three wall-clock minutes from now.
@@ -65,10 +76,14 @@ describe("a thermostat, end to end", () => {
 
       // The room warms: readings rise and are stored as telemetry.
       const range = () => ({ startTime: timestampFromDate(new Date(before - 60_000)), endTime: timestampFromDate(new Date(Date.now() + 60_000)) });
-      const points = await eventually(async () => {
-        const res = await telemetry().queryTelemetry({ parent: "devices/th-living", metrics: ["temperature_celsius"], ...range(), pageSize: 1000 });
-        return res.points.length >= 5 ? res.points : undefined;
-      }, 10_000, "stored temperature readings");
+      const points = await eventually(
+        async () => {
+          const res = await telemetry().queryTelemetry({ parent: "devices/th-living", metrics: ["temperature_celsius"], ...range(), pageSize: 1000 });
+          return res.points.length >= 5 ? res.points : undefined;
+        },
+        10_000,
+        "stored temperature readings",
+      );
       expect(points.every((p) => p.metric === "temperature_celsius")).toBe(true);
       const values = points.map((p) => p.value);
       expect(values.at(-1)!).toBeGreaterThan(values[0]!);
@@ -100,10 +115,14 @@ describe("a thermostat, end to end", () => {
       expect(more).toHaveLength(0);
       expect(run!.triggerDevice).toBe("devices/th-cold");
       expect(run!.triggerValue).toBeLessThan(18);
-      const task = await eventually(async () => {
-        const t = await tasks().getTask({ name: run!.targets[0]!.task });
-        return t.state === TaskState.SUCCEEDED ? t : undefined;
-      }, 8000, "the set_mode task succeeded");
+      const task = await eventually(
+        async () => {
+          const t = await tasks().getTask({ name: run!.targets[0]!.task });
+          return t.state === TaskState.SUCCEEDED ? t : undefined;
+        },
+        8000,
+        "the set_mode task succeeded",
+      );
       expect(task.command?.kind.case).toBe("thermostat");
       // 15 °C is below setpoint − hysteresis: in HEAT the thermostat heats.
       await eventually(async () => (await reported("th-cold"))?.action === ThermostatAction.HEATING, 8000, "heating reported");
@@ -116,8 +135,26 @@ describe("a thermostat, end to end", () => {
     let stop!: () => void;
     const stopped = new Promise<void>((r) => (stop = r));
     const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
-    const argv = ["--kind", "thermostat", "--count", "2", "--prefix", "cli-th", "--telemetry-rate", "5", "--room-celsius", "14", "--time-scale", "10",
-      "--address", s.baseUrl, "--certs", path.join(s.dir, "certs"), "--mqtt", s.mqttUrl];
+    const argv = [
+      "--kind",
+      "thermostat",
+      "--count",
+      "2",
+      "--prefix",
+      "cli-th",
+      "--telemetry-rate",
+      "5",
+      "--room-celsius",
+      "14",
+      "--time-scale",
+      "10",
+      "--address",
+      s.baseUrl,
+      "--certs",
+      path.join(s.dir, "certs"),
+      "--mqtt",
+      s.mqttUrl,
+    ];
     const running = simulateCommand(argv, { stop: stopped });
     let printed = "";
     try {
@@ -128,10 +165,14 @@ describe("a thermostat, end to end", () => {
       // A second simulator on the same ids would take over these sessions: refused.
       await expect(simulateCommand(argv, { stop: Promise.resolve() })).rejects.toThrow(/devices\/cli-th-\d is connected already \(another simulator\?\)/);
       const range = () => ({ startTime: timestampFromDate(new Date(Date.now() - 60_000)), endTime: timestampFromDate(new Date(Date.now() + 60_000)) });
-      const temps = await eventually(async () => {
-        const res = await telemetry().queryTelemetry({ parent: "devices/cli-th-1", metrics: ["temperature_celsius"], ...range() });
-        return res.points.length >= 2 ? res.points : undefined;
-      }, 10_000, "telemetry from the CLI's fleet");
+      const temps = await eventually(
+        async () => {
+          const res = await telemetry().queryTelemetry({ parent: "devices/cli-th-1", metrics: ["temperature_celsius"], ...range() });
+          return res.points.length >= 2 ? res.points : undefined;
+        },
+        10_000,
+        "telemetry from the CLI's fleet",
+      );
       expect(temps[0]!.value).toBeLessThan(15); // --room-celsius reached the behaviour
     } finally {
       stop();

@@ -60,19 +60,34 @@ describe("DeviceService.WatchDevices", () => {
       await as("wendy", DeviceService).updateDevice({ device: { name: "devices/wendy-coffee", labels: { floor: "2" } }, updateMask: { paths: ["labels"] } });
       await eventually(async () => w.seen.some((r) => r.device?.name === "devices/wendy-coffee" && r.device.labels.floor === "2"), 15_000, "the relabel");
 
-      await as("wendy", DeviceService).updateDevice({ device: { name: "devices/wendy-led", kind: { case: "led", value: { desired: { brightness: 40 } } } }, updateMask: { paths: ["led.desired.brightness"] } });
-      await eventually(async () => w.seen.some((r) => r.device?.kind.case === "led" && r.device.kind.value.desired?.brightness === 40), 15_000, "the desired change");
+      await as("wendy", DeviceService).updateDevice({
+        device: { name: "devices/wendy-led", kind: { case: "led", value: { desired: { brightness: 40 } } } },
+        updateMask: { paths: ["led.desired.brightness"] },
+      });
+      await eventually(
+        async () => w.seen.some((r) => r.device?.kind.case === "led" && r.device.kind.value.desired?.brightness === 40),
+        15_000,
+        "the desired change",
+      );
 
       // Presence: a device announcing itself over MQTT, then leaving.
       const dev = await rawDevice(s, "wendy-led");
       try {
         await dev.publishRaw(presenceTopic("wendy-led"), PRESENCE_ONLINE);
-        await eventually(async () => w.seen.some((r) => r.type === Type.CHANGED && r.device?.name === "devices/wendy-led" && r.device.connectivity?.online), 15_000, "online");
+        await eventually(
+          async () => w.seen.some((r) => r.type === Type.CHANGED && r.device?.name === "devices/wendy-led" && r.device.connectivity?.online),
+          15_000,
+          "online",
+        );
         await dev.publishRaw(presenceTopic("wendy-led"), PRESENCE_OFFLINE);
       } finally {
         await dev.close();
       }
-      await eventually(async () => w.seen.at(-1)?.device?.name === "devices/wendy-led" && w.seen.at(-1)?.device?.connectivity?.online === false, 15_000, "offline");
+      await eventually(
+        async () => w.seen.at(-1)?.device?.name === "devices/wendy-led" && w.seen.at(-1)?.device?.connectivity?.online === false,
+        15_000,
+        "offline",
+      );
 
       await as("wendy", DeviceService).deleteDevice({ name: "devices/wendy-coffee" });
       const del = await w.next("DELETED wendy-coffee");
@@ -83,13 +98,20 @@ describe("DeviceService.WatchDevices", () => {
   });
 
   it("follows the firmware version a device reports in its Hello over MQTT, and announces it", async () => {
-    await as("stan", DeviceService).updateDevice({ device: { name: "devices/stan-led", firmwareVersion: "1.0.0" }, updateMask: { paths: ["firmware_version"] } });
+    await as("stan", DeviceService).updateDevice({
+      device: { name: "devices/stan-led", firmwareVersion: "1.0.0" },
+      updateMask: { paths: ["firmware_version"] },
+    });
     const w = watch(as("stan", DeviceService));
     const dev = await rawDevice(s, "stan-led");
     try {
       await w.next("INITIAL_COMPLETE");
       await dev.send({ case: "hello", value: { firmwareVersion: "1.2.3", wantPendingTasks: true } });
-      await eventually(async () => w.seen.some((r) => r.device?.name === "devices/stan-led" && r.device.firmwareVersion === "1.2.3"), 15_000, "the reported firmware on the watch");
+      await eventually(
+        async () => w.seen.some((r) => r.device?.name === "devices/stan-led" && r.device.firmwareVersion === "1.2.3"),
+        15_000,
+        "the reported firmware on the watch",
+      );
       expect((await as("stan", DeviceService).getDevice({ name: "devices/stan-led" })).firmwareVersion).toBe("1.2.3");
       // Hello said online; leave offline as the first test does, before the next test watches stan's devices.
       await dev.publishRaw(presenceTopic("stan-led"), PRESENCE_OFFLINE);
@@ -97,7 +119,11 @@ describe("DeviceService.WatchDevices", () => {
       await dev.close();
       await w.stop();
     }
-    await eventually(async () => (await as("stan", DeviceService).getDevice({ name: "devices/stan-led" })).connectivity?.online === false, 15_000, "stan-led offline");
+    await eventually(
+      async () => (await as("stan", DeviceService).getDevice({ name: "devices/stan-led" })).connectivity?.online === false,
+      15_000,
+      "stan-led offline",
+    );
   });
 
   it("a stranger's watch never carries devices they cannot see; a share applies at once", async () => {
@@ -106,7 +132,10 @@ describe("DeviceService.WatchDevices", () => {
       await w.next("INITIAL_COMPLETE");
       expect(w.events()).toEqual(["INITIAL stan-led", "INITIAL_COMPLETE"]);
       await as("wendy", DeviceService).createDevice({ deviceId: "wendy-hidden", device: { kind: { case: "led", value: {} } } });
-      await as("wendy", DeviceService).updateDevice({ device: { name: "devices/wendy-led", labels: { room: "kitchen", x: "1" } }, updateMask: { paths: ["labels"] } });
+      await as("wendy", DeviceService).updateDevice({
+        device: { name: "devices/wendy-led", labels: { room: "kitchen", x: "1" } },
+        updateMask: { paths: ["labels"] },
+      });
       await as("wendy", DeviceService).deleteDevice({ name: "devices/wendy-hidden" });
       // A change of stan's own device after all of those: once it arrives, the others would have too.
       await as("stan", DeviceService).updateDevice({ device: { name: "devices/stan-led", labels: { mark: "1" } }, updateMask: { paths: ["labels"] } });
@@ -114,8 +143,13 @@ describe("DeviceService.WatchDevices", () => {
       expect(w.events().filter((e) => e.includes("wendy"))).toEqual([]);
 
       // Shared: changes of wendy-led flow to stan from now on.
-      await as("wendy", ShareService).createGrant({ grant: { principal: "users/stan", target: { case: "device", value: "devices/wendy-led" }, role: Grant_Role.VIEWER } });
-      await as("wendy", DeviceService).updateDevice({ device: { name: "devices/wendy-led", labels: { room: "kitchen", x: "2" } }, updateMask: { paths: ["labels"] } });
+      await as("wendy", ShareService).createGrant({
+        grant: { principal: "users/stan", target: { case: "device", value: "devices/wendy-led" }, role: Grant_Role.VIEWER },
+      });
+      await as("wendy", DeviceService).updateDevice({
+        device: { name: "devices/wendy-led", labels: { room: "kitchen", x: "2" } },
+        updateMask: { paths: ["labels"] },
+      });
       await w.next("CHANGED wendy-led", "the shared device's change");
     } finally {
       await w.stop();
@@ -146,7 +180,7 @@ describe("DeviceService.WatchDevices", () => {
     }
   });
 
-  it("watches one device with name = \"devices/…\" (as the console's device page does); ListDevices takes the same term", async () => {
+  it('watches one device with name = "devices/…" (as the console\'s device page does); ListDevices takes the same term', async () => {
     const admin = connectClient(s, DeviceService, "grpc");
     expect((await admin.listDevices({ filter: 'name = "devices/stan-led"' })).devices.map((d) => d.name)).toEqual(["devices/stan-led"]);
     const w = watch(admin, 'name = "devices/stan-led"');
@@ -165,8 +199,10 @@ describe("DeviceService.WatchDevices", () => {
 
   it("refuses a filter it cannot parse with INVALID_ARGUMENT", async () => {
     const it = connectClient(s, DeviceService, "grpc").watchDevices({ filter: "colour = red" });
-    await expect((async () => {
-      for await (const _ of it) void _;
-    })()).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(
+      (async () => {
+        for await (const _ of it) void _;
+      })(),
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
   });
 });

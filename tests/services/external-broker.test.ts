@@ -36,7 +36,13 @@ beforeAll(async () => {
   proxy = await startTcpProxy({ host: pg.hostname, port: Number(pg.port || 5432) });
   const url = new URL(db.url);
   url.port = String(proxy.port);
-  s = await startTestStack({ DATABASE_URL: url.toString(), MQTT_URL: broker.url, TETHER_CERTS_DIR: certsDir, TETHER_HEALTH_PROBE_MS: "200", TETHER_TASK_SWEEP_MS: "200" });
+  s = await startTestStack({
+    DATABASE_URL: url.toString(),
+    MQTT_URL: broker.url,
+    TETHER_CERTS_DIR: certsDir,
+    TETHER_HEALTH_PROBE_MS: "200",
+    TETHER_TASK_SWEEP_MS: "200",
+  });
 });
 afterAll(async () => {
   await s?.cleanup();
@@ -51,7 +57,9 @@ const tasks = () => connectClient(s, TaskService, "grpc");
 const telemetry = () => connectClient(s, TelemetryService, "grpc");
 const health = () => connectClient(s, Health, "grpc");
 const scrape = async () => (await fetch(`${s.opsUrl}/metrics`)).text();
-const brew = { command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.LUNGO, size: CupSize.MEDIUM } } } } } };
+const brew = {
+  command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.LUNGO, size: CupSize.MEDIUM } } } } },
+};
 
 describe("Tether on PostgreSQL + Mosquitto (MQTT_URL)", () => {
   it("runs tasks, desired state and telemetry through the external broker", async () => {
@@ -66,15 +74,29 @@ describe("Tether on PostgreSQL + Mosquitto (MQTT_URL)", () => {
       expect(t.result?.kind.case).toBe("coffeeMachine");
       expect(coffee.device.executions.get(t.name.split("/")[3]!)).toBe(1);
 
-      await devices().updateDevice({ device: { name: "devices/ext-led", kind: { case: "led", value: { desired: { brightness: 35, power: true } } } }, updateMask: { paths: ["led.desired"] } });
-      await eventually(async () => {
-        const d = await devices().getDevice({ name: "devices/ext-led" });
-        return d.kind.case === "led" && d.kind.value.reported?.brightness === 35 && d.connectivity?.online;
-      }, 15_000, "reported state through Mosquitto");
+      await devices().updateDevice({
+        device: { name: "devices/ext-led", kind: { case: "led", value: { desired: { brightness: 35, power: true } } } },
+        updateMask: { paths: ["led.desired"] },
+      });
+      await eventually(
+        async () => {
+          const d = await devices().getDevice({ name: "devices/ext-led" });
+          return d.kind.case === "led" && d.kind.value.reported?.brightness === 35 && d.connectivity?.online;
+        },
+        15_000,
+        "reported state through Mosquitto",
+      );
 
       const when = new Date(Date.now() - 1000);
       await coffee.device.sendTelemetry([{ metric: "boiler_temperature_celsius", value: 93.5, time: timestampFromDate(when) }]);
-      await eventually(async () => (await telemetry().getLatestTelemetry({ parent: "devices/ext-coffee" })).samples.find((x) => x.metric === "boiler_temperature_celsius" && x.value === 93.5), 15_000, "telemetry sample");
+      await eventually(
+        async () =>
+          (await telemetry().getLatestTelemetry({ parent: "devices/ext-coffee" })).samples.find(
+            (x) => x.metric === "boiler_temperature_celsius" && x.value === 93.5,
+          ),
+        15_000,
+        "telemetry sample",
+      );
     } finally {
       await coffee.device.close();
       await led.device.close();
@@ -83,14 +105,19 @@ describe("Tether on PostgreSQL + Mosquitto (MQTT_URL)", () => {
 
   it("exports the named series on /metrics and returns request ids", async () => {
     let echoed: string | null = null;
-    await devices().getDevice({ name: "devices/ext-coffee" }, { headers: { "x-request-id": "test-req-42" }, onHeader: (h) => (echoed = h.get("x-request-id")) });
+    await devices().getDevice(
+      { name: "devices/ext-coffee" },
+      { headers: { "x-request-id": "test-req-42" }, onHeader: (h) => (echoed = h.get("x-request-id")) },
+    );
     expect(echoed).toBe("test-req-42");
     let generated: string | null = null;
     await devices().getDevice({ name: "devices/ext-coffee" }, { onHeader: (h) => (generated = h.get("x-request-id")) });
     expect(generated).toMatch(/^[0-9a-f-]{36}$/);
 
     const text = await scrape();
-    expect(metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.TaskService", method: "CreateTask", code: "ok" })).toBeGreaterThanOrEqual(1);
+    expect(
+      metricValue(text, "tether_rpc_duration_seconds_count", { service: "tether.v1.TaskService", method: "CreateTask", code: "ok" }),
+    ).toBeGreaterThanOrEqual(1);
     expect(metricValue(text, "tether_rpc_duration_seconds_count", { method: "GetDevice", code: "ok" })).toBeGreaterThanOrEqual(2);
     expect(metricValue(text, "tether_rpc_duration_seconds_sum", { method: "CreateTask" })).toBeGreaterThan(0);
     expect(metricValue(text, "tether_tasks", { state: "SUCCEEDED" })).toBeGreaterThanOrEqual(1);
@@ -126,7 +153,9 @@ describe("Tether on PostgreSQL + Mosquitto (MQTT_URL)", () => {
       expect(metricValue(await scrape(), "tether_dependency_up", { dependency: HEALTH.database })).toBe(0);
       // Telemetry keeps arriving meanwhile; its receipts wait for the database.
       const base = Date.now() - 60_000;
-      const probes = Array.from({ length: 20 }, (_, i) => coffee.device.sendTelemetry([{ metric: "outage_probe", value: i, time: timestampFromDate(new Date(base + i * 1000)) }]));
+      const probes = Array.from({ length: 20 }, (_, i) =>
+        coffee.device.sendTelemetry([{ metric: "outage_probe", value: i, time: timestampFromDate(new Date(base + i * 1000)) }]),
+      );
       await eventually(async () => coffee.device.telemetryBacklog().pending === 20, 5000, "20 samples sent, none receipted");
       await eventually(async () => coffee.device.executions.get(taskId) === 1 && !coffee.sim.brew, 10_000, "the brew to finish during the outage");
 
@@ -138,7 +167,16 @@ describe("Tether on PostgreSQL + Mosquitto (MQTT_URL)", () => {
       expect(coffee.device.executions.get(taskId)).toBe(1);
       // Every sample sent during the outage is stored, and the device has its receipts.
       await Promise.all(probes);
-      const q = async () => (await telemetry().queryTelemetry({ parent: "devices/cut-coffee", metrics: ["outage_probe"], startTime: timestampFromDate(new Date(base - 1000)), endTime: timestampFromDate(new Date(base + 60_000)), pageSize: 100 })).points;
+      const q = async () =>
+        (
+          await telemetry().queryTelemetry({
+            parent: "devices/cut-coffee",
+            metrics: ["outage_probe"],
+            startTime: timestampFromDate(new Date(base - 1000)),
+            endTime: timestampFromDate(new Date(base + 60_000)),
+            pageSize: 100,
+          })
+        ).points;
       const points = await eventually(async () => ((await q()).length === 20 ? q() : undefined), 20_000, "20 outage samples stored");
       expect(points.map((p) => p.value)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     } finally {

@@ -27,7 +27,15 @@ afterAll(async () => {
 
 async function connectAs(commonName: string, opts: IClientOptions & { service?: boolean } = {}) {
   const cert = opts.service ? await issueServiceCertificate(pki.ca, commonName) : await issueDeviceCertificate(pki.ca, commonName);
-  const c = await mqtt.connectAsync(broker.url, { ca: pki.caPem, cert: cert.certPem, key: cert.keyPem, clientId: commonName, protocolVersion: 4, reconnectPeriod: 0, ...opts });
+  const c = await mqtt.connectAsync(broker.url, {
+    ca: pki.caPem,
+    cert: cert.certPem,
+    key: cert.keyPem,
+    clientId: commonName,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    ...opts,
+  });
   clients.push(c);
   return c;
 }
@@ -99,7 +107,15 @@ describe("Mosquitto from deploy/mosquitto: device identity", () => {
 
   it("refuses a certificate listed in the CRL at connection", async () => {
     const revoked = await issueDeviceCertificate(pki.ca, "dev-revoked");
-    const opts = { ca: pki.caPem, cert: revoked.certPem, key: revoked.keyPem, clientId: "dev-revoked", protocolVersion: 4 as const, reconnectPeriod: 0, connectTimeout: 5000 };
+    const opts = {
+      ca: pki.caPem,
+      cert: revoked.certPem,
+      key: revoked.keyPem,
+      clientId: "dev-revoked",
+      protocolVersion: 4 as const,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    };
     const ok = await mqtt.connectAsync(broker.url, opts);
     await ok.endAsync();
     await writeCrl(dir, [revoked.serialNumber]);

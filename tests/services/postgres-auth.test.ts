@@ -50,7 +50,12 @@ describe("users, tokens and rights on a real PostgreSQL, two replicas", () => {
 
   it("scopes lists in SQL on PostgreSQL: owned, shared by id, shared by selector; other replicas follow within the cache TTL", async () => {
     const adminA = connectClient(a, DeviceService, "grpc");
-    for (const [id, room] of [["pg-a", "lab"], ["pg-b", "lab"], ["pg-c", "hall"], ["pg-d", "hall"]] as const) {
+    for (const [id, room] of [
+      ["pg-a", "lab"],
+      ["pg-b", "lab"],
+      ["pg-c", "hall"],
+      ["pg-d", "hall"],
+    ] as const) {
       await adminA.createDevice({ deviceId: id, device: { labels: { room }, kind: { case: "led", value: {} } } });
     }
     const shares = connectClient(a, ShareService, "grpc");
@@ -63,15 +68,24 @@ describe("users, tokens and rights on a real PostgreSQL, two replicas", () => {
     expect((await bearerClient(a, DeviceService, accessToken).listDevices({ filter: 'kind = "led"' })).devices.map((d) => d.name)).toEqual(expected);
     // The other one learns through its rights cache expiring (TETHER_RIGHTS_CACHE_MS, 5 s) until the
     // change feed crosses replicas (RabbitMQ adapter, not yet built).
-    await eventually(async () => {
-      const names = (await bearerClient(b, DeviceService, accessToken).listDevices({ filter: 'kind = "led"' })).devices.map((d) => d.name);
-      return JSON.stringify(names) === JSON.stringify(expected);
-    }, 15_000, "replica b sees the shares");
+    await eventually(
+      async () => {
+        const names = (await bearerClient(b, DeviceService, accessToken).listDevices({ filter: 'kind = "led"' })).devices.map((d) => d.name);
+        return JSON.stringify(names) === JSON.stringify(expected);
+      },
+      15_000,
+      "replica b sees the shares",
+    );
   });
 
   it("Logout, refresh reuse and SetPassword on one replica end those access tokens on the other within the poll", async () => {
     const probe = async (on: TestStack, token: string): Promise<Code | "ok"> =>
-      bearerClient(on, DeviceService, token).listDevices({}).then(() => "ok" as const, (err: unknown) => (err as { code: Code }).code);
+      bearerClient(on, DeviceService, token)
+        .listDevices({})
+        .then(
+          () => "ok" as const,
+          (err: unknown) => (err as { code: Code }).code,
+        );
     const refusedOn = (on: TestStack, token: string, what: string) =>
       eventually(async () => (await probe(on, token)) === Code.Unauthenticated, 15_000, `${what} refused on the other replica`);
     const users = connectClient(a, UserService, "grpc");

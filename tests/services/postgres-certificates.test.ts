@@ -16,7 +16,10 @@ beforeAll(async () => {
   db = await freshDatabase("tether_certs");
   s = await startTestStack({ DATABASE_URL: db.url });
   const p = connectClient(s, ProvisioningService, "grpc");
-  await p.createProvisioningTemplate({ provisioningTemplateId: "pg-batch", provisioningTemplate: { deviceKind: "led", deviceIdPrefix: "pg-", serialNumberPattern: "S[0-9]+" } });
+  await p.createProvisioningTemplate({
+    provisioningTemplateId: "pg-batch",
+    provisioningTemplate: { deviceKind: "led", deviceIdPrefix: "pg-", serialNumberPattern: "S[0-9]+" },
+  });
   const c = await p.createClaimCertificate({ parent: "provisioningTemplates/pg-batch" });
   claim = pem(s, c.certificatePem, c.privateKeyPem);
 });
@@ -28,7 +31,9 @@ afterAll(async () => {
 describe("certificates on a real PostgreSQL", () => {
   it("provisions a serial once when 20 requests race on a pool of connections", async () => {
     const csrs = await Promise.all(Array.from({ length: 20 }, () => createCsr(undefined)));
-    const results = await Promise.allSettled(csrs.map((c) => connectClient(s, ProvisioningService, "grpc", claim).provisionDevice({ serialNumber: "S1", csr: c.csrPem })));
+    const results = await Promise.allSettled(
+      csrs.map((c) => connectClient(s, ProvisioningService, "grpc", claim).provisionDevice({ serialNumber: "S1", csr: c.csrPem })),
+    );
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const r of results) if (r.status === "rejected") expect((r.reason as ConnectError).code).toBe(Code.AlreadyExists);
     const sql = postgres(db.url, { max: 1 });
@@ -39,7 +44,11 @@ describe("certificates on a real PostgreSQL", () => {
       await sql.end();
     }
     // Different serials at once all succeed.
-    const many = await Promise.all(Array.from({ length: 10 }, async (_, i) => connectClient(s, ProvisioningService, "grpc", claim).provisionDevice({ serialNumber: `S${100 + i}`, csr: (await createCsr(undefined)).csrPem })));
+    const many = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) =>
+        connectClient(s, ProvisioningService, "grpc", claim).provisionDevice({ serialNumber: `S${100 + i}`, csr: (await createCsr(undefined)).csrPem }),
+      ),
+    );
     expect(new Set(many.map((r) => r.device!.name)).size).toBe(10);
   });
 
@@ -86,7 +95,9 @@ describe("certificates on a real PostgreSQL", () => {
         SELECT revoke_time IS NOT NULL AS revoked, revocation_reason AS reason, device_uid::text AS uid FROM certificates WHERE device_id = 'pg-race'`;
       expect(rows.length).toBeGreaterThanOrEqual(1);
       for (const r of rows) expect(r).toEqual({ revoked: true, reason: 5, uid: before.uid });
-      expect(await sql`SELECT device_id, device_uid::text AS uid FROM device_deletions WHERE device_id = 'pg-race'`).toEqual([{ device_id: "pg-race", uid: before.uid }]);
+      expect(await sql`SELECT device_id, device_uid::text AS uid FROM device_deletions WHERE device_id = 'pg-race'`).toEqual([
+        { device_id: "pg-race", uid: before.uid },
+      ]);
     } finally {
       await sql.end();
     }

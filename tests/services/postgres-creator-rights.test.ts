@@ -58,11 +58,26 @@ beforeAll(async () => {
   await sql`INSERT INTO groups (name, create_time) VALUES ('team', ${now})`;
   await sql`INSERT INTO group_members (group_name, user_name) VALUES ('team', 'carol')`;
   const devices = createDeviceStore(sql);
-  for (const [id, room] of [["d1", "hall"], ["d2", "garage"], ["d3", "attic"]] as const) {
-    await devices.insert(create(DeviceSchema, { name: `devices/${id}`, uid: crypto.randomUUID(), owner: "alice", labels: { room }, kind: { case: "led", value: {} } }), now);
+  for (const [id, room] of [
+    ["d1", "hall"],
+    ["d2", "garage"],
+    ["d3", "attic"],
+  ] as const) {
+    await devices.insert(
+      create(DeviceSchema, { name: `devices/${id}`, uid: crypto.randomUUID(), owner: "alice", labels: { room }, kind: { case: "led", value: {} } }),
+      now,
+    );
   }
-  const grant = (kind: "user" | "group", principal: string, targetKind: "device" | "selector", target: string, role: Role) =>
-    ({ id: crypto.randomUUID(), principal_kind: kind, principal, target_kind: targetKind, target, role, creator: "alice", create_time: now });
+  const grant = (kind: "user" | "group", principal: string, targetKind: "device" | "selector", target: string, role: Role) => ({
+    id: crypto.randomUUID(),
+    principal_kind: kind,
+    principal,
+    target_kind: targetKind,
+    target,
+    role,
+    creator: "alice",
+    create_time: now,
+  });
   await sql`INSERT INTO grants ${sql([
     grant("user", "bob", "device", "d1", "operator"),
     grant("user", "bob", "device", "d2", "viewer"),
@@ -82,7 +97,11 @@ describe("creator rights on a real PostgreSQL", () => {
     const before = rightsQueries;
     const got = await loadCreatorRights(sql, ["alice", "bob", "carol", "dan", "eve", "ghost"], ["d1", "d2"]);
     expect(rightsQueries - before).toBe(1);
-    const grants = (u: string) => got.get(u)!.grants.map((g) => `${g.targetKind}:${g.target}:${g.role}`).sort();
+    const grants = (u: string) =>
+      got
+        .get(u)!
+        .grants.map((g) => `${g.targetKind}:${g.target}:${g.role}`)
+        .sort();
     expect(got.get("ghost")).toMatchObject({ exists: false, admin: false, groups: [], grants: [] });
     expect(got.get("eve")).toMatchObject({ exists: true, admin: true });
     expect(got.get("alice")).toMatchObject({ exists: true, admin: false, grants: [] });
@@ -95,11 +114,23 @@ describe("creator rights on a real PostgreSQL", () => {
   it("a firing skips the devices whose creator was demoted, unshared or deleted, with one rights query for the batch", async () => {
     const rules = createRuleService({ rules: createRuleStore(sql), devices: createDeviceStore(sql), clock });
     const at = new Date(clock.now().getTime() + 10_000);
-    type Target = { case: "device"; value: string } | { case: "selector"; value: { kind: ProductKind; labels: Record<string, string> } } | { case: "job"; value: { command: typeof on; target: { case: "devices"; value: { devices: string[] } } } };
+    type Target =
+      | { case: "device"; value: string }
+      | { case: "selector"; value: { kind: ProductKind; labels: Record<string, string> } }
+      | { case: "job"; value: { command: typeof on; target: { case: "devices"; value: { devices: string[] } } } };
     const rule = (access: Access, ruleId: string, target: Target) =>
-      rules.createRule(access, create(CreateRuleRequestSchema, { ruleId, rule: { trigger: { case: "oneShotTime", value: timestampFromDate(at) }, target, command: target.case === "job" ? undefined : on } }));
+      rules.createRule(
+        access,
+        create(CreateRuleRequestSchema, {
+          ruleId,
+          rule: { trigger: { case: "oneShotTime", value: timestampFromDate(at) }, target, command: target.case === "job" ? undefined : on },
+        }),
+      );
     await rule(who("eve", { admin: true }), "by-eve", { case: "selector", value: { kind: ProductKind.LED, labels: { room: "hall" } } });
-    await rule(who("eve", { admin: true }), "by-eve-job", { case: "job", value: { command: on, target: { case: "devices", value: { devices: ["devices/d1"] } } } });
+    await rule(who("eve", { admin: true }), "by-eve-job", {
+      case: "job",
+      value: { command: on, target: { case: "devices", value: { devices: ["devices/d1"] } } },
+    });
     await rule(who("bob", { devices: { d1: "operator", d3: "operator" } }), "by-bob-d1", { case: "device", value: "devices/d1" });
     await rule(who("bob", { devices: { d1: "operator", d3: "operator" } }), "by-bob-d3", { case: "device", value: "devices/d3" });
     await rule(who("dan", { selectors: [['labels.room = "hall"', "operator"]] }), "by-dan", { case: "device", value: "devices/d1" });
@@ -144,10 +175,13 @@ describe("creator rights on a real PostgreSQL", () => {
   it("a rollout step skips the targets its creator lost, with one rights query per batch", async () => {
     const jobs = createJobService({ jobs: createJobStore(sql), clock, jobFeed: createMemoryFeed<string>(), taskFeed: createMemoryFeed<Task>() });
     const start = new Date(clock.now().getTime() + 5000);
-    const job = await jobs.createJob(who("frank", { admin: true }), create(CreateJobRequestSchema, {
-      jobId: "by-frank",
-      job: { command: on, target: { case: "devices", value: { devices: ["devices/d1", "devices/d2", "devices/d3"] } }, startTime: timestampFromDate(start) },
-    }));
+    const job = await jobs.createJob(
+      who("frank", { admin: true }),
+      create(CreateJobRequestSchema, {
+        jobId: "by-frank",
+        job: { command: on, target: { case: "devices", value: { devices: ["devices/d1", "devices/d2", "devices/d3"] } }, startTime: timestampFromDate(start) },
+      }),
+    );
     expect(job.creator).toBe("users/frank");
     await sql`UPDATE users SET admin = false WHERE name = 'frank'`; // demoted; keeps his operator share on d2
     clock.set(new Date(start.getTime() + 1000));

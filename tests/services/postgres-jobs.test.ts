@@ -32,18 +32,33 @@ describe("jobs on a real PostgreSQL", () => {
     const sql = pools[0]!;
     const now = new Date();
     for (let i = 0; i < 20_000; i += 2000) {
-      const rows = Array.from({ length: 2000 }, (_, k) => ({ id: `pj-${String(i + k).padStart(5, "0")}`, uid: crypto.randomUUID(), kind: "led", labels: sql.json({ g: "pj" }), create_time: now, update_time: now }));
+      const rows = Array.from({ length: 2000 }, (_, k) => ({
+        id: `pj-${String(i + k).padStart(5, "0")}`,
+        uid: crypto.randomUUID(),
+        kind: "led",
+        labels: sql.json({ g: "pj" }),
+        create_time: now,
+        update_time: now,
+      }));
       await sql`INSERT INTO devices ${sql(rows)}`;
     }
     const clock = fakeClock(now);
     const service = createJobService({ jobs: createJobStore(sql), clock, jobFeed: createMemoryFeed<string>(), taskFeed: createMemoryFeed<Task>() });
-    const job = await service.createJob(FULL_ACCESS, create(CreateJobRequestSchema, {
-      jobId: "pj",
-      job: { command: { kind: { case: "led", value: { action: { case: "setPower", value: true } } } }, target: { case: "selector", value: { filter: 'labels.g = "pj"' } } },
-    }));
+    const job = await service.createJob(
+      FULL_ACCESS,
+      create(CreateJobRequestSchema, {
+        jobId: "pj",
+        job: {
+          command: { kind: { case: "led", value: { action: { case: "setPower", value: true } } } },
+          target: { case: "selector", value: { filter: 'labels.g = "pj"' } },
+        },
+      }),
+    );
     expect(job.progress?.targetCount).toBe(20_000n);
     const announced: string[] = [];
-    const runners = pools.map((p) => createJobRunner({ jobs: createJobStore(p), clock, log, batchSize: 500, onTasksCreated: (tasks) => announced.push(...tasks.map((t) => t.id)) }));
+    const runners = pools.map((p) =>
+      createJobRunner({ jobs: createJobStore(p), clock, log, batchSize: 500, onTasksCreated: (tasks) => announced.push(...tasks.map((t) => t.id)) }),
+    );
     for (let round = 0; round < 50; round++) {
       const r = await Promise.all(runners.map((x) => x.runOnce()));
       if (r.every((x) => x.dispatched === 0) && round > 0) break;
@@ -52,7 +67,8 @@ describe("jobs on a real PostgreSQL", () => {
     expect(c).toEqual({ n: 20_000, d: 20_000 });
     expect(announced.length).toBe(20_000);
     expect(new Set(announced).size).toBe(20_000);
-    const [t] = await sql`SELECT count(*) FILTER (WHERE state = 'DISPATCHED')::int AS d, count(*) FILTER (WHERE task_id IS NULL)::int AS missing FROM job_targets WHERE job_id = 'pj'`;
+    const [t] =
+      await sql`SELECT count(*) FILTER (WHERE state = 'DISPATCHED')::int AS d, count(*) FILTER (WHERE task_id IS NULL)::int AS missing FROM job_targets WHERE job_id = 'pj'`;
     expect(t).toEqual({ d: 20_000, missing: 0 });
     expect((await service.getJob("jobs/pj")).progress?.pendingCount).toBe(0n);
   }, 120_000);

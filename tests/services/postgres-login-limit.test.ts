@@ -29,11 +29,20 @@ afterAll(async () => {
 /** An anonymous AuthService client of `s` whose connection comes from `localAddress`. */
 function authFrom(s: TestStack, localAddress: string) {
   const createConnection = () =>
-    tls.connect({ socket: net.connect({ host: "127.0.0.1", port: s.app.apiPort, localAddress }), ca: s.admin.ca, servername: "localhost", ALPNProtocols: ["h2"] });
+    tls.connect({
+      socket: net.connect({ host: "127.0.0.1", port: s.app.apiPort, localAddress }),
+      ca: s.admin.ca,
+      servername: "localhost",
+      ALPNProtocols: ["h2"],
+    });
   return createClient(AuthService, createGrpcTransport({ baseUrl: `https://127.0.0.1:${s.app.apiPort}`, nodeOptions: { createConnection } }));
 }
 
-const code = (p: Promise<unknown>) => p.then(() => "ok" as const, (e: unknown) => ConnectError.from(e).code);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => "ok" as const,
+    (e: unknown) => ConnectError.from(e).code,
+  );
 
 describe("login throttle on a real PostgreSQL, two replicas", () => {
   it("30 wrong passwords at once, split over both replicas, cost at most the limit of checks", async () => {
@@ -49,7 +58,8 @@ describe("login throttle on a real PostgreSQL, two replicas", () => {
     // Strangers on the other replica fill quinn's per-user ceiling (10, counting the guesses above).
     for (const address of ["127.0.0.21", "127.0.0.22"]) {
       const stranger = authFrom(b, address);
-      for (let i = 0; i < 5; i++) expect([Code.Unauthenticated, Code.ResourceExhausted]).toContain(await code(stranger.login({ user: "quinn", password: `guess-${i}` })));
+      for (let i = 0; i < 5; i++)
+        expect([Code.Unauthenticated, Code.ResourceExhausted]).toContain(await code(stranger.login({ user: "quinn", password: `guess-${i}` })));
     }
     expect(await code(authFrom(b, "127.0.0.23").login({ user: "quinn", password: "quinn-password-1" }))).toBe(Code.ResourceExhausted);
     expect(await code(authFrom(b, "127.0.0.20").login({ user: "quinn", password: "quinn-password-1" }))).toBe("ok");

@@ -37,19 +37,26 @@ describe("rules on a real PostgreSQL", () => {
     const clock = fakeClock("2026-01-05T08:00:00.000Z");
     const devices = createDeviceStore(pools[0]!);
     for (let i = 0; i < 20; i++) {
-      await devices.insert(create(DeviceSchema, { name: `devices/race-${i}`, uid: crypto.randomUUID(), labels: { group: `g${i}` }, kind: { case: "led", value: {} } }), clock.now());
+      await devices.insert(
+        create(DeviceSchema, { name: `devices/race-${i}`, uid: crypto.randomUUID(), labels: { group: `g${i}` }, kind: { case: "led", value: {} } }),
+        clock.now(),
+      );
     }
     const service = createRuleService({ rules: createRuleStore(pools[0]!), devices, clock });
     // 20 rules every 3 s: half aim at a device, half at a selector matching one device.
     for (let i = 0; i < 20; i++) {
-      await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
-        ruleId: `race-${i}`,
-        rule: {
-          trigger: { case: "cron", value: { expression: "*/3 * * * * *", timeZone: "UTC" } },
-          target: i % 2 === 0 ? { case: "device", value: `devices/race-${i}` } : { case: "selector", value: { kind: ProductKind.LED, labels: { group: `g${i}` } } },
-          command: on,
-        },
-      }));
+      await service.createRule(
+        FULL_ACCESS,
+        create(CreateRuleRequestSchema, {
+          ruleId: `race-${i}`,
+          rule: {
+            trigger: { case: "cron", value: { expression: "*/3 * * * * *", timeZone: "UTC" } },
+            target:
+              i % 2 === 0 ? { case: "device", value: `devices/race-${i}` } : { case: "selector", value: { kind: ProductKind.LED, labels: { group: `g${i}` } } },
+            command: on,
+          },
+        }),
+      );
     }
     const created: TaskRecord[][] = [[], [], []];
     const schedulers = pools.map((sql, i) =>
@@ -59,7 +66,7 @@ describe("rules on a real PostgreSQL", () => {
     // always within the misfire grace); at each step every instance ticks at once, racing.
     const end = Date.parse("2026-01-05T08:02:30.000Z");
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     while (clock.now().getTime() < end) {
       clock.advance(Math.min(300 + Math.floor(random() * 2600), end - clock.now().getTime()));
       await Promise.all(schedulers.map((s) => s.tick()));
@@ -73,10 +80,16 @@ describe("rules on a real PostgreSQL", () => {
     expect(new Set(runs.map((r) => `${r.rule_id}|${(r.occurrence_time as Date).toISOString()}`)).size).toBe(1000);
     expect(runs.every((r) => r.state === "FIRED" && r.n === 1)).toBe(true);
     for (let i = 0; i < 20; i++) {
-      const mine = runs.filter((r) => r.rule_id === `race-${i}`).map((r) => (r.occurrence_time as Date).getTime()).sort();
+      const mine = runs
+        .filter((r) => r.rule_id === `race-${i}`)
+        .map((r) => (r.occurrence_time as Date).getTime())
+        .sort();
       expect(mine).toEqual(expected.map((d) => d.getTime()));
     }
-    const [{ tasks, requests }] = (await sql`SELECT count(*)::int AS tasks, count(DISTINCT (device_id, request_id))::int AS requests FROM tasks`) as unknown as [{ tasks: number; requests: number }];
+    const [{ tasks, requests }] =
+      (await sql`SELECT count(*)::int AS tasks, count(DISTINCT (device_id, request_id))::int AS requests FROM tasks`) as unknown as [
+        { tasks: number; requests: number },
+      ];
     expect(tasks).toBe(1000);
     expect(requests).toBe(1000);
     const perDevice = await sql`SELECT device_id, count(*)::int AS n FROM tasks WHERE state = 'QUEUED' GROUP BY device_id`;
@@ -96,14 +109,17 @@ describe("rules on a real PostgreSQL", () => {
     const devices = createDeviceStore(pools[0]!);
     await devices.insert(create(DeviceSchema, { name: "devices/tank", uid: crypto.randomUUID(), kind: { case: "coffeeMachine", value: {} } }), clock.now());
     const service = createRuleService({ rules: createRuleStore(pools[0]!), devices, clock });
-    await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
-      ruleId: "tank-low",
-      rule: {
-        trigger: { case: "eventTrigger", value: { metric: "water_level_percent", comparison: Comparison.LT, threshold: 10, cooldown: { seconds: 300n } } },
-        target: { case: "device", value: "devices/tank" },
-        command: { kind: { case: "coffeeMachine", value: { action: { case: "setPower", value: false } } } },
-      },
-    }));
+    await service.createRule(
+      FULL_ACCESS,
+      create(CreateRuleRequestSchema, {
+        ruleId: "tank-low",
+        rule: {
+          trigger: { case: "eventTrigger", value: { metric: "water_level_percent", comparison: Comparison.LT, threshold: 10, cooldown: { seconds: 300n } } },
+          target: { case: "device", value: "devices/tank" },
+          command: { kind: { case: "coffeeMachine", value: { action: { case: "setPower", value: false } } } },
+        },
+      }),
+    );
     const created: TaskRecord[] = [];
     const engines = pools.map((sql) => createEventRules({ rules: createRuleStore(sql), clock, log, onTasksCreated: (t) => created.push(...t) }));
     await Promise.all(engines.map((e) => e.start()));
@@ -137,16 +153,25 @@ describe("rules on a real PostgreSQL", () => {
     const clock = fakeClock("2026-02-02T00:59:00.000Z");
     const devices = createDeviceStore(pools[0]!);
     for (let i = 0; i < 25; i++) {
-      await devices.insert(create(DeviceSchema, { name: `devices/jr-${i}`, uid: crypto.randomUUID(), labels: { wing: "east" }, kind: { case: "led", value: {} } }), clock.now());
+      await devices.insert(
+        create(DeviceSchema, { name: `devices/jr-${i}`, uid: crypto.randomUUID(), labels: { wing: "east" }, kind: { case: "led", value: {} } }),
+        clock.now(),
+      );
     }
     const service = createRuleService({ rules: createRuleStore(pools[0]!), devices, clock });
-    await service.createRule(FULL_ACCESS, create(CreateRuleRequestSchema, {
-      ruleId: "east-hourly",
-      rule: {
-        trigger: { case: "cron", value: { expression: "0 0 * * * *", timeZone: "Europe/Paris" } },
-        target: { case: "job", value: { command: on, target: { case: "selector", value: { filter: 'labels.wing = "east"' } }, rollout: { maxPerMinute: 100 } } },
-      },
-    }));
+    await service.createRule(
+      FULL_ACCESS,
+      create(CreateRuleRequestSchema, {
+        ruleId: "east-hourly",
+        rule: {
+          trigger: { case: "cron", value: { expression: "0 0 * * * *", timeZone: "Europe/Paris" } },
+          target: {
+            case: "job",
+            value: { command: on, target: { case: "selector", value: { filter: 'labels.wing = "east"' } }, rollout: { maxPerMinute: 100 } },
+          },
+        },
+      }),
+    );
     const started: string[][] = [[], [], []];
     const schedulers = pools.map((sql, i) => createScheduler({ rules: createRuleStore(sql), clock, log, onJobsStarted: (ids) => started[i]!.push(...ids) }));
     // Six hours: every instance ticks at once, twice per hour, shortly after each occurrence
@@ -160,7 +185,9 @@ describe("rules on a real PostgreSQL", () => {
     const sql = pools[0]!;
     const jobs = await sql`SELECT id, state, target_count FROM jobs WHERE id LIKE 'east-hourly-%' ORDER BY id`;
     // 01:00 to 06:00 on the hour: six occurrences, six jobs, named after them (in UTC).
-    expect(jobs.map((j) => j.id)).toEqual(["20260202t010000", "20260202t020000", "20260202t030000", "20260202t040000", "20260202t050000", "20260202t060000"].map((t) => `east-hourly-${t}`));
+    expect(jobs.map((j) => j.id)).toEqual(
+      ["20260202t010000", "20260202t020000", "20260202t030000", "20260202t040000", "20260202t050000", "20260202t060000"].map((t) => `east-hourly-${t}`),
+    );
     expect(jobs.every((j) => j.state === "RUNNING" && Number(j.target_count) === 25)).toBe(true);
     const runs = await sql`SELECT job_id, state FROM rule_runs WHERE rule_id = 'east-hourly' ORDER BY occurrence_time`;
     expect(runs.map((r) => [r.job_id, r.state])).toEqual(jobs.map((j) => [j.id, "FIRED"]));

@@ -59,9 +59,19 @@ describe("tasks on a real PostgreSQL", () => {
       const command = create(CommandSchema, { kind: { case: "led", value: { action: { case: "setPower", value: true } } } });
       for (let i = 0; i < 60; i++) {
         await stores[0]!.create({
-          id: crypto.randomUUID(), deviceId: "race-led", command, state: State.QUEUED, stateReason: "",
-          expireTime: new Date(now.getTime() + 60_000), executionTimeoutMs: TASK_DEFAULTS.executionTimeoutMs, maxAttempts: 3, attempt: 0,
-          createTime: now, updateTime: now, cancelPending: false, lateEventCount: 0,
+          id: crypto.randomUUID(),
+          deviceId: "race-led",
+          command,
+          state: State.QUEUED,
+          stateReason: "",
+          expireTime: new Date(now.getTime() + 60_000),
+          executionTimeoutMs: TASK_DEFAULTS.executionTimeoutMs,
+          maxAttempts: 3,
+          attempt: 0,
+          createTime: now,
+          updateTime: now,
+          cancelPending: false,
+          lateEventCount: 0,
         });
       }
       // Eight claimers, four per pool, each asking for up to 100 at a time.

@@ -30,7 +30,13 @@ describe("telemetry storage on a real PostgreSQL", () => {
     await maintainTelemetry(store, clock, 30, log);
     expect(await store.partitions()).toEqual(["telemetry_20260309", "telemetry_20260310", "telemetry_20260311", "telemetry_20260312", "telemetry_20260313"]);
     // Samples land in their day's partition, idempotently.
-    const samples = [0, 1, 2].map((d) => ({ deviceId: "probe", metric: "t", value: d, time: new Date(Date.parse("2026-03-10T00:00:00Z") + d * DAY), tags: {} }));
+    const samples = [0, 1, 2].map((d) => ({
+      deviceId: "probe",
+      metric: "t",
+      value: d,
+      time: new Date(Date.parse("2026-03-10T00:00:00Z") + d * DAY),
+      tags: {},
+    }));
     expect(await store.insert(samples)).toBe(3);
     expect(await store.insert(samples)).toBe(0);
     const [{ n }] = (await sql`SELECT count(*)::int AS n FROM telemetry_20260311`) as unknown as [{ n: number }];
@@ -39,7 +45,15 @@ describe("telemetry storage on a real PostgreSQL", () => {
     now = new Date(now.getTime() + 31 * DAY);
     const dropped = await maintainTelemetry(store, clock, 30, log);
     expect(dropped).toEqual(["telemetry_20260309", "telemetry_20260310"]);
-    const left = await store.query({ deviceId: "probe", metrics: [], start: new Date(0), end: now, bucketMs: 0, aggregation: Aggregation.UNSPECIFIED, limit: 10 });
+    const left = await store.query({
+      deviceId: "probe",
+      metrics: [],
+      start: new Date(0),
+      end: now,
+      bucketMs: 0,
+      aggregation: Aggregation.UNSPECIFIED,
+      limit: 10,
+    });
     expect(left.map((p) => p.value)).toEqual([1, 2]);
   });
 

@@ -66,7 +66,9 @@ async function deviceConn(deviceId: string) {
   return { url: `mqtts://127.0.0.1:${node.mqttsPort}`, deviceId, cert: cert.certPem, key: cert.keyPem, ca: pki.caPem, reconnectPeriodMs: 200 };
 }
 
-const brew = { command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.ESPRESSO, size: CupSize.SMALL } } } } } };
+const brew = {
+  command: { kind: { case: "coffeeMachine" as const, value: { action: { case: "brew" as const, value: { recipe: Recipe.ESPRESSO, size: CupSize.SMALL } } } } },
+};
 const coffee = { kind: { case: "coffeeMachine" as const, value: {} } };
 
 describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", () => {
@@ -93,24 +95,50 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
 
         await device.sendTelemetry([{ metric: "boiler_temperature_celsius", value: 93.5 }]);
         const telemetry = connectClient(s, TelemetryService, "grpc");
-        await eventually(async () => (await telemetry.getLatestTelemetry({ parent: "devices/rq-coffee" })).samples.some((x) => x.value === 93.5), 20_000, "the sample stored");
+        await eventually(
+          async () => (await telemetry.getLatestTelemetry({ parent: "devices/rq-coffee" })).samples.some((x) => x.value === 93.5),
+          20_000,
+          "the sample stored",
+        );
       } finally {
         await device.close();
       }
-      await eventually(async () => (await devices.getDevice({ name: "devices/rq-coffee" })).connectivity?.online === false, 20_000, "offline after a graceful close");
+      await eventually(
+        async () => (await devices.getDevice({ name: "devices/rq-coffee" })).connectivity?.online === false,
+        20_000,
+        "offline after a graceful close",
+      );
 
       // RabbitMQ's topic permissions: a device may publish only under its own id (3.10 closes the connection).
-      const raw = await mqtt.connectAsync(conn.url, { clientId: "rq-coffee", ca: conn.ca, cert: conn.cert, key: conn.key, protocolVersion: 4, reconnectPeriod: 0 });
+      const raw = await mqtt.connectAsync(conn.url, {
+        clientId: "rq-coffee",
+        ca: conn.ca,
+        cert: conn.cert,
+        key: conn.key,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      });
       const closed = new Promise<void>((r) => raw.once("close", () => r()));
       raw.publish(uplinkTopic("someone-else"), Buffer.from("x"), { qos: 1 });
       await closed;
       raw.end(true);
       // And only its own metrics topics; its own plain metric goes through.
-      const raw2 = await mqtt.connectAsync(conn.url, { clientId: "rq-coffee", ca: conn.ca, cert: conn.cert, key: conn.key, protocolVersion: 4, reconnectPeriod: 0 });
+      const raw2 = await mqtt.connectAsync(conn.url, {
+        clientId: "rq-coffee",
+        ca: conn.ca,
+        cert: conn.cert,
+        key: conn.key,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      });
       await raw2.publishAsync(metricTopic("rq-coffee", "room.temp"), "21.5", { qos: 1 });
       await raw2.endAsync();
       const telemetry = connectClient(s, TelemetryService, "grpc");
-      await eventually(async () => (await telemetry.getLatestTelemetry({ parent: "devices/rq-coffee" })).samples.some((x) => x.metric === "room.temp" && x.value === 21.5), 20_000, "a dotted metric name through amq.topic");
+      await eventually(
+        async () => (await telemetry.getLatestTelemetry({ parent: "devices/rq-coffee" })).samples.some((x) => x.metric === "room.temp" && x.value === 21.5),
+        20_000,
+        "a dotted metric name through amq.topic",
+      );
     } finally {
       await s.cleanup();
     }
@@ -140,7 +168,9 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
         s.app.telemetryWriter.resume();
         await eventually(async () => (await unacked()) === 0, 30_000, "acked after the insert committed");
         await sent;
-        expect((await telemetry.getLatestTelemetry({ parent: "devices/rq-tele" })).samples.some((x) => x.metric === "pressure_bar" && x.value === 9.25)).toBe(true);
+        expect((await telemetry.getLatestTelemetry({ parent: "devices/rq-tele" })).samples.some((x) => x.metric === "pressure_bar" && x.value === 9.25)).toBe(
+          true,
+        );
       } finally {
         await device.close();
       }
@@ -158,7 +188,8 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
       const conn = await deviceConn("rq-multi");
       const seen: Task[] = [];
       void (async () => {
-        for await (const r of connectClient(b, TaskService, "grpc").watchTasks({ name: "devices/rq-multi", sendInitial: true }, { signal: ac.signal })) seen.push(r.task!);
+        for await (const r of connectClient(b, TaskService, "grpc").watchTasks({ name: "devices/rq-multi", sendInitial: true }, { signal: ac.signal }))
+          seen.push(r.task!);
       })().catch(() => {});
 
       // Created on A while the device is offline; B's stream shows it (snapshot or change), so B is watching.
@@ -173,7 +204,12 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
 
         // A stops: B takes over the uplink queues (single active consumer) and serves alone.
         await a.app.stop();
-        const onB = await connectClient(b, TaskService, "grpc").createTask({ parent: "devices/rq-multi", task: brew, waitFor: WaitFor.COMPLETED, waitTimeout: { seconds: 60n } });
+        const onB = await connectClient(b, TaskService, "grpc").createTask({
+          parent: "devices/rq-multi",
+          task: brew,
+          waitFor: WaitFor.COMPLETED,
+          waitTimeout: { seconds: 60n },
+        });
         expect(onB.state).toBe(State.SUCCEEDED);
       } finally {
         await device.close();
@@ -240,7 +276,10 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
     const b = await replica("t6", env);
     try {
       await connectClient(a, DeviceService, "grpc").createDevice({ deviceId: "rq-revoke", device: coffee });
-      const { certificate, privateKeyPem } = await connectClient(a, CertificateService, "grpc").createCertificate({ parent: "devices/rq-revoke", generateKey: true });
+      const { certificate, privateKeyPem } = await connectClient(a, CertificateService, "grpc").createCertificate({
+        parent: "devices/rq-revoke",
+        generateKey: true,
+      });
       const { client } = await mqttConnect(b, "rq-revoke", certificate!.certificatePem, privateKeyPem);
       expect(client?.connected).toBe(true);
       let closed = false;
@@ -254,7 +293,9 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
       const token = await userToken(a, "rq-ursula");
       const onB = bearerClient(b, DeviceService, token);
       expect((await onB.listDevices({})).devices).toHaveLength(0);
-      await connectClient(a, ShareService, "grpc").createGrant({ grant: { principal: "users/rq-ursula", target: { case: "device", value: "devices/rq-revoke" }, role: Grant_Role.VIEWER } });
+      await connectClient(a, ShareService, "grpc").createGrant({
+        grant: { principal: "users/rq-ursula", target: { case: "device", value: "devices/rq-revoke" }, role: Grant_Role.VIEWER },
+      });
       await eventually(async () => (await onB.listDevices({})).devices.length === 1, 5_000, "the share made on A to apply on B");
     } finally {
       await b.cleanup();
@@ -264,7 +305,10 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
 
   it("has least-privilege accounts only and speaks AMQP over TLS only (deploy/rabbitmq/rabbitmq.conf)", async () => {
     await node.provisionDevice("rq-accounts");
-    const rows = (await node.ctl("-q", "list_users", "--no-table-headers")).trim().split("\n").map((l) => l.trim().split(/\s+/));
+    const rows = (await node.ctl("-q", "list_users", "--no-table-headers"))
+      .trim()
+      .split("\n")
+      .map((l) => l.trim().split(/\s+/));
     expect(rows.map(([u]) => u)).not.toContain("guest");
     expect(rows.find(([u]) => u === "tether")?.[1]).toBe("[]"); // no administrator tag
     for (const [user, tags] of rows) if (user !== "tether") expect(tags, user).toBe("[tether-device]");
@@ -303,7 +347,10 @@ describe("Tether on PostgreSQL + RabbitMQ, devices on RabbitMQ's MQTT plugin", (
           let n = 0;
           while (sending) {
             const p = device.sendTelemetry([{ metric: "seq", value: n++ }]);
-            void p.then(() => acknowledged.set(ids[i]!, (acknowledged.get(ids[i]!) ?? 0) + 1), () => {});
+            void p.then(
+              () => acknowledged.set(ids[i]!, (acknowledged.get(ids[i]!) ?? 0) + 1),
+              () => {},
+            );
             await new Promise((r) => setTimeout(r, 50));
           }
         })(),

@@ -61,7 +61,14 @@ describe("replicas: several `tether serve` on one PostgreSQL and Mosquitto", () 
   }, 120_000);
 
   it("splits uplink across replicas and loses or repeats no task when one is killed -9", async () => {
-    const env = { DATABASE_URL: db.url, MQTT_URL: broker.url, TETHER_CERTS_DIR: certsDir, TETHER_TASK_SWEEP_MS: "200", TETHER_TASK_ACK_TIMEOUT_MS: "2000", LOG_LEVEL: "info" };
+    const env = {
+      DATABASE_URL: db.url,
+      MQTT_URL: broker.url,
+      TETHER_CERTS_DIR: certsDir,
+      TETHER_TASK_SWEEP_MS: "200",
+      TETHER_TASK_ACK_TIMEOUT_MS: "2000",
+      LOG_LEVEL: "info",
+    };
     replicas.push(...(await Promise.all(["a", "b", "c"].map((n) => startReplica(n, { ...env, TETHER_DATA_DIR: path.join(dir, `data-${n}`) })))));
     const [a, b, c] = replicas as [Replica, Replica, Replica];
     const pki = await ensureDevPki(certsDir);
@@ -81,18 +88,28 @@ describe("replicas: several `tether serve` on one PostgreSQL and Mosquitto", () 
       for (let i = 0; i < n; i++) {
         const t = await tasksA.createTask({
           parent: `devices/rep-led-${created.length % DEVICES}`,
-          task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: created.length % 101 } } } }, executionTimeout: { seconds: 3n }, maxAttempts: 10 },
+          task: {
+            command: { kind: { case: "led", value: { action: { case: "setBrightness", value: created.length % 101 } } } },
+            executionTimeout: { seconds: 3n },
+            maxAttempts: 10,
+          },
         });
         created.push(t.name);
       }
     };
     const allSucceeded = (names: string[], timeoutMs: number) =>
-      eventually(async () => (await Promise.all(names.map((name) => tasksC.getTask({ name })))).every((t) => t.state === State.SUCCEEDED), timeoutMs, "every task SUCCEEDED");
+      eventually(
+        async () => (await Promise.all(names.map((name) => tasksC.getTask({ name })))).every((t) => t.state === State.SUCCEEDED),
+        timeoutMs,
+        "every task SUCCEEDED",
+      );
 
     // Phase 1: every replica takes a share of the uplink (acks and results of tasks created on A).
     await createSome(60);
     await allSucceeded(created, 60_000);
-    const received = await Promise.all(replicas.map(async (r) => metricValue(await (await fetch(`${r.opsUrl}/metrics`)).text(), "tether_uplink_received_total")));
+    const received = await Promise.all(
+      replicas.map(async (r) => metricValue(await (await fetch(`${r.opsUrl}/metrics`)).text(), "tether_uplink_received_total")),
+    );
     for (const [i, n] of received.entries()) expect(n, `uplink processed by replica ${replicas[i]!.name}`).toBeGreaterThan(0);
     const total = received.reduce((x, y) => x + y, 0);
     // Acks and results: at least two per task across the group, each taken by one replica only.

@@ -36,9 +36,15 @@ beforeAll(async () => {
   mqttUrl.username = "tether";
   mqttUrl.password = MQTT_PASSWORD; // Mosquitto takes the identity from the certificate
   s = await startTestStack(
-    { DATABASE_URL: dbUrl.toString(), MQTT_URL: mqttUrl.toString(), AMQP_URL, TETHER_AMQP_PREFIX: `startlog${process.pid}`, TETHER_CERTS_DIR: certsDir,
+    {
+      DATABASE_URL: dbUrl.toString(),
+      MQTT_URL: mqttUrl.toString(),
+      AMQP_URL,
+      TETHER_AMQP_PREFIX: `startlog${process.pid}`,
+      TETHER_CERTS_DIR: certsDir,
       // The local RabbitMQ's guest account: the start refusal would stop here; its warnings are logged (and checked) too.
-      TETHER_ALLOW_INSECURE: "1" },
+      TETHER_ALLOW_INSECURE: "1",
+    },
     { log: capture.log },
   );
 });

@@ -62,7 +62,8 @@ describe("withTransaction", () => {
       for (let attempt = 0; attempt < 5 && rows.length === 0; attempt++) {
         const settled = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => sql`SELECT ${i}::int AS i`));
         for (const r of settled) if (r.status === "rejected") expect(isConnectionLost(r.reason)).toBe(true);
-        if (settled.every((r) => r.status === "fulfilled")) rows = settled.map((r) => (r as PromiseFulfilledResult<postgres.RowList<postgres.Row[]>>).value[0]!.i as number);
+        if (settled.every((r) => r.status === "fulfilled"))
+          rows = settled.map((r) => (r as PromiseFulfilledResult<postgres.RowList<postgres.Row[]>>).value[0]!.i as number);
       }
       expect(rows).toEqual([...Array(10).keys()]);
 
@@ -90,7 +91,10 @@ describe("withTransaction", () => {
   // machine) one call still never settled; not reproduced alone or three at a time. Retried once
   // so that rare hang does not fail CI; two in a row still do. Tether's telemetry writer gives up
   // an insert that has not settled after 60 s (tests/unit/batch-writer.test.ts).
-  it("settles every query and transaction after the server was unreachable under load: none hangs (postgres.js patch)", { retry: 1, timeout: 60_000 }, async () => {
+  it("settles every query and transaction after the server was unreachable under load: none hangs (postgres.js patch)", {
+    retry: 1,
+    timeout: 60_000,
+  }, async () => {
     // Unpatched 3.4.9 left a reserve() that was waiting when its connection closed pending
     // forever (onclose took it out of the queue), and leaked connections handed to a reservation
     // whose connect had failed: after a few outages the pool served no transaction at all.
@@ -105,11 +109,12 @@ describe("withTransaction", () => {
       await sql`CREATE TABLE IF NOT EXISTS load (id serial PRIMARY KEY, w int)`;
       const workers = Array.from({ length: 24 }, async (_, w) => {
         while (!stop) {
-          const p = w % 2
-            ? withTransaction(sql, async (tx) => tx`INSERT INTO load (w) VALUES (${w})`)
-            : sql`SELECT ${w}::int`;
+          const p = w % 2 ? withTransaction(sql, async (tx) => tx`INSERT INTO load (w) VALUES (${w})`) : sql`SELECT ${w}::int`;
           pending.set(p, w % 2 ? "transaction" : "query");
-          await p.then(() => done++, (err: unknown) => expect(isConnectionLost(err)).toBe(true));
+          await p.then(
+            () => done++,
+            (err: unknown) => expect(isConnectionLost(err)).toBe(true),
+          );
           pending.delete(p);
           await new Promise((r) => setTimeout(r, 2));
         }
@@ -124,7 +129,10 @@ describe("withTransaction", () => {
       await eventually(async () => done > before + 200, 20_000, "queries flowing again after the outages");
       stop = true;
       // Every call in flight settles (a hung one would keep its worker waiting forever).
-      await Promise.race([Promise.all(workers), new Promise((_, reject) => setTimeout(() => reject(new Error(`${pending.size} calls never settled: ${[...pending.values()].join(", ")}`)), 15_000))]);
+      await Promise.race([
+        Promise.all(workers),
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`${pending.size} calls never settled: ${[...pending.values()].join(", ")}`)), 15_000)),
+      ]);
       expect((await sql`SELECT count(*)::int AS n FROM load`)[0]!.n).toBeGreaterThan(0);
     } finally {
       stop = true;

@@ -15,7 +15,13 @@ function bob(grants: { devices?: Record<string, "viewer" | "operator" | "owner">
 
 describe("rights decisions", () => {
   it("gives the owner, direct shares and matching selectors their role; the strongest wins", () => {
-    const a = bob({ devices: { d1: "viewer", d2: "operator" }, selectors: [['labels.room = "kitchen"', "operator"], ['kind = "led"', "viewer"]] });
+    const a = bob({
+      devices: { d1: "viewer", d2: "operator" },
+      selectors: [
+        ['labels.room = "kitchen"', "operator"],
+        ['kind = "led"', "viewer"],
+      ],
+    });
     expect(a.roleOn(led("mine", {}, "bob"))).toBe("owner");
     expect(a.roleOn(led("d1"))).toBe("viewer");
     expect(a.roleOn(led("d1", { room: "kitchen" }))).toBe("operator");

@@ -6,12 +6,28 @@ import { protobufCodec, sampleCodec } from "../../src/bus/amqp-feed.js";
 import { decodeItem, encodeItem, partitionOf } from "../../src/bus/amqp-uplink.js";
 import { createMemoryQueue } from "../../src/bus/memory-queue.js";
 import type { UplinkItem } from "../../src/core/ports/uplink-intake.js";
-import { downlinkTopic, metricTopic, presenceTopic, routingKeyToTopic, topicToRoutingKey, UPLINK_ROUTING_PATTERNS, uplinkJsonTopic, uplinkTopic } from "../../src/protocol/topics.js";
+import {
+  downlinkTopic,
+  metricTopic,
+  presenceTopic,
+  routingKeyToTopic,
+  topicToRoutingKey,
+  UPLINK_ROUTING_PATTERNS,
+  uplinkJsonTopic,
+  uplinkTopic,
+} from "../../src/protocol/topics.js";
 import { decodeDeviceMessage } from "../../src/link/uplink-decode.js";
 
 describe("the topic scheme on amq.topic (RabbitMQ's MQTT plugin)", () => {
   it("maps every device topic to its routing key and back", () => {
-    for (const topic of [uplinkTopic("d-1"), uplinkJsonTopic("d-1"), presenceTopic("d-1"), metricTopic("d-1", "temp"), metricTopic("d-1", "room.temp.max"), downlinkTopic("d-1")]) {
+    for (const topic of [
+      uplinkTopic("d-1"),
+      uplinkJsonTopic("d-1"),
+      presenceTopic("d-1"),
+      metricTopic("d-1", "temp"),
+      metricTopic("d-1", "room.temp.max"),
+      downlinkTopic("d-1"),
+    ]) {
       expect(routingKeyToTopic(topicToRoutingKey(topic))).toBe(topic);
     }
     expect(topicToRoutingKey(downlinkTopic("d-1"))).toBe("tether.v1.devices.d-1.down");
@@ -19,7 +35,12 @@ describe("the topic scheme on amq.topic (RabbitMQ's MQTT plugin)", () => {
     expect(routingKeyToTopic("tether.v1.devices.d-1")).toBeUndefined();
   });
   it("binds the uplink channels only", () => {
-    expect(UPLINK_ROUTING_PATTERNS).toEqual(["tether.v1.devices.*.up", "tether.v1.devices.*.up.json", "tether.v1.devices.*.presence", "tether.v1.devices.*.metrics.#"]);
+    expect(UPLINK_ROUTING_PATTERNS).toEqual([
+      "tether.v1.devices.*.up",
+      "tether.v1.devices.*.up.json",
+      "tether.v1.devices.*.presence",
+      "tether.v1.devices.*.metrics.#",
+    ]);
   });
 });
 
@@ -27,7 +48,9 @@ describe("decodeDeviceMessage (one codec for every transport)", () => {
   const up = create(UplinkSchema, { messageId: "m1", body: { case: "hello", value: { firmwareVersion: "1" } } });
   it("decodes binary and JSON uplink, presence and plain metrics", () => {
     expect(decodeDeviceMessage(uplinkTopic("d"), Buffer.from(toBinary(UplinkSchema, up)), 1024)).toMatchObject({ item: { kind: "uplink", deviceId: "d" } });
-    expect(decodeDeviceMessage(uplinkJsonTopic("d"), Buffer.from(toJsonString(UplinkSchema, up)), 1024)).toMatchObject({ item: { kind: "uplink", deviceId: "d" } });
+    expect(decodeDeviceMessage(uplinkJsonTopic("d"), Buffer.from(toJsonString(UplinkSchema, up)), 1024)).toMatchObject({
+      item: { kind: "uplink", deviceId: "d" },
+    });
     expect(decodeDeviceMessage(presenceTopic("d"), Buffer.from("offline"), 1024)).toEqual({ item: { kind: "presence", deviceId: "d", online: false } });
     expect(decodeDeviceMessage(metricTopic("d", "t"), Buffer.from("1.5"), 1024)).toEqual({ item: { kind: "metric", deviceId: "d", metric: "t", text: "1.5" } });
   });
@@ -63,7 +86,10 @@ describe("uplink queue messages", () => {
 describe("feed codecs", () => {
   it("carry several protobuf messages in one AMQP message", () => {
     const codec = protobufCodec(TaskSchema);
-    const tasks = [create(TaskSchema, { name: "devices/a/tasks/1", state: State.QUEUED }), create(TaskSchema, { name: "devices/a/tasks/2", state: State.SUCCEEDED })];
+    const tasks = [
+      create(TaskSchema, { name: "devices/a/tasks/1", state: State.QUEUED }),
+      create(TaskSchema, { name: "devices/a/tasks/2", state: State.SUCCEEDED }),
+    ];
     expect(codec.decode(codec.encode(tasks)).map((t) => [t.name, t.state])).toEqual([
       ["devices/a/tasks/1", State.QUEUED],
       ["devices/a/tasks/2", State.SUCCEEDED],

@@ -5,13 +5,26 @@ import { describe, expect, it } from "vitest";
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const SRC = path.join(ROOT, "src");
 /** I/O libraries: only adapters may use them. */
-const IO_LIBRARIES = ["mqtt", "amqplib", "postgres", "pg", "aedes", "@electric-sql/pglite", "@electric-sql/pglite-socket", "@connectrpc/connect-node", "pino", "prom-client"];
+const IO_LIBRARIES = [
+  "mqtt",
+  "amqplib",
+  "postgres",
+  "pg",
+  "aedes",
+  "@electric-sql/pglite",
+  "@electric-sql/pglite-socket",
+  "@connectrpc/connect-node",
+  "pino",
+  "prom-client",
+];
 const IO_BUILTINS = /^node:(fs|fs\/promises|net|tls|http|https|http2|dgram|child_process|worker_threads)$/;
 /** The adapters: each implements core ports; none of them may reach into the API layer. */
 const ADAPTERS = ["store", "bus", "link", "pki", "ops", "sim", "device"];
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : /\.tsx?$/.test(e.name) ? [path.join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(path.join(dir, e.name)) : /\.tsx?$/.test(e.name) ? [path.join(dir, e.name)] : [],
+  );
 }
 
 /** Every import of a source file: `{ spec, target }`, target being the resolved path (relative imports only). */

@@ -50,9 +50,16 @@ describe("the CLI's arguments read the product registry", () => {
     const thermostat = desiredFromFlags(productOf("thermostat"), { setpoint: "21.5", mode: "heat" });
     expect(thermostat.paths).toEqual(["thermostat.desired.setpoint_celsius", "thermostat.desired.mode"]);
     expect(thermostat.kind).toMatchObject({ case: "thermostat", value: { desired: { setpointCelsius: 21.5 } } });
-    expect(desiredFromFlags(productOf("coffee"), { power: "on" })).toMatchObject({ kind: { case: "coffeeMachine", value: { desired: { power: true } } }, paths: ["coffee_machine.desired.power"] });
-    expect(() => desiredFromFlags(productOf("coffee"), { brightness: "40" })).toThrow(/^--brightness: not a flag of kind coffee_machine, which takes --power on\|off$/);
-    expect(() => desiredFromFlags(productOf("thermostat"), { color: "#fff", brightness: "1" })).toThrow(/^--color, --brightness: not flags of kind thermostat, which takes --setpoint /);
+    expect(desiredFromFlags(productOf("coffee"), { power: "on" })).toMatchObject({
+      kind: { case: "coffeeMachine", value: { desired: { power: true } } },
+      paths: ["coffee_machine.desired.power"],
+    });
+    expect(() => desiredFromFlags(productOf("coffee"), { brightness: "40" })).toThrow(
+      /^--brightness: not a flag of kind coffee_machine, which takes --power on\|off$/,
+    );
+    expect(() => desiredFromFlags(productOf("thermostat"), { color: "#fff", brightness: "1" })).toThrow(
+      /^--color, --brightness: not flags of kind thermostat, which takes --setpoint /,
+    );
     expect(() => desiredFromFlags(productOf("led"), { brightness: "bright" })).toThrow("--brightness bright: expected 0-100");
   });
 
@@ -61,8 +68,9 @@ describe("the CLI's arguments read the product registry", () => {
     expect(caseOf((await jobFromFlags({ selector, command: "brightness 20" }, noDevice)).command)).toBe("led");
     expect(caseOf((await jobFromFlags({ selector, command: "setpoint 21" }, noDevice)).command)).toBe("thermostat");
     expect(caseOf((await jobFromFlags({ selector, command: "brew latte" }, noDevice)).command)).toBe("coffeeMachine");
-    await expect(jobFromFlags({ selector, command: "power off" }, noDevice))
-      .rejects.toThrow(`"power" is an action of ${POWER.join(" and ")}; the selector names no kind: add kind = "${POWER[0]}" to it, or --kind ${POWER.join("|")}`);
+    await expect(jobFromFlags({ selector, command: "power off" }, noDevice)).rejects.toThrow(
+      `"power" is an action of ${POWER.join(" and ")}; the selector names no kind: add kind = "${POWER[0]}" to it, or --kind ${POWER.join("|")}`,
+    );
     await expect(jobFromFlags({ selector, command: "explode now" }, noDevice)).rejects.toThrow(`unknown action "explode": expected\n${TASK_ACTIONS}`);
     // --kind (or an alias), the selector's kind term and the first device's kind come first.
     expect(caseOf((await jobFromFlags({ selector, kind: "coffee", command: "power off" }, noDevice)).command)).toBe("coffeeMachine");
@@ -77,7 +85,10 @@ describe("the CLI's arguments read the product registry", () => {
     expect(() => parseSelector("kind=toaster")).toThrow(`kind=toaster is not a kind; expected ${KIND_CHOICES}`);
     const rule = (selector: string, command: string) => ruleFromFlags({ cron: "0 * * * * *", selector, command }, noDevice);
     expect((await rule("room=x", "brightness 80")).target).toEqual({ case: "selector", value: { kind: ProductKind.LED, labels: { room: "x" } } });
-    expect((await rule("kind=coffee,room=x", "power on")).target).toEqual({ case: "selector", value: { kind: ProductKind.COFFEE_MACHINE, labels: { room: "x" } } });
+    expect((await rule("kind=coffee,room=x", "power on")).target).toEqual({
+      case: "selector",
+      value: { kind: ProductKind.COFFEE_MACHINE, labels: { room: "x" } },
+    });
     await expect(rule("room=x", "power on")).rejects.toThrow(`"power" is an action of ${POWER.join(" and ")}; add kind=${POWER.join("|")} to --selector`);
   });
 });

@@ -31,7 +31,12 @@ const VALUES: Record<string, Record<string, { good: string | undefined; bad: str
 
 /** Desired-state flags: a typical value and one that cannot be sent. */
 const FLAGS: Record<string, Record<string, { good: string; bad: string }>> = {
-  led: { power: { good: "on", bad: "maybe" }, color: { good: "255,136,0", bad: "orange" }, brightness: { good: "40", bad: "bright" }, mode: { good: "rainbow", bad: "disco" } },
+  led: {
+    power: { good: "on", bad: "maybe" },
+    color: { good: "255,136,0", bad: "orange" },
+    brightness: { good: "40", bad: "bright" },
+    mode: { good: "rainbow", bad: "disco" },
+  },
   coffee_machine: { power: { good: "off", bad: "maybe" } },
   thermostat: { setpoint: { good: "19", bad: "hot" }, mode: { good: "auto", bad: "warm" } },
 };
@@ -82,7 +87,8 @@ describe("every product's command words", () => {
         for (const action of p.words.actions) {
           const { good, bad } = VALUES[p.kindName]![action]!;
           if (bad !== null) expect(() => p.words.parse(action, bad), `${action} ${bad}`).toThrow(/expected/);
-          if (good !== undefined) expect(() => p.words.parse(action, undefined), `${action} without a value`).toThrow(`${action}: missing value\n${p.words.usage}`);
+          if (good !== undefined)
+            expect(() => p.words.parse(action, undefined), `${action} without a value`).toThrow(`${action}: missing value\n${p.words.usage}`);
         }
         expect(() => p.words.parse("explode", "now")).toThrow(`unknown action "explode": expected ${p.words.usage}`);
       });
@@ -133,7 +139,7 @@ describe("LED colours", () => {
     for (const text of ["#ff8800", "ff8800", "255,136,0"]) {
       const command = create(CommandSchema, led.words.parse("color", text));
       const { desired } = led.words.parseDesired({ color: text });
-      expect(((command.kind.value as { action: { value: unknown } }).action.value as object), text).toMatchObject({ red: 255, green: 136, blue: 0 });
+      expect((command.kind.value as { action: { value: unknown } }).action.value as object, text).toMatchObject({ red: 255, green: 136, blue: 0 });
       expect((desired as unknown as { color: object }).color, text).toMatchObject({ red: 255, green: 136, blue: 0 });
     }
   });

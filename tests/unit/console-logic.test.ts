@@ -31,7 +31,15 @@ describe("web console logic", () => {
 
   it("turns a gRPC status into a sentence, a code and per-field reasons", () => {
     const err = new ConnectError("rule.cron.expression: invalid cron expression", Code.InvalidArgument, undefined, [
-      { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: [{ field: "rule.cron.expression", description: "invalid cron expression" }, { field: "rule_id", description: "must be lowercase" }] }) },
+      {
+        desc: BadRequestSchema,
+        value: create(BadRequestSchema, {
+          fieldViolations: [
+            { field: "rule.cron.expression", description: "invalid cron expression" },
+            { field: "rule_id", description: "must be lowercase" },
+          ],
+        }),
+      },
     ]);
     const r = readable(err);
     expect(r.code).toBe("INVALID_ARGUMENT");
@@ -68,7 +76,6 @@ describe("mergeDeviceSnapshot", () => {
     expect(brightness(mergeDeviceSnapshot(undefined, led(1, 2, 3)))).toEqual([1, 2]);
   });
 });
-
 
 describe("console product command forms", () => {
   const forms = [

@@ -23,7 +23,8 @@ describe("core task path, no network", () => {
   });
   afterAll(() => core?.close());
 
-  const up = (deviceId: string, body: Parameters<typeof create<typeof UplinkSchema>>[1]) => core.uplink.process({ kind: "uplink", deviceId, uplink: create(UplinkSchema, body) });
+  const up = (deviceId: string, body: Parameters<typeof create<typeof UplinkSchema>>[1]) =>
+    core.uplink.process({ kind: "uplink", deviceId, uplink: create(UplinkSchema, body) });
   const state = async (name: string) => (await core.tasks.getTask(FULL_ACCESS, name)).state;
   const tasksSentTo = (id: string) => core.link.to(id).filter((d) => d.body.case === "task");
 
@@ -31,7 +32,13 @@ describe("core task path, no network", () => {
     await core.devices.createDevice(FULL_ACCESS, create(CreateDeviceRequestSchema, { deviceId: id, device: { kind: { case: "led", value: {} } } }));
   }
   async function task(id: string, brightness: number): Promise<string> {
-    const t = await core.tasks.createTask(FULL_ACCESS, create(CreateTaskRequestSchema, { parent: `devices/${id}`, task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: brightness } } } } } }));
+    const t = await core.tasks.createTask(
+      FULL_ACCESS,
+      create(CreateTaskRequestSchema, {
+        parent: `devices/${id}`,
+        task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: brightness } } } } },
+      }),
+    );
     return t.name;
   }
 
@@ -57,7 +64,10 @@ describe("core task path, no network", () => {
     const taskId = (sent.body.value as { taskId: string }).taskId;
     await up("lamp-1", { messageId: "m1", body: { case: "ack", value: { taskId, attempt: 1 } } });
     expect(await state(name)).toBe(Task_State.DELIVERED);
-    await up("lamp-1", { messageId: "m2", body: { case: "result", value: { taskId, outcome: { case: "success", value: { kind: { case: "led", value: {} } } } } } });
+    await up("lamp-1", {
+      messageId: "m2",
+      body: { case: "result", value: { taskId, outcome: { case: "success", value: { kind: { case: "led", value: {} } } } } },
+    });
     expect(await state(name)).toBe(Task_State.SUCCEEDED);
     await up("lamp-1", { messageId: "m3", body: { case: "result", value: { taskId, outcome: { case: "failed", value: { code: "LATE", message: "late" } } } } });
     expect(await state(name)).toBe(Task_State.SUCCEEDED);
@@ -92,18 +102,37 @@ describe("one task intake, no network", () => {
   const createTask = (id: string, on: boolean, requestId = "") =>
     core.tasks.createTask(FULL_ACCESS, create(CreateTaskRequestSchema, { parent: `devices/${id}`, requestId, task: { command: power(on) } }));
   async function device(id: string, maxPendingTasks: number): Promise<void> {
-    await core.devices.createDevice(FULL_ACCESS, create(CreateDeviceRequestSchema, { deviceId: id, device: { kind: { case: "led", value: {} }, deliveryPolicy: { maxPendingTasks } } }));
+    await core.devices.createDevice(
+      FULL_ACCESS,
+      create(CreateDeviceRequestSchema, { deviceId: id, device: { kind: { case: "led", value: {} }, deliveryPolicy: { maxPendingTasks } } }),
+    );
   }
   function rule(id: string): RuleRecord {
     const now = core.clock.now();
     return {
-      id, uid: `${id}-0000-uid`, displayName: id, paused: false, creator: "services/test", createTime: now, updateTime: now, revision: 1,
-      trigger: { kind: "cron", expression: "* * * * *", timeZone: "UTC" }, target: { kind: "device", deviceId: "x" } as RuleRecord["target"],
-      command: create(CommandSchema, power(true)), taskTtlMs: 60_000, misfirePolicy: "fire_once",
+      id,
+      uid: `${id}-0000-uid`,
+      displayName: id,
+      paused: false,
+      creator: "services/test",
+      createTime: now,
+      updateTime: now,
+      revision: 1,
+      trigger: { kind: "cron", expression: "* * * * *", timeZone: "UTC" },
+      target: { kind: "device", deviceId: "x" } as RuleRecord["target"],
+      command: create(CommandSchema, power(true)),
+      taskTtlMs: 60_000,
+      misfirePolicy: "fire_once",
     };
   }
   const fire = (items: Array<{ rule: RuleRecord; deviceIds: string[] }>) =>
-    withTransaction(core.sql, (tx) => planTasks(tx as unknown as Sql, items.map((i) => ({ ...i, occurrence: core.clock.now() })), core.clock.now()));
+    withTransaction(core.sql, (tx) =>
+      planTasks(
+        tx as unknown as Sql,
+        items.map((i) => ({ ...i, occurrence: core.clock.now() })),
+        core.clock.now(),
+      ),
+    );
 
   it("announces a created task on the task feed, and a repeated request id creates nothing", async () => {
     await device("cap-1", 2);
@@ -128,10 +157,14 @@ describe("one task intake, no network", () => {
 
   it("shares a device's room between the rules of one firing batch, and names a missing device", async () => {
     await device("cap-2", 1);
-    const planned = await fire([{ rule: rule("r2"), deviceIds: ["cap-2", "nowhere"] }, { rule: rule("r3"), deviceIds: ["cap-2"] }]);
+    const planned = await fire([
+      { rule: rule("r2"), deviceIds: ["cap-2", "nowhere"] },
+      { rule: rule("r3"), deviceIds: ["cap-2"] },
+    ]);
     expect(planned.get("r2")!.tasks.map((t) => t.deviceId)).toEqual(["cap-2"]);
     expect(planned.get("r2")!.targets[1]).toEqual({ deviceId: "nowhere", error: "devices/nowhere does not exist" });
-    expect(planned.get("r3")!.targets).toEqual([{ deviceId: "cap-2", error: "devices/cap-2 already has 1 open tasks (its delivery_policy.max_pending_tasks is 1)" }]);
+    expect(planned.get("r3")!.targets).toEqual([
+      { deviceId: "cap-2", error: "devices/cap-2 already has 1 open tasks (its delivery_policy.max_pending_tasks is 1)" },
+    ]);
   });
 });
-

@@ -28,7 +28,12 @@ function opensslCsr(keyArgs: string[], subject: string): string {
 describe("CSR inspection and policy", () => {
   it("reads an OpenSSL P-256 CSR and signs a certificate OpenSSL verifies as a TLS client", async () => {
     const csr = opensslCsr(["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=dev-1");
-    expect(await inspectCsr(csr)).toEqual({ commonName: "dev-1", organizationalUnits: [], signatureValid: true, key: { type: "ec", curve: "P-256", bits: undefined } });
+    expect(await inspectCsr(csr)).toEqual({
+      commonName: "dev-1",
+      organizationalUnits: [],
+      signatureValid: true,
+      key: { type: "ec", curve: "P-256", bits: undefined },
+    });
     const issuer = createCertificateIssuer(ca);
     await checkCsr(issuer, csr, ["dev-1"]);
     const { certificate, privateKeyPem } = await issuer.issue({ csrPem: csr, commonName: "dev-1", organizationalUnit: "devices", validityDays: 10 });

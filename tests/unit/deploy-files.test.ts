@@ -14,7 +14,13 @@ import { isPlaceholder, productionProblems } from "../../src/production-safety.j
 const DEPLOY = path.resolve(import.meta.dirname, "../../deploy");
 const read = (p: string) => readFileSync(path.join(DEPLOY, p), "utf8");
 
-type Service = { image?: string; command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; volumes?: Array<string | { source?: string }> };
+type Service = {
+  image?: string;
+  command?: string[];
+  entrypoint?: string[];
+  environment?: Record<string, string>;
+  volumes?: Array<string | { source?: string }>;
+};
 const compose = parse(read("docker-compose.yml"), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 
 /** What each Compose service may see of deploy/certs: its own certificate and key, the CA certificate, the public CRL. */
@@ -42,7 +48,10 @@ describe("deploy/docker-compose.yml", () => {
       // A directory mount would hand over every key in it.
       for (const src of pki) expect(src, `${name} mounts ${src}`).toMatch(/^\.\/certs\/[^/]+\.(crt|key|pem)$/);
       expect(pki.map((src) => path.basename(src)).sort(), name).toEqual([...PKI_FILES[name]!].sort());
-      expect(pki.some((src) => src.endsWith("admin.key")), `${name} mounts admin.key`).toBe(false);
+      expect(
+        pki.some((src) => src.endsWith("admin.key")),
+        `${name} mounts admin.key`,
+      ).toBe(false);
     }
   });
 
@@ -58,10 +67,17 @@ describe("deploy/docker-compose.yml", () => {
   });
 
   it("ships an env.example that Tether refuses to start with until every placeholder is replaced", () => {
-    const env = Object.fromEntries(read("compose/env.example").split("\n").filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]));
+    const env = Object.fromEntries(
+      read("compose/env.example")
+        .split("\n")
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]),
+    );
     for (const k of ["POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "TETHER_SIGNING_KEY_SECRET"]) expect(isPlaceholder(env[k] ?? ""), k).toBe(true);
     const tether = compose.services["tether-1"]!.environment!;
-    const resolved = Object.fromEntries(Object.entries(tether).map(([k, v]) => [k, String(v).replace(/\$\{(\w+)(?::[-?][^}]*)?\}/g, (_, n: string) => env[n] ?? "")]));
+    const resolved = Object.fromEntries(
+      Object.entries(tether).map(([k, v]) => [k, String(v).replace(/\$\{(\w+)(?::[-?][^}]*)?\}/g, (_, n: string) => env[n] ?? "")]),
+    );
     expect(productionProblems(resolved)).toEqual([
       expect.stringMatching(/TETHER_SIGNING_KEY_SECRET is a placeholder/),
       "PGPASSWORD is a placeholder",
@@ -81,7 +97,9 @@ describe("deploy/docker-compose.yml", () => {
   });
 
   it("lets PostgreSQL trust nobody for being local", () => {
-    const rules = read("compose/pg_hba.conf").split("\n").filter((l) => l.trim() && !l.trim().startsWith("#"));
+    const rules = read("compose/pg_hba.conf")
+      .split("\n")
+      .filter((l) => l.trim() && !l.trim().startsWith("#"));
     expect(rules.length).toBeGreaterThan(0);
     for (const rule of rules) expect(rule).not.toMatch(/\b(trust|password|md5)\s*$/);
     for (const rule of rules.filter((r) => r.startsWith("host"))) expect(rule).toMatch(/^hostssl\s/);
@@ -89,7 +107,13 @@ describe("deploy/docker-compose.yml", () => {
 });
 
 describe("deploy/mosquitto and deploy/rabbitmq", () => {
-  const directives = (file: string) => new Map(read(file).split("\n").filter((l) => l.trim() && !l.startsWith("#")).map((l) => l.split(/\s+(.*)/s).slice(0, 2) as [string, string]));
+  const directives = (file: string) =>
+    new Map(
+      read(file)
+        .split("\n")
+        .filter((l) => l.trim() && !l.startsWith("#"))
+        .map((l) => l.split(/\s+(.*)/s).slice(0, 2) as [string, string]),
+    );
 
   it("bounds what Mosquitto queues per client", () => {
     const conf = directives("mosquitto/mosquitto.conf");
@@ -101,7 +125,12 @@ describe("deploy/mosquitto and deploy/rabbitmq", () => {
   });
 
   it("serves AMQP over TLS only, with no guest and no administrator for Tether", () => {
-    const conf = new Map(read("rabbitmq/rabbitmq.conf").split("\n").filter((l) => l.includes("=") && !l.startsWith("#")).map((l) => l.split(/\s*=\s*(.*)/s).slice(0, 2) as [string, string]));
+    const conf = new Map(
+      read("rabbitmq/rabbitmq.conf")
+        .split("\n")
+        .filter((l) => l.includes("=") && !l.startsWith("#"))
+        .map((l) => l.split(/\s*=\s*(.*)/s).slice(0, 2) as [string, string]),
+    );
     expect(conf.get("listeners.tcp")).toBe("none");
     expect(conf.has("listeners.tcp.default")).toBe(false);
     expect(conf.get("listeners.ssl.default")).toBeDefined();
@@ -115,9 +144,27 @@ describe("deploy/mosquitto and deploy/rabbitmq", () => {
   });
 });
 
-type K8sObject = { kind: string; metadata: { name: string }; spec?: Record<string, unknown>; data?: Record<string, string>; stringData?: Record<string, string> };
-type Container = { name: string; args?: string[]; env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>; envFrom?: Array<{ secretRef?: { name: string }; configMapRef?: { name: string } }>; volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string }> };
-type PodSpec = { automountServiceAccountToken?: boolean; serviceAccountName?: string; containers: Container[]; initContainers?: Container[]; volumes: Array<{ name: string; secret?: { secretName: string; items?: unknown[] } }> };
+type K8sObject = {
+  kind: string;
+  metadata: { name: string };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+};
+type Container = {
+  name: string;
+  args?: string[];
+  env?: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>;
+  envFrom?: Array<{ secretRef?: { name: string }; configMapRef?: { name: string } }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string }>;
+};
+type PodSpec = {
+  automountServiceAccountToken?: boolean;
+  serviceAccountName?: string;
+  containers: Container[];
+  initContainers?: Container[];
+  volumes: Array<{ name: string; secret?: { secretName: string; items?: unknown[] } }>;
+};
 
 describe("deploy/k8s", () => {
   const kustomization = parse(read("k8s/kustomization.yaml")) as { resources: string[] };
@@ -129,7 +176,9 @@ describe("deploy/k8s", () => {
 
   it("mounts no service-account token", () => {
     expect(pod.automountServiceAccountToken).toBe(false);
-    const account = objects.find((o) => o.kind === "ServiceAccount" && o.metadata.name === pod.serviceAccountName) as { automountServiceAccountToken?: boolean } | undefined;
+    const account = objects.find((o) => o.kind === "ServiceAccount" && o.metadata.name === pod.serviceAccountName) as
+      | { automountServiceAccountToken?: boolean }
+      | undefined;
     expect(account?.automountServiceAccountToken).toBe(false);
   });
 
@@ -146,23 +195,42 @@ describe("deploy/k8s", () => {
     for (const keys of secrets.values()) expect(keys).not.toContain("admin.key");
     const secretOf = (volume: string) => pod.volumes.find((v) => v.name === volume)?.secret?.secretName;
     const seen = (c: Container) => ({
-      env: [...(c.envFrom ?? []).flatMap((e) => (e.secretRef ? secrets.get(e.secretRef.name) ?? [] : [])), ...(c.env ?? []).filter((e) => e.valueFrom?.secretKeyRef).map((e) => e.name)].sort(),
+      env: [
+        ...(c.envFrom ?? []).flatMap((e) => (e.secretRef ? (secrets.get(e.secretRef.name) ?? []) : [])),
+        ...(c.env ?? []).filter((e) => e.valueFrom?.secretKeyRef).map((e) => e.name),
+      ].sort(),
       // A secret volume mounted whole hands over every key in it; file by file (subPath) only those.
-      files: (c.volumeMounts ?? []).filter((m) => secretOf(m.name)).flatMap((m) => (m.subPath ? [m.subPath] : secrets.get(secretOf(m.name)!) ?? [])).sort(),
+      files: (c.volumeMounts ?? [])
+        .filter((m) => secretOf(m.name))
+        .flatMap((m) => (m.subPath ? [m.subPath] : (secrets.get(secretOf(m.name)!) ?? [])))
+        .sort(),
     });
     const migrate = pod.initContainers?.find((c) => c.args?.includes("migrate"));
     expect(migrate && seen(migrate)).toEqual({ env: ["DATABASE_URL", "PGPASSWORD"], files: ["ca.crt"] });
     const tether = pod.containers.find((c) => c.args?.includes("serve"))!;
-    expect(seen(tether)).toEqual({ env: ["AMQP_URL", "DATABASE_URL", "PGPASSWORD", "TETHER_SIGNING_KEY_SECRET"], files: ["ca.crt", "ca.key", "server.crt", "server.key"] });
+    expect(seen(tether)).toEqual({
+      env: ["AMQP_URL", "DATABASE_URL", "PGPASSWORD", "TETHER_SIGNING_KEY_SECRET"],
+      files: ["ca.crt", "ca.key", "server.crt", "server.key"],
+    });
   });
 
   it("has a NetworkPolicy: the API from the ingress controller, the ops port from monitoring, nothing else", () => {
-    const policy = objects.find((o) => o.kind === "NetworkPolicy") as { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: Array<{ from?: Array<{ namespaceSelector?: { matchLabels: Record<string, string> } }>; ports?: Array<{ port: string | number }> }> } } | undefined;
+    const policy = objects.find((o) => o.kind === "NetworkPolicy") as
+      | {
+          spec: {
+            podSelector: { matchLabels: Record<string, string> };
+            policyTypes: string[];
+            ingress: Array<{ from?: Array<{ namespaceSelector?: { matchLabels: Record<string, string> } }>; ports?: Array<{ port: string | number }> }>;
+          };
+        }
+      | undefined;
     expect(policy).toBeDefined();
     const { podSelector, policyTypes, ingress } = policy!.spec;
     for (const [k, v] of Object.entries(podSelector.matchLabels)) expect(template.metadata.labels[k]).toBe(v);
     expect(policyTypes).toContain("Ingress");
-    const byPort = new Map(ingress.map((rule) => [rule.ports?.map((p) => p.port).join(","), rule.from?.map((f) => f.namespaceSelector?.matchLabels["kubernetes.io/metadata.name"])]));
+    const byPort = new Map(
+      ingress.map((rule) => [rule.ports?.map((p) => p.port).join(","), rule.from?.map((f) => f.namespaceSelector?.matchLabels["kubernetes.io/metadata.name"])]),
+    );
     expect(ingress).toHaveLength(2);
     expect(byPort.get("api")).toEqual(["ingress-nginx"]);
     expect(byPort.get("ops")).toEqual(["monitoring"]);
@@ -174,7 +242,28 @@ describe("deploy/systemd", () => {
   const settings = new Set(unit.split("\n").filter((l) => /^[A-Za-z]+=/.test(l)));
 
   it("creates files 0600 and locks the service down", () => {
-    for (const s of ["UMask=0077", "StateDirectoryMode=0700", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes", "ProtectKernelLogs=yes", "ProtectControlGroups=yes", "ProtectClock=yes", "ProtectHostname=yes", "ProtectProc=invisible", "RestrictSUIDSGID=yes", "RestrictRealtime=yes", "RestrictNamespaces=yes", "LockPersonality=yes", "CapabilityBoundingSet=", "SystemCallArchitectures=native"]) {
+    for (const s of [
+      "UMask=0077",
+      "StateDirectoryMode=0700",
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "ProtectHome=yes",
+      "PrivateTmp=yes",
+      "PrivateDevices=yes",
+      "ProtectKernelTunables=yes",
+      "ProtectKernelModules=yes",
+      "ProtectKernelLogs=yes",
+      "ProtectControlGroups=yes",
+      "ProtectClock=yes",
+      "ProtectHostname=yes",
+      "ProtectProc=invisible",
+      "RestrictSUIDSGID=yes",
+      "RestrictRealtime=yes",
+      "RestrictNamespaces=yes",
+      "LockPersonality=yes",
+      "CapabilityBoundingSet=",
+      "SystemCallArchitectures=native",
+    ]) {
       expect(settings.has(s), s).toBe(true);
     }
   });
@@ -189,7 +278,9 @@ describe("deploy/systemd", () => {
 
 describe("deploy/ shell scripts", () => {
   const scripts = (function walk(dir: string): string[] {
-    return readdirSync(dir).flatMap((f) => (statSync(path.join(dir, f)).isDirectory() ? walk(path.join(dir, f)) : f.endsWith(".sh") ? [path.join(dir, f)] : []));
+    return readdirSync(dir).flatMap((f) =>
+      statSync(path.join(dir, f)).isDirectory() ? walk(path.join(dir, f)) : f.endsWith(".sh") ? [path.join(dir, f)] : [],
+    );
   })(DEPLOY);
 
   it.each(scripts.map((s) => path.relative(DEPLOY, s)))("%s parses (sh -n)", (script) => {

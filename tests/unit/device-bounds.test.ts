@@ -31,7 +31,12 @@ function contractMessages(): DescMessage[] {
       if (f.fieldKind === "map" && f.mapKind === "message") visit(f.message);
     }
   };
-  for (const file of [file_tether_device_v1_downlink, file_tether_device_v1_uplink, file_tether_device_v1_provisioning, file_tether_device_v1_gateway_service]) {
+  for (const file of [
+    file_tether_device_v1_downlink,
+    file_tether_device_v1_uplink,
+    file_tether_device_v1_provisioning,
+    file_tether_device_v1_gateway_service,
+  ]) {
     for (const m of file.messages) visit(m);
   }
   return [...seen.values()];
@@ -93,26 +98,52 @@ describe("the device contract's bounds", () => {
   it("refuses uplink over a bound with the field path and the bound", () => {
     const cases: Array<{ name: string; uplink: Parameters<typeof create<typeof UplinkSchema>>[1]; field: string }> = [
       { name: "message_id", uplink: { messageId: "m".repeat(37) }, field: "message_id" },
-      { name: "multi-byte progress text", uplink: { body: { case: "progress", value: { taskId: crypto.randomUUID(), message: "€".repeat(86) } } }, field: "progress.message" },
+      {
+        name: "multi-byte progress text",
+        uplink: { body: { case: "progress", value: { taskId: crypto.randomUUID(), message: "€".repeat(86) } } },
+        field: "progress.message",
+      },
       { name: "firmware version", uplink: { body: { case: "hello", value: { firmwareVersion: "1".repeat(65) } } }, field: "hello.firmware_version" },
       {
         name: "too many tags",
-        uplink: { body: { case: "telemetry", value: { samples: [{ metric: "t", tags: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"])) }] } } },
+        uplink: {
+          body: { case: "telemetry", value: { samples: [{ metric: "t", tags: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"])) }] } },
+        },
         field: "telemetry.samples[0].tags",
       },
-      { name: "a long tag value", uplink: { body: { case: "telemetry", value: { samples: [{ metric: "t" }, { metric: "t", tags: { k: "v".repeat(257) } }] } } }, field: 'telemetry.samples[1].tags["k"]' },
-      { name: "a batch over 10000 samples", uplink: { body: { case: "telemetry", value: { samples: Array.from({ length: 10_001 }, () => ({ metric: "t" })) } } }, field: "telemetry.samples" },
-      { name: "failure details", uplink: { body: { case: "result", value: { taskId: "t", outcome: { case: "failed", value: { details: { ["k".repeat(65)]: "v" } } } } } }, field: `result.failed.details["${"k".repeat(65)}"] (key)` },
+      {
+        name: "a long tag value",
+        uplink: { body: { case: "telemetry", value: { samples: [{ metric: "t" }, { metric: "t", tags: { k: "v".repeat(257) } }] } } },
+        field: 'telemetry.samples[1].tags["k"]',
+      },
+      {
+        name: "a batch over 10000 samples",
+        uplink: { body: { case: "telemetry", value: { samples: Array.from({ length: 10_001 }, () => ({ metric: "t" })) } } },
+        field: "telemetry.samples",
+      },
+      {
+        name: "failure details",
+        uplink: { body: { case: "result", value: { taskId: "t", outcome: { case: "failed", value: { details: { ["k".repeat(65)]: "v" } } } } } },
+        field: `result.failed.details["${"k".repeat(65)}"] (key)`,
+      },
       { name: "a CSR", uplink: { body: { case: "certificateRenewal", value: { requestId: "r", csr: "x".repeat(16_385) } } }, field: "certificate_renewal.csr" },
     ];
     for (const c of cases) {
       const v = boundViolations(UplinkSchema, create(UplinkSchema, c.uplink));
-      expect(v[0], c.name).toMatchObject({ field: c.field, description: expect.stringMatching(/^must (be at most \d+ bytes|have at most \d+ (items|entries))/) });
+      expect(v[0], c.name).toMatchObject({
+        field: c.field,
+        description: expect.stringMatching(/^must (be at most \d+ bytes|have at most \d+ (items|entries))/),
+      });
     }
     // Exactly at the bounds: nothing to say.
     const atBounds = create(UplinkSchema, {
       messageId: "m".repeat(36),
-      body: { case: "telemetry", value: { samples: [{ metric: "m".repeat(64), tags: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`${i}`.padEnd(64, "k"), "€".repeat(85)])) }] } },
+      body: {
+        case: "telemetry",
+        value: {
+          samples: [{ metric: "m".repeat(64), tags: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`${i}`.padEnd(64, "k"), "€".repeat(85)])) }],
+        },
+      },
     });
     expect(boundViolations(UplinkSchema, atBounds)).toEqual([]);
   });
@@ -125,7 +156,10 @@ describe("the device contract's bounds", () => {
       const code = r.text(70);
       const up = create(UplinkSchema, {
         messageId,
-        body: r.next() < 0.5 ? { case: "progress", value: { taskId: "t", message } } : { case: "result", value: { taskId: "t", outcome: { case: "failed", value: { code } } } },
+        body:
+          r.next() < 0.5
+            ? { case: "progress", value: { taskId: "t", message } }
+            : { case: "result", value: { taskId: "t", outcome: { case: "failed", value: { code } } } },
       });
       const text = up.body.case === "progress" ? message : code;
       const over = Buffer.byteLength(messageId) > 36 || Buffer.byteLength(text) > (up.body.case === "progress" ? 256 : 128);
@@ -140,7 +174,15 @@ describe("the device contract's bounds", () => {
     const now = new Date();
     for (let i = 0; i < 300; i++) {
       const deviceId = `d${"x".repeat(r.int(62))}`;
-      const t = { id: crypto.randomUUID(), deviceId, sequence: r.int(1e9), attempt: 1 + r.int(10), expireTime: now, command: { $typeName: "tether.v1.Command", kind: { case: undefined } }, stateReason: `canceled: ${r.text(256)}` } as unknown as TaskRecord;
+      const t = {
+        id: crypto.randomUUID(),
+        deviceId,
+        sequence: r.int(1e9),
+        attempt: 1 + r.int(10),
+        expireTime: now,
+        command: { $typeName: "tether.v1.Command", kind: { case: undefined } },
+        stateReason: `canceled: ${r.text(256)}`,
+      } as unknown as TaskRecord;
       built.push(taskRequest(t, now), cancelTask(t, now));
     }
     // Receipts: any number of ids, any max_receipt_ids a device may send.
@@ -159,7 +201,8 @@ describe("the device contract's bounds", () => {
       log,
       warningDays: 30,
     });
-    for (let i = 0; i < 50; i++) await certs.renewalRequested("dev", { $typeName: "tether.device.v1.CertificateRenewalRequest", requestId: crypto.randomUUID(), csr: "" });
+    for (let i = 0; i < 50; i++)
+      await certs.renewalRequested("dev", { $typeName: "tether.device.v1.CertificateRenewalRequest", requestId: crypto.randomUUID(), csr: "" });
 
     expect(built.length).toBeGreaterThan(650);
     const over = built.flatMap((m) => boundViolations(DownlinkSchema, m).map((v) => `${m.body.case}: ${v.field} ${v.description}`));
@@ -174,7 +217,14 @@ describe("the device contract's bounds", () => {
 
   it("receipts never carry more ids than the smallest max_receipt_ids among the messages they answer", async () => {
     const sent: Downlink[] = [];
-    const receipts = createUplinkReceipts({ link: { send: async (_id, m) => void sent.push(m) }, stored: async () => {}, clock: { now: () => new Date() }, counters: createCounters(), log, lingerMs: 0 });
+    const receipts = createUplinkReceipts({
+      link: { send: async (_id, m) => void sent.push(m) },
+      stored: async () => {},
+      clock: { now: () => new Date() },
+      counters: createCounters(),
+      log,
+      lingerMs: 0,
+    });
     for (let i = 0; i < 20; i++) receipts.done("dev", `m${i}`, i === 5 ? 4 : 0);
     receipts.done("dev", "x".repeat(37)); // over the id bound: no receipt can carry it
     await receipts.drain();
@@ -183,7 +233,9 @@ describe("the device contract's bounds", () => {
   });
 
   it("provisioning: a request over a bound is answered with the field; the answer itself fits", async () => {
-    const service = { provisionDevice: async () => Promise.reject(new InvalidArgumentError([{ field: "serial_number", description: "€".repeat(2000) }])) } as never;
+    const service = {
+      provisionDevice: async () => Promise.reject(new InvalidArgumentError([{ field: "serial_number", description: "€".repeat(2000) }])),
+    } as never;
     const long = await answerProvisioning(service, "t", create(ProvisioningRequestSchema, { requestId: "r".repeat(200), serialNumber: "s" }), log);
     expect(long).toMatchObject({ requestId: "", error: expect.stringMatching(/^INVALID_ARGUMENT: request_id: must be at most 128 bytes/) });
     const refused = await answerProvisioning(service, "t", create(ProvisioningRequestSchema, { requestId: "r", serialNumber: "s" }), log);

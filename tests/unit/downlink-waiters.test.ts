@@ -15,8 +15,14 @@ describe("parked long polls", () => {
   it("wakes only the device's own polls, and every one of them", async () => {
     const w = createDownlinkWaiters();
     const woke: string[] = [];
-    const a1 = w.arm("a").wait(60_000).then(() => woke.push("a1"));
-    const a2 = w.arm("a").wait(60_000).then(() => woke.push("a2"));
+    const a1 = w
+      .arm("a")
+      .wait(60_000)
+      .then(() => woke.push("a1"));
+    const a2 = w
+      .arm("a")
+      .wait(60_000)
+      .then(() => woke.push("a2"));
     const b = w.arm("b");
     const bWait = b.wait(60_000).then(() => woke.push("b"));
     expect(w.count("a")).toBe(2);

@@ -18,7 +18,11 @@ async function streamFailingWith(err: unknown, aborted = false) {
     })(),
   });
   const intercepted = errorMappingInterceptor(capture.log)(next as never);
-  const res = (await intercepted({ url: "https://x/tether.v1.DeviceService/WatchDevices", signal: ac.signal, contextValues: { get: () => undefined } } as never)) as unknown as {
+  const res = (await intercepted({
+    url: "https://x/tether.v1.DeviceService/WatchDevices",
+    signal: ac.signal,
+    contextValues: { get: () => undefined },
+  } as never)) as unknown as {
     message: AsyncIterable<unknown>;
   };
   let thrown: unknown;

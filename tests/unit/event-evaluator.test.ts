@@ -87,21 +87,45 @@ describe("event rule evaluator", () => {
   });
 
   it("compares with every operator", () => {
-    expect([Comparison.LT, Comparison.LE, Comparison.GT, Comparison.GE, Comparison.EQ, Comparison.NE].map((op) => compare(10, op, 10))).toEqual([false, true, false, true, true, false]);
+    expect([Comparison.LT, Comparison.LE, Comparison.GT, Comparison.GE, Comparison.EQ, Comparison.NE].map((op) => compare(10, op, 10))).toEqual([
+      false,
+      true,
+      false,
+      true,
+      true,
+      false,
+    ]);
   });
 });
 
 describe("reported state as metrics", () => {
   it("flattens numeric fields by proto path, zero values included when the schema is known", () => {
-    const reported = create(CoffeeMachineReportedSchema, { power: true, status: CoffeeMachineStatus.IDLE, waterLevelPercent: 0, beanLevelPercent: 40, currentBrew: { progressPercent: 30 } });
+    const reported = create(CoffeeMachineReportedSchema, {
+      power: true,
+      status: CoffeeMachineStatus.IDLE,
+      waterLevelPercent: 0,
+      beanLevelPercent: 40,
+      currentBrew: { progressPercent: 30 },
+    });
     const json = toJson(CoffeeMachineReportedSchema, reported);
     const withSchema = Object.fromEntries(reportedJsonMetrics(json, CoffeeMachineReportedSchema).map((m) => [m.metric, m.value]));
-    expect(withSchema).toMatchObject({ power: 1, status: CoffeeMachineStatus.IDLE, water_level_percent: 0, bean_level_percent: 40, "current_brew.progress_percent": 30 });
+    expect(withSchema).toMatchObject({
+      power: 1,
+      status: CoffeeMachineStatus.IDLE,
+      water_level_percent: 0,
+      bean_level_percent: 40,
+      "current_brew.progress_percent": 30,
+    });
     // Plain JSON: protobuf JSON omits the zero, so the schema-less form cannot see it.
     const plain = Object.fromEntries(reportedJsonMetrics(json).map((m) => [m.metric, m.value]));
     expect(plain).toMatchObject({ power: 1, bean_level_percent: 40, "current_brew.progress_percent": 30 });
     expect("water_level_percent" in plain).toBe(false);
     // Optional fields that are unset yield nothing.
-    expect(reportedMetrics(LedStateSchema, create(LedStateSchema, { color: { red: 255 } })).map((m) => m.metric)).toEqual(["mode", "color.red", "color.green", "color.blue"]);
+    expect(reportedMetrics(LedStateSchema, create(LedStateSchema, { color: { red: 255 } })).map((m) => m.metric)).toEqual([
+      "mode",
+      "color.red",
+      "color.green",
+      "color.blue",
+    ]);
   });
 });

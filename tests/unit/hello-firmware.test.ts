@@ -19,10 +19,18 @@ describe("Hello firmware version", () => {
 
   const product = PRODUCTS[0]!;
   let n = 0;
-  const hello = (deviceId: string, firmwareVersion: string) => core.uplink.process({ kind: "uplink", deviceId, uplink: create(UplinkSchema, { messageId: `h-${++n}`, body: { case: "hello", value: { firmwareVersion } } }) });
+  const hello = (deviceId: string, firmwareVersion: string) =>
+    core.uplink.process({
+      kind: "uplink",
+      deviceId,
+      uplink: create(UplinkSchema, { messageId: `h-${++n}`, body: { case: "hello", value: { firmwareVersion } } }),
+    });
   const get = (id: string) => core.devices.getDevice(FULL_ACCESS, `devices/${id}`);
   it("stores the reported version, moves the etag, keeps update_time, and announces the change", async () => {
-    await core.devices.createDevice(FULL_ACCESS, create(CreateDeviceRequestSchema, { deviceId: "fw-1", device: { firmwareVersion: "1.0.0", kind: { case: product.case, value: {} } as Device["kind"] } }));
+    await core.devices.createDevice(
+      FULL_ACCESS,
+      create(CreateDeviceRequestSchema, { deviceId: "fw-1", device: { firmwareVersion: "1.0.0", kind: { case: product.case, value: {} } as Device["kind"] } }),
+    );
     const created = await get("fw-1");
     published.length = 0;
     await hello("fw-1", "1.1.0");
@@ -47,7 +55,13 @@ describe("Hello firmware version", () => {
 
   it("the device's report wins over a version set through the API", async () => {
     const current = await get("fw-1");
-    await core.devices.updateDevice(FULL_ACCESS, create(UpdateDeviceRequestSchema, { device: { name: "devices/fw-1", firmwareVersion: "typed-by-hand", etag: current.etag }, updateMask: { paths: ["firmware_version"] } }));
+    await core.devices.updateDevice(
+      FULL_ACCESS,
+      create(UpdateDeviceRequestSchema, {
+        device: { name: "devices/fw-1", firmwareVersion: "typed-by-hand", etag: current.etag },
+        updateMask: { paths: ["firmware_version"] },
+      }),
+    );
     expect((await get("fw-1")).firmwareVersion).toBe("typed-by-hand");
     await hello("fw-1", "1.1.0");
     expect((await get("fw-1")).firmwareVersion).toBe("1.1.0");
@@ -56,7 +70,12 @@ describe("Hello firmware version", () => {
   it("an UpdateDevice holding the etag from before the report is refused, not written over it", async () => {
     const stale = await get("fw-1");
     await hello("fw-1", "2.0.0");
-    await expect(core.devices.updateDevice(FULL_ACCESS, create(UpdateDeviceRequestSchema, { device: { name: "devices/fw-1", displayName: "x", etag: stale.etag }, updateMask: { paths: ["display_name"] } }))).rejects.toMatchObject({ code: "ABORTED" });
+    await expect(
+      core.devices.updateDevice(
+        FULL_ACCESS,
+        create(UpdateDeviceRequestSchema, { device: { name: "devices/fw-1", displayName: "x", etag: stale.etag }, updateMask: { paths: ["display_name"] } }),
+      ),
+    ).rejects.toMatchObject({ code: "ABORTED" });
     expect((await get("fw-1")).firmwareVersion).toBe("2.0.0");
   });
 

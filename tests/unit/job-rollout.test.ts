@@ -8,10 +8,28 @@ const at = (ms: number) => new Date(T0.getTime() + ms);
 
 function job(over: Partial<JobRecord> = {}): JobRecord {
   return {
-    id: "j", uid: "00000000-0000-0000-0000-000000000000", displayName: "", command: {} as JobRecord["command"], productKind: "led",
-    target: { kind: "devices", deviceIds: [] }, rollout: { maxPerMinute: 0 }, executionTimeoutMs: 60_000, maxAttempts: 3, taskTtlMs: 86_400_000,
-    state: "RUNNING", stateReason: "started", targetCount: 1000, dispatchedCount: 0, skippedCount: 0, rateTokens: 1, rateTime: T0,
-    cancelInFlight: false, createTime: T0, updateTime: T0, creator: "users/admin", ...over,
+    id: "j",
+    uid: "00000000-0000-0000-0000-000000000000",
+    displayName: "",
+    command: {} as JobRecord["command"],
+    productKind: "led",
+    target: { kind: "devices", deviceIds: [] },
+    rollout: { maxPerMinute: 0 },
+    executionTimeoutMs: 60_000,
+    maxAttempts: 3,
+    taskTtlMs: 86_400_000,
+    state: "RUNNING",
+    stateReason: "started",
+    targetCount: 1000,
+    dispatchedCount: 0,
+    skippedCount: 0,
+    rateTokens: 1,
+    rateTime: T0,
+    cancelInFlight: false,
+    createTime: T0,
+    updateTime: T0,
+    creator: "users/admin",
+    ...over,
   };
 }
 const states = (o: Partial<Record<keyof typeof State, number>>) => new Map(Object.entries(o).map(([k, n]) => [State[k as keyof typeof State], n!]));

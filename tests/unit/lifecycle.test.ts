@@ -24,7 +24,11 @@ describe("app lifecycle", () => {
     fillIntake(() => void order.push("intake"));
     await life.stop();
     expect(order).toEqual(["bridge", "intake", "database"]);
-    expect(c.lines.map((l) => [l.msg, l.fields.step])).toEqual([["stopped", "bridge"], ["stopped", "intake"], ["stopped", "database"]]);
+    expect(c.lines.map((l) => [l.msg, l.fields.step])).toEqual([
+      ["stopped", "bridge"],
+      ["stopped", "intake"],
+      ["stopped", "database"],
+    ]);
     expect(c.lines.every((l) => typeof l.fields.ms === "number")).toBe(true);
   });
 
@@ -34,7 +38,10 @@ describe("app lifecycle", () => {
     life.add({ name: "database", stop: () => {}, done: "database flushed to disk and closed" });
     life.add({ name: "api", stop: () => {} });
     await life.stop();
-    expect(c.lines.map((l) => [l.msg, l.fields.step])).toEqual([["stopped", "api"], ["database flushed to disk and closed", "database"]]);
+    expect(c.lines.map((l) => [l.msg, l.fields.step])).toEqual([
+      ["stopped", "api"],
+      ["database flushed to disk and closed", "database"],
+    ]);
   });
 
   it("cuts off a hung step at its bound and still runs the rest", async () => {
@@ -51,7 +58,11 @@ describe("app lifecycle", () => {
     await vi.advanceTimersByTimeAsync(1);
     await stopped;
     expect(order).toEqual(["api", "database"]);
-    expect(c.lines.find((l) => l.fields.step === "hung broker")).toMatchObject({ level: "error", msg: "shutdown step timed out; continuing", fields: { timeoutMs: 1000 } });
+    expect(c.lines.find((l) => l.fields.step === "hung broker")).toMatchObject({
+      level: "error",
+      msg: "shutdown step timed out; continuing",
+      fields: { timeoutMs: 1000 },
+    });
   });
 
   it("logs a failing step and still runs the rest", async () => {
@@ -59,12 +70,25 @@ describe("app lifecycle", () => {
     const life = createAppLifecycle(c.log);
     const order: string[] = [];
     life.add({ name: "database", stop: () => void order.push("database") });
-    life.add({ name: "sync throw", stop: () => { throw new Error("boom"); } });
-    life.add({ name: "async reject", stop: async () => { throw new Error("bang"); } });
+    life.add({
+      name: "sync throw",
+      stop: () => {
+        throw new Error("boom");
+      },
+    });
+    life.add({
+      name: "async reject",
+      stop: async () => {
+        throw new Error("bang");
+      },
+    });
     await life.stop();
     expect(order).toEqual(["database"]);
     const errors = c.lines.filter((l) => l.msg === "error during shutdown");
-    expect(errors.map((l) => [l.fields.step, (l.fields.err as Error).message])).toEqual([["async reject", "bang"], ["sync throw", "boom"]]);
+    expect(errors.map((l) => [l.fields.step, (l.fields.err as Error).message])).toEqual([
+      ["async reject", "bang"],
+      ["sync throw", "boom"],
+    ]);
   });
 
   it("runs the steps once however often stop is called", async () => {

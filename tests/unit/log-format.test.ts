@@ -30,12 +30,26 @@ describe("log format", () => {
   });
 
   it("renders time, level, message, then the fields as key=value", () => {
-    const line = JSON.stringify({ level: 40, time: "2026-12-04T19:57:04.123Z", service: "tether", requestId: "r-1", method: "CreateTask", ms: 2500, note: "two words", msg: "slow call" });
+    const line = JSON.stringify({
+      level: 40,
+      time: "2026-12-04T19:57:04.123Z",
+      service: "tether",
+      requestId: "r-1",
+      method: "CreateTask",
+      ms: 2500,
+      note: "two words",
+      msg: "slow call",
+    });
     expect(formatLogLine(line, false)).toBe('19:57:04.123 WARN  slow call requestId=r-1 method=CreateTask ms=2500 note="two words"\n');
   });
 
   it("colours the level, shows an error's message in place and its stack below", () => {
-    const line = JSON.stringify({ level: 50, time: "2026-12-04T19:57:04.123Z", err: { type: "Error", message: "boom", stack: "Error: boom\n    at f (a.ts:1:1)" }, msg: "call failed" });
+    const line = JSON.stringify({
+      level: 50,
+      time: "2026-12-04T19:57:04.123Z",
+      err: { type: "Error", message: "boom", stack: "Error: boom\n    at f (a.ts:1:1)" },
+      msg: "call failed",
+    });
     const text = formatLogLine(line, true);
     expect(text).toContain("\x1b[31mERROR\x1b[0m");
     const plain = formatLogLine(line, false);

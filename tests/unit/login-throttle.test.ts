@@ -58,10 +58,18 @@ describe("PROXY header framing", () => {
     const h = Buffer.concat([v2(Command.PROXY, v4), Buffer.from([0x16, 0x03, 0x01])]);
     for (let n = 0; n < h.length - 3; n++) expect(parse(h.subarray(0, n))).toBe("more");
     expect(parse(h)).toEqual({ consumed: h.length - 3, client: "203.0.113.7" });
-    const v6 = new IPv6ProxyAddress(IPv6Address.createFrom([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 1, IPv6Address.createWithEmptyAddress(), 2);
+    const v6 = new IPv6ProxyAddress(
+      IPv6Address.createFrom([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+      1,
+      IPv6Address.createWithEmptyAddress(),
+      2,
+    );
     expect(parse(v2(Command.PROXY, v6))).toMatchObject({ client: "2001:db8::1" });
     expect(parse(v2(Command.LOCAL, v4))).toEqual({ consumed: 16 + 12 }); // a health check: the peer is the client
-    expect(parse(Buffer.from("PROXY TCP4 198.51.100.9 10.0.0.1 5 6\r\n\x16"))).toEqual({ consumed: "PROXY TCP4 198.51.100.9 10.0.0.1 5 6\r\n".length, client: "198.51.100.9" });
+    expect(parse(Buffer.from("PROXY TCP4 198.51.100.9 10.0.0.1 5 6\r\n\x16"))).toEqual({
+      consumed: "PROXY TCP4 198.51.100.9 10.0.0.1 5 6\r\n".length,
+      client: "198.51.100.9",
+    });
     expect(parse(Buffer.from("PROXY UNKNOWN\r\n"))).toEqual({ consumed: 15 });
   });
 

@@ -41,7 +41,13 @@ describe("observe interceptor: slow calls", () => {
   it("logs an ordinary unary call slower than slowCallMs, with its request id", async () => {
     const s = setup(2000, 2500);
     await s.tasks.createTask({ parent: "devices/d1" }, { headers: { "x-request-id": "slow-1" } });
-    expect(s.lines).toEqual([{ level: "warn", msg: "slow call", fields: expect.objectContaining({ requestId: "slow-1", service: "tether.v1.TaskService", method: "CreateTask", code: "ok", ms: 2500 }) }]);
+    expect(s.lines).toEqual([
+      {
+        level: "warn",
+        msg: "slow call",
+        fields: expect.objectContaining({ requestId: "slow-1", service: "tether.v1.TaskService", method: "CreateTask", code: "ok", ms: 2500 }),
+      },
+    ]);
   });
 
   it("does not log a CreateTask that waits for the device, however long it took", async () => {

@@ -62,13 +62,15 @@ describe("rules and jobs run with their creator's rights", () => {
   });
 
   it("keeps commanding where the creator owns, is admin, or holds operator by share, group or selector", () => {
-    const check = creatorCheck(new Map([
-      ["owner", rights({})],
-      ["root", rights({ admin: true })],
-      ["op", rights({ grants: [{ targetKind: "device", target: "x", role: "operator" }] })],
-      ["grouped", rights({ groups: ["team"], grants: [{ targetKind: "device", target: "x", role: "owner" }] })],
-      ["sel", rights({ grants: [{ targetKind: "selector", target: 'labels.room = "hall"', role: "operator" }] })],
-    ]));
+    const check = creatorCheck(
+      new Map([
+        ["owner", rights({})],
+        ["root", rights({ admin: true })],
+        ["op", rights({ grants: [{ targetKind: "device", target: "x", role: "operator" }] })],
+        ["grouped", rights({ groups: ["team"], grants: [{ targetKind: "device", target: "x", role: "owner" }] })],
+        ["sel", rights({ grants: [{ targetKind: "selector", target: 'labels.room = "hall"', role: "operator" }] })],
+      ]),
+    );
     expect(check("users/owner", dev("x", "owner"))).toBeUndefined();
     expect(check("users/root", dev("x"))).toBeUndefined();
     expect(check("users/op", dev("x"))).toBeUndefined();
@@ -78,13 +80,15 @@ describe("rules and jobs run with their creator's rights", () => {
   });
 
   it("stops when the share was removed, the user deleted or demoted, and says why", () => {
-    const check = creatorCheck(new Map([
-      ["unshared", rights({})],
-      ["viewer", rights({ grants: [{ targetKind: "device", target: "x", role: "viewer" }] })],
-      ["demoted", rights({ admin: false })],
-      ["deleted", rights({ exists: false })],
-      ["sel", rights({ grants: [{ targetKind: "selector", target: 'labels.room = "hall"', role: "operator" }] })],
-    ]));
+    const check = creatorCheck(
+      new Map([
+        ["unshared", rights({})],
+        ["viewer", rights({ grants: [{ targetKind: "device", target: "x", role: "viewer" }] })],
+        ["demoted", rights({ admin: false })],
+        ["deleted", rights({ exists: false })],
+        ["sel", rights({ grants: [{ targetKind: "selector", target: 'labels.room = "hall"', role: "operator" }] })],
+      ]),
+    );
     expect(check("users/unshared", dev("x", "alice"))).toBe("skipped: creator users/unshared lost operator on devices/x (unshared has no role on it)");
     expect(check("users/viewer", dev("x"))).toBe("skipped: creator users/viewer lost operator on devices/x (viewer is only viewer on it)");
     expect(check("users/demoted", dev("x"))).toMatch(/^skipped: creator users\/demoted lost operator on devices\/x/);

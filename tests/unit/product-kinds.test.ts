@@ -30,13 +30,15 @@ describe("a product type lives in its own modules", () => {
     for (const tree of TREES) {
       for (const f of files(path.join(ROOT, tree))) {
         const rel = path.relative(ROOT, f);
-        readFileSync(f, "utf8").split("\n").forEach((line, i) => {
-          for (const p of PRODUCTS) {
-            const m = namesOf(p).exec(line);
-            if (!m) continue;
-            offenders.push(`${rel}:${i + 1} names ${p.kindName} ("${m[0]}")`);
-          }
-        });
+        readFileSync(f, "utf8")
+          .split("\n")
+          .forEach((line, i) => {
+            for (const p of PRODUCTS) {
+              const m = namesOf(p).exec(line);
+              if (!m) continue;
+              offenders.push(`${rel}:${i + 1} names ${p.kindName} ("${m[0]}")`);
+            }
+          });
       }
     }
     expect(offenders).toEqual([]);

@@ -21,7 +21,10 @@ beforeAll(async () => {
   ctl = path.join(dir, "rabbitmqctl");
   calls = path.join(dir, "calls");
   // Records each call; lists $STUB_USERS; keeps the last imported definitions file.
-  await writeFile(ctl, `#!/bin/sh\necho "$*" >> "${calls}"\ncase "$*" in *list_users*) printf '%s' "$STUB_USERS" ;; *import_definitions*) for a; do f="$a"; done; cp "$f" "${calls}.json" ;; esac\n`);
+  await writeFile(
+    ctl,
+    `#!/bin/sh\necho "$*" >> "${calls}"\ncase "$*" in *list_users*) printf '%s' "$STUB_USERS" ;; *import_definitions*) for a; do f="$a"; done; cp "$f" "${calls}.json" ;; esac\n`,
+  );
   await chmod(ctl, 0o755);
 });
 afterAll(async () => {
@@ -67,10 +70,26 @@ describe("deploy/rabbitmq/provision-device.sh", () => {
     expect(r.code).toBe(0);
     expect(r.calls.map((c) => c.split(" ").slice(2, 4).join(" "))).toEqual(["-q list_users", "-q import_definitions"]);
     const defs = JSON.parse(await readFile(`${calls}.json`, "utf8")) as Record<string, Array<Record<string, unknown>>>;
-    expect(defs.users).toEqual([{ name: "led-2", password_hash: "", hashing_algorithm: "rabbit_password_hashing_sha256", tags: ["tether-device"], limits: {} }]);
-    expect(defs.permissions).toEqual([{ user: "led-2", vhost: "/", configure: "^mqtt-subscription-led-2qos[01]$", write: "^(amq\\.topic|mqtt-subscription-led-2qos[01])$", read: "^(amq\\.topic|mqtt-subscription-led-2qos[01])$" }]);
+    expect(defs.users).toEqual([
+      { name: "led-2", password_hash: "", hashing_algorithm: "rabbit_password_hashing_sha256", tags: ["tether-device"], limits: {} },
+    ]);
+    expect(defs.permissions).toEqual([
+      {
+        user: "led-2",
+        vhost: "/",
+        configure: "^mqtt-subscription-led-2qos[01]$",
+        write: "^(amq\\.topic|mqtt-subscription-led-2qos[01])$",
+        read: "^(amq\\.topic|mqtt-subscription-led-2qos[01])$",
+      },
+    ]);
     expect(defs.topic_permissions).toEqual([
-      { user: "led-2", vhost: "/", exchange: "amq.topic", write: "^tether\\.v1\\.devices\\.{username}\\.(up|up\\.json|presence|metrics\\..+)$", read: "^tether\\.v1\\.devices\\.{username}\\.down$" },
+      {
+        user: "led-2",
+        vhost: "/",
+        exchange: "amq.topic",
+        write: "^tether\\.v1\\.devices\\.{username}\\.(up|up\\.json|presence|metrics\\..+)$",
+        read: "^tether\\.v1\\.devices\\.{username}\\.down$",
+      },
     ]);
   });
 

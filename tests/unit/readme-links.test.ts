@@ -34,7 +34,10 @@ describe("README.md", () => {
   });
 
   it("finds the links it checks (so the test above can fail)", () => {
-    expect(relativeLinks("see [x](../shared/DESIGN.md), [y](proto/#top), [z](https://example.com) and [w](#quick-start)")).toEqual(["../shared/DESIGN.md", "proto/"]);
+    expect(relativeLinks("see [x](../shared/DESIGN.md), [y](proto/#top), [z](https://example.com) and [w](#quick-start)")).toEqual([
+      "../shared/DESIGN.md",
+      "proto/",
+    ]);
     expect(tracked().has("../shared/DESIGN.md")).toBe(false);
     expect(relativeLinks(readme).length).toBeGreaterThan(5);
   });

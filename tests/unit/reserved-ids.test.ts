@@ -4,7 +4,19 @@ import { createCertificateAuthority } from "../../src/pki/certificate-authority.
 import { issueDeviceCertificate } from "../../src/pki/dev-pki.js";
 
 describe("reserved identities", () => {
-  it.each(["tether", "admin", "guest", "mosquitto", "rabbitmq", "anonymous", "tether-myhost-1234", "tether-provisioning-x", "rabbitmq-node-1", "$SYS", "Admin"])("reserves %s", (id) => {
+  it.each([
+    "tether",
+    "admin",
+    "guest",
+    "mosquitto",
+    "rabbitmq",
+    "anonymous",
+    "tether-myhost-1234",
+    "tether-provisioning-x",
+    "rabbitmq-node-1",
+    "$SYS",
+    "Admin",
+  ])("reserves %s", (id) => {
     expect(isReservedId(id)).toBe(true);
     expect(reservedIdProblem(id)).toMatch(/reserved/);
   });

@@ -36,7 +36,9 @@ describe("event rules name a metric the target's product has", () => {
 
   it("refuses a near miss of a metric, suggesting it, and accepts a custom metric nothing resembles", () => {
     const typo = onLeds("temperature_celcius").errors["rule.event_trigger.metric"];
-    expect(typo).toMatch(/^"temperature_celcius" is not a metric of LEDs \(did you mean temperature_celsius\?\): use one of .*, or a custom metric of your own$/);
+    expect(typo).toMatch(
+      /^"temperature_celcius" is not a metric of LEDs \(did you mean temperature_celsius\?\): use one of .*, or a custom metric of your own$/,
+    );
     // A device may send metrics of its own (the README's room_temp): a rule on one can fire.
     expect(onLeds("room_temp").errors).toEqual({});
     expect(onLeds("flux_capacitor_gw").errors).toEqual({});
@@ -47,14 +49,27 @@ describe("event rules name a metric the target's product has", () => {
       expect(onLeds(metric).errors, metric).toEqual({});
     }
     const coffee = eventMetricNames(productByKindName("coffee_machine")!);
-    expect(coffee).toEqual(expect.arrayContaining(["water_level_percent", "boiler_temperature_celsius", "current_brew.progress_percent", "bean_level_percent"]));
+    expect(coffee).toEqual(
+      expect.arrayContaining(["water_level_percent", "boiler_temperature_celsius", "current_brew.progress_percent", "bean_level_percent"]),
+    );
     expect(coffee).not.toContain("power_w");
   });
 
   it("names the device when the target is one (its kind is known after a lookup)", () => {
     const v = new Violations();
-    checkEventMetric({ kind: "event", metric: "water_level", comparison: Comparison.LT, threshold: 10, forMs: 0, cooldownMs: 1000 }, productByKindName("led"), "rule.event_trigger.metric", v, "devices/desk-1");
-    expect(v.list).toEqual([{ field: "rule.event_trigger.metric", description: expect.stringMatching(/^"water_level" is not a metric of LEDs \(devices\/desk-1 is one\): use one of power_w, /) }]);
+    checkEventMetric(
+      { kind: "event", metric: "water_level", comparison: Comparison.LT, threshold: 10, forMs: 0, cooldownMs: 1000 },
+      productByKindName("led"),
+      "rule.event_trigger.metric",
+      v,
+      "devices/desk-1",
+    );
+    expect(v.list).toEqual([
+      {
+        field: "rule.event_trigger.metric",
+        description: expect.stringMatching(/^"water_level" is not a metric of LEDs \(devices\/desk-1 is one\): use one of power_w, /),
+      },
+    ]);
     // Other triggers and unknown kinds are left to the other checks.
     const none = new Violations();
     checkEventMetric({ kind: "cron", expression: "0 * * * * *", timeZone: "UTC" }, productByKindName("led"), "f", none);

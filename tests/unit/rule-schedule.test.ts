@@ -135,7 +135,9 @@ describe("misfire policy after downtime", () => {
     expect(iso(plan.run!.occurrence)).toBe("2025-05-05T23:58:59.000Z"); // the last one more than 60 s old
     expect(plan.run!.missed).toBe(999); // counting stopped at 1,000 missed: this one and 999+ before it
     expect(plan.run!.capped).toBe(true);
-    expect(misfireReason(plan.run!, new Date("2025-05-06T00:00:00Z"))).toMatch(/once for this and 999\+ earlier missed occurrences since 2025-05-05T00:00:00.000Z/);
+    expect(misfireReason(plan.run!, new Date("2025-05-06T00:00:00Z"))).toMatch(
+      /once for this and 999\+ earlier missed occurrences since 2025-05-05T00:00:00.000Z/,
+    );
     expect(iso(plan.next!)).toBe("2025-05-05T23:59:00.000Z");
   });
 
@@ -160,7 +162,11 @@ describe("rule validation", () => {
   const brightness = { kind: { case: "led" as const, value: { action: { case: "setBrightness" as const, value: 80 } } } };
 
   it("names the field, with croner's reason for a bad expression", () => {
-    const e = errors({ trigger: { case: "cron", value: { expression: "0 61 * * * *", timeZone: "Europe/Paris" } }, target: { case: "device", value: "devices/x" }, command: brightness });
+    const e = errors({
+      trigger: { case: "cron", value: { expression: "0 61 * * * *", timeZone: "Europe/Paris" } },
+      target: { case: "device", value: "devices/x" },
+      command: brightness,
+    });
     expect(e["rule.cron.expression"]).toMatch(/^invalid cron expression: .*minute.*61/i);
   });
 
@@ -181,7 +187,13 @@ describe("rule validation", () => {
   });
 
   it("refuses a past one-shot time, an empty trigger and a missing target", () => {
-    expect(errors({ trigger: { case: "oneShotTime", value: timestampFromDate(new Date("2025-05-05T09:00:00Z")) }, target: { case: "device", value: "devices/x" }, command: brightness })).toEqual({
+    expect(
+      errors({
+        trigger: { case: "oneShotTime", value: timestampFromDate(new Date("2025-05-05T09:00:00Z")) },
+        target: { case: "device", value: "devices/x" },
+        command: brightness,
+      }),
+    ).toEqual({
       "rule.one_shot_time": "must be in the future",
     });
     expect(Object.keys(errors({ command: brightness }))).toEqual(["rule.trigger", "rule.target"]);
@@ -190,7 +202,11 @@ describe("rule validation", () => {
   it("canonicalises the time zone and accepts a valid rule", () => {
     const v = new Violations();
     const spec = parseRule(
-      create(RuleSchema, { trigger: { case: "cron", value: { expression: "0 30 7 * * 1-5", timeZone: "europe/paris" } }, target: { case: "device", value: "devices/kitchen-led" }, command: brightness }),
+      create(RuleSchema, {
+        trigger: { case: "cron", value: { expression: "0 30 7 * * 1-5", timeZone: "europe/paris" } },
+        target: { case: "device", value: "devices/kitchen-led" },
+        command: brightness,
+      }),
       "rule",
       v,
       { now, checkFuture: true },

@@ -71,7 +71,14 @@ describe("ended sessions", () => {
     const repo = table();
     let fail = false;
     const flaky = { ...repo, revokedSessions: async (since: Date) => (fail ? Promise.reject(new Error("db down")) : repo.revokedSessions(since)) };
-    const r = createSessionRevocations({ repo: flaky, feed: createMemoryFeed(), clock, log: { ...silent, error: (o: unknown) => void errors.push(o) }, windowMs: 15 * MIN, pollMs: 100 });
+    const r = createSessionRevocations({
+      repo: flaky,
+      feed: createMemoryFeed(),
+      clock,
+      log: { ...silent, error: (o: unknown) => void errors.push(o) },
+      windowMs: 15 * MIN,
+      pollMs: 100,
+    });
     await r.start();
     r.ended(["s"]);
     fail = true;

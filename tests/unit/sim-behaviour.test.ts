@@ -49,8 +49,9 @@ function fakeEnv(start = 1_700_000_000_000): FakeEnv {
   return env;
 }
 const command = (init: MessageInitShape<typeof CommandSchema>): Command => create(CommandSchema, init);
-const thermo = (action: NonNullable<MessageInitShape<typeof CommandSchema>["kind"]> extends infer K ? (K extends { case: "thermostat"; value: infer V } ? V : never) : never) =>
-  command({ kind: { case: "thermostat", value: action } });
+const thermo = (
+  action: NonNullable<MessageInitShape<typeof CommandSchema>["kind"]> extends infer K ? (K extends { case: "thermostat"; value: infer V } ? V : never) : never,
+) => command({ kind: { case: "thermostat", value: action } });
 
 describe("every product's simulated behaviour", () => {
   it("exists, and its readings are the metrics the product declares", () => {
@@ -203,7 +204,13 @@ describe("the simulated coffee machine", () => {
     const env = fakeEnv();
     const sim = new CoffeeMachineSim({ brewMs: 1000 });
     const ctx = env.ctx();
-    const off = { ...ctx, wait: async (ms: number) => { env.t += ms; sim.power = false; } };
+    const off = {
+      ...ctx,
+      wait: async (ms: number) => {
+        env.t += ms;
+        sim.power = false;
+      },
+    };
     await expect(sim.execute(brew, off)).rejects.toMatchObject({ code: "POWER_LOST" });
     const dry = new CoffeeMachineSim({ waterPercent: 5 });
     const err = await Promise.resolve(dry.execute(brew, env.ctx())).catch((e: unknown) => e);

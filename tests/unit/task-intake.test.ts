@@ -24,9 +24,22 @@ const device = (id: string, over: Partial<IntakeDevice> = {}): [string, IntakeDe
 function record(id: string, deviceId: string, requestHash?: string): TaskRecord {
   const now = new Date("2026-01-01T00:00:00Z");
   return {
-    id, deviceId, sequence: 1, revision: 0, command: create(CommandSchema, { kind: { case: "led", value: { action: { case: "setPower", value: true } } } }),
-    state: State.QUEUED, stateReason: "", requestHash, expireTime: now, executionTimeoutMs: 1000, maxAttempts: 1, attempt: 0, createTime: now, updateTime: now,
-    cancelPending: false, lateEventCount: 0,
+    id,
+    deviceId,
+    sequence: 1,
+    revision: 0,
+    command: create(CommandSchema, { kind: { case: "led", value: { action: { case: "setPower", value: true } } } }),
+    state: State.QUEUED,
+    stateReason: "",
+    requestHash,
+    expireTime: now,
+    executionTimeoutMs: 1000,
+    maxAttempts: 1,
+    attempt: 0,
+    createTime: now,
+    updateTime: now,
+    cancelPending: false,
+    lateEventCount: 0,
   };
 }
 
@@ -96,7 +109,12 @@ describe("task intake: announcement after commit", () => {
     const announce = createTaskAnnouncer({
       feed,
       dispatcher: { kick: async (id) => (kicked.push(id), id === fail ? Promise.reject(new Error("link down")) : undefined) },
-      log: { error: (o: object, msg: string) => void errors.push(`${(o as { deviceId: string }).deviceId}: ${msg}`), warn() {}, info() {}, debug() {} } as never,
+      log: {
+        error: (o: object, msg: string) => void errors.push(`${(o as { deviceId: string }).deviceId}: ${msg}`),
+        warn() {},
+        info() {},
+        debug() {},
+      } as never,
     });
     return { announce, published, kicked, errors };
   }

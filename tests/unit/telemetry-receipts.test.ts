@@ -20,7 +20,13 @@ describe("uplink receipts (Tether side)", () => {
     const sent: Array<[string, Downlink]> = [];
     let release!: () => void;
     const stored = new Promise<void>((r) => (release = r));
-    const receipts = createUplinkReceipts({ link: { send: async (id, m) => void sent.push([id, m]) }, stored: () => stored, clock, counters: createCounters(), log });
+    const receipts = createUplinkReceipts({
+      link: { send: async (id, m) => void sent.push([id, m]) },
+      stored: () => stored,
+      clock,
+      counters: createCounters(),
+      log,
+    });
     receipts.done("a", "a1");
     receipts.done("b", "b1");
     receipts.done("a", "a2");

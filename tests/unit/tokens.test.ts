@@ -20,12 +20,25 @@ function keyTable() {
 }
 
 function setup(overrides: { issuer?: string; audience?: string; keySecret?: string } = {}, table = keyTable(), clock = fakeClock("2026-01-01T00:00:00Z")) {
-  const issuer = createTokenIssuer({ creds: table.creds, clock, log: silent, issuer: "tether", audience: "tether-api", accessTtlMs: 15 * MIN, rotateMs: 10 * MIN, clockToleranceS: 30, ...overrides });
+  const issuer = createTokenIssuer({
+    creds: table.creds,
+    clock,
+    log: silent,
+    issuer: "tether",
+    audience: "tether-api",
+    accessTtlMs: 15 * MIN,
+    rotateMs: 10 * MIN,
+    clockToleranceS: 30,
+    ...overrides,
+  });
   return { issuer, clock, table };
 }
 
 async function reason(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(TokenRejectedError);
   return (err as TokenRejectedError).reason;
 }
@@ -67,7 +80,9 @@ describe("access tokens", () => {
     const none = `${b64({ alg: "none", typ: "JWT", kid })}.${b64({ ...claims, sub: "admin" })}.`;
     expect(await reason(issuer.verify(none))).toMatch(/algorithm not allowed|malformed/);
     const publicJwk = table.keys[0]!.publicJwk;
-    const hs = await new SignJWT({ ...claims, sub: "admin" }).setProtectedHeader({ alg: "HS256", kid }).sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
+    const hs = await new SignJWT({ ...claims, sub: "admin" })
+      .setProtectedHeader({ alg: "HS256", kid })
+      .sign(new TextEncoder().encode(JSON.stringify(publicJwk)));
     expect(await reason(issuer.verify(hs))).toBe("algorithm not allowed");
     const tampered = `${h}.${b64({ ...claims, sub: "admin" })}.${sig}`;
     expect(await reason(issuer.verify(tampered))).toBe("bad signature");
@@ -82,7 +97,15 @@ describe("access tokens", () => {
     const foreign = await generateKeyPair("ES256", { extractable: true });
     const now = Math.floor(clock.now().getTime() / 1000);
     const forge = (header: { kid: string }) =>
-      new SignJWT({}).setProtectedHeader({ alg: "ES256", ...header }).setSubject("admin").setIssuer("tether").setAudience("tether-api").setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 600).sign(foreign.privateKey);
+      new SignJWT({})
+        .setProtectedHeader({ alg: "ES256", ...header })
+        .setSubject("admin")
+        .setIssuer("tether")
+        .setAudience("tether-api")
+        .setIssuedAt(now)
+        .setNotBefore(now)
+        .setExpirationTime(now + 600)
+        .sign(foreign.privateKey);
     expect(await reason(issuer.verify(await forge({ kid })))).toBe("bad signature");
     expect(await reason(issuer.verify(await forge({ kid: "made-up" })))).toBe("signed by an unknown key");
     expect((await exportJWK(foreign.publicKey)).kty).toBe("EC");
@@ -102,7 +125,15 @@ describe("access tokens", () => {
     const own = await importJWK(key.privateJwk as Parameters<typeof importJWK>[0], "ES256");
     const now = Math.floor(clock.now().getTime() / 1000);
     const claims = (extra: object) =>
-      new SignJWT({ ...extra }).setProtectedHeader({ alg: "ES256", kid: key.kid }).setSubject("alice").setIssuer("tether").setAudience("tether-api").setIssuedAt(now).setNotBefore(now).setExpirationTime(now + 600).sign(own);
+      new SignJWT({ ...extra })
+        .setProtectedHeader({ alg: "ES256", kid: key.kid })
+        .setSubject("alice")
+        .setIssuer("tether")
+        .setAudience("tether-api")
+        .setIssuedAt(now)
+        .setNotBefore(now)
+        .setExpirationTime(now + 600)
+        .sign(own);
     expect((await issuer.verify(await claims({ sid: SID }))).session).toBe(SID); // the forge is right
     expect(await reason(issuer.verify(await claims({})))).toBe("claim sid missing");
     expect(await reason(issuer.verify(await claims({ sid: "" })))).toBe("claim sid is wrong");
@@ -167,7 +198,15 @@ describe("access tokens", () => {
       expireTime: new Date(now.getTime() + 90 * MIN),
     };
     const t = Math.floor(now.getTime() / 1000);
-    const token = await new SignJWT({ sid: SID }).setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" }).setSubject("admin").setIssuer("tether").setAudience("tether-api").setIssuedAt(t).setNotBefore(t).setExpirationTime(t + 600).sign(pair.privateKey);
+    const token = await new SignJWT({ sid: SID })
+      .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" })
+      .setSubject("admin")
+      .setIssuer("tether")
+      .setAudience("tether-api")
+      .setIssuedAt(t)
+      .setNotBefore(t)
+      .setExpirationTime(t + 600)
+      .sign(pair.privateKey);
     return { key, token };
   }
 

@@ -8,7 +8,12 @@ describe("watchFeed", () => {
     const feed = createMemoryFeed<number>();
     const ctrl = new AbortController();
     const got: number[] = [];
-    const it = watchFeed(feed, (n) => n % 2 === 0, async () => [0], ctrl.signal);
+    const it = watchFeed(
+      feed,
+      (n) => n % 2 === 0,
+      async () => [0],
+      ctrl.signal,
+    );
     const reading = (async () => {
       for await (const n of it) {
         got.push(n);
@@ -48,7 +53,15 @@ describe("watchFeed", () => {
   it("tells the caller at once when a consumer that stopped reading overflows, and frees its buffer", async () => {
     const feed = createMemoryFeed<number>();
     let cut = 0;
-    const stuck = watchFeed(feed, () => true, undefined, new AbortController().signal, 3, undefined, () => cut++);
+    const stuck = watchFeed(
+      feed,
+      () => true,
+      undefined,
+      new AbortController().signal,
+      3,
+      undefined,
+      () => cut++,
+    );
     const first = stuck.next(); // the consumer reads once, then never again (parked behind flow control)
     await new Promise((r) => setTimeout(r, 10));
     feed.publish(0);

@@ -20,11 +20,7 @@ import type { AuthService, LoginResponse } from "../../../gen/tether/v1/auth_ser
  *   nothing to log out of: the browser owns the certificate.
  */
 
-export type SessionState =
-  | { kind: "unknown" }
-  | { kind: "signed-out"; reason?: string }
-  | { kind: "certificate" }
-  | { kind: "password"; username: string };
+export type SessionState = { kind: "unknown" } | { kind: "signed-out"; reason?: string } | { kind: "certificate" } | { kind: "password"; username: string };
 
 type Listener = (s: SessionState) => void;
 

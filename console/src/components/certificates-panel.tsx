@@ -40,8 +40,12 @@ export function CertificatesPanel({ device }: { device: string }) {
                   <code>{c.serialNumber}</code>
                 </td>
                 <td>
-                  <span className={`badge ${c.state === Certificate_State.ACTIVE ? "state-succeeded" : "state-failed"}`}>{enumName(Certificate_StateSchema, c.state)}</span>
-                  {c.state === Certificate_State.REVOKED && c.revocationReason !== 0 && <span className="muted"> ({label(enumName(RevocationReasonSchema, c.revocationReason))})</span>}
+                  <span className={`badge ${c.state === Certificate_State.ACTIVE ? "state-succeeded" : "state-failed"}`}>
+                    {enumName(Certificate_StateSchema, c.state)}
+                  </span>
+                  {c.state === Certificate_State.REVOKED && c.revocationReason !== 0 && (
+                    <span className="muted"> ({label(enumName(RevocationReasonSchema, c.revocationReason))})</span>
+                  )}
                 </td>
                 <td>{label(enumName(Certificate_OriginSchema, c.origin))}</td>
                 <td>{timeText(c.startTime)}</td>

@@ -19,9 +19,14 @@ export function Chart({ title, xs, ys, unit, min, max }: { title: string; xs: nu
       title,
       scales: {
         x: { time: true },
-        ...(min !== undefined || max !== undefined ? { y: { range: (_u: uPlot, lo: number, hi: number): uPlot.Range.MinMax => [Math.min(lo, min ?? lo), Math.max(hi, max ?? hi)] } } : {}),
+        ...(min !== undefined || max !== undefined
+          ? { y: { range: (_u: uPlot, lo: number, hi: number): uPlot.Range.MinMax => [Math.min(lo, min ?? lo), Math.max(hi, max ?? hi)] } }
+          : {}),
       },
-      series: [{}, { label: unit ? `${title} (${unit})` : title, stroke: "#2563eb", width: 1.5, fill: "rgba(37,99,235,0.08)", points: { show: xs.length < 60 } }],
+      series: [
+        {},
+        { label: unit ? `${title} (${unit})` : title, stroke: "#2563eb", width: 1.5, fill: "rgba(37,99,235,0.08)", points: { show: xs.length < 60 } },
+      ],
       axes: [{}, { size: 60 }],
     };
     plot.current = new uPlot(opts, [xs, ys], el);

@@ -22,7 +22,9 @@ export function CommandEditor({ product, draft, onChange }: { product: ConsolePr
           ))}
         </select>
       </label>
-      {action?.fields.map((f) => <FieldInput key={f.name} field={f} value={draft.values[f.name] ?? product.draftDefaults[f.name]} onChange={(v) => setValue(f.name, v)} />)}
+      {action?.fields.map((f) => (
+        <FieldInput key={f.name} field={f} value={draft.values[f.name] ?? product.draftDefaults[f.name]} onChange={(v) => setValue(f.name, v)} />
+      ))}
     </div>
   );
 }
@@ -44,7 +46,15 @@ function FieldInput({ field: f, value, onChange }: { field: CommandField; value:
       return (
         <label>
           {f.label}
-          <input type="number" name={name} min={f.min} max={f.max} step={f.step} value={Number(value ?? 0)} onChange={(e) => onChange(Number(e.target.value))} />
+          <input
+            type="number"
+            name={name}
+            min={f.min}
+            max={f.max}
+            step={f.step}
+            value={Number(value ?? 0)}
+            onChange={(e) => onChange(Number(e.target.value))}
+          />
         </label>
       );
     case "color":

@@ -28,7 +28,17 @@ export const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "
  * (`PreviewRule` on the unsaved rule: the same croner code and DST handling that will fire it), so
  * what the page shows is what will happen. Reasons for a bad expression appear under the input.
  */
-export function CronEditor({ expression, timeZone, fields, onChange }: { expression: string; timeZone: string; fields: Record<string, string>; onChange(expression: string, timeZone: string): void }) {
+export function CronEditor({
+  expression,
+  timeZone,
+  fields,
+  onChange,
+}: {
+  expression: string;
+  timeZone: string;
+  fields: Record<string, string>;
+  onChange(expression: string, timeZone: string): void;
+}) {
   const [preview, setPreview] = useState<{ times: Date[]; zone: string }>();
   const [error, setError] = useState<ReadableError>();
   useEffect(() => {
@@ -51,7 +61,18 @@ export function CronEditor({ expression, timeZone, fields, onChange }: { express
   }, [expression, timeZone]);
   const exprErrors = [...fieldsUnder(fields, "rule.cron.expression"), ...(error ? fieldsUnder(error.fields, "rule.cron.expression") : [])];
   const zoneErrors = [...fieldsUnder(fields, "rule.cron.time_zone"), ...(error ? fieldsUnder(error.fields, "rule.cron.time_zone") : [])];
-  const fmt = (d: Date, zone: string) => d.toLocaleString(undefined, { timeZone: zone, weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
+  const fmt = (d: Date, zone: string) =>
+    d.toLocaleString(undefined, {
+      timeZone: zone,
+      weekday: "short",
+      year: "numeric",
+      month: "short",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      timeZoneName: "short",
+    });
   return (
     <div className="cron-editor">
       <label>

@@ -36,7 +36,7 @@ interface Series {
 
 function autoBucket(rangeS: number): number {
   const w = rangeS / 300;
-  return w <= 1 ? 0 : [10, 60, 300, 900, 3600].find((b) => b >= w) ?? 3600;
+  return w <= 1 ? 0 : ([10, 60, 300, 900, 3600].find((b) => b >= w) ?? 3600);
 }
 
 /**

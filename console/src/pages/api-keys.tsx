@@ -9,7 +9,12 @@ import { ago, timeText } from "../format.js";
 import { useNow, usePolling } from "../hooks.js";
 
 /** Lifetimes offered for a new key, in days; "never" keeps it until revoked. */
-const LIFETIMES: Array<[string, string]> = [["30", "30 days"], ["90", "90 days"], ["365", "1 year"], ["never", "never"]];
+const LIFETIMES: Array<[string, string]> = [
+  ["30", "30 days"],
+  ["90", "90 days"],
+  ["365", "1 year"],
+  ["never", "never"],
+];
 
 /** ApiKey.expiration for a lifetime choice: a `ttl`, so the server's clock decides the expiry time. */
 function expiration(days: string): ApiKey["expiration"] {
@@ -37,7 +42,11 @@ export function ApiKeysPage({ certificate }: { certificate: boolean }) {
     setError(undefined);
     setCreated(undefined);
     try {
-      const key = await api.users.createApiKey({ parent: "users/me", apiKey: { displayName, expiration: expiration(days) }, currentPassword: certificate ? "" : password });
+      const key = await api.users.createApiKey({
+        parent: "users/me",
+        apiKey: { displayName, expiration: expiration(days) },
+        currentPassword: certificate ? "" : password,
+      });
       setCreated(key);
       setDisplayName("");
       keys.reload();
@@ -61,7 +70,10 @@ export function ApiKeysPage({ certificate }: { certificate: boolean }) {
   return (
     <div className="api-keys">
       <h1>API keys</h1>
-      <p className="note">A key acts as you for scripts: send it as <code>authorization: Bearer &lt;secret&gt;</code>. It works until it expires or you revoke it; changing your password does not revoke it.</p>
+      <p className="note">
+        A key acts as you for scripts: send it as <code>authorization: Bearer &lt;secret&gt;</code>. It works until it expires or you revoke it; changing your
+        password does not revoke it.
+      </p>
       <form onSubmit={submit}>
         <label>
           What it is for
@@ -81,7 +93,14 @@ export function ApiKeysPage({ certificate }: { certificate: boolean }) {
         {!certificate && (
           <label>
             Your current password
-            <input name="current_password" type="password" autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} required />
+            <input
+              name="current_password"
+              type="password"
+              autoComplete="current-password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              required
+            />
           </label>
         )}
         <FieldError messages={fieldsUnder(error?.fields ?? {}, "current_password")} />

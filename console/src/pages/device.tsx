@@ -47,7 +47,8 @@ export function DevicePage({ id }: { id: string }) {
           </h1>
           <div className="facts">
             <span>
-              <span className={`dot ${d.connectivity?.online ? "on" : "off"}`} /> <span className="online-state">{d.connectivity?.online ? "online" : "offline"}</span>, last seen {ago(d.connectivity?.lastSeenTime, now)}
+              <span className={`dot ${d.connectivity?.online ? "on" : "off"}`} />{" "}
+              <span className="online-state">{d.connectivity?.online ? "online" : "offline"}</span>, last seen {ago(d.connectivity?.lastSeenTime, now)}
             </span>
             <span>firmware {d.firmwareVersion || "—"}</span>
             {d.owner && <span>owner {d.owner}</span>}

@@ -40,7 +40,10 @@ export function FleetPage() {
   // Tokens of the pages before the current one: keyset pagination only goes forward.
   const [tokens, setTokens] = useState<string[]>([""]);
   const filter = buildFilter(kind, labels, online);
-  const page = usePolling((signal) => api.devices.listDevices({ pageSize: PAGE_SIZE, pageToken: tokens.at(-1), filter }, { signal }), 0, [filter, tokens.at(-1)]);
+  const page = usePolling((signal) => api.devices.listDevices({ pageSize: PAGE_SIZE, pageToken: tokens.at(-1), filter }, { signal }), 0, [
+    filter,
+    tokens.at(-1),
+  ]);
   // The latest copy of each device from the watch; null once deleted or no longer matching.
   const [live, setLive] = useState(new Map<string, Device | null>());
   // Changes are applied in batches (the initial snapshot can be thousands of devices).
@@ -103,7 +106,13 @@ export function FleetPage() {
         </label>
         <label>
           Labels
-          <input name="labels" placeholder="room=kitchen, floor" value={labelInput} onChange={(e) => setLabelInput(e.target.value)} onBlur={() => labelInput !== labels && setParam("labels", labelInput)} />
+          <input
+            name="labels"
+            placeholder="room=kitchen, floor"
+            value={labelInput}
+            onChange={(e) => setLabelInput(e.target.value)}
+            onBlur={() => labelInput !== labels && setParam("labels", labelInput)}
+          />
         </label>
         <label>
           State
@@ -145,9 +154,12 @@ export function FleetPage() {
                   ))}
                 </td>
                 <td>
-                  <span className={`dot ${d.connectivity?.online ? "on" : "off"}`} /> <span className="online-state">{d.connectivity?.online ? "online" : "offline"}</span>
+                  <span className={`dot ${d.connectivity?.online ? "on" : "off"}`} />{" "}
+                  <span className="online-state">{d.connectivity?.online ? "online" : "offline"}</span>
                 </td>
-                <td title={d.connectivity?.lastSeenTime ? new Date(Number(d.connectivity.lastSeenTime.seconds) * 1000).toLocaleString() : ""}>{ago(d.connectivity?.lastSeenTime, now)}</td>
+                <td title={d.connectivity?.lastSeenTime ? new Date(Number(d.connectivity.lastSeenTime.seconds) * 1000).toLocaleString() : ""}>
+                  {ago(d.connectivity?.lastSeenTime, now)}
+                </td>
               </tr>
             );
           })}

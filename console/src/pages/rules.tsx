@@ -36,7 +36,9 @@ function targetText(r: Rule): string {
   if (r.target.case === "device") return deviceId(r.target.value);
   if (r.target.case === "selector") {
     const s = r.target.value;
-    return `${productByProductKind(s.kind)?.core.pluralLabel ?? "devices"} with ${Object.entries(s.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`;
+    return `${productByProductKind(s.kind)?.core.pluralLabel ?? "devices"} with ${Object.entries(s.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(", ")}`;
   }
   if (r.target.case === "job") {
     const t = r.target.value.target;
@@ -137,7 +139,9 @@ function RuleDetail({ id, onChanged }: { id: string; onChanged(): void }) {
             <button
               type="button"
               className="danger"
-              onClick={() => confirm(`Delete rule ${id}?`) && void act(async () => (await api.rules.deleteRule({ name: r.name, etag: r.etag }), navigate("/rules")))}
+              onClick={() =>
+                confirm(`Delete rule ${id}?`) && void act(async () => (await api.rules.deleteRule({ name: r.name, etag: r.etag }), navigate("/rules")))
+              }
             >
               Delete
             </button>
@@ -171,7 +175,9 @@ function RuleDetail({ id, onChanged }: { id: string; onChanged(): void }) {
                     <a href={`/${t.device}`} onClick={link(`/${t.device}`)}>
                       {deviceId(t.device)}
                     </a>{" "}
-                    {t.taskState ? <span className={`badge state-${enumName(Task_StateSchema, t.taskState).toLowerCase()}`}>{enumName(Task_StateSchema, t.taskState)}</span> : null}
+                    {t.taskState ? (
+                      <span className={`badge state-${enumName(Task_StateSchema, t.taskState).toLowerCase()}`}>{enumName(Task_StateSchema, t.taskState)}</span>
+                    ) : null}
                     {t.error && <span className="task-error"> {t.error}</span>}
                   </div>
                 ))}
@@ -234,9 +240,18 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
                 ? { case: "oneShotTime", value: timestampFromDate(once ? new Date(once) : new Date(Number.NaN)) }
                 : {
                     case: "eventTrigger",
-                    value: { metric: event.metric, comparison: event.comparison, threshold: event.threshold, forDuration: { seconds: BigInt(event.forS) }, cooldown: { seconds: BigInt(event.cooldownS) } },
+                    value: {
+                      metric: event.metric,
+                      comparison: event.comparison,
+                      threshold: event.threshold,
+                      forDuration: { seconds: BigInt(event.forS) },
+                      cooldown: { seconds: BigInt(event.cooldownS) },
+                    },
                   },
-          target: targetKind === "device" ? { case: "device", value: `devices/${device}` } : { case: "selector", value: { kind: product.core.productKind, labels: labelMap } },
+          target:
+            targetKind === "device"
+              ? { case: "device", value: `devices/${device}` }
+              : { case: "selector", value: { kind: product.core.productKind, labels: labelMap } },
           command: product.buildCommand(draft),
           misfirePolicy: misfire,
         },
@@ -268,11 +283,19 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
         <div className="row">
           {(["cron", "once", "event"] as const).map((t) => (
             <label className="inline" key={t}>
-              <input type="radio" name="trigger" checked={trigger === t} onChange={() => setTrigger(t)} /> {t === "cron" ? "on a schedule" : t === "once" ? "once" : "on a condition"}
+              <input type="radio" name="trigger" checked={trigger === t} onChange={() => setTrigger(t)} />{" "}
+              {t === "cron" ? "on a schedule" : t === "once" ? "once" : "on a condition"}
             </label>
           ))}
         </div>
-        {trigger === "cron" && <CronEditor expression={cron.expression} timeZone={cron.timeZone} fields={fields} onChange={(expression, timeZone) => setCron({ expression, timeZone })} />}
+        {trigger === "cron" && (
+          <CronEditor
+            expression={cron.expression}
+            timeZone={cron.timeZone}
+            fields={fields}
+            onChange={(expression, timeZone) => setCron({ expression, timeZone })}
+          />
+        )}
         {trigger === "once" && (
           <label>
             At (your local time)
@@ -284,7 +307,13 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
           <div className="row">
             <label>
               Metric or reported field
-              <input name="metric" list="rule-metrics" value={event.metric} onChange={(e) => setEvent({ ...event, metric: e.target.value })} placeholder={product.core.metrics[0]?.name} />
+              <input
+                name="metric"
+                list="rule-metrics"
+                value={event.metric}
+                onChange={(e) => setEvent({ ...event, metric: e.target.value })}
+                placeholder={product.core.metrics[0]?.name}
+              />
               <datalist id="rule-metrics">
                 {metricsOf(product).map((m) => (
                   <option key={m.name} value={m.name}>
@@ -312,7 +341,13 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
             </label>
             <label>
               Cooldown (s)
-              <input type="number" name="cooldown" min={1} value={event.cooldownS} onChange={(e) => setEvent({ ...event, cooldownS: Number(e.target.value) })} />
+              <input
+                type="number"
+                name="cooldown"
+                min={1}
+                value={event.cooldownS}
+                onChange={(e) => setEvent({ ...event, cooldownS: Number(e.target.value) })}
+              />
               <FieldError messages={fieldsUnder(fields, "rule.event_trigger.cooldown")} />
             </label>
           </div>

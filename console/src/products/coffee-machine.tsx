@@ -23,7 +23,11 @@ function CoffeeControls({ device, value: cm, onUpdated, onTask }: ControlsProps<
           checked={cm.desired?.power ?? cm.reported?.power ?? false}
           disabled={a.busy}
           onChange={(e) =>
-            void a.run(async () => onUpdated(await updateDesired(device, { case: "coffeeMachine", value: { desired: { power: e.target.checked } } }, "coffee_machine.desired.power")))
+            void a.run(async () =>
+              onUpdated(
+                await updateDesired(device, { case: "coffeeMachine", value: { desired: { power: e.target.checked } } }, "coffee_machine.desired.power"),
+              ),
+            )
           }
         />{" "}
         Power
@@ -32,7 +36,9 @@ function CoffeeControls({ device, value: cm, onUpdated, onTask }: ControlsProps<
         className="brew"
         onSubmit={(e) => {
           e.preventDefault();
-          void a.run(async () => onTask(await createTask(device, { kind: { case: "coffeeMachine", value: { action: { case: "brew", value: { recipe, size } } } } })));
+          void a.run(async () =>
+            onTask(await createTask(device, { kind: { case: "coffeeMachine", value: { action: { case: "brew", value: { recipe, size } } } } })),
+          );
         }}
       >
         <label>
@@ -57,7 +63,9 @@ function CoffeeControls({ device, value: cm, onUpdated, onTask }: ControlsProps<
           type="button"
           name="clean"
           disabled={a.busy}
-          onClick={() => void a.run(async () => onTask(await createTask(device, { kind: { case: "coffeeMachine", value: { action: { case: "clean", value: {} } } } })))}
+          onClick={() =>
+            void a.run(async () => onTask(await createTask(device, { kind: { case: "coffeeMachine", value: { action: { case: "clean", value: {} } } } })))
+          }
         >
           Clean
         </button>

@@ -26,13 +26,21 @@ function LedControls({ device, value: led, onUpdated }: ControlsProps<"led">) {
   const a = useAction();
   const [brightness, setBrightness] = useState<number>();
   // One desired field at a time (`led.desired.<field>`), so a concurrent edit of another survives.
-  const set = (field: string, d: LedDesired) => a.run(async () => onUpdated(await updateDesired(device, { case: "led", value: { desired: d } }, `led.desired.${field}`)));
+  const set = (field: string, d: LedDesired) =>
+    a.run(async () => onUpdated(await updateDesired(device, { case: "led", value: { desired: d } }, `led.desired.${field}`)));
   const commitBrightness = () => brightness !== undefined && void set("brightness", { brightness }).then(() => setBrightness(undefined));
   const fields = a.error?.fields ?? {};
   return (
     <div className="controls" data-controls="led">
       <label className="inline">
-        <input type="checkbox" name="power" checked={desired?.power ?? led.reported?.power ?? false} disabled={a.busy} onChange={(e) => void set("power", { power: e.target.checked })} /> Power
+        <input
+          type="checkbox"
+          name="power"
+          checked={desired?.power ?? led.reported?.power ?? false}
+          disabled={a.busy}
+          onChange={(e) => void set("power", { power: e.target.checked })}
+        />{" "}
+        Power
       </label>
       <label>
         Color

@@ -9,7 +9,11 @@ export const SETPOINT_STEP_C = 0.5;
 /** Thermostat commands: setpoint, mode, boost (minutes). */
 export const thermostatCommands: ProductCommands<"thermostat"> = {
   actions: [
-    { name: "setpoint", label: "setpoint", fields: [{ name: "setpoint", label: "Setpoint (°C)", type: "number", min: SETPOINT_MIN_C, max: SETPOINT_MAX_C, step: SETPOINT_STEP_C }] },
+    {
+      name: "setpoint",
+      label: "setpoint",
+      fields: [{ name: "setpoint", label: "Setpoint (°C)", type: "number", min: SETPOINT_MIN_C, max: SETPOINT_MAX_C, step: SETPOINT_STEP_C }],
+    },
     { name: "mode", label: "mode", fields: [{ name: "mode", label: "Mode", type: "enum", enum: ThermostatModeSchema }] },
     { name: "boost", label: "boost", fields: [{ name: "minutes", label: "Minutes", type: "number", min: 1, max: BOOST_MAX_MINUTES }] },
   ],

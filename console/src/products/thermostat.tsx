@@ -59,7 +59,12 @@ function ThermostatControls({ device, value: th, onUpdated, onTask }: ControlsPr
       </label>
       <label>
         Mode
-        <select name="mode" value={th.desired?.mode ?? ThermostatMode.UNSPECIFIED} disabled={a.busy} onChange={(e) => void set("mode", { mode: Number(e.target.value) })}>
+        <select
+          name="mode"
+          value={th.desired?.mode ?? ThermostatMode.UNSPECIFIED}
+          disabled={a.busy}
+          onChange={(e) => void set("mode", { mode: Number(e.target.value) })}
+        >
           <option value={ThermostatMode.UNSPECIFIED}>—</option>
           <EnumOptions of={ThermostatModeSchema} />
         </select>

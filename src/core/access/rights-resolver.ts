@@ -48,7 +48,13 @@ export function createRightsResolver({ repo, feed, clock, log, ttlMs = 5000 }: R
     async forUser(user, opts = {}) {
       const u = await load(user);
       const refresh = () => resolver.forUser(user, opts);
-      return Object.assign(accessFromRights(rightsFromGrants(user, u, opts.forceAdmin ?? false, (selector) => log.warn({ user, selector }, "ignoring a share with an unparsable selector")), refresh), { exists: u.exists });
+      return Object.assign(
+        accessFromRights(
+          rightsFromGrants(user, u, opts.forceAdmin ?? false, (selector) => log.warn({ user, selector }, "ignoring a share with an unparsable selector")),
+          refresh,
+        ),
+        { exists: u.exists },
+      );
     },
     changed(change = {}) {
       feed.publish(change);

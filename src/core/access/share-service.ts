@@ -80,7 +80,16 @@ export function createShareService({ grants, users, devices, rights, clock }: Sh
       await authorizeTarget(access, { targetKind, target });
       const exists = principalKind === "user" ? await users.getUser(principal) : await users.getGroup(principal);
       if (!exists) throw new NotFoundError(input.principal);
-      const stored = await grants.upsert({ id: randomUUID(), principalKind, principal, targetKind, target, role: role!, creator: access.caller.user, createTime: clock.now() });
+      const stored = await grants.upsert({
+        id: randomUUID(),
+        principalKind,
+        principal,
+        targetKind,
+        target,
+        role: role!,
+        creator: access.caller.user,
+        createTime: clock.now(),
+      });
       rights.changed(principalKind === "user" ? { user: principal } : {});
       return toGrantProto(stored);
     },
@@ -98,7 +107,11 @@ export function createShareService({ grants, users, devices, rights, clock }: Sh
       });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return { $typeName: "tether.v1.ListGrantsResponse", grants: page.map(toGrantProto), nextPageToken: rows.length > limit && last ? encodePageToken(last.id, query) : "" };
+      return {
+        $typeName: "tether.v1.ListGrantsResponse",
+        grants: page.map(toGrantProto),
+        nextPageToken: rows.length > limit && last ? encodePageToken(last.id, query) : "",
+      };
     },
 
     async deleteGrant(access: Access, name: string): Promise<void> {

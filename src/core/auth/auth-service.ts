@@ -122,7 +122,8 @@ export function createAuthService(d: AuthServiceDeps) {
       }
       const { user, session } = await tokens.verify(bearer);
       // A map lookup: ended sessions are held in memory (see SessionRevocations for the staleness bound).
-      if (sessions.isEnded(session)) throw new UnauthenticatedError("access token of an ended session (logged out, refresh token reused or password changed); sign in again");
+      if (sessions.isEnded(session))
+        throw new UnauthenticatedError("access token of an ended session (logged out, refresh token reused or password changed); sign in again");
       return { user, via: "token", session };
     },
   };

@@ -85,7 +85,13 @@ export function backoffMs(n: number, l: LoginLimits): number {
 }
 
 /** The policy's decision for one attempt (pure: tested without a database). */
-export function decideReserve(c: ThrottleCounters, knownGood: boolean, now: Date, l: LoginLimits, who: { user: string; address: string }): { write?: ThrottleWrite; result: ReserveResult } {
+export function decideReserve(
+  c: ThrottleCounters,
+  knownGood: boolean,
+  now: Date,
+  l: LoginLimits,
+  who: { user: string; address: string },
+): { write?: ThrottleWrite; result: ReserveResult } {
   const t = now.getTime();
   const pair = live(c.pair, now);
   const refuse = (by: ThrottleScope, until: Date) => ({ result: { ok: false as const, by, retryMs: Math.max(1, until.getTime() - t) } });

@@ -191,7 +191,8 @@ export function createTokenIssuer(o: TokenOptions) {
 function reasonOf(err: unknown): string {
   if (err instanceof TokenRejectedError) return err.reason;
   if (err instanceof errors.JWTExpired) return "expired";
-  if (err instanceof errors.JWTClaimValidationFailed) return `claim ${err.claim} ${err.reason === "check_failed" ? "is wrong" : err.reason.replaceAll("_", " ")}`;
+  if (err instanceof errors.JWTClaimValidationFailed)
+    return `claim ${err.claim} ${err.reason === "check_failed" ? "is wrong" : err.reason.replaceAll("_", " ")}`;
   if (err instanceof errors.JOSEAlgNotAllowed) return "algorithm not allowed";
   if (err instanceof errors.JWSSignatureVerificationFailed) return "bad signature";
   if (err instanceof errors.JOSENotSupported) return "algorithm not supported";

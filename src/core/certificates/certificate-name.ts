@@ -47,7 +47,10 @@ export function parseAnyCertificateName(name: string, field = "name"): { owner: 
 export function parseCertificateName(name: string, field = "name"): { deviceId: string; serialNumber: string } {
   const m = /^devices\/([^/]+)\/certificates\/([0-9A-Fa-f]{2,64})$/.exec(name);
   if (!m || !isValidDeviceId(m[1]!)) {
-    throw InvalidArgumentError.field(field, `"${truncate(name)}" is not a certificate name: expected devices/{device}/certificates/{serial} with a hexadecimal serial`);
+    throw InvalidArgumentError.field(
+      field,
+      `"${truncate(name)}" is not a certificate name: expected devices/{device}/certificates/{serial} with a hexadecimal serial`,
+    );
   }
   return { deviceId: m[1]!, serialNumber: normalizeSerial(m[2]!) };
 }
@@ -60,7 +63,10 @@ export function templateName(id: string): string {
 export function parseTemplateName(name: string, field = "name"): string {
   const m = /^provisioningTemplates\/([^/]+)$/.exec(name);
   if (!m || !isValidDeviceId(m[1]!)) {
-    throw InvalidArgumentError.field(field, `"${truncate(name)}" is not a template name: expected provisioningTemplates/{template}, {template} 1-63 lowercase letters, digits or hyphens starting with a letter`);
+    throw InvalidArgumentError.field(
+      field,
+      `"${truncate(name)}" is not a template name: expected provisioningTemplates/{template}, {template} 1-63 lowercase letters, digits or hyphens starting with a letter`,
+    );
   }
   return m[1]!;
 }

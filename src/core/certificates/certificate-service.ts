@@ -17,7 +17,15 @@ import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token
 import type { ChangeFeed } from "../ports/index.js";
 import { reservedIdProblem } from "../reserved-ids.js";
 import { certificateName, normalizeSerial, parseAnyCertificateName, parseCertificateParent, userCertificateName } from "./certificate-name.js";
-import type { CertificateIssuer, CertificateOrigin, CertificateRecord, CertificateRepository, CrlSource, RevokedCertificate, SignedCertificate } from "../ports/certificates.js";
+import type {
+  CertificateIssuer,
+  CertificateOrigin,
+  CertificateRecord,
+  CertificateRepository,
+  CrlSource,
+  RevokedCertificate,
+  SignedCertificate,
+} from "../ports/certificates.js";
 import { certificateState, toCertificateProto } from "./certificate-record.js";
 import { checkCsr } from "./csr-policy.js";
 
@@ -51,7 +59,8 @@ export function createCertificateService(d: CertificateServiceDeps) {
 
   function validity(days: number, field = "validity_days"): number {
     if (days === 0) return d.defaultValidityDays;
-    if (!Number.isInteger(days) || days < 1 || days > MAX_VALIDITY_DAYS) throw InvalidArgumentError.field(field, `must be between 1 and ${MAX_VALIDITY_DAYS} days`);
+    if (!Number.isInteger(days) || days < 1 || days > MAX_VALIDITY_DAYS)
+      throw InvalidArgumentError.field(field, `must be between 1 and ${MAX_VALIDITY_DAYS} days`);
     return days;
   }
 
@@ -84,7 +93,10 @@ export function createCertificateService(d: CertificateServiceDeps) {
   }
 
   /** Issues for an existing device; shared by create, renew (API) and renew (MQTT). */
-  async function issueFor(deviceId: string, opts: { csr: string; generateKey: boolean; validityDays: number; origin: CertificateOrigin; previousSerial?: string; requestId?: string }) {
+  async function issueFor(
+    deviceId: string,
+    opts: { csr: string; generateKey: boolean; validityDays: number; origin: CertificateOrigin; previousSerial?: string; requestId?: string },
+  ) {
     if (opts.csr === "" && !opts.generateKey) throw InvalidArgumentError.field("csr", "is required unless generate_key is set");
     if (opts.csr !== "" && opts.generateKey) throw InvalidArgumentError.field("generate_key", "must not be set together with csr");
     // A device registered before the reserved names existed still gets no certificate under one.
@@ -118,7 +130,8 @@ export function createCertificateService(d: CertificateServiceDeps) {
       notAfter: certificate.notAfter,
       createTime: now,
     });
-    if (stored.serialNumber === certificate.serialNumber) log.info({ deviceId, serialNumber: stored.serialNumber, origin: stored.origin }, "device certificate issued");
+    if (stored.serialNumber === certificate.serialNumber)
+      log.info({ deviceId, serialNumber: stored.serialNumber, origin: stored.origin }, "device certificate issued");
     // A repeated MQTT request id returns the earlier certificate; the one just signed is dropped unseen.
     return { record: stored, privateKeyPem: stored.serialNumber === certificate.serialNumber ? privateKeyPem : undefined };
   }
@@ -127,8 +140,18 @@ export function createCertificateService(d: CertificateServiceDeps) {
     async createCertificate(req: CreateCertificateRequest): Promise<CreateCertificateResponse> {
       const deviceId = parseDeviceName(req.parent, "parent");
       return logged("certificate", { deviceId }, async () => {
-        const { record, privateKeyPem } = await issueFor(deviceId, { csr: req.csr, generateKey: req.generateKey, validityDays: validity(req.validityDays), origin: "csr" });
-        return { $typeName: "tether.v1.CreateCertificateResponse", certificate: toCertificateProto(record, clock.now()), privateKeyPem: privateKeyPem ?? "", caCertificatePem: issuer.caCertificatePem };
+        const { record, privateKeyPem } = await issueFor(deviceId, {
+          csr: req.csr,
+          generateKey: req.generateKey,
+          validityDays: validity(req.validityDays),
+          origin: "csr",
+        });
+        return {
+          $typeName: "tether.v1.CreateCertificateResponse",
+          certificate: toCertificateProto(record, clock.now()),
+          privateKeyPem: privateKeyPem ?? "",
+          caCertificatePem: issuer.caCertificatePem,
+        };
       });
     },
 
@@ -157,20 +180,35 @@ export function createCertificateService(d: CertificateServiceDeps) {
       return {
         $typeName: "tether.v1.ListCertificatesResponse",
         certificates: page.map((r) => toCertificateProto(r, now)),
-        nextPageToken: rows.length > limit && last ? encodePageToken(`${last.createTime.toISOString()}|${last.serialNumber}`, `certificates|${req.parent}`) : "",
+        nextPageToken:
+          rows.length > limit && last ? encodePageToken(`${last.createTime.toISOString()}|${last.serialNumber}`, `certificates|${req.parent}`) : "",
       };
     },
 
     async renewCertificate(req: RenewCertificateRequest): Promise<RenewCertificateResponse> {
       return logged("certificate renewal", { name: req.name }, async () => {
         const old = await getOwned(req.name);
-        if (old.kind !== "device") throw new FailedPreconditionError(`${req.name} is a user certificate: the dev PKI reissues it (delete it from the certs directory and restart)`);
+        if (old.kind !== "device")
+          throw new FailedPreconditionError(`${req.name} is a user certificate: the dev PKI reissues it (delete it from the certs directory and restart)`);
         const state = certificateState(old, clock.now());
         if (state !== Certificate_State.ACTIVE) {
-          throw new FailedPreconditionError(`${req.name} is ${state === Certificate_State.REVOKED ? "revoked" : "expired"}: only an active certificate can be renewed; issue a new one with CreateCertificate`);
+          throw new FailedPreconditionError(
+            `${req.name} is ${state === Certificate_State.REVOKED ? "revoked" : "expired"}: only an active certificate can be renewed; issue a new one with CreateCertificate`,
+          );
         }
-        const { record, privateKeyPem } = await issueFor(old.deviceId!, { csr: req.csr, generateKey: req.generateKey, validityDays: validity(req.validityDays), origin: "renewal", previousSerial: old.serialNumber });
-        return { $typeName: "tether.v1.RenewCertificateResponse", certificate: toCertificateProto(record, clock.now()), privateKeyPem: privateKeyPem ?? "", caCertificatePem: issuer.caCertificatePem };
+        const { record, privateKeyPem } = await issueFor(old.deviceId!, {
+          csr: req.csr,
+          generateKey: req.generateKey,
+          validityDays: validity(req.validityDays),
+          origin: "renewal",
+          previousSerial: old.serialNumber,
+        });
+        return {
+          $typeName: "tether.v1.RenewCertificateResponse",
+          certificate: toCertificateProto(record, clock.now()),
+          privateKeyPem: privateKeyPem ?? "",
+          caCertificatePem: issuer.caCertificatePem,
+        };
       });
     },
 

@@ -8,7 +8,8 @@ const MAX_CSR_CHARS = 16_384;
 
 /** Keys Tether signs: ECDSA on P-256/P-384 (the default), or RSA of at least 2048 bits. */
 export function keyProblem(key: CsrSummary["key"]): string | undefined {
-  if (key.type === "ec") return key.curve === "P-256" || key.curve === "P-384" ? undefined : `ECDSA curve ${key.curve ?? "unknown"} is not accepted (use P-256 or P-384)`;
+  if (key.type === "ec")
+    return key.curve === "P-256" || key.curve === "P-384" ? undefined : `ECDSA curve ${key.curve ?? "unknown"} is not accepted (use P-256 or P-384)`;
   if (key.type === "rsa") return (key.bits ?? 0) >= 2048 ? undefined : `RSA key of ${key.bits ?? "?"} bits is too weak (at least 2048)`;
   return `key type ${key.type} is not accepted (use ECDSA P-256, P-384 or RSA ≥ 2048)`;
 }

@@ -34,19 +34,31 @@ export type DeviceCertificates = ReturnType<typeof createDeviceCertificates>;
  */
 export function createDeviceCertificates(d: DeviceCertificatesDeps) {
   const { clock, log } = d;
-  const envelope = (body: Downlink["body"]): Downlink =>
-    create(DownlinkSchema, { messageId: randomUUID(), sendTime: timestampFromDate(clock.now()), body });
+  const envelope = (body: Downlink["body"]): Downlink => create(DownlinkSchema, { messageId: randomUUID(), sendTime: timestampFromDate(clock.now()), body });
 
   return {
     async renewalRequested(deviceId: string, req: CertificateRenewalRequest): Promise<void> {
       let body: Downlink["body"];
       try {
         const rec = await d.service.renewForDevice(deviceId, req.requestId, req.csr);
-        body = { case: "certificate", value: { $typeName: "tether.device.v1.CertificateUpdate", requestId: req.requestId, serialNumber: rec.serialNumber, certificatePem: rec.certificatePem, expireTime: timestampFromDate(rec.notAfter), error: "" } };
+        body = {
+          case: "certificate",
+          value: {
+            $typeName: "tether.device.v1.CertificateUpdate",
+            requestId: req.requestId,
+            serialNumber: rec.serialNumber,
+            certificatePem: rec.certificatePem,
+            expireTime: timestampFromDate(rec.notAfter),
+            error: "",
+          },
+        };
       } catch (err) {
         if (!(err instanceof TetherError)) log.error({ err, deviceId }, "mqtt certificate renewal failed");
         const error = truncateUtf8(err instanceof TetherError ? `${err.code}: ${err.message}` : "internal error", MAX_ERROR_BYTES);
-        body = { case: "certificate", value: { $typeName: "tether.device.v1.CertificateUpdate", requestId: req.requestId, serialNumber: "", certificatePem: "", error } };
+        body = {
+          case: "certificate",
+          value: { $typeName: "tether.device.v1.CertificateUpdate", requestId: req.requestId, serialNumber: "", certificatePem: "", error },
+        };
       }
       await d.link.send(deviceId, envelope(body));
     },
@@ -58,7 +70,13 @@ export function createDeviceCertificates(d: DeviceCertificatesDeps) {
       const warned: string[] = [];
       for (const c of due) {
         try {
-          await d.link.send(c.deviceId!, envelope({ case: "certificateExpiring", value: { $typeName: "tether.device.v1.CertificateExpiring", serialNumber: c.serialNumber, expireTime: timestampFromDate(c.notAfter) } }));
+          await d.link.send(
+            c.deviceId!,
+            envelope({
+              case: "certificateExpiring",
+              value: { $typeName: "tether.device.v1.CertificateExpiring", serialNumber: c.serialNumber, expireTime: timestampFromDate(c.notAfter) },
+            }),
+          );
           warned.push(c.serialNumber);
         } catch (err) {
           log.warn({ err, deviceId: c.deviceId }, "certificate expiry warning not sent");

@@ -27,7 +27,15 @@ import { kindNameList, productByKindName } from "../products/index.js";
 import { reservedIdProblem } from "../reserved-ids.js";
 import { certificateName, parseTemplateName, templateName } from "./certificate-name.js";
 import type { DeviceRepository } from "../ports/device-repository.js";
-import type { CertificateIssuer, CertificateRepository, CrlSource, ProvisioningRecord, ProvisioningRepository, ProvisioningTemplateRecord, RevokedCertificate } from "../ports/certificates.js";
+import type {
+  CertificateIssuer,
+  CertificateRepository,
+  CrlSource,
+  ProvisioningRecord,
+  ProvisioningRepository,
+  ProvisioningTemplateRecord,
+  RevokedCertificate,
+} from "../ports/certificates.js";
 import { toCertificateProto } from "./certificate-record.js";
 import { DEVICES_OU } from "./certificate-service.js";
 import { checkCsr } from "./csr-policy.js";
@@ -94,7 +102,8 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
 
   function checkSerials(serials: string[], field: string, v: Violations) {
     serials.forEach((s, i) => {
-      if (!SERIAL_PATTERN.test(s)) v.add(`${field}[${i}]`, `"${truncate(s, 64)}" must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`);
+      if (!SERIAL_PATTERN.test(s))
+        v.add(`${field}[${i}]`, `"${truncate(s, 64)}" must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`);
     });
   }
 
@@ -108,8 +117,16 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
     if (!cert || !stored || cert.revokeTime || !issuer.samePublicKey(csr, cert.certificatePem)) {
       throw new AlreadyExistsError(`provisioning of serial number ${earlier.serialNumber}`);
     }
-    log.info({ templateId, serialNumber: earlier.serialNumber, deviceId: earlier.deviceId }, "provisioning repeated with the same key: same certificate returned");
-    return { $typeName: "tether.v1.ProvisionDeviceResponse", device: stored.device, certificate: toCertificateProto(cert, clock.now()), caCertificatePem: issuer.caCertificatePem };
+    log.info(
+      { templateId, serialNumber: earlier.serialNumber, deviceId: earlier.deviceId },
+      "provisioning repeated with the same key: same certificate returned",
+    );
+    return {
+      $typeName: "tether.v1.ProvisionDeviceResponse",
+      device: stored.device,
+      certificate: toCertificateProto(cert, clock.now()),
+      caCertificatePem: issuer.caCertificatePem,
+    };
   }
 
   return {
@@ -117,16 +134,20 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
       const input = req.provisioningTemplate;
       if (!input) throw InvalidArgumentError.field("provisioning_template", "is required");
       const v = new Violations();
-      if (!isValidDeviceId(req.provisioningTemplateId)) v.add("provisioning_template_id", "must be 1-63 lowercase letters, digits or hyphens, starting with a letter");
+      if (!isValidDeviceId(req.provisioningTemplateId))
+        v.add("provisioning_template_id", "must be 1-63 lowercase letters, digits or hyphens, starting with a letter");
       else {
         // The template id is its claim certificates' CN (and broker user name on Mosquitto/RabbitMQ).
         const reserved = reservedIdProblem(req.provisioningTemplateId);
         if (reserved) v.add("provisioning_template_id", reserved);
       }
-      if (!productByKindName(input.deviceKind)) v.add("provisioning_template.device_kind", `"${truncate(input.deviceKind, 32)}" is not a product kind (${kindNameList()})`);
-      if (input.deviceIdPrefix !== "" && !/^[a-z][a-z0-9-]{0,31}$/.test(input.deviceIdPrefix)) v.add("provisioning_template.device_id_prefix", "must be up to 32 lowercase letters, digits or hyphens, starting with a letter");
-      if (input.deviceIdPrefix === "") v.add("provisioning_template.device_id_prefix", "is required (device ids must start with a letter), e.g. \"kitchen-\"");
-      else if (reservedIdProblem(`${input.deviceIdPrefix}x`)) v.add("provisioning_template.device_id_prefix", `${reservedIdProblem(`${input.deviceIdPrefix}x`)}: every id it hands out would be reserved`);
+      if (!productByKindName(input.deviceKind))
+        v.add("provisioning_template.device_kind", `"${truncate(input.deviceKind, 32)}" is not a product kind (${kindNameList()})`);
+      if (input.deviceIdPrefix !== "" && !/^[a-z][a-z0-9-]{0,31}$/.test(input.deviceIdPrefix))
+        v.add("provisioning_template.device_id_prefix", "must be up to 32 lowercase letters, digits or hyphens, starting with a letter");
+      if (input.deviceIdPrefix === "") v.add("provisioning_template.device_id_prefix", 'is required (device ids must start with a letter), e.g. "kitchen-"');
+      else if (reservedIdProblem(`${input.deviceIdPrefix}x`))
+        v.add("provisioning_template.device_id_prefix", `${reservedIdProblem(`${input.deviceIdPrefix}x`)}: every id it hands out would be reserved`);
       checkSerials(input.allowedSerialNumbers, "provisioning_template.allowed_serial_numbers", v);
       if (input.serialNumberPattern !== "") {
         try {
@@ -135,14 +156,19 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
           v.add("provisioning_template.serial_number_pattern", "is not a valid regular expression");
         }
       }
-      if (input.allowedSerialNumbers.length === 0 && input.serialNumberPattern === "") v.add("provisioning_template.allowed_serial_numbers", "set an allow-list or a serial_number_pattern: a template allows nothing by default");
-      if (input.certificateValidityDays < 0 || input.certificateValidityDays > 3650) v.add("provisioning_template.certificate_validity_days", "must be between 0 (default) and 3650");
+      if (input.allowedSerialNumbers.length === 0 && input.serialNumberPattern === "")
+        v.add("provisioning_template.allowed_serial_numbers", "set an allow-list or a serial_number_pattern: a template allows nothing by default");
+      if (input.certificateValidityDays < 0 || input.certificateValidityDays > 3650)
+        v.add("provisioning_template.certificate_validity_days", "must be between 0 (default) and 3650");
       validateDeviceFields(create(DeviceSchema, { labels: input.labels }), "provisioning_template", v, new Set(["labels"]));
       v.throwIfAny();
       // Device ids and template ids are disjoint namespaces: a claim certificate (CN = template id)
       // must never be mistaken for a device's by a broker that only reads the CN.
       if (await devices.get(req.provisioningTemplateId)) {
-        throw InvalidArgumentError.field("provisioning_template_id", `"${req.provisioningTemplateId}" is the id of ${deviceName(req.provisioningTemplateId)}: device ids and template ids are disjoint`);
+        throw InvalidArgumentError.field(
+          "provisioning_template_id",
+          `"${req.provisioningTemplateId}" is the id of ${deviceName(req.provisioningTemplateId)}: device ids and template ids are disjoint`,
+        );
       }
       const rec: ProvisioningTemplateRecord = {
         id: req.provisioningTemplateId,
@@ -247,17 +273,23 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
     async provisionDevice(templateId: string, req: ProvisionDeviceRequest): Promise<ProvisionDeviceResponse> {
       const serial = req.serialNumber;
       try {
-        if (!SERIAL_PATTERN.test(serial)) throw InvalidArgumentError.field("serial_number", "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
+        if (!SERIAL_PATTERN.test(serial))
+          throw InvalidArgumentError.field("serial_number", "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
         if (req.csr === "") throw InvalidArgumentError.field("csr", "is required: the device generates its key and sends a CSR");
         const t = await provisioning.getTemplate(templateId);
         if (!t) throw new PermissionDeniedError(`the claim certificate's template ${templateId} no longer exists`);
         if (!serialAllowed(t, serial)) throw new PermissionDeniedError(`serial number ${serial} is not allowed by ${templateName(t.id)}`);
         const deviceId = deviceIdForSerial(t.deviceIdPrefix, serial);
-        if (!isValidDeviceId(deviceId)) throw InvalidArgumentError.field("serial_number", `gives the device id "${truncate(deviceId, 80)}", which is not valid`);
+        if (!isValidDeviceId(deviceId))
+          throw InvalidArgumentError.field("serial_number", `gives the device id "${truncate(deviceId, 80)}", which is not valid`);
         const reserved = reservedIdProblem(deviceId);
         if (reserved) throw InvalidArgumentError.field("serial_number", `gives the device id ${reserved}`);
         const namesake = await provisioning.templateFor(deviceId);
-        if (namesake?.exact) throw InvalidArgumentError.field("serial_number", `gives the device id "${deviceId}", which is the id of ${templateName(namesake.templateId)}: device ids and template ids are disjoint`);
+        if (namesake?.exact)
+          throw InvalidArgumentError.field(
+            "serial_number",
+            `gives the device id "${deviceId}", which is the id of ${templateName(namesake.templateId)}: device ids and template ids are disjoint`,
+          );
         await checkCsr(issuer, req.csr, [deviceId, serial]);
         const earlier = await provisioning.getRecord(t.id, serial);
         if (earlier) return replay(t.id, earlier, req.csr);
@@ -267,10 +299,21 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
           name: deviceName(deviceId),
           uid: randomUUID(),
           displayName: serial,
-          labels: { ...t.labels, "serial-number": serial.toLowerCase().replace(/[^a-z0-9._-]/g, "-").slice(0, 63) },
+          labels: {
+            ...t.labels,
+            "serial-number": serial
+              .toLowerCase()
+              .replace(/[^a-z0-9._-]/g, "-")
+              .slice(0, 63),
+          },
           kind: { case: product.case, value: create(product.schema) } as Device["kind"],
         });
-        const { certificate } = await issuer.issue({ csrPem: req.csr, commonName: deviceId, organizationalUnit: DEVICES_OU, validityDays: t.certificateValidityDays || d.defaultValidityDays });
+        const { certificate } = await issuer.issue({
+          csrPem: req.csr,
+          commonName: deviceId,
+          organizationalUnit: DEVICES_OU,
+          validityDays: t.certificateValidityDays || d.defaultValidityDays,
+        });
         const now = clock.now();
         const record = {
           serialNumber: certificate.serialNumber,
@@ -285,7 +328,11 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
           notAfter: certificate.notAfter,
           createTime: now,
         };
-        const res = await provisioning.provision({ record: { templateId: t.id, serialNumber: serial, deviceId, certificateSerial: certificate.serialNumber, createTime: now }, device, certificate: record });
+        const res = await provisioning.provision({
+          record: { templateId: t.id, serialNumber: serial, deviceId, certificateSerial: certificate.serialNumber, createTime: now },
+          device,
+          certificate: record,
+        });
         if (res === "serial_taken") {
           const winner = await provisioning.getRecord(t.id, serial);
           if (winner) return replay(t.id, winner, req.csr);
@@ -294,9 +341,15 @@ export function createProvisioningService(d: ProvisioningServiceDeps) {
         if (res === "device_exists") throw new AlreadyExistsError(deviceName(deviceId));
         log.info({ templateId: t.id, serialNumber: serial, deviceId, certificate: certificate.serialNumber }, "device provisioned");
         d.onDeviceCreated?.(device);
-        return { $typeName: "tether.v1.ProvisionDeviceResponse", device, certificate: toCertificateProto(record, now), caCertificatePem: issuer.caCertificatePem };
+        return {
+          $typeName: "tether.v1.ProvisionDeviceResponse",
+          device,
+          certificate: toCertificateProto(record, now),
+          caCertificatePem: issuer.caCertificatePem,
+        };
       } catch (err) {
-        if (err instanceof TetherError) log.warn({ templateId, serialNumber: truncate(serial, 64), code: err.code, reason: err.message }, "provisioning refused");
+        if (err instanceof TetherError)
+          log.warn({ templateId, serialNumber: truncate(serial, 64), code: err.code, reason: err.message }, "provisioning refused");
         throw err;
       }
     },

@@ -11,10 +11,7 @@ export interface DeviceFilter {
   labels: LabelCondition[];
 }
 
-export type LabelCondition =
-  | { key: string; op: "="; value: string }
-  | { key: string; op: "!="; value: string }
-  | { key: string; op: "present" };
+export type LabelCondition = { key: string; op: "="; value: string } | { key: string; op: "!="; value: string } | { key: string; op: "present" };
 
 const TERM = /^\s*(name|kind|owner|online|labels\.([A-Za-z][A-Za-z0-9_.-]{0,62}))\s*(=|!=|:)\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))\s*$/;
 

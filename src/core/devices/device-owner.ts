@@ -26,10 +26,13 @@ export async function checkOwner(access: Access, next: string, current: string |
       throw new PermissionDeniedError(`creating a device owned by "${truncate(next)}" needs an admin; leave owner empty to own it yourself`);
     }
     if (current !== undefined && current !== access.caller.user) {
-      throw new PermissionDeniedError(`changing the owner of a device needs an admin or its owner${current ? ` (${truncate(current)})` : ""}; ${access.caller.user} is neither`);
+      throw new PermissionDeniedError(
+        `changing the owner of a device needs an admin or its owner${current ? ` (${truncate(current)})` : ""}; ${access.caller.user} is neither`,
+      );
     }
   }
   if (next === "") throw InvalidArgumentError.field(field, "must not be empty: a device always has an owner; give it to another existing user");
-  if (next.startsWith("users/")) throw InvalidArgumentError.field(field, `"${truncate(next)}" is a resource name: give the user's bare name ("${truncate(next.slice(6))}")`);
+  if (next.startsWith("users/"))
+    throw InvalidArgumentError.field(field, `"${truncate(next)}" is a resource name: give the user's bare name ("${truncate(next.slice(6))}")`);
   if (!isValidPrincipalId(next) || !(await userExists(next))) throw InvalidArgumentError.field(field, `"${truncate(next)}" is not an existing user`);
 }

@@ -59,7 +59,16 @@ export type DeviceService = ReturnType<typeof createDeviceService>;
  * Every call takes the caller's Access: reads need viewer, desired state operator, metadata and
  * delete owner (see core/access/roles.ts); lists are scoped in the query.
  */
-export function createDeviceService({ devices, clock, onDesiredStateChanged, latestTelemetry, feed, templates, onCertificatesRevoked, userExists }: DeviceServiceDeps) {
+export function createDeviceService({
+  devices,
+  clock,
+  onDesiredStateChanged,
+  latestTelemetry,
+  feed,
+  templates,
+  onCertificatesRevoked,
+  userExists,
+}: DeviceServiceDeps) {
   async function getStored(id: string, access?: Access) {
     const stored = await devices.get(id);
     if (!stored) throw new NotFoundError(deviceName(id));
@@ -87,9 +96,16 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       v.throwIfAny();
       if (req.deviceId !== "" && templates) {
         const t = await templates.templateFor(req.deviceId);
-        if (t?.exact) throw InvalidArgumentError.field("device_id", `"${req.deviceId}" is the id of provisioningTemplates/${t.templateId}: device ids and template ids are disjoint`);
+        if (t?.exact)
+          throw InvalidArgumentError.field(
+            "device_id",
+            `"${req.deviceId}" is the id of provisioningTemplates/${t.templateId}: device ids and template ids are disjoint`,
+          );
         // Taking an id a template will hand out would block (or pre-empt) that device's provisioning.
-        if (t && !access.all) throw new PermissionDeniedError(`device ids starting with "${t.prefix}" are handed out by provisioningTemplates/${t.templateId}: only an admin may register one by hand`);
+        if (t && !access.all)
+          throw new PermissionDeniedError(
+            `device ids starting with "${t.prefix}" are handed out by provisioningTemplates/${t.templateId}: only an admin may register one by hand`,
+          );
       }
       const product = productByCase(input.kind.case!);
       // Reported state is output only: a client cannot claim what the device reports.
@@ -153,7 +169,11 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
       v.throwIfAny();
       const oldDesired = (stored.device.kind.value as { desired?: Message }).desired;
       const newDesired = (next.kind.value as { desired?: Message }).desired;
-      const desiredChanged = !equals(product.desiredSchema, (oldDesired ?? create(product.desiredSchema)) as never, (newDesired ?? create(product.desiredSchema)) as never);
+      const desiredChanged = !equals(
+        product.desiredSchema,
+        (oldDesired ?? create(product.desiredSchema)) as never,
+        (newDesired ?? create(product.desiredSchema)) as never,
+      );
       const updated = await devices.update(next, stored.revision, { desiredChanged, now: clock.now() });
       if (updated) {
         feed?.publish(updated.device);
@@ -177,7 +197,11 @@ export function createDeviceService({ devices, clock, onDesiredStateChanged, lat
         throw new AbortedError(`etag mismatch: ${deviceName(id)} was changed since it was read; re-read it and retry`);
       }
       const now = clock.now();
-      const deleted = await devices.delete(id, { expectedRevision: req.etag !== "" ? stored.revision : undefined, now, revocationReason: RevocationReason.CESSATION_OF_OPERATION });
+      const deleted = await devices.delete(id, {
+        expectedRevision: req.etag !== "" ? stored.revision : undefined,
+        now,
+        revocationReason: RevocationReason.CESSATION_OF_OPERATION,
+      });
       if (deleted) {
         feed?.publish(deletedDevice(stored.device, now));
         // The old key must not speak for whoever re-creates this id: its certificates are revoked (committed above).

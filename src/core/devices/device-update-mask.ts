@@ -4,7 +4,13 @@ import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import { InvalidArgumentError, Violations } from "../errors.js";
 import { PRODUCTS, type Product } from "../products/index.js";
 
-const PLAIN = { display_name: "displayName", labels: "labels", owner: "owner", firmware_version: "firmwareVersion", delivery_policy: "deliveryPolicy" } as const;
+const PLAIN = {
+  display_name: "displayName",
+  labels: "labels",
+  owner: "owner",
+  firmware_version: "firmwareVersion",
+  delivery_policy: "deliveryPolicy",
+} as const;
 type PlainPath = keyof typeof PLAIN;
 const OUTPUT_ONLY = new Set(["name", "uid", "connectivity", "create_time", "update_time", "etag"]);
 
@@ -38,7 +44,10 @@ export function resolveUpdateMask(paths: string[], input: Device, product: Produ
     } else if (path === product.kindName || path === "kind" || PRODUCTS.some((p) => path === p.kindName || path.startsWith(`${p.kindName}.`))) {
       v.add("update_mask.paths", `"${path}": the product kind is immutable and this device is a ${product.kindName}`);
     } else {
-      v.add("update_mask.paths", `"${path.slice(0, 80)}" is not an updatable field (display_name, labels, owner, firmware_version, delivery_policy, ${desiredPrefix}[.field])`);
+      v.add(
+        "update_mask.paths",
+        `"${path.slice(0, 80)}" is not an updatable field (display_name, labels, owner, firmware_version, delivery_policy, ${desiredPrefix}[.field])`,
+      );
     }
   }
   if (desiredFields.length > 0 && input.kind.case !== undefined && input.kind.case !== product.case) {

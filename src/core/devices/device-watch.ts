@@ -33,7 +33,15 @@ type Item = { device: Device; initial: boolean } | { device: undefined; initial:
  */
 export function deletedDevice(d: Device, now: Date): Device {
   const kind = d.kind.case ? ({ case: d.kind.case, value: create(productByCase(d.kind.case).schema) } as Device["kind"]) : { case: undefined };
-  return create(DeviceSchema, { name: d.name, uid: d.uid, owner: d.owner, labels: d.labels, displayName: d.displayName, kind, deleteTime: timestampFromDate(now) });
+  return create(DeviceSchema, {
+    name: d.name,
+    uid: d.uid,
+    owner: d.owner,
+    labels: d.labels,
+    displayName: d.displayName,
+    kind,
+    deleteTime: timestampFromDate(now),
+  });
 }
 
 /** Whether a device matches a ListDevices filter, online included. */

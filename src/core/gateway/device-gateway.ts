@@ -143,7 +143,8 @@ export function createDeviceGateway(d: DeviceGatewayDeps) {
           stored = await load(deviceId);
         }
       } finally {
-        if (listenMs > 0) await devices.clearListening(deviceId, listenUntil).catch((err: unknown) => log.warn({ err, deviceId }, "clearing listen_until_time failed"));
+        if (listenMs > 0)
+          await devices.clearListening(deviceId, listenUntil).catch((err: unknown) => log.warn({ err, deviceId }, "clearing listen_until_time failed"));
       }
     },
 

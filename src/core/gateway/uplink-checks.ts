@@ -65,9 +65,11 @@ export async function checkUplinks(device: StoredDevice, deviceId: string, uplin
       case "telemetry": {
         const samples = body.value.samples;
         if (samples.length === 0) v.add(`${at}.telemetry.samples`, "at least one sample is required");
-        if (samples.length > MAX_SAMPLES_PER_BATCH) v.add(`${at}.telemetry.samples`, `at most ${MAX_SAMPLES_PER_BATCH} samples per batch, got ${samples.length}`);
+        if (samples.length > MAX_SAMPLES_PER_BATCH)
+          v.add(`${at}.telemetry.samples`, `at most ${MAX_SAMPLES_PER_BATCH} samples per batch, got ${samples.length}`);
         for (const [j, s] of samples.slice(0, MAX_SAMPLES_PER_BATCH).entries()) {
-          if (!METRIC_PATTERN.test(s.metric)) v.add(`${at}.telemetry.samples[${j}].metric`, "must be 1–64 letters, digits, '_', '.' or '-', starting with a letter or digit");
+          if (!METRIC_PATTERN.test(s.metric))
+            v.add(`${at}.telemetry.samples[${j}].metric`, "must be 1–64 letters, digits, '_', '.' or '-', starting with a letter or digit");
           if (!Number.isFinite(s.value)) v.add(`${at}.telemetry.samples[${j}].value`, "must be a finite number");
           if (v.list.length >= 100) break; // enough to show what is wrong
         }

@@ -15,9 +15,7 @@ export const TERMINAL_JOB_STATES: ReadonlySet<JobState> = new Set(["COMPLETED", 
  * Which devices a job addresses. An explicit list is materialized at creation and not kept on
  * the record (it may be long): read it with ListJobExecutions. `productKind` filters a selector.
  */
-export type JobTarget =
-  | { kind: "devices"; deviceIds: string[] }
-  | { kind: "selector"; filterText: string; filter: DeviceFilter; continuous: boolean };
+export type JobTarget = { kind: "devices"; deviceIds: string[] } | { kind: "selector"; filterText: string; filter: DeviceFilter; continuous: boolean };
 
 /** The rollout rate: `maxPerMinute` (0 = none), optionally growing from a base. */
 export interface RolloutSpec {
@@ -99,7 +97,10 @@ export function toProgressProto(v: JobView): JobProgress {
     pendingCount: BigInt(Math.max(0, job.targetCount - job.dispatchedCount - job.skippedCount)),
     skippedCount: BigInt(job.skippedCount),
     executionCount: BigInt(c.total),
-    executionsByState: [...byState].filter(([, n]) => n > 0).sort(([a], [b]) => a - b).map(([state, count]) => ({ state, count: BigInt(count) })),
+    executionsByState: [...byState]
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => a - b)
+      .map(([state, count]) => ({ state, count: BigInt(count) })),
     succeededCount: BigInt(c.succeeded),
     failedCount: BigInt(c.failures),
     inFlightCount: BigInt(c.open),
@@ -117,7 +118,11 @@ export function toJobProto(v: JobView): Job {
       ? { case: "devices", value: { $typeName: "tether.v1.DeviceList", devices: r.target.deviceIds.map((id) => `devices/${id}`) } }
       : {
           case: "selector",
-          value: { $typeName: "tether.v1.DeviceSelector", filter: r.target.filterText, mode: r.target.continuous ? DeviceSelector_Mode.CONTINUOUS : DeviceSelector_Mode.SNAPSHOT },
+          value: {
+            $typeName: "tether.v1.DeviceSelector",
+            filter: r.target.filterText,
+            mode: r.target.continuous ? DeviceSelector_Mode.CONTINUOUS : DeviceSelector_Mode.SNAPSHOT,
+          },
         };
   return create(JobSchema, {
     name: jobName(r.id),
@@ -133,7 +138,11 @@ export function toJobProto(v: JobView): Job {
         successesPerStep: r.rollout.exponential.step,
       },
     },
-    abortCriteria: r.abort && { failureThresholdPercent: r.abort.failurePercent, minFinishedExecutions: r.abort.minFinished, cancelInFlight: r.abort.cancelInFlight },
+    abortCriteria: r.abort && {
+      failureThresholdPercent: r.abort.failurePercent,
+      minFinishedExecutions: r.abort.minFinished,
+      cancelInFlight: r.abort.cancelInFlight,
+    },
     executionTimeout: durationFromMs(r.executionTimeoutMs),
     maxAttempts: r.maxAttempts,
     taskTtl: durationFromMs(r.taskTtlMs),

@@ -85,7 +85,15 @@ export interface StepDecision {
  * decision and its effects commit together.
  */
 export function planStep(job: JobRecord, byState: ReadonlyMap<State, number>, now: Date, batchSize: number): StepDecision {
-  const keep: StepDecision = { state: job.state, stateReason: job.stateReason, endTime: job.endTime, dispatch: 0, rateTokens: job.rateTokens, rateTime: job.rateTime, cancelInFlight: job.cancelInFlight };
+  const keep: StepDecision = {
+    state: job.state,
+    stateReason: job.stateReason,
+    endTime: job.endTime,
+    dispatch: 0,
+    rateTokens: job.rateTokens,
+    rateTime: job.rateTime,
+    cancelInFlight: job.cancelInFlight,
+  };
   let state = job.state;
   let reason = job.stateReason;
   let tokens = job.rateTokens;
@@ -102,7 +110,16 @@ export function planStep(job: JobRecord, byState: ReadonlyMap<State, number>, no
   const c = countsOf(byState);
   const verdict = abortVerdict(job.abort, c);
   if (verdict.abort) {
-    return { state: "ABORTED", stateReason: `aborted: ${verdict.text}`, endTime: now, dispatch: 0, skipPending: "the job was aborted", rateTokens: 0, rateTime: now, cancelInFlight: job.abort!.cancelInFlight };
+    return {
+      state: "ABORTED",
+      stateReason: `aborted: ${verdict.text}`,
+      endTime: now,
+      dispatch: 0,
+      skipPending: "the job was aborted",
+      rateTokens: 0,
+      rateTime: now,
+      cancelInFlight: job.abort!.cancelInFlight,
+    };
   }
   const pending = Math.max(0, job.targetCount - job.dispatchedCount - job.skippedCount);
   const continuous = job.target.kind === "selector" && job.target.continuous;

@@ -1,6 +1,13 @@
 import type { Job } from "../../../gen/tether/v1/job_pb.js";
 import { JobExecution_TargetState as TargetState, type JobExecution } from "../../../gen/tether/v1/job_pb.js";
-import type { CancelJobRequest, CreateJobRequest, ListJobExecutionsRequest, ListJobExecutionsResponse, ListJobsRequest, ListJobsResponse } from "../../../gen/tether/v1/job_service_pb.js";
+import type {
+  CancelJobRequest,
+  CreateJobRequest,
+  ListJobExecutionsRequest,
+  ListJobExecutionsResponse,
+  ListJobsRequest,
+  ListJobsResponse,
+} from "../../../gen/tether/v1/job_service_pb.js";
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Access, creatorOf } from "../access/access.js";
@@ -50,7 +57,14 @@ export function createJobService({ jobs, clock, jobFeed, taskFeed, onJobsChanged
     return toJobProto(v);
   }
 
-  const unchanged = (j: JobRecord): JobChange => ({ state: j.state, stateReason: j.stateReason, endTime: j.endTime, rateTokens: j.rateTokens, rateTime: j.rateTime, cancelInFlight: j.cancelInFlight });
+  const unchanged = (j: JobRecord): JobChange => ({
+    state: j.state,
+    stateReason: j.stateReason,
+    endTime: j.endTime,
+    rateTokens: j.rateTokens,
+    rateTime: j.rateTime,
+    cancelInFlight: j.cancelInFlight,
+  });
   const ended = (j: JobRecord) => new FailedPreconditionError(`${jobName(j.id)} already ended as ${j.state}`);
 
   return {
@@ -168,7 +182,11 @@ export function parseExecutionFilter(filter: string): { targetStates?: string[];
   const taskStates: State[] = [];
   for (const term of filter.split(/\s+OR\s+/)) {
     const m = /^\s*(target_state|task_state)\s*=\s*([A-Za-z_]+)\s*$/.exec(term);
-    const bad = () => InvalidArgumentError.field("filter", `cannot parse "${truncate(term.trim())}": expected target_state = PENDING|DISPATCHED|SKIPPED or task_state = SUCCEEDED|FAILED|… joined by OR`);
+    const bad = () =>
+      InvalidArgumentError.field(
+        "filter",
+        `cannot parse "${truncate(term.trim())}": expected target_state = PENDING|DISPATCHED|SKIPPED or task_state = SUCCEEDED|FAILED|… joined by OR`,
+      );
     if (!m) throw bad();
     const value = m[2]!.toUpperCase().replace(/^(TARGET_)?STATE_/, "");
     if (m[1] === "target_state") {

@@ -83,7 +83,12 @@ function parseTarget(input: Job, v: Violations, productKind: string | undefined)
       if (filter.kind !== undefined && productKind !== undefined && filter.kind !== productKind) {
         v.add(field, `selects kind ${filter.kind}, but the command is for a ${productKind}`);
       }
-      return { kind: "selector", filterText: t.value.filter, filter: { ...filter, kind: productKind }, continuous: t.value.mode === DeviceSelector_Mode.CONTINUOUS };
+      return {
+        kind: "selector",
+        filterText: t.value.filter,
+        filter: { ...filter, kind: productKind },
+        continuous: t.value.mode === DeviceSelector_Mode.CONTINUOUS,
+      };
     } catch (err) {
       if (!(err instanceof InvalidArgumentError)) throw err;
       for (const x of err.violations) v.add(x.field, x.description);
@@ -105,7 +110,8 @@ function parseRollout(input: Job, v: Violations): RolloutSpec | undefined {
     const factor = e.incrementFactor === 0 ? 2 : e.incrementFactor;
     if (e.basePerMinute < 1) v.add("job.rollout.exponential.base_per_minute", "must be at least 1");
     if (r.maxPerMinute > 0 && e.basePerMinute > r.maxPerMinute) v.add("job.rollout.exponential.base_per_minute", "must not exceed rollout.max_per_minute");
-    if (!(factor >= JOB_LIMITS.minFactor && factor <= JOB_LIMITS.maxFactor)) v.add("job.rollout.exponential.increment_factor", `must be between ${JOB_LIMITS.minFactor} and ${JOB_LIMITS.maxFactor}`);
+    if (!(factor >= JOB_LIMITS.minFactor && factor <= JOB_LIMITS.maxFactor))
+      v.add("job.rollout.exponential.increment_factor", `must be between ${JOB_LIMITS.minFactor} and ${JOB_LIMITS.maxFactor}`);
     if (e.successesPerStep < 1) v.add("job.rollout.exponential.successes_per_step", "must be at least 1");
     exponential = { basePerMinute: e.basePerMinute, factor, step: e.successesPerStep };
   }
@@ -119,6 +125,7 @@ function parseAbort(input: Job, v: Violations): AbortSpec | undefined {
   if (!(Number.isFinite(a.failureThresholdPercent) && a.failureThresholdPercent >= 0 && a.failureThresholdPercent < 100)) {
     v.add("job.abort_criteria.failure_threshold_percent", "must be at least 0 and below 100");
   }
-  if (a.minFinishedExecutions < 1) v.add("job.abort_criteria.min_finished_executions", "must be at least 1, so that the first failure does not abort a big job");
+  if (a.minFinishedExecutions < 1)
+    v.add("job.abort_criteria.min_finished_executions", "must be at least 1, so that the first failure does not abort a big job");
   return { failurePercent: a.failureThresholdPercent, minFinished: a.minFinishedExecutions, cancelInFlight: a.cancelInFlight };
 }

@@ -86,9 +86,11 @@ export interface CredentialRepository {
    * the token was already used or revoked, revokes the whole family instead ("reuse") and records
    * the session as ended; unknown or expired tokens change nothing.
    */
-  rotateRefreshToken(hash: string, next: { hash: string; createTime: Date; expireTime: Date }, now: Date): Promise<
-    { outcome: "rotated"; user: string; family: string } | { outcome: "reused"; user: string; family: string } | { outcome: "expired" | "unknown" }
-  >;
+  rotateRefreshToken(
+    hash: string,
+    next: { hash: string; createTime: Date; expireTime: Date },
+    now: Date,
+  ): Promise<{ outcome: "rotated"; user: string; family: string } | { outcome: "reused"; user: string; family: string } | { outcome: "expired" | "unknown" }>;
   /** Revokes the family of the token and records the session as ended; undefined if unknown. */
   revokeFamilyOf(hash: string, now: Date): Promise<{ user: string; family: string } | undefined>;
   /** Sessions ended at or after `since` (`session_revocations`). */

@@ -37,7 +37,12 @@ export interface CertificateIssuer {
    * Signs a client certificate with exactly this subject (nothing else from the CSR is copied).
    * Without `csrPem` a P-256 key pair is generated and its private key returned.
    */
-  issue(req: { csrPem?: string; commonName: string; organizationalUnit: string; validityDays: number }): Promise<{ certificate: SignedCertificate; privateKeyPem?: string }>;
+  issue(req: {
+    csrPem?: string;
+    commonName: string;
+    organizationalUnit: string;
+    validityDays: number;
+  }): Promise<{ certificate: SignedCertificate; privateKeyPem?: string }>;
 }
 
 /** The current CRL (PEM) and how many certificates it lists. */

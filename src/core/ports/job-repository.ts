@@ -61,7 +61,12 @@ export interface JobRepository {
    * older than `rescanBefore`, counts executions, asks `decide`, then skips or claims targets,
    * creates their tasks and writes the job row.
    */
-  advance(id: string, now: Date, decide: (job: JobRecord, byState: ReadonlyMap<State, number>) => StepDecision, opts: { rescanBefore: Date }): Promise<StepResult | undefined>;
+  advance(
+    id: string,
+    now: Date,
+    decide: (job: JobRecord, byState: ReadonlyMap<State, number>) => StepDecision,
+    opts: { rescanBefore: Date },
+  ): Promise<StepResult | undefined>;
   /** Open tasks of a job, to cancel: at most `limit`. */
   openTasks(jobId: string, limit: number): Promise<Array<{ deviceId: string; taskId: string }>>;
   /** Cancellation of in-flight executions is done. */

@@ -16,7 +16,20 @@ import {
   type Brew,
   type CoffeeMachineResultSchema,
 } from "../../../gen/tether/v1/coffee_machine_pb.js";
-import { round, SimFailure, SimRejection, wave, type SimBehaviour, type SimBehaviourFactory, type SimEnv, type SimOptions, type SimReportedInit, type SimResultInit, type SimSample, type SimTaskContext } from "./sim-behaviour.js";
+import {
+  round,
+  SimFailure,
+  SimRejection,
+  wave,
+  type SimBehaviour,
+  type SimBehaviourFactory,
+  type SimEnv,
+  type SimOptions,
+  type SimReportedInit,
+  type SimResultInit,
+  type SimSample,
+  type SimTaskContext,
+} from "./sim-behaviour.js";
 
 export interface CoffeeMachineSimOptions {
   /** Duration of one brew. Default 3000 ms. */
@@ -135,8 +148,16 @@ export class CoffeeMachineSim implements SimBehaviour {
     const size = requested === CupSize.UNSPECIFIED || !(requested in WATER_PERCENT) ? DEFAULT_SIZE[recipe] : requested;
     const water = WATER_PERCENT[size];
     const beans = recipe === Recipe.HOT_WATER ? 0 : BEAN_PERCENT[size];
-    if (this.water < water) this.fail(ctx, "WATER_TANK_EMPTY", "not enough water for this drink; refill the tank", { water_level_percent: `${Math.round(this.water)}`, required_percent: `${water}` });
-    if (this.beans < beans) this.fail(ctx, "BEAN_HOPPER_EMPTY", "not enough beans for this drink; refill the hopper", { bean_level_percent: `${Math.round(this.beans)}`, required_percent: `${beans}` });
+    if (this.water < water)
+      this.fail(ctx, "WATER_TANK_EMPTY", "not enough water for this drink; refill the tank", {
+        water_level_percent: `${Math.round(this.water)}`,
+        required_percent: `${water}`,
+      });
+    if (this.beans < beans)
+      this.fail(ctx, "BEAN_HOPPER_EMPTY", "not enough beans for this drink; refill the hopper", {
+        bean_level_percent: `${Math.round(this.beans)}`,
+        required_percent: `${beans}`,
+      });
 
     this.status = CoffeeMachineStatus.BREWING;
     this.brew = create(BrewSchema, { recipe, size, progressPercent: 0, startTime: timestampFromMs(ctx.now()) });
@@ -191,5 +212,6 @@ export const coffeeMachineSim: SimBehaviourFactory = {
     { name: "brewMs", flag: "brew-ms", description: "duration of one brew in ms (default 3000)" },
     { name: "cleanMs", flag: "clean-ms", description: "duration of a cleaning cycle in ms (default 2000)" },
   ],
-  create: (o: SimOptions = {}) => new CoffeeMachineSim({ brewMs: o.brewMs, cleanMs: o.cleanMs, waterPercent: o.waterPercent, beanPercent: o.beanPercent, seed: o.seed }),
+  create: (o: SimOptions = {}) =>
+    new CoffeeMachineSim({ brewMs: o.brewMs, cleanMs: o.cleanMs, waterPercent: o.waterPercent, beanPercent: o.beanPercent, seed: o.seed }),
 };

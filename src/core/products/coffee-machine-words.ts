@@ -12,7 +12,9 @@ import { type CommandInit, type CommandWords, enumByShortName, enumShortName, ne
 
 const USAGE = "power on|off · brew <recipe>[:small|medium|large] · clean";
 
-const command = (action: MessageInitShape<typeof CoffeeMachineCommandSchema>["action"]): CommandInit => ({ kind: { case: "coffeeMachine", value: { action } } });
+const command = (action: MessageInitShape<typeof CoffeeMachineCommandSchema>["action"]): CommandInit => ({
+  kind: { case: "coffeeMachine", value: { action } },
+});
 
 /** The CLI's words for coffee machines. */
 export const coffeeMachineWords: CommandWords = {

@@ -6,7 +6,19 @@ import { clone, create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { DesiredState } from "../../../gen/tether/device/v1/downlink_pb.js";
 import type { Command } from "../../../gen/tether/v1/command_pb.js";
 import { ColorSchema, LedMode, LedModeSchema, LedStateSchema, type Color, type LedCommand, type LedState } from "../../../gen/tether/v1/led_pb.js";
-import { round, SimRejection, wave, type SimBehaviour, type SimBehaviourFactory, type SimEnv, type SimOptions, type SimReportedInit, type SimResultInit, type SimSample, type SimTaskContext } from "./sim-behaviour.js";
+import {
+  round,
+  SimRejection,
+  wave,
+  type SimBehaviour,
+  type SimBehaviourFactory,
+  type SimEnv,
+  type SimOptions,
+  type SimReportedInit,
+  type SimResultInit,
+  type SimSample,
+  type SimTaskContext,
+} from "./sim-behaviour.js";
 
 export type LedStateInit = MessageInitShape<typeof LedStateSchema>;
 
@@ -22,7 +34,10 @@ export class LedSim implements SimBehaviour {
   /** The state the LED shows now. */
   readonly state: LedState;
 
-  constructor(initial: LedStateInit = FACTORY_STATE, private readonly seed = 0) {
+  constructor(
+    initial: LedStateInit = FACTORY_STATE,
+    private readonly seed = 0,
+  ) {
     this.state = create(LedStateSchema, initial);
   }
 

@@ -10,7 +10,18 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { DesiredState } from "../../../gen/tether/device/v1/downlink_pb.js";
 import type { Command } from "../../../gen/tether/v1/command_pb.js";
 import { ThermostatAction, ThermostatMode, ThermostatModeSchema, ThermostatReportedSchema } from "../../../gen/tether/v1/thermostat_pb.js";
-import { round, SimRejection, type SimBehaviour, type SimBehaviourFactory, type SimEnv, type SimOptions, type SimReportedInit, type SimResultInit, type SimSample, type SimTaskContext } from "./sim-behaviour.js";
+import {
+  round,
+  SimRejection,
+  type SimBehaviour,
+  type SimBehaviourFactory,
+  type SimEnv,
+  type SimOptions,
+  type SimReportedInit,
+  type SimResultInit,
+  type SimSample,
+  type SimTaskContext,
+} from "./sim-behaviour.js";
 
 export interface ThermostatSimOptions {
   /** Room temperature at start. Default 20 °C. */
@@ -185,7 +196,15 @@ export const thermostatSim: SimBehaviourFactory = {
     { name: "timeScale", flag: "time-scale", description: "simulated seconds per second (default 1)" },
   ],
   create: (o: SimOptions = {}) =>
-    new ThermostatSim({ roomCelsius: o.roomCelsius, outsideCelsius: o.outsideCelsius, setpointCelsius: o.setpointCelsius, mode: o.mode, humidityPercent: o.humidityPercent, timeScale: o.timeScale, seed: o.seed }),
+    new ThermostatSim({
+      roomCelsius: o.roomCelsius,
+      outsideCelsius: o.outsideCelsius,
+      setpointCelsius: o.setpointCelsius,
+      mode: o.mode,
+      humidityPercent: o.humidityPercent,
+      timeScale: o.timeScale,
+      seed: o.seed,
+    }),
 };
 
 function isKnownMode(mode: number): boolean {

@@ -18,7 +18,8 @@ const command = (action: MessageInitShape<typeof ThermostatCommandSchema>["actio
 function setpoint(what: string, v: string): number {
   const n = Number(v);
   // NaN fails both comparisons, so test the range positively.
-  if (v.trim() === "" || !(n >= SETPOINT_MIN_C && n <= SETPOINT_MAX_C)) throw new Error(`${what} ${v}: expected degrees Celsius between ${SETPOINT_MIN_C} and ${SETPOINT_MAX_C}, e.g. 21.5`);
+  if (v.trim() === "" || !(n >= SETPOINT_MIN_C && n <= SETPOINT_MAX_C))
+    throw new Error(`${what} ${v}: expected degrees Celsius between ${SETPOINT_MIN_C} and ${SETPOINT_MAX_C}, e.g. 21.5`);
   return n;
 }
 
@@ -43,7 +44,8 @@ export const thermostatWords: CommandWords = {
       case "boost": {
         const v = need(action, value, USAGE);
         const minutes = Number(v);
-        if (!Number.isInteger(minutes) || minutes < 1 || minutes > BOOST_MAX_MINUTES) throw new Error(`boost ${v}: expected whole minutes between 1 and ${BOOST_MAX_MINUTES}`);
+        if (!Number.isInteger(minutes) || minutes < 1 || minutes > BOOST_MAX_MINUTES)
+          throw new Error(`boost ${v}: expected whole minutes between 1 and ${BOOST_MAX_MINUTES}`);
         return command({ case: "boost", value: { minutes } });
       }
     }

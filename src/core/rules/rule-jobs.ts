@@ -10,7 +10,11 @@ import type { RuleRecord } from "./rule-record.js";
  * jobs, even if its run row were lost; at most 60 characters, within a job id's 63.
  */
 export function ruleJobId(ruleId: string, occurrence: Date): string {
-  const stamp = occurrence.toISOString().replace(/\.\d+Z$/, "").replace(/[-:]/g, "").toLowerCase();
+  const stamp = occurrence
+    .toISOString()
+    .replace(/\.\d+Z$/, "")
+    .replace(/[-:]/g, "")
+    .toLowerCase();
   return `${ruleId.slice(0, 44).replace(/-+$/, "")}-${stamp}`;
 }
 
@@ -26,6 +30,12 @@ export function jobForRun(rule: RuleRecord, occurrence: Date, now: Date): { job:
   if (!spec) return { error: `the job template is no longer valid: ${v.list.map((x) => `${x.field} ${x.description}`).join("; ")}` };
   // Starts at the firing (a template has no start time), named after the rule if it has no name.
   // The job acts for the rule's creator: each of its rollout batches checks their rights again.
-  const job = newJob(ruleJobId(rule.id, occurrence), { ...spec, displayName: spec.displayName || rule.displayName, startTime: undefined }, now, rule.creator, `started by rules/${rule.id} for ${occurrence.toISOString()}`);
+  const job = newJob(
+    ruleJobId(rule.id, occurrence),
+    { ...spec, displayName: spec.displayName || rule.displayName, startTime: undefined },
+    now,
+    rule.creator,
+    `started by rules/${rule.id} for ${occurrence.toISOString()}`,
+  );
   return { job };
 }

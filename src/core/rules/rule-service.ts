@@ -76,7 +76,8 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
     if (input.target.case === "device" && spec?.target.kind === "device") {
       const stored = await devices.get(spec.target.deviceId);
       // A device the caller cannot see does not exist, as far as they can tell.
-      if (!stored || (!access.all && access.roleOn(metaOf(stored.device)) === undefined)) v.add("rule.device", `${deviceName(spec.target.deviceId)} does not exist`);
+      if (!stored || (!access.all && access.roleOn(metaOf(stored.device)) === undefined))
+        v.add("rule.device", `${deviceName(spec.target.deviceId)} does not exist`);
       else {
         const product = productByCase(stored.device.kind.case!);
         checkCommand(input.command, product, "rule.command", v, deviceName(spec.target.deviceId));

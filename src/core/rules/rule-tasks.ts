@@ -41,7 +41,12 @@ export function runOutcome(rule: RuleRecord, targets: RunTarget[], extraReason =
   const created = targets.filter((t) => t.taskId).length;
   const join = (s: string) => (extraReason ? `${s}; ${extraReason}` : s);
   if (targets.length === 0) {
-    const sel = rule.target.kind === "selector" ? `kind ${rule.target.productKind} with ${Object.entries(rule.target.labels).map(([k, v]) => `${k}=${v}`).join(",")}` : "";
+    const sel =
+      rule.target.kind === "selector"
+        ? `kind ${rule.target.productKind} with ${Object.entries(rule.target.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(",")}`
+        : "";
     return { state: "NO_TARGETS", reason: join(`the selector (${sel}) matched no device`) };
   }
   if (created === targets.length) return { state: "FIRED", reason: join(`created ${created} task${created === 1 ? "" : "s"}`) };

@@ -5,7 +5,8 @@ const OUTPUT_ONLY = new Set(["name", "uid", "paused", "next_fire_time", "last_fi
 const EVENT_FIELDS = { metric: "metric", comparison: "comparison", threshold: "threshold", for_duration: "forDuration", cooldown: "cooldown" } as const;
 /** Paths that change when the rule fires: the rule is rescheduled from now. */
 const SCHEDULE_PATHS = /^(cron|one_shot_time|event_trigger|start_time|end_time)(\.|$)/;
-const UPDATABLE = "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, misfire_policy";
+const UPDATABLE =
+  "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, misfire_policy";
 
 /**
  * Applies an UpdateRule mask (AIP-134) from `input` onto `target` (a copy of the stored rule).

@@ -23,7 +23,6 @@ export const RULE_DEFAULTS = { cooldownMs: 5 * 60 * SECOND, maxCooldownMs: 30 * 
 const METRIC = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const LABEL_KEY = /^[a-z][a-z0-9_.-]{0,62}$/;
 
-
 export interface ParseOptions {
   now: Date;
   /**
@@ -49,8 +48,7 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
     const product = productByKindName(target.productKind);
     checkCommand(input.command, product, `${prefix}.command`, v);
     checkEventMetric(trigger, product, `${prefix}.event_trigger.metric`, v);
-  }
-  else if (isJob) {
+  } else if (isJob) {
     if (input.command) v.add(`${prefix}.command`, "must be unset for a job target: set job.command");
     if (input.taskTtl) v.add(`${prefix}.task_ttl`, "must be unset for a job target: set job.task_ttl");
     if (trigger?.kind === "event") v.add(`${prefix}.event_trigger`, "cannot start a job: use cron or one_shot_time");
@@ -81,7 +79,13 @@ export function parseWindow(input: Rule, prefix: string, v: Violations, opts: Pa
 }
 
 /** The trigger oneof: a cron schedule, a one-shot time or an event condition. */
-export function parseTrigger(input: Rule, prefix: string, v: Violations, opts: ParseOptions, window: { startTime?: Date; endTime?: Date }): RuleTrigger | undefined {
+export function parseTrigger(
+  input: Rule,
+  prefix: string,
+  v: Violations,
+  opts: ParseOptions,
+  window: { startTime?: Date; endTime?: Date },
+): RuleTrigger | undefined {
   const t = input.trigger;
   switch (t.case) {
     case undefined:
@@ -90,7 +94,8 @@ export function parseTrigger(input: Rule, prefix: string, v: Violations, opts: P
     case "cron": {
       const field = `${prefix}.cron`;
       const zone = t.value.timeZone === "" ? "UTC" : canonicalTimeZone(t.value.timeZone);
-      if (zone === undefined) v.add(`${field}.time_zone`, `unknown time zone "${truncate(t.value.timeZone)}": expected an IANA name such as Europe/Paris or UTC`);
+      if (zone === undefined)
+        v.add(`${field}.time_zone`, `unknown time zone "${truncate(t.value.timeZone)}": expected an IANA name such as Europe/Paris or UTC`);
       const expression = t.value.expression.trim();
       if (expression === "") {
         v.add(`${field}.expression`, 'is required, e.g. "0 30 7 * * 1-5" (seconds minutes hours day-of-month month day-of-week)');
@@ -109,7 +114,10 @@ export function parseTrigger(input: Rule, prefix: string, v: Violations, opts: P
       if (zone === undefined) return undefined;
       const trigger: RuleTrigger = { kind: "cron", expression, timeZone: zone };
       if (opts.checkFuture && !nextOccurrence({ trigger, ...window }, opts.now)) {
-        v.add(`${field}.expression`, window.endTime || window.startTime ? "has no occurrence between start_time and end_time after now" : "never matches a future time");
+        v.add(
+          `${field}.expression`,
+          window.endTime || window.startTime ? "has no occurrence between start_time and end_time after now" : "never matches a future time",
+        );
       }
       return trigger;
     }
@@ -125,7 +133,10 @@ export function parseTrigger(input: Rule, prefix: string, v: Violations, opts: P
       const field = `${prefix}.event_trigger`;
       const before = v.list.length;
       if (!METRIC.test(e.metric)) {
-        v.add(`${field}.metric`, e.metric === "" ? "is required, e.g. water_level_percent" : "must be 1-64 characters [A-Za-z0-9_.-] starting with a letter, digit or _");
+        v.add(
+          `${field}.metric`,
+          e.metric === "" ? "is required, e.g. water_level_percent" : "must be 1-64 characters [A-Za-z0-9_.-] starting with a letter, digit or _",
+        );
       }
       if (e.comparison === 0 || !EventTrigger_ComparisonSchema.values.some((x) => x.number === e.comparison)) {
         v.add(`${field}.comparison`, "is required: LT, LE, GT, GE, EQ or NE");
@@ -218,7 +229,10 @@ export function checkEventMetric(trigger: RuleTrigger | undefined, product: Prod
   if (!resembles) return;
   const which = device ? ` (${device} is one)` : "";
   const meant = didYouMean(metric, names);
-  v.add(field, `"${truncate(metric)}" is not a metric of ${product.pluralLabel}${which}${meant ? ` (did you mean ${meant}?)` : ""}: use one of ${names.join(", ")}, or a custom metric of your own`);
+  v.add(
+    field,
+    `"${truncate(metric)}" is not a metric of ${product.pluralLabel}${which}${meant ? ` (did you mean ${meant}?)` : ""}: use one of ${names.join(", ")}, or a custom metric of your own`,
+  );
 }
 
 /**

@@ -90,7 +90,11 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
     if (sent && (!due || sent.sequence < due.sequence)) return handAgain(sent);
     if (due) {
       // The device is asking, so it is reachable whatever its MQTT presence says; one task per ask.
-      const [claimed] = await tasks.claimForSend(deviceId, () => clock.now(), (s) => Math.min(1, deliverableCount({ ...s, online: true })));
+      const [claimed] = await tasks.claimForSend(
+        deviceId,
+        () => clock.now(),
+        (s) => Math.min(1, deliverableCount({ ...s, online: true })),
+      );
       if (claimed) {
         feed.publish(toTaskProto(claimed));
         return { task: claimed, retryAt };

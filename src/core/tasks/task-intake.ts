@@ -60,7 +60,8 @@ export function createAdmission(devices: ReadonlyMap<string, IntakeDevice>, crea
       if (lost) return { code: "not_permitted", message: lost };
       const open = d.openTasks + (admitted.get(deviceId) ?? 0);
       const cap = openTaskCap(d.maxPendingTasks);
-      if (open >= cap) return { code: "busy", message: `${deviceName(deviceId)} already has ${open} open tasks (its delivery_policy.max_pending_tasks is ${cap})` };
+      if (open >= cap)
+        return { code: "busy", message: `${deviceName(deviceId)} already has ${open} open tasks (its delivery_policy.max_pending_tasks is ${cap})` };
       admitted.set(deviceId, (admitted.get(deviceId) ?? 0) + 1);
       return undefined;
     },

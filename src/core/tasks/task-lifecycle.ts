@@ -29,12 +29,7 @@ export type Lifecycle = ReturnType<typeof createLifecycle>;
  */
 export function createLifecycle({ tasks, feed, clock, counters }: LifecycleDeps) {
   return {
-    async apply(
-      current: TaskRecord,
-      event: TaskEvent,
-      mutate: (next: TaskRecord, now: Date) => void = () => {},
-      detail = "",
-    ): Promise<Applied> {
+    async apply(current: TaskRecord, event: TaskEvent, mutate: (next: TaskRecord, now: Date) => void = () => {}, detail = ""): Promise<Applied> {
       let t = current;
       for (let tries = 0; tries < 8; tries++) {
         const from = t.state;

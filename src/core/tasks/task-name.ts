@@ -30,7 +30,10 @@ export function parseTaskFilter(filter: string, field = "filter"): State[] {
     const m = /^\s*state\s*=\s*"?([A-Za-z_]+)"?\s*$/.exec(term);
     const s = m ? parseStateName(m[1]!) : undefined;
     if (s === undefined) {
-      throw InvalidArgumentError.field(field, `cannot parse "${truncate(term.trim())}": expected state = QUEUED (SENT, DELIVERED, RUNNING, SUCCEEDED, REJECTED, FAILED, TIMED_OUT, EXPIRED, CANCELED), joined by OR`);
+      throw InvalidArgumentError.field(
+        field,
+        `cannot parse "${truncate(term.trim())}": expected state = QUEUED (SENT, DELIVERED, RUNNING, SUCCEEDED, REJECTED, FAILED, TIMED_OUT, EXPIRED, CANCELED), joined by OR`,
+      );
     }
     return s;
   });

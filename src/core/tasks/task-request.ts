@@ -10,7 +10,14 @@ import type { NewTask } from "../ports/task-repository.js";
 import { State } from "./task-state.js";
 
 const DAY = 86_400_000;
-export const TASK_DEFAULTS = { ttlMs: 7 * DAY, maxTtlMs: 30 * DAY, executionTimeoutMs: 60_000, maxAttempts: 3, waitTimeoutMs: 30_000, maxWaitTimeoutMs: 300_000 };
+export const TASK_DEFAULTS = {
+  ttlMs: 7 * DAY,
+  maxTtlMs: 30 * DAY,
+  executionTimeoutMs: 60_000,
+  maxAttempts: 3,
+  waitTimeoutMs: 30_000,
+  maxWaitTimeoutMs: 300_000,
+};
 
 /**
  * Validates a CreateTaskRequest against the target device and builds the task to store. Every bad

@@ -1,5 +1,10 @@
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
-import { type CreateTaskRequest, CreateTaskRequest_WaitFor as WaitFor, type ListTasksRequest, type ListTasksResponse } from "../../../gen/tether/v1/task_service_pb.js";
+import {
+  type CreateTaskRequest,
+  CreateTaskRequest_WaitFor as WaitFor,
+  type ListTasksRequest,
+  type ListTasksResponse,
+} from "../../../gen/tether/v1/task_service_pb.js";
 import type { Access } from "../access/access.js";
 import { createDeviceRights } from "../access/device-rights.js";
 import type { Clock } from "../clock.js";
@@ -76,10 +81,13 @@ export function createTaskService(d: TaskServiceDeps) {
       const onAbort = () => finish(() => reject(new WaitTimeoutError("the call was canceled while waiting; the task stays queued")));
       signal?.addEventListener("abort", onAbort, { once: true });
       // Close the race between the create and the subscription: re-read once.
-      void load(name).then((t) => {
-        const p = toTaskProto(t);
-        if (done(p)) finish(() => resolve(p));
-      }, () => {});
+      void load(name).then(
+        (t) => {
+          const p = toTaskProto(t);
+          if (done(p)) finish(() => resolve(p));
+        },
+        () => {},
+      );
     });
   }
 
@@ -128,7 +136,13 @@ export function createTaskService(d: TaskServiceDeps) {
       const before = decodePageToken(req.pageToken, query);
       if (deviceId !== undefined && !(await devices.get(deviceId))) throw new NotFoundError(deviceName(deviceId));
       if (deviceId !== undefined) await rights.require(access, "device.read", deviceId);
-      const rows = await tasks.list({ deviceId, states, scope: access.scope(), beforeSequence: before === undefined ? undefined : Number(before), limit: limit + 1 });
+      const rows = await tasks.list({
+        deviceId,
+        states,
+        scope: access.scope(),
+        beforeSequence: before === undefined ? undefined : Number(before),
+        limit: limit + 1,
+      });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {

@@ -22,7 +22,6 @@ export interface BatchWriterOptions {
   insertTimeoutMs?: number;
 }
 
-
 /**
  * Moves samples from the queue into the database in large set-based INSERTs, and acknowledges a
  * batch only after its transaction committed. While the database fails, batches go back to the

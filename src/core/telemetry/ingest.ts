@@ -56,7 +56,10 @@ export function createTelemetryIngest(d: IngestDeps) {
     if (rejected.length > 0) d.log.debug({ deviceId, rejected: rejected.length, first: rejected[0] }, "telemetry samples rejected");
     if (!known.warned && rejected.includes("too_many_metrics")) {
       known.warned = true;
-      d.log.warn({ deviceId, maxMetricsPerDevice: d.limits.maxMetricsPerDevice, known: [...known.names].slice(0, 20) }, "device reached its distinct-metric limit; samples of new metrics are refused (logged once per device)");
+      d.log.warn(
+        { deviceId, maxMetricsPerDevice: d.limits.maxMetricsPerDevice, known: [...known.names].slice(0, 20) },
+        "device reached its distinct-metric limit; samples of new metrics are refused (logged once per device)",
+      );
     }
     for (const s of accepted) d.feed.publish(s);
     const stored = accepted.filter((s) => !d.ephemeral.has(s.metric));

@@ -58,7 +58,13 @@ export function createTelemetryService({ store, devices, feed, clock }: Telemetr
       const cursor = decodePageToken(req.pageToken, query);
       const after = cursor === undefined ? undefined : (JSON.parse(cursor) as { m: string; t: string });
       const rows = await store.query({
-        deviceId, metrics: req.metrics, start, end, bucketMs, aggregation: req.aggregation, limit: limit + 1,
+        deviceId,
+        metrics: req.metrics,
+        start,
+        end,
+        bucketMs,
+        aggregation: req.aggregation,
+        limit: limit + 1,
         after: after && { metric: after.m, time: new Date(after.t) },
       });
       const page = rows.slice(0, limit);

@@ -24,11 +24,16 @@ export function createTaskEvents(d: Pick<UplinkDeps, "tasks" | "lifecycle" | "di
     async ack(deviceId: string, ack: TaskAck): Promise<void> {
       const t = await taskOf(deviceId, ack.taskId);
       if (!t) return;
-      const r = await d.lifecycle.apply(t, { type: "ack" }, (next, now) => {
-        next.deliverTime = now;
-        next.deadlineTime = new Date(now.getTime() + next.executionTimeoutMs);
-        next.nextAttemptTime = undefined;
-      }, `attempt ${ack.attempt}`);
+      const r = await d.lifecycle.apply(
+        t,
+        { type: "ack" },
+        (next, now) => {
+          next.deliverTime = now;
+          next.deadlineTime = new Date(now.getTime() + next.executionTimeoutMs);
+          next.nextAttemptTime = undefined;
+        },
+        `attempt ${ack.attempt}`,
+      );
       return afterTaskEvent(deviceId, r.from, r.task.state);
     },
 

@@ -19,7 +19,8 @@ export function resolveApiKeyExpiry(key: ApiKey | undefined, now: Date): Date | 
   if (!e || e.case === undefined) return undefined;
   const at = e.case === "expireTime" ? timestampDate(e.value).getTime() : now.getTime() + durationMs(e.value);
   const field = e.case === "expireTime" ? "api_key.expire_time" : "api_key.ttl";
-  if (!Number.isFinite(at) || at <= now.getTime()) throw InvalidArgumentError.field(field, e.case === "expireTime" ? "must be in the future" : "must be more than 0");
+  if (!Number.isFinite(at) || at <= now.getTime())
+    throw InvalidArgumentError.field(field, e.case === "expireTime" ? "must be in the future" : "must be more than 0");
   if (at - now.getTime() > MAX_LIFETIME_MS) throw InvalidArgumentError.field(field, "must be at most 100 years from now");
   return new Date(at);
 }
@@ -29,16 +30,25 @@ export function resolveApiKeyExpiry(key: ApiKey | undefined, now: Date): Date | 
  * caller's own current password, unless they called with a client certificate (which a stolen
  * access token or API key cannot stand in for).
  */
-export async function requireCallerPassword(proof: CallerProof, caller: UserRecord | undefined, currentPassword: string, confirmations: RateLimiter): Promise<void> {
+export async function requireCallerPassword(
+  proof: CallerProof,
+  caller: UserRecord | undefined,
+  currentPassword: string,
+  confirmations: RateLimiter,
+): Promise<void> {
   if (proof === "certificate") return;
   if (currentPassword === "") {
-    throw InvalidArgumentError.field("current_password", "is required to create an API key when calling with a token or an API key (a client certificate needs none)");
+    throw InvalidArgumentError.field(
+      "current_password",
+      "is required to create an API key when calling with a token or an API key (a client certificate needs none)",
+    );
   }
   if (!caller || caller.passwordHash === null) {
     throw new FailedPreconditionError("you have no password to confirm this with: set one, or create the key with a client certificate");
   }
   takeConfirmation(confirmations, caller.name);
-  if (!(await verifyPassword(currentPassword, caller.passwordHash))) throw new PermissionDeniedError("current_password is wrong: creating an API key needs your current password");
+  if (!(await verifyPassword(currentPassword, caller.passwordHash)))
+    throw new PermissionDeniedError("current_password is wrong: creating an API key needs your current password");
 }
 
 /**

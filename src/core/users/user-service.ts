@@ -88,7 +88,8 @@ export function createUserService({ users, creds, rights, sessions, clock }: Use
     async createUser(access: Access, req: CreateUserRequest): Promise<User> {
       requireAdmin(access, "creating users");
       const v = new Violations();
-      if (!isValidPrincipalId(req.userId)) v.add("user_id", "must be 1-63 lowercase letters, digits, dots, hyphens or underscores, starting with a letter (not \"me\")");
+      if (!isValidPrincipalId(req.userId))
+        v.add("user_id", 'must be 1-63 lowercase letters, digits, dots, hyphens or underscores, starting with a letter (not "me")');
       if (req.password !== "") {
         const problem = passwordProblem(req.password);
         if (problem) v.add("password", problem);
@@ -117,7 +118,11 @@ export function createUserService({ users, creds, rights, sessions, clock }: Use
       const rows = await users.listUsers({ afterName: after, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return { $typeName: "tether.v1.ListUsersResponse", users: page.map(toUserProto), nextPageToken: rows.length > limit && last ? encodePageToken(last.name, "users") : "" };
+      return {
+        $typeName: "tether.v1.ListUsersResponse",
+        users: page.map(toUserProto),
+        nextPageToken: rows.length > limit && last ? encodePageToken(last.name, "users") : "",
+      };
     },
 
     async deleteUser(access: Access, name: string): Promise<void> {
@@ -151,7 +156,8 @@ export function createUserService({ users, creds, rights, sessions, clock }: Use
 
     async createGroup(access: Access, req: CreateGroupRequest): Promise<Group> {
       requireAdmin(access, "creating groups");
-      if (!isValidPrincipalId(req.groupId)) throw InvalidArgumentError.field("group_id", "must be 1-63 lowercase letters, digits, dots, hyphens or underscores, starting with a letter");
+      if (!isValidPrincipalId(req.groupId))
+        throw InvalidArgumentError.field("group_id", "must be 1-63 lowercase letters, digits, dots, hyphens or underscores, starting with a letter");
       return toGroupProto(await users.insertGroup({ name: req.groupId, displayName: req.group?.displayName ?? "", createTime: clock.now() }));
     },
 
@@ -162,7 +168,11 @@ export function createUserService({ users, creds, rights, sessions, clock }: Use
       const rows = await users.listGroups({ afterName: after, limit: limit + 1 });
       const page = rows.slice(0, limit);
       const last = page.at(-1);
-      return { $typeName: "tether.v1.ListGroupsResponse", groups: page.map(toGroupProto), nextPageToken: rows.length > limit && last ? encodePageToken(last.name, "groups") : "" };
+      return {
+        $typeName: "tether.v1.ListGroupsResponse",
+        groups: page.map(toGroupProto),
+        nextPageToken: rows.length > limit && last ? encodePageToken(last.name, "groups") : "",
+      };
     },
 
     async deleteGroup(access: Access, name: string): Promise<void> {

@@ -98,7 +98,16 @@ export async function rpcEcho(opts: {
     port: 0,
     tls: opts.tls,
     routes: (router) => health.routes(router),
-    interceptors: [errorMappingInterceptor(log), authInterceptor({ authenticate: async () => { throw new Error("no bearer tokens in the baseline"); }, accessFor: async () => FULL_ACCESS, log })],
+    interceptors: [
+      errorMappingInterceptor(log),
+      authInterceptor({
+        authenticate: async () => {
+          throw new Error("no bearer tokens in the baseline");
+        },
+        accessFor: async () => FULL_ACCESS,
+        log,
+      }),
+    ],
     readMaxBytes: 4 * 1024 * 1024,
     log,
   });

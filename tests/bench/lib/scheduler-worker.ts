@@ -32,7 +32,12 @@ const scheduler = createScheduler({
   batchSize,
   onTasksCreated(tasks) {
     const at = Date.now(); // called right after the transaction committed
-    port.postMessage({ type: "tasks", instance, at, tasks: tasks.map((t) => ({ id: t.id, deviceId: t.deviceId, requestId: t.requestId ?? "" })) } satisfies SchedulerWorkerMessage);
+    port.postMessage({
+      type: "tasks",
+      instance,
+      at,
+      tasks: tasks.map((t) => ({ id: t.id, deviceId: t.deviceId, requestId: t.requestId ?? "" })),
+    } satisfies SchedulerWorkerMessage);
   },
 });
 port.on("message", (m: "start" | "stop") => {

@@ -51,10 +51,13 @@ export class TaskOutcomes {
       return Promise.resolve(seen);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(name);
-        resolve(undefined);
-      }, Math.max(0, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          this.waiters.delete(name);
+          resolve(undefined);
+        },
+        Math.max(0, timeoutMs),
+      );
       this.waiters.set(name, (o) => {
         clearTimeout(timer);
         resolve(o);

@@ -109,7 +109,16 @@ export function createPublisherHost(): PublisherHost {
   let creditWaiters: Array<() => void> = [];
 
   async function connectOne(req: ConnectRequest, id: string, ca: string, cert: string, key: string): Promise<Member> {
-    const client = await mqtt.connectAsync(req.url, { clientId: id, ca, cert, key, protocolVersion: 4, clean: true, reconnectPeriod: 0, connectTimeout: 30_000 });
+    const client = await mqtt.connectAsync(req.url, {
+      clientId: id,
+      ca,
+      cert,
+      key,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 30_000,
+    });
     client.on("error", () => {}); // surfaced through failed publishes
     const topic = req.identity === "device" ? uplinkTopic(id) : `${req.rawPrefix ?? "tether-bench/v1"}/${id}/up`;
     return { id, client, topic, seq: new Map() };

@@ -93,7 +93,11 @@ export async function pumpTasks(o: {
         const t = await c.createTask({
           parent: `devices/${device}`,
           requestId: `${o.runId}-${i}`,
-          task: { command: { kind: { case: "led", value: { action: { case: "setBrightness", value: i % 101 } } } }, executionTimeout: { seconds: BigInt(o.executionTimeoutS ?? 60) }, maxAttempts: 10 },
+          task: {
+            command: { kind: { case: "led", value: { action: { case: "setBrightness", value: i % 101 } } } },
+            executionTimeout: { seconds: BigInt(o.executionTimeoutS ?? 60) },
+            maxAttempts: 10,
+          },
           ttl: { seconds: 3600n },
         });
         accepted.set(t.name.split("/")[3]!, device);

@@ -99,7 +99,9 @@ export async function runOutage(o: OutageRun): Promise<void> {
           .then((st) => {
             const counts: Record<string, number> = {};
             for (const v of st.values()) counts[v] = (counts[v] ?? 0) + 1;
-            console.log(`[progress] ${o.scenario} fault=${faultStart ? (healed ? "healed" : "on") : "off"} samples sent=${sentKeys.length} receipted=${receiptedKeys.size} tasks=${JSON.stringify(counts)} logs=${o.replica.logs.length}`);
+            console.log(
+              `[progress] ${o.scenario} fault=${faultStart ? (healed ? "healed" : "on") : "off"} samples sent=${sentKeys.length} receipted=${receiptedKeys.size} tasks=${JSON.stringify(counts)} logs=${o.replica.logs.length}`,
+            );
             if (healed) void diagnose(o);
           })
           .catch(() => {});
@@ -113,20 +115,30 @@ export async function runOutage(o: OutageRun): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
     sending = false;
     await Promise.all(senders);
-    const readyMs = await eventually(async () => ((await fetch(`${o.replica.opsUrl}/readyz`)).status === 200 ? Date.now() - healed : undefined), 60_000, "ready again");
+    const readyMs = await eventually(
+      async () => ((await fetch(`${o.replica.opsUrl}/readyz`)).status === 200 ? Date.now() - healed : undefined),
+      60_000,
+      "ready again",
+    );
     const sql = postgres(o.databaseUrl, { max: 1, onnotice: () => {} });
     let stored = new Set<string>();
     try {
-      const final = await eventually(async () => {
-        const v = verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
-        const rows = await sql<Array<{ device_id: string; value: number }>>`SELECT device_id, value FROM telemetry WHERE metric = 'fault_probe'`;
-        stored = new Set(rows.map((r) => `${r.device_id}/${r.value}`));
-        const missing = sentKeys.filter((k) => !stored.has(k)).length;
-        return v.pending === 0 && missing === 0 ? v : undefined;
-      }, 150_000, "every task final and every sample stored").catch(() => undefined);
+      const final = await eventually(
+        async () => {
+          const v = verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
+          const rows = await sql<Array<{ device_id: string; value: number }>>`SELECT device_id, value FROM telemetry WHERE metric = 'fault_probe'`;
+          stored = new Set(rows.map((r) => `${r.device_id}/${r.value}`));
+          const missing = sentKeys.filter((k) => !stored.has(k)).length;
+          return v.pending === 0 && missing === 0 ? v : undefined;
+        },
+        150_000,
+        "every task final and every sample stored",
+      ).catch(() => undefined);
       const recoveryMs = Date.now() - healed;
       const v = final ?? verdict(accepted, await taskStates(o.databaseUrl), fleet.executions());
-      const metrics = await fetch(`${o.replica.opsUrl}/metrics`).then((r) => r.text()).catch(() => "");
+      const metrics = await fetch(`${o.replica.opsUrl}/metrics`)
+        .then((r) => r.text())
+        .catch(() => "");
       // Every drop and refusal reason with a count, so a missing sample can be matched to one.
       const byReason = (name: string) =>
         [...metrics.matchAll(new RegExp(`^${name}\\{reason="([^"]+)"\\} (\\S+)$`, "gm"))].map((m) => `${m[1]}=${m[2]}`).join(" ") || "none";
@@ -137,7 +149,9 @@ export async function runOutage(o: OutageRun): Promise<void> {
       if (samplesLost > 0) {
         // What Tether believes it stored against what the database shows, and open transactions.
         const [{ rows }] = await sql<[{ rows: number }]>`SELECT count(*)::int AS rows FROM telemetry`;
-        const idle = await sql<Array<{ n: number }>>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`;
+        const idle = await sql<
+          Array<{ n: number }>
+        >`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`;
         diag["stored per Tether / rows"] = `${metricValue(metrics, "tether_telemetry_samples_stored_total")}/${rows}`;
         diag["idle in transaction"] = idle[0]!.n;
       }
@@ -152,12 +166,19 @@ export async function runOutage(o: OutageRun): Promise<void> {
         extra: {
           ...o.extra,
           ...diag,
-          ...(samplesLost > 0 ? { "e.g. missing": missingSamples.slice(0, 5).join(" "), "missing yet receipted": missingSamples.filter((k) => receiptedKeys.has(k)).length } : {}),
+          ...(samplesLost > 0
+            ? { "e.g. missing": missingSamples.slice(0, 5).join(" "), "missing yet receipted": missingSamples.filter((k) => receiptedKeys.has(k)).length }
+            : {}),
           "uplink dropped": byReason("tether_uplink_dropped_total"),
           "samples refused": byReason("tether_telemetry_samples_rejected_total"),
           "batches resent by devices (no receipt yet)": backlog.reduce((n, b) => n + b.resent, 0),
           "unreceipted at the end": backlog.reduce((n, b) => n + b.pending, 0),
-          "tasks lost": v.lost, "samples lost": samplesLost, "ready after heal": `${(readyMs / 1000).toFixed(1)} s`, final: JSON.stringify(v.byState), "create retries": retries },
+          "tasks lost": v.lost,
+          "samples lost": samplesLost,
+          "ready after heal": `${(readyMs / 1000).toFixed(1)} s`,
+          final: JSON.stringify(v.byState),
+          "create retries": retries,
+        },
       });
       expect(v).toMatchObject({ lost: 0, duplicated: 0, pending: 0, phantom: 0 });
       expect(samplesLost).toBe(0);
@@ -175,9 +196,12 @@ export async function runOutage(o: OutageRun): Promise<void> {
 async function diagnose(o: OutageRun) {
   const sql = postgres(o.databaseUrl, { max: 1, onnotice: () => {} });
   try {
-    const rows = await sql`SELECT state, wait_event_type, wait_event, left(query, 120) AS q, now() - state_change AS age FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+    const rows =
+      await sql`SELECT state, wait_event_type, wait_event, left(query, 120) AS q, now() - state_change AS age FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
     console.log("[diag] pg", JSON.stringify(rows));
-    const ready = await fetch(`${o.replica.opsUrl}/readyz`).then((r) => r.text()).catch((e) => String(e));
+    const ready = await fetch(`${o.replica.opsUrl}/readyz`)
+      .then((r) => r.text())
+      .catch((e) => String(e));
     console.log("[diag] readyz", ready, "alive", alive(o.replica.pid), o.replica.stderr().slice(-3000));
   } finally {
     await sql.end();
