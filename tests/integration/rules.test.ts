@@ -362,9 +362,9 @@ describe("rules through the API", () => {
       await rulesCommand(["list", ...flags]);
       const list = lines.join("\n");
       // A paused rule shows no next fire time (resume reschedules from then); a one-shot that fired is done.
-      expect(list).toMatch(/^cli-paused\s+cron "0 0 \* \* \* \*" UTC\s+devices\/cli-led\s+setPower true\s+-\s+yes$/m);
-      expect(list).toMatch(/^cli-soon\s+at \S+\s+devices\/cli-led\s+setPower false\s+done\s+-$/m);
-      expect(list).toMatch(/^cli-device\s+at \S+\s+devices\/cli-led\s+setColor \S+\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+-$/m);
+      expect(list).toMatch(/^cli-paused\s+cron "0 0 \* \* \* \*" UTC\s+devices\/cli-led\s+power on\s+-\s+yes$/m);
+      expect(list).toMatch(/^cli-soon\s+at \S+\s+devices\/cli-led\s+power off\s+done\s+-$/m);
+      expect(list).toMatch(/^cli-device\s+at \S+\s+devices\/cli-led\s+color #\S+\s+\d{4}-\d\d-\d\dT[\d:]+Z\s+-$/m);
       await rulesCommand(["runs", "cli-morning", ...flags]);
       lines.length = 0;
       await rulesCommand(["delete", "cli-paused", "--allow-missing", ...flags]);
