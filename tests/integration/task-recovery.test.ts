@@ -104,7 +104,15 @@ describe("desired and reported state", () => {
     await devices().createDevice({ deviceId: "ds-led", device: { kind: { case: "led", value: {} } } });
     const { device, sim } = await ledSim(s, "ds-led");
     try {
-      await eventually(async () => (await devices().getDevice({ name: "devices/ds-led" })).connectivity?.online, 5000, "online");
+      // Its Hello reports a firmware version, which changes the device (and its etag): read after it.
+      await eventually(
+        async () => {
+          const x = await devices().getDevice({ name: "devices/ds-led" });
+          return x.connectivity?.online && x.firmwareVersion !== "";
+        },
+        5000,
+        "online, firmware reported",
+      );
       const d = await devices().getDevice({ name: "devices/ds-led" });
       await devices().updateDevice({
         device: { name: d.name, etag: d.etag, kind: { case: "led", value: { desired: { color: { red: 10, green: 20, blue: 30 }, power: true } } } },
