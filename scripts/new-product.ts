@@ -58,7 +58,7 @@ function problems(kind: string): string[] {
   const invalid = invalidKind(kind);
   if (invalid) return [invalid];
   const n = kindNames(kind);
-  const existing = PRODUCTS.find((p) => p.kindName === kind || p.case === n.case || (p.aliases ?? []).includes(kind) || p.words.aliases.includes(kind));
+  const existing = PRODUCTS.find((p) => p.kindName === kind || p.case === n.case || p.words.aliases.includes(kind));
   if (existing) return [`the product kind "${kind}" already exists${existing.kindName === kind ? "" : ` (as ${existing.kindName} or its alias)`}`];
 
   const out: string[] = [];

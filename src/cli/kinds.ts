@@ -1,4 +1,6 @@
-import { type Product, PRODUCTS } from "../core/products/index.js";
+import { type Product, PRODUCTS, productNamed } from "../core/products/index.js";
+
+export { productNamed };
 
 /**
  * The CLI's view of the product registry: which product a typed kind or action word means. The CLI
@@ -10,11 +12,6 @@ export const KIND_CHOICES = PRODUCTS.map((p) => p.kindName).join("|");
 
 /** The first product, for help examples that must show a concrete kind. */
 export const EXAMPLE_PRODUCT: Product = PRODUCTS[0]!;
-
-/** The product named by its kind name or one of its aliases (`coffee`), or undefined. */
-export function productNamed(name: string): Product | undefined {
-  return PRODUCTS.find((p) => p.kindName === name || p.words.aliases.includes(name) || (p.aliases ?? []).includes(name));
-}
 
 /** Like `productNamed`, but an unknown name is a one-line error: `--kind x: expected <kind>|<kind>|…`. */
 export function productOf(name: string, what = "--kind"): Product {

@@ -5,15 +5,15 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
-import { PRODUCTS, type Product } from "../core/products/index.js";
+import { PRODUCTS, type Product, productNamed } from "../core/products/index.js";
 import type { SimOptions } from "../core/products/sim-behaviour.js";
 import { createLogger } from "../log.js";
 import { ensureDevPki, issueDeviceCertificate } from "../pki/dev-pki.js";
-import { productNamed, startFleet } from "../sim/fleet.js";
+import { startFleet } from "../sim/fleet.js";
 import { connectClient } from "./client.js";
 
 /** Every name `--kind` accepts, from the product registry. */
-const kindNames = (p: Product) => [p.kindName, ...(p.aliases ?? [])];
+const kindNames = (p: Product) => [p.kindName, ...p.words.aliases];
 /** Each product's simulator options, as `--flag` lines of the usage. */
 const optionLines = PRODUCTS.flatMap((p) => p.sim.options.map((o) => `    --${o.flag} N  (${p.kindName}) ${o.description}`));
 

@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import { DeviceFailure } from "../device/errors.js";
 import type { CommandHandler, TetherDevice } from "../device/tether-device.js";
-import { PRODUCTS, type Product } from "../core/products/index.js";
+import { productNamed } from "../core/products/index.js";
 import type { SimBehaviour, SimOptions } from "../core/products/sim-behaviour.js";
 import { connectSimulator, type SimulatedDevice } from "./simulator.js";
 
@@ -52,11 +52,6 @@ export interface Fleet {
   duplicates(): number;
   /** Disconnects every device gracefully. */
   stop(): Promise<void>;
-}
-
-/** The product for a `kindName` or one of its aliases, or undefined. */
-export function productNamed(name: string): Product | undefined {
-  return PRODUCTS.find((p) => p.kindName === name || (p.aliases ?? []).includes(name));
 }
 
 export async function startFleet(opts: FleetOptions): Promise<Fleet> {

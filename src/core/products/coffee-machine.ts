@@ -26,7 +26,6 @@ export const coffeeMachineProduct: Product = {
   schema: CoffeeMachineSchema,
   desiredSchema: CoffeeMachineDesiredSchema,
   sim: coffeeMachineSim,
-  aliases: ["coffee"],
   reportedSchema: CoffeeMachineReportedSchema,
   words: coffeeMachineWords,
   // The desired state is a single optional bool: every value is valid.

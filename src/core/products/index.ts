@@ -24,6 +24,11 @@ export function productByCase(c: ProductCase): Product {
   return p;
 }
 
+/** The product a person names by its kind name or one of its aliases (`coffee`: `words.aliases`), or undefined. */
+export function productNamed(name: string): Product | undefined {
+  return PRODUCTS.find((p) => p.kindName === name || p.words.aliases.includes(name));
+}
+
 /** The product for a storage/filter name such as `coffee_machine`, or undefined. */
 export function productByKindName(name: string): Product | undefined {
   return PRODUCTS.find((x) => x.kindName === name);

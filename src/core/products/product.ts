@@ -45,8 +45,6 @@ export interface Product {
   validateCommand(command: Message, field: string, v: Violations): void;
   /** How a simulated one behaves (`src/sim/` puts it on the network): demos, integration and load tests. */
   readonly sim: SimBehaviourFactory;
-  /** Other names people type for this kind, e.g. `coffee` (the CLI accepts them besides `kindName`). */
-  readonly aliases?: readonly string[];
 }
 
 /** One telemetry metric a product sends. */
