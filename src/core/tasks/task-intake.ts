@@ -114,14 +114,17 @@ export interface TaskAnnouncerDeps {
  * After a commit: every new task on the task feed (watchers, synchronous waits), then one
  * dispatch pass per device. `onlineDeviceIds` limits the passes (a job step over 100,000 offline
  * devices must not cost 100,000 passes; they get their tasks on hello or from the sweep).
- * Never throws: the tasks are committed, and the sweep sends what a failed pass did not.
+ * Never throws: the tasks are committed, and the sweep sends what a failed pass did not. Returns
+ * the tasks as published, so a caller answering with one need not convert it again.
  */
 export function createTaskAnnouncer(d: TaskAnnouncerDeps) {
-  return function announce(created: readonly TaskRecord[], onlineDeviceIds?: readonly string[]): void {
-    for (const t of created) d.feed.publish(toTaskProto(t));
+  return function announce(created: readonly TaskRecord[], onlineDeviceIds?: readonly string[]): Task[] {
+    const published = created.map(toTaskProto);
+    for (const p of published) d.feed.publish(p);
     for (const deviceId of new Set(onlineDeviceIds ?? created.map((t) => t.deviceId))) {
       void d.dispatcher.kick(deviceId).catch((err: unknown) => d.log.error({ err, deviceId }, "dispatch after a task was created failed"));
     }
+    return published;
   };
 }
 

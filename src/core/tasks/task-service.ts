@@ -112,8 +112,7 @@ export function createTaskService(d: TaskServiceDeps) {
         creating--;
       }
       const { task, created } = result;
-      if (created) announce([task]);
-      const proto = toTaskProto(task);
+      const proto = created ? announce([task])[0]! : toTaskProto(task);
       if (wait === 0) return proto;
       const done =
         req.waitFor === WaitFor.COMPLETED
