@@ -133,9 +133,10 @@ describe("reflection", () => {
 });
 
 describe("tether CLI", () => {
+  const cliEnv = () => ({ ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") });
+  const cli = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin/tether.js"), ...args], { env: cliEnv() });
+
   it("creates, updates and lists devices with the admin certificate", async () => {
-    const env = { ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") };
-    const cli = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin/tether.js"), ...args], { env });
     await cli("devices", "create", "cli-coffee", "--kind", "coffee_machine", "--label", "room=office", "--power", "on");
     const upd = await cli("devices", "update", "cli-coffee", "--display-name", "Office machine", "--json");
     expect(JSON.parse(upd.stdout)).toMatchObject({ displayName: "Office machine", labels: { room: "office" }, coffeeMachine: { desired: { power: true } } });
@@ -159,16 +160,13 @@ describe("tether CLI", () => {
     expect(nothing.stdout).toBe("devices/cli-never not found, nothing to delete\n");
   }, 180_000); // seven CLI processes, each starting tsx: 30 s ran out for four on a saturated 2-core machine
 
-  const cliEnv = () => ({ ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") });
-  const tether = (...args: string[]) => run(process.execPath, [path.join(ROOT, "bin/tether.js"), ...args], { env: cliEnv() });
-
   it("adds and removes single labels and keeps the others; --label sets them all", async () => {
-    await tether("devices", "create", "cli-labels", "--kind", PRODUCTS[0]!.kindName, "--label", "room=office", "--label", "floor=3");
-    const changed = await tether("devices", "update", "cli-labels", "--add-label", "building=b7", "--remove-label", "floor", "--json");
+    await cli("devices", "create", "cli-labels", "--kind", PRODUCTS[0]!.kindName, "--label", "room=office", "--label", "floor=3");
+    const changed = await cli("devices", "update", "cli-labels", "--add-label", "building=b7", "--remove-label", "floor", "--json");
     expect(JSON.parse(changed.stdout).labels).toEqual({ room: "office", building: "b7" });
-    const exact = await tether("devices", "update", "cli-labels", "--label", "only=this", "--json");
+    const exact = await cli("devices", "update", "cli-labels", "--label", "only=this", "--json");
     expect(JSON.parse(exact.stdout).labels).toEqual({ only: "this" });
-    const both = await tether("devices", "update", "cli-labels", "--label", "a=b", "--add-label", "c=d").then(
+    const both = await cli("devices", "update", "cli-labels", "--label", "a=b", "--add-label", "c=d").then(
       () => undefined,
       (e: { stderr: string; code: number }) => e,
     );
@@ -178,7 +176,7 @@ describe("tether CLI", () => {
 
   it("Ctrl-C during tasks create --wait prints the task it created, which stays queued", async () => {
     const product = PRODUCTS[0]!;
-    await tether("devices", "create", "cli-offline", "--kind", product.kindName);
+    await cli("devices", "create", "cli-offline", "--kind", product.kindName);
     const [action, value] = product.words.example.split(" ");
     // The device never connects, so the wait lasts until it is interrupted.
     const child = spawn(
