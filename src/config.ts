@@ -116,6 +116,8 @@ export interface TetherConfig {
     url?: string;
     /** Pool size against PostgreSQL. @default 10 (the embedded database always uses 1) */
     poolSize: number;
+    /** Count SQL statements (benchmarks set it; no environment variable: see DatabaseOptions.countStatements). */
+    countStatements?: boolean;
   };
   telemetry: {
     /** Metrics streamed live but never stored. @default ["signal_strength", "rssi"] */

@@ -28,6 +28,8 @@ export interface App {
   certsDir: string;
   /** Counters (uplink drops, late events), for tests and metrics. */
   counters: ReturnType<typeof createCounters>;
+  /** SQL statements sent so far (counted only with `config.database.countStatements`; else 0). */
+  sqlStatements(): number;
   /** Runs the timer sweep now (tests drive time through the Clock and call this). */
   sweep(): Promise<void>;
   /** Steps every active job once now (the job runner also does it every TETHER_JOB_TICK_MS). */
@@ -130,6 +132,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       dependencies: ops.dependencies,
       certsDir: config.certsDir,
       counters: x.counters,
+      sqlStatements: () => x.db.statements(),
       sweep: tasks.sweep,
       runJobs: rulesJobs.runJobs,
       telemetryWriter: telemetry.writer,

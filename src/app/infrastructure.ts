@@ -37,6 +37,7 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
     dataDir: path.join(config.dataDir, "pg"),
     socketDir: path.join(config.dataDir, "run"),
     maxConnections: config.database.poolSize,
+    countStatements: config.database.countStatements,
     log: log.child({ component: "db" }),
   });
   // The database stops last, so after a clean stop its line is the log's last: the one that says nothing was lost.

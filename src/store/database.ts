@@ -19,12 +19,20 @@ export interface DatabaseOptions {
   socketDir?: string;
   /** Pool size for postgres.js against a real server (the embedded database always uses one connection). */
   maxConnections: number;
+  /**
+   * Count the statements sent (benchmarks). Off in service: it turns on postgres.js's `debug`
+   * hook, which also makes its errors carry their query parameters as enumerable fields, and a
+   * logged error must never carry a parameter (a password hash, a token).
+   */
+  countStatements?: boolean;
   log: Logger;
 }
 
 export interface Database {
   sql: Sql;
   embedded: boolean;
+  /** SQL statements sent so far on the pool (BEGIN and COMMIT count), when `countStatements`; else 0. */
+  statements(): number;
   close(): Promise<void>;
 }
 
@@ -37,10 +45,14 @@ export interface Database {
  * it is superuser. Nothing that locates it is logged as a connection string.
  */
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  // postgres.js calls `debug` once per statement it sends: a counter costs one increment.
+  let sent = 0;
+  const debug = opts.countStatements ? () => void sent++ : undefined;
+  const statements = () => sent;
   if (opts.url) {
     await migrate(opts.url, opts.log);
-    const sql = postgres(opts.url, { max: opts.maxConnections, onnotice: () => {} });
-    return { sql, embedded: false, close: () => sql.end({ timeout: 5 }) };
+    const sql = postgres(opts.url, { max: opts.maxConnections, onnotice: () => {}, debug });
+    return { sql, embedded: false, statements, close: () => sql.end({ timeout: 5 }) };
   }
   await ensurePrivateDir(opts.dataDir);
   const started = Date.now();
@@ -70,8 +82,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     opts.log.info({ dataDir: opts.dataDir, socketDir: socket.dir, ms: Date.now() - started }, "embedded database ready");
     await migrate({ host: socket.dir, port: SOCKET_PORT, user: "postgres", database: "postgres" }, opts.log);
     await tighten();
-    sql = postgres({ path: socket.path, user: "postgres", database: "postgres", max: 1, onnotice: () => {} });
-    return { sql, embedded: true, close };
+    sql = postgres({ path: socket.path, user: "postgres", database: "postgres", max: 1, onnotice: () => {}, debug });
+    return { sql, embedded: true, statements, close };
   } catch (err) {
     await close().catch(() => undefined);
     throw err;

@@ -21,14 +21,13 @@
  *   BENCH_CONCURRENCY phase 2 [128] BENCH_GRACE_SECONDS [5]          BENCH_DRAIN_SECONDS [30]
  *   BENCH_ECHO_DEVICES [min(100, devices)]                           BENCH_INFLIGHT baselines [100]
  *   BENCH_VARIANTS [watch,completed] BENCH_PHASES [0,1,2]            BENCH_BASELINES [1]; 0 skips
- *   BENCH_DEVICE_THREAD [worker] | main                              BENCH_TETHER_LOG_LEVEL [silent]
+ *   BENCH_DEVICE_THREAD [process] | worker | main                           BENCH_TETHER_LOG_LEVEL [silent]
  *   BENCH_TCP_NODELAY=1  what-if: TCP_NODELAY on every TLS socket (see lib/nodelay.ts)
  *   BENCH_DATABASE_URL   run Tether against this (empty) PostgreSQL database instead of embedded PGlite
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
-import type { EventLoopUtilization } from "node:perf_hooks";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
@@ -40,7 +39,7 @@ import { TEST_SIGNING_KEY_SECRET } from "../helpers/stack.js";
 import { createLogger } from "../../src/log.js";
 import { ensureDevPki, issueServiceCertificate } from "../../src/pki/dev-pki.js";
 import { type BaselineResult, mqttRoundTrip, rpcEcho } from "./lib/baselines.js";
-import { type DeviceSide, startDeviceSide } from "./lib/device-side.js";
+import { type DeviceSide, type DeviceSideMode, startDeviceSide } from "./lib/device-side.js";
 import { forceTcpNoDelay } from "./lib/nodelay.js";
 import { cpuMeter, eluMeter, type LatencySummary, mapLimit, mib, ms, now, rate, sleep, summarize, table } from "./lib/stats.js";
 import { TaskOutcomes } from "./lib/task-outcomes.js";
@@ -61,7 +60,7 @@ const VARIANTS = (env.BENCH_VARIANTS ?? "watch,completed").split(",").map((v) =>
 const PHASES = new Set((env.BENCH_PHASES ?? "0,1,2").split(",").map((p) => p.trim()));
 const BASELINES = env.BENCH_BASELINES !== "0";
 const SOLO_SECONDS = Math.min(3, SECONDS);
-const DEVICE_THREAD = env.BENCH_DEVICE_THREAD === "main" ? "main" : "worker";
+const DEVICE_THREAD: DeviceSideMode = env.BENCH_DEVICE_THREAD === "main" ? "main" : env.BENCH_DEVICE_THREAD === "worker" ? "worker" : "process";
 const TCP_NODELAY = env.BENCH_TCP_NODELAY === "1";
 /** Longest wait, between phases, for the tasks a phase left open to end. */
 const DRAIN_TIMEOUT_MS = envNumber("BENCH_DRAIN_SECONDS", 30, 0) * 1000;
@@ -97,6 +96,7 @@ interface TaskRun {
 }
 
 interface Ctx {
+  app: App;
   tasks: Client<typeof TaskService>;
   outcomes: TaskOutcomes;
   ids: string[];
@@ -160,6 +160,10 @@ interface PhaseResult {
   mainThreadElu: number;
   deviceThreadElu: number;
   processCpuMsPerTask: number;
+  /** CPU of the device process per task (BENCH_DEVICE_THREAD=process), not part of the process figure. */
+  deviceCpuMsPerTask?: number;
+  /** SQL statements Tether sent per task issued in the phase (BEGIN and COMMIT count; watchers' and sweeps' too). */
+  statementsPerTask: number;
   /** The phase window on the monotonic clock (µs), the clock of `node --cpu-prof` profiles. */
   window: { fromUs: number; toUs: number };
   firstError?: string;
@@ -194,17 +198,27 @@ async function classify(ctx: Ctx, runs: TaskRun[], ok: (r: TaskRun) => boolean):
   return { detail, firstError };
 }
 
-function meters(devices: DeviceSide) {
+async function meters(ctx: Ctx, devices: DeviceSide) {
   const elu = eluMeter();
   const cpu = cpuMeter();
-  const dev0: EventLoopUtilization = devices.elu();
-  return () => ({ mainThreadElu: elu(), deviceThreadElu: devices.elu(dev0).utilization, cpuMs: cpu() });
+  const dev0 = await devices.mark();
+  const statements0 = ctx.app.sqlStatements();
+  return async () => {
+    const dev = await devices.usage(dev0);
+    return {
+      mainThreadElu: elu(),
+      deviceThreadElu: dev.elu.utilization,
+      deviceCpuMs: dev.cpuMs,
+      cpuMs: cpu(),
+      statements: ctx.app.sqlStatements() - statements0,
+    };
+  };
 }
 
 /** Open loop: task i starts at t0 + i / rate, whatever the earlier ones are doing. */
 async function pacedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant): Promise<PhaseResult> {
   const total = Math.max(1, Math.round(RATE * SECONDS));
-  const measure = meters(devices);
+  const measure = await meters(ctx, devices);
   const fromUs = monoUs();
   const t0 = now();
   const windowEnd = t0 + SECONDS * 1000;
@@ -233,7 +247,7 @@ async function pacedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant): Prom
   const issueSeconds = Math.max(SECONDS, (now() - t0) / 1000);
   await Promise.all(running);
   const toUs = monoUs();
-  const m = measure();
+  const m = await measure();
   const ok = (r: TaskRun) => r.state === State.SUCCEEDED && r.end !== undefined && r.end <= deadline;
   const good = runs.filter(ok);
   const inWindow = good.filter((r) => r.end! <= windowEnd).length;
@@ -255,6 +269,8 @@ async function pacedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant): Prom
     mainThreadElu: m.mainThreadElu,
     deviceThreadElu: m.deviceThreadElu,
     processCpuMsPerTask: m.cpuMs / Math.max(1, good.length),
+    deviceCpuMsPerTask: m.deviceCpuMs === undefined ? undefined : m.deviceCpuMs / Math.max(1, good.length),
+    statementsPerTask: m.statements / Math.max(1, runs.length),
     window: { fromUs, toUs },
     firstError,
   };
@@ -262,7 +278,7 @@ async function pacedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant): Prom
 
 /** Closed loop: `concurrency` callers, each creating its next task as soon as it saw the last one end. */
 async function closedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant, phase: string, concurrency: number, seconds: number): Promise<PhaseResult> {
-  const measure = meters(devices);
+  const measure = await meters(ctx, devices);
   const fromUs = monoUs();
   const t0 = now();
   const windowEnd = t0 + seconds * 1000;
@@ -273,7 +289,7 @@ async function closedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant, phas
   };
   await Promise.all(Array.from({ length: concurrency }, caller));
   const toUs = monoUs();
-  const m = measure();
+  const m = await measure();
   const ok = (r: TaskRun) => r.state === State.SUCCEEDED && r.end !== undefined && r.end <= deadline;
   const good = runs.filter(ok);
   const inWindow = good.filter((r) => r.end! <= windowEnd);
@@ -294,6 +310,8 @@ async function closedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant, phas
     mainThreadElu: m.mainThreadElu,
     deviceThreadElu: m.deviceThreadElu,
     processCpuMsPerTask: m.cpuMs / Math.max(1, good.length),
+    deviceCpuMsPerTask: m.deviceCpuMs === undefined ? undefined : m.deviceCpuMs / Math.max(1, good.length),
+    statementsPerTask: m.statements / Math.max(1, runs.length),
     window: { fromUs, toUs },
     firstError,
   };
@@ -317,8 +335,9 @@ function printPhase(p: PhaseResult): void {
   console.log(`   not succeeded within the phase + ${GRACE_S} s grace: ${p.notSucceeded}${detail ? ` (${detail})` : ""}`);
   if (p.firstError) console.log(`   first error: ${p.firstError}`);
   console.log(
-    `   main thread busy ${(p.mainThreadElu * 100).toFixed(0)} %, device thread busy ${(p.deviceThreadElu * 100).toFixed(0)} %, process CPU ${p.processCpuMsPerTask.toFixed(2)} ms per task`,
+    `   main thread busy ${(p.mainThreadElu * 100).toFixed(0)} %, device ${DEVICE_THREAD === "process" ? "process" : "thread"} busy ${(p.deviceThreadElu * 100).toFixed(0)} %, process CPU ${p.processCpuMsPerTask.toFixed(2)} ms per task${p.deviceCpuMsPerTask === undefined ? "" : ` (devices, apart: ${p.deviceCpuMsPerTask.toFixed(2)} ms)`}`,
   );
+  console.log(`   SQL statements per task: ${p.statementsPerTask.toFixed(1)} (measured: every statement Tether sent during the phase ÷ tasks issued)`);
 }
 
 function printBaseline(name: string, b: BaselineResult): void {
@@ -400,7 +419,7 @@ async function main(): Promise<void> {
       },
       dir,
     );
-    const app: App = await startApp(config, createLogger(config.logLevel));
+    const app: App = await startApp({ ...config, database: { ...config.database, countStatements: true } }, createLogger(config.logLevel));
     cleanups.push(() => app.stop());
     const startMs = now() - t;
     log(`tether started in ${ms(startMs)} (api :${app.apiPort}, mqtt :${app.mqttPort}, ${dir})`);
@@ -414,6 +433,7 @@ async function main(): Promise<void> {
     const transport = createGrpcTransport({ baseUrl, sessionManager: sessions });
     const deviceApi = createClient(DeviceService, transport);
     const ctx: Ctx = {
+      app,
       tasks: createClient(TaskService, transport),
       outcomes: new TaskOutcomes(),
       ids: Array.from({ length: DEVICES }, (_, i) => `${ID_PREFIX}-${i + 1}`),
