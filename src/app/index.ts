@@ -59,10 +59,12 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const admission = deviceAdmission();
     const broker = await startEmbeddedBrokerIfUsed(x, checks, admission);
     const telemetry = await startTelemetry(x);
+    // The task path's group commits stop after the uplink intake (its last items still go through them).
+    const closeBatches = life.reserve("task batches");
     const closeIntake = life.reserve("uplink intake");
     const bridge = await connectDeviceLink(x, broker?.port);
     const certs = await startCertificates(x, checks, { broker, bridge });
-    const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake });
+    const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake, closeBatches });
     const { devices, deviceWatch } = createDeviceApi(x, {
       sendDesiredState: (id) => tasks.dispatcher.sendDesiredState(id),
       // A desired-state change also wakes the device's HTTP polls.

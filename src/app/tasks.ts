@@ -2,6 +2,7 @@ import { carriesTelemetry } from "../bus/amqp-bus.js";
 import { createLocalUplink } from "../bus/local-uplink.js";
 import { createDeviceGateway } from "../core/gateway/device-gateway.js";
 import { createDispatcher } from "../core/tasks/dispatcher.js";
+import { createTaskBatches } from "../core/tasks/task-batches.js";
 import { createTaskAnnouncer } from "../core/tasks/task-intake.js";
 import { createLifecycle } from "../core/tasks/task-lifecycle.js";
 import { createTaskService } from "../core/tasks/task-service.js";
@@ -22,7 +23,13 @@ import type { Telemetry } from "./telemetry.js";
  */
 export async function startTasks(
   x: Infrastructure,
-  deps: { bridge: Bridge; telemetry: Telemetry; certificates: Certificates; closeIntake: (stop: () => Promise<void>) => void },
+  deps: {
+    bridge: Bridge;
+    telemetry: Telemetry;
+    certificates: Certificates;
+    closeIntake: (stop: () => Promise<void>) => void;
+    closeBatches: (stop: () => Promise<void>) => void;
+  },
 ) {
   const { config, amqp, clock, counters, coreLog } = x;
   const { bridge } = deps;
@@ -34,6 +41,10 @@ export async function startTasks(
   const dispatcher = createDispatcher({ tasks: taskStore, devices: deviceStore, link: bridge, feed: taskFeed, lifecycle, clock, log: coreLog });
   // The one announcement after a task was committed, whoever created it (CreateTask, rules, jobs).
   const announceTasks = createTaskAnnouncer({ feed: taskFeed, dispatcher, log: coreLog });
+  // Group commit of CreateTask calls: one transaction for what arrives together. The embedded
+  // database has one connection, so one flush at a time; PostgreSQL's pool takes two.
+  const batches = createTaskBatches({ tasks: taskStore, devices: deviceStore, clock, maxFlushes: x.db.embedded ? 1 : 2 });
+  deps.closeBatches(() => batches.close());
   const tasks = createTaskService({
     tasks: taskStore,
     devices: deviceStore,
@@ -41,6 +52,8 @@ export async function startTasks(
     dispatcher,
     feed: taskFeed,
     announce: announceTasks,
+    create: batches.create,
+    readDevice: batches.device,
     clock,
     maxCreatesInFlight: config.tasks.maxCreatesInFlight,
   });
@@ -57,6 +70,7 @@ export async function startTasks(
     telemetry: deps.telemetry.ingest,
     certificates: deps.certificates.deviceCertificates,
     receipts,
+    batches,
   });
   // One intake for every transport: the MQTT bridge and the HTTP device gateway submit to it.
   // With RabbitMQ the intake is durable: an item is acked to RabbitMQ after its transaction

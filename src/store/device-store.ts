@@ -148,6 +148,26 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       await sql`UPDATE devices SET listen_until_time = NULL WHERE id = ${id} AND listen_until_time = ${until}`;
     },
 
+    async applyReportedMany(items, now) {
+      if (items.length === 0) return [];
+      const rows = await sql<(DeviceRow & { n: string | number })[]>`
+        UPDATE devices d SET reported = v.reported, reported_version = v.version, last_seen_time = ${now}
+        FROM unnest(${items.map((i) => i.id)}::text[], ${items.map((i) => i.kindName)}::text[], ${items.map((i) => i.version)}::bigint[],
+                    ${items.map((i) => i.reported as never)}::jsonb[]) WITH ORDINALITY AS v (id, kind, version, reported, n)
+        WHERE d.id = v.id AND d.kind = v.kind AND d.reported_version < v.version
+        RETURNING d.*, v.n`;
+      const out: (StoredDevice | undefined)[] = items.map(() => undefined);
+      for (const r of rows) out[Number(r.n) - 1] = toStored(r);
+      return out;
+    },
+
+    async getMany(ids) {
+      if (ids.length === 0) return [];
+      const rows = await sql<DeviceRow[]>`SELECT * FROM devices WHERE id = ANY(${[...new Set(ids)]}::text[])`;
+      const byId = new Map(rows.map((r) => [String(r.id), toStored(r)]));
+      return ids.map((id) => byId.get(id));
+    },
+
     async applyReported(id, version, reported, now) {
       const rows = await sql<DeviceRow[]>`
         UPDATE devices SET reported = ${sql.json(reported as JsonValue)}, reported_version = ${version}, last_seen_time = ${now}

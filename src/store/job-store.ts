@@ -7,7 +7,7 @@ import { OPEN_STATES, parseStateName, type State, stateName } from "../core/task
 import type { Sql } from "./database.js";
 import { whereDeviceFilter } from "./device-store.js";
 import { fromRow, type JobRow, toRow } from "./job-rows.js";
-import { toTaskRow } from "./task-store.js";
+import { toTaskRow } from "./task-rows.js";
 import { creatorRightsFor } from "./creator-rights-query.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
 import { createAdmission, REQUEST_ID_TAKEN } from "../core/tasks/task-intake.js";

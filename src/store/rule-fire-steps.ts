@@ -5,7 +5,7 @@ import type { NewTask } from "../core/ports/task-repository.js";
 import { commandKind, createAdmission, REQUEST_ID_TAKEN } from "../core/tasks/task-intake.js";
 import type { Sql } from "./database.js";
 import { fromRunRow, type RunRow } from "./rule-rows.js";
-import { toTaskRow } from "./task-store.js";
+import { toTaskRow } from "./task-rows.js";
 import { creatorRightsFor } from "./creator-rights-query.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
 

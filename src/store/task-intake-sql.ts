@@ -2,6 +2,7 @@ import type { IntakeDevice } from "../core/tasks/task-intake.js";
 import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
 import { deviceMetaOfRow } from "./creator-rights-query.js";
 import type { Sql } from "./database.js";
+import { parseModeName } from "./device-store.js";
 import type { TxSql } from "./transaction.js";
 
 const OPEN = OPEN_STATES.map(stateName);
@@ -24,19 +25,30 @@ export async function lockIntakeDevices(tx: Sql | TxSql, deviceIds: readonly str
   // planner then uses the partial index of open tasks, which an array parameter hides from it.
   const one = ids.length === 1 ? ids[0]! : undefined;
   const devs = await tx`
-    SELECT id, kind, labels, owner, max_pending_tasks, online FROM devices
+    SELECT id, kind, labels, owner, max_pending_tasks, online, delivery_mode FROM devices
     WHERE ${one !== undefined ? tx`id = ${one}` : tx`id = ANY(${ids}::text[])`} ORDER BY id FOR UPDATE`;
   if (devs.length === 0) return out;
   const counts = await tx`
-    SELECT device_id, count(*)::int AS n FROM tasks
-    WHERE ${one !== undefined ? tx`device_id = ${one}` : tx`device_id = ANY(${devs.map((d) => String(d.id))}::text[])`} AND state IN ${tx(OPEN)} GROUP BY device_id`;
-  const open = new Map(counts.map((c) => [String(c.device_id), Number(c.n)]));
+    SELECT device_id, state, count(*)::int AS n FROM tasks
+    WHERE ${one !== undefined ? tx`device_id = ${one}` : tx`device_id = ANY(${devs.map((d) => String(d.id))}::text[])`} AND state IN ${tx(OPEN)}
+    GROUP BY device_id, state`;
+  const byState = new Map<string, Record<string, number>>();
+  for (const c of counts) {
+    const id = String(c.device_id);
+    const m = byState.get(id) ?? {};
+    m[String(c.state)] = Number(c.n);
+    byState.set(id, m);
+  }
   for (const d of devs) {
     const id = String(d.id);
+    const n = byState.get(id) ?? {};
+    const open = { queued: n.QUEUED ?? 0, sent: n.SENT ?? 0, delivered: n.DELIVERED ?? 0, running: n.RUNNING ?? 0 };
     out.set(id, {
       kind: String(d.kind),
       maxPendingTasks: Number(d.max_pending_tasks) || 0,
-      openTasks: open.get(id) ?? 0,
+      openTasks: open.queued + open.sent + open.delivered + open.running,
+      open,
+      mode: parseModeName(String(d.delivery_mode)),
       online: Boolean(d.online),
       meta: deviceMetaOfRow(d),
     });

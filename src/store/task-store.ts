@@ -1,19 +1,23 @@
-import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { CommandResultSchema, CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import { deviceName } from "../core/devices/device-name.js";
 import { NotFoundError } from "../core/errors.js";
 import { commandKind, createAdmission, refusalError, replayOf } from "../core/tasks/task-intake.js";
-import type { TaskRecord } from "../core/tasks/task-record.js";
 import type { TaskRepository } from "../core/ports/task-repository.js";
-import { OPEN_STATES, parseStateName, State, stateName } from "../core/tasks/task-state.js";
+import type { TaskRecord } from "../core/tasks/task-record.js";
+import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { parseModeName, whereScope } from "./device-store.js";
+import { createTasks } from "./task-create-sql.js";
+import { applyDeviceWords } from "./task-events-sql.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
+import { fromRow, type TaskRow, toTaskRow } from "./task-rows.js";
 import { withTransaction } from "./transaction.js";
 
 const OPEN = OPEN_STATES.map(stateName);
 
-type Row = Record<string, unknown> & { id: string; device_id: string; seq: string | number; state: string };
+type Row = TaskRow;
+
+/** Highest priority first, then creation order: the order one claim sends its tasks in. */
+const bySendOrder = (a: TaskRecord, b: TaskRecord) => b.priority - a.priority || a.sequence - b.sequence;
 
 /** TaskRepository on PostgreSQL/PGlite. */
 export function createTaskStore(sql: Sql): TaskRepository {
@@ -33,6 +37,9 @@ export function createTaskStore(sql: Sql): TaskRepository {
         return { task: fromRow(row!), created: true };
       });
     },
+
+    createMany: (tasks, now) => createTasks(sql, tasks, now),
+    applyWords: (words, now) => applyDeviceWords(sql, words, now),
 
     async get(id) {
       if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
@@ -95,21 +102,28 @@ export function createTaskStore(sql: Sql): TaskRepository {
         });
         if (limit <= 0) return [];
         const now = clockNow();
+        // Highest priority first, oldest first within one; send_seq numbers them in that order
+        // (the outer select draws from the sequence in the order of the sorted inner one).
         const rows = await tx<Row[]>`
           UPDATE tasks SET state = 'SENT', attempt = attempt + 1, send_time = ${now}, update_time = ${now},
-                           next_attempt_time = NULL, revision = revision + 1
-          WHERE id IN (
-            SELECT id FROM tasks
-            WHERE device_id = ${deviceId} AND state = 'QUEUED' AND expire_time > ${now}
-              AND (next_attempt_time IS NULL OR next_attempt_time <= ${now})
-            ORDER BY seq LIMIT ${limit})
-          RETURNING *`;
-        return rows.map(fromRow).sort((a, b) => a.sequence - b.sequence);
+                           next_attempt_time = NULL, revision = revision + 1, send_seq = q.send_seq
+          FROM (
+            SELECT id, nextval('task_send_seq') AS send_seq FROM (
+              SELECT id FROM tasks
+              WHERE device_id = ${deviceId} AND state = 'QUEUED' AND expire_time > ${now}
+                AND (next_attempt_time IS NULL OR next_attempt_time <= ${now})
+              ORDER BY priority DESC, seq LIMIT ${limit}) due) q
+          WHERE tasks.id = q.id
+          RETURNING tasks.*`;
+        return rows.map(fromRow).sort(bySendOrder);
       });
     },
 
     async openTasks(deviceId) {
-      const rows = await sql<Row[]>`SELECT * FROM tasks WHERE device_id = ${deviceId} AND state IN ${sql(OPEN)} ORDER BY seq`;
+      // What went out, in the order it went out (a priority never reorders that), then the queue.
+      const rows = await sql<Row[]>`
+        SELECT * FROM tasks WHERE device_id = ${deviceId} AND state IN ${sql(OPEN)}
+        ORDER BY state = 'QUEUED', CASE WHEN state <> 'QUEUED' THEN send_seq END NULLS FIRST, priority DESC, seq`;
       return rows.map(fromRow);
     },
 
@@ -154,68 +168,5 @@ export function createTaskStore(sql: Sql): TaskRepository {
     async clearCancelPending(taskId) {
       await sql`UPDATE tasks SET cancel_pending = false WHERE id = ${taskId}`;
     },
-  };
-}
-
-/** A task as a `tasks` row, for INSERT (also used by the rule engine when a rule fires). */
-export function toTaskRow(t: Omit<TaskRecord, "sequence" | "revision"> & { sequence?: number }) {
-  return {
-    id: t.id,
-    device_id: t.deviceId,
-    request_id: t.requestId ?? null,
-    request_hash: t.requestHash ?? null,
-    command: toJson(CommandSchema, t.command) as JsonValue,
-    state: stateName(t.state),
-    state_reason: t.stateReason,
-    attempt: t.attempt,
-    max_attempts: t.maxAttempts,
-    expire_time: t.expireTime,
-    execution_timeout_ms: t.executionTimeoutMs,
-    progress_percent: t.progress?.percent ?? null,
-    progress_message: t.progress?.message ?? null,
-    result: t.result ? (toJson(CommandResultSchema, t.result) as JsonValue) : null,
-    error: (t.error ?? null) as JsonValue,
-    create_time: t.createTime,
-    update_time: t.updateTime,
-    send_time: t.sendTime ?? null,
-    deliver_time: t.deliverTime ?? null,
-    end_time: t.endTime ?? null,
-    next_attempt_time: t.nextAttemptTime ?? null,
-    deadline_time: t.deadlineTime ?? null,
-    cancel_pending: t.cancelPending,
-    late_event_count: t.lateEventCount,
-    job_id: t.jobId ?? null,
-  };
-}
-
-function fromRow(r: Row): TaskRecord {
-  const date = (v: unknown) => (v instanceof Date ? v : undefined);
-  return {
-    id: r.id,
-    deviceId: r.device_id,
-    sequence: Number(r.seq),
-    command: fromJson(CommandSchema, r.command as JsonValue, { ignoreUnknownFields: true }),
-    state: parseStateName(r.state) ?? State.UNSPECIFIED,
-    stateReason: String(r.state_reason ?? ""),
-    requestId: (r.request_id as string | null) ?? undefined,
-    requestHash: (r.request_hash as string | null) ?? undefined,
-    expireTime: r.expire_time as Date,
-    executionTimeoutMs: Number(r.execution_timeout_ms),
-    maxAttempts: Number(r.max_attempts),
-    attempt: Number(r.attempt),
-    progress: r.progress_percent === null ? undefined : { percent: Number(r.progress_percent), message: String(r.progress_message ?? "") },
-    result: r.result ? fromJson(CommandResultSchema, r.result as JsonValue, { ignoreUnknownFields: true }) : undefined,
-    error: (r.error as TaskRecord["error"] | null) ?? undefined,
-    createTime: r.create_time as Date,
-    updateTime: r.update_time as Date,
-    sendTime: date(r.send_time),
-    deliverTime: date(r.deliver_time),
-    endTime: date(r.end_time),
-    nextAttemptTime: date(r.next_attempt_time),
-    deadlineTime: date(r.deadline_time),
-    cancelPending: Boolean(r.cancel_pending),
-    lateEventCount: Number(r.late_event_count),
-    revision: Number(r.revision),
-    jobId: (r.job_id as string | null) ?? undefined,
   };
 }

@@ -14,6 +14,7 @@ import type { CoreLogger } from "../../src/core/log.js";
 import type { DeviceLink } from "../../src/core/ports/index.js";
 import { createDispatcher } from "../../src/core/tasks/dispatcher.js";
 import { createLifecycle } from "../../src/core/tasks/task-lifecycle.js";
+import { createTaskBatches } from "../../src/core/tasks/task-batches.js";
 import { createTaskAnnouncer } from "../../src/core/tasks/task-intake.js";
 import { createTaskService } from "../../src/core/tasks/task-service.js";
 import { createUplinkProcessor } from "../../src/core/uplink/uplink-processor.js";
@@ -83,8 +84,30 @@ export async function wireCore(start = "2026-01-05T10:00:00Z"): Promise<CoreHarn
     userExists: async () => true,
   });
   const announceTasks = createTaskAnnouncer({ feed: taskFeed, dispatcher, log: quiet });
-  const tasks = createTaskService({ tasks: stores.tasks, devices: stores.devices, lifecycle, dispatcher, feed: taskFeed, announce: announceTasks, clock });
-  const uplink = createUplinkProcessor({ tasks: stores.tasks, devices: stores.devices, lifecycle, dispatcher, deviceFeed, clock, counters, log: quiet });
+  // The group commits as the composition root wires them (one flush at a time: one connection).
+  const batches = createTaskBatches({ tasks: stores.tasks, devices: stores.devices, clock });
+  const tasks = createTaskService({
+    tasks: stores.tasks,
+    devices: stores.devices,
+    lifecycle,
+    dispatcher,
+    feed: taskFeed,
+    announce: announceTasks,
+    create: batches.create,
+    readDevice: batches.device,
+    clock,
+  });
+  const uplink = createUplinkProcessor({
+    tasks: stores.tasks,
+    devices: stores.devices,
+    lifecycle,
+    dispatcher,
+    deviceFeed,
+    clock,
+    counters,
+    log: quiet,
+    batches,
+  });
   return {
     db,
     sql,
@@ -100,6 +123,7 @@ export async function wireCore(start = "2026-01-05T10:00:00Z"): Promise<CoreHarn
     tasks,
     uplink,
     async close() {
+      await batches.close();
       await sql.end({ timeout: 1 });
       await db.close();
     },

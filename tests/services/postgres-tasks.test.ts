@@ -1,3 +1,4 @@
+import { DEFAULT_PRIORITY } from "../../src/core/tasks/task-record.js";
 import { create } from "@bufbuild/protobuf";
 import pino from "pino";
 import postgres from "postgres";
@@ -72,6 +73,7 @@ describe("tasks on a real PostgreSQL", () => {
           updateTime: now,
           cancelPending: false,
           lateEventCount: 0,
+          priority: DEFAULT_PRIORITY,
         });
       }
       // Eight claimers, four per pool, each asking for up to 100 at a time.

@@ -1,5 +1,7 @@
+import { DEFAULT_PRIORITY } from "../../src/core/tasks/task-record.js";
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { DeliveryPolicy_Mode } from "../../gen/tether/v1/device_pb.js";
 import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import type { Task } from "../../gen/tether/v1/task_pb.js";
 import { createMemoryFeed } from "../../src/bus/memory-feed.js";
@@ -18,7 +20,16 @@ import { State } from "../../src/core/tasks/task-state.js";
 
 const device = (id: string, over: Partial<IntakeDevice> = {}): [string, IntakeDevice] => [
   id,
-  { kind: "led", maxPendingTasks: 0, openTasks: 0, online: true, meta: { id, kind: "led", labels: {}, owner: "" }, ...over },
+  {
+    kind: "led",
+    maxPendingTasks: 0,
+    openTasks: 0,
+    open: { queued: 0, sent: 0, delivered: 0, running: 0 },
+    mode: DeliveryPolicy_Mode.BURST,
+    online: true,
+    meta: { id, kind: "led", labels: {}, owner: "" },
+    ...over,
+  },
 ];
 
 function record(id: string, deviceId: string, requestHash?: string): TaskRecord {
@@ -40,6 +51,7 @@ function record(id: string, deviceId: string, requestHash?: string): TaskRecord 
     updateTime: now,
     cancelPending: false,
     lateEventCount: 0,
+    priority: DEFAULT_PRIORITY,
   };
 }
 
@@ -103,12 +115,17 @@ describe("task intake: announcement after commit", () => {
   function wire(fail?: string) {
     const feed = createMemoryFeed<Task>();
     const published: string[] = [];
-    feed.subscribe((t) => published.push(t.name));
+    const states: string[] = [];
+    feed.subscribe((t) => (published.push(t.name), states.push(`${t.name.split("/").at(-1)} ${State[t.state]}`)));
     const kicked: string[] = [];
+    const sent: string[] = [];
     const errors: string[] = [];
     const announce = createTaskAnnouncer({
       feed,
-      dispatcher: { kick: async (id) => (kicked.push(id), id === fail ? Promise.reject(new Error("link down")) : undefined) },
+      dispatcher: {
+        kick: async (id) => (kicked.push(id), id === fail ? Promise.reject(new Error("link down")) : undefined),
+        sendClaimed: async (t) => void sent.push(t.id),
+      },
       log: {
         error: (o: object, msg: string) => void errors.push(`${(o as { deviceId: string }).deviceId}: ${msg}`),
         warn() {},
@@ -116,8 +133,22 @@ describe("task intake: announcement after commit", () => {
         debug() {},
       } as never,
     });
-    return { announce, published, kicked, errors };
+    return { announce, published, states, kicked, sent, errors };
   }
+
+  it("a task created SENT is published as created (QUEUED) then as sent, handed to the dispatcher, and costs no dispatch pass", () => {
+    const w = wire();
+    const claimed: TaskRecord = { ...record("t1", "a"), state: State.SENT, attempt: 1, sendTime: new Date("2026-01-01T00:00:01Z") };
+    const answered = w.announce([claimed, record("t2", "b")]);
+    expect(w.states).toEqual(["t1 QUEUED", "t1 SENT", "t2 QUEUED"]);
+    expect(w.sent).toEqual(["t1"]);
+    expect(w.kicked).toEqual(["b"]);
+    // The answer is the task as created: QUEUED, no attempt yet.
+    expect(answered.map((t) => [State[t.state], t.attempt, t.sendTime === undefined])).toEqual([
+      ["QUEUED", 0, true],
+      ["QUEUED", 0, true],
+    ]);
+  });
 
   it("publishes every task and kicks each device once", () => {
     const w = wire();

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/task.proto.
  */
 export const file_tether_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChR0ZXRoZXIvdjEvdGFzay5wcm90bxIJdGV0aGVyLnYxIpkHCgRUYXNrEgwKBG5hbWUYASABKAkSIwoHY29tbWFuZBgCIAEoCzISLnRldGhlci52MS5Db21tYW5kEiQKBXN0YXRlGAMgASgOMhUudGV0aGVyLnYxLlRhc2suU3RhdGUSFAoMc3RhdGVfcmVhc29uGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEWV4ZWN1dGlvbl90aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgIIAEoDRIPCgdhdHRlbXB0GAkgASgNEiUKCHByb2dyZXNzGAogASgLMhMudGV0aGVyLnYxLlByb2dyZXNzEigKBnJlc3VsdBgLIAEoCzIYLnRldGhlci52MS5Db21tYW5kUmVzdWx0EiMKBWVycm9yGAwgASgLMhQudGV0aGVyLnYxLlRhc2tFcnJvchIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXNlbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcl90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQbGF0ZV9ldmVudF9jb3VudBgSIAEoDRIQCghzZXF1ZW5jZRgTIAEoAxILCgNqb2IYFCABKAki3wEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEAoMU1RBVEVfUVVFVUVEEAESDgoKU1RBVEVfU0VOVBACEhMKD1NUQVRFX0RFTElWRVJFRBADEhEKDVNUQVRFX1JVTk5JTkcQBBITCg9TVEFURV9TVUNDRUVERUQQBRISCg5TVEFURV9SRUpFQ1RFRBAGEhAKDFNUQVRFX0ZBSUxFRBAHEhMKD1NUQVRFX1RJTUVEX09VVBAIEhEKDVNUQVRFX0VYUElSRUQQCRISCg5TVEFURV9DQU5DRUxFRBAKIiwKCFByb2dyZXNzEg8KB3BlcmNlbnQYASABKA0SDwoHbWVzc2FnZRgCIAEoCSKOAQoJVGFza0Vycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIyCgdkZXRhaWxzGAMgAygLMiEudGV0aGVyLnYxLlRhc2tFcnJvci5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_tether_v1_command]);
+  fileDesc("ChR0ZXRoZXIvdjEvdGFzay5wcm90bxIJdGV0aGVyLnYxIr0HCgRUYXNrEgwKBG5hbWUYASABKAkSIwoHY29tbWFuZBgCIAEoCzISLnRldGhlci52MS5Db21tYW5kEiQKBXN0YXRlGAMgASgOMhUudGV0aGVyLnYxLlRhc2suU3RhdGUSFAoMc3RhdGVfcmVhc29uGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKEWV4ZWN1dGlvbl90aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhQKDG1heF9hdHRlbXB0cxgIIAEoDRIPCgdhdHRlbXB0GAkgASgNEiUKCHByb2dyZXNzGAogASgLMhMudGV0aGVyLnYxLlByb2dyZXNzEigKBnJlc3VsdBgLIAEoCzIYLnRldGhlci52MS5Db21tYW5kUmVzdWx0EiMKBWVycm9yGAwgASgLMhQudGV0aGVyLnYxLlRhc2tFcnJvchIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXNlbmRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMZGVsaXZlcl90aW1lGBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQbGF0ZV9ldmVudF9jb3VudBgSIAEoDRIQCghzZXF1ZW5jZRgTIAEoAxILCgNqb2IYFCABKAkSFQoIcHJpb3JpdHkYFSABKA1IAIgBASLfAQoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIQCgxTVEFURV9RVUVVRUQQARIOCgpTVEFURV9TRU5UEAISEwoPU1RBVEVfREVMSVZFUkVEEAMSEQoNU1RBVEVfUlVOTklORxAEEhMKD1NUQVRFX1NVQ0NFRURFRBAFEhIKDlNUQVRFX1JFSkVDVEVEEAYSEAoMU1RBVEVfRkFJTEVEEAcSEwoPU1RBVEVfVElNRURfT1VUEAgSEQoNU1RBVEVfRVhQSVJFRBAJEhIKDlNUQVRFX0NBTkNFTEVEEApCCwoJX3ByaW9yaXR5IiwKCFByb2dyZXNzEg8KB3BlcmNlbnQYASABKA0SDwoHbWVzc2FnZRgCIAEoCSKOAQoJVGFza0Vycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIyCgdkZXRhaWxzGAMgAygLMiEudGV0aGVyLnYxLlRhc2tFcnJvci5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_tether_v1_command]);
 
 /**
  * An asynchronous command to one device: `devices/{device}/tasks/{task}`.
@@ -156,7 +156,8 @@ export type Task = Message<"tether.v1.Task"> & {
   lateEventCount: number;
 
   /**
-   * Position in the device's queue; tasks are delivered in increasing order. Output only.
+   * Creation order on the device: among queued tasks of one priority, the lower is sent first.
+   * Output only.
    *
    * @generated from field: int64 sequence = 19;
    */
@@ -169,6 +170,17 @@ export type Task = Message<"tether.v1.Task"> & {
    * @generated from field: string job = 20;
    */
   job: string;
+
+  /**
+   * Where the task stands in its device's queue: 0 (lowest) to 9 (highest); unset on create
+   * means 5. Queued tasks are sent highest priority first and in creation order within a
+   * priority. A priority never reorders what was already sent: a task sent before another is
+   * sent again before it too (on reconnect), and a device in a one-at-a-time delivery mode
+   * finishes the task it holds before a more urgent one is sent.
+   *
+   * @generated from field: optional uint32 priority = 21;
+   */
+  priority?: number | undefined;
 };
 
 /**

@@ -1,3 +1,4 @@
+import { DEFAULT_PRIORITY } from "../tasks/task-record.js";
 import { randomUUID } from "node:crypto";
 import type { NewTask } from "../ports/task-repository.js";
 import { commandHash } from "../tasks/task-request.js";
@@ -31,6 +32,7 @@ export function taskForJob(job: JobRecord, deviceId: string, now: Date): NewTask
     updateTime: now,
     cancelPending: false,
     lateEventCount: 0,
+    priority: DEFAULT_PRIORITY,
     jobId: job.id,
   };
 }

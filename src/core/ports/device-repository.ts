@@ -75,4 +75,22 @@ export interface DeviceRepository {
    * newer than the stored one. Returns the updated device, or why nothing changed.
    */
   applyReported(id: string, version: number, reported: unknown, now: Date): Promise<StoredDevice | "stale" | "unknown">;
+  /**
+   * Many devices' reported states in one statement (group commit): each stored if the device
+   * exists, is of `kindName` and `version` is newer. Undefined where nothing changed (the caller
+   * finds out why the slow way, which is rare).
+   */
+  applyReportedMany(items: readonly ReportedItem[], now: Date): Promise<(StoredDevice | undefined)[]>;
+  /** Several devices at once, in the order asked (undefined for one that does not exist). */
+  getMany(ids: readonly string[]): Promise<(StoredDevice | undefined)[]>;
+}
+
+/** One reported state for `applyReportedMany`. */
+export interface ReportedItem {
+  id: string;
+  /** The product the device must be (`Product.kindName`): a device cannot report itself as another. */
+  kindName: string;
+  version: number;
+  /** Protobuf JSON of the product's reported message. */
+  reported: unknown;
 }

@@ -1,10 +1,23 @@
 import type { DeviceScope } from "../access/access.js";
 import type { DeliveryPolicy_Mode } from "../../../gen/tether/v1/device_pb.js";
 import type { State } from "../tasks/task-state.js";
+import type { DeviceWord } from "../tasks/device-word.js";
 import type { TaskRecord } from "../tasks/task-record.js";
 
 /** A task to insert; the store assigns `sequence`. */
 export type NewTask = Omit<TaskRecord, "sequence" | "revision">;
+
+/** A create's outcome: the new task, or the existing one a repeated request id named (`created: false`). */
+export interface CreatedTask {
+  task: TaskRecord;
+  created: boolean;
+}
+
+/** A device's word the set-based path applied: the task as now stored, and whether its device has queued tasks or cancels to send. */
+export interface AppliedWord {
+  task: TaskRecord;
+  pendingWork: boolean;
+}
 
 /** What the delivery planner sees of a device while its row is locked. */
 export interface DeliverySnapshot {
@@ -26,8 +39,21 @@ export interface TaskRepository {
    * exist, the existing task if `requestId` was used before (`created: false`), and
    * ResourceExhaustedError if the device already has its maximum of open tasks.
    */
-  create(task: NewTask): Promise<{ task: TaskRecord; created: boolean }>;
+  create(task: NewTask): Promise<CreatedTask>;
+  /**
+   * Creates a batch of new tasks in one transaction (group commit), each decided as `create`
+   * decides it, with its own outcome (an Error for a refusal). A task its device can take now is
+   * created SENT (attempt 1): the caller sends it once this resolves. `now` is read under the
+   * device locks.
+   */
+  createMany(tasks: readonly NewTask[], now: () => Date): Promise<(CreatedTask | Error)[]>;
   get(taskId: string): Promise<TaskRecord | undefined>;
+  /**
+   * Many devices' words on their tasks in one guarded statement (group commit): each applied if
+   * the task is the device's and in a state the word applies to from a sent state (`fastGuard`);
+   * undefined otherwise (unknown, foreign, late, duplicate), for the lifecycle to handle.
+   */
+  applyWords(words: readonly DeviceWord[], now: Date): Promise<(AppliedWord | undefined)[]>;
   /** Newest first; `beforeSequence` continues a previous page. */
   /** `scope` limits the tasks to devices the caller may see (all if omitted). */
   list(q: { deviceId?: string; states?: State[]; scope?: DeviceScope; beforeSequence?: number; limit: number }): Promise<TaskRecord[]>;

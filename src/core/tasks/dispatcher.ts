@@ -137,6 +137,11 @@ export function createDispatcher({ tasks, devices, link, feed, lifecycle, clock,
       });
     },
 
+    /** Sends a task claimed when it was created (created SENT), after whatever is on its way to the device. */
+    sendClaimed(t: TaskRecord): Promise<void> {
+      return serial(t.deviceId, () => send(t));
+    },
+
     /** Sends a SENT task again because its acknowledgement did not come. */
     resend(t: TaskRecord): Promise<void> {
       return serial(t.deviceId, async () => {

@@ -1,4 +1,5 @@
 import type { Command } from "../../../gen/tether/v1/command_pb.js";
+import type { DeliveryPolicy_Mode } from "../../../gen/tether/v1/device_pb.js";
 import type { Task } from "../../../gen/tether/v1/task_pb.js";
 import type { DeviceMeta } from "../access/selector.js";
 import { deviceName } from "../devices/device-name.js";
@@ -8,6 +9,7 @@ import type { ChangeFeed } from "../ports/change-feed.js";
 import { productByCase } from "../products/index.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { type TaskRecord, toTaskProto } from "./task-record.js";
+import { State } from "./task-state.js";
 
 // The one way a task comes into being, whoever asks (CreateTask, a rule firing, a job step):
 // the same admission checks, decided here, under the device row locks the store holds, and the
@@ -29,6 +31,10 @@ export interface IntakeDevice {
   maxPendingTasks: number;
   /** Tasks of the device in an open state (QUEUED, SENT, DELIVERED, RUNNING) as of the lock. */
   openTasks: number;
+  /** The same, by state. */
+  open: { queued: number; sent: number; delivered: number; running: number };
+  /** Its delivery policy's mode. */
+  mode: DeliveryPolicy_Mode;
   online: boolean;
   meta: DeviceMeta;
 }
@@ -106,24 +112,40 @@ export const REQUEST_ID_TAKEN = "a task with this request id already exists on t
 
 export interface TaskAnnouncerDeps {
   feed: ChangeFeed<Task>;
-  dispatcher: Pick<Dispatcher, "kick">;
+  dispatcher: Pick<Dispatcher, "kick" | "sendClaimed">;
   log: CoreLogger;
 }
 
 /**
  * After a commit: every new task on the task feed (watchers, synchronous waits), then one
- * dispatch pass per device. `onlineDeviceIds` limits the passes (a job step over 100,000 offline
- * devices must not cost 100,000 passes; they get their tasks on hello or from the sweep).
- * Never throws: the tasks are committed, and the sweep sends what a failed pass did not. Returns
- * the tasks as published, so a caller answering with one need not convert it again.
+ * dispatch pass per device with queued tasks. `onlineDeviceIds` limits the passes (a job step
+ * over 100,000 offline devices must not cost 100,000 passes; they get their tasks on hello or
+ * from the sweep). A task created SENT (its device could take it at once) is published twice,
+ * as created (QUEUED) and as sent, so watchers see the whole lifecycle, and is handed to the
+ * dispatcher to send, in order after whatever it is sending that device. Never throws: the tasks
+ * are committed, and the sweep sends what a failed pass did not. Returns the tasks as created
+ * (QUEUED), so a caller answering with one need not convert it again.
  */
 export function createTaskAnnouncer(d: TaskAnnouncerDeps) {
+  const failed = (deviceId: string) => (err: unknown) => d.log.error({ err, deviceId }, "dispatch after a task was created failed");
   return function announce(created: readonly TaskRecord[], onlineDeviceIds?: readonly string[]): Task[] {
-    const published = created.map(toTaskProto);
-    for (const p of published) d.feed.publish(p);
-    for (const deviceId of new Set(onlineDeviceIds ?? created.map((t) => t.deviceId))) {
-      void d.dispatcher.kick(deviceId).catch((err: unknown) => d.log.error({ err, deviceId }, "dispatch after a task was created failed"));
+    const published: Task[] = [];
+    const passes = new Set(onlineDeviceIds);
+    for (const t of created) {
+      const p = toTaskProto(t);
+      if (t.state === State.SENT) {
+        const asCreated: Task = { ...p, state: State.QUEUED, attempt: 0, sendTime: undefined, updateTime: p.createTime };
+        d.feed.publish(asCreated);
+        d.feed.publish(p);
+        published.push(asCreated);
+        void d.dispatcher.sendClaimed(t).catch(failed(t.deviceId));
+        continue;
+      }
+      d.feed.publish(p);
+      published.push(p);
+      if (onlineDeviceIds === undefined) passes.add(t.deviceId);
     }
+    for (const deviceId of passes) void d.dispatcher.kick(deviceId).catch(failed(deviceId));
     return published;
   };
 }

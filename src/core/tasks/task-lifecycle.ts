@@ -29,6 +29,11 @@ export type Lifecycle = ReturnType<typeof createLifecycle>;
  */
 export function createLifecycle({ tasks, feed, clock, counters }: LifecycleDeps) {
   return {
+    /** Tells watchers about a change a set-based statement made (the group commit's fast path). */
+    published(t: TaskRecord): void {
+      feed.publish(toTaskProto(t));
+    },
+
     async apply(current: TaskRecord, event: TaskEvent, mutate: (next: TaskRecord, now: Date) => void = () => {}, detail = ""): Promise<Applied> {
       let t = current;
       for (let tries = 0; tries < 8; tries++) {

@@ -43,7 +43,14 @@ export interface TaskRecord {
   revision: number;
   /** The job this task is an execution of (`{job}` of jobs/{job}), if any. */
   jobId?: string;
+  /** 0 (lowest) to 9 (highest): queued tasks of a device are sent highest first. */
+  priority: number;
 }
+
+/** The priority of a task created without one. */
+export const DEFAULT_PRIORITY = 5;
+/** The highest priority (the lowest is 0). */
+export const MAX_PRIORITY = 9;
 
 export function taskName(deviceId: string, taskId: string): string {
   return `devices/${deviceId}/tasks/${taskId}`;
@@ -73,5 +80,6 @@ export function toTaskProto(r: TaskRecord): Task {
     lateEventCount: r.lateEventCount,
     sequence: BigInt(r.sequence),
     job: r.jobId ? `jobs/${r.jobId}` : "",
+    priority: r.priority,
   });
 }

@@ -9,7 +9,7 @@ import type { Access } from "../access/access.js";
 import { createDeviceRights } from "../access/device-rights.js";
 import type { Clock } from "../clock.js";
 import { deviceName, truncate } from "../devices/device-name.js";
-import type { DeviceRepository } from "../ports/device-repository.js";
+import type { DeviceRepository, StoredDevice } from "../ports/device-repository.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, ResourceExhaustedError, TetherError } from "../errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import type { ChangeFeed } from "../ports/index.js";
@@ -17,7 +17,7 @@ import type { Dispatcher } from "./dispatcher.js";
 import type { Lifecycle } from "./task-lifecycle.js";
 import { parseTaskFilter, parseTaskName, parseTaskParent } from "./task-name.js";
 import { taskName, toTaskProto } from "./task-record.js";
-import type { TaskRepository } from "../ports/task-repository.js";
+import type { CreatedTask, NewTask, TaskRepository } from "../ports/task-repository.js";
 import type { TaskAnnouncer } from "./task-intake.js";
 import { buildTask, waitTimeoutMs } from "./task-request.js";
 import { isTerminal, State } from "./task-state.js";
@@ -31,6 +31,10 @@ export interface TaskServiceDeps {
   feed: ChangeFeed<Task>;
   /** After a create committed: announce and dispatch (the intake's announcer, shared with rules and jobs). */
   announce: TaskAnnouncer;
+  /** Stores a new task: the group-commit batcher over `tasks.createMany` (default: `tasks.create`, one at a time). */
+  create?: (task: NewTask) => Promise<CreatedTask>;
+  /** Reads CreateTask's device: the batched read (one SELECT for the devices asked at once); default `devices.get`. */
+  readDevice?: (id: string) => Promise<StoredDevice | undefined>;
   clock: Clock;
   /** CreateTask calls allowed to be storing at once before new ones get RESOURCE_EXHAUSTED. @default 512 */
   maxCreatesInFlight?: number;
@@ -51,6 +55,8 @@ export type TaskService = ReturnType<typeof createTaskService>;
 export function createTaskService(d: TaskServiceDeps) {
   const { tasks, devices, lifecycle, dispatcher, feed, announce, clock } = d;
   const maxCreates = d.maxCreatesInFlight ?? 512;
+  const store = d.create ?? ((t: NewTask) => tasks.create(t));
+  const readDevice = d.readDevice ?? ((id: string) => devices.get(id));
   let creating = 0;
   const rights = createDeviceRights(devices);
 
@@ -102,12 +108,12 @@ export function createTaskService(d: TaskServiceDeps) {
       if (creating >= maxCreates) throw new ResourceExhaustedError(`more than ${maxCreates} CreateTask calls in flight; retry with backoff`);
       creating++;
       let stored: Awaited<ReturnType<DeviceRepository["get"]>>;
-      let result: Awaited<ReturnType<TaskRepository["create"]>>;
+      let result: CreatedTask;
       try {
-        stored = await devices.get(deviceId);
+        stored = await readDevice(deviceId);
         if (!stored) throw new NotFoundError(deviceName(deviceId));
         await rights.require(access, "task.write", deviceId);
-        result = await tasks.create(buildTask(req, stored.device, deviceId, clock.now()));
+        result = await store(buildTask(req, stored.device, deviceId, clock.now()));
       } finally {
         creating--;
       }

@@ -1,13 +1,15 @@
 import type { TaskAck, TaskProgress, TaskResult } from "../../../gen/tether/device/v1/uplink_pb.js";
+import { ackWord, applyWord, type DeviceWord, progressWord, resultWord } from "../tasks/device-word.js";
 import type { TaskRecord } from "../tasks/task-record.js";
-import type { State } from "../tasks/task-state.js";
 import type { Drop, UplinkDeps } from "./uplink-deps.js";
 
 /**
- * A device's word on one of its tasks: acknowledged, progressing, finished. Unknown or foreign task
- * ids are dropped and counted; duplicates are recorded as late by the lifecycle and change nothing.
+ * A device's word on one of its tasks: acknowledged, progressing, finished. The common case (a
+ * word on a task that is out on the device) is applied set-based with other devices' words (the
+ * group commit in `batches`); the rest takes the lifecycle's compare-and-set: unknown or foreign
+ * task ids are dropped and counted, duplicates and late words are recorded and change nothing.
  */
-export function createTaskEvents(d: Pick<UplinkDeps, "tasks" | "lifecycle" | "dispatcher">, drop: Drop) {
+export function createTaskEvents(d: Pick<UplinkDeps, "tasks" | "lifecycle" | "dispatcher" | "batches">, drop: Drop) {
   async function taskOf(deviceId: string, taskId: string): Promise<TaskRecord | undefined> {
     const t = await d.tasks.get(taskId);
     if (!t) return void drop(deviceId, "unknown_task", { taskId });
@@ -15,58 +17,30 @@ export function createTaskEvents(d: Pick<UplinkDeps, "tasks" | "lifecycle" | "di
     return t;
   }
 
-  async function afterTaskEvent(deviceId: string, from: State, to: State): Promise<void> {
-    // A slot may have opened for a device with a one-at-a-time policy.
-    if (from !== to) await d.dispatcher.kick(deviceId);
+  async function apply(w: DeviceWord): Promise<void> {
+    // A task id that is no UUID cannot be a task: straight to the slow path, which drops it.
+    const fast = d.batches && UUID.test(w.taskId) ? await d.batches.word(w) : undefined;
+    if (fast) {
+      d.lifecycle.published(fast.task);
+      // A slot may have opened for a device with a one-at-a-time policy.
+      if (fast.pendingWork) await d.dispatcher.kick(w.deviceId);
+      return;
+    }
+    const t = await taskOf(w.deviceId, w.taskId);
+    if (!t) return;
+    const r = await d.lifecycle.apply(t, w.event, (next, now) => applyWord(next, w, now), w.detail);
+    if (r.from !== r.task.state) await d.dispatcher.kick(w.deviceId);
   }
 
   return {
-    async ack(deviceId: string, ack: TaskAck): Promise<void> {
-      const t = await taskOf(deviceId, ack.taskId);
-      if (!t) return;
-      const r = await d.lifecycle.apply(
-        t,
-        { type: "ack" },
-        (next, now) => {
-          next.deliverTime = now;
-          next.deadlineTime = new Date(now.getTime() + next.executionTimeoutMs);
-          next.nextAttemptTime = undefined;
-        },
-        `attempt ${ack.attempt}`,
-      );
-      return afterTaskEvent(deviceId, r.from, r.task.state);
-    },
-
-    async progress(deviceId: string, p: TaskProgress): Promise<void> {
-      const t = await taskOf(deviceId, p.taskId);
-      if (!t) return;
-      const r = await d.lifecycle.apply(t, { type: "progress" }, (next, now) => {
-        next.progress = { percent: Math.min(100, p.percent), message: p.message.slice(0, 256) };
-        next.deliverTime ??= now;
-        next.deadlineTime ??= new Date(now.getTime() + next.executionTimeoutMs);
-        next.nextAttemptTime = undefined;
-      });
-      return afterTaskEvent(deviceId, r.from, r.task.state);
-    },
-
+    ack: (deviceId: string, ack: TaskAck): Promise<void> => apply(ackWord(deviceId, ack)),
+    progress: (deviceId: string, p: TaskProgress): Promise<void> => apply(progressWord(deviceId, p)),
     async result(deviceId: string, result: TaskResult): Promise<void> {
-      const t = await taskOf(deviceId, result.taskId);
-      if (!t) return;
-      const o = result.outcome;
-      if (o.case === undefined) return drop(deviceId, "malformed", { taskId: t.id, why: "result without outcome" });
-      const outcome = o.case === "success" ? "succeeded" : o.case === "rejected" ? "rejected" : "failed";
-      const r = await d.lifecycle.apply(t, { type: "result", outcome }, (next) => {
-        if (o.case === "success") {
-          next.result = o.value;
-          next.stateReason = "the device reported success";
-        } else if (o.case === "rejected") {
-          next.stateReason = o.value.reason.slice(0, 1024) || "rejected by the device";
-        } else {
-          next.error = { code: o.value.code.slice(0, 128), message: o.value.message.slice(0, 1024), details: o.value.details };
-          next.stateReason = `the device failed: ${next.error.code || "ERROR"}`;
-        }
-      });
-      return afterTaskEvent(deviceId, r.from, r.task.state);
+      const w = resultWord(deviceId, result);
+      if (!w) return drop(deviceId, "malformed", { taskId: result.taskId, why: "result without outcome" });
+      return apply(w);
     },
   };
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -7,6 +7,7 @@ import type { ChangeFeed, Counters } from "../ports/index.js";
 import type { Dispatcher } from "../tasks/dispatcher.js";
 import type { Lifecycle } from "../tasks/task-lifecycle.js";
 import type { TaskRepository } from "../ports/task-repository.js";
+import type { TaskBatches } from "../tasks/task-batches.js";
 import type { TelemetryIngest } from "../telemetry/ingest.js";
 import type { UplinkReceipts } from "./receipts.js";
 
@@ -26,6 +27,8 @@ export interface UplinkDeps {
   certificates?: Pick<DeviceCertificates, "renewalRequested">;
   /** End-to-end receipts for uplink sent with `receipt_requested`; without it, none are sent. */
   receipts?: Pick<UplinkReceipts, "done">;
+  /** The group commits for task words and reported state; without them, each item alone. */
+  batches?: Pick<TaskBatches, "word" | "report">;
 }
 
 /** Drops a message a device sent: counted by reason and logged, never thrown (a device cannot make Tether throw). */
