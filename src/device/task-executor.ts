@@ -20,6 +20,8 @@ import { DeviceFailure, DeviceRejection } from "./errors.js";
 export interface TaskContext {
   taskId: string;
   attempt: number;
+  /** 0 (lowest) to 9 (highest): Tether sends queued tasks highest first; a handler may use it too. */
+  priority: number;
   /**
    * Reports progress. Resolves once the message is queued, not when the broker has it: a physical
    * process (a brew) must not stall because the network is briefly down.
@@ -135,6 +137,7 @@ export class TaskExecutor {
     const ctx: TaskContext = {
       taskId,
       attempt,
+      priority: request.priority,
       signal: controller.signal,
       progress: async (percent, message = "") => {
         if (!this.stopped) this.opts.send({ case: "progress", value: { taskId, percent: clampPercent(percent), message } });

@@ -58,7 +58,7 @@ export const DEVICE_BOUNDS: Readonly<Record<string, FieldBound>> = {
  */
 export const MAX_ENVELOPE_BYTES = {
   downlink: {
-    task: 288,
+    task: 294,
     cancel: 362,
     desired_state: 116,
     no_pending_task: 64,

@@ -22,6 +22,7 @@ export function taskRequest(t: TaskRecord, now: Date): Downlink {
         deadline: timestampFromDate(t.expireTime),
         command: t.command,
         sequence: BigInt(t.sequence),
+        priority: t.priority,
       },
     },
   });

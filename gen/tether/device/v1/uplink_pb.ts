@@ -161,9 +161,10 @@ export const UplinkSchema: GenMessage<Uplink> = /*@__PURE__*/
 /**
  * Sent by a device after every (re)connect, once it has subscribed to its
  * downlink topic. What follows on the downlink, in this order: the desired
- * state (if the owner ever set one), then tasks in their `sequence` order —
- * first those sent before but never acknowledged, then queued ones. A task
- * never overtakes the desired state of the same (re)connect.
+ * state (if the owner ever set one), then the tasks sent before but never
+ * acknowledged, in the order they were first sent, then queued ones, highest
+ * `priority` first and in `sequence` order within a priority. A task never
+ * overtakes the desired state of the same (re)connect.
  *
  * @generated from message tether.device.v1.Hello
  */
