@@ -1,6 +1,5 @@
 import { chmod } from "node:fs/promises";
-import { PGlite } from "@electric-sql/pglite";
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { Worker } from "node:worker_threads";
 import postgres from "postgres";
 import type { Logger } from "pino";
 import { ensurePrivateDir, PRIVATE_TREE, tightenTree } from "../ops/file-modes.js";
@@ -56,28 +55,26 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   }
   await ensurePrivateDir(opts.dataDir);
   const started = Date.now();
-  const db = await PGlite.create(opts.dataDir);
   // PGlite writes the files it unpacks 0666 (and its relation cache 0644) whatever the umask:
   // narrow them after it opened, after the migrations and after it closed.
   const tighten = () => tightenTree(opts.dataDir, PRIVATE_TREE);
   const socket = await privateSocket(opts.socketDir);
-  let server: PGLiteSocketServer | undefined;
+  let thread: DatabaseThread | undefined;
   let sql: Sql | undefined;
   const close = async () => {
     await sql?.end({ timeout: 5 });
-    await server?.stop();
-    // close() checkpoints and flushes the WAL into the data directory.
-    await db.close();
+    await thread?.close();
     await socket.dispose();
     await tighten();
   };
   try {
+    // PGlite and its socket server run in a worker thread (pglite-worker.mjs): the database's
+    // work is off the main thread. PGlite has a single backend. Its socket server interleaves
+    // protocol messages of concurrent connections, which breaks the extended query protocol
+    // ("portal does not exist"), so the pool gets exactly one connection and postgres.js queues
+    // queries on it; +1 for node-pg-migrate.
+    thread = await startDatabaseThread({ dataDir: opts.dataDir, socketPath: socket.path, maxConnections: 2 }, opts.log);
     await tighten();
-    // PGlite has a single backend. Its socket server interleaves protocol messages of concurrent
-    // connections, which breaks the extended query protocol ("portal does not exist"), so the pool
-    // gets exactly one connection and postgres.js queues queries on it; +1 for node-pg-migrate.
-    server = new PGLiteSocketServer({ db, path: socket.path, maxConnections: 2 });
-    await server.start();
     await chmod(socket.path, 0o600); // the folder already keeps others out; the socket too
     opts.log.info({ dataDir: opts.dataDir, socketDir: socket.dir, ms: Date.now() - started }, "embedded database ready");
     await migrate({ host: socket.dir, port: SOCKET_PORT, user: "postgres", database: "postgres" }, opts.log);
@@ -88,4 +85,49 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     await close().catch(() => undefined);
     throw err;
   }
+}
+
+interface DatabaseThread {
+  /** Stops the socket server and closes PGlite (flushing it), then ends the thread. */
+  close(): Promise<void>;
+}
+
+/** Starts the embedded database's worker thread; resolves once its socket accepts connections. */
+async function startDatabaseThread(data: { dataDir: string; socketPath: string; maxConnections: number }, log: Logger): Promise<DatabaseThread> {
+  const worker = new Worker(new URL("./pglite-worker.mjs", import.meta.url), { workerData: data });
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    worker.once("exit", (code) => {
+      exited = true;
+      if (code !== 0) log.error({ code }, "the embedded database thread exited");
+      resolve();
+    }),
+  );
+  worker.on("error", (err) => log.error({ err }, "the embedded database thread failed"));
+  const next = (type: string) =>
+    new Promise<void>((resolve, reject) => {
+      const onMessage = (m: { type: string; message?: string }) => {
+        if (m.type === type) resolve();
+        else if (m.type === "error") reject(new Error(`embedded database: ${m.message}`));
+        else return;
+        worker.off("message", onMessage);
+      };
+      worker.on("message", onMessage);
+      void exit.then(() => reject(new Error("the embedded database thread exited")));
+    });
+  try {
+    await next("ready");
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  return {
+    async close() {
+      if (exited) return;
+      const closed = next("closed");
+      worker.postMessage({ type: "close" });
+      await closed.catch((err: unknown) => log.error({ err }, "closing the embedded database failed"));
+      await worker.terminate();
+    },
+  };
 }
