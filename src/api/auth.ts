@@ -67,11 +67,8 @@ export function contextValuesFromRequest(req: NodeServerRequest): ContextValues 
   const stream = (req as Partial<Http2ServerRequest>).stream;
   if (stream) values.set(kCutOff, () => void (stream.closed || stream.close(0xb /* NGHTTP2_ENHANCE_YOUR_CALM */)));
   if (socket.authorized) {
-    const cert = socket.getPeerCertificate();
-    const cn = typeof cert.subject?.CN === "string" ? cert.subject.CN : "";
-    const ou = typeof cert.subject?.OU === "string" ? cert.subject.OU : "";
-    const serialNumber = normalizeSerial(cert.serialNumber ?? "");
-    if (cn !== "") values.set(kPrincipal, { kind: KINDS[ou] ?? "user", id: cn, via: "certificate", serialNumber, notBefore: new Date(cert.valid_from) });
+    const principal = certificatePrincipal(socket);
+    if (principal) values.set(kPrincipal, principal);
   }
   const auth = req.headers.authorization;
   if (typeof auth === "string") {
@@ -79,6 +76,27 @@ export function contextValuesFromRequest(req: NodeServerRequest): ContextValues 
     values.set(kBearer, m ? m[1]! : "");
   }
   return values;
+}
+
+/**
+ * The principal a client certificate names, read once per TLS connection: the peer certificate
+ * cannot change on a connection, and decoding it (getPeerCertificate) on every call of an HTTP/2
+ * connection cost a measurable share of each call. Revocation is still checked per call, by
+ * serial, where the principal is used.
+ */
+const principals = new WeakMap<TLSSocket, Principal | null>();
+function certificatePrincipal(socket: TLSSocket): Principal | undefined {
+  let p = principals.get(socket);
+  if (p === undefined) {
+    const cert = socket.getPeerCertificate();
+    const cn = typeof cert.subject?.CN === "string" ? cert.subject.CN : "";
+    const ou = typeof cert.subject?.OU === "string" ? cert.subject.OU : "";
+    const serialNumber = normalizeSerial(cert.serialNumber ?? "");
+    p =
+      cn === "" ? null : Object.freeze({ kind: KINDS[ou] ?? "user", id: cn, via: "certificate", serialNumber, notBefore: new Date(cert.valid_from) } as const);
+    principals.set(socket, p);
+  }
+  return p ?? undefined;
 }
 
 export interface AuthOptions {
