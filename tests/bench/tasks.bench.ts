@@ -4,9 +4,10 @@
  *   npm run bench:tasks                       # 1,000 LEDs, 10 s per phase (~2 min in all)
  *   BENCH_DEVICES=100 BENCH_SECONDS=3 npm run bench:tasks
  *
- * An embedded Tether runs in this process (ephemeral ports, temp dir, PGlite, silent logs). The
- * simulated LED fleet (Tether's device SDK) runs in a worker thread, connected over mTLS MQTT to
- * the embedded broker. Apps are connect-node gRPC clients over mTLS with the admin certificate.
+ * An embedded Tether runs in a child process (ephemeral ports, temp dir, PGlite, silent logs), so
+ * its CPU and memory are measured apart from the callers'. The simulated LED fleet (Tether's
+ * device SDK) runs in another child process, connected over mTLS MQTT to the embedded broker.
+ * Apps are connect-node gRPC clients in this process, over mTLS with the admin certificate.
  *
  * Phases: 0) one task at a time (the unloaded round trip); 1) paced load (open loop, default
  * 500 tasks/s, round-robin over the devices); 2) closed loop at a fixed concurrency (the maximum
@@ -22,6 +23,7 @@
  *   BENCH_ECHO_DEVICES [min(100, devices)]                           BENCH_INFLIGHT baselines [100]
  *   BENCH_VARIANTS [watch,completed] BENCH_PHASES [0,1,2]            BENCH_BASELINES [1]; 0 skips
  *   BENCH_DEVICE_THREAD [process] | worker | main                           BENCH_TETHER_LOG_LEVEL [silent]
+ *   BENCH_TETHER_CPU_PROF_DIR  write a V8 CPU profile of Tether's process there (phase windows in the results)
  *   BENCH_TCP_NODELAY=1  what-if: TCP_NODELAY on every TLS socket (see lib/nodelay.ts)
  *   BENCH_DATABASE_URL   run Tether against this (empty) PostgreSQL database instead of embedded PGlite
  */
@@ -33,16 +35,14 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
-import { type App, startApp } from "../../src/app.js";
-import { loadConfig } from "../../src/config.js";
 import { TEST_SIGNING_KEY_SECRET } from "../helpers/stack.js";
-import { createLogger } from "../../src/log.js";
 import { ensureDevPki, issueServiceCertificate } from "../../src/pki/dev-pki.js";
 import { type BaselineResult, mqttRoundTrip, rpcEcho } from "./lib/baselines.js";
 import { type DeviceSide, type DeviceSideMode, startDeviceSide } from "./lib/device-side.js";
 import { forceTcpNoDelay } from "./lib/nodelay.js";
-import { cpuMeter, eluMeter, type LatencySummary, mapLimit, mib, ms, now, rate, sleep, summarize, table } from "./lib/stats.js";
+import { cpuMeter, type LatencySummary, mapLimit, mib, ms, now, rate, sleep, summarize, table } from "./lib/stats.js";
 import { TaskOutcomes } from "./lib/task-outcomes.js";
+import { eluBetween, startTetherProcess, type TetherSide } from "./lib/tether-side.js";
 import { createCleanups, envNumber, gitDescribe, recordProcessErrors, runBench, writeResults } from "./lib/harness.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -96,7 +96,7 @@ interface TaskRun {
 }
 
 interface Ctx {
-  app: App;
+  app: TetherSide;
   tasks: Client<typeof TaskService>;
   outcomes: TaskOutcomes;
   ids: string[];
@@ -160,6 +160,8 @@ interface PhaseResult {
   mainThreadElu: number;
   deviceThreadElu: number;
   processCpuMsPerTask: number;
+  /** CPU of the benchmark's own process (the gRPC callers and their watch stream) per task: not Tether's. */
+  clientCpuMsPerTask: number;
   /** CPU of the device process per task (BENCH_DEVICE_THREAD=process), not part of the process figure. */
   deviceCpuMsPerTask?: number;
   /** SQL statements Tether sent per task issued in the phase (BEGIN and COMMIT count; watchers' and sweeps' too). */
@@ -199,18 +201,19 @@ async function classify(ctx: Ctx, runs: TaskRun[], ok: (r: TaskRun) => boolean):
 }
 
 async function meters(ctx: Ctx, devices: DeviceSide) {
-  const elu = eluMeter();
-  const cpu = cpuMeter();
+  const clientCpu = cpuMeter();
   const dev0 = await devices.mark();
-  const statements0 = ctx.app.sqlStatements();
+  const t0 = await ctx.app.usage();
   return async () => {
     const dev = await devices.usage(dev0);
+    const t1 = await ctx.app.usage();
     return {
-      mainThreadElu: elu(),
+      mainThreadElu: eluBetween(t1.elu, t0.elu).utilization,
       deviceThreadElu: dev.elu.utilization,
       deviceCpuMs: dev.cpuMs,
-      cpuMs: cpu(),
-      statements: ctx.app.sqlStatements() - statements0,
+      cpuMs: (t1.cpu.user - t0.cpu.user + t1.cpu.system - t0.cpu.system) / 1000,
+      clientCpuMs: clientCpu(),
+      statements: t1.statements - t0.statements,
     };
   };
 }
@@ -269,6 +272,7 @@ async function pacedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant): Prom
     mainThreadElu: m.mainThreadElu,
     deviceThreadElu: m.deviceThreadElu,
     processCpuMsPerTask: m.cpuMs / Math.max(1, good.length),
+    clientCpuMsPerTask: m.clientCpuMs / Math.max(1, good.length),
     deviceCpuMsPerTask: m.deviceCpuMs === undefined ? undefined : m.deviceCpuMs / Math.max(1, good.length),
     statementsPerTask: m.statements / Math.max(1, runs.length),
     window: { fromUs, toUs },
@@ -310,6 +314,7 @@ async function closedPhase(ctx: Ctx, devices: DeviceSide, variant: Variant, phas
     mainThreadElu: m.mainThreadElu,
     deviceThreadElu: m.deviceThreadElu,
     processCpuMsPerTask: m.cpuMs / Math.max(1, good.length),
+    clientCpuMsPerTask: m.clientCpuMs / Math.max(1, good.length),
     deviceCpuMsPerTask: m.deviceCpuMs === undefined ? undefined : m.deviceCpuMs / Math.max(1, good.length),
     statementsPerTask: m.statements / Math.max(1, runs.length),
     window: { fromUs, toUs },
@@ -335,7 +340,7 @@ function printPhase(p: PhaseResult): void {
   console.log(`   not succeeded within the phase + ${GRACE_S} s grace: ${p.notSucceeded}${detail ? ` (${detail})` : ""}`);
   if (p.firstError) console.log(`   first error: ${p.firstError}`);
   console.log(
-    `   main thread busy ${(p.mainThreadElu * 100).toFixed(0)} %, device ${DEVICE_THREAD === "process" ? "process" : "thread"} busy ${(p.deviceThreadElu * 100).toFixed(0)} %, process CPU ${p.processCpuMsPerTask.toFixed(2)} ms per task${p.deviceCpuMsPerTask === undefined ? "" : ` (devices, apart: ${p.deviceCpuMsPerTask.toFixed(2)} ms)`}`,
+    `   Tether's main thread busy ${(p.mainThreadElu * 100).toFixed(0)} %, device ${DEVICE_THREAD === "process" ? "process" : "thread"} busy ${(p.deviceThreadElu * 100).toFixed(0)} %, Tether process CPU ${p.processCpuMsPerTask.toFixed(2)} ms per task (apart: callers ${p.clientCpuMsPerTask.toFixed(2)} ms${p.deviceCpuMsPerTask === undefined ? "" : `, devices ${p.deviceCpuMsPerTask.toFixed(2)} ms`})`,
   );
   console.log(`   SQL statements per task: ${p.statementsPerTask.toFixed(1)} (measured: every statement Tether sent during the phase ÷ tasks issued)`);
 }
@@ -403,9 +408,9 @@ async function main(): Promise<void> {
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
 
   try {
-    // --- Tether, in process -------------------------------------------------------------------
+    // --- Tether, in a child process (the callers stay here) ----------------------------------
     let t = now();
-    const config = loadConfig(
+    const app = await startTetherProcess(
       {
         TETHER_PORT: "0",
         TETHER_MQTT_PORT: "0",
@@ -419,7 +424,6 @@ async function main(): Promise<void> {
       },
       dir,
     );
-    const app: App = await startApp({ ...config, database: { ...config.database, countStatements: true } }, createLogger(config.logLevel));
     cleanups.push(() => app.stop());
     const startMs = now() - t;
     log(`tether started in ${ms(startMs)} (api :${app.apiPort}, mqtt :${app.mqttPort}, ${dir})`);
@@ -488,12 +492,15 @@ async function main(): Promise<void> {
       );
       log("baseline: bare echo RPC …");
       rpcBase = await rpcEcho({
-        tls: { key: pki.server.keyPem, cert: pki.server.certPem, ca: pki.caPem },
+        port: await app.echoPort(),
         client: admin,
         seconds: BASELINE_SECONDS,
         inflight: INFLIGHT,
       });
-      printBaseline("baseline (b): bare echo RPC (grpc.health.v1.Health/Check) on a second startApiServer, connect-node gRPC client, mTLS", rpcBase);
+      printBaseline(
+        "baseline (b): bare echo RPC (grpc.health.v1.Health/Check) on a second startApiServer in Tether's process, connect-node gRPC client in this one, mTLS",
+        rpcBase,
+      );
     }
 
     // --- Task phases -----------------------------------------------------------------------------
@@ -545,7 +552,7 @@ async function main(): Promise<void> {
 
     // --- Summary ---------------------------------------------------------------------------------
     const deviceStats = await devices.stats();
-    const mem = process.memoryUsage();
+    const mem = (await app.usage()).memory;
     const find = (phase: 0 | 1 | 2, variant = VARIANTS[0]) => phases.find((p) => p.phase.startsWith(`phase ${phase}`) && p.variant === variant);
     const [p0, p1, p2] = [find(0), find(1), find(2)];
     const bestTasks = Math.max(...phases.filter((p) => p.phase.startsWith("phase 2")).map((p) => p.succeededPerSecond));
@@ -620,10 +627,11 @@ async function main(): Promise<void> {
     }
     if (ctx.outcomes.streamErrors.length)
       console.log(`WatchTasks stream errors: ${ctx.outcomes.streamErrors.length} (reopened ${ctx.outcomes.reopened}), first: ${ctx.outcomes.streamErrors[0]}`);
-    const counters = app.counters.snapshot();
+    const tetherEnd = await app.usage();
+    const counters = tetherEnd.counters;
     console.log(`Tether counters: ${Object.keys(counters).length ? JSON.stringify(counters) : "{}"}`);
     console.log(
-      `Memory: rss ${mib(mem.rss)} (whole process), main heap ${mib(mem.heapUsed)} used / ${mib(mem.heapTotal)}, device thread heap ${mib(deviceStats.heapUsed)} / ${mib(deviceStats.heapTotal)}, external ${mib(mem.external)}`,
+      `Memory of Tether's process: rss ${mib(mem.rss)} (database thread included), main heap ${mib(mem.heapUsed)} used / ${mib(mem.heapTotal)}, device thread heap ${mib(deviceStats.heapUsed)} / ${mib(deviceStats.heapTotal)}, external ${mib(mem.external)}`,
     );
 
     const results = {

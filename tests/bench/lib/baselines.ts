@@ -80,23 +80,17 @@ export async function mqttRoundTrip(opts: {
 }
 
 /**
- * A bare unary echo on the same server transport as Tether's API: a second connect-node HTTP/2 TLS
- * server built by the same `startApiServer` (same TLS and mTLS options, same interceptors) that
- * serves only grpc.health.v1.Health; `Check` is the echo. The client is the same connect-node gRPC
- * transport the task phases use.
+ * The bare echo's server: a second connect-node HTTP/2 TLS server built by the same
+ * `startApiServer` as Tether's API (same TLS and mTLS options, same interceptors), serving only
+ * grpc.health.v1.Health; `Check` is the echo. Started in Tether's process (tether-process.ts).
  */
-export async function rpcEcho(opts: {
-  tls: { key: string; cert: string; ca: string };
-  client: Pem;
-  seconds: { single: number; loaded: number };
-  inflight: number;
-}): Promise<BaselineResult> {
+export async function startEchoServer(tls: { key: string; cert: string; ca: string }): Promise<{ port: number; close(): Promise<void> }> {
   const log = pino({ level: "silent" });
   const health = createHealthService();
   const server = await startApiServer({
     host: "127.0.0.1",
     port: 0,
-    tls: opts.tls,
+    tls,
     routes: (router) => health.routes(router),
     interceptors: [
       errorMappingInterceptor(log),
@@ -111,7 +105,21 @@ export async function rpcEcho(opts: {
     readMaxBytes: 4 * 1024 * 1024,
     log,
   });
-  const baseUrl = `https://localhost:${server.port}`;
+  return {
+    port: server.port,
+    async close() {
+      health.shutdown();
+      await server.close(1000);
+    },
+  };
+}
+
+/**
+ * A bare unary echo on the same server transport as Tether's API (`startEchoServer`), driven by
+ * the same connect-node gRPC transport the task phases use.
+ */
+export async function rpcEcho(opts: { port: number; client: Pem; seconds: { single: number; loaded: number }; inflight: number }): Promise<BaselineResult> {
+  const baseUrl = `https://localhost:${opts.port}`;
   const sessions = new Http2SessionManager(baseUrl, {}, { ca: opts.client.ca, cert: opts.client.cert, key: opts.client.key });
   try {
     const client = createClient(Health, createGrpcTransport({ baseUrl, sessionManager: sessions }));
@@ -125,7 +133,5 @@ export async function rpcEcho(opts: {
     return { single, loaded };
   } finally {
     sessions.abort();
-    health.shutdown();
-    await server.close(1000);
   }
 }
