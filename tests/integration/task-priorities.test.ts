@@ -127,4 +127,18 @@ describe("task priorities", () => {
     expect(refused).toEqual({ code: 2, stdout: "", stderr: "error: --priority 12: expected 0 (lowest) to 9 (highest)\nrun tether tasks --help\n" });
     expect((await tasks().listTasks({ parent: "devices/prio-cli" })).tasks).toHaveLength(1);
   }, 30_000);
+
+  it("tether rules create and jobs create take --priority, and rules get / jobs get show it", async () => {
+    await led("prio-cli-2");
+    const job = await cli("jobs", "create", "prio-cli-job", "--devices", "prio-cli-2", "--command", "brightness 1", "--priority", "9");
+    expect(job.code).toBe(0);
+    expect(job.stdout).toMatch(/^task_priority\s+9$/m);
+    expect((await jobs().getJob({ name: "jobs/prio-cli-job" })).taskPriority).toBe(9);
+    const rule = await cli("rules", "create", "prio-cli-rule", "--at", "+1h", "--device", "prio-cli-2", "--command", "brightness 2", "--priority", "3");
+    expect(rule.code).toBe(0);
+    expect((await rules().getRule({ name: "rules/prio-cli-rule" })).taskPriority).toBe(3);
+    expect((await cli("rules", "get", "prio-cli-rule")).stdout).toMatch(/^task_priority\s+3$/m);
+    const refused = await cli("jobs", "create", "prio-cli-bad", "--devices", "prio-cli-2", "--command", "brightness 1", "--priority", "high");
+    expect(refused).toEqual({ code: 2, stdout: "", stderr: "error: --priority high: expected 0 (lowest) to 9 (highest)\nrun tether jobs --help\n" });
+  }, 60_000);
 });
