@@ -11,6 +11,11 @@ export class CliError extends Error {
   }
 }
 
+/** One usage mistake: the `error:` line, then where to read more; exit code 2. */
+export function usageError(message: string, helpOf: string): CliError {
+  return new CliError(`error: ${message}\nrun ${helpOf} --help`, 2);
+}
+
 /** The reason part of a file error: Node's errno text without its code and syscall (`no such file or directory`). */
 export function fileErrorReason(err: unknown): string {
   const e = err as NodeJS.ErrnoException;

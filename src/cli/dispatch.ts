@@ -1,5 +1,5 @@
 import { CERTS_USAGE, certsCommand } from "./certs.js";
-import { CliError } from "./cli-error.js";
+import { usageError } from "./cli-error.js";
 import { devicesCommand, DEVICES_USAGE } from "./devices.js";
 import { didYouMean } from "../core/did-you-mean.js";
 import { JOBS_USAGE, jobsCommand } from "./jobs.js";
@@ -73,11 +73,6 @@ ${["devices", "tasks", "telemetry", "rules", "certs", "provisioning", "login", "
 
 /** Flags every command takes, besides those its usage names. */
 const GLOBAL_FLAGS = ["--json", "--address", "--certs", "--help"];
-
-/** One usage mistake: the `error:` line, then where to read more; exit code 2. */
-function usageError(message: string, helpOf: string): CliError {
-  return new CliError(`error: ${message}\nrun ${helpOf} --help`, 2);
-}
 
 const quoted = (s: string | undefined) => (s === undefined ? "" : `; did you mean "${s}"?`);
 

@@ -5,6 +5,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { Command, CommandResult } from "../../gen/tether/v1/command_pb.js";
 import { productByCase } from "../core/products/index.js";
+import { DEFAULT_PRIORITY } from "../core/tasks/task-record.js";
 
 /** Renders rows as an aligned plain-text table with a header. */
 export function table(headers: string[], rows: string[][]): string {
@@ -71,4 +72,9 @@ export function commandText(command: Command | undefined): string {
 export function resultText(result: CommandResult | undefined): string {
   if (!result?.kind.case) return "-";
   return productByCase(result.kind.case).words.describeResult(result.kind.value) || "-";
+}
+
+/** A task priority as shown: unset is the default a server applies (older servers send none). */
+export function priorityText(priority: number | undefined): string {
+  return String(priority ?? DEFAULT_PRIORITY);
 }

@@ -4,7 +4,7 @@ import { DeviceSelector_Mode as Mode, type JobSchema } from "../../gen/tether/v1
 import { parseDeviceFilter } from "../core/devices/device-filter.js";
 import { EXAMPLE_PRODUCT, productForAction, productOf } from "./kinds.js";
 import { parseTime } from "./rule-args.js";
-import { commandFromArgs, parseDuration } from "./task-args.js";
+import { commandFromArgs, parseDuration, priorityFromFlag } from "./task-args.js";
 
 type JobInit = MessageInitShape<typeof JobSchema>;
 
@@ -25,6 +25,7 @@ export const JOB_FLAGS = {
   timeout: { type: "string" },
   "max-attempts": { type: "string" },
   ttl: { type: "string" },
+  priority: { type: "string" },
   start: { type: "string" },
   "display-name": { type: "string" },
 } as const;
@@ -45,6 +46,7 @@ export interface JobFlagValues {
   timeout?: string;
   "max-attempts"?: string;
   ttl?: string;
+  priority?: string;
   start?: string;
   "display-name"?: string;
 }
@@ -64,6 +66,7 @@ function num(v: string | undefined, flag: string): number | undefined {
 export async function jobFromFlags(v: JobFlagValues, deviceKind: (device: string) => Promise<string>): Promise<JobInit> {
   if ((v.selector === undefined) === (v.devices === undefined)) throw new Error("set exactly one of --selector FILTER or --devices a,b,c");
   if (!v.command?.trim()) throw new Error(`--command is required, e.g. --command '${EXAMPLE_PRODUCT.words.example}'`);
+  const taskPriority = priorityFromFlag(v.priority, "tether jobs");
   const names = v.devices
     ?.split(",")
     .map((d) => d.trim())
@@ -99,6 +102,7 @@ export async function jobFromFlags(v: JobFlagValues, deviceKind: (device: string
     executionTimeout: v.timeout ? parseDuration(v.timeout) : undefined,
     maxAttempts: num(v["max-attempts"], "max-attempts") ?? 0,
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
+    taskPriority,
     startTime: v.start ? timestampFromDate(parseTime(v.start, "start")) : undefined,
   };
 }

@@ -7,16 +7,17 @@ import { RuleSchema } from "../../gen/tether/v1/rule_pb.js";
 import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
 import { productByCase } from "../core/products/index.js";
 import { connectClient } from "./client.js";
-import { commandText, json, table, time } from "./format.js";
+import { commandText, json, priorityText, table, time } from "./format.js";
 import { JOB_FLAGS, type JobFlagValues, jobFromFlags } from "./job-args.js";
 import { misfireFromFlag, triggerFromFlags } from "./rule-args.js";
 import { IMPLIED_KIND_EXAMPLE, KIND_CHOICES } from "./kinds.js";
-import { TASK_ACTIONS } from "./task-args.js";
+import { PRIORITY_HELP, priorityFromFlag, TASK_ACTIONS } from "./task-args.js";
 
 export const JOBS_USAGE = `tether jobs <command> [flags]
 
   create <id> TARGET --command 'ACTION [VALUE]' [ROLLOUT] [ABORT] [--timeout 60s] [--max-attempts 3]
-         [--ttl 7d] [--start TIME] [--display-name S] [--watch]
+         [--ttl 7d] [--priority N] [--start TIME] [--display-name S] [--watch]
+         ${PRIORITY_HELP} (of each execution)
       TARGET:  --selector 'labels.building = "b7"' [--continuous] [--kind K]   (ListDevices filter syntax)
                --devices kitchen-1,desk-2
                the command's kind (${KIND_CHOICES}): --kind, the selector's kind term, the first
@@ -66,6 +67,7 @@ export async function jobsCommand(argv: string[]): Promise<void> {
       misfire: { type: "string" },
     },
   });
+  priorityFromFlag(v.priority, "tether jobs"); // before any I/O: a usage error either way
   const opts = { address: v.address, certsDir: v.certs };
   const client = connectClient(JobService, opts);
   const out = (j: Job) => console.log(v.json ? json(JobSchema, j) : describe(j));
@@ -219,6 +221,7 @@ function describe(j: Job): string {
       ["state", JobState[j.state]],
       ["state_reason", j.stateReason || "-"],
       ["command", commandText(j.command)],
+      ["task_priority", priorityText(j.taskPriority)],
       ["target", targetText(j)],
       ["rollout", rollout],
       ["abort", pr.abortStatus],

@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { EventTrigger_Comparison as Comparison, Rule_MisfirePolicy as MisfirePolicy, type RuleSchema } from "../../gen/tether/v1/rule_pb.js";
 import type { Product } from "../core/products/index.js";
 import { EXAMPLE_PRODUCT, KIND_CHOICES, productForAction, productNamed, productOf } from "./kinds.js";
-import { commandFromArgs, parseDuration } from "./task-args.js";
+import { commandFromArgs, parseDuration, priorityFromFlag } from "./task-args.js";
 
 type RuleInit = MessageInitShape<typeof RuleSchema>;
 
@@ -19,6 +19,7 @@ export const RULE_FLAGS = {
   selector: { type: "string" },
   command: { type: "string" },
   ttl: { type: "string" },
+  priority: { type: "string" },
   misfire: { type: "string" },
   start: { type: "string" },
   end: { type: "string" },
@@ -36,6 +37,7 @@ export interface RuleFlagValues {
   selector?: string;
   command?: string;
   ttl?: string;
+  priority?: string;
   misfire?: string;
   start?: string;
   end?: string;
@@ -123,6 +125,7 @@ export function triggerFromFlags(v: RuleFlagValues): Pick<RuleInit, "trigger" | 
 export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: string) => Promise<string>): Promise<RuleInit> {
   if ((v.device === undefined) === (v.selector === undefined)) throw new Error(`set exactly one of --device ID or --selector ${SELECTOR_EXAMPLE}`);
   if (!v.command?.trim()) throw new Error(`--command is required, e.g. --command '${EXAMPLE_PRODUCT.words.example}'`);
+  const taskPriority = priorityFromFlag(v.priority, "tether rules");
   const device = v.device === undefined ? undefined : v.device.startsWith("devices/") ? v.device : `devices/${v.device}`;
   const selector = v.selector === undefined ? undefined : parseSelector(v.selector);
   const [action = "", ...rest] = v.command.trim().split(/\s+/);
@@ -137,6 +140,7 @@ export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: stri
     target: device ? { case: "device", value: device } : { case: "selector", value: { kind: product.productKind, labels: selector!.labels } },
     command: commandFromArgs(product.kindName, action, rest.length > 0 ? rest.join(" ") : undefined),
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
+    taskPriority,
     misfirePolicy: misfire,
   };
 }

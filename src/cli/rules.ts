@@ -8,15 +8,16 @@ import { Task_State } from "../../gen/tether/v1/task_pb.js";
 import { productByCase, PRODUCTS } from "../core/products/index.js";
 import { deletedText, exists } from "./allow-missing.js";
 import { connectClient } from "./client.js";
-import { commandText, json, table, time } from "./format.js";
+import { commandText, json, priorityText, table, time } from "./format.js";
 import { IMPLIED_KIND_EXAMPLE } from "./kinds.js";
 import { RULE_FLAGS, type RuleFlagValues, ruleFromFlags, SELECTOR_EXAMPLE, triggerFromFlags } from "./rule-args.js";
-import { TASK_ACTIONS } from "./task-args.js";
+import { PRIORITY_HELP, priorityFromFlag, TASK_ACTIONS } from "./task-args.js";
 
 export const RULES_USAGE = `tether rules <command> [flags]
 
-  create <id> WHEN TARGET --command 'ACTION [VALUE]' [--ttl 1h] [--misfire skip|fire_once]
+  create <id> WHEN TARGET --command 'ACTION [VALUE]' [--ttl 1h] [--priority N] [--misfire skip|fire_once]
          [--start TIME] [--end TIME] [--display-name S]
+         ${PRIORITY_HELP} (of each task it creates)
       WHEN:   --cron 'S M H DOM MON DOW' [--tz Europe/Paris]   (seconds optional: 5 or 6 fields)
               --at 2025-06-01T07:30:00+02:00 | --at +30s      (once)
               --when 'water_level_percent < 10' [--for 30s] [--cooldown 5m]   (reported state or telemetry)
@@ -53,6 +54,7 @@ export async function rulesCommand(argv: string[]): Promise<void> {
       "allow-missing": { type: "boolean" },
     },
   });
+  priorityFromFlag(v.priority, "tether rules"); // before any I/O: a usage error either way
   const opts = { address: v.address, certsDir: v.certs };
   const client = connectClient(RuleService, opts);
   const out = (r: Rule) => console.log(v.json ? json(RuleSchema, r) : describe(r));
@@ -224,6 +226,7 @@ function describe(r: Rule): string {
       ["target", targetText(r)],
       ["command", commandText(r.target.case === "job" ? r.target.value.command : r.command)],
       ["task_ttl", r.taskTtl ? seconds(durationMs(r.taskTtl) / 1000) : "-"],
+      ["task_priority", priorityText(r.target.case === "job" ? r.target.value.taskPriority : r.taskPriority)],
       ["misfire_policy", Rule_MisfirePolicy[r.misfirePolicy] ?? "-"],
       ["paused", r.paused ? "yes" : "no"],
       [

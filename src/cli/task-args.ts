@@ -1,4 +1,6 @@
 import type { CommandInit } from "../core/products/command-words.js";
+import { DEFAULT_PRIORITY, MAX_PRIORITY } from "../core/tasks/task-record.js";
+import { usageError } from "./cli-error.js";
 import { productOf, TASK_ACTIONS } from "./kinds.js";
 
 export { TASK_ACTIONS };
@@ -22,4 +24,17 @@ export function parseDuration(v: string): { seconds: bigint; nanos: number } {
   const unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? "s") as "s"];
   const secs = Number(m[1]) * unit;
   return { seconds: BigInt(Math.floor(secs)), nanos: Math.round((secs % 1) * 1e9) };
+}
+
+/** What `--priority` takes, for usage texts. */
+export const PRIORITY_HELP = `--priority N   0 (lowest) to ${MAX_PRIORITY} (highest), unset ${DEFAULT_PRIORITY}: queued tasks go out highest first`;
+
+/**
+ * `--priority N` → the priority, undefined when unset (the server's default). Checked here, before
+ * any call, so a typo is a usage error (exit 2) of `helpOf` (`tether tasks`) and nothing is created.
+ */
+export function priorityFromFlag(v: string | undefined, helpOf: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) > MAX_PRIORITY) throw usageError(`--priority ${v.slice(0, 20)}: expected 0 (lowest) to ${MAX_PRIORITY} (highest)`, helpOf);
+  return Number(v);
 }

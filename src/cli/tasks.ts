@@ -5,12 +5,14 @@ import { CreateTaskRequest_WaitFor as WaitFor, ListTasksResponseSchema, TaskServ
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { productByCase } from "../core/products/index.js";
 import { connectClient } from "./client.js";
-import { commandText, json, resultText, table, time } from "./format.js";
-import { commandFromArgs, parseDuration, TASK_ACTIONS } from "./task-args.js";
+import { commandText, json, priorityText, resultText, table, time } from "./format.js";
+import { commandFromArgs, PRIORITY_HELP, parseDuration, priorityFromFlag, TASK_ACTIONS } from "./task-args.js";
 
 export const TASKS_USAGE = `tether tasks <command> [flags]
 
-  create <device> <action> [value] [--ttl 30s] [--request-id ID] [--wait ack|done] [--timeout 30s]
+  create <device> <action> [value] [--ttl 30s] [--priority N] [--request-id ID] [--wait ack|done]
+         [--timeout 30s]
+         ${PRIORITY_HELP}
          --wait waits for the device to acknowledge (ack) or finish (done), up to --timeout (30 s by
          default, at most 5m); Ctrl-C stops waiting and prints the task, which goes on
          ${TASK_ACTIONS.replace(/\n/g, "\n         ")}
@@ -34,6 +36,7 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       address: { type: "string" },
       certs: { type: "string" },
       ttl: { type: "string" },
+      priority: { type: "string" },
       "request-id": { type: "string" },
       wait: { type: "string" },
       timeout: { type: "string" },
@@ -44,6 +47,8 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       initial: { type: "boolean" },
     },
   });
+  // Before any I/O: a bad flag is a usage error whether or not a server is reachable.
+  const priority = priorityFromFlag(v.priority, "tether tasks");
   const opts = { address: v.address, certsDir: v.certs };
   const client = connectClient(TaskService, opts);
   const out = (t: Task) => console.log(v.json ? json(TaskSchema, t) : describe(t));
@@ -85,7 +90,7 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       const requestId = v["request-id"] ?? (waitFor === WaitFor.UNSPECIFIED ? "" : randomUUID());
       const req = {
         parent,
-        task: { command },
+        task: { command, priority },
         requestId,
         ttl: v.ttl ? parseDuration(v.ttl) : undefined,
         waitFor,
@@ -106,8 +111,16 @@ export async function tasksCommand(argv: string[]): Promise<void> {
       if (v.json) return console.log(json(ListTasksResponseSchema, res));
       console.log(
         table(
-          ["TASK", "STATE", "COMMAND", "ATTEMPT", "CREATED", "REASON"],
-          res.tasks.map((t) => [short(t), State[t.state], commandText(t.command), String(t.attempt), time(t.createTime), t.stateReason || "-"]),
+          ["TASK", "STATE", "PRIORITY", "COMMAND", "ATTEMPT", "CREATED", "REASON"],
+          res.tasks.map((t) => [
+            short(t),
+            State[t.state],
+            priorityText(t.priority),
+            commandText(t.command),
+            String(t.attempt),
+            time(t.createTime),
+            t.stateReason || "-",
+          ]),
         ),
       );
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
@@ -140,6 +153,7 @@ function describe(t: Task): string {
       ["name", t.name],
       ["state", State[t.state]],
       ["state_reason", t.stateReason || "-"],
+      ["priority", priorityText(t.priority)],
       ["command", commandText(t.command)],
       ["result", resultText(t.result)],
       ["attempt", `${t.attempt} of ${t.maxAttempts}`],

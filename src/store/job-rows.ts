@@ -2,6 +2,7 @@ import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import type { DeviceFilter } from "../core/devices/device-filter.js";
 import type { JobRecord, JobState } from "../core/jobs/job-record.js";
+import { DEFAULT_PRIORITY } from "../core/tasks/task-record.js";
 import type { NewJob } from "../core/ports/job-repository.js";
 import type { Sql } from "./database.js";
 
@@ -27,6 +28,7 @@ export interface JobRow {
   execution_timeout_ms: number;
   max_attempts: number;
   task_ttl_ms: string | number;
+  task_priority: number;
   start_time: Date | null;
   state: string;
   state_reason: string;
@@ -66,6 +68,7 @@ export function toRow(sql: Sql, j: NewJob) {
     execution_timeout_ms: j.executionTimeoutMs,
     max_attempts: j.maxAttempts,
     task_ttl_ms: j.taskTtlMs,
+    task_priority: j.taskPriority,
     start_time: j.startTime ?? null,
     state: j.state,
     state_reason: j.stateReason,
@@ -99,6 +102,7 @@ export function fromRow(r: JobRow): JobRecord {
     executionTimeoutMs: r.execution_timeout_ms,
     maxAttempts: r.max_attempts,
     taskTtlMs: Number(r.task_ttl_ms),
+    taskPriority: Number(r.task_priority ?? DEFAULT_PRIORITY),
     startTime: r.start_time ?? undefined,
     state: r.state as JobState,
     stateReason: r.state_reason,

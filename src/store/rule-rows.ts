@@ -2,6 +2,7 @@ import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import { JobSchema } from "../../gen/tether/v1/job_pb.js";
 import { EventTrigger_Comparison as Comparison } from "../../gen/tether/v1/rule_pb.js";
+import { DEFAULT_PRIORITY } from "../core/tasks/task-record.js";
 import type { RuleRecord, RuleRunRecord, RuleTarget, RuleTrigger, RunState } from "../core/rules/rule-record.js";
 import type { Sql } from "./database.js";
 
@@ -18,6 +19,7 @@ export interface RuleRow {
   target: TargetJson;
   command: JsonValue;
   task_ttl_ms: string | number;
+  task_priority: number;
   misfire_policy: string;
   paused: boolean;
   next_fire_time: Date | null;
@@ -60,6 +62,7 @@ export function toRow(sql: Sql, r: RuleRecord) {
     target: sql.json(targetJson(r.target)),
     command: sql.json(toJson(CommandSchema, r.command) as JsonValue),
     task_ttl_ms: r.taskTtlMs,
+    task_priority: r.taskPriority,
     misfire_policy: r.misfirePolicy,
     paused: r.paused,
     next_fire_time: r.nextFireTime ?? null,
@@ -114,6 +117,7 @@ export function fromRow(r: RuleRow): RuleRecord {
     target,
     command: fromJson(CommandSchema, r.command, { ignoreUnknownFields: true }),
     taskTtlMs: Number(r.task_ttl_ms),
+    taskPriority: Number(r.task_priority ?? DEFAULT_PRIORITY),
     misfirePolicy: r.misfire_policy === "fire_once" ? "fire_once" : "skip",
     paused: r.paused,
     nextFireTime: r.next_fire_time ?? undefined,

@@ -169,6 +169,7 @@ describe("web console", () => {
     await page.fill('input[name="boost-minutes"]', "15");
     await page.click('button[name="boost"]');
     await page.locator('tr[data-task]:has-text("boost 15")').waitFor();
+    expect(await page.locator('tr[data-task]:has-text("boost 15") td.priority').textContent()).toBe("5"); // unset: the default
     const { tasks } = await connectClient(s, TaskService, "connect").listTasks({ parent: "devices/e2e-thermostat" });
     expect(tasks.map((t) => (t.command?.kind.case === "thermostat" ? t.command.kind.value.action : undefined))).toEqual([
       { case: "boost", value: expect.objectContaining({ minutes: 15 }) },
@@ -246,9 +247,12 @@ describe("web console", () => {
     // The thermostat's own actions, not the previous product's.
     expect(await page.locator('select[name="action"] option').allTextContents()).toEqual(["setpoint", "mode", "boost"]);
     await page.fill('input[name="command-setpoint"]', "19.5");
+    await page.selectOption('.rule-form select[name="task-priority"]', "8");
     await page.click('button:has-text("Create rule")');
     await page.waitForURL(/\/rules\/e2e-hall-warm$/);
+    await page.locator('p:has-text("task priority 8")').waitFor();
     const rule = await connectClient(s, RuleService, "connect").getRule({ name: "rules/e2e-hall-warm" });
+    expect(rule.taskPriority).toBe(8);
     expect(rule.target.case === "selector" && rule.target.value.kind).toBe(ProductKind.THERMOSTAT);
     expect(rule.command?.kind.case === "thermostat" && rule.command.kind.value.action).toEqual({ case: "setSetpointCelsius", value: 19.5 });
     await page.locator('tr[data-rule="e2e-hall-warm"]:has-text("thermostats with room=hall")').waitFor();

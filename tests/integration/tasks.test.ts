@@ -377,7 +377,7 @@ describe("the CLI speaks the products' words", () => {
       expect(got).toMatch(/^command\s+brightness 35$/m);
       expect(got).toMatch(/^result\s+.*brightness 35/m);
       expect(got).not.toContain("setBrightness");
-      expect(await printed(() => tasksCommand(["list", "cli-words-led", ...flags()]))).toMatch(/SUCCEEDED\s+brightness 35\s/);
+      expect(await printed(() => tasksCommand(["list", "cli-words-led", ...flags()]))).toMatch(/SUCCEEDED\s+5\s+brightness 35\s/);
     } finally {
       await device.close();
     }

@@ -122,6 +122,7 @@ describe("one task intake, no network", () => {
       target: { kind: "device", deviceId: "x" } as RuleRecord["target"],
       command: create(CommandSchema, power(true)),
       taskTtlMs: 60_000,
+      taskPriority: 5,
       misfirePolicy: "fire_once",
     };
   }

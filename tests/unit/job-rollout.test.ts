@@ -18,6 +18,7 @@ function job(over: Partial<JobRecord> = {}): JobRecord {
     executionTimeoutMs: 60_000,
     maxAttempts: 3,
     taskTtlMs: 86_400_000,
+    taskPriority: 5,
     state: "RUNNING",
     stateReason: "started",
     targetCount: 1000,

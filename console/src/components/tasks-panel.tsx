@@ -8,6 +8,9 @@ import { enumName, timeText } from "../format.js";
 import { usePolling, useStream } from "../hooks.js";
 import { ErrorBanner } from "./error-banner.js";
 
+/** What a task created without a priority has (the server always sends one; older servers none). */
+const DEFAULT_PRIORITY = 5;
+
 const OPEN = new Set([Task_State.QUEUED, Task_State.SENT, Task_State.DELIVERED, Task_State.RUNNING]);
 
 const time = (t: Task) => (t.createTime ? timestampDate(t.createTime).getTime() : 0);
@@ -74,6 +77,7 @@ export function TasksPanel({ device, created, onChange }: { device: string; crea
             <tr>
               <th>Command</th>
               <th>State</th>
+              <th title="0 lowest … 9 highest: queued tasks go out highest first">Priority</th>
               <th>Details</th>
               <th>Created</th>
               <th />
@@ -87,6 +91,7 @@ export function TasksPanel({ device, created, onChange }: { device: string; crea
                   <span className={`badge state-${enumName(Task_StateSchema, t.state).toLowerCase()}`}>{enumName(Task_StateSchema, t.state)}</span>
                   {t.state === Task_State.RUNNING && t.progress && <progress max={100} value={t.progress.percent} title={`${t.progress.percent} %`} />}
                 </td>
+                <td className="priority">{t.priority ?? DEFAULT_PRIORITY}</td>
                 <td>
                   {t.error && (
                     <span className="task-error">

@@ -15,6 +15,10 @@ import { metricsOf, type CommandDraft, PRODUCTS, productByProductKind } from "..
 import { navigate } from "../router.js";
 import { EnumOptions } from "../components/enum-options.js";
 
+/** A task's priority when none is set; the choices run from 0 (lowest) to 9 (highest). */
+const DEFAULT_PRIORITY = 5;
+const PRIORITIES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
 const ruleId = (name: string) => name.replace(/^rules\//, "");
 
 function triggerText(r: Rule): string {
@@ -125,6 +129,7 @@ function RuleDetail({ id, onChanged }: { id: string; onChanged(): void }) {
           </h2>
           <p>
             {triggerText(r)} → {describeCommand(r.target.case === "job" ? r.target.value.command : r.command)} on {targetText(r)}
+            <span className="muted"> · task priority {(r.target.case === "job" ? r.target.value.taskPriority : r.taskPriority) ?? DEFAULT_PRIORITY}</span>
           </p>
           <div className="actions">
             {r.paused ? (
@@ -213,6 +218,7 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
   const [labels, setLabels] = useState("");
   const [draft, setDraft] = useState<CommandDraft>(() => emptyDraft(product));
   const [misfire, setMisfire] = useState(Rule_MisfirePolicy.SKIP);
+  const [priority, setPriority] = useState(DEFAULT_PRIORITY);
   const [error, setError] = useState<ReadableError>();
   const [busy, setBusy] = useState(false);
   const fields = error?.fields ?? {};
@@ -253,6 +259,7 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
               ? { case: "device", value: `devices/${device}` }
               : { case: "selector", value: { kind: product.core.productKind, labels: labelMap } },
           command: product.buildCommand(draft),
+          taskPriority: priority,
           misfirePolicy: misfire,
         },
       });
@@ -401,6 +408,17 @@ function CreateRule({ onCreated }: { onCreated(r: Rule): void }) {
         <legend>Do</legend>
         <CommandEditor product={product} draft={draft} onChange={setDraft} />
         <FieldError messages={fieldsUnder(fields, "rule.command")} />
+        <label title="Queued tasks go out to a device highest priority first; a priority never reorders tasks already sent">
+          Task priority
+          <select name="task-priority" value={priority} onChange={(e) => setPriority(Number(e.target.value))}>
+            {PRIORITIES.map((p) => (
+              <option key={p} value={p}>
+                {p === 0 ? "0 (lowest)" : p === 9 ? "9 (highest)" : p === DEFAULT_PRIORITY ? `${p} (default)` : p}
+              </option>
+            ))}
+          </select>
+          <FieldError messages={fieldsUnder(fields, "rule.task_priority")} />
+        </label>
         <label>
           After downtime
           <select name="misfire" value={misfire} onChange={(e) => setMisfire(Number(e.target.value))}>

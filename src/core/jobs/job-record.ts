@@ -41,6 +41,8 @@ export interface JobSpec {
   executionTimeoutMs: number;
   maxAttempts: number;
   taskTtlMs: number;
+  /** The priority of each execution's task (0-9). */
+  taskPriority: number;
   startTime?: Date;
 }
 
@@ -146,6 +148,7 @@ export function toJobProto(v: JobView): Job {
     executionTimeout: durationFromMs(r.executionTimeoutMs),
     maxAttempts: r.maxAttempts,
     taskTtl: durationFromMs(r.taskTtlMs),
+    taskPriority: r.taskPriority,
     startTime: ts(r.startTime),
     state: Job_State[r.state],
     stateReason: r.stateReason,

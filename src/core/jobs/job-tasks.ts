@@ -1,4 +1,3 @@
-import { DEFAULT_PRIORITY } from "../tasks/task-record.js";
 import { randomUUID } from "node:crypto";
 import type { NewTask } from "../ports/task-repository.js";
 import { commandHash } from "../tasks/task-request.js";
@@ -32,7 +31,7 @@ export function taskForJob(job: JobRecord, deviceId: string, now: Date): NewTask
     updateTime: now,
     cancelPending: false,
     lateEventCount: 0,
-    priority: DEFAULT_PRIORITY,
+    priority: job.taskPriority,
     jobId: job.id,
   };
 }

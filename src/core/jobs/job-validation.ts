@@ -5,6 +5,7 @@ import { parseDeviceName } from "../devices/device-name.js";
 import { InvalidArgumentError, type Violations } from "../errors.js";
 import { kindNameList, productByCase } from "../products/index.js";
 import { checkCommand } from "../rules/rule-validation.js";
+import { parsePriority } from "../tasks/task-record.js";
 import { TASK_DEFAULTS } from "../tasks/task-request.js";
 import type { AbortSpec, JobSpec, JobTarget, RolloutSpec } from "./job-record.js";
 
@@ -43,11 +44,24 @@ export function parseJob(input: Job, v: Violations, now: Date): JobSpec | undefi
     taskTtlMs = durationMs(input.taskTtl);
     if (!(taskTtlMs >= 1000 && taskTtlMs <= TASK_DEFAULTS.maxTtlMs)) v.add("job.task_ttl", "must be between 1s and 30 days");
   }
+  const taskPriority = parsePriority(input.taskPriority, "job.task_priority", v);
   const startTime = input.startTime ? timestampDate(input.startTime) : undefined;
   if (startTime && startTime.getTime() - now.getTime() > 366 * DAY) v.add("job.start_time", "must be at most a year ahead");
 
   if (v.list.length > before || !target || !rollout || !productKind) return undefined;
-  return { displayName: input.displayName, command: command!, productKind, target, rollout, abort, executionTimeoutMs, maxAttempts, taskTtlMs, startTime };
+  return {
+    displayName: input.displayName,
+    command: command!,
+    productKind,
+    target,
+    rollout,
+    abort,
+    executionTimeoutMs,
+    maxAttempts,
+    taskTtlMs,
+    taskPriority,
+    startTime,
+  };
 }
 
 function parseTarget(input: Job, v: Violations, productKind: string | undefined): JobTarget | undefined {

@@ -53,6 +53,8 @@ export interface RuleSpec {
   target: RuleTarget;
   command: Command;
   taskTtlMs: number;
+  /** The priority of each task a firing creates (0-9); a job target's is its template's `task_priority`. */
+  taskPriority: number;
   misfirePolicy: MisfirePolicy;
 }
 
@@ -140,9 +142,10 @@ export function toRuleProto(r: RuleRecord): Rule {
     startTime: ts(r.startTime),
     endTime: ts(r.endTime),
     target,
-    // A job rule's command and TTL are its job template's.
+    // A job rule's command, TTL and priority are its job template's.
     command: isJob ? undefined : r.command,
     taskTtl: isJob ? undefined : durationFromMs(r.taskTtlMs),
+    taskPriority: isJob ? undefined : r.taskPriority,
     misfirePolicy: r.misfirePolicy === "fire_once" ? Rule_MisfirePolicy.FIRE_ONCE : Rule_MisfirePolicy.SKIP,
     paused: r.paused,
     nextFireTime: ts(r.nextFireTime),

@@ -1,4 +1,3 @@
-import { DEFAULT_PRIORITY } from "../tasks/task-record.js";
 import { randomUUID } from "node:crypto";
 import type { NewTask } from "../ports/task-repository.js";
 import { commandHash, TASK_DEFAULTS } from "../tasks/task-request.js";
@@ -34,7 +33,7 @@ export function taskForRule(rule: RuleRecord, deviceId: string, occurrence: Date
     updateTime: now,
     cancelPending: false,
     lateEventCount: 0,
-    priority: DEFAULT_PRIORITY,
+    priority: rule.taskPriority,
   };
 }
 

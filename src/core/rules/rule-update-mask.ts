@@ -6,7 +6,7 @@ const EVENT_FIELDS = { metric: "metric", comparison: "comparison", threshold: "t
 /** Paths that change when the rule fires: the rule is rescheduled from now. */
 const SCHEDULE_PATHS = /^(cron|one_shot_time|event_trigger|start_time|end_time)(\.|$)/;
 const UPDATABLE =
-  "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, misfire_policy";
+  "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, task_priority, misfire_policy";
 
 /**
  * Applies an UpdateRule mask (AIP-134) from `input` onto `target` (a copy of the stored rule).
@@ -38,6 +38,11 @@ export function applyRuleMask(paths: string[], input: Rule, target: Rule): { res
         break;
       case "task_ttl":
         target.taskTtl = input.taskTtl;
+        break;
+      case "task_priority":
+        // Unset in the request resets it to the default, as for task_ttl.
+        if (sub) bad(path, "has no subfields");
+        else target.taskPriority = input.taskPriority;
         break;
       case "misfire_policy":
         target.misfirePolicy = input.misfirePolicy;
@@ -110,6 +115,7 @@ function impliedPaths(input: Rule): string[] {
   if (input.target.case === "job") paths.push("job");
   if (input.command) paths.push("command");
   if (input.taskTtl) paths.push("task_ttl");
+  if (input.taskPriority !== undefined) paths.push("task_priority");
   if (input.misfirePolicy !== 0) paths.push("misfire_policy");
   return paths;
 }

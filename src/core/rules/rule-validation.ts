@@ -9,6 +9,7 @@ import { JobSchema } from "../../../gen/tether/v1/job_pb.js";
 import { InvalidArgumentError, Violations } from "../errors.js";
 import { parseJob } from "../jobs/job-validation.js";
 import { LINK_METRICS, PRODUCTS, productByCase, productByKindName, type Product } from "../products/index.js";
+import { parsePriority } from "../tasks/task-record.js";
 import { TASK_DEFAULTS } from "../tasks/task-request.js";
 import { reportedMetricNames } from "./reported-metrics.js";
 import type { MisfirePolicy, RuleSpec, RuleTarget, RuleTrigger } from "./rule-record.js";
@@ -51,6 +52,7 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
   } else if (isJob) {
     if (input.command) v.add(`${prefix}.command`, "must be unset for a job target: set job.command");
     if (input.taskTtl) v.add(`${prefix}.task_ttl`, "must be unset for a job target: set job.task_ttl");
+    if (input.taskPriority !== undefined) v.add(`${prefix}.task_priority`, "must be unset for a job target: set job.task_priority");
     if (trigger?.kind === "event") v.add(`${prefix}.event_trigger`, "cannot start a job: use cron or one_shot_time");
   } else if (!input.command || input.command.kind.case === undefined) v.add(`${prefix}.command`, "is required");
 
@@ -59,6 +61,9 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
     taskTtlMs = ms(input.taskTtl);
     if (!(taskTtlMs >= SECOND && taskTtlMs <= TASK_DEFAULTS.maxTtlMs)) v.add(`${prefix}.task_ttl`, "must be between 1s and 30 days");
   }
+  // A job target's executions take its template's job.task_priority (parseJob checks it), as
+  // its TTL; the rule's own stays the default, unused.
+  const taskPriority = parsePriority(isJob ? undefined : input.taskPriority, `${prefix}.task_priority`, v);
   let misfirePolicy: MisfirePolicy = "skip";
   if (input.misfirePolicy === Rule_MisfirePolicy.FIRE_ONCE) misfirePolicy = "fire_once";
   else if (input.misfirePolicy !== Rule_MisfirePolicy.UNSPECIFIED && input.misfirePolicy !== Rule_MisfirePolicy.SKIP) {
@@ -66,7 +71,7 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
   }
   if (v.list.length > before || !trigger || !target) return undefined;
   const command = target.kind === "job" ? target.template.command! : input.command!;
-  return { displayName: input.displayName, trigger, ...window, target, command, taskTtlMs, misfirePolicy };
+  return { displayName: input.displayName, trigger, ...window, target, command, taskTtlMs, taskPriority, misfirePolicy };
 }
 
 /** Start and end times; the end must follow the start and, for a changed window, lie ahead. */
@@ -174,6 +179,7 @@ function parseTarget(input: Rule, prefix: string, v: Violations, opts: ParseOpti
       executionTimeout: tpl.executionTimeout,
       maxAttempts: tpl.maxAttempts,
       taskTtl: tpl.taskTtl,
+      taskPriority: tpl.taskPriority,
     });
     return { kind: "job", template };
   }

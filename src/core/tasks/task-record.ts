@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Command, CommandResult } from "../../../gen/tether/v1/command_pb.js";
 import { type Task, TaskSchema } from "../../../gen/tether/v1/task_pb.js";
+import type { Violations } from "../errors.js";
 import type { State } from "./task-state.js";
 
 /** A device error as stored. */
@@ -51,6 +52,17 @@ export interface TaskRecord {
 export const DEFAULT_PRIORITY = 5;
 /** The highest priority (the lowest is 0). */
 export const MAX_PRIORITY = 9;
+
+/**
+ * A priority from the API (`task.priority`, `rule.task_priority`, `job.task_priority`): unset
+ * means the default; above the highest is reported under `field`. The proto field is unsigned,
+ * so there is no lower bound to check.
+ */
+export function parsePriority(value: number | undefined, field: string, v: Violations): number {
+  if (value === undefined) return DEFAULT_PRIORITY;
+  if (value > MAX_PRIORITY) v.add(field, `must be 0 (lowest) to ${MAX_PRIORITY} (highest); unset means ${DEFAULT_PRIORITY}`);
+  return value;
+}
 
 export function taskName(deviceId: string, taskId: string): string {
   return `devices/${deviceId}/tasks/${taskId}`;

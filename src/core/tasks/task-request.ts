@@ -7,7 +7,7 @@ import type { CreateTaskRequest } from "../../../gen/tether/v1/task_service_pb.j
 import { Violations } from "../errors.js";
 import { productByCase } from "../products/index.js";
 import type { NewTask } from "../ports/task-repository.js";
-import { DEFAULT_PRIORITY, MAX_PRIORITY } from "./task-record.js";
+import { parsePriority } from "./task-record.js";
 import { State } from "./task-state.js";
 
 const DAY = 86_400_000;
@@ -58,8 +58,7 @@ export function buildTask(req: CreateTaskRequest, device: Device, deviceId: stri
   }
   const maxAttempts = task?.maxAttempts || TASK_DEFAULTS.maxAttempts;
   if (maxAttempts > 10) v.add("task.max_attempts", "must be at most 10");
-  if (task?.priority !== undefined && task.priority > MAX_PRIORITY)
-    v.add("task.priority", `must be 0 (lowest) to ${MAX_PRIORITY} (highest); unset means ${DEFAULT_PRIORITY}`);
+  const priority = parsePriority(task?.priority, "task.priority", v);
   v.throwIfAny();
 
   return {
@@ -79,7 +78,7 @@ export function buildTask(req: CreateTaskRequest, device: Device, deviceId: stri
     updateTime: now,
     cancelPending: false,
     lateEventCount: 0,
-    priority: task?.priority ?? DEFAULT_PRIORITY,
+    priority,
   };
 }
 
