@@ -67,7 +67,8 @@ export function contextValuesFromRequest(req: NodeServerRequest): ContextValues 
   const stream = (req as Partial<Http2ServerRequest>).stream;
   if (stream) values.set(kCutOff, () => void (stream.closed || stream.close(0xb /* NGHTTP2_ENHANCE_YOUR_CALM */)));
   if (socket.authorized) {
-    const principal = certificatePrincipal(socket);
+    // HTTP/2's req.socket is a new proxy per request; the session is the connection.
+    const principal = certificatePrincipal(stream?.session ?? socket, socket);
     if (principal) values.set(kPrincipal, principal);
   }
   const auth = req.headers.authorization;
@@ -84,9 +85,9 @@ export function contextValuesFromRequest(req: NodeServerRequest): ContextValues 
  * connection cost a measurable share of each call. Revocation is still checked per call, by
  * serial, where the principal is used.
  */
-const principals = new WeakMap<TLSSocket, Principal | null>();
-function certificatePrincipal(socket: TLSSocket): Principal | undefined {
-  let p = principals.get(socket);
+const principals = new WeakMap<object, Principal | null>();
+function certificatePrincipal(connection: object, socket: TLSSocket): Principal | undefined {
+  let p = principals.get(connection);
   if (p === undefined) {
     const cert = socket.getPeerCertificate();
     const cn = typeof cert.subject?.CN === "string" ? cert.subject.CN : "";
@@ -94,7 +95,7 @@ function certificatePrincipal(socket: TLSSocket): Principal | undefined {
     const serialNumber = normalizeSerial(cert.serialNumber ?? "");
     p =
       cn === "" ? null : Object.freeze({ kind: KINDS[ou] ?? "user", id: cn, via: "certificate", serialNumber, notBefore: new Date(cert.valid_from) } as const);
-    principals.set(socket, p);
+    principals.set(connection, p);
   }
   return p ?? undefined;
 }
