@@ -1,10 +1,23 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import type { ClientConfig } from "pg";
 import type { Logger } from "pino";
 
-/** The migrations folder shipped with the package (SQL files, shared by PGlite and PostgreSQL). */
-export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
+/**
+ * The migrations folder shipped with the package (SQL files, shared by PGlite and PostgreSQL), at
+ * the package root: the nearest `migrations/` above this module, which is src/store/ when run from
+ * source (tests) and a chunk in dist/ when compiled (scripts/build-dist.js).
+ */
+export const MIGRATIONS_DIR = nearestMigrations(path.dirname(fileURLToPath(import.meta.url)));
+
+function nearestMigrations(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "migrations"))) return path.join(dir, "migrations");
+    if (path.dirname(dir) === dir) throw new Error(`no migrations/ folder above ${from}`);
+  }
+}
 
 /**
  * Applies every pending migration. node-pg-migrate takes a PostgreSQL advisory lock, so several
