@@ -15,15 +15,10 @@ export async function serve(): Promise<void> {
   const log = createLogger(config.logLevel, undefined, config.logFormat);
   installUncaughtGuard(log);
   const lock = config.database.url ? undefined : await lockDataDir(config.dataDir, log);
-  let app: App;
-  try {
-    // Imported only now: a refused start exits before loading PGlite, the broker and the API.
-    const { startApp } = await import("../app.js");
-    app = await startApp(config, log);
-  } catch (err) {
-    await lock?.release();
-    throw err;
-  }
+  // Imported only now: a refused start exits before loading PGlite, the broker and the API.
+  const starting: Promise<App> = import("../app.js").then(({ startApp }) => startApp(config, log));
+  // Handlers first: a signal during the start (even right after "tether ready" is logged) stops the
+  // app once it is up, instead of killing it halfway through writing its database.
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -31,8 +26,8 @@ export async function serve(): Promise<void> {
       process.exit(1);
     }
     log.info({ signal }, "shutting down");
-    app
-      .stop()
+    starting
+      .then((app) => app.stop())
       .then(() => lock?.release())
       .then(
         () => process.exit(0),
@@ -44,4 +39,10 @@ export async function serve(): Promise<void> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  try {
+    await starting;
+  } catch (err) {
+    await lock?.release();
+    throw err;
+  }
 }

@@ -4,7 +4,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import postgres from "postgres";
 import type { Logger } from "pino";
 import { ensurePrivateDir, PRIVATE_TREE, tightenTree } from "../ops/file-modes.js";
-import { migrate } from "./migrate.js";
+import { migrate, migrationsPending } from "./migrate.js";
 import { privateSocket, SOCKET_PORT } from "./private-socket.js";
 
 /** A postgres.js client; the only way the stores talk SQL. */
@@ -68,8 +68,16 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     await server.start();
     await chmod(socket.path, 0o600); // the folder already keeps others out; the socket too
     opts.log.info({ dataDir: opts.dataDir, socketDir: socket.dir, ms: Date.now() - started }, "embedded database ready");
-    await migrate({ host: socket.dir, port: SOCKET_PORT, user: "postgres", database: "postgres" }, opts.log);
-    await tighten();
+    // One process owns the embedded database (the data directory's lock), so reading what was applied
+    // and then migrating cannot race another replica: a restart with nothing new skips node-pg-migrate.
+    const applied = await db.query<{ name: string }>("select name from pgmigrations").then(
+      (r) => r.rows.map((row) => row.name),
+      () => [], // a new database: no table yet
+    );
+    if (migrationsPending(applied)) {
+      await migrate({ host: socket.dir, port: SOCKET_PORT, user: "postgres", database: "postgres" }, opts.log);
+      await tighten();
+    }
     sql = postgres({ path: socket.path, user: "postgres", database: "postgres", max: 1, onnotice: () => {} });
     return { sql, embedded: true, close };
   } catch (err) {
