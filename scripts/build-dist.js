@@ -18,7 +18,7 @@
  *   node scripts/build-dist.js              build now (npm run build)
  *   node scripts/build-dist.js --if-stale   only if src/ or gen/ changed since the last build
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -134,12 +134,24 @@ export async function buildDist() {
   return Object.keys(result.metafile.inputs).filter((f) => /^(src|gen)\//.test(f)).length;
 }
 
-/** bin/tether.js in a checkout: rebuilds when the sources changed, saying so in one line on stderr. */
+/**
+ * bin/tether.js in a checkout: rebuilds when the sources changed, saying so in one line on stderr.
+ * Where dist/ cannot be written (a read-only install: systemd's ProtectSystem=strict) the build
+ * that is there runs, with a line saying how to bring it up to date.
+ */
 export async function rebuildIfStale() {
   if (!distIsStale()) return;
   const started = Date.now();
-  const files = await buildDist();
-  process.stderr.write(`tether: src/ or gen/ changed since the last build: compiled ${files} files to dist/ in ${Date.now() - started} ms\n`);
+  try {
+    const files = await buildDist();
+    process.stderr.write(`tether: src/ or gen/ changed since the last build: compiled ${files} files to dist/ in ${Date.now() - started} ms\n`);
+  } catch (err) {
+    if (!existsSync(path.join(OUT, "main.js"))) throw err;
+    const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    process.stderr.write(
+      `tether: src/ or gen/ changed since dist/ was built, which cannot be rebuilt here (${why}): running the old build; run npm run build\n`,
+    );
+  }
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

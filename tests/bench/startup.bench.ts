@@ -5,7 +5,8 @@
  * - `tether devices list` against a running server (median of BENCH_CLI_RUNS, 20 by default);
  * - cold `npm start` → the API answers grpc.health.v1 Check, on a fresh data and certs directory
  *   (PGlite's initdb, the dev PKI, migrations);
- * - warm restart: `npm start` again on the same directories → the API answers.
+ * - warm restart: `npm start` again on the same directories → the API answers; and the same with
+ *   `node bin/tether.js serve` (as systemd or a container starts it: no npm, no console check).
  * "Answers" is a Health/Check over gRPC on the API port, polled every 20 ms.
  *
  *   npm run bench:startup
@@ -103,16 +104,17 @@ interface Server {
   stop(): Promise<void>;
 }
 
-/** `npm start` in its own process group, timed until the API answers. */
-async function startServer(d: Dirs, env: NodeJS.ProcessEnv, port: number): Promise<Server> {
+/** `npm start` (or `tether serve` when `direct`) in its own process group, timed until the API answers. */
+async function startServer(d: Dirs, env: NodeJS.ProcessEnv, port: number, direct = false): Promise<Server> {
   const t0 = now();
-  const child = spawn("npm", ["start", "--silent"], { cwd: ROOT, env, stdio: ["ignore", "ignore", "pipe"], detached: true });
+  const [cmd, args] = direct ? [process.execPath, [BIN, "serve"]] : ["npm", ["start", "--silent"]];
+  const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ["ignore", "ignore", "pipe"], detached: true });
   let stderr = "";
   child.stderr!.on("data", (b: Buffer) => void (stderr = (stderr + b.toString()).slice(-4000)));
   let exited: number | null | undefined;
   child.once("exit", (code) => void (exited = code));
   while (!(await answers(d, port))) {
-    if (exited !== undefined) throw new Error(`npm start exited ${exited} before the API answered: ${stderr}`);
+    if (exited !== undefined) throw new Error(`${cmd} exited ${exited} before the API answered: ${stderr}`);
     if (now() - t0 > TIMEOUT_MS) throw new Error(`the API did not answer within ${TIMEOUT_MS} ms: ${stderr}`);
     await sleep(20);
   }
@@ -182,6 +184,14 @@ async function main(): Promise<void> {
       if (i < WARM_RUNS - 1) await server.stop();
     }
     report("warm npm start → API answers", warm, AIM.warm);
+
+    const direct: number[] = [];
+    for (let i = 0; i < WARM_RUNS; i++) {
+      await server?.stop();
+      server = await startServer(dirs, envFor(dirs, ports), ports.api, true);
+      direct.push(server.ms);
+    }
+    report("warm tether serve → API answers", direct, AIM.warm);
 
     try {
       const cli: number[] = [];
