@@ -26,8 +26,9 @@ export default defineConfig({
           { extends: true, test: { name: "unit", include: ["tests/unit/**/*.test.ts"], setupFiles: ["tests/helpers/no-sockets.ts"] } },
           { extends: true, test: { name: "integration", include: ["tests/integration/**/*.test.ts"] } },
         ],
-    // The e2e suite builds the console once, before any browser starts.
-    globalSetup: suite === "e2e" ? ["tests/e2e/global-setup.ts"] : [],
+    // dist/ is compiled once if src/ changed (tests that spawn bin/tether.js run it); the e2e suite
+    // also builds the console once, before any browser starts.
+    globalSetup: ["tests/helpers/fresh-dist.ts", ...(suite === "e2e" ? ["tests/e2e/global-setup.ts"] : [])],
     testTimeout: suite === "e2e" ? 120_000 : suite === "faults" ? 300_000 : 30_000,
     hookTimeout: suite === "e2e" || suite === "faults" ? 120_000 : 60_000,
     // Integration suites each start a PGlite instance (WASM, memory-hungry while compiling);

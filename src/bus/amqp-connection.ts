@@ -1,4 +1,4 @@
-import amqp, { type ChannelModel, type ConfirmChannel, type Options } from "amqplib";
+import type { ChannelModel, ConfirmChannel, Options } from "amqplib";
 import { type Logger, redactUrl } from "../log.js";
 import type { AmqpTls } from "./amqp-tls.js";
 
@@ -82,6 +82,8 @@ export async function connectAmqp(o: AmqpSessionOptions): Promise<AmqpSession> {
 
   /** One connection's life: connect, run setups, wait until it is lost. */
   async function connectOnce(): Promise<void> {
+    // Loaded on first use: the embedded default never needs the AMQP client (~20 ms of start-up).
+    const { default: amqp } = await import("amqplib");
     const conn = await amqp.connect(o.url, { clientProperties: { connection_name: o.name }, ...o.tls });
     const lost = new Promise<void>((resolve) => {
       conn.on("close", () => resolve());

@@ -1,57 +1,78 @@
-import { CERTS_USAGE, certsCommand } from "./certs.js";
 import { usageError } from "./cli-error.js";
-import { devicesCommand, DEVICES_USAGE } from "./devices.js";
 import { didYouMean } from "../core/did-you-mean.js";
-import { JOBS_USAGE, jobsCommand } from "./jobs.js";
-import { LOGIN_USAGE, loginCommand } from "./login.js";
-import { MIGRATE_USAGE, migrateCommand } from "./migrate.js";
-import { PROVISIONING_USAGE, provisioningCommand } from "./provisioning.js";
-import { RULES_USAGE, rulesCommand } from "./rules.js";
-import { serve } from "./serve.js";
-import { SHARE_USAGE, shareCommand } from "./share.js";
-import { SIMULATE_USAGE, simulateCommand } from "./simulate.js";
-import { TASKS_USAGE, tasksCommand } from "./tasks.js";
-import { TELEMETRY_USAGE, telemetryCommand } from "./telemetry.js";
-import { USERS_USAGE, usersCommand } from "./users.js";
 
 const SERVE_USAGE = `tether serve    run the control plane until Ctrl-C (also: tether with no command, npm start)
   Configured by environment variables (TETHER_PORT, DATABASE_URL, MQTT_URL, ...): see the README's Configuration.`;
 
-interface Command {
+/** What a command's module gives: its help and how it runs. */
+interface Loaded {
   usage: string;
-  /** The words the command takes first (`devices list`); none: it takes flags only. */
-  subcommands?: readonly string[];
   run(args: string[]): Promise<void>;
 }
 
-/** Every `tether <command>`: how it is run, its help and its subcommands (checked before it runs). */
+interface Command {
+  /**
+   * Imports the command's module when it is run or its help is asked for: `tether devices list`
+   * loads the client and the device contract, not the server, PGlite or the broker.
+   */
+  load(): Promise<Loaded>;
+  /** The words the command takes first (`devices list`); none: it takes flags only. */
+  subcommands?: readonly string[];
+}
+
+/** Every `tether <command>`: how it is loaded and its subcommands (checked before it runs). */
 const COMMANDS: Record<string, Command> = {
-  serve: { usage: SERVE_USAGE, run: () => serve() },
-  migrate: { usage: MIGRATE_USAGE, run: migrateCommand },
-  devices: { usage: DEVICES_USAGE, subcommands: ["create", "get", "list", "update", "delete"], run: devicesCommand },
-  tasks: { usage: TASKS_USAGE, subcommands: ["create", "get", "list", "cancel", "watch"], run: tasksCommand },
-  telemetry: { usage: TELEMETRY_USAGE, subcommands: ["query", "latest", "stream"], run: telemetryCommand },
-  rules: { usage: RULES_USAGE, subcommands: ["create", "list", "get", "preview", "pause", "resume", "runs", "delete"], run: rulesCommand },
-  certs: { usage: CERTS_USAGE, subcommands: ["issue", "renew", "revoke", "list", "get", "crl"], run: certsCommand },
+  serve: { load: async () => ({ usage: SERVE_USAGE, run: async () => (await import("./serve.js")).serve() }) },
+  migrate: { load: async () => import("./migrate.js").then((m) => ({ usage: m.MIGRATE_USAGE, run: m.migrateCommand })) },
+  devices: {
+    subcommands: ["create", "get", "list", "update", "delete"],
+    load: async () => import("./devices.js").then((m) => ({ usage: m.DEVICES_USAGE, run: m.devicesCommand })),
+  },
+  tasks: {
+    subcommands: ["create", "get", "list", "cancel", "watch"],
+    load: async () => import("./tasks.js").then((m) => ({ usage: m.TASKS_USAGE, run: m.tasksCommand })),
+  },
+  telemetry: {
+    subcommands: ["query", "latest", "stream"],
+    load: async () => import("./telemetry.js").then((m) => ({ usage: m.TELEMETRY_USAGE, run: m.telemetryCommand })),
+  },
+  rules: {
+    subcommands: ["create", "list", "get", "preview", "pause", "resume", "runs", "delete"],
+    load: async () => import("./rules.js").then((m) => ({ usage: m.RULES_USAGE, run: m.rulesCommand })),
+  },
+  certs: {
+    subcommands: ["issue", "renew", "revoke", "list", "get", "crl"],
+    load: async () => import("./certs.js").then((m) => ({ usage: m.CERTS_USAGE, run: m.certsCommand })),
+  },
   provisioning: {
-    usage: PROVISIONING_USAGE,
     subcommands: ["create", "list", "get", "delete", "allow", "records", "claim-cert", "provision"],
-    run: provisioningCommand,
+    load: async () => import("./provisioning.js").then((m) => ({ usage: m.PROVISIONING_USAGE, run: m.provisioningCommand })),
   },
-  jobs: { usage: JOBS_USAGE, subcommands: ["create", "schedule", "list", "get", "watch", "executions", "pause", "resume", "cancel"], run: jobsCommand },
-  simulate: { usage: SIMULATE_USAGE, run: simulateCommand },
-  login: { usage: LOGIN_USAGE, run: (args) => loginCommand("login", args) },
-  logout: { usage: LOGIN_USAGE, run: (args) => loginCommand("logout", args) },
-  whoami: { usage: LOGIN_USAGE, run: (args) => loginCommand("whoami", args) },
+  jobs: {
+    subcommands: ["create", "schedule", "list", "get", "watch", "executions", "pause", "resume", "cancel"],
+    load: async () => import("./jobs.js").then((m) => ({ usage: m.JOBS_USAGE, run: m.jobsCommand })),
+  },
+  simulate: { load: async () => import("./simulate.js").then((m) => ({ usage: m.SIMULATE_USAGE, run: (args: string[]) => m.simulateCommand(args) })) },
+  login: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("login", args) })) },
+  logout: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("logout", args) })) },
+  whoami: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("whoami", args) })) },
   users: {
-    usage: USERS_USAGE,
     subcommands: ["create", "list", "get", "delete", "set-password", "add-to-group", "remove-from-group", "groups", "api-keys"],
-    run: usersCommand,
+    load: async () => import("./users.js").then((m) => ({ usage: m.USERS_USAGE, run: m.usersCommand })),
   },
-  share: { usage: SHARE_USAGE, subcommands: ["add", "remove", "list"], run: shareCommand },
+  share: {
+    subcommands: ["add", "remove", "list"],
+    load: async () => import("./share.js").then((m) => ({ usage: m.SHARE_USAGE, run: m.shareCommand })),
+  },
 };
 
-export const USAGE = `tether — gRPC-first IoT control plane
+/** The commands whose help `tether --help` prints after the overview, in this order. */
+const HELP_ORDER = ["devices", "tasks", "telemetry", "rules", "certs", "provisioning", "login", "users", "share", "jobs", "simulate", "migrate"];
+
+/** `tether --help`: the overview, then every command's usage (which loads each command's module, not the server). */
+export async function usage(): Promise<string> {
+  const usages = await Promise.all(HELP_ORDER.map(async (c) => (await COMMANDS[c]!.load()).usage));
+  return `tether — gRPC-first IoT control plane
 
   tether serve              run the control plane (embedded PostgreSQL and MQTT broker by default)
   tether migrate            apply database migrations to DATABASE_URL and exit
@@ -69,7 +90,8 @@ export const USAGE = `tether — gRPC-first IoT control plane
 
 tether <command> --help shows a command's subcommands and flags.
 
-${["devices", "tasks", "telemetry", "rules", "certs", "provisioning", "login", "users", "share", "jobs", "simulate", "migrate"].map((c) => COMMANDS[c]!.usage).join("\n\n")}`;
+${usages.join("\n\n")}`;
+}
 
 /** Flags every command takes, besides those its usage names. */
 const GLOBAL_FLAGS = ["--json", "--address", "--certs", "--help"];
@@ -115,13 +137,13 @@ export async function runCli(argv: string[]): Promise<void> {
     const topic = rest[0] === undefined ? undefined : COMMANDS[rest[0]];
     if (rest[0] !== undefined && !topic)
       throw usageError(`unknown command "${rest[0]}" for "tether"${quoted(didYouMean(rest[0], Object.keys(COMMANDS)))}`, "tether");
-    console.log(topic?.usage ?? USAGE);
+    console.log(topic ? (await topic.load()).usage : await usage());
     return;
   }
   const command = COMMANDS[name];
   if (!command) throw usageError(`unknown command "${name}" for "tether"${quoted(didYouMean(name, Object.keys(COMMANDS)))}`, "tether");
   if (asksForHelp(rest)) {
-    console.log(command.usage);
+    console.log((await command.load()).usage);
     return;
   }
   if (command.subcommands) {
@@ -131,9 +153,10 @@ export async function runCli(argv: string[]): Promise<void> {
     if (!command.subcommands.includes(sub))
       throw usageError(`unknown command "${sub}" for "tether ${name}"${quoted(didYouMean(sub, command.subcommands))}`, `tether ${name}`);
   }
+  const loaded = await command.load();
   try {
-    await command.run(rest);
+    await loaded.run(rest);
   } catch (err) {
-    throw fromParseError(err, name, command.usage);
+    throw fromParseError(err, name, loaded.usage);
   }
 }

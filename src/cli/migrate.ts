@@ -1,7 +1,3 @@
-import { loadConfig } from "../config.js";
-import { createLogger } from "../log.js";
-import { migrate } from "../store/migrate.js";
-
 export const MIGRATE_USAGE = `tether migrate    apply pending migrations to DATABASE_URL and exit
 
   Safe to run while replicas start or serve: node-pg-migrate holds a PostgreSQL advisory lock, so
@@ -15,6 +11,8 @@ export async function migrateCommand(args: string[]): Promise<void> {
     return;
   }
   if (args.length > 0) throw new Error(`unexpected arguments: ${args.join(" ")}\n\n${MIGRATE_USAGE}`);
+  // Loaded here, not at the top: `tether --help` shows this usage without loading node-pg-migrate and pino.
+  const [{ loadConfig }, { createLogger }, { migrate }] = await Promise.all([import("../config.js"), import("../log.js"), import("../store/migrate.js")]);
   const config = loadConfig();
   if (!config.database.url) throw new Error("DATABASE_URL is not set (the embedded database is migrated by `tether serve` itself)");
   const applied = await migrate(config.database.url, createLogger(config.logLevel));

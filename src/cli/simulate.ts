@@ -7,9 +7,6 @@ import type { DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { PRODUCTS, type Product, productNamed } from "../core/products/index.js";
 import type { SimOptions } from "../core/products/sim-behaviour.js";
-import { createLogger } from "../log.js";
-import { ensureDevPki, issueDeviceCertificate } from "../pki/dev-pki.js";
-import { startFleet } from "../sim/fleet.js";
 import { connectClient } from "./client.js";
 
 /** Every name `--kind` accepts, from the product registry. */
@@ -51,6 +48,12 @@ export async function simulateCommand(argv: string[], opts: { stop?: Promise<voi
   if (!(rate >= 0 && rate <= 1000)) throw new Error("--telemetry-rate must be between 0 and 1000 samples/s per device");
   const certsDir = path.resolve(String(v.certs ?? process.env.TETHER_CERTS_DIR ?? "certs"));
   if (!existsSync(path.join(certsDir, "ca.key"))) throw new Error(`no CA in ${certsDir}: start the server once (npm start) or pass --certs`);
+  // Loaded only now: `tether --help` shows this usage without the MQTT client, the X.509 library and pino.
+  const [{ createLogger }, { ensureDevPki, issueDeviceCertificate }, { startFleet }] = await Promise.all([
+    import("../log.js"),
+    import("../pki/dev-pki.js"),
+    import("../sim/fleet.js"),
+  ]);
   const pki = await ensureDevPki(certsDir);
   // The shortest name people use for the kind, dashed, so ids stay short (an alias when it is shorter).
   const prefix = String(v.prefix ?? `sim-${[...kindNames(product)].sort((a, b) => a.length - b.length)[0]!.replaceAll("_", "-")}`);

@@ -1,9 +1,10 @@
 import { chmod } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import postgres from "postgres";
 import type { Logger } from "pino";
 import { ensurePrivateDir, PRIVATE_TREE, tightenTree } from "../ops/file-modes.js";
-import { migrate } from "./migrate.js";
+import { migrate, migrationsPending } from "./migrate.js";
 import { privateSocket, SOCKET_PORT } from "./private-socket.js";
 
 /** A postgres.js client; the only way the stores talk SQL. */
@@ -77,9 +78,19 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     await tighten();
     await chmod(socket.path, 0o600); // the folder already keeps others out; the socket too
     opts.log.info({ dataDir: opts.dataDir, socketDir: socket.dir, ms: Date.now() - started }, "embedded database ready");
-    await migrate({ host: socket.dir, port: SOCKET_PORT, user: "postgres", database: "postgres" }, opts.log);
-    await tighten();
     sql = postgres({ path: socket.path, user: "postgres", database: "postgres", max: 1, onnotice: () => {}, debug });
+    // One process owns the embedded database (the data directory's lock), so reading what was applied
+    // and then migrating cannot race another replica: a restart with nothing new skips node-pg-migrate.
+    // (The pool is idle while node-pg-migrate runs on its own connection: PGlite's socket server
+    // must never see two connections' messages interleaved.)
+    const applied = await sql<{ name: string }[]>`select name from pgmigrations`.then(
+      (rows) => rows.map((row) => row.name),
+      () => [], // a new database: no table yet
+    );
+    if (migrationsPending(applied)) {
+      await migrate({ host: socket.dir, port: SOCKET_PORT, user: "postgres", database: "postgres" }, opts.log);
+      await tighten();
+    }
     return { sql, embedded: true, statements, close };
   } catch (err) {
     await close().catch(() => undefined);
@@ -94,7 +105,7 @@ interface DatabaseThread {
 
 /** Starts the embedded database's worker thread; resolves once its socket accepts connections. */
 async function startDatabaseThread(data: { dataDir: string; socketPath: string; maxConnections: number }, log: Logger): Promise<DatabaseThread> {
-  const worker = new Worker(new URL("./pglite-worker.mjs", import.meta.url), { workerData: data });
+  const worker = new Worker(workerFile(), { workerData: data });
   let exited = false;
   const exit = new Promise<void>((resolve) =>
     worker.once("exit", (code) => {
@@ -130,4 +141,16 @@ async function startDatabaseThread(data: { dataDir: string; socketPath: string; 
       await worker.terminate();
     },
   };
+}
+
+/**
+ * The worker's file: next to this module in a checkout (tsx, vitest), at the root of dist/ in the
+ * compiled build, where this module is inside a bundle chunk (scripts/build-dist.js copies it there).
+ */
+function workerFile(): URL {
+  for (const rel of ["./pglite-worker.mjs", "../pglite-worker.mjs"]) {
+    const url = new URL(rel, import.meta.url);
+    if (existsSync(url)) return url;
+  }
+  throw new Error(`pglite-worker.mjs not found near ${import.meta.url}: run npm run build`);
 }

@@ -1,16 +1,44 @@
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { runner } from "node-pg-migrate";
 import type { ClientConfig } from "pg";
 import type { Logger } from "pino";
 
-/** The migrations folder shipped with the package (SQL files, shared by PGlite and PostgreSQL). */
-export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations", import.meta.url));
+/**
+ * The migrations folder shipped with the package (SQL files, shared by PGlite and PostgreSQL), at
+ * the package root: the nearest `migrations/` above this module, which is src/store/ when run from
+ * source (tests) and a chunk in dist/ when compiled (scripts/build-dist.js).
+ */
+export const MIGRATIONS_DIR = nearestMigrations(path.dirname(fileURLToPath(import.meta.url)));
+
+function nearestMigrations(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "migrations"))) return path.join(dir, "migrations");
+    if (path.dirname(dir) === dir) throw new Error(`no migrations/ folder above ${from}`);
+  }
+}
+
+/**
+ * Whether `applied` (the names in `pgmigrations`) differs from the migration files: false only
+ * when every file was applied and nothing else was, so a start with nothing to do skips
+ * node-pg-migrate; any other case (new files, or names it does not know) goes through it, which
+ * applies or refuses as it always did.
+ */
+export function migrationsPending(applied: readonly string[]): boolean {
+  const files = readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /\.(sql|js|ts)$/.test(f))
+    .map((f) => f.replace(/\.[^.]+$/, ""));
+  const done = new Set(applied);
+  return files.length !== done.size || files.some((f) => !done.has(f));
+}
 
 /**
  * Applies every pending migration. node-pg-migrate takes a PostgreSQL advisory lock, so several
  * replicas starting at once apply each migration exactly once.
  */
 export async function migrate(databaseUrl: string | ClientConfig, log: Logger): Promise<string[]> {
+  // Loaded only when something may be pending (see migrationsPending): node-pg-migrate and pg cost ~80 ms of start-up.
+  const { runner } = await import("node-pg-migrate");
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,

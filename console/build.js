@@ -1,10 +1,11 @@
 /**
- * Builds the web console with Vite's API. `tsx console/build.ts --if-stale` (npm's `prestart`)
+ * Builds the web console with Vite's API. `node console/build.js --if-stale` (npm's `prestart`)
  * builds only when `console/dist/index.html` is missing or older than any console source or
  * generated contract file, so `npm start` after a pull serves the console that matches the code,
- * and costs a few milliseconds when nothing changed.
+ * and costs a few milliseconds when nothing changed. Plain JavaScript (types in build.d.ts): the
+ * check runs at every `npm start`, and starting a TypeScript loader for it cost ~2 s.
  */
-import { readdirSync, type Stats, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -12,8 +13,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 // The console imports the product modules (labels, metrics, bounds) from the server's core.
 const SOURCES = ["src", "public", "index.html", "vite.config.ts", "../gen", "../src/core/products"].map((p) => path.join(here, p));
 
-function newest(p: string): number {
-  let st: Stats;
+/** @param {string} p @returns {number} the newest mtime of `p` and everything under it; 0 when missing */
+function newest(p) {
+  let st;
   try {
     st = statSync(p);
   } catch {
@@ -24,12 +26,13 @@ function newest(p: string): number {
 }
 
 /** True when the built console is missing or older than its sources. */
-export function consoleIsStale(): boolean {
+export function consoleIsStale() {
   const built = newest(path.join(here, "dist/index.html"));
   return built === 0 || Math.max(...SOURCES.map(newest)) > built;
 }
 
-export async function buildConsole(opts: { quiet?: boolean } = {}): Promise<void> {
+/** @param {{ quiet?: boolean }} [opts] */
+export async function buildConsole(opts = {}) {
   const { build } = await import("vite");
   await build({ configFile: path.join(here, "vite.config.ts"), logLevel: opts.quiet ? "warn" : "info" });
 }
