@@ -33,7 +33,7 @@ const methods: Record<Call["method"], (arg: unknown) => Promise<unknown>> = {
     return {
       cpu: process.cpuUsage(),
       elu: performance.eventLoopUtilization(),
-      statements: app?.sqlStatements() ?? 0,
+      statements: app?.sqlStatements?.() ?? 0,
       memory: process.memoryUsage(),
       counters: app?.counters.snapshot() ?? {},
     };
