@@ -54,7 +54,8 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
     users: createUserStore(db.sql),
     provisioning: createProvisioningStore(db.sql),
     tasks: createTaskStore(db.sql),
-    telemetry: createTelemetryStore(db.sql),
+    // COPY staging on PostgreSQL; PGlite's socket server cannot take COPY FROM STDIN.
+    telemetry: createTelemetryStore(db.sql, { copy: !db.embedded }),
     certificates: createCertificateStore(db.sql),
     rules: createRuleStore(db.sql),
     jobs: createJobStore(db.sql),

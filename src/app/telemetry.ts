@@ -32,7 +32,8 @@ export async function startTelemetry(x: Infrastructure) {
   // Several inserts in flight pay off on PostgreSQL; PGlite runs one statement at a time anyway.
   const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog, writers: x.db.embedded ? 1 : 3 });
   const telemetry = createTelemetryService({ store: telemetryStore, devices: x.stores.devices, feed: x.feeds.sampleFeed, clock });
-  const maintain = () => maintainTelemetry(telemetryStore, clock, config.telemetry.retentionDays, coreLog);
+  const retention = { raw: config.telemetry.retentionDays, "1m": config.telemetry.minuteRetentionDays, "1h": config.telemetry.hourRetentionDays };
+  const maintain = () => maintainTelemetry(telemetryStore, clock, retention, coreLog);
   await maintain();
   writer.start();
   // Bounded generously: the writer drains the queue into the database before it returns.
