@@ -30,13 +30,14 @@ const MERGE = `ON CONFLICT (device_id, metric, bucket, tags_key) DO UPDATE SET
  * The statement after the samples are in `u` (d, m, t, k, v, g): inserts them idempotently and,
  * from what the INSERT actually added (RETURNING: a resent sample is not there), merges the minute
  * and hour rollups; upserts the latest value per metric. One statement, so rollups and samples
- * commit together. Rows are grouped and sorted by key, so concurrent writers lock rollup rows in
- * the same order.
+ * commit together. Every INSERT takes its rows in key order: concurrent writers holding the same
+ * samples (redeliveries) then wait for each other in one order instead of deadlocking (measured:
+ * without the ORDER BY, three racing writers deadlocked on the primary key within a second).
  */
 const WRITE = `
   ins AS (
     INSERT INTO telemetry (device_id, metric, time, tags_key, value, tags)
-    SELECT d, m, t, k, v, g FROM u
+    SELECT d, m, t, k, v, g FROM u ORDER BY d, m, t, k
     ON CONFLICT DO NOTHING RETURNING device_id, metric, time, tags_key, value),
   m1 AS MATERIALIZED (
     SELECT device_id, metric, date_bin('1 minute', time, ${EPOCH}) AS bucket, tags_key,

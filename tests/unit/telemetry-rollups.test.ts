@@ -1,4 +1,6 @@
-import type { PGlite } from "@electric-sql/pglite";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Aggregation } from "../../gen/tether/v1/telemetry_pb.js";
@@ -6,14 +8,15 @@ import type { TelemetryQuery } from "../../src/core/ports/telemetry.js";
 import { maintainTelemetry } from "../../src/core/telemetry/retention.js";
 import type { SampleRecord } from "../../src/core/telemetry/sample.js";
 import type { Sql } from "../../src/store/database.js";
+import { MIGRATIONS_DIR } from "../../src/store/migrate.js";
 import { planQuery } from "../../src/store/telemetry-query.js";
 import { createTelemetryStore } from "../../src/store/telemetry-store.js";
 import { inProcessSql, migratedPglite } from "../helpers/pglite-in-process.js";
+import { expectRollupsEqualRaw, random, randomSamples } from "../helpers/telemetry-samples.js";
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
-const AGGREGATIONS = [Aggregation.UNSPECIFIED, Aggregation.AVG, Aggregation.MIN, Aggregation.MAX, Aggregation.SUM, Aggregation.COUNT, Aggregation.LAST];
 
 let db: PGlite;
 let sql: Sql;
@@ -25,33 +28,6 @@ afterAll(async () => {
   await sql?.end({ timeout: 1 });
   await db?.close();
 });
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
-function random(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * Samples of two metrics, with and without tags, over `spanMs` from `from`. Values are multiples
- * of 1/8 so every sum is exact in float64 and the rollups can be compared for equality, not
- * closeness (with arbitrary values, sums differ in the last bits by summation order, as two raw
- * queries may). Some samples of different tags share a time, to exercise LAST's tie-break.
- */
-function randomSamples(rnd: () => number, deviceId: string, from: number, spanMs: number, n: number): SampleRecord[] {
-  const out: SampleRecord[] = [];
-  for (let i = 0; i < n; i++) {
-    const time = i > 0 && rnd() < 0.05 ? out[i - 1]!.time : new Date(from + Math.floor(rnd() * spanMs));
-    const tags: Record<string, string> = rnd() < 0.3 ? {} : { room: rnd() < 0.5 ? "a" : "b" };
-    out.push({ deviceId, metric: rnd() < 0.5 ? "temp" : "hum", time, value: Math.round((rnd() - 0.5) * 16_000) / 8, tags });
-  }
-  return out;
-}
 
 describe("planQuery", () => {
   it("reads aligned minutes and hours from the rollups and only the edges from raw samples", () => {
@@ -89,24 +65,11 @@ describe("telemetry rollups (embedded PGlite, the unnest path)", () => {
     const [h] = await sql`SELECT sum(count)::int AS n FROM telemetry_1h WHERE device_id = 'r1'`;
     expect([m!.n, h!.n]).toEqual([stored, stored]);
 
-    const ranges: Array<[number, number]> = [
+    await expectRollupsEqualRaw(store, "r1", [
       [from, from + span], // unaligned at both ends
       [Date.UTC(2026, 2, 3, 23), Date.UTC(2026, 2, 4, 2)], // aligned to hours
       [from + 7 * MIN + 3_001, from + 3 * HOUR + 59_999],
-    ];
-    const widths = [MIN, 5 * MIN, 7 * MIN, HOUR, 2 * HOUR, DAY, 90_000, 1000];
-    let compared = 0;
-    for (const [start, end] of ranges)
-      for (const bucketMs of widths)
-        for (const aggregation of AGGREGATIONS)
-          for (const metrics of [[], ["temp"]]) {
-            const q: TelemetryQuery = { deviceId: "r1", metrics, start: new Date(start), end: new Date(end), bucketMs, aggregation, limit: 100_000 };
-            const want = await store.queryRaw(q);
-            expect(want.length).toBeGreaterThan(0);
-            expect(await store.query(q), `${new Date(start).toISOString()} +${bucketMs} ms agg ${aggregation} ${metrics}`).toEqual(want);
-            compared++;
-          }
-    expect(compared).toBe(ranges.length * widths.length * AGGREGATIONS.length * 2);
+    ]);
   });
 
   it("pages through rollup buckets as through raw ones", async () => {
@@ -178,5 +141,38 @@ describe("telemetry rollups (embedded PGlite, the unnest path)", () => {
     expect(await store.query({ ...q(HOUR), end: new Date(now + DAY) })).toEqual([]);
     const [{ n }] = (await sql`SELECT count(*)::int AS n FROM telemetry_1h WHERE device_id = 'ret'`) as unknown as [{ n: number }];
     expect(n).toBe(0);
+  });
+});
+
+describe("migration 14 on a database that already holds samples", () => {
+  it("backfills both rollup tiers, equal to the raw aggregates", async () => {
+    const old = await PGlite.create();
+    const files = readdirSync(MIGRATIONS_DIR)
+      .filter((f) => f.endsWith(".sql"))
+      .sort();
+    const up = (f: string) => readFileSync(path.join(MIGRATIONS_DIR, f), "utf8").split(/^-- Down Migration/m)[0]!;
+    const rollups = files.findIndex((f) => f.startsWith("1732300000014_"));
+    for (const f of files.slice(0, rollups)) await old.exec(up(f));
+    const oldSql = inProcessSql(old);
+    try {
+      // Samples written the way the writer did before rollups existed.
+      const from = Date.UTC(2026, 4, 31, 21, 3, 7); // crosses a month: two hour-rollup partitions
+      const samples = randomSamples(random(14), "pre", from, 6 * HOUR, 3000);
+      for (const day of [Date.UTC(2026, 4, 31), Date.UTC(2026, 5, 1)])
+        await oldSql.unsafe(
+          `CREATE TABLE telemetry_${new Date(day).toISOString().slice(0, 10).replace(/-/g, "")} PARTITION OF telemetry FOR VALUES FROM ('${new Date(day).toISOString()}') TO ('${new Date(day + DAY).toISOString()}')`,
+        );
+      for (const s of samples)
+        await oldSql`INSERT INTO telemetry (device_id, metric, time, tags_key, value) VALUES (${s.deviceId}, ${s.metric}, ${s.time}, ${Object.entries(s.tags)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(",")}, ${s.value}) ON CONFLICT DO NOTHING`;
+      for (const f of files.slice(rollups)) await old.exec(up(f));
+      const store = createTelemetryStore(oldSql);
+      expect(await store.rollupPartitions("1h")).toEqual(["telemetry_1h_202605", "telemetry_1h_202606"]);
+      await expectRollupsEqualRaw(store, "pre", [[from, from + 6 * HOUR]]);
+    } finally {
+      await oldSql.end({ timeout: 1 });
+      await old.close();
+    }
   });
 });
