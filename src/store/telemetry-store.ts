@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { TelemetryRepository } from "../core/ports/telemetry.js";
+import { withTimeout } from "../core/timeout.js";
 import { type SampleRecord, tagsKey } from "../core/telemetry/sample.js";
 import type { Sql } from "./database.js";
 import { createTelemetryPartitions } from "./telemetry-partitions.js";
@@ -8,6 +9,8 @@ import { queryTelemetry } from "./telemetry-query.js";
 import { type TxSql, withTransaction } from "./transaction.js";
 
 const EPOCH = "TIMESTAMPTZ '1970-01-01T00:00:00Z'";
+/** A COPY of one batch (≤ 5,000 rows, well under a second) that has not completed after this failed. */
+const COPY_TIMEOUT_MS = 20_000;
 
 export interface TelemetryStoreOptions {
   /**
@@ -82,7 +85,10 @@ function copyLines(samples: SampleRecord[]): string {
 async function copyInsert(tx: TxSql, samples: SampleRecord[]): Promise<number> {
   await tx.unsafe(STAGE);
   const stage = await tx`COPY telemetry_stage (d, m, t, k, v, g) FROM STDIN`.writable();
-  await pipeline(Readable.from([copyLines(samples)]), stage);
+  // postgres.js settles the stream's end only on the server's CommandComplete: a connection lost
+  // after CopyDone leaves it pending forever, and the reserved connection with it. Bounded, the
+  // transaction fails, the connection goes back to the pool (which reconnects) and the batch is retried.
+  await withTimeout(pipeline(Readable.from([copyLines(samples)]), stage), COPY_TIMEOUT_MS, "COPY did not complete");
   const [{ n }] = (await tx.unsafe(`WITH u AS (SELECT d, m, t, k, v, g FROM telemetry_stage), ${WRITE}`)) as unknown as [{ n: number }];
   return n;
 }
