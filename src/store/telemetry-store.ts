@@ -19,8 +19,18 @@ export interface TelemetryStoreOptions {
    * server drops the connection on COPY FROM STDIN (measured with pglite-socket 0.2.17). @default false
    */
   copy?: boolean;
+  /**
+   * Smaller batches take the unnest path even with `copy`: COPY costs four more round trips
+   * (BEGIN, the staging table, COPY, COMMIT), which only a large batch repays (measured on
+   * PostgreSQL 15 here: 250-row batches 57k rows/s by COPY against 91k by unnest; 5,000-row
+   * batches within noise of each other). @default 1000
+   */
+  copyMinRows?: number;
 }
 
+// The latest value of a group is the second element of the greatest [epoch seconds, value] pair:
+// cheaper than array_agg(value ORDER BY time DESC), which sorts every group. Exact: within one
+// series times are unique (primary key), and doubles tell microseconds apart until the year 2200.
 // Rollup rows merge by min/max/sum/count, and keep the later of the two "last" samples. SET
 // expressions see the old row, so last_value compares against the old last_time.
 const MERGE = `ON CONFLICT (device_id, metric, bucket, tags_key) DO UPDATE SET
@@ -33,29 +43,30 @@ const MERGE = `ON CONFLICT (device_id, metric, bucket, tags_key) DO UPDATE SET
  * The statement after the samples are in `u` (d, m, t, k, v, g): inserts them idempotently and,
  * from what the INSERT actually added (RETURNING: a resent sample is not there), merges the minute
  * and hour rollups; upserts the latest value per metric. One statement, so rollups and samples
- * commit together. Every INSERT takes its rows in key order: concurrent writers holding the same
+ * commit together. Every INSERT takes its rows in key order (bytewise, the cheapest to sort; any
+ * one order will do): concurrent writers holding the same
  * samples (redeliveries) then wait for each other in one order instead of deadlocking (measured:
  * without the ORDER BY, three racing writers deadlocked on the primary key within a second).
  */
 const WRITE = `
   ins AS (
     INSERT INTO telemetry (device_id, metric, time, tags_key, value, tags)
-    SELECT d, m, t, k, v, g FROM u ORDER BY d, m, t, k
+    SELECT d, m, t, k, v, g FROM u ORDER BY d COLLATE "C", m COLLATE "C", t, k COLLATE "C"
     ON CONFLICT DO NOTHING RETURNING device_id, metric, time, tags_key, value),
   m1 AS MATERIALIZED (
     SELECT device_id, metric, date_bin('1 minute', time, ${EPOCH}) AS bucket, tags_key,
            min(value) AS mn, max(value) AS mx, sum(value) AS sm, count(*) AS n,
-           max(time) AS lt, (array_agg(value ORDER BY time DESC))[1] AS lv
+           max(time) AS lt, (max(ARRAY[date_part('epoch', time), value]))[2] AS lv
     FROM ins GROUP BY 1, 2, 3, 4),
   r1 AS (
     INSERT INTO telemetry_1m AS r (device_id, metric, bucket, tags_key, min, max, sum, count, last_time, last_value)
-    SELECT * FROM m1 ORDER BY device_id, metric, bucket, tags_key
+    SELECT * FROM m1 ORDER BY device_id COLLATE "C", metric COLLATE "C", bucket, tags_key COLLATE "C"
     ${MERGE}),
   r2 AS (
     INSERT INTO telemetry_1h AS r (device_id, metric, bucket, tags_key, min, max, sum, count, last_time, last_value)
     SELECT device_id, metric, date_bin('1 hour', bucket, ${EPOCH}) AS hb, tags_key, min(mn), max(mx), sum(sm), sum(n),
-           max(lt), (array_agg(lv ORDER BY lt DESC))[1]
-    FROM m1 GROUP BY device_id, metric, hb, tags_key ORDER BY device_id, metric, hb, tags_key
+           max(lt), (max(ARRAY[date_part('epoch', lt), lv]))[2]
+    FROM m1 GROUP BY device_id, metric, hb, tags_key ORDER BY device_id COLLATE "C", metric COLLATE "C", hb, tags_key COLLATE "C"
     ${MERGE}),
   latest AS (
     -- Samples of devices deleted meanwhile are stored but get no "latest" (the JOIN drops them).
@@ -126,7 +137,8 @@ export function createTelemetryStore(sql: Sql, options: TelemetryStoreOptions = 
     async insert(samples) {
       if (samples.length === 0) return 0;
       await partitions.forTimes(samples.map((s) => s.time.getTime()));
-      return options.copy ? withTransaction(sql, (tx) => copyInsert(tx, samples)) : unnestInsert(sql, samples);
+      const copy = options.copy && samples.length >= (options.copyMinRows ?? 1000);
+      return copy ? withTransaction(sql, (tx) => copyInsert(tx, samples)) : unnestInsert(sql, samples);
     },
 
     query: (q) => queryTelemetry(sql, q),

@@ -66,7 +66,7 @@ describe("telemetry storage on a real PostgreSQL", () => {
   });
 
   it("COPY staging: idempotent under redelivery, rollups equal to the raw aggregates, odd tags intact", async () => {
-    const store = createTelemetryStore(sql, { copy: true });
+    const store = createTelemetryStore(sql, { copy: true, copyMinRows: 1 });
     const from = Date.UTC(2026, 5, 30, 21, 41, 3, 500); // crosses a day and a month
     const samples = randomSamples(random(3), "probe", from, 5 * 3_600_000, 8000, true);
     let stored = 0;
@@ -89,7 +89,7 @@ describe("telemetry storage on a real PostgreSQL", () => {
   });
 
   it("COPY staging: writers racing on the same samples store each once and count it once", async () => {
-    const stores = [0, 1, 2].map(() => createTelemetryStore(sql, { copy: true }));
+    const stores = [0, 1, 2].map(() => createTelemetryStore(sql, { copy: true, copyMinRows: 1 }));
     const samples = randomSamples(random(5), "probe", Date.UTC(2026, 6, 2, 10), 600_000, 6000).map((s) => ({ ...s, metric: "race" }));
     // Each writer sends the samples in its own order and overlapping batches, like redeliveries.
     const counts = await Promise.all(
