@@ -139,8 +139,15 @@ describe("telemetry rollups (embedded PGlite, the unnest path)", () => {
     const droppedLater = await maintainTelemetry(store, later, { raw: 30, "1m": 90, "1h": 365 }, pino({ level: "silent" }));
     expect(droppedLater).toContain(`telemetry_1h_${day(100).slice(0, 6)}`);
     expect(await store.query({ ...q(HOUR), end: new Date(now + DAY) })).toEqual([]);
+
     const [{ n }] = (await sql`SELECT count(*)::int AS n FROM telemetry_1h WHERE device_id = 'ret'`) as unknown as [{ n: number }];
     expect(n).toBe(0);
+
+    // A minute retention shorter than the raw one is raised to it (the rollups answer minute buckets).
+    expect(await store.insert([sample(-390, 4)])).toBe(1);
+    const short = { now: () => new Date(now + 400 * DAY) };
+    const none = await maintainTelemetry(store, short, { raw: 30, "1m": 1, "1h": 1 }, pino({ level: "silent" }));
+    expect(none.filter((n) => n.includes(day(-390)) || n.includes(day(-390).slice(0, 6)))).toEqual([]);
   });
 });
 

@@ -15,6 +15,12 @@ export type TelemetryRetention = Record<TelemetryTier, number>;
 export async function maintainTelemetry(store: TelemetryRepository, clock: Clock, retention: TelemetryRetention | number, log: CoreLogger): Promise<string[]> {
   const now = clock.now().getTime();
   await store.ensurePartitions(new Date(now - DAY), new Date(now + 3 * DAY));
+  // A coarser tier is never dropped before a finer one: queries read the rollups wherever the
+  // bucket allows, so minute rollups shorter-lived than the raw samples would hide stored data.
+  if (typeof retention !== "number") {
+    const minute = Math.max(retention["1m"], retention.raw);
+    retention = { raw: retention.raw, "1m": minute, "1h": Math.max(retention["1h"], minute) };
+  }
   const tiers: Array<[TelemetryTier, number]> =
     typeof retention === "number" ? [["raw", retention]] : (Object.entries(retention) as Array<[TelemetryTier, number]>);
   const dropped: string[] = [];
