@@ -93,8 +93,9 @@ const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g,
 function copyLines(samples: SampleRecord[]): string {
   let out = "";
   for (const s of samples) {
-    const tags = Object.keys(s.tags).length ? copyText(JSON.stringify(s.tags)) : "\\N";
-    out += `${copyText(s.deviceId)}\t${copyText(s.metric)}\t${s.time.toISOString()}\t${copyText(tagsKey(s.tags))}\t${s.value}\t${tags}\n`;
+    const key = tagsKey(s.tags);
+    const tags = key === "" ? "\\N" : copyText(JSON.stringify(s.tags));
+    out += `${copyText(s.deviceId)}\t${copyText(s.metric)}\t${s.time.toISOString()}\t${key === "" ? "" : copyText(key)}\t${s.value}\t${tags}\n`;
   }
   return out;
 }
