@@ -124,6 +124,10 @@ export interface TetherConfig {
     ephemeral: string[];
     /** Partitions older than this are dropped, days. @default 30 */
     retentionDays: number;
+    /** 1-minute rollups are kept this long, days (`TETHER_TELEMETRY_MINUTE_RETENTION_DAYS`). @default 90 */
+    minuteRetentionDays: number;
+    /** 1-hour rollups are kept this long, days (`TETHER_TELEMETRY_HOUR_RETENTION_DAYS`). @default 365 */
+    hourRetentionDays: number;
     /** Samples older than this are refused, s. @default 7 days */
     maxAgeSeconds: number;
     /** Samples further in the future than this are refused, s. @default 300 */
@@ -287,6 +291,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
         .map((x) => x.trim())
         .filter(Boolean),
       retentionDays: int(env, "TETHER_TELEMETRY_RETENTION_DAYS", 30, 1, 36_500),
+      minuteRetentionDays: int(env, "TETHER_TELEMETRY_MINUTE_RETENTION_DAYS", 90, 1, 36_500),
+      hourRetentionDays: int(env, "TETHER_TELEMETRY_HOUR_RETENTION_DAYS", 365, 1, 36_500),
       maxAgeSeconds: int(env, "TETHER_TELEMETRY_MAX_AGE_S", 7 * 86_400, 60, 366 * 86_400),
       maxFutureSeconds: int(env, "TETHER_TELEMETRY_MAX_FUTURE_S", 300, 0, 86_400),
       queueCapacity: int(env, "TETHER_TELEMETRY_QUEUE_CAPACITY", 1_000_000, 1000, 100_000_000),

@@ -55,7 +55,8 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
     users: createUserStore(db.sql),
     provisioning: createProvisioningStore(db.sql),
     tasks: createTaskStore(db.sql),
-    telemetry: createTelemetryStore(db.sql),
+    // COPY staging on PostgreSQL; PGlite's socket server cannot take COPY FROM STDIN, and runs one statement at a time.
+    telemetry: createTelemetryStore(db.sql, db.embedded ? { singleWriter: true } : { copy: true }),
     certificates: createCertificateStore(db.sql),
     rules: createRuleStore(db.sql),
     jobs: createJobStore(db.sql),

@@ -29,10 +29,19 @@ export async function startTelemetry(x: Infrastructure) {
       maxTags: 16,
     },
   });
-  // Several inserts in flight pay off on PostgreSQL; PGlite runs one statement at a time anyway.
-  const writer = createBatchWriter({ queue: telemetryQueue, store: telemetryStore, counters, log: coreLog, writers: x.db.embedded ? 1 : 3 });
+  // Several inserts in flight pay off on PostgreSQL; PGlite runs one statement at a time anyway,
+  // on the main thread, so there small batches wait 10 ms for company (see lingerMs).
+  const writer = createBatchWriter({
+    queue: telemetryQueue,
+    store: telemetryStore,
+    counters,
+    log: coreLog,
+    writers: x.db.embedded ? 1 : 3,
+    ...(x.db.embedded && { lingerMs: 10, minBatch: 1000 }),
+  });
   const telemetry = createTelemetryService({ store: telemetryStore, devices: x.stores.devices, feed: x.feeds.sampleFeed, clock });
-  const maintain = () => maintainTelemetry(telemetryStore, clock, config.telemetry.retentionDays, coreLog);
+  const retention = { raw: config.telemetry.retentionDays, "1m": config.telemetry.minuteRetentionDays, "1h": config.telemetry.hourRetentionDays };
+  const maintain = () => maintainTelemetry(telemetryStore, clock, retention, coreLog);
   await maintain();
   writer.start();
   // Bounded generously: the writer drains the queue into the database before it returns.

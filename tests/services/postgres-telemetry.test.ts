@@ -6,6 +6,7 @@ import { maintainTelemetry } from "../../src/core/telemetry/retention.js";
 import { migrate } from "../../src/store/migrate.js";
 import { createTelemetryStore } from "../../src/store/telemetry-store.js";
 import { freshDatabase } from "../helpers/postgres.js";
+import { expectRollupsEqualRaw, random, randomSamples } from "../helpers/telemetry-samples.js";
 
 const DAY = 86_400_000;
 let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -62,5 +63,49 @@ describe("telemetry storage on a real PostgreSQL", () => {
     const t = new Date("2026-05-01T08:00:00Z");
     const counts = await Promise.all(stores.map((st, i) => st.insert([{ deviceId: "probe", metric: `m${i}`, value: i, time: t, tags: {} }])));
     expect(counts).toEqual([1, 1, 1]);
+  });
+
+  it("COPY staging: idempotent under redelivery, rollups equal to the raw aggregates, odd tags intact", async () => {
+    const store = createTelemetryStore(sql, { copy: true, copyMinRows: 1 });
+    const from = Date.UTC(2026, 5, 30, 21, 41, 3, 500); // crosses a day and a month
+    const samples = randomSamples(random(3), "probe", from, 5 * 3_600_000, 8000, true);
+    let stored = 0;
+    for (let i = 0; i < samples.length; i += 900) stored += await store.insert(samples.slice(i, i + 900));
+    expect(await store.insert(samples.slice(2000, 5000))).toBe(0);
+    expect(await store.insert(samples.slice(100, 600).map((s) => ({ ...s, value: s.value + 0.5 })))).toBe(0);
+    const [{ n, m, h }] = (await sql`
+      SELECT (SELECT count(*)::int FROM telemetry WHERE device_id = 'probe' AND metric IN ('temp', 'hum')) AS n,
+             (SELECT sum(count)::int FROM telemetry_1m WHERE device_id = 'probe' AND metric IN ('temp', 'hum')) AS m,
+             (SELECT sum(count)::int FROM telemetry_1h WHERE device_id = 'probe' AND metric IN ('temp', 'hum')) AS h`) as unknown as [
+      { n: number; m: number; h: number },
+    ];
+    expect([n, m, h]).toEqual([stored, stored, stored]);
+    const [odd] = await sql`SELECT tags_key, tags FROM telemetry WHERE device_id = 'probe' AND tags_key = ${"room=f\ng\r"} LIMIT 1`;
+    expect(odd?.tags).toEqual({ room: "f\ng\r" });
+    await expectRollupsEqualRaw(store, "probe", [
+      [from, from + 5 * 3_600_000],
+      [Date.UTC(2026, 5, 30, 23), Date.UTC(2026, 6, 1, 1)],
+    ]);
+  });
+
+  it("COPY staging: writers racing on the same samples store each once and count it once", async () => {
+    const stores = [0, 1, 2].map(() => createTelemetryStore(sql, { copy: true, copyMinRows: 1 }));
+    const samples = randomSamples(random(5), "probe", Date.UTC(2026, 6, 2, 10), 600_000, 6000).map((s) => ({ ...s, metric: "race" }));
+    // Each writer sends the samples in its own order and overlapping batches, like redeliveries.
+    const counts = await Promise.all(
+      stores.map(async (st, w) => {
+        let n = 0;
+        const order = w === 1 ? [...samples].reverse() : samples;
+        for (let i = w * 250; i < order.length; i += 1000) n += await st.insert(order.slice(i, i + 1500));
+        n += await st.insert(order.slice(0, w * 250));
+        return n;
+      }),
+    );
+    const [{ n, m, h }] = (await sql`
+      SELECT (SELECT count(*)::int FROM telemetry WHERE metric = 'race') AS n,
+             (SELECT sum(count)::int FROM telemetry_1m WHERE metric = 'race') AS m,
+             (SELECT sum(count)::int FROM telemetry_1h WHERE metric = 'race') AS h`) as unknown as [{ n: number; m: number; h: number }];
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(n);
+    expect([m, h]).toEqual([n, n]);
   });
 });

@@ -30,4 +30,28 @@ describe("telemetry batch writer", () => {
     expect(counters.get("tether_telemetry_write_failures_total")).toBe(1);
     await writer.stop();
   });
+
+  it("lingers small batches into larger ones and, when a merged batch fails, requeues it in order", async () => {
+    const queue = createMemoryQueue(1000);
+    const stored: number[] = [];
+    let calls = 0;
+    const store = {
+      insert: (samples: SampleRecord[]) => {
+        calls++;
+        if (calls === 1) return Promise.reject(new Error("database down"));
+        stored.push(...samples.map((x) => x.value));
+        return Promise.resolve(samples.length);
+      },
+    } as unknown as TelemetryRepository;
+    const writer = createBatchWriter({ queue, store, counters: createCounters(), log: pino({ level: "silent" }), flushMs: 5, lingerMs: 20, minBatch: 50 });
+    writer.start();
+    const sample = (value: number): SampleRecord => ({ deviceId: `d${value % 7}`, metric: "m", value, time: new Date(), tags: {} });
+    for (let i = 0; i < 30; i++) {
+      expect(queue.push([sample(i)])).toBe(true);
+      if (i % 10 === 9) await new Promise((r) => setImmediate(r)); // let the writer take some meanwhile
+    }
+    await queue.committed();
+    expect(stored).toEqual(Array.from({ length: 30 }, (_, i) => i)); // each once, in order, after the failure
+    await writer.stop();
+  });
 });

@@ -1,6 +1,9 @@
 import type { Aggregation } from "../../../gen/tether/v1/telemetry_pb.js";
 import type { SampleRecord } from "../telemetry/sample.js";
 
+/** Where samples are kept: raw rows, 1-minute and 1-hour rollups, each with its own retention. */
+export type TelemetryTier = "raw" | "1m" | "1h";
+
 export interface TelemetryQuery {
   deviceId: string;
   metrics: string[];
@@ -23,14 +26,18 @@ export interface TelemetryPointRecord {
 
 /** Storage of samples (PostgreSQL/PGlite adapter in `src/store/telemetry-store.ts`). */
 export interface TelemetryRepository {
-  /** Inserts samples idempotently (a repeated sample is ignored); returns how many were new. */
+  /**
+   * Inserts samples idempotently (a repeated sample is ignored) and adds the new ones to the
+   * rollups in the same transaction; returns how many were new.
+   */
   insert(samples: SampleRecord[]): Promise<number>;
+  /** Raw samples, or buckets (from the rollups when the width is a multiple of a tier, with the same results). */
   query(q: TelemetryQuery): Promise<TelemetryPointRecord[]>;
   latest(deviceId: string): Promise<SampleRecord[]>;
-  /** Creates the daily partitions covering [from, to). */
+  /** Creates the partitions (samples and both rollup tiers) covering [from, to). */
   ensurePartitions(from: Date, to: Date): Promise<void>;
-  /** Drops partitions whose whole range is before `before`; returns their names. */
-  dropPartitionsBefore(before: Date): Promise<string[]>;
+  /** Drops the partitions of one tier whose whole range is before `before`; returns their names. @default tier "raw" */
+  dropPartitionsBefore(before: Date, tier?: TelemetryTier): Promise<string[]>;
 }
 
 /** A message of the telemetry queue: a batch to store, acknowledged only after it is committed. */

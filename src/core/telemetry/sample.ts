@@ -13,6 +13,12 @@ export interface SampleRecord {
 
 /** Canonical form of the tags, part of a sample's identity (so redelivery de-duplicates). */
 export function tagsKey(tags: Record<string, string>): string {
+  // Most samples have no tags: skip the sort and joins (the writer calls this per sample).
+  for (const _ in tags) return canonical(tags);
+  return "";
+}
+
+function canonical(tags: Record<string, string>): string {
   return Object.keys(tags)
     .sort()
     .map((k) => `${k}=${tags[k]}`)
