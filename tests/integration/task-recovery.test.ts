@@ -87,11 +87,7 @@ describe("retries after an execution timeout", () => {
       // Generous waits: on a loaded 2-core machine the sweep and the backoff can run late.
       // (Attempt 1 may arrive twice first: a device online before the task was created gets it at
       // once, and again with its Hello, which resends what it never acknowledged.)
-      const second = await eventually(
-        async () => dev.received.find((m) => m.body.case === "task" && m.body.value.attempt === 2),
-        30_000,
-        "attempt 2",
-      );
+      const second = await eventually(async () => dev.received.find((m) => m.body.case === "task" && m.body.value.attempt === 2), 30_000, "attempt 2");
       expect(second.body.case === "task" && second.body.value.taskId).toBe(idOf(t.name));
       await dev.send({ case: "ack", value: { taskId: idOf(t.name), attempt: 2 } });
       await eventually(async () => (await stateOf(t.name)) === State.TIMED_OUT, 30_000, "TIMED_OUT");
