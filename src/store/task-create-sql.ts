@@ -70,7 +70,9 @@ export async function createTasks(sql: Sql, tasks: readonly NewTask[], clockNow:
         }
         const refused = admission.admit(t.deviceId, commandKind(t.command));
         if (refused) throw refusalError(t.deviceId, refused);
-        admitted.set(t.deviceId, [...(admitted.get(t.deviceId) ?? []), i]);
+        const ofDevice = admitted.get(t.deviceId);
+        if (ofDevice) ofDevice.push(i);
+        else admitted.set(t.deviceId, [i]);
       } catch (err) {
         out[i] = err as Error;
       }

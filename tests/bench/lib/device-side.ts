@@ -4,10 +4,10 @@
  * interface. In a child process the fleet's CPU is not the benchmark process's: "process CPU per
  * task" is then Tether's (and its callers'), as on a deployment where devices are other machines.
  */
-import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { type EventLoopUtilization, performance } from "node:perf_hooks";
 import { createDeviceHost, type DeviceHost } from "./device-host.js";
+import { startChildRpc } from "./child-rpc.js";
 import { startWorkerRpc } from "./worker-rpc.js";
 
 export type DeviceSideMode = "process" | "worker" | "main";
@@ -67,30 +67,7 @@ export function startDeviceSide(mode: DeviceSideMode): DeviceSide {
 }
 
 function startDeviceProcess(): DeviceSide {
-  const entry = fileURLToPath(new URL("./device-process.ts", import.meta.url));
-  const child = fork(entry, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  let seq = 0;
-  let failure: Error | undefined;
-  child.on("message", (m: { id: number; result?: unknown; error?: string }) => {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.error !== undefined) p?.reject(new Error(`device process: ${m.error}`));
-    else p?.resolve(m.result);
-  });
-  child.on("exit", (code, signal) => {
-    failure = new Error(`device process exited (${code ?? signal})`);
-    for (const p of pending.values()) p.reject(failure);
-    pending.clear();
-  });
-  const call = <R>(method: keyof DeviceHost | "usage", arg?: unknown): Promise<R> => {
-    if (failure) return Promise.reject(failure);
-    const id = ++seq;
-    return new Promise<R>((resolve, reject) => {
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      child.send({ id, method, arg });
-    });
-  };
+  const { call, end } = startChildRpc(fileURLToPath(new URL("./device-process.ts", import.meta.url)), "device process");
   const reading = () => call<{ elu: EventLoopUtilization; cpu: NodeJS.CpuUsage }>("usage");
   return {
     mode: "process",
@@ -107,8 +84,7 @@ function startDeviceProcess(): DeviceSide {
       try {
         await call("stop");
       } finally {
-        child.disconnect();
-        if (child.exitCode === null) await new Promise((r) => child.once("exit", r));
+        await end();
       }
     },
   };

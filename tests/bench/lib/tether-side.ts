@@ -3,7 +3,7 @@
  * callers, so "process CPU per task" is Tether's alone (its database thread included) and the
  * echo baseline's server runs in the same kind of process as Tether's API.
  */
-import { fork } from "node:child_process";
+import { startChildRpc } from "./child-rpc.js";
 import { performance, type EventLoopUtilization } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 
@@ -26,45 +26,25 @@ export interface TetherSide {
 }
 
 export async function startTetherProcess(env: Record<string, string>, dir: string): Promise<TetherSide> {
-  const entry = fileURLToPath(new URL("./tether-process.ts", import.meta.url));
   // BENCH_TETHER_CPU_PROF_DIR: a V8 CPU profile of Tether's process, written when it exits.
   const prof = process.env.BENCH_TETHER_CPU_PROF_DIR;
-  const execArgv = ["--import", "tsx", ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
-  const child = fork(entry, [], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  let seq = 0;
-  let failure: Error | undefined;
-  child.on("message", (m: { id: number; result?: unknown; error?: string }) => {
-    const p = pending.get(m.id);
-    pending.delete(m.id);
-    if (m.error !== undefined) p?.reject(new Error(`tether process: ${m.error}`));
-    else p?.resolve(m.result);
-  });
-  child.on("exit", (code, signal) => {
-    failure = new Error(`tether process exited (${code ?? signal})`);
-    for (const p of pending.values()) p.reject(failure);
-    pending.clear();
-  });
-  const call = <R>(method: string, arg?: unknown): Promise<R> => {
-    if (failure) return Promise.reject(failure);
-    const id = ++seq;
-    return new Promise<R>((resolve, reject) => {
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      child.send({ id, method, arg });
-    });
-  };
+  const rpc = startChildRpc(
+    fileURLToPath(new URL("./tether-process.ts", import.meta.url)),
+    "tether process",
+    prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [],
+  );
+  const { call } = rpc;
   const started = await call<{ apiPort: number; mqttPort: number; certsDir: string }>("start", { env, dir });
   return {
     ...started,
     usage: () => call<TetherUsage>("usage"),
     echoPort: () => call<number>("echo"),
     async stop() {
-      if (failure) return;
+      if (rpc.exited()) return;
       try {
         await call("stop");
       } finally {
-        child.disconnect();
-        if (child.exitCode === null) await new Promise((r) => child.once("exit", r));
+        await rpc.end();
       }
     },
   };
