@@ -118,6 +118,10 @@ export interface TetherConfig {
     poolSize: number;
     /** Count SQL statements (benchmarks set it; no environment variable: see DatabaseOptions.countStatements). */
     countStatements?: boolean;
+    /** The embedded database's shared_buffers, MiB (see DatabaseOptions.sharedBuffers). @default 16 */
+    embeddedSharedBuffersMb: number;
+    /** The embedded database compiled by V8's baseline compiler only (see DatabaseOptions.baselineWasm). @default false */
+    embeddedBaselineWasm: boolean;
   };
   telemetry: {
     /** Metrics streamed live but never stored. @default ["signal_strength", "rssi"] */
@@ -284,6 +288,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     database: {
       url: databaseUrl,
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+      embeddedSharedBuffersMb: int(env, "TETHER_PGLITE_SHARED_BUFFERS_MB", 16, 1, 1024),
+      embeddedBaselineWasm: flag(env, "TETHER_PGLITE_BASELINE_WASM", false),
     },
     telemetry: {
       ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi")

@@ -38,6 +38,8 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
     socketDir: path.join(config.dataDir, "run"),
     maxConnections: config.database.poolSize,
     countStatements: config.database.countStatements,
+    sharedBuffers: `${config.database.embeddedSharedBuffersMb}MB`,
+    baselineWasm: config.database.embeddedBaselineWasm,
     log: log.child({ component: "db" }),
   });
   // The database stops last, so after a clean stop its line is the log's last: the one that says nothing was lost.
