@@ -111,6 +111,35 @@ export interface TetherConfig {
     /** How often a continuous job looks for newly matching devices, ms. @default 5000 */
     rescanMs: number;
   };
+  webhooks: {
+    /**
+     * Development only: accept `http://` webhook URLs and hosts that resolve to loopback or
+     * link-local addresses (TETHER_WEBHOOK_ALLOW_HTTP=1). @default false
+     */
+    allowHttp: boolean;
+    /** One request's timeout, ms. @default 10000 */
+    timeoutMs: number;
+    /** Requests in flight per subscription (per replica). @default 8 */
+    concurrency: number;
+    /** Delay before the 2nd try, ms; doubles per try, with jitter. @default 10000 */
+    backoffBaseMs: number;
+    /** Longest delay between tries, ms. @default 3600000 */
+    backoffMaxMs: number;
+    /** Tries before a delivery is DEAD. @default 12 */
+    maxAttempts: number;
+    /** A delivery not delivered after this long is DEAD, ms. @default 86400000 (24 h) */
+    maxAgeMs: number;
+    /** Failures in a row that open a subscription's circuit breaker. @default 5 */
+    breakerFailures: number;
+    /** How long an open breaker waits before one probe, ms (doubles while probes fail, up to 10 min). @default 30000 */
+    breakerCooldownMs: number;
+    /** How often the relay looks for new events and due deliveries, ms. @default 100 */
+    pollMs: number;
+    /** How long DELIVERED deliveries are kept (ListWebhookDeliveries), ms. @default 604800000 (7 days) */
+    retentionMs: number;
+    /** PEM file of extra CAs trusted for webhook endpoints, besides Node's roots (TETHER_WEBHOOK_CA_FILE). */
+    caFile?: string;
+  };
   database: {
     /** PostgreSQL URL; unset runs the embedded PGlite in `dataDir/pg`. */
     url?: string;
@@ -284,6 +313,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       tickMs: int(env, "TETHER_JOB_TICK_MS", 1000, 10, 60_000),
       batchSize: int(env, "TETHER_JOB_BATCH", 1000, 1, 2000),
       rescanMs: int(env, "TETHER_JOB_RESCAN_MS", 5000, 10, 3_600_000),
+    },
+    webhooks: {
+      allowHttp: flag(env, "TETHER_WEBHOOK_ALLOW_HTTP", false),
+      timeoutMs: int(env, "TETHER_WEBHOOK_TIMEOUT_MS", 10_000, 100, 60_000),
+      concurrency: int(env, "TETHER_WEBHOOK_CONCURRENCY", 8, 1, 256),
+      backoffBaseMs: int(env, "TETHER_WEBHOOK_BACKOFF_BASE_MS", 10_000, 10, 3_600_000),
+      backoffMaxMs: int(env, "TETHER_WEBHOOK_BACKOFF_MAX_MS", 3_600_000, 10, 86_400_000),
+      maxAttempts: int(env, "TETHER_WEBHOOK_MAX_ATTEMPTS", 12, 1, 100),
+      maxAgeMs: int(env, "TETHER_WEBHOOK_MAX_AGE_MS", 86_400_000, 1000, 30 * 86_400_000),
+      breakerFailures: int(env, "TETHER_WEBHOOK_BREAKER_FAILURES", 5, 1, 1000),
+      breakerCooldownMs: int(env, "TETHER_WEBHOOK_BREAKER_COOLDOWN_MS", 30_000, 10, 600_000),
+      pollMs: int(env, "TETHER_WEBHOOK_POLL_MS", 100, 10, 60_000),
+      retentionMs: int(env, "TETHER_WEBHOOK_RETENTION_MS", 7 * 86_400_000, 60_000, 365 * 86_400_000),
+      caFile: env.TETHER_WEBHOOK_CA_FILE || undefined,
     },
     database: {
       url: databaseUrl,

@@ -14,6 +14,7 @@ import { createApiGuards, startApi } from "./servers.js";
 import { healthNames, publicServices } from "./services.js";
 import { startTasks } from "./tasks.js";
 import { startTelemetry } from "./telemetry.js";
+import { createWebhooks } from "./webhooks.js";
 
 export interface App {
   /** The bound API port (useful when configured as 0). */
@@ -34,6 +35,8 @@ export interface App {
   sweep(): Promise<void>;
   /** Steps every active job once now (the job runner also does it every TETHER_JOB_TICK_MS). */
   runJobs(): Promise<{ jobs: number; dispatched: number; busy: boolean }>;
+  /** Runs one webhook relay pass now (fan-out and sends) and waits for its sends. */
+  runWebhooks(): Promise<void>;
   /** The telemetry writer: pause() holds writes (samples wait in the queue), resume() releases them. */
   telemetryWriter: { pause(): void; resume(): void };
   /** Runs telemetry partition upkeep and retention now; returns the dropped partitions. */
@@ -73,6 +76,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     });
     const rulesJobs = createRulesAndJobs(x, tasks);
     const access = await startAccess(x);
+    const hooks = createWebhooks(x);
     const services = publicServices({
       clock,
       devices,
@@ -87,6 +91,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       auth: access.auth,
       users: access.users,
       shares: access.shares,
+      webhooks: hooks.webhooks,
     });
     const guards = createApiGuards(x);
     const ops = createOps(x, {
@@ -102,6 +107,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     await bridge.start(tasks.intake);
     admission.admit(); // the embedded broker's devices connect only now that uplink has a consumer
     await rulesJobs.start();
+    hooks.start();
     startUpkeep(x, {
       sweep: tasks.sweep,
       sweepIdle: tasks.sweepIdle,
@@ -137,6 +143,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       sqlStatements: () => x.db.statements(),
       sweep: tasks.sweep,
       runJobs: rulesJobs.runJobs,
+      runWebhooks: hooks.runWebhooks,
       telemetryWriter: telemetry.writer,
       maintainTelemetry: telemetry.maintain,
       warnExpiringCertificates: certs.warnExpiring,

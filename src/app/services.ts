@@ -5,6 +5,7 @@ import { DeviceGatewayService } from "../../gen/tether/device/v1/gateway_service
 import { file_tether_device_v1_uplink } from "../../gen/tether/device/v1/uplink_pb.js";
 import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
+import { file_tether_v1_event } from "../../gen/tether/v1/event_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { JobService } from "../../gen/tether/v1/job_service_pb.js";
 import { ProvisioningService } from "../../gen/tether/v1/provisioning_service_pb.js";
@@ -13,6 +14,7 @@ import { ShareService } from "../../gen/tether/v1/share_service_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { UserService } from "../../gen/tether/v1/user_service_pb.js";
+import { WebhookService } from "../../gen/tether/v1/webhook_service_pb.js";
 import { authHandler } from "../api/auth-handler.js";
 import { certificateHandler } from "../api/certificate-handler.js";
 import { deviceHandler } from "../api/device-handler.js";
@@ -26,6 +28,7 @@ import { shareHandler } from "../api/share-handler.js";
 import { taskHandler } from "../api/task-handler.js";
 import { telemetryHandler } from "../api/telemetry-handler.js";
 import { userHandler } from "../api/user-handler.js";
+import { webhookHandler } from "../api/webhook-handler.js";
 import type { Clock } from "../core/clock.js";
 
 /** One row of the services table: what is mounted, described by reflection and reported by health. */
@@ -68,6 +71,7 @@ export interface ServiceParts {
   auth: Parameters<typeof authHandler>[0];
   users: Parameters<typeof userHandler>[0];
   shares: Parameters<typeof shareHandler>[0];
+  webhooks: Parameters<typeof webhookHandler>[0];
 }
 
 /** Tether's public services, in the order reflection lists them. */
@@ -85,6 +89,8 @@ export function publicServices(p: ServiceParts): ServiceEntry[] {
     service(AuthService, authHandler(p.auth, p.clock), { health: true }),
     service(UserService, userHandler(p.users), { health: true }),
     service(ShareService, shareHandler(p.shares), { health: true }),
+    // Webhook bodies are tether.v1.Event: described so tools can decode them.
+    service(WebhookService, webhookHandler(p.webhooks), { health: true, alsoDescribes: [file_tether_v1_event] }),
   ];
 }
 

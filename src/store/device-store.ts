@@ -10,7 +10,7 @@ import { productByCase, productByKindName } from "../core/products/index.js";
 import type { Sql } from "./database.js";
 import { withTransaction } from "./transaction.js";
 
-interface DeviceRow {
+export interface DeviceRow {
   id: string;
   uid: string;
   kind: string;
@@ -238,7 +238,8 @@ function desiredJson(device: Device): JsonValue {
   return desired ? toJson(product.desiredSchema, desired as never) : {};
 }
 
-function toStored(row: DeviceRow): StoredDevice {
+/** A `devices` row as the stored device (also used by the webhook outbox on row snapshots). */
+export function toStored(row: DeviceRow): StoredDevice {
   const product = productByKindName(row.kind);
   if (!product) throw new Error(`device ${row.id} has unknown kind ${row.kind}`);
   const revision = Number(row.revision);

@@ -19,7 +19,7 @@ const IO_LIBRARIES = [
 ];
 const IO_BUILTINS = /^node:(fs|fs\/promises|net|tls|http|https|http2|dgram|child_process|worker_threads)$/;
 /** The adapters: each implements core ports; none of them may reach into the API layer. */
-const ADAPTERS = ["store", "bus", "link", "pki", "ops", "sim", "device"];
+const ADAPTERS = ["store", "bus", "link", "pki", "ops", "sim", "device", "webhooks"];
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -14,3 +14,4 @@ export type * from "./rule-repository.js";
 export type * from "./task-repository.js";
 export type * from "./telemetry.js";
 export type * from "./uplink-intake.js";
+export type * from "./webhooks.js";

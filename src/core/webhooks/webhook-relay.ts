@@ -1,0 +1,177 @@
+import { fromJson, toBinary } from "@bufbuild/protobuf";
+import { EventSchema } from "../../../gen/tether/v1/event_pb.js";
+import type { Clock } from "../clock.js";
+import { type DeviceFilter, parseDeviceFilter } from "../devices/device-filter.js";
+import type { CoreLogger } from "../log.js";
+import type { ClaimedDelivery, DeliveryOutcome, PendingEvent, WebhookRepository, WebhookSender } from "../ports/webhooks.js";
+import { createTickLoop } from "../tick-loop.js";
+import { isExhausted, type RetryPolicy, retryDelayMs } from "./backoff.js";
+import { createCircuitBreaker } from "./circuit-breaker.js";
+import { matchesDeviceFilter } from "./device-match.js";
+import { signatureHeader } from "./signature.js";
+import { signingSecrets, type WebhookRecord } from "./webhook-record.js";
+
+export interface WebhookRelayOptions {
+  webhooks: WebhookRepository;
+  sender: WebhookSender;
+  clock: Clock;
+  log: CoreLogger;
+  retry: RetryPolicy;
+  timeoutMs: number;
+  /** Requests in flight per subscription. */
+  concurrency: number;
+  breaker: { failures: number; cooldownMs: number };
+  pollMs: number;
+  retentionMs: number;
+  /** Events fanned out per transaction. @default 500 */
+  fanOutBatch?: number;
+}
+
+interface Route {
+  record: WebhookRecord;
+  types: Set<string>;
+  filter: DeviceFilter;
+}
+
+const HOUSEKEEPING_MS = 10_000;
+
+/**
+ * The webhook relay: fans outbox events out to subscriptions, then sends each subscription's due
+ * deliveries from its own worker. Isolation: a subscription's worker has at most `concurrency`
+ * requests in flight and its own circuit breaker, and the loop never waits for a worker, so a
+ * slow or dead endpoint holds back only its own deliveries. Replicas share the work through the
+ * database (SKIP LOCKED fan-out, leased claims), never sending one delivery twice at once.
+ */
+export function createWebhookRelay(o: WebhookRelayOptions) {
+  let routes: Route[] = [];
+  let routesLoaded = 0;
+  let lastHousekeeping = 0;
+  const workers = new Map<string, Promise<void>>();
+  const breakers = new Map<string, ReturnType<typeof createCircuitBreaker>>();
+  const known = new Map<string, WebhookRecord>();
+  let stopping = false;
+
+  async function loadRoutes(): Promise<void> {
+    const enabled = await o.webhooks.listEnabled();
+    routes = enabled.map((record) => ({ record, types: new Set(record.eventTypes), filter: parseDeviceFilter(record.deviceFilter) }));
+    known.clear();
+    for (const r of enabled) known.set(r.id, r);
+    routesLoaded = Date.now();
+  }
+
+  function route(e: PendingEvent): string[] {
+    return routes.filter((r) => r.types.has(e.type) && (!e.facts || matchesDeviceFilter(r.filter, e.facts))).map((r) => r.record.id);
+  }
+
+  function breakerOf(id: string) {
+    let b = breakers.get(id);
+    if (!b) breakers.set(id, (b = createCircuitBreaker({ ...o.breaker, maxCooldownMs: Math.max(o.breaker.cooldownMs, 600_000) })));
+    return b;
+  }
+
+  async function step(): Promise<number> {
+    if (Date.now() - routesLoaded > 5000) await loadRoutes();
+    const batch = o.fanOutBatch ?? 500;
+    while (!stopping && (await o.webhooks.fanOut(batch, o.clock.now(), route)) === batch) {}
+    const now = o.clock.now();
+    if (now.getTime() - lastHousekeeping > HOUSEKEEPING_MS) {
+      lastHousekeeping = now.getTime();
+      const dead = await o.webhooks.expire(new Date(now.getTime() - o.retry.maxAgeMs), now);
+      if (dead > 0) o.log.warn({ dead }, "webhook deliveries reached their maximum age: DEAD");
+      await o.webhooks.prune(new Date(now.getTime() - o.retentionMs));
+    }
+    for (const id of await o.webhooks.withDueDeliveries(now)) {
+      if (!workers.has(id) && !stopping) {
+        const w = work(id).finally(() => workers.delete(id));
+        workers.set(id, w);
+      }
+    }
+    return o.pollMs;
+  }
+
+  /** One subscription's sends, batch by batch, until nothing is due or its breaker is open. */
+  async function work(id: string): Promise<void> {
+    try {
+      const record = known.get(id) ?? (await o.webhooks.get(id));
+      if (!record) return;
+      const breaker = breakerOf(id);
+      while (!stopping) {
+        const now = o.clock.now();
+        const n = breaker.allowance(Date.now(), o.concurrency);
+        if (n === 0) return;
+        const claimed = await o.webhooks.claim(id, n, now, new Date(now.getTime() + o.timeoutMs + 5000));
+        if (claimed.length === 0) return;
+        const outcomes = await Promise.all(claimed.map((d) => send(record, d)));
+        for (const out of outcomes) breaker.record(out.state === "DELIVERED", Date.now());
+        await o.webhooks.record(outcomes);
+        if (breaker.isOpen(Date.now())) o.log.warn({ webhook: id }, "webhook endpoint keeps failing: circuit open, retrying later");
+      }
+    } catch (err) {
+      o.log.error({ err, webhook: id }, "webhook worker failed");
+    }
+  }
+
+  async function send(w: WebhookRecord, d: ClaimedDelivery): Promise<DeliveryOutcome> {
+    const now = o.clock.now();
+    const binary = w.payloadFormat === "binary";
+    const body = binary ? toBinary(EventSchema, fromJson(EventSchema, d.payload)) : Buffer.from(JSON.stringify(d.payload));
+    const t = Math.floor(now.getTime() / 1000);
+    let status = 0;
+    let error = "";
+    try {
+      ({ status } = await o.sender.send(w.id, {
+        url: w.url,
+        timeoutMs: o.timeoutMs,
+        body,
+        headers: {
+          "content-type": binary ? "application/x-protobuf" : "application/json",
+          "tether-event-id": d.eventId,
+          "tether-event-type": d.eventType,
+          "tether-delivery-attempt": String(d.attemptCount),
+          "tether-signature": signatureHeader(signingSecrets(w, now), t, body),
+        },
+      }));
+      if (status >= 200 && status < 300) return { id: d.id, state: "DELIVERED", lastStatus: status, lastError: "", endTime: o.clock.now() };
+      error = `HTTP ${status}`;
+    } catch (err) {
+      error = (err as Error).message.slice(0, 200);
+    }
+    const end = o.clock.now();
+    if (isExhausted(o.retry, d.attemptCount, d.createTime, end)) return { id: d.id, state: "DEAD", lastStatus: status, lastError: error, endTime: end };
+    return {
+      id: d.id,
+      state: "FAILED",
+      lastStatus: status,
+      lastError: error,
+      nextAttemptTime: new Date(end.getTime() + retryDelayMs(o.retry, d.attemptCount)),
+    };
+  }
+
+  const loop = createTickLoop(step, { defaultDelayMs: o.pollMs, onError: (err) => o.log.error({ err }, "webhook relay step failed") });
+
+  return {
+    start: () => loop.start(),
+    /** A subscription changed: reload the routing table and look for work now. */
+    changed(id?: string): void {
+      routesLoaded = 0;
+      if (id) {
+        known.delete(id);
+        o.sender.forget(id);
+      }
+      loop.wake();
+    },
+    wake: () => loop.wake(),
+    /** Runs one pass now and waits for the workers it started (tests). */
+    async runOnce(): Promise<void> {
+      routesLoaded = 0;
+      await step();
+      await Promise.all(workers.values());
+    },
+    async stop(): Promise<void> {
+      stopping = true;
+      await loop.stop();
+      await Promise.all(workers.values());
+      await o.sender.close();
+    },
+  };
+}

@@ -1,0 +1,198 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { EventSchema } from "../../gen/tether/v1/event_pb.js";
+import { Task_State } from "../../gen/tether/v1/task_pb.js";
+import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
+import { Webhook_PayloadFormat, WebhookDelivery_State } from "../../gen/tether/v1/webhook_pb.js";
+import { WebhookService } from "../../gen/tether/v1/webhook_service_pb.js";
+import { type DevPki, ensureDevPki } from "../../src/pki/dev-pki.js";
+import { eventually } from "../helpers/devices.js";
+import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";
+import { type Receiver, startReceiver } from "../helpers/webhook-receiver.js";
+
+// Short, configurable back-off so "down for a while" and "dead" take about a second, not minutes.
+// TETHER_WEBHOOK_ALLOW_HTTP=1 because the receivers listen on loopback (the SSRF rule refuses it otherwise).
+let s: TestStack;
+let pki: DevPki;
+let pkiDir: string;
+const receivers: Receiver[] = [];
+beforeAll(async () => {
+  pkiDir = await mkdtemp(path.join(tmpdir(), "tether-webhook-pki-"));
+  pki = await ensureDevPki(pkiDir);
+  s = await startTestStack({
+    TETHER_CERTS_DIR: pkiDir,
+    TETHER_WEBHOOK_CA_FILE: path.join(pkiDir, "ca.crt"),
+    TETHER_WEBHOOK_ALLOW_HTTP: "1",
+    TETHER_WEBHOOK_BACKOFF_BASE_MS: "20",
+    TETHER_WEBHOOK_BACKOFF_MAX_MS: "150",
+    TETHER_WEBHOOK_MAX_ATTEMPTS: "12",
+    // The breaker (unit-tested) would make the dead endpoint wait for its max age; here attempts run out first.
+    TETHER_WEBHOOK_BREAKER_FAILURES: "1000",
+    TETHER_WEBHOOK_BREAKER_COOLDOWN_MS: "100",
+    TETHER_WEBHOOK_POLL_MS: "20",
+    TETHER_WEBHOOK_TIMEOUT_MS: "60000",
+  });
+}, 60_000);
+afterAll(async () => {
+  for (const r of receivers) await r.close();
+  await s?.cleanup();
+  await rm(pkiDir, { recursive: true, force: true });
+});
+
+const hooks = () => connectClient(s, WebhookService, "connect");
+const devices = () => connectClient(s, DeviceService, "connect");
+async function receiver(): Promise<Receiver> {
+  const r = await startReceiver({ cert: pki.server.certPem, key: pki.server.keyPem });
+  receivers.push(r);
+  return r;
+}
+async function subscribe(id: string, r: Receiver, extra: { eventTypes?: string[]; deviceFilter?: string; payloadFormat?: Webhook_PayloadFormat } = {}) {
+  const w = await hooks().createWebhook({
+    webhookId: id,
+    webhook: {
+      url: r.url,
+      eventTypes: extra.eventTypes ?? ["device.created", "device.updated"],
+      deviceFilter: extra.deviceFilter ?? "",
+      payloadFormat: extra.payloadFormat,
+    },
+  });
+  r.secrets.push(w.secret);
+  return w;
+}
+const led = (deviceId: string, labels: Record<string, string>) => devices().createDevice({ deviceId, device: { labels, kind: { case: "led", value: {} } } });
+
+describe("webhooks", () => {
+  it("delivers signed protobuf JSON, only for the subscribed types and the device filter; the secret is shown once", async () => {
+    const r = await receiver();
+    const w = await subscribe("signed", r, { deviceFilter: 'labels.team = "signed"' });
+    expect(w.secret).toMatch(/^whsec_/);
+    expect((await hooks().getWebhook({ name: "webhooks/signed" })).secret).toBe("");
+    await led("sig-1", { team: "signed" });
+    await led("sig-other", { team: "other" });
+    await devices().updateDevice({ device: { name: "devices/sig-1", displayName: "renamed" }, updateMask: { paths: ["display_name"] } });
+    await eventually(async () => r.received.length >= 2, 8000, "two events");
+    expect(r.received.map((x) => x.type)).toEqual(["device.created", "device.updated"]);
+    expect(r.received.every((x) => x.verified && x.contentType === "application/json")).toBe(true);
+    const body = JSON.parse(r.received[1]!.body.toString());
+    expect(body).toMatchObject({ id: r.received[1]!.eventId, type: "device.updated", device: "devices/sig-1", deviceSnapshot: { displayName: "renamed" } });
+    // A tampered body does not verify.
+    const { verifySignature } = await import("../../src/core/webhooks/signature.js");
+    expect(verifySignature(r.received[0]!.signature, w.secret, Buffer.from("{}"), Math.floor(Date.now() / 1000))).toBe(false);
+  });
+
+  it("task state changes as binary protobuf; a rotation signs with both secrets until the old one expires", async () => {
+    const r = await receiver();
+    const w = await subscribe("tasks-bin", r, {
+      eventTypes: ["task.state_changed"],
+      deviceFilter: 'labels.team = "tasks"',
+      payloadFormat: Webhook_PayloadFormat.BINARY,
+    });
+    await led("task-1", { team: "tasks" });
+    const tasks = connectClient(s, TaskService, "connect");
+    const t = await tasks.createTask({
+      parent: "devices/task-1",
+      task: { command: { kind: { case: "led", value: { action: { case: "setPower", value: true } } } } },
+    });
+    await eventually(async () => r.received.length >= 1, 8000, "QUEUED event");
+    const oldSecret = w.secret;
+    const rotated = await hooks().rotateWebhookSecret({ name: "webhooks/tasks-bin" });
+    expect(rotated.secret).not.toBe(oldSecret);
+    expect(rotated.previousSecretExpireTime).toBeDefined();
+    await tasks.cancelTask({ name: t.name });
+    await eventually(async () => r.received.length >= 2, 8000, "CANCELED event");
+    const states = r.received.map((x) => fromBinary(EventSchema, x.body)).map((e) => (e.payload.case === "task" ? e.payload.value.state : undefined));
+    expect(states).toEqual([Task_State.QUEUED, Task_State.CANCELED]);
+    expect(r.received[1]!.contentType).toBe("application/x-protobuf");
+    // Both secrets verify the request made during the rotation.
+    const { verifySignature } = await import("../../src/core/webhooks/signature.js");
+    const now = Math.floor(Date.now() / 1000);
+    expect(verifySignature(r.received[1]!.signature, oldSecret, r.received[1]!.body, now)).toBe(true);
+    expect(verifySignature(r.received[1]!.signature, rotated.secret, r.received[1]!.body, now)).toBe(true);
+  });
+
+  it("a receiver that is down for a while gets every event afterwards, once each by idempotency id", async () => {
+    const r = await receiver();
+    r.mode = 503;
+    await subscribe("flaky", r, { deviceFilter: 'labels.team = "flaky"' });
+    const N = 20;
+    for (let i = 0; i < N; i++) await led(`flaky-${i}`, { team: "flaky" });
+    // Failing tries are recorded with their status, then the receiver comes back.
+    await eventually(async () => {
+      const page = await hooks().listWebhookDeliveries({ parent: "webhooks/flaky", state: WebhookDelivery_State.FAILED, pageSize: 100 });
+      return page.deliveries.length > 0 && page.deliveries.every((d) => d.lastStatus === 503 || d.lastStatus === 0) && page.deliveries;
+    });
+    r.mode = 200;
+    await eventually(
+      async () => {
+        const page = await hooks().listWebhookDeliveries({ parent: "webhooks/flaky", state: WebhookDelivery_State.DELIVERED, pageSize: 100 });
+        return page.deliveries.length === N;
+      },
+      15_000,
+      "every delivery DELIVERED",
+    );
+    expect(r.ids().size).toBe(N);
+    expect(r.received.every((x) => x.verified)).toBe(true);
+    // Once each: every event id was answered 200 exactly once.
+    const ok = r.received.filter((x) => x.answer === 200).map((x) => x.eventId);
+    expect(ok.length).toBe(N);
+    expect(new Set(ok).size).toBe(N);
+    const dead = await hooks().listWebhookDeliveries({ parent: "webhooks/flaky", state: WebhookDelivery_State.DEAD });
+    expect(dead.deliveries).toEqual([]);
+  });
+
+  it("a dead receiver's deliveries go DEAD, another subscription is not slowed, and replay delivers", async () => {
+    const dead = await receiver();
+    dead.mode = 500;
+    const hung = await receiver();
+    hung.mode = "hang";
+    const healthy = await receiver();
+    await subscribe("dead", dead, { deviceFilter: 'labels.team = "iso"' });
+    await subscribe("hung", hung, { deviceFilter: 'labels.team = "iso"' });
+    await subscribe("healthy", healthy, { deviceFilter: 'labels.team = "iso"' });
+    const N = 30;
+    for (let i = 0; i < N; i++) await led(`iso-${i}`, { team: "iso" });
+    // The healthy endpoint gets everything while the hung one still holds its first requests open
+    // (its timeout is a minute): nothing of the healthy subscription waits for it.
+    await eventually(async () => healthy.ids().size === N, 15_000, "healthy subscription's events");
+    expect(hung.hanging()).toBeGreaterThan(0);
+    expect(hung.hanging()).toBeLessThanOrEqual(8); // TETHER_WEBHOOK_CONCURRENCY's default
+    const deadList = await eventually(
+      async () => {
+        const page = await hooks().listWebhookDeliveries({ parent: "webhooks/dead", state: WebhookDelivery_State.DEAD, pageSize: 100 });
+        return page.deliveries.length === N && page.deliveries;
+      },
+      20_000,
+      "every dead delivery DEAD",
+    );
+    expect(deadList[0]).toMatchObject({ lastStatus: 500, lastError: "HTTP 500", attemptCount: 12 });
+    dead.mode = 200;
+    const before = dead.received.length;
+    const replayed = await hooks().replayWebhookDelivery({ name: deadList[0]!.name });
+    expect(replayed.state).toBe(WebhookDelivery_State.PENDING);
+    await eventually(async () => dead.received.length > before && dead.received.at(-1)!.eventId === deadList[0]!.eventId, 8000, "replayed delivery");
+    await eventually(async () => {
+      const page = await hooks().listWebhookDeliveries({ parent: "webhooks/dead", state: WebhookDelivery_State.DELIVERED });
+      return page.deliveries.length === 1;
+    });
+    // Replaying what is not DEAD is refused.
+    await expect(hooks().replayWebhookDelivery({ name: deadList[0]!.name })).rejects.toMatchObject({ code: Code.FailedPrecondition });
+  });
+
+  it("names unknown event types and bad filters in INVALID_ARGUMENT", async () => {
+    const err = await hooks()
+      .createWebhook({
+        webhookId: "bad",
+        webhook: { url: "https://example.invalid/", eventTypes: ["task.state_changed", "task.exploded"], deviceFilter: "colour = red" },
+      })
+      .catch((e) => ConnectError.from(e));
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((err as ConnectError).message).toContain('webhook.event_types[1]: unknown event type "task.exploded"');
+    expect((err as ConnectError).message).toContain("webhook.device_filter");
+  });
+});
