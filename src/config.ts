@@ -149,7 +149,7 @@ export interface TetherConfig {
     countStatements?: boolean;
     /** The embedded database's shared_buffers, MiB (see DatabaseOptions.sharedBuffers). @default 16 */
     embeddedSharedBuffersMb: number;
-    /** The embedded database compiled by V8's baseline compiler only (see DatabaseOptions.baselineWasm). @default false */
+    /** The embedded database compiled by V8's baseline compiler only (see DatabaseOptions.baselineWasm). @default true */
     embeddedBaselineWasm: boolean;
   };
   telemetry: {
@@ -165,7 +165,11 @@ export interface TetherConfig {
     maxAgeSeconds: number;
     /** Samples further in the future than this are refused, s. @default 300 */
     maxFutureSeconds: number;
-    /** Samples the embedded queue holds while the database is slow or down. @default 1,000,000 */
+    /**
+     * Samples held in memory between intake and the database (slow or down). Past it, batches are
+     * refused without a receipt and stay on their devices (the SDK resends): a bound on memory
+     * (about 330 bytes a sample, so some 65 MiB when full). @default 200,000
+     */
     queueCapacity: number;
     /**
      * Distinct metric names one device may send (`TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE`):
@@ -332,7 +336,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       url: databaseUrl,
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
       embeddedSharedBuffersMb: int(env, "TETHER_PGLITE_SHARED_BUFFERS_MB", 16, 1, 1024),
-      embeddedBaselineWasm: flag(env, "TETHER_PGLITE_BASELINE_WASM", false),
+      embeddedBaselineWasm: flag(env, "TETHER_PGLITE_BASELINE_WASM", true),
     },
     telemetry: {
       ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi")
@@ -344,7 +348,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       hourRetentionDays: int(env, "TETHER_TELEMETRY_HOUR_RETENTION_DAYS", 365, 1, 36_500),
       maxAgeSeconds: int(env, "TETHER_TELEMETRY_MAX_AGE_S", 7 * 86_400, 60, 366 * 86_400),
       maxFutureSeconds: int(env, "TETHER_TELEMETRY_MAX_FUTURE_S", 300, 0, 86_400),
-      queueCapacity: int(env, "TETHER_TELEMETRY_QUEUE_CAPACITY", 1_000_000, 1000, 100_000_000),
+      queueCapacity: int(env, "TETHER_TELEMETRY_QUEUE_CAPACITY", 200_000, 1000, 100_000_000),
       maxMetricsPerDevice: int(env, "TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE", 200, 1, 100_000),
     },
     certificates: {

@@ -41,10 +41,12 @@ export interface DatabaseOptions {
   sharedBuffers?: string;
   /**
    * Compile the embedded database's WebAssembly with V8's baseline compiler only (Liftoff),
-   * without tiering hot functions up to the optimizing one: about 50 MiB less resident memory,
-   * at some speed on heavy queries (aggregates, sorts). A process-wide V8 flag, set before the
-   * database thread compiles PGlite; nothing else in Tether runs WebAssembly on a hot path.
-   * @default false
+   * without tiering hot functions up to the optimizing one (TurboFan): about 80 MiB less
+   * resident memory (bench:footprint), and no optimizing compiles competing for a small board's
+   * cores. Short OLTP statements, Tether's workload, ran as fast or faster in our measurements;
+   * aggregates and sorts over many rows are slower (1.3–1.7×). A process-wide V8 flag, set before
+   * the database thread compiles PGlite; nothing else in Tether runs WebAssembly on a hot path.
+   * @default false (Tether's configuration turns it on: TETHER_PGLITE_BASELINE_WASM)
    */
   baselineWasm?: boolean;
   log: Logger;
