@@ -7,6 +7,7 @@ import { startAccess } from "./access.js";
 import { createCertificateChecks, startCertificates } from "./certificates.js";
 import { connectDeviceLink, createDeviceApi, deviceAdmission, startEmbeddedBrokerIfUsed } from "./devices.js";
 import { startInfrastructure } from "./infrastructure.js";
+import { createPresence } from "./presence.js";
 import { createAppLifecycle } from "./lifecycle.js";
 import { createOps, startOps, startUpkeep } from "./ops.js";
 import { createRulesAndJobs } from "./rules-jobs.js";
@@ -61,8 +62,9 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const telemetry = await startTelemetry(x);
     // The task path's group commits stop after the uplink intake (its last items still go through them).
     const closeBatches = life.reserve("task batches");
+    const closePresence = life.reserve("presence at shutdown");
     const closeIntake = life.reserve("uplink intake");
-    const bridge = await connectDeviceLink(x, broker?.port);
+    const bridge = await connectDeviceLink(x, broker?.port, broker?.presence);
     const certs = await startCertificates(x, checks, { broker, bridge });
     const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake, closeBatches });
     const { devices, deviceWatch } = createDeviceApi(x, {
@@ -71,12 +73,14 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       wakePolls: (id) => tasks.gateway.wake(id),
       certificates: certs.certificates,
     });
+    const presence = createPresence(x, closePresence);
     const rulesJobs = createRulesAndJobs(x, tasks);
     const access = await startAccess(x);
     const services = publicServices({
       clock,
       devices,
       deviceWatch,
+      connectivity: presence.connectivity,
       tasks: tasks.tasks,
       telemetry: telemetry.telemetry,
       rules: rulesJobs.rules,
@@ -99,6 +103,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway });
     const opsServer = await startOps(x, ops);
 
+    await presence.start({ broker, intake: tasks.intake });
     await bridge.start(tasks.intake);
     admission.admit(); // the embedded broker's devices connect only now that uplink has a consumer
     await rulesJobs.start();
