@@ -1,3 +1,6 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -139,6 +142,20 @@ describe("presence on the embedded broker", () => {
     expect(c.lastEvent).toMatchObject({ type: Type.DISCONNECTED, reason: Reason.SERVER_SHUTDOWN });
     expect((await events("stop-led")).map((e) => e.reason)).toEqual([Reason.SERVER_SHUTDOWN, Reason.CONNECTED]);
   }, 60_000);
+
+  it("prints the history with `tether devices connectivity`, and the latest change with `devices get`", async () => {
+    const cli = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [path.resolve(import.meta.dirname, "../../bin/tether.js"), ...args], {
+        env: { ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: s.certsDir },
+      });
+    const history = await cli("devices", "connectivity", "stop-led");
+    const lines = history.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^TIME\s+EVENT\s+REASON\s+REMOTE ADDRESS$/);
+    expect(lines[1]).toMatch(/Z\s+disconnected\s+server_shutdown\s+-$/);
+    expect(lines[2]).toMatch(/Z\s+connected\s+connected\s+127\.0\.0\.1:\d+$/);
+    const got = await cli("devices", "get", "stop-led");
+    expect(got.stdout).toMatch(/last_event\s+disconnected \(server_shutdown\) at \d{4}-/);
+  }, 120_000);
 
   it("answers NOT_FOUND for an unknown device and INVALID_ARGUMENT for a bad parent", async () => {
     await expect(devices().listConnectivityEvents({ parent: "devices/nobody-here" })).rejects.toThrow(/not found|NotFound/i);
