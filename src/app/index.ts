@@ -49,8 +49,8 @@ export interface App {
  * The composition root: config → adapters → core services → API, broker and bridge. Each part
  * registers its stop step once started; stopping runs them in reverse (see the order below:
  * timers, rules and jobs, ops, gateway, API, watches, sessions, provisioning link, link presence,
- * device link, uplink intake, telemetry writer, broker, event bus, database). Tests call it with
- * ephemeral ports and a temp dir.
+ * device link, uplink intake, presence at shutdown, telemetry writer, broker, event bus, database).
+ * Tests call it with ephemeral ports and a temp dir.
  */
 export async function startApp(config: TetherConfig, log: Logger, clock: Clock = systemClock): Promise<App> {
   const life = createAppLifecycle(log);

@@ -153,7 +153,7 @@ export type Uplink = Message<"tether.device.v1.Uplink"> & {
      * "Still here": a connected device with nothing to say sends this (the SDK: after
      * `heartbeatIntervalMs` without another uplink), so that Tether keeps its `last_seen_time`
      * fresh on brokers whose keepalives Tether cannot see (Mosquitto, RabbitMQ). Send it without
-     * `message_id` and `receipt_requested` (2 bytes on the wire) at least once per
+     * `message_id` and `receipt_requested` (3 bytes on the wire) at least once per
      * `TETHER_LIVENESS_INTERVAL_S` (default 60 s). It does not count as the device speaking
      * (`last_uplink_time`), so a device that sends only heartbeats shows as silent.
      *
