@@ -324,7 +324,8 @@ function toStored(row: DeviceRow): StoredDevice {
       lastSeenTime: row.last_seen_time ? timestampFromDate(row.last_seen_time) : undefined,
       listenUntilTime: row.listen_until_time ? timestampFromDate(row.listen_until_time) : undefined,
       lastUplinkTime: row.last_uplink_time ? timestampFromDate(row.last_uplink_time) : undefined,
-      silent: row.silent && row.online,
+      // A row rebuilt from a JSON snapshot taken before the column existed has no `silent`: false, not null.
+      silent: row.silent === true && row.online,
       lastEvent: row.last_event
         ? toConnectivityEvent({
             id: String(row.last_event.id),
