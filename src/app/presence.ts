@@ -9,7 +9,8 @@ const RETENTION_EVERY_MS = 3_600_000;
 /**
  * Presence as a resource: connectivity events (ListConnectivityEvents, retention), the silence
  * sweep, and, with the embedded broker, the disconnects Tether causes by starting and stopping
- * (the broker lives and dies with it) and the keepalives only that broker can see.
+ * (the broker lives and dies with it), the keepalives only that broker can see, and the sessions
+ * that ended without an offline reaching Tether (a DISCONNECT without goodbye, no last will).
  *
  * `closeSlot` is a stop slot reserved before the uplink intake's: devices are marked offline
  * once nothing can bring them back online (the device link and the intake have stopped), before
@@ -38,8 +39,15 @@ export function createPresence(x: Infrastructure, closeSlot: (stop: () => Promis
       const { broker, intake } = deps;
       if (broker) {
         await connectivity.allOffline("server_shutdown");
-        broker.presence.onAlive((deviceId) => void intake.submit({ kind: "alive", deviceId }).catch(fail("keepalive not taken")));
-        closeSlot(() => connectivity.allOffline("server_shutdown").then(() => undefined, fail("could not mark devices offline at shutdown")));
+        broker.presence.attach({
+          alive: (deviceId) => void intake.submit({ kind: "alive", deviceId }).catch(fail("keepalive not taken")),
+          offline: (deviceId, note) => void intake.submit({ kind: "presence", deviceId, online: false, ...note }).catch(fail("offline not taken")),
+        });
+        closeSlot(() => {
+          // The broker's own closes from here on are the shutdown's, recorded just below.
+          broker.presence.attach({ alive() {}, offline() {} });
+          return connectivity.allOffline("server_shutdown").then(() => undefined, fail("could not mark devices offline at shutdown"));
+        });
       } else {
         closeSlot(() => {});
       }

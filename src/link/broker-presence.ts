@@ -8,6 +8,10 @@
  * keepalive timeout, a takeover, a revocation, a shutdown; the device's own `offline`; the remote
  * address), and the bridge takes the note when the same message reaches it. Per device the
  * broker delivers in order, so notes are taken first in, first out.
+ *
+ * A device whose session ends without any offline reaching Tether (an MQTT DISCONNECT without a
+ * goodbye, or no last will set) would stay online forever: the broker tells Tether directly then
+ * (not on the device's topic, whose retained state stays the device's own).
  */
 import type { Socket } from "node:net";
 import type { Aedes, Client } from "aedes";
@@ -36,25 +40,43 @@ export interface BrokerPresence extends PresenceNotes {
   closing(client: Client, reason: DisconnectReason): void;
   /** Called from authorizePublish for a device's publish on its own presence topic. */
   noteOwnPresence(client: Client, deviceId: string, payload: string): void;
-  /** Where keepalives go (at most one per device per interval), once Tether consumes uplink. */
-  onAlive(sink: (deviceId: string) => void): void;
+  /**
+   * Where keepalives (at most one per device per interval) and unannounced offlines go, once
+   * Tether consumes uplink.
+   */
+  attach(sink: PresenceSink): void;
+}
+
+/** What the broker tells Tether without a message on the device's topic. */
+export interface PresenceSink {
+  alive(deviceId: string): void;
+  offline(deviceId: string, note: PresenceNote): void;
 }
 
 export function createBrokerPresence(aedes: Aedes, deviceOf: (client: Client) => string | undefined, aliveEveryMs: number): BrokerPresence {
   const reasons = new WeakMap<Client, DisconnectReason>();
+  /** What each live session last said on its presence topic, and whether its will went out. */
+  const said = new WeakMap<Client, "online" | "offline" | "will">();
   const notes = new Map<string, Array<{ online: boolean; note: PresenceNote; at: number }>>();
   const aliveAt = new Map<string, number>();
-  let aliveSink: ((deviceId: string) => void) | undefined;
+  let sink: PresenceSink | undefined;
 
   aedes.on("keepaliveTimeout", (client) => reasons.set(client, "keepalive_timeout"));
+  aedes.on("clientDisconnect", (client) => {
+    const deviceId = deviceOf(client);
+    if (!deviceId || said.get(client) === "offline" || said.get(client) === "will") return;
+    // aedes sets _disconnected when the session ended with a DISCONNECT packet.
+    const clean = (client as Client & { _disconnected?: boolean })._disconnected === true;
+    sink?.offline(deviceId, { reason: reasons.get(client) ?? (clean ? "clean" : "connection_lost"), remoteAddress: addressOf(client) });
+  });
   aedes.on("ping", (_packet, client) => {
     const deviceId = deviceOf(client);
-    if (!deviceId || !aliveSink) return;
+    if (!deviceId || !sink) return;
     const now = Date.now();
     if (now - (aliveAt.get(deviceId) ?? 0) < aliveEveryMs) return;
     if (aliveAt.size >= MAX_DEVICES) aliveAt.clear();
     aliveAt.set(deviceId, now);
-    aliveSink(deviceId);
+    sink.alive(deviceId);
   });
   // A second connection with a client id already connected takes its session over: aedes closes
   // the first one (publishing its will) inside registerClient, before anything is emitted.
@@ -80,16 +102,19 @@ export function createBrokerPresence(aedes: Aedes, deviceOf: (client: Client) =>
       if (!reasons.has(client)) reasons.set(client, reason);
     },
     noteOwnPresence(client, deviceId, payload) {
-      const conn = client.conn as Socket;
-      const remoteAddress = formatRemoteAddress(conn.remoteAddress, conn.remotePort);
+      const remoteAddress = addressOf(client);
       // aedes authorizes the will with the client it belongs to, after marking it closed.
-      if (client.closed) return add(deviceId, false, { reason: reasons.get(client) ?? "connection_lost", remoteAddress });
+      if (client.closed) {
+        said.set(client, "will");
+        return add(deviceId, false, { reason: reasons.get(client) ?? "connection_lost", remoteAddress });
+      }
       const online = payload === PRESENCE_ONLINE;
+      said.set(client, online ? "online" : "offline");
       // Any offline the device publishes itself, over a live connection, is its goodbye.
       add(deviceId, online, online ? { remoteAddress } : { reason: "clean", remoteAddress });
     },
-    onAlive(sink) {
-      aliveSink = sink;
+    attach(s) {
+      sink = s;
     },
     take(deviceId, online) {
       const list = notes.get(deviceId);
@@ -106,4 +131,9 @@ export function createBrokerPresence(aedes: Aedes, deviceOf: (client: Client) =>
       return undefined;
     },
   };
+}
+
+function addressOf(client: Client): string {
+  const conn = client.conn as Socket;
+  return formatRemoteAddress(conn.remoteAddress, conn.remotePort);
 }

@@ -35,7 +35,7 @@ const events = async (id: string) => (await devices().listConnectivityEvents({ p
 const lastReason = async (id: string) => (await connectivity(id)).lastEvent?.reason;
 
 /** A bare device as firmware does it: retained `offline` will, retained `online` once connected, nothing else. */
-async function bareDevice(id: string, opts: { keepalive?: number; url?: string; cert?: string; key?: string } = {}): Promise<MqttClient> {
+async function bareDevice(id: string, opts: { keepalive?: number; url?: string; cert?: string; key?: string; noWill?: boolean } = {}): Promise<MqttClient> {
   const c = await deviceCredentials(s, id);
   const client = await mqtt.connectAsync(opts.url ?? c.url, {
     clientId: id,
@@ -45,7 +45,7 @@ async function bareDevice(id: string, opts: { keepalive?: number; url?: string; 
     protocolVersion: 4,
     reconnectPeriod: 0,
     keepalive: opts.keepalive ?? 60,
-    will: { topic: presenceTopic(id), payload: Buffer.from(PRESENCE_OFFLINE), qos: 1, retain: true },
+    will: opts.noWill ? undefined : { topic: presenceTopic(id), payload: Buffer.from(PRESENCE_OFFLINE), qos: 1, retain: true },
   });
   client.on("error", () => {});
   await client.publishAsync(presenceTopic(id), PRESENCE_ONLINE, { qos: 1, retain: true });
@@ -108,6 +108,19 @@ describe("presence on the embedded broker", () => {
     await eventually(async () => (await events("twin-led")).some((e) => e.reason === Reason.TAKEN_OVER), 10_000, "taken over");
     await eventually(async () => (await connectivity("twin-led")).online, 10_000, "the second session online");
     await Promise.all([first.endAsync(true), second.endAsync(true)]);
+  });
+
+  it("says the offline a session ended without: a DISCONNECT without goodbye is clean, a lost session without a will is lost", async () => {
+    await createLed("quiet-bye-led");
+    const polite = await bareDevice("quiet-bye-led");
+    await polite.endAsync(false); // DISCONNECT: the will is discarded, and the device said no offline
+    await eventually(async () => (await lastReason("quiet-bye-led")) === Reason.CLEAN, 10_000, "clean after a bare DISCONNECT");
+    expect((await connectivity("quiet-bye-led")).online).toBe(false);
+
+    await createLed("no-will-led");
+    const careless = await bareDevice("no-will-led", { noWill: true });
+    careless.stream.destroy();
+    await eventually(async () => (await lastReason("no-will-led")) === Reason.CONNECTION_LOST, 10_000, "lost without a will");
   });
 
   it("a revoked device goes offline with reason revoked, seen live on WatchDevices", async () => {

@@ -49,9 +49,31 @@ describe("broker presence notes", () => {
     const p = createBrokerPresence(aedes, deviceOf, 60_000);
     const alive: string[] = [];
     aedes.emit("ping", {}, client("d3")); // before Tether consumes uplink: nowhere to go
-    p.onAlive((id) => alive.push(id));
+    p.attach({ alive: (id) => alive.push(id), offline: () => {} });
     for (let i = 0; i < 5; i++) aedes.emit("ping", {}, client("d3"));
     aedes.emit("ping", {}, client("svc-bridge"));
     expect(alive).toEqual(["d3"]);
+  });
+
+  it("tells Tether of a session that ended without any offline (DISCONNECT without goodbye, no will), and not of one that said it", () => {
+    const p = createBrokerPresence(aedes, deviceOf, 60_000);
+    const offline: Array<[string, string | undefined]> = [];
+    p.attach({ alive: () => {}, offline: (id, note) => offline.push([id, note.reason]) });
+    const polite = Object.assign(client("d4"), { _disconnected: true });
+    p.noteOwnPresence(polite, "d4", "online");
+    aedes.emit("clientDisconnect", polite);
+    const dropped = client("d5");
+    aedes.emit("clientDisconnect", dropped);
+    const sdk = client("d6");
+    p.noteOwnPresence(sdk, "d6", "offline:clean");
+    aedes.emit("clientDisconnect", sdk);
+    const withWill = client("d7", 1, true);
+    p.noteOwnPresence(withWill, "d7", "offline");
+    aedes.emit("clientDisconnect", withWill);
+    aedes.emit("clientDisconnect", client("svc-bridge"));
+    expect(offline).toEqual([
+      ["d4", "clean"],
+      ["d5", "connection_lost"],
+    ]);
   });
 });
