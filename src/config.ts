@@ -178,6 +178,20 @@ export interface TetherConfig {
      */
     maxMetricsPerDevice: number;
   };
+  presence: {
+    /**
+     * How often a connected device's `last_seen_time` is refreshed by its heartbeats (the SDK's
+     * `heartbeatIntervalMs` should not exceed it) and, on the embedded broker, its MQTT keepalives:
+     * at most one write per device per interval (`TETHER_LIVENESS_INTERVAL_S`), s. @default 60
+     */
+    livenessIntervalS: number;
+    /** An online device that sent nothing of its own for this long is `silent` (`TETHER_SILENT_AFTER_S`), s. @default 600 */
+    silentAfterS: number;
+    /** How often the silence sweep runs (`TETHER_SILENT_CHECK_S`), s. @default 30 */
+    silentCheckS: number;
+    /** Connectivity events are kept this long (`TETHER_CONNECTIVITY_RETENTION_DAYS`), days. @default 30 */
+    retentionDays: number;
+  };
   certificates: {
     /** Validity of device certificates when a request does not say, days. @default 365 */
     deviceValidityDays: number;
@@ -350,6 +364,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxFutureSeconds: int(env, "TETHER_TELEMETRY_MAX_FUTURE_S", 300, 0, 86_400),
       queueCapacity: int(env, "TETHER_TELEMETRY_QUEUE_CAPACITY", 200_000, 1000, 100_000_000),
       maxMetricsPerDevice: int(env, "TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE", 200, 1, 100_000),
+    },
+    presence: {
+      livenessIntervalS: int(env, "TETHER_LIVENESS_INTERVAL_S", 60, 1, 3600),
+      silentAfterS: int(env, "TETHER_SILENT_AFTER_S", 600, 1, 30 * 86_400),
+      silentCheckS: int(env, "TETHER_SILENT_CHECK_S", 30, 1, 3600),
+      retentionDays: int(env, "TETHER_CONNECTIVITY_RETENTION_DAYS", 30, 1, 36_500),
     },
     certificates: {
       deviceValidityDays: int(env, "TETHER_DEVICE_CERT_VALIDITY_DAYS", 365, 1, 3650),

@@ -5,6 +5,7 @@ import { startLinkPresence } from "../core/devices/link-presence.js";
 import { toSampleProto } from "../core/telemetry/sample.js";
 import { createAmqpLink } from "../link/amqp-link.js";
 import { bridgeTls } from "../link/bridge-tls.js";
+import type { PresenceNotes } from "../link/broker-presence.js";
 import { startEmbeddedBroker } from "../link/embedded-broker.js";
 import { connectMqttBridge } from "../link/mqtt-bridge.js";
 import type { CertificateChecks, Certificates } from "./certificates.js";
@@ -40,13 +41,14 @@ export async function startEmbeddedBrokerIfUsed(x: Infrastructure, checks: Certi
     // The payload limit plus room for the topic and packet id; the bridge's downlink carries API requests.
     maxPacketBytes: config.mqtt.maxPayloadBytes + MQTT_PACKET_OVERHEAD,
     maxServicePacketBytes: Math.max(config.api.readMaxBytes, config.mqtt.maxPayloadBytes) + 64 * 1024,
+    livenessIntervalMs: config.presence.livenessIntervalS * 1000,
   });
   x.life.add({ name: "embedded broker", stop: () => broker.close() });
   return broker;
 }
 
 /** The device link: the MQTT bridge (embedded or external broker) or, devices on RabbitMQ, the AMQP link. */
-export async function connectDeviceLink(x: Infrastructure, brokerPort: number | undefined) {
+export async function connectDeviceLink(x: Infrastructure, brokerPort: number | undefined, presenceNotes?: PresenceNotes) {
   const { config, amqp, counters } = x;
   const uplinkLimit = { ratePerS: config.mqtt.uplinkRatePerS, burst: config.mqtt.uplinkBurst };
   const bridgeClientId = config.mqttLink.clientId ?? `tether-${hostname()}-${process.pid}`;
@@ -61,6 +63,7 @@ export async function connectDeviceLink(x: Infrastructure, brokerPort: number | 
           sessionExpiryS: config.mqttLink.url ? config.mqttLink.sessionExpiryS : 0,
           // Replicas on an external broker split the uplink between them (MQTT 5 shared subscriptions).
           sharedGroup: config.mqttLink.url ? config.mqttLink.sharedGroup : undefined,
+          presenceNotes,
           maxPayloadBytes: config.mqtt.maxPayloadBytes,
           uplinkLimit,
           counters,

@@ -7,6 +7,7 @@ import { startAccess } from "./access.js";
 import { createCertificateChecks, startCertificates } from "./certificates.js";
 import { connectDeviceLink, createDeviceApi, deviceAdmission, startEmbeddedBrokerIfUsed } from "./devices.js";
 import { startInfrastructure } from "./infrastructure.js";
+import { createPresence } from "./presence.js";
 import { createAppLifecycle } from "./lifecycle.js";
 import { createOps, startOps, startUpkeep } from "./ops.js";
 import { createRulesAndJobs } from "./rules-jobs.js";
@@ -51,8 +52,8 @@ export interface App {
  * The composition root: config → adapters → core services → API, broker and bridge. Each part
  * registers its stop step once started; stopping runs them in reverse (see the order below:
  * timers, rules and jobs, ops, gateway, API, watches, sessions, provisioning link, link presence,
- * device link, uplink intake, telemetry writer, broker, event bus, database). Tests call it with
- * ephemeral ports and a temp dir.
+ * device link, uplink intake, presence at shutdown, telemetry writer, broker, event bus, database).
+ * Tests call it with ephemeral ports and a temp dir.
  */
 export async function startApp(config: TetherConfig, log: Logger, clock: Clock = systemClock): Promise<App> {
   const life = createAppLifecycle(log);
@@ -64,8 +65,9 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const telemetry = await startTelemetry(x);
     // The task path's group commits stop after the uplink intake (its last items still go through them).
     const closeBatches = life.reserve("task batches");
+    const closePresence = life.reserve("presence at shutdown");
     const closeIntake = life.reserve("uplink intake");
-    const bridge = await connectDeviceLink(x, broker?.port);
+    const bridge = await connectDeviceLink(x, broker?.port, broker?.presence);
     const certs = await startCertificates(x, checks, { broker, bridge });
     const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake, closeBatches });
     const { devices, deviceWatch } = createDeviceApi(x, {
@@ -74,6 +76,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       wakePolls: (id) => tasks.gateway.wake(id),
       certificates: certs.certificates,
     });
+    const presence = createPresence(x, closePresence);
     const rulesJobs = createRulesAndJobs(x, tasks);
     const access = await startAccess(x);
     const hooks = createWebhooks(x);
@@ -81,6 +84,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       clock,
       devices,
       deviceWatch,
+      connectivity: presence.connectivity,
       tasks: tasks.tasks,
       telemetry: telemetry.telemetry,
       rules: rulesJobs.rules,
@@ -104,6 +108,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway });
     const opsServer = await startOps(x, ops);
 
+    await presence.start({ broker, intake: tasks.intake });
     await bridge.start(tasks.intake);
     admission.admit(); // the embedded broker's devices connect only now that uplink has a consumer
     await rulesJobs.start();

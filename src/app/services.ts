@@ -61,6 +61,7 @@ export interface ServiceParts {
   clock: Clock;
   devices: Parameters<typeof deviceHandler>[0];
   deviceWatch: Parameters<typeof deviceHandler>[1];
+  connectivity: Parameters<typeof deviceHandler>[2];
   tasks: Parameters<typeof taskHandler>[0];
   telemetry: Parameters<typeof telemetryHandler>[0];
   rules: Parameters<typeof ruleHandler>[0];
@@ -77,7 +78,7 @@ export interface ServiceParts {
 /** Tether's public services, in the order reflection lists them. */
 export function publicServices(p: ServiceParts): ServiceEntry[] {
   return [
-    service(DeviceService, deviceHandler(p.devices, p.deviceWatch), { health: true }),
+    service(DeviceService, deviceHandler(p.devices, p.deviceWatch, p.connectivity), { health: true }),
     service(TaskService, taskHandler(p.tasks), { health: true }),
     service(TelemetryService, telemetryHandler(p.telemetry), { health: true }),
     service(RuleService, ruleHandler(p.rules), { health: true }),

@@ -71,6 +71,7 @@ export async function startTasks(
     certificates: deps.certificates.deviceCertificates,
     receipts,
     batches,
+    livenessIntervalMs: x.config.presence.livenessIntervalS * 1000,
   });
   // One intake for every transport: the MQTT bridge and the HTTP device gateway submit to it.
   // With RabbitMQ the intake is durable: an item is acked to RabbitMQ after its transaction

@@ -1,6 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
+import { isConnectivityReason } from "../core/connectivity/connectivity-reason.js";
 import { createKeyedQueue } from "../core/keyed-queue.js";
 import type { Counters } from "../core/ports/index.js";
 import type { UplinkHandler, UplinkIntake, UplinkItem } from "../core/ports/uplink-intake.js";
@@ -38,6 +39,8 @@ export interface AmqpUplink extends UplinkIntake {
 
 const HEADER_DEVICE = "x-tether-device";
 const HEADER_METRIC = "x-tether-metric";
+const HEADER_REASON = "x-tether-reason";
+const HEADER_REMOTE = "x-tether-remote-address";
 
 /** FNV-1a: a stable, cheap hash so every replica maps a device to the same partition. */
 export function partitionOf(deviceId: string, partitions: number): number {
@@ -54,8 +57,14 @@ export function encodeItem(item: UplinkItem): { content: Buffer; type: string; h
   switch (item.kind) {
     case "uplink":
       return { content: Buffer.from(toBinary(UplinkSchema, item.uplink)), type: "uplink", headers: { [HEADER_DEVICE]: item.deviceId } };
-    case "presence":
-      return { content: Buffer.from(item.online ? "online" : "offline"), type: "presence", headers: { [HEADER_DEVICE]: item.deviceId } };
+    case "presence": {
+      const headers: Record<string, string> = { [HEADER_DEVICE]: item.deviceId };
+      if (item.reason) headers[HEADER_REASON] = item.reason;
+      if (item.remoteAddress) headers[HEADER_REMOTE] = item.remoteAddress;
+      return { content: Buffer.from(item.online ? "online" : "offline"), type: "presence", headers };
+    }
+    case "alive":
+      return { content: Buffer.alloc(0), type: "alive", headers: { [HEADER_DEVICE]: item.deviceId } };
     case "metric":
       return { content: Buffer.from(item.text), type: "metric", headers: { [HEADER_DEVICE]: item.deviceId, [HEADER_METRIC]: item.metric } };
   }
@@ -67,8 +76,16 @@ export function decodeItem(msg: Pick<ConsumeMessage, "content" | "properties">):
   switch (msg.properties.type) {
     case "uplink":
       return { kind: "uplink", deviceId, uplink: fromBinary(UplinkSchema, msg.content) };
-    case "presence":
-      return { kind: "presence", deviceId, online: msg.content.toString() === "online" };
+    case "presence": {
+      const item: UplinkItem = { kind: "presence", deviceId, online: msg.content.toString() === "online" };
+      const reason = msg.properties.headers?.[HEADER_REASON];
+      const remote = msg.properties.headers?.[HEADER_REMOTE];
+      if (typeof reason === "string" && isConnectivityReason(reason)) item.reason = reason;
+      if (typeof remote === "string") item.remoteAddress = remote;
+      return item;
+    }
+    case "alive":
+      return { kind: "alive", deviceId };
     case "metric": {
       const metric = msg.properties.headers?.[HEADER_METRIC];
       return typeof metric === "string" ? { kind: "metric", deviceId, metric, text: msg.content.toString("utf8") } : undefined;

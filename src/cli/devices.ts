@@ -7,6 +7,7 @@ import { productByCase, PRODUCTS } from "../core/products/index.js";
 import { deletedText, exists } from "./allow-missing.js";
 import { connectClient } from "./client.js";
 import { DEVICE_FLAGS, desiredFlagValues, desiredFromFlags, desiredUsage, parseLabels } from "./device-args.js";
+import { lastEventText, printConnectivity } from "./connectivity.js";
 import { json, table, time } from "./format.js";
 import { KIND_CHOICES, productOf } from "./kinds.js";
 
@@ -23,6 +24,7 @@ ${PRODUCTS.map((p) => `           ${`${p.kindName}:`.padEnd(KIND_WIDTH)}${desire
          --label k=v... sets the labels to exactly these; --add-label k=v... and --remove-label k...
          change only the labels named (the others stay)
   delete <id> [--etag E] [--allow-missing]
+  connectivity <id> [--page-size N] [--page-token T]   connects and disconnects with their reasons, newest first
 
   --kind also takes an alias: ${PRODUCTS.flatMap((p) => p.words.aliases.map((a) => `${a} (${p.kindName})`)).join(", ") || "none"}
 
@@ -120,6 +122,8 @@ export async function devicesCommand(argv: string[]): Promise<void> {
       if (!v.json) console.log(deletedText(name(), found));
       return;
     }
+    case "connectivity":
+      return printConnectivity(client, name(), v);
     default:
       throw new Error(DEVICES_USAGE);
   }
@@ -167,6 +171,9 @@ function describe(d: Device): string {
       ["firmware_version", d.firmwareVersion || "-"],
       ["online", d.connectivity?.online ? "yes" : "no"],
       ["last_seen", time(d.connectivity?.lastSeenTime)],
+      ["last_uplink", time(d.connectivity?.lastUplinkTime)],
+      ["silent", d.connectivity?.silent ? "yes" : "no"],
+      ["last_event", lastEventText(d.connectivity?.lastEvent)],
       ["desired", summary(d, "desired")],
       ["reported", summary(d, "reported")],
       ["create_time", time(d.createTime)],

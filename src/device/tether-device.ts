@@ -6,7 +6,10 @@
  *   redelivered by the broker on reconnect;
  * - MQTT 3.1.1, because the embedded broker (aedes) and RabbitMQ's MQTT plugin speak nothing newer;
  * - a retained `offline` last will and a retained `online` on every connect, so Tether and any observer
- *   always see the current presence, including after a crash or power loss;
+ *   always see the current presence, including after a crash or power loss; a graceful close says
+ *   `offline:clean` first, so Tether can tell a goodbye from a lost connection on any broker;
+ * - a tiny heartbeat uplink when the device has said nothing for `heartbeatIntervalMs`, so a quiet
+ *   device never looks dead, even on a broker whose keepalives Tether cannot see;
  * - a Hello after every connect asking for pending tasks, which covers anything sent while the session
  *   was lost (broker restart, expired session);
  * - at-most-once execution of redelivered tasks (see {@link TaskExecutor});
@@ -24,7 +27,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { pino, type Logger } from "pino";
 import { type CertificateUpdate, type Downlink, DownlinkSchema, type DesiredState, type TaskRequest } from "../../gen/tether/device/v1/downlink_pb.js";
 import { SampleSchema, UplinkSchema } from "../../gen/tether/device/v1/uplink_pb.js";
-import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE, uplinkTopic } from "../protocol/topics.js";
+import { downlinkTopic, presenceTopic, PRESENCE_OFFLINE, PRESENCE_OFFLINE_CLEAN, PRESENCE_ONLINE, uplinkTopic } from "../protocol/topics.js";
 import { enableNoDelay } from "../protocol/mqtt-no-delay.js";
 import { TaskExecutor, type UplinkBody } from "./task-executor.js";
 import { TelemetryOutbox } from "./telemetry-outbox.js";
@@ -48,6 +51,10 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
   private renewals = new Map<string, { resolve(update: CertificateUpdate): void; reject(err: Error): void }>();
   private closed = false;
   private wasConnected = false;
+  private lastUplinkAt = Date.now();
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Heartbeats sent so far (for tests and diagnostics). */
+  heartbeats = 0;
 
   /** @internal use {@link connectDevice} */
   constructor(
@@ -76,6 +83,21 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
       this.wasConnected = false;
     });
     client.on("error", (err) => this.log.warn({ err: err.message }, "mqtt error"));
+    const every = opts.heartbeatIntervalMs ?? 60_000;
+    if (every > 0) {
+      // Checked at a quarter of the interval: a heartbeat is due at most that late.
+      this.heartbeat = setInterval(() => this.beat(every), Math.max(10, Math.floor(every / 4)));
+      this.heartbeat.unref();
+    }
+  }
+
+  /** Sends a heartbeat if nothing else went up for `every` ms: QoS 0 and no id, it is only "still here". */
+  private beat(every: number): void {
+    if (this.closed || !this.client.connected || Date.now() - this.lastUplinkAt < every) return;
+    this.lastUplinkAt = Date.now();
+    this.heartbeats++;
+    const payload = Buffer.from(toBinary(UplinkSchema, create(UplinkSchema, { body: { case: "heartbeat", value: {} } })));
+    this.client.publish(uplinkTopic(this.deviceId), payload, { qos: 0 });
   }
 
   get connected(): boolean {
@@ -173,6 +195,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
   async close(opts: { abrupt?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.heartbeat);
     this.executor.stop();
     this.outbox?.close();
     for (const waiter of [...this.queryWaiters]) waiter.reject(new Error("device closed"));
@@ -185,7 +208,7 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
       await this.client.endAsync(true); // nothing to say goodbye to; stops the reconnect loop
       return;
     }
-    this.client.publish(presenceTopic(this.deviceId), PRESENCE_OFFLINE, { qos: 1, retain: true });
+    this.client.publish(presenceTopic(this.deviceId), PRESENCE_OFFLINE_CLEAN, { qos: 1, retain: true });
     // end(false) waits for in-flight PUBACKs (the `offline` above included), then sends DISCONNECT, which
     // discards the will. A broker that stops answering must not hang shutdown: cut the socket after 2 s.
     const ended = this.client.endAsync(false).then(() => false);
@@ -210,12 +233,14 @@ export class TetherDevice extends EventEmitter<TetherDeviceEvents> {
     if (this.closed) return Promise.resolve();
     const uplink = create(UplinkSchema, { messageId: randomUUID(), time: timestampNow(), body });
     const payload = Buffer.from(toBinary(UplinkSchema, uplink));
+    this.lastUplinkAt = Date.now();
     return this.client.publishAsync(uplinkTopic(this.deviceId), payload, { qos: 1 }).then(() => undefined);
   }
 
   /** Publishes an outbox payload if connected (else the next connect resends it). */
   private publishNow(payload: Buffer): boolean {
     if (this.closed || !this.client.connected) return false;
+    this.lastUplinkAt = Date.now();
     this.client.publish(uplinkTopic(this.deviceId), payload, { qos: 1 }, (err) => {
       if (err) this.log.debug({ err: err.message }, "telemetry publish failed; it is resent");
     });
@@ -292,6 +317,7 @@ export function connectDevice(opts: ConnectDeviceOptions): Promise<TetherDevice>
     clientId: opts.deviceId,
     clean: false,
     protocolVersion: 4,
+    keepalive: opts.keepaliveS ?? 60,
     reconnectPeriod: opts.reconnectPeriodMs ?? 1_000,
     connectTimeout: 10_000,
     resubscribe: false, // onConnected subscribes itself, after which it sends Hello

@@ -43,6 +43,17 @@ export interface ConnectDeviceOptions {
   onConnect?(device: TetherDevice): void | Promise<void>;
   /** Default 1000 ms. */
   reconnectPeriodMs?: number;
+  /**
+   * MQTT keepalive, s: the broker gives the device up after 1.5 times this without a packet (and
+   * publishes its last will). Default 60.
+   */
+  keepaliveS?: number;
+  /**
+   * A heartbeat uplink goes out after this long without any other uplink, so that Tether, which
+   * cannot see keepalives on an external broker, keeps `last_seen_time` fresh. Keep it at or
+   * below Tether's `TETHER_LIVENESS_INTERVAL_S`. 0 sends none. Default 60,000 ms.
+   */
+  heartbeatIntervalMs?: number;
   /** How long `requestCurrentTask` waits for Tether's answer. Default 10 s. */
   queryTimeoutMs?: number;
   /**

@@ -22,13 +22,16 @@ import type { Logger } from "pino";
 import type { Counters } from "../core/ports/index.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
+import { type BrokerPresence, createBrokerPresence } from "./broker-presence.js";
 import { boundPacketSize } from "./packet-limit.js";
 import {
   claimClientOf,
   isTopicAllowedForClaim,
   isTopicAllowedForDevice,
+  isPresencePayload,
   isValidDeviceId,
   PRESENCE_OFFLINE,
+  PRESENCE_OFFLINE_CLEAN,
   PRESENCE_ONLINE,
   presenceTopic,
 } from "../protocol/topics.js";
@@ -64,11 +67,15 @@ export interface EmbeddedBrokerOptions {
   maxPacketBytes?: number;
   /** The same for service clients (Tether's bridge publishes downlink up to the API's request size). Unset: no limit. */
   maxServicePacketBytes?: number;
+  /** A device's keepalives reach {@link BrokerPresence.onAlive} at most this often, ms. @default 60000 */
+  livenessIntervalMs?: number;
 }
 
 export interface EmbeddedBroker {
   port: number;
   aedes: Aedes;
+  /** Why sessions end, where they come from, and keepalives: for the bridge and the uplink intake. */
+  presence: BrokerPresence;
   /** Drops a client's connection (its last will is published), e.g. after its certificate is revoked. */
   disconnectClient(id: string): void;
   /**
@@ -177,6 +184,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         }
       }
       if (identity?.kind === "device" && isTopicAllowedForDevice(identity.deviceId, packet.topic, "publish")) {
+        const payload = packet.payload.toString();
+        if (packet.topic === presenceTopic(identity.deviceId) && isPresencePayload(payload)) presence.noteOwnPresence(client, identity.deviceId, payload);
         return done(null);
       }
       if (identity?.kind === "claim" && isTopicAllowedForClaim(identity.templateId, identity.clientId, packet.topic, "publish")) {
@@ -202,10 +211,22 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     },
   });
 
+  const presence = createBrokerPresence(
+    aedes,
+    (client) => {
+      const identity = identities.get(client);
+      return identity?.kind === "device" ? identity.deviceId : undefined;
+    },
+    opts.livenessIntervalMs ?? 60_000,
+  );
+
   aedes.on("clientReady", (client) => {
     const identity = identities.get(client);
     // A revocation that landed between authenticate and registration would otherwise miss this session.
-    if (identity && opts.isRevoked?.(identity.serialNumber)) return client.close();
+    if (identity && opts.isRevoked?.(identity.serialNumber)) {
+      presence.closing(client, "certificate_revoked");
+      return client.close();
+    }
     log.debug({ clientId: client.id, ...identity }, "mqtt client connected");
   });
   aedes.on("clientDisconnect", (client) => log.debug({ clientId: client.id }, "mqtt client disconnected"));
@@ -248,6 +269,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   return {
     port,
     aedes,
+    presence,
     disconnectClient(id: string) {
       const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[id];
       if (!client) return;
@@ -262,6 +284,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         if (!client || !identity || !isRevoked(identity.serialNumber)) continue;
         log.warn({ clientId: client.id, serialNumber: identity.serialNumber }, "mqtt session cut: certificate revoked");
         opts.counters?.inc("tether_mqtt_revoked_sessions_cut_total");
+        presence.closing(client, "certificate_revoked");
         client.close();
         cut++;
       }
@@ -269,6 +292,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     },
     close() {
       closing ??= (async () => {
+        for (const client of Object.values((aedes as unknown as { clients: Record<string, Client | undefined> }).clients)) {
+          if (client) presence.closing(client, "server_shutdown");
+        }
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const socket of sockets) socket.destroy();
         await Promise.all([serverClosed, new Promise<void>((resolve) => aedes.close(() => resolve()))]);
@@ -286,7 +312,7 @@ function retainRefusal(deviceId: string, m: RetainCheck): string | undefined {
   if (!m.retain) return undefined;
   if (m.topic !== presenceTopic(deviceId)) return `a device may retain only its presence topic, not ${m.topic}`;
   const payload = m.payload.toString();
-  if (payload !== PRESENCE_ONLINE && payload !== PRESENCE_OFFLINE) return `a retained presence must be "${PRESENCE_ONLINE}" or "${PRESENCE_OFFLINE}"`;
+  if (!isPresencePayload(payload)) return `a retained presence must be "${PRESENCE_ONLINE}", "${PRESENCE_OFFLINE}" or "${PRESENCE_OFFLINE_CLEAN}"`;
   return undefined;
 }
 

@@ -10,6 +10,7 @@ import type { UplinkIntake, UplinkItem } from "../core/ports/uplink-intake.js";
 import { ackWhenTaken } from "./ack-when-taken.js";
 import { enableNoDelay } from "../protocol/mqtt-no-delay.js";
 import { ALL_JSON_UPLINKS, ALL_METRICS, ALL_PRESENCE, ALL_UPLINKS, downlinkTopic } from "../protocol/topics.js";
+import type { PresenceNotes } from "./broker-presence.js";
 import { createUplinkDecoder } from "./uplink-decode.js";
 
 export interface MqttBridgeOptions {
@@ -34,6 +35,11 @@ export interface MqttBridgeOptions {
    * restart with the same client id). 0 or unset: a clean session.
    */
   sessionExpiryS?: number;
+  /**
+   * What the embedded broker knows about each presence message (why a session ended, the remote
+   * address), taken as the message arrives. Unset (external brokers): presence says what it says.
+   */
+  presenceNotes?: PresenceNotes;
   /** Per-device uplink token bucket; above it messages are dropped as `rate_limited`. Unset: no limit. */
   uplinkLimit?: { ratePerS: number; burst: number };
   counters: Counters;
@@ -105,6 +111,11 @@ export async function connectMqttBridge(opts: MqttBridgeOptions): Promise<MqttBr
   }
   const acks = ackWhenTaken(client, async (topic, payload) => {
     const item = decode(topic, payload);
+    if (item?.kind === "presence") {
+      const note = opts.presenceNotes?.take(item.deviceId, item.online);
+      if (note?.reason) item.reason = note.reason;
+      if (note?.remoteAddress) item.remoteAddress = note.remoteAddress;
+    }
     if (item) await submitUntilTaken(item);
   });
   try {

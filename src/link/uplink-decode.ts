@@ -4,7 +4,7 @@ import type { Counters } from "../core/ports/index.js";
 import { createLogThrottle, createRateLimiter } from "../core/rate-limit.js";
 import type { UplinkItem } from "../core/ports/uplink-intake.js";
 import type { Logger } from "../log.js";
-import { parseDeviceTopic, PRESENCE_OFFLINE, PRESENCE_ONLINE } from "../protocol/topics.js";
+import { isPresencePayload, parseDeviceTopic, PRESENCE_OFFLINE_CLEAN, PRESENCE_ONLINE } from "../protocol/topics.js";
 
 const LOG_EVERY_MS = 10_000;
 
@@ -22,7 +22,8 @@ export function decodeDeviceMessage(topic: string, payload: Buffer, maxPayloadBy
   if (payload.length > maxPayloadBytes) return { drop: "oversized" };
   if (t.channel === "presence") {
     const text = payload.toString("utf8");
-    if (text !== PRESENCE_ONLINE && text !== PRESENCE_OFFLINE) return { drop: "malformed" };
+    if (!isPresencePayload(text)) return { drop: "malformed" };
+    if (text === PRESENCE_OFFLINE_CLEAN) return { item: { kind: "presence", deviceId: t.deviceId, online: false, reason: "clean" } };
     return { item: { kind: "presence", deviceId: t.deviceId, online: text === PRESENCE_ONLINE } };
   }
   if (t.channel === "metrics") return { item: { kind: "metric", deviceId: t.deviceId, metric: t.metric!, text: payload.toString("utf8") } };

@@ -75,5 +75,6 @@ export const MAX_ENVELOPE_BYTES = {
     state: 164,
     telemetry: 53500076,
     certificate_renewal: 16594,
+    heartbeat: 73,
   },
 } as const;

@@ -8,7 +8,7 @@
  * | `…/down` | Tether → device | binary protobuf `Downlink` |
  * | `…/up` | device → Tether | binary protobuf `Uplink` |
  * | `…/up/json` | device → Tether | protobuf JSON `Uplink` (for devices without a protobuf runtime) |
- * | `…/presence` | device → Tether | `online` / `offline`, retained; `offline` is the device's last will |
+ * | `…/presence` | device → Tether | `online` / `offline` / `offline:clean`, retained; `offline` is the device's last will |
  * | `…/metrics/{metric}` | device → Tether | a decimal number as text (the simplest possible device) |
  *
  * The version sits in the topic so that a future v2 scheme can run beside v1 on the same broker.
@@ -26,6 +26,16 @@ export const METRIC_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 /** Presence payloads. */
 export const PRESENCE_ONLINE = "online";
 export const PRESENCE_OFFLINE = "offline";
+/**
+ * The offline a device publishes itself before a clean DISCONNECT (the SDK does): a last will is
+ * always plain `offline`, so an external broker's presence tells a goodbye from a lost connection.
+ */
+export const PRESENCE_OFFLINE_CLEAN = "offline:clean";
+
+/** Whether a presence payload is one of the three. */
+export function isPresencePayload(text: string): boolean {
+  return text === PRESENCE_ONLINE || text === PRESENCE_OFFLINE || text === PRESENCE_OFFLINE_CLEAN;
+}
 
 /** The channel part of a device topic. */
 export type DeviceChannel = "down" | "up" | "up/json" | "presence" | "metrics";

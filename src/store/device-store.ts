@@ -9,6 +9,16 @@ import { AlreadyExistsError } from "../core/errors.js";
 import { productByCase, productByKindName } from "../core/products/index.js";
 import type { Sql } from "./database.js";
 import { withTransaction } from "./transaction.js";
+import { reasonOf, toConnectivityEvent } from "../core/connectivity/connectivity-reason.js";
+
+/** `devices.last_event`: a copy of the device's latest connectivity_events row. */
+interface LastEvent {
+  id: string | number;
+  connected: boolean;
+  reason: string;
+  address: string;
+  time: string;
+}
 
 export interface DeviceRow {
   id: string;
@@ -23,6 +33,9 @@ export interface DeviceRow {
   online: boolean;
   last_seen_time: Date | null;
   listen_until_time: Date | null;
+  last_uplink_time: Date | null;
+  silent: boolean;
+  last_event: LastEvent | null;
   create_time: Date;
   update_time: Date;
   revision: string | number;
@@ -114,11 +127,30 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       return rows.map((r) => ({ deviceId: r.device_id, deleteTime: r.delete_time }));
     },
 
-    async setPresence(id, online, now) {
-      const rows = await sql<
-        { firmware_version: string }[]
-      >`UPDATE devices SET online = ${online}, last_seen_time = ${now} WHERE id = ${id} RETURNING firmware_version`;
-      return rows[0] ? { firmwareVersion: rows[0].firmware_version } : undefined;
+    async setPresence(id, change, now, opts = {}) {
+      const uplink = opts.uplink ?? false;
+      // One statement: the row lock (prev) orders two replicas hearing the same presence, and only
+      // a change of `online` is an event. A connect after the broker link was lost is the link
+      // coming back, not the device (broker_restored).
+      const rows = await sql<(DeviceRow & { changed: boolean })[]>`
+        WITH prev AS (SELECT id, online, last_event FROM devices WHERE id = ${id} FOR UPDATE),
+        ev AS (
+          INSERT INTO connectivity_events (device_id, event_time, connected, reason, remote_address)
+          SELECT id, ${now}, ${change.online},
+                 CASE WHEN ${change.online} AND last_event->>'reason' = 'broker_lost' AND last_event->>'connected' = 'false'
+                      THEN 'broker_restored' ELSE ${reasonOf(change)} END,
+                 ${change.remoteAddress ?? ""}
+          FROM prev WHERE online IS DISTINCT FROM ${change.online}
+          RETURNING *)
+        UPDATE devices d SET
+          online = ${change.online},
+          last_seen_time = CASE WHEN ${change.online} THEN GREATEST(d.last_seen_time, ${now}) ELSE d.last_seen_time END,
+          last_uplink_time = CASE WHEN ${uplink} THEN GREATEST(d.last_uplink_time, ${now}) ELSE d.last_uplink_time END,
+          silent = d.silent AND ${change.online} AND NOT ${uplink},
+          last_event = COALESCE((SELECT ${lastEventJson(sql)} FROM ev), d.last_event)
+        FROM prev WHERE d.id = prev.id
+        RETURNING d.*, EXISTS (SELECT 1 FROM ev) AS changed`;
+      return rows[0] ? { ...toStored(rows[0]), changed: rows[0].changed } : undefined;
     },
 
     async setFirmwareVersion(id, firmwareVersion) {
@@ -129,18 +161,49 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       return rows[0] ? toStored(rows[0]) : undefined;
     },
 
-    async setAllOffline() {
+    async setAllOffline(now, reason) {
       // last_seen_time stays: it is when the device was last heard from, not when Tether lost it.
-      const rows = await sql<DeviceRow[]>`UPDATE devices SET online = false WHERE online RETURNING *`;
+      const rows = await sql<DeviceRow[]>`
+        WITH gone AS (SELECT id FROM devices WHERE online FOR UPDATE),
+        ev AS (
+          INSERT INTO connectivity_events (device_id, event_time, connected, reason)
+          SELECT id, ${now}, false, ${reason} FROM gone
+          RETURNING *)
+        UPDATE devices d SET online = false, silent = false, last_event = ${lastEventJson(sql)}
+        FROM ev WHERE d.id = ev.device_id
+        RETURNING d.*`;
       return rows.map((r) => toStored(r).device);
     },
 
-    async touch(id, now) {
-      await sql`UPDATE devices SET last_seen_time = ${now} WHERE id = ${id} AND (last_seen_time IS NULL OR last_seen_time < ${now})`;
+    async touch(id, now, opts = {}) {
+      const uplink = opts.uplink ?? false;
+      // `prev` reads the row as it was before this statement: whether it was silent until now.
+      const rows = await sql<{ was_silent: boolean }[]>`
+        WITH prev AS (SELECT silent FROM devices WHERE id = ${id})
+        UPDATE devices SET
+          last_seen_time = GREATEST(last_seen_time, ${now}),
+          last_uplink_time = CASE WHEN ${uplink} THEN GREATEST(last_uplink_time, ${now}) ELSE last_uplink_time END,
+          silent = silent AND NOT ${uplink}
+        WHERE id = ${id}
+        RETURNING (SELECT silent FROM prev) AND ${uplink} AS was_silent`;
+      return rows[0]?.was_silent ?? false;
+    },
+
+    async markSilent(cutoff) {
+      // Silent since the later of its last message and its connect: a device that connected and
+      // said nothing yet has had its time to speak only from the connect on.
+      const rows = await sql<DeviceRow[]>`
+        UPDATE devices SET silent = true
+        WHERE online AND NOT silent
+          AND GREATEST(last_uplink_time, (last_event->>'time')::timestamptz) < ${cutoff}
+        RETURNING *`;
+      return rows.map((r) => toStored(r).device);
     },
 
     async setListening(id, until, now) {
-      const rows = await sql`UPDATE devices SET listen_until_time = ${until}, last_seen_time = ${now} WHERE id = ${id} RETURNING id`;
+      const rows = await sql`
+        UPDATE devices SET listen_until_time = ${until}, last_seen_time = ${now}, last_uplink_time = ${now}, silent = false
+        WHERE id = ${id} RETURNING id`;
       return rows.length > 0;
     },
 
@@ -151,7 +214,7 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
     async applyReportedMany(items, now) {
       if (items.length === 0) return [];
       const rows = await sql<(DeviceRow & { n: string | number })[]>`
-        UPDATE devices d SET reported = v.reported, reported_version = v.version, last_seen_time = ${now}
+        UPDATE devices d SET reported = v.reported, reported_version = v.version, last_seen_time = ${now}, last_uplink_time = ${now}, silent = false
         FROM unnest(${items.map((i) => i.id)}::text[], ${items.map((i) => i.kindName)}::text[], ${items.map((i) => i.version)}::bigint[],
                     ${items.map((i) => i.reported as never)}::jsonb[]) WITH ORDINALITY AS v (id, kind, version, reported, n)
         WHERE d.id = v.id AND d.kind = v.kind AND d.reported_version < v.version
@@ -170,7 +233,8 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
 
     async applyReported(id, version, reported, now) {
       const rows = await sql<DeviceRow[]>`
-        UPDATE devices SET reported = ${sql.json(reported as JsonValue)}, reported_version = ${version}, last_seen_time = ${now}
+        UPDATE devices SET reported = ${sql.json(reported as JsonValue)}, reported_version = ${version}, last_seen_time = ${now},
+          last_uplink_time = ${now}, silent = false
         WHERE id = ${id} AND reported_version < ${version}
         RETURNING *`;
       if (rows[0]) return toStored(rows[0]);
@@ -260,6 +324,19 @@ export function toStored(row: DeviceRow): StoredDevice {
       online: row.online,
       lastSeenTime: row.last_seen_time ? timestampFromDate(row.last_seen_time) : undefined,
       listenUntilTime: row.listen_until_time ? timestampFromDate(row.listen_until_time) : undefined,
+      lastUplinkTime: row.last_uplink_time ? timestampFromDate(row.last_uplink_time) : undefined,
+      // A row rebuilt from a JSON snapshot taken before the column existed has no `silent`: false, not null.
+      silent: row.silent === true && row.online,
+      lastEvent: row.last_event
+        ? toConnectivityEvent({
+            id: String(row.last_event.id),
+            deviceId: row.id,
+            connected: row.last_event.connected,
+            reason: row.last_event.reason,
+            remoteAddress: row.last_event.address,
+            time: new Date(row.last_event.time),
+          })
+        : undefined,
     },
     createTime: timestampFromDate(row.create_time),
     updateTime: timestampFromDate(row.update_time),
@@ -273,4 +350,9 @@ export function toStored(row: DeviceRow): StoredDevice {
 
 function isEmptyObject(v: JsonValue): boolean {
   return v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0;
+}
+
+/** The `devices.last_event` copy of a connectivity_events row named `ev`. */
+function lastEventJson(sql: Sql) {
+  return sql`jsonb_build_object('id', ev.id, 'connected', ev.connected, 'reason', ev.reason, 'address', ev.remote_address, 'time', ev.event_time)`;
 }

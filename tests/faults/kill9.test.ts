@@ -1,4 +1,5 @@
 import path from "node:path";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../helpers/devices.js";
 import { type RunningMosquitto, startMosquitto } from "../helpers/mosquitto.js";
@@ -10,7 +11,8 @@ import { reportSummary } from "./lib/summary.js";
 /**
  * Scenario 1: two replicas on one PostgreSQL and Mosquitto, a fleet of simulated LEDs, 10,000
  * tasks created through both replicas with many in flight; replica B is killed -9 while tasks are
- * in every state. Afterwards every accepted task ran exactly once.
+ * in every state. Afterwards every accepted task ran exactly once, and presence is unchanged: every
+ * device online, no disconnect recorded.
  */
 const TASKS = Number(process.env.FAULTS_TASKS ?? 10_000);
 const DEVICES = Number(process.env.FAULTS_DEVICES ?? 100);
@@ -119,5 +121,14 @@ describe("fault: kill -9 a replica with 10,000 tasks in flight", () => {
     });
     expect(v).toMatchObject({ lost: 0, duplicated: 0, pending: 0, phantom: 0, extraRows: 0 });
     expect(v.byState).toEqual({ SUCCEEDED: TASKS });
+
+    // A replica's crash is not the devices': they stayed connected to the broker, so every one is
+    // still online and no disconnect was recorded for any of them.
+    const online = (await ca.devices.listDevices({ filter: "online = true", pageSize: 1000 })).devices.filter((d) => d.name.startsWith("devices/k9-led-"));
+    expect(online).toHaveLength(DEVICES);
+    const sql = postgres(db.url, { max: 1 });
+    const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM connectivity_events WHERE NOT connected`;
+    await sql.end();
+    expect(row!.n).toBe(0);
   });
 });

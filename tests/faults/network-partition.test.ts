@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConnectivityEvent_Reason as Reason } from "../../gen/tether/v1/connectivity_pb.js";
 import { eventually } from "../helpers/devices.js";
 import { type RunningMosquitto, startMosquitto } from "../helpers/mosquitto.js";
 import { freshDatabase } from "../helpers/postgres.js";
@@ -58,6 +59,13 @@ describe("fault: network partition between Tether and the broker", () => {
     const prefix = "npt";
     const onlineIds = async () =>
       (await c.devices.listDevices({ filter: "online = true", pageSize: 1000 })).devices.map((d) => d.name).filter((n) => n.startsWith(`devices/${prefix}-`));
+    /** The reason of each fleet device's latest connectivity change, de-duplicated. */
+    const lastReasons = async () =>
+      new Set(
+        (await c.devices.listDevices({ pageSize: 1000 })).devices
+          .filter((d) => d.name.startsWith(`devices/${prefix}-`))
+          .map((d) => Reason[d.connectivity?.lastEvent?.reason ?? Reason.UNSPECIFIED]),
+      );
     const extra: Record<string, string | number> = {};
     await runOutage({
       scenario: "3 network partition Tether-broker",
@@ -76,6 +84,8 @@ describe("fault: network partition between Tether and the broker", () => {
         proxy.partition();
         await eventually(async () => (await onlineIds()).length === 0, PARTITION_MS, "every device reported offline during the partition");
         extra["offline after"] = `${((Date.now() - start) / 1000).toFixed(1)} s`;
+        // Tether lost the broker, not the devices: that is the reason recorded for every one.
+        expect(await lastReasons()).toEqual(new Set(["BROKER_LOST"]));
         await new Promise((res) => setTimeout(res, Math.max(0, start + PARTITION_MS - Date.now())));
         // Still offline at the end: nothing the partition hid was taken for a sign of life.
         expect(await onlineIds()).toEqual([]);
@@ -83,6 +93,13 @@ describe("fault: network partition between Tether and the broker", () => {
         const healed = Date.now();
         await eventually(async () => (await onlineIds()).length === 30, 30_000, "every device online again after the heal");
         extra["online again after heal"] = `${((Date.now() - healed) / 1000).toFixed(1)} s`;
+        // Back because the link is, not because the devices reconnected (they never left).
+        expect(await lastReasons()).toEqual(new Set(["BROKER_RESTORED"]));
+        const [device] = (await c.devices.listDevices({ filter: "online = true", pageSize: 1000 })).devices.filter((d) =>
+          d.name.startsWith(`devices/${prefix}-`),
+        );
+        const history = (await c.devices.listConnectivityEvents({ parent: device!.name, pageSize: 2 })).connectivityEvents;
+        expect(history.map((e) => Reason[e.reason])).toEqual(["BROKER_RESTORED", "BROKER_LOST"]);
       },
     });
   });

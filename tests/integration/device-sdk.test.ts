@@ -313,14 +313,14 @@ describe("device SDK and simulators over the embedded broker", () => {
     await expect(connectDevice({ ...options, deviceId: "led-wrong", handler: () => ({}) })).rejects.toThrow(/Not authorized/);
   });
 
-  it("publishes a retained offline on a graceful close", async () => {
+  it("publishes a retained offline:clean on a graceful close", async () => {
     const { device } = await startLedSim(await conn("led-bye"));
     await device.close();
     expect(device.connected).toBe(false);
     const watcher = await mqtt.connectAsync(url, { clientId: "watch-bye", cert: svc.certPem, key: svc.keyPem, ca: pki.caPem, reconnectPeriod: 0 });
     const got = new Promise<string>((resolve) => watcher.once("message", (_t, payload) => resolve(payload.toString())));
     await watcher.subscribeAsync(presenceTopic("led-bye"), { qos: 1 });
-    expect(await got).toBe("offline");
+    expect(await got).toBe("offline:clean");
     await watcher.endAsync(true);
   });
 

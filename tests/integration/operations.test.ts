@@ -67,6 +67,7 @@ describe("reflection", () => {
         "UpdateDevice",
         "DeleteDevice",
         "WatchDevices",
+        "ListConnectivityEvents",
       ]);
     } finally {
       c.close();

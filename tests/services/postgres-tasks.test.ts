@@ -55,7 +55,7 @@ describe("tasks on a real PostgreSQL", () => {
       const devices = createDeviceStore(pools[0]!);
       const now = new Date();
       await devices.insert(create(DeviceSchema, { name: "devices/race-led", uid: crypto.randomUUID(), kind: { case: "led", value: {} } }), now);
-      await devices.setPresence("race-led", true, now);
+      await devices.setPresence("race-led", { online: true }, now);
       const stores = pools.map(createTaskStore);
       const command = create(CommandSchema, { kind: { case: "led", value: { action: { case: "setPower", value: true } } } });
       for (let i = 0; i < 60; i++) {

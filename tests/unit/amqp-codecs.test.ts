@@ -52,6 +52,10 @@ describe("decodeDeviceMessage (one codec for every transport)", () => {
       item: { kind: "uplink", deviceId: "d" },
     });
     expect(decodeDeviceMessage(presenceTopic("d"), Buffer.from("offline"), 1024)).toEqual({ item: { kind: "presence", deviceId: "d", online: false } });
+    // The SDK's goodbye: the one presence that carries its reason (a last will is plain `offline`).
+    expect(decodeDeviceMessage(presenceTopic("d"), Buffer.from("offline:clean"), 1024)).toEqual({
+      item: { kind: "presence", deviceId: "d", online: false, reason: "clean" },
+    });
     expect(decodeDeviceMessage(metricTopic("d", "t"), Buffer.from("1.5"), 1024)).toEqual({ item: { kind: "metric", deviceId: "d", metric: "t", text: "1.5" } });
   });
   it("says why it drops", () => {
@@ -60,6 +64,7 @@ describe("decodeDeviceMessage (one codec for every transport)", () => {
     expect(decodeDeviceMessage(uplinkTopic("d"), Buffer.alloc(2000), 1024)).toEqual({ drop: "oversized" });
     expect(decodeDeviceMessage(uplinkJsonTopic("d"), Buffer.from("{not json"), 1024)).toEqual({ drop: "malformed" });
     expect(decodeDeviceMessage(presenceTopic("d"), Buffer.from("maybe"), 1024)).toEqual({ drop: "malformed" });
+    expect(decodeDeviceMessage(presenceTopic("d"), Buffer.from("offline:keepalive_timeout"), 1024)).toEqual({ drop: "malformed" });
   });
 });
 
@@ -68,13 +73,18 @@ describe("uplink queue messages", () => {
     const items: UplinkItem[] = [
       { kind: "uplink", deviceId: "d", uplink: create(UplinkSchema, { messageId: "m", body: { case: "currentTaskQuery", value: {} } }) },
       { kind: "presence", deviceId: "d", online: true },
+      { kind: "presence", deviceId: "d", online: false, reason: "keepalive_timeout", remoteAddress: "[2001:db8::1]:5000" },
       { kind: "metric", deviceId: "d", metric: "a.b", text: "42" },
+      { kind: "alive", deviceId: "d" },
     ];
     for (const item of items) {
       const { content, type, headers } = encodeItem(item);
       expect(decodeItem({ content, properties: { type, headers } } as never)).toEqual(item);
     }
     expect(decodeItem({ content: Buffer.from("x"), properties: { type: "uplink", headers: {} } } as never)).toBeUndefined();
+    // A reason header that names no reason is left out, not stored.
+    const odd = { content: Buffer.from("offline"), properties: { type: "presence", headers: { "x-tether-device": "d", "x-tether-reason": "bogus" } } };
+    expect(decodeItem(odd as never)).toEqual({ kind: "presence", deviceId: "d", online: false });
   });
   it("map a device to one stable partition and spread devices over all of them", () => {
     expect(partitionOf("kitchen-led", 4)).toBe(partitionOf("kitchen-led", 4));

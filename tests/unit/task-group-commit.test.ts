@@ -56,7 +56,7 @@ describe("group commit on the task path, no network", () => {
         device: { kind: { case: "led", value: {} }, deliveryPolicy: { mode: opts.mode, maxPendingTasks: opts.maxPendingTasks } },
       }),
     );
-    if (opts.online) await core.stores.devices.setPresence(id, true, core.clock.now());
+    if (opts.online) await core.stores.devices.setPresence(id, { online: true }, core.clock.now());
   }
   async function newTask(deviceId: string, value: number, extra: { requestId?: string; priority?: number } = {}): Promise<NewTask> {
     const stored = (await core.stores.devices.get(deviceId)) ?? (await core.stores.devices.get("gc-any"));

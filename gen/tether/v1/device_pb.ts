@@ -8,6 +8,8 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { CoffeeMachine } from "./coffee_machine_pb.js";
 import { file_tether_v1_coffee_machine } from "./coffee_machine_pb.js";
+import type { ConnectivityEvent } from "./connectivity_pb.js";
+import { file_tether_v1_connectivity } from "./connectivity_pb.js";
 import type { Led } from "./led_pb.js";
 import { file_tether_v1_led } from "./led_pb.js";
 import type { Thermostat } from "./thermostat_pb.js";
@@ -20,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/device.proto.
  */
 export const file_tether_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEiggUKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRI0ChBsYXRlc3RfdGVsZW1ldHJ5GAwgAygLMhoudGV0aGVyLnYxLlRlbGVtZXRyeVNhbXBsZRIvCgtkZWxldGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoDbGVkGBQgASgLMg4udGV0aGVyLnYxLkxlZEgAEjIKDmNvZmZlZV9tYWNoaW5lGBUgASgLMhgudGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVIABIrCgp0aGVybW9zdGF0GBYgASgLMhUudGV0aGVyLnYxLlRoZXJtb3N0YXRIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmQiiQEKDENvbm5lY3Rpdml0eRIOCgZvbmxpbmUYASABKAgSMgoObGFzdF9zZWVuX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxpc3Rlbl91bnRpbF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAyp/CgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAISGwoXUFJPRFVDVF9LSU5EX1RIRVJNT1NUQVQQA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_led, file_tether_v1_thermostat, file_tether_v1_telemetry]);
+  fileDesc("ChZ0ZXRoZXIvdjEvZGV2aWNlLnByb3RvEgl0ZXRoZXIudjEiggUKBkRldmljZRIMCgRuYW1lGAEgASgJEgsKA3VpZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkSLQoGbGFiZWxzGAQgAygLMh0udGV0aGVyLnYxLkRldmljZS5MYWJlbHNFbnRyeRINCgVvd25lchgFIAEoCRIYChBmaXJtd2FyZV92ZXJzaW9uGAYgASgJEi0KDGNvbm5lY3Rpdml0eRgHIAEoCzIXLnRldGhlci52MS5Db25uZWN0aXZpdHkSLwoLY3JlYXRlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAogASgJEjIKD2RlbGl2ZXJ5X3BvbGljeRgLIAEoCzIZLnRldGhlci52MS5EZWxpdmVyeVBvbGljeRI0ChBsYXRlc3RfdGVsZW1ldHJ5GAwgAygLMhoudGV0aGVyLnYxLlRlbGVtZXRyeVNhbXBsZRIvCgtkZWxldGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHQoDbGVkGBQgASgLMg4udGV0aGVyLnYxLkxlZEgAEjIKDmNvZmZlZV9tYWNoaW5lGBUgASgLMhgudGV0aGVyLnYxLkNvZmZlZU1hY2hpbmVIABIrCgp0aGVybW9zdGF0GBYgASgLMhUudGV0aGVyLnYxLlRoZXJtb3N0YXRIABotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgYKBGtpbmQigQIKDENvbm5lY3Rpdml0eRIOCgZvbmxpbmUYASABKAgSMgoObGFzdF9zZWVuX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxpc3Rlbl91bnRpbF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X3VwbGlua190aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzaWxlbnQYBSABKAgSMAoKbGFzdF9ldmVudBgGIAEoCzIcLnRldGhlci52MS5Db25uZWN0aXZpdHlFdmVudCLGAQoORGVsaXZlcnlQb2xpY3kSLAoEbW9kZRgBIAEoDjIeLnRldGhlci52MS5EZWxpdmVyeVBvbGljeS5Nb2RlEhkKEW1heF9wZW5kaW5nX3Rhc2tzGAIgASgNImsKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfQlVSU1QQARIfChtNT0RFX09ORV9VTlRJTF9BQ0tOT1dMRURHRUQQAhIcChhNT0RFX09ORV9VTlRJTF9DT01QTEVURUQQAyp/CgtQcm9kdWN0S2luZBIcChhQUk9EVUNUX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQUk9EVUNUX0tJTkRfTEVEEAESHwobUFJPRFVDVF9LSU5EX0NPRkZFRV9NQUNISU5FEAISGwoXUFJPRFVDVF9LSU5EX1RIRVJNT1NUQVQQA2IGcHJvdG8z", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_connectivity, file_tether_v1_led, file_tether_v1_thermostat, file_tether_v1_telemetry]);
 
 /**
  * A device: the common base every product shares, plus exactly one product kind.
@@ -183,7 +185,9 @@ export type Connectivity = Message<"tether.v1.Connectivity"> & {
   online: boolean;
 
   /**
-   * When any message from the device last arrived (over MQTT or HTTP).
+   * When the device was last known to be alive: any message from it (over MQTT or HTTP), its
+   * heartbeat, or (embedded broker) its MQTT keepalive. Written at most once per
+   * `TETHER_LIVENESS_INTERVAL_S` for heartbeats and keepalives, at most once a second otherwise.
    *
    * @generated from field: google.protobuf.Timestamp last_seen_time = 2;
    */
@@ -197,6 +201,31 @@ export type Connectivity = Message<"tether.v1.Connectivity"> & {
    * @generated from field: google.protobuf.Timestamp listen_until_time = 3;
    */
   listenUntilTime?: Timestamp | undefined;
+
+  /**
+   * When the device last sent a message of its own (an Uplink other than a heartbeat, a plain
+   * metric, an HTTP uplink or poll). Heartbeats and MQTT keepalives move `last_seen_time` only.
+   *
+   * @generated from field: google.protobuf.Timestamp last_uplink_time = 4;
+   */
+  lastUplinkTime?: Timestamp | undefined;
+
+  /**
+   * True while the device is `online` but has sent nothing of its own (see `last_uplink_time`)
+   * for `TETHER_SILENT_AFTER_S`: connected and alive (keepalives, heartbeats), but silent. Set by
+   * a sweep that runs every `TETHER_SILENT_CHECK_S`, so it may be that much late; cleared by the
+   * device's next message. Always false while offline: disconnected is reported by `online`.
+   *
+   * @generated from field: bool silent = 5;
+   */
+  silent: boolean;
+
+  /**
+   * The device's latest connect or disconnect, with its reason. Unset until the first one.
+   *
+   * @generated from field: tether.v1.ConnectivityEvent last_event = 6;
+   */
+  lastEvent?: ConnectivityEvent | undefined;
 };
 
 /**

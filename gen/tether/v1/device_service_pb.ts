@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, FieldMask } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty, file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
+import type { ConnectivityEvent } from "./connectivity_pb.js";
+import { file_tether_v1_connectivity } from "./connectivity_pb.js";
 import type { Device, DeviceSchema } from "./device_pb.js";
 import { file_tether_v1_device } from "./device_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/device_service.proto.
  */
 export const file_tether_v1_device_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZXRoZXIvdjEvZGV2aWNlX3NlcnZpY2UucHJvdG8SCXRldGhlci52MSJLChNDcmVhdGVEZXZpY2VSZXF1ZXN0EiEKBmRldmljZRgBIAEoCzIRLnRldGhlci52MS5EZXZpY2USEQoJZGV2aWNlX2lkGAIgASgJIiAKEEdldERldmljZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJLChJMaXN0RGV2aWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJIlIKE0xpc3REZXZpY2VzUmVzcG9uc2USIgoHZGV2aWNlcxgBIAMoCzIRLnRldGhlci52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKE1VwZGF0ZURldmljZVJlcXVlc3QSIQoGZGV2aWNlGAEgASgLMhEudGV0aGVyLnYxLkRldmljZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCIlChNXYXRjaERldmljZXNSZXF1ZXN0Eg4KBmZpbHRlchgBIAEoCSLuAQoUV2F0Y2hEZXZpY2VzUmVzcG9uc2USMgoEdHlwZRgBIAEoDjIkLnRldGhlci52MS5XYXRjaERldmljZXNSZXNwb25zZS5UeXBlEiEKBmRldmljZRgCIAEoCzIRLnRldGhlci52MS5EZXZpY2UifwoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASEAoMVFlQRV9JTklUSUFMEAESGQoVVFlQRV9JTklUSUFMX0NPTVBMRVRFEAISEAoMVFlQRV9DSEFOR0VEEAMSEAoMVFlQRV9SRU1PVkVEEAQSEAoMVFlQRV9ERUxFVEVEEAUyuwMKDURldmljZVNlcnZpY2USQQoMQ3JlYXRlRGV2aWNlEh4udGV0aGVyLnYxLkNyZWF0ZURldmljZVJlcXVlc3QaES50ZXRoZXIudjEuRGV2aWNlEjsKCUdldERldmljZRIbLnRldGhlci52MS5HZXREZXZpY2VSZXF1ZXN0GhEudGV0aGVyLnYxLkRldmljZRJMCgtMaXN0RGV2aWNlcxIdLnRldGhlci52MS5MaXN0RGV2aWNlc1JlcXVlc3QaHi50ZXRoZXIudjEuTGlzdERldmljZXNSZXNwb25zZRJBCgxVcGRhdGVEZXZpY2USHi50ZXRoZXIudjEuVXBkYXRlRGV2aWNlUmVxdWVzdBoRLnRldGhlci52MS5EZXZpY2USRgoMRGVsZXRlRGV2aWNlEh4udGV0aGVyLnYxLkRlbGV0ZURldmljZVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSUQoMV2F0Y2hEZXZpY2VzEh4udGV0aGVyLnYxLldhdGNoRGV2aWNlc1JlcXVlc3QaHy50ZXRoZXIudjEuV2F0Y2hEZXZpY2VzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_tether_v1_device]);
+  fileDesc("Ch50ZXRoZXIvdjEvZGV2aWNlX3NlcnZpY2UucHJvdG8SCXRldGhlci52MSJLChNDcmVhdGVEZXZpY2VSZXF1ZXN0EiEKBmRldmljZRgBIAEoCzIRLnRldGhlci52MS5EZXZpY2USEQoJZGV2aWNlX2lkGAIgASgJIiAKEEdldERldmljZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJLChJMaXN0RGV2aWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJIlIKE0xpc3REZXZpY2VzUmVzcG9uc2USIgoHZGV2aWNlcxgBIAMoCzIRLnRldGhlci52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKE1VwZGF0ZURldmljZVJlcXVlc3QSIQoGZGV2aWNlGAEgASgLMhEudGV0aGVyLnYxLkRldmljZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCIlChNXYXRjaERldmljZXNSZXF1ZXN0Eg4KBmZpbHRlchgBIAEoCSLuAQoUV2F0Y2hEZXZpY2VzUmVzcG9uc2USMgoEdHlwZRgBIAEoDjIkLnRldGhlci52MS5XYXRjaERldmljZXNSZXNwb25zZS5UeXBlEiEKBmRldmljZRgCIAEoCzIRLnRldGhlci52MS5EZXZpY2UifwoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASEAoMVFlQRV9JTklUSUFMEAESGQoVVFlQRV9JTklUSUFMX0NPTVBMRVRFEAISEAoMVFlQRV9DSEFOR0VEEAMSEAoMVFlQRV9SRU1PVkVEEAQSEAoMVFlQRV9ERUxFVEVEEAUiVgodTGlzdENvbm5lY3Rpdml0eUV2ZW50c1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInQKHkxpc3RDb25uZWN0aXZpdHlFdmVudHNSZXNwb25zZRI5ChNjb25uZWN0aXZpdHlfZXZlbnRzGAEgAygLMhwudGV0aGVyLnYxLkNvbm5lY3Rpdml0eUV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKqBAoNRGV2aWNlU2VydmljZRJBCgxDcmVhdGVEZXZpY2USHi50ZXRoZXIudjEuQ3JlYXRlRGV2aWNlUmVxdWVzdBoRLnRldGhlci52MS5EZXZpY2USOwoJR2V0RGV2aWNlEhsudGV0aGVyLnYxLkdldERldmljZVJlcXVlc3QaES50ZXRoZXIudjEuRGV2aWNlEkwKC0xpc3REZXZpY2VzEh0udGV0aGVyLnYxLkxpc3REZXZpY2VzUmVxdWVzdBoeLnRldGhlci52MS5MaXN0RGV2aWNlc1Jlc3BvbnNlEkEKDFVwZGF0ZURldmljZRIeLnRldGhlci52MS5VcGRhdGVEZXZpY2VSZXF1ZXN0GhEudGV0aGVyLnYxLkRldmljZRJGCgxEZWxldGVEZXZpY2USHi50ZXRoZXIudjEuRGVsZXRlRGV2aWNlUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJRCgxXYXRjaERldmljZXMSHi50ZXRoZXIudjEuV2F0Y2hEZXZpY2VzUmVxdWVzdBofLnRldGhlci52MS5XYXRjaERldmljZXNSZXNwb25zZTABEm0KFkxpc3RDb25uZWN0aXZpdHlFdmVudHMSKC50ZXRoZXIudjEuTGlzdENvbm5lY3Rpdml0eUV2ZW50c1JlcXVlc3QaKS50ZXRoZXIudjEuTGlzdENvbm5lY3Rpdml0eUV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_tether_v1_connectivity, file_tether_v1_device]);
 
 /**
  * Request for CreateDevice.
@@ -309,6 +311,70 @@ export const WatchDevicesResponse_TypeSchema: GenEnum<WatchDevicesResponse_Type>
   enumDesc(file_tether_v1_device_service, 7, 0);
 
 /**
+ * Request for ListConnectivityEvents.
+ *
+ * @generated from message tether.v1.ListConnectivityEventsRequest
+ */
+export type ListConnectivityEventsRequest = Message<"tether.v1.ListConnectivityEventsRequest"> & {
+  /**
+   * The device, `devices/{device}`.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Maximum events per page, 1–1000: 0 means 50, a larger value means 1000, a negative one is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; `parent` must not change between pages.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message tether.v1.ListConnectivityEventsRequest.
+ * Use `create(ListConnectivityEventsRequestSchema)` to create a new message.
+ */
+export const ListConnectivityEventsRequestSchema: GenMessage<ListConnectivityEventsRequest> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device_service, 8);
+
+/**
+ * Response for ListConnectivityEvents.
+ *
+ * @generated from message tether.v1.ListConnectivityEventsResponse
+ */
+export type ListConnectivityEventsResponse = Message<"tether.v1.ListConnectivityEventsResponse"> & {
+  /**
+   * One page of events, newest first.
+   *
+   * @generated from field: repeated tether.v1.ConnectivityEvent connectivity_events = 1;
+   */
+  connectivityEvents: ConnectivityEvent[];
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message tether.v1.ListConnectivityEventsResponse.
+ * Use `create(ListConnectivityEventsResponseSchema)` to create a new message.
+ */
+export const ListConnectivityEventsResponseSchema: GenMessage<ListConnectivityEventsResponse> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device_service, 9);
+
+/**
  * Manages the device registry.
  *
  * @generated from service tether.v1.DeviceService
@@ -377,6 +443,17 @@ export const DeviceService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchDevicesRequestSchema;
     output: typeof WatchDevicesResponseSchema;
+  },
+  /**
+   * Lists a device's connects and disconnects, newest first, with their reasons. The same rights
+   * as GetDevice: NOT_FOUND for a device the caller may not see.
+   *
+   * @generated from rpc tether.v1.DeviceService.ListConnectivityEvents
+   */
+  listConnectivityEvents: {
+    methodKind: "unary";
+    input: typeof ListConnectivityEventsRequestSchema;
+    output: typeof ListConnectivityEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tether_v1_device_service, 0);

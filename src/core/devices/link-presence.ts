@@ -50,7 +50,7 @@ export function startLinkPresence(d: LinkPresenceDeps): () => void {
     }
     marking = marking.then(async () => {
       try {
-        const changed = await d.devices.setAllOffline(d.clock.now());
+        const changed = await d.devices.setAllOffline(d.clock.now(), "broker_lost");
         for (const device of changed) d.deviceFeed.publish(device);
         log.warn({ devices: changed.length }, "broker unreachable: devices marked offline until their presence is heard again");
         if (changed.length > 0) d.resyncFeed.publish(d.replica);

@@ -76,7 +76,7 @@ export function createDeviceGateway(d: DeviceGatewayDeps) {
     if (now.getTime() - (touched.get(deviceId) ?? 0) < 1000) return;
     if (touched.size >= 100_000) touched.clear();
     touched.set(deviceId, now.getTime());
-    await devices.touch(deviceId, now);
+    await devices.touch(deviceId, now, { uplink: true });
   }
 
   async function load(deviceId: string): Promise<StoredDevice> {

@@ -1,6 +1,7 @@
 import type { Device } from "../../../gen/tether/v1/device_pb.js";
 import type { DeviceScope } from "../access/access.js";
 import type { DeviceFilter } from "../devices/device-filter.js";
+import type { DisconnectReason, PresenceChange } from "../connectivity/connectivity-reason.js";
 
 /** A device as stored, with the revision its etag is derived from. */
 export interface StoredDevice {
@@ -48,21 +49,34 @@ export interface DeviceRepository {
   /** The latest deletion time of every device id ever deleted (offline-signed certificates of an earlier incarnation are refused). */
   deletions(): Promise<DeviceDeletion[]>;
   /**
-   * Records a connect or disconnect. Returns the firmware version stored for the device (so a
-   * Hello can tell whether its report changes anything without another read), or undefined for
-   * an unknown device.
+   * Records a connect or disconnect. When it changes `online`, a connectivity event is recorded
+   * in the same statement (a presence heard again is none). `uplink`: the device itself spoke (a
+   * Hello), which also moves `last_uplink_time`. Returns the device as stored now and whether
+   * `online` changed, or undefined for an unknown device.
    */
-  setPresence(id: string, online: boolean, now: Date): Promise<{ firmwareVersion: string } | undefined>;
+  setPresence(id: string, change: PresenceChange, now: Date, opts?: { uplink?: boolean }): Promise<(StoredDevice & { changed: boolean }) | undefined>;
   /**
    * Stores the firmware version a device reported, if it differs from the stored one. The
    * revision moves too (a visible field changed: an UpdateDevice that read the old version must
    * not write it back); `update_time` does not, it is the API's. Returns the device if it changed.
    */
   setFirmwareVersion(id: string, firmwareVersion: string): Promise<StoredDevice | undefined>;
-  /** Marks every online device offline (the broker became unreachable); returns them as changed. */
-  setAllOffline(now: Date): Promise<Device[]>;
-  /** Records that the device was heard from. */
-  touch(id: string, now: Date): Promise<void>;
+  /**
+   * Marks every online device offline with `reason` (the broker became unreachable, the embedded
+   * broker stopped), recording an event for each; returns them as changed.
+   */
+  setAllOffline(now: Date, reason: DisconnectReason): Promise<Device[]>;
+  /**
+   * Records that the device was heard from: `last_seen_time`, and with `uplink` (a message of its
+   * own, not a heartbeat or keepalive) `last_uplink_time`, which also ends its silence. Returns
+   * true when it was silent until now (its change is news).
+   */
+  touch(id: string, now: Date, opts?: { uplink?: boolean }): Promise<boolean>;
+  /**
+   * Marks online devices that have sent nothing of their own since `cutoff` (nor connected since)
+   * as silent; returns the ones that became silent.
+   */
+  markSilent(cutoff: Date): Promise<Device[]>;
   /**
    * Records an open HTTP long poll: the device listens until `until` (and was seen `now`).
    * Returns false for an unknown device.

@@ -5,6 +5,7 @@
 export type * from "./auth.js";
 export type * from "./certificates.js";
 export type * from "./change-feed.js";
+export type * from "./connectivity-repository.js";
 export type * from "./counters.js";
 export type * from "./device-link.js";
 export type * from "./device-repository.js";

@@ -1,4 +1,5 @@
 import type { Uplink } from "../../../gen/tether/device/v1/uplink_pb.js";
+import type { ConnectivityReason } from "../connectivity/connectivity-reason.js";
 
 /**
  * One message a device said, whatever carried it (MQTT, HTTP, a durable queue). The device id
@@ -7,8 +8,10 @@ import type { Uplink } from "../../../gen/tether/device/v1/uplink_pb.js";
  */
 export type UplinkItem =
   | { kind: "uplink"; deviceId: string; uplink: Uplink }
-  | { kind: "presence"; deviceId: string; online: boolean }
-  | { kind: "metric"; deviceId: string; metric: string; text: string };
+  | { kind: "presence"; deviceId: string; online: boolean; reason?: ConnectivityReason; remoteAddress?: string }
+  | { kind: "metric"; deviceId: string; metric: string; text: string }
+  /** "Still here" without a message: an MQTT keepalive the embedded broker saw. */
+  | { kind: "alive"; deviceId: string };
 
 /**
  * Where transports hand uplink to. Every transport goes through one intake, so every path gets the

@@ -27,6 +27,11 @@ export interface UplinkDeps {
   certificates?: Pick<DeviceCertificates, "renewalRequested">;
   /** End-to-end receipts for uplink sent with `receipt_requested`; without it, none are sent. */
   receipts?: Pick<UplinkReceipts, "done">;
+  /**
+   * How often heartbeats and keepalives may write a device's `last_seen_time`, ms
+   * (`TETHER_LIVENESS_INTERVAL_S`). @default 60000
+   */
+  livenessIntervalMs?: number;
   /** The group commits for task words and reported state; without them, each item alone. */
   batches?: Pick<TaskBatches, "word" | "report">;
 }

@@ -17,7 +17,8 @@ export type UplinkProcessor = ReturnType<typeof createUplinkProcessor>;
  */
 export function createUplinkProcessor(d: UplinkDeps) {
   const drop = dropper(d);
-  const touch = createLiveness(d);
+  const liveness = createLiveness(d);
+  const touch = liveness.spoke;
   const presence = createPresence(d, drop);
   const tasks = createTaskEvents(d, drop);
   const reported = createReportedState(d, drop);
@@ -27,7 +28,9 @@ export function createUplinkProcessor(d: UplinkDeps) {
     process(item: UplinkItem): Promise<void> {
       switch (item.kind) {
         case "presence":
-          return processor.presence(item.deviceId, item.online);
+          return processor.presence(item.deviceId, { online: item.online, reason: item.reason, remoteAddress: item.remoteAddress });
+        case "alive":
+          return liveness.alive(item.deviceId);
         case "metric":
           return processor.plainMetric(item.deviceId, item.metric, item.text);
         case "uplink":
@@ -80,6 +83,8 @@ export function createUplinkProcessor(d: UplinkDeps) {
           await touch(deviceId);
           return taken;
         }
+        case "heartbeat":
+          return liveness.alive(deviceId);
         case "certificateRenewal":
           if (!d.certificates) return drop(deviceId, "unsupported");
           await touch(deviceId);

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/device/v1/uplink.proto.
  */
 export const file_tether_device_v1_uplink: GenFile = /*@__PURE__*/
-  fileDesc("Ch10ZXRoZXIvZGV2aWNlL3YxL3VwbGluay5wcm90bxIQdGV0aGVyLmRldmljZS52MSKxBAoGVXBsaW5rEhIKCm1lc3NhZ2VfaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcmVjZWlwdF9yZXF1ZXN0ZWQYAyABKAgSFwoPbWF4X3JlY2VpcHRfaWRzGAQgASgNEigKBWhlbGxvGAogASgLMhcudGV0aGVyLmRldmljZS52MS5IZWxsb0gAEkAKEmN1cnJlbnRfdGFza19xdWVyeRgLIAEoCzIiLnRldGhlci5kZXZpY2UudjEuQ3VycmVudFRhc2tRdWVyeUgAEigKA2FjaxgMIAEoCzIZLnRldGhlci5kZXZpY2UudjEuVGFza0Fja0gAEjIKCHByb2dyZXNzGA0gASgLMh4udGV0aGVyLmRldmljZS52MS5UYXNrUHJvZ3Jlc3NIABIuCgZyZXN1bHQYDiABKAsyHC50ZXRoZXIuZGV2aWNlLnYxLlRhc2tSZXN1bHRIABIwCgVzdGF0ZRgPIAEoCzIfLnRldGhlci5kZXZpY2UudjEuUmVwb3J0ZWRTdGF0ZUgAEjUKCXRlbGVtZXRyeRgQIAEoCzIgLnRldGhlci5kZXZpY2UudjEuVGVsZW1ldHJ5QmF0Y2hIABJKChNjZXJ0aWZpY2F0ZV9yZW5ld2FsGBEgASgLMisudGV0aGVyLmRldmljZS52MS5DZXJ0aWZpY2F0ZVJlbmV3YWxSZXF1ZXN0SABCBgoEYm9keSI9CgVIZWxsbxIYChBmaXJtd2FyZV92ZXJzaW9uGAEgASgJEhoKEndhbnRfcGVuZGluZ190YXNrcxgCIAEoCCISChBDdXJyZW50VGFza1F1ZXJ5IisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIkEKDFRhc2tQcm9ncmVzcxIPCgd0YXNrX2lkGAEgASgJEg8KB3BlcmNlbnQYAiABKA0SDwoHbWVzc2FnZRgDIAEoCSKzAQoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEisKB3N1Y2Nlc3MYCiABKAsyGC50ZXRoZXIudjEuQ29tbWFuZFJlc3VsdEgAEi8KCHJlamVjdGVkGAsgASgLMhsudGV0aGVyLmRldmljZS52MS5SZWplY3Rpb25IABIrCgZmYWlsZWQYDCABKAsyGS50ZXRoZXIuZGV2aWNlLnYxLkZhaWx1cmVIAEIJCgdvdXRjb21lIhsKCVJlamVjdGlvbhIOCgZyZWFzb24YASABKAkikQEKB0ZhaWx1cmUSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEjcKB2RldGFpbHMYAyADKAsyJi50ZXRoZXIuZGV2aWNlLnYxLkZhaWx1cmUuRGV0YWlsc0VudHJ5Gi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr0BCg1SZXBvcnRlZFN0YXRlEg8KB3ZlcnNpb24YASABKAQSIgoDbGVkGAogASgLMhMudGV0aGVyLnYxLkxlZFN0YXRlSAASOgoOY29mZmVlX21hY2hpbmUYCyABKAsyIC50ZXRoZXIudjEuQ29mZmVlTWFjaGluZVJlcG9ydGVkSAASMwoKdGhlcm1vc3RhdBgMIAEoCzIdLnRldGhlci52MS5UaGVybW9zdGF0UmVwb3J0ZWRIAEIGCgRraW5kIjsKDlRlbGVtZXRyeUJhdGNoEikKB3NhbXBsZXMYASADKAsyGC50ZXRoZXIuZGV2aWNlLnYxLlNhbXBsZSKwAQoGU2FtcGxlEg4KBm1ldHJpYxgBIAEoCRINCgV2YWx1ZRgCIAEoARIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgR0YWdzGAQgAygLMiIudGV0aGVyLmRldmljZS52MS5TYW1wbGUuVGFnc0VudHJ5GisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKGUNlcnRpZmljYXRlUmVuZXdhbFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRILCgNjc3IYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led, file_tether_v1_thermostat]);
+  fileDesc("Ch10ZXRoZXIvZGV2aWNlL3YxL3VwbGluay5wcm90bxIQdGV0aGVyLmRldmljZS52MSLjBAoGVXBsaW5rEhIKCm1lc3NhZ2VfaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRcmVjZWlwdF9yZXF1ZXN0ZWQYAyABKAgSFwoPbWF4X3JlY2VpcHRfaWRzGAQgASgNEigKBWhlbGxvGAogASgLMhcudGV0aGVyLmRldmljZS52MS5IZWxsb0gAEkAKEmN1cnJlbnRfdGFza19xdWVyeRgLIAEoCzIiLnRldGhlci5kZXZpY2UudjEuQ3VycmVudFRhc2tRdWVyeUgAEigKA2FjaxgMIAEoCzIZLnRldGhlci5kZXZpY2UudjEuVGFza0Fja0gAEjIKCHByb2dyZXNzGA0gASgLMh4udGV0aGVyLmRldmljZS52MS5UYXNrUHJvZ3Jlc3NIABIuCgZyZXN1bHQYDiABKAsyHC50ZXRoZXIuZGV2aWNlLnYxLlRhc2tSZXN1bHRIABIwCgVzdGF0ZRgPIAEoCzIfLnRldGhlci5kZXZpY2UudjEuUmVwb3J0ZWRTdGF0ZUgAEjUKCXRlbGVtZXRyeRgQIAEoCzIgLnRldGhlci5kZXZpY2UudjEuVGVsZW1ldHJ5QmF0Y2hIABJKChNjZXJ0aWZpY2F0ZV9yZW5ld2FsGBEgASgLMisudGV0aGVyLmRldmljZS52MS5DZXJ0aWZpY2F0ZVJlbmV3YWxSZXF1ZXN0SAASMAoJaGVhcnRiZWF0GBIgASgLMhsudGV0aGVyLmRldmljZS52MS5IZWFydGJlYXRIAEIGCgRib2R5IgsKCUhlYXJ0YmVhdCI9CgVIZWxsbxIYChBmaXJtd2FyZV92ZXJzaW9uGAEgASgJEhoKEndhbnRfcGVuZGluZ190YXNrcxgCIAEoCCISChBDdXJyZW50VGFza1F1ZXJ5IisKB1Rhc2tBY2sSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIkEKDFRhc2tQcm9ncmVzcxIPCgd0YXNrX2lkGAEgASgJEg8KB3BlcmNlbnQYAiABKA0SDwoHbWVzc2FnZRgDIAEoCSKzAQoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEisKB3N1Y2Nlc3MYCiABKAsyGC50ZXRoZXIudjEuQ29tbWFuZFJlc3VsdEgAEi8KCHJlamVjdGVkGAsgASgLMhsudGV0aGVyLmRldmljZS52MS5SZWplY3Rpb25IABIrCgZmYWlsZWQYDCABKAsyGS50ZXRoZXIuZGV2aWNlLnYxLkZhaWx1cmVIAEIJCgdvdXRjb21lIhsKCVJlamVjdGlvbhIOCgZyZWFzb24YASABKAkikQEKB0ZhaWx1cmUSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEjcKB2RldGFpbHMYAyADKAsyJi50ZXRoZXIuZGV2aWNlLnYxLkZhaWx1cmUuRGV0YWlsc0VudHJ5Gi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr0BCg1SZXBvcnRlZFN0YXRlEg8KB3ZlcnNpb24YASABKAQSIgoDbGVkGAogASgLMhMudGV0aGVyLnYxLkxlZFN0YXRlSAASOgoOY29mZmVlX21hY2hpbmUYCyABKAsyIC50ZXRoZXIudjEuQ29mZmVlTWFjaGluZVJlcG9ydGVkSAASMwoKdGhlcm1vc3RhdBgMIAEoCzIdLnRldGhlci52MS5UaGVybW9zdGF0UmVwb3J0ZWRIAEIGCgRraW5kIjsKDlRlbGVtZXRyeUJhdGNoEikKB3NhbXBsZXMYASADKAsyGC50ZXRoZXIuZGV2aWNlLnYxLlNhbXBsZSKwAQoGU2FtcGxlEg4KBm1ldHJpYxgBIAEoCRINCgV2YWx1ZRgCIAEoARIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgR0YWdzGAQgAygLMiIudGV0aGVyLmRldmljZS52MS5TYW1wbGUuVGFnc0VudHJ5GisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKGUNlcnRpZmljYXRlUmVuZXdhbFJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoCRILCgNjc3IYAiABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_coffee_machine, file_tether_v1_command, file_tether_v1_led, file_tether_v1_thermostat]);
 
 /**
  * Everything a device sends to Tether, on `tether/v1/devices/{device}/up`
@@ -148,6 +148,19 @@ export type Uplink = Message<"tether.device.v1.Uplink"> & {
      */
     value: CertificateRenewalRequest;
     case: "certificateRenewal";
+  } | {
+    /**
+     * "Still here": a connected device with nothing to say sends this (the SDK: after
+     * `heartbeatIntervalMs` without another uplink), so that Tether keeps its `last_seen_time`
+     * fresh on brokers whose keepalives Tether cannot see (Mosquitto, RabbitMQ). Send it without
+     * `message_id` and `receipt_requested` (3 bytes on the wire) at least once per
+     * `TETHER_LIVENESS_INTERVAL_S` (default 60 s). It does not count as the device speaking
+     * (`last_uplink_time`), so a device that sends only heartbeats shows as silent.
+     *
+     * @generated from field: tether.device.v1.Heartbeat heartbeat = 18;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
   } | { case: undefined; value?: undefined };
 };
 
@@ -157,6 +170,21 @@ export type Uplink = Message<"tether.device.v1.Uplink"> & {
  */
 export const UplinkSchema: GenMessage<Uplink> = /*@__PURE__*/
   messageDesc(file_tether_device_v1_uplink, 0);
+
+/**
+ * A heartbeat carries nothing: its arrival is the message.
+ *
+ * @generated from message tether.device.v1.Heartbeat
+ */
+export type Heartbeat = Message<"tether.device.v1.Heartbeat"> & {
+};
+
+/**
+ * Describes the message tether.device.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_tether_device_v1_uplink, 1);
 
 /**
  * Sent by a device after every (re)connect, once it has subscribed to its
@@ -191,7 +219,7 @@ export type Hello = Message<"tether.device.v1.Hello"> & {
  * Use `create(HelloSchema)` to create a new message.
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 1);
+  messageDesc(file_tether_device_v1_uplink, 2);
 
 /**
  * "Give me my current task": Tether answers with the oldest pending
@@ -207,7 +235,7 @@ export type CurrentTaskQuery = Message<"tether.device.v1.CurrentTaskQuery"> & {
  * Use `create(CurrentTaskQuerySchema)` to create a new message.
  */
 export const CurrentTaskQuerySchema: GenMessage<CurrentTaskQuery> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 2);
+  messageDesc(file_tether_device_v1_uplink, 3);
 
 /**
  * Receipt of a TaskRequest (before executing it).
@@ -236,7 +264,7 @@ export type TaskAck = Message<"tether.device.v1.TaskAck"> & {
  * Use `create(TaskAckSchema)` to create a new message.
  */
 export const TaskAckSchema: GenMessage<TaskAck> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 3);
+  messageDesc(file_tether_device_v1_uplink, 4);
 
 /**
  * Progress of a running task.
@@ -273,7 +301,7 @@ export type TaskProgress = Message<"tether.device.v1.TaskProgress"> & {
  * Use `create(TaskProgressSchema)` to create a new message.
  */
 export const TaskProgressSchema: GenMessage<TaskProgress> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 4);
+  messageDesc(file_tether_device_v1_uplink, 5);
 
 /**
  * The end of a task.
@@ -326,7 +354,7 @@ export type TaskResult = Message<"tether.device.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 5);
+  messageDesc(file_tether_device_v1_uplink, 6);
 
 /**
  * Why a device refused a task.
@@ -348,7 +376,7 @@ export type Rejection = Message<"tether.device.v1.Rejection"> & {
  * Use `create(RejectionSchema)` to create a new message.
  */
 export const RejectionSchema: GenMessage<Rejection> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 6);
+  messageDesc(file_tether_device_v1_uplink, 7);
 
 /**
  * A device-side error.
@@ -386,7 +414,7 @@ export type Failure = Message<"tether.device.v1.Failure"> & {
  * Use `create(FailureSchema)` to create a new message.
  */
 export const FailureSchema: GenMessage<Failure> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 7);
+  messageDesc(file_tether_device_v1_uplink, 8);
 
 /**
  * The device's reported state.
@@ -438,7 +466,7 @@ export type ReportedState = Message<"tether.device.v1.ReportedState"> & {
  * Use `create(ReportedStateSchema)` to create a new message.
  */
 export const ReportedStateSchema: GenMessage<ReportedState> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 8);
+  messageDesc(file_tether_device_v1_uplink, 9);
 
 /**
  * A batch of measurements.
@@ -462,7 +490,7 @@ export type TelemetryBatch = Message<"tether.device.v1.TelemetryBatch"> & {
  * Use `create(TelemetryBatchSchema)` to create a new message.
  */
 export const TelemetryBatchSchema: GenMessage<TelemetryBatch> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 9);
+  messageDesc(file_tether_device_v1_uplink, 10);
 
 /**
  * One measurement.
@@ -507,7 +535,7 @@ export type Sample = Message<"tether.device.v1.Sample"> & {
  * Use `create(SampleSchema)` to create a new message.
  */
 export const SampleSchema: GenMessage<Sample> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 10);
+  messageDesc(file_tether_device_v1_uplink, 11);
 
 /**
  * A CSR for a new certificate, answered with a CertificateUpdate downlink
@@ -539,5 +567,5 @@ export type CertificateRenewalRequest = Message<"tether.device.v1.CertificateRen
  * Use `create(CertificateRenewalRequestSchema)` to create a new message.
  */
 export const CertificateRenewalRequestSchema: GenMessage<CertificateRenewalRequest> = /*@__PURE__*/
-  messageDesc(file_tether_device_v1_uplink, 11);
+  messageDesc(file_tether_device_v1_uplink, 12);
 
