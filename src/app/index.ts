@@ -4,6 +4,7 @@ import type { createCounters } from "../core/counters.js";
 import { type Logger, redactUrl } from "../log.js";
 import type { DependencyMonitor } from "../ops/dependencies.js";
 import { startAccess } from "./access.js";
+import { createAlarms } from "./alarms.js";
 import { createCertificateChecks, startCertificates } from "./certificates.js";
 import { connectDeviceLink, createDeviceApi, deviceAdmission, startEmbeddedBrokerIfUsed } from "./devices.js";
 import { startInfrastructure } from "./infrastructure.js";
@@ -32,6 +33,8 @@ export interface App {
   sqlStatements(): number;
   /** Runs the timer sweep now (tests drive time through the Clock and call this). */
   sweep(): Promise<void>;
+  /** Runs the alarm presence sweep and escalations now (tests drive time through the Clock). */
+  sweepAlarms(): Promise<void>;
   /** Steps every active job once now (the job runner also does it every TETHER_JOB_TICK_MS). */
   runJobs(): Promise<{ jobs: number; dispatched: number; busy: boolean }>;
   /** The telemetry writer: pause() holds writes (samples wait in the queue), resume() releases them. */
@@ -71,7 +74,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       wakePolls: (id) => tasks.gateway.wake(id),
       certificates: certs.certificates,
     });
-    const rulesJobs = createRulesAndJobs(x, tasks);
+    const alarms = createAlarms(x);
+    const rulesJobs = createRulesAndJobs(x, tasks, { onRulesChanged: alarms.refresh });
     const access = await startAccess(x);
     const services = publicServices({
       clock,
@@ -87,6 +91,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       auth: access.auth,
       users: access.users,
       shares: access.shares,
+      alarms: alarms.alarms,
     });
     const guards = createApiGuards(x);
     const ops = createOps(x, {
@@ -102,6 +107,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     await bridge.start(tasks.intake);
     admission.admit(); // the embedded broker's devices connect only now that uplink has a consumer
     await rulesJobs.start();
+    await alarms.start();
     startUpkeep(x, {
       sweep: tasks.sweep,
       sweepIdle: tasks.sweepIdle,
@@ -137,6 +143,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       sqlStatements: () => x.db.statements(),
       sweep: tasks.sweep,
       runJobs: rulesJobs.runJobs,
+      sweepAlarms: alarms.sweep,
       telemetryWriter: telemetry.writer,
       maintainTelemetry: telemetry.maintain,
       warnExpiringCertificates: certs.warnExpiring,
