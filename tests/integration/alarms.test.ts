@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,6 +30,14 @@ afterAll(async () => {
 
 function as<S extends Parameters<typeof bearerClient>[1]>(user: string, service: S) {
   return bearerClient(s, service, tokens[user]!);
+}
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...process.env, TETHER_ADDRESS: s.baseUrl, TETHER_CERTS_DIR: path.join(s.dir, "certs") };
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.resolve(import.meta.dirname, "../../bin/tether.js"), ...args], { env, cwd: s.dir }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
 }
 const admin = <S extends Parameters<typeof bearerClient>[1]>(service: S) => connectClient(s, service, "grpc");
 
@@ -133,5 +143,63 @@ describe("alarms end to end", () => {
       })
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: Code.InvalidArgument, rawMessage: expect.stringContaining("rule.command: must be unset for an alarm rule") });
+  });
+
+  it("the CLI creates an alarm rule, lists, counts and acknowledges its alarms", async () => {
+    await admin(DeviceService).createDevice({ deviceId: "cli-led", device: { kind: { case: "led", value: {} } } });
+    const made = await cli(
+      "rules",
+      "create",
+      "cli-hot",
+      "--alarm",
+      "critical",
+      "--when",
+      "temperature_celsius > 40",
+      "--device",
+      "cli-led",
+      "--clear-at",
+      "35",
+      "--notify",
+      "raise",
+      "--escalate-after",
+      "30m",
+      "--description",
+      "overheating",
+    );
+    expect(made.stderr).toBe("");
+    expect(made.stdout).toMatch(/alarm\s+CRITICAL/);
+    expect(made.stdout).toMatch(/clear_threshold\s+35/);
+    expect(made.stdout).toMatch(/notify\s+raise\n/);
+    expect(made.stdout).toMatch(/escalate_after\s+30m/);
+    const refused = await cli(
+      "rules",
+      "create",
+      "cli-bad",
+      "--alarm",
+      "major",
+      "--when",
+      "temperature_celsius > 40",
+      "--device",
+      "cli-led",
+      "--command",
+      "power off",
+    );
+    expect([refused.code, refused.stderr]).toEqual([1, "--command does not apply to an alarm rule\n"]);
+    const dev = await rawDevice(s, "cli-led");
+    try {
+      await dev.send({ case: "telemetry", value: { samples: [{ metric: "temperature_celsius", value: 45, time: timestampFromDate(new Date()) }] } });
+      await eventually(async () => (await admin(AlarmService).listAlarms({ filter: { rule: "rules/cli-hot" } })).alarms.length === 1);
+    } finally {
+      await dev.close();
+    }
+    const listed = await cli("alarms", "list", "--rule", "cli-hot", "--state", "active");
+    expect(listed.stdout).toMatch(/^ALARM\s+SEVERITY\s+STATE\s+ACKED\s+DEVICE\s+RULE/);
+    const id = /^([0-9a-f-]{36})\s+CRITICAL\s+ACTIVE\s+-\s+cli-led\s+cli-hot/m.exec(listed.stdout)?.[1];
+    expect(id, listed.stdout).toBeDefined();
+    const acked = await cli("alarms", "ack", id!, "--comment", "looking");
+    expect(acked.stdout).toMatch(/acknowledged\s+yes, by users\/admin at /);
+    const counted = await cli("alarms", "count", "--acked", "yes", "--device", "cli-led");
+    expect(counted.stdout).toMatch(/CRITICAL\s+1\n/);
+    expect(counted.stdout).toMatch(/total\s+1$/m);
   });
 });
