@@ -1,8 +1,11 @@
+import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterEach, describe, expect, it } from "vitest";
 import { AlarmSeverity, Alarm_State } from "../../gen/tether/v1/alarm_pb.js";
 import { ProductKind } from "../../gen/tether/v1/device_pb.js";
-import { EventTrigger_Comparison as Comparison } from "../../gen/tether/v1/rule_pb.js";
+import { EventTrigger_Comparison as Comparison, RuleSchema } from "../../gen/tether/v1/rule_pb.js";
+import { productByKindName } from "../../src/core/products/index.js";
+import { createRuleStore } from "../../src/store/rule-store.js";
 import { accessFromRights, FULL_ACCESS } from "../../src/core/access/access.js";
 import type { Role } from "../../src/core/access/roles.js";
 import { InvalidArgumentError, PermissionDeniedError } from "../../src/core/errors.js";
@@ -297,5 +300,57 @@ describe("bad input is named", () => {
       "rule.event_trigger",
       /must hold for 0 and not for 1/,
     );
+  });
+});
+
+describe("alarm rules among rules", () => {
+  it("never fire tasks, watch reported state, page newest first, and stay alarm rules on update", async () => {
+    h = await wireAlarms();
+    await h.addLed("lamp-1");
+    await h.createRule("bright", {
+      trigger: { case: "eventTrigger", value: { metric: "brightness", comparison: Comparison.GE, threshold: 90 } },
+      target: { case: "device", value: "devices/lamp-1" },
+      alarm: { severity: AlarmSeverity.WARNING },
+    });
+    expect((await createRuleStore(h.core.sql).eventRules()).map((v) => v.rule.id)).toEqual([]);
+    const e = h.replicas[0]!;
+    for (let i = 0; i < 3; i++) {
+      for (const b of [95, 10]) {
+        h.core.clock.set(new Date(T0 + (i * 2 + (b === 10 ? 1 : 0)) * MIN));
+        e.observeReportedState("lamp-1", { brightness: b }, productByKindName("led")!.reportedSchema, h.core.clock.now());
+      }
+    }
+    await e.idle();
+    const page = (token = "") =>
+      h!.alarms.listAlarms(FULL_ACCESS, {
+        $typeName: "tether.v1.ListAlarmsRequest",
+        pageSize: 2,
+        pageToken: token,
+        filter: { $typeName: "tether.v1.AlarmFilter", device: "devices/lamp-1", rule: "", severity: 0, state: Alarm_State.CLEARED },
+      });
+    const first = await page();
+    const second = await page(first.nextPageToken);
+    expect([...first.alarms, ...second.alarms].map((a) => a.raiseTime?.seconds)).toEqual([4, 2, 0].map((m) => BigInt((T0 + m * MIN) / 1000)));
+    expect(second.nextPageToken).toBe("");
+    const [{ n }] = await h.core.sql`SELECT count(*)::int AS n FROM tasks`;
+    expect(n).toBe(0);
+    const updated = await h.rules.updateRule(FULL_ACCESS, {
+      $typeName: "tether.v1.UpdateRuleRequest",
+      rule: create(RuleSchema, { name: "rules/bright", alarm: { severity: AlarmSeverity.CRITICAL } }),
+      updateMask: { $typeName: "google.protobuf.FieldMask", paths: ["alarm"] },
+    });
+    expect(updated.alarm?.severity).toBe(AlarmSeverity.CRITICAL);
+    await h.createRule("task-rule", {
+      trigger: { case: "eventTrigger", value: { metric: "brightness", comparison: Comparison.GE, threshold: 90 } },
+      target: { case: "device", value: "devices/lamp-1" },
+      command: { kind: { case: "led", value: { action: { case: "setPower", value: false } } } },
+    });
+    await expect(
+      h.rules.updateRule(FULL_ACCESS, {
+        $typeName: "tether.v1.UpdateRuleRequest",
+        rule: create(RuleSchema, { name: "rules/task-rule", alarm: { severity: AlarmSeverity.CRITICAL } }),
+        updateMask: { $typeName: "google.protobuf.FieldMask", paths: ["alarm", "command"] },
+      }),
+    ).rejects.toThrow(InvalidArgumentError);
   });
 });
