@@ -220,6 +220,26 @@ describe("rights follow the device's", () => {
     await expect(h.alarms.getAlarm(stranger, alarm!.name)).rejects.toThrow(/not found/);
     expect((await h.alarms.listAlarms(stranger, { $typeName: "tether.v1.ListAlarmsRequest", pageSize: 0, pageToken: "" })).alarms).toEqual([]);
     await expect(ack(as("olga", { "hot-1": "operator" }), '"9-nope"')).rejects.toThrow(/etag mismatch/);
+    const tooLong = h.alarms.acknowledgeAlarm(FULL_ACCESS, {
+      $typeName: "tether.v1.AcknowledgeAlarmRequest",
+      name: alarm!.name,
+      comment: "x".repeat(1025),
+      etag: "",
+    });
+    await expect(tooLong).rejects.toThrow(/comment: must be at most 1024 characters/);
+    await expect(h.alarms.getAlarm(FULL_ACCESS, "alarms/nope")).rejects.toThrow(/name: "alarms\/nope" is not an alarm name/);
+    const bySeverity = h.alarms.countAlarms(FULL_ACCESS, {
+      $typeName: "tether.v1.CountAlarmsRequest",
+      filter: { $typeName: "tether.v1.AlarmFilter", device: "", rule: "", severity: AlarmSeverity.MAJOR, state: 0 },
+    });
+    await expect(bySeverity).rejects.toThrow(/filter.severity: must be unset/);
+    const badFilter = h.alarms.listAlarms(FULL_ACCESS, {
+      $typeName: "tether.v1.ListAlarmsRequest",
+      pageSize: 0,
+      pageToken: "",
+      filter: { $typeName: "tether.v1.AlarmFilter", device: "kitchen", rule: "rules/Bad", severity: 9 as AlarmSeverity, state: 7 as Alarm_State },
+    });
+    await expect(badFilter).rejects.toThrow(/filter.device: .*filter.rule: .*filter.severity: unknown AlarmSeverity 9; filter.state: unknown Alarm.State 7/);
     const done = await ack(as("olga", { "hot-1": "operator" }));
     expect(done.acknowledger).toBe("users/olga");
     await expect(ack(as("olga", { "hot-1": "operator" }))).rejects.toThrow(/already acknowledged by users\/olga/);

@@ -74,8 +74,9 @@ export type AlarmSpec = Message<"tether.v1.AlarmSpec"> & {
 
   /**
    * Notify once more (an escalation) if an alarm is still ACTIVE and unacknowledged this long
-   * after it was raised. Unset: never. 1 min to 30 days. An active alarm is never notified again
-   * otherwise, however long it lasts.
+   * after Tether recorded it (its `create_time`). Unset: never. 1 min to 30 days. An active alarm
+   * is never notified again otherwise, however long it lasts. The policy (`notify_on_clear`,
+   * `escalate_after`) an alarm was raised with stays its own if the rule changes later.
    *
    * @generated from field: google.protobuf.Duration escalate_after = 7;
    */
