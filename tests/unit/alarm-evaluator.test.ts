@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EventTrigger_Comparison as Comparison } from "../../gen/tether/v1/rule_pb.js";
 import { type AlarmRuleCondition, createAlarmEvaluator } from "../../src/core/alarms/alarm-evaluator.js";
+import { type AlarmChange, reviveAlarmChange } from "../../src/core/alarms/alarm-record.js";
 
 const rule = (over: Partial<AlarmRuleCondition> = {}): AlarmRuleCondition => ({
   id: "r",
@@ -73,5 +74,35 @@ describe("the alarm evaluator", () => {
     ev.observe("d", "m", 1, at(0));
     ev.setRules([rule({ forMs: 0, version: "v2" })]);
     expect(ev.observe("d", "m", 1, at(1)).map((x) => x.kind)).toEqual(["raise"]);
+  });
+});
+
+describe("alarm changes across replicas", () => {
+  it("come back from the feed's JSON with their dates", () => {
+    const change: AlarmChange = {
+      type: "alarm.cleared",
+      alarm: {
+        id: "0d9c4a7e-0000-4000-8000-000000000001",
+        ruleId: "r",
+        deviceId: "d",
+        severity: 2,
+        state: "CLEARED",
+        acknowledged: false,
+        metric: "m",
+        description: "",
+        startTime: at(1),
+        raiseTime: at(3),
+        raiseValue: 8,
+        clearTime: at(6),
+        clearValue: 15,
+        acknowledgeComment: "",
+        notifyOnClear: true,
+        escalateAfterMs: 60_000,
+        createTime: at(3),
+        updateTime: at(6),
+        revision: 2,
+      },
+    };
+    expect(reviveAlarmChange(JSON.parse(JSON.stringify(change)) as AlarmChange)).toEqual(change);
   });
 });
