@@ -17,7 +17,8 @@ import { connectClient, startTestStack, type TestStack } from "../helpers/stack.
 let s: TestStack;
 const tokens: Record<string, string> = {};
 beforeAll(async () => {
-  s = await startTestStack();
+  // No periodic sweep during the test: a reconnect's wake (or app.sweepAlarms) is what clears.
+  s = await startTestStack({ TETHER_ALARM_SWEEP_MS: "600000" });
   for (const u of ["olivia", "vera"]) tokens[u] = await userToken(s, u);
   await as("olivia", DeviceService).createDevice({ deviceId: "hot-led", device: { kind: { case: "led", value: {} } } });
   await as("olivia", ShareService).createGrant({

@@ -119,6 +119,7 @@ export function createAlarmEngine(d: AlarmEngineDeps) {
     publish(await alarms.escalate(now, 1000));
     return sweepMs;
   }
+  const wentOffline = new Set<string>();
   const sweeper = createTickLoop(sweep, { defaultDelayMs: sweepMs, onError: (err) => log.error({ err }, "the alarm sweep failed") });
 
   function refresh(): Promise<void> {
@@ -138,13 +139,20 @@ export function createAlarmEngine(d: AlarmEngineDeps) {
       observeMany(deviceId, reportedJsonMetrics(reportedJson, schema), time);
     },
 
-    /** A device from the device feed: its reported state is observed; a reconnect wakes the presence sweep. */
+    /** A device from the device feed: its reported state is observed; a reconnect after a disconnect wakes the presence sweep. */
     observeDevice(device: Device, time: Date = clock.now()): void {
-      if (device.connectivity?.online) sweeper.wake();
+      // Only a device seen going offline and now back wakes the sweep: the device feed also carries
+      // every reported state of online devices, and those must not each cost a sweep. A device
+      // offline since before this replica started is cleared by the periodic sweep.
+      const id = parseDeviceName(device.name);
+      if (!device.connectivity?.online) {
+        if (wentOffline.size >= 1_000_000) wentOffline.clear(); // bounded: the periodic sweep is the backstop
+        wentOffline.add(id);
+      } else if (wentOffline.delete(id)) sweeper.wake();
       if (device.kind.case === undefined) return;
       const reported = (device.kind.value as { reported?: Message }).reported;
       if (!reported) return;
-      observeMany(parseDeviceName(device.name), reportedMetrics(productByCase(device.kind.case).reportedSchema, reported), time);
+      observeMany(id, reportedMetrics(productByCase(device.kind.case).reportedSchema, reported), time);
     },
 
     /** Re-reads the alarm rules now (after a local rule change; other replicas' arrive within `refreshMs`). */
