@@ -103,6 +103,10 @@ export interface TetherConfig {
     /** CreateTask calls being stored at once before new ones get RESOURCE_EXHAUSTED. @default 512 */
     maxCreatesInFlight: number;
   };
+  alarms: {
+    /** How often the presence sweep (`online` alarms) and the escalation timer run, ms. @default 10000 */
+    sweepMs: number;
+  };
   jobs: {
     /** How often the job runner steps active jobs (rollout, abort, completion), ms. @default 1000 */
     tickMs: number;
@@ -326,6 +330,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       sweepIntervalMs: int(env, "TETHER_TASK_SWEEP_MS", 1000, 10, 60_000),
       ackTimeoutMs: int(env, "TETHER_TASK_ACK_TIMEOUT_MS", 10_000, 100, 3_600_000),
       maxCreatesInFlight: int(env, "TETHER_TASK_MAX_CREATES_IN_FLIGHT", 512, 1, 100_000),
+    },
+    alarms: {
+      sweepMs: int(env, "TETHER_ALARM_SWEEP_MS", 10_000, 10, 600_000),
     },
     jobs: {
       tickMs: int(env, "TETHER_JOB_TICK_MS", 1000, 10, 60_000),

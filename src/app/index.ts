@@ -4,6 +4,7 @@ import type { createCounters } from "../core/counters.js";
 import { type Logger, redactUrl } from "../log.js";
 import type { DependencyMonitor } from "../ops/dependencies.js";
 import { startAccess } from "./access.js";
+import { createAlarms } from "./alarms.js";
 import { createCertificateChecks, startCertificates } from "./certificates.js";
 import { connectDeviceLink, createDeviceApi, deviceAdmission, startEmbeddedBrokerIfUsed } from "./devices.js";
 import { startInfrastructure } from "./infrastructure.js";
@@ -34,6 +35,8 @@ export interface App {
   sqlStatements(): number;
   /** Runs the timer sweep now (tests drive time through the Clock and call this). */
   sweep(): Promise<void>;
+  /** Runs the alarm presence sweep and escalations now (tests drive time through the Clock). */
+  sweepAlarms(): Promise<void>;
   /** Steps every active job once now (the job runner also does it every TETHER_JOB_TICK_MS). */
   runJobs(): Promise<{ jobs: number; dispatched: number; busy: boolean }>;
   /** Runs one webhook relay pass now (fan-out and sends) and waits for its sends. */
@@ -77,7 +80,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       certificates: certs.certificates,
     });
     const presence = createPresence(x, closePresence);
-    const rulesJobs = createRulesAndJobs(x, tasks);
+    const alarms = createAlarms(x);
+    const rulesJobs = createRulesAndJobs(x, tasks, { onRulesChanged: alarms.refresh });
     const access = await startAccess(x);
     const hooks = createWebhooks(x);
     const services = publicServices({
@@ -96,6 +100,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       users: access.users,
       shares: access.shares,
       webhooks: hooks.webhooks,
+      alarms: alarms.alarms,
     });
     const guards = createApiGuards(x);
     const ops = createOps(x, {
@@ -113,6 +118,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     admission.admit(); // the embedded broker's devices connect only now that uplink has a consumer
     await rulesJobs.start();
     hooks.start();
+    await alarms.start();
     startUpkeep(x, {
       sweep: tasks.sweep,
       sweepIdle: tasks.sweepIdle,
@@ -149,6 +155,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       sweep: tasks.sweep,
       runJobs: rulesJobs.runJobs,
       runWebhooks: hooks.runWebhooks,
+      sweepAlarms: alarms.sweep,
       telemetryWriter: telemetry.writer,
       maintainTelemetry: telemetry.maintain,
       warnExpiringCertificates: certs.warnExpiring,

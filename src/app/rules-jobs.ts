@@ -12,7 +12,7 @@ import type { Tasks } from "./tasks.js";
  * Rules (scheduled and event-driven) and jobs (rollouts). Built here, started by `start()` once
  * the device link consumes uplink; the returned stop step ends them before the API closes.
  */
-export function createRulesAndJobs(x: Infrastructure, t: Pick<Tasks, "announceTasks" | "tasks">) {
+export function createRulesAndJobs(x: Infrastructure, t: Pick<Tasks, "announceTasks" | "tasks">, hooks: { onRulesChanged?: () => void } = {}) {
   const { config, clock, coreLog } = x;
   const { taskFeed, jobFeed, sampleFeed, deviceFeed } = x.feeds;
   const { announceTasks, tasks } = t;
@@ -54,6 +54,7 @@ export function createRulesAndJobs(x: Infrastructure, t: Pick<Tasks, "announceTa
     onRulesChanged: () => {
       scheduler.wake();
       void eventRules.refresh();
+      hooks.onRulesChanged?.(); // alarm rules
     },
   });
   // Event rules observe every accepted telemetry sample and every reported state.

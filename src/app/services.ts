@@ -3,6 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { file_tether_device_v1_downlink } from "../../gen/tether/device/v1/downlink_pb.js";
 import { DeviceGatewayService } from "../../gen/tether/device/v1/gateway_service_pb.js";
 import { file_tether_device_v1_uplink } from "../../gen/tether/device/v1/uplink_pb.js";
+import { AlarmService } from "../../gen/tether/v1/alarm_service_pb.js";
 import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { file_tether_v1_event } from "../../gen/tether/v1/event_pb.js";
@@ -15,6 +16,7 @@ import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { UserService } from "../../gen/tether/v1/user_service_pb.js";
 import { WebhookService } from "../../gen/tether/v1/webhook_service_pb.js";
+import { alarmHandler } from "../api/alarm-handler.js";
 import { authHandler } from "../api/auth-handler.js";
 import { certificateHandler } from "../api/certificate-handler.js";
 import { deviceHandler } from "../api/device-handler.js";
@@ -73,6 +75,7 @@ export interface ServiceParts {
   users: Parameters<typeof userHandler>[0];
   shares: Parameters<typeof shareHandler>[0];
   webhooks: Parameters<typeof webhookHandler>[0];
+  alarms: Parameters<typeof alarmHandler>[0];
 }
 
 /** Tether's public services, in the order reflection lists them. */
@@ -92,6 +95,7 @@ export function publicServices(p: ServiceParts): ServiceEntry[] {
     service(ShareService, shareHandler(p.shares), { health: true }),
     // Webhook bodies are tether.v1.Event: described so tools can decode them.
     service(WebhookService, webhookHandler(p.webhooks), { health: true, alsoDescribes: [file_tether_v1_event] }),
+    service(AlarmService, alarmHandler(p.alarms), { health: true }),
   ];
 }
 

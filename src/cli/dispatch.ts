@@ -40,6 +40,10 @@ const COMMANDS: Record<string, Command> = {
     subcommands: ["create", "list", "get", "preview", "pause", "resume", "runs", "delete"],
     load: async () => import("./rules.js").then((m) => ({ usage: m.RULES_USAGE, run: m.rulesCommand })),
   },
+  alarms: {
+    subcommands: ["list", "get", "ack", "count", "watch"],
+    load: async () => import("./alarms.js").then((m) => ({ usage: m.ALARMS_USAGE, run: m.alarmsCommand })),
+  },
   certs: {
     subcommands: ["issue", "renew", "revoke", "list", "get", "crl"],
     load: async () => import("./certs.js").then((m) => ({ usage: m.CERTS_USAGE, run: m.certsCommand })),
@@ -67,7 +71,7 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** The commands whose help `tether --help` prints after the overview, in this order. */
-const HELP_ORDER = ["devices", "tasks", "telemetry", "rules", "certs", "provisioning", "login", "users", "share", "jobs", "simulate", "migrate"];
+const HELP_ORDER = ["devices", "tasks", "telemetry", "rules", "alarms", "certs", "provisioning", "login", "users", "share", "jobs", "simulate", "migrate"];
 
 /** `tether --help`: the overview, then every command's usage (which loads each command's module, not the server). */
 export async function usage(): Promise<string> {
@@ -79,7 +83,8 @@ export async function usage(): Promise<string> {
   tether devices ...        manage the device registry
   tether tasks ...          send commands to devices and follow them
   tether telemetry ...      query, export (CSV) and stream device measurements
-  tether rules ...          tasks on a schedule (cron, one shot) or on a device condition
+  tether rules ...          tasks on a schedule (cron, one shot) or on a device condition; alarm rules
+  tether alarms ...         list, acknowledge, count and watch alarms
   tether certs ...          issue, renew, revoke and list device certificates; the CRL
   tether provisioning ...   zero-touch provisioning: templates, claim certificates, provision
   tether jobs ...           one command to many devices, rolled out at a controlled rate

@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AlarmSeverity } from "../../gen/tether/v1/alarm_pb.js";
 import { EventTrigger_Comparison as Comparison, Rule_MisfirePolicy as MisfirePolicy, type RuleSchema } from "../../gen/tether/v1/rule_pb.js";
 import type { Product } from "../core/products/index.js";
 import { EXAMPLE_PRODUCT, KIND_CHOICES, productForAction, productNamed, productOf } from "./kinds.js";
@@ -24,6 +25,12 @@ export const RULE_FLAGS = {
   start: { type: "string" },
   end: { type: "string" },
   "display-name": { type: "string" },
+  alarm: { type: "string" },
+  "clear-at": { type: "string" },
+  "clear-for": { type: "string" },
+  description: { type: "string" },
+  notify: { type: "string" },
+  "escalate-after": { type: "string" },
 } as const;
 
 export interface RuleFlagValues {
@@ -42,6 +49,12 @@ export interface RuleFlagValues {
   start?: string;
   end?: string;
   "display-name"?: string;
+  alarm?: string;
+  "clear-at"?: string;
+  "clear-for"?: string;
+  description?: string;
+  notify?: string;
+  "escalate-after"?: string;
 }
 
 const OPS: Record<string, Comparison> = {
@@ -124,6 +137,8 @@ export function triggerFromFlags(v: RuleFlagValues): Pick<RuleInit, "trigger" | 
  */
 export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: string) => Promise<string>): Promise<RuleInit> {
   if ((v.device === undefined) === (v.selector === undefined)) throw new Error(`set exactly one of --device ID or --selector ${SELECTOR_EXAMPLE}`);
+  if (v.alarm !== undefined) return alarmRuleFromFlags(v);
+  for (const f of ALARM_ONLY) if (v[f] !== undefined) throw new Error(`--${f} is for alarm rules: add --alarm critical|major|minor|warning`);
   if (!v.command?.trim()) throw new Error(`--command is required, e.g. --command '${EXAMPLE_PRODUCT.words.example}'`);
   const taskPriority = priorityFromFlag(v.priority, "tether rules");
   const device = v.device === undefined ? undefined : v.device.startsWith("devices/") ? v.device : `devices/${v.device}`;
@@ -151,4 +166,45 @@ export function misfireFromFlag(flag: string | undefined): MisfirePolicy {
   if (flag === "skip") return MisfirePolicy.SKIP;
   if (flag === "fire_once" || flag === "fire-once") return MisfirePolicy.FIRE_ONCE;
   throw new Error(`--misfire ${flag}: expected skip or fire_once`);
+}
+
+const ALARM_ONLY = ["clear-at", "clear-for", "description", "notify", "escalate-after"] as const;
+const SEVERITIES: Record<string, AlarmSeverity> = {
+  critical: AlarmSeverity.CRITICAL,
+  major: AlarmSeverity.MAJOR,
+  minor: AlarmSeverity.MINOR,
+  warning: AlarmSeverity.WARNING,
+};
+
+/**
+ * An alarm rule from flags: `--alarm SEVERITY --when 'METRIC OP VALUE' [--for D] [--clear-at V]
+ * [--clear-for D] [--notify raise,clear|raise|clear|none] [--escalate-after D] [--description S]`.
+ * It has no command, so a selector must name its kind.
+ */
+function alarmRuleFromFlags(v: RuleFlagValues): RuleInit {
+  const severity = SEVERITIES[v.alarm!.toLowerCase()];
+  if (severity === undefined) throw new Error(`--alarm ${v.alarm}: expected ${Object.keys(SEVERITIES).join(", ")}`);
+  if (v.when === undefined) throw new Error("an alarm rule needs --when 'METRIC OP VALUE' (e.g. 'temperature_celsius > 30', or 'online == 0' for offline)");
+  for (const f of ["command", "ttl", "priority", "cooldown"] as const) if (v[f] !== undefined) throw new Error(`--${f} does not apply to an alarm rule`);
+  const selector = v.selector === undefined ? undefined : parseSelector(v.selector);
+  if (selector && !selector.product) throw new Error(`--selector ${v.selector}: an alarm rule's selector needs kind=, e.g. ${SELECTOR_EXAMPLE}`);
+  const device = v.device === undefined ? undefined : v.device.startsWith("devices/") ? v.device : `devices/${v.device}`;
+  const clearAt = v["clear-at"] === undefined ? undefined : Number(v["clear-at"]);
+  if (clearAt !== undefined && !Number.isFinite(clearAt)) throw new Error(`--clear-at ${v["clear-at"]}: expected a number`);
+  const notify = (v.notify ?? "raise,clear").split(",").map((x) => x.trim());
+  if (!notify.every((x) => ["raise", "clear", "none"].includes(x))) throw new Error(`--notify ${v.notify}: expected raise,clear, raise, clear or none`);
+  return {
+    displayName: v["display-name"] ?? "",
+    ...triggerFromFlags(v),
+    target: device ? { case: "device", value: device } : { case: "selector", value: { kind: selector!.product!.productKind, labels: selector!.labels } },
+    alarm: {
+      severity,
+      clearThreshold: clearAt,
+      clearFor: v["clear-for"] ? parseDuration(v["clear-for"]) : undefined,
+      description: v.description ?? "",
+      notifyOnRaise: notify.includes("raise"),
+      notifyOnClear: notify.includes("clear"),
+      escalateAfter: v["escalate-after"] ? parseDuration(v["escalate-after"]) : undefined,
+    },
+  };
 }

@@ -1,6 +1,8 @@
 import { parseArgs } from "node:util";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { type AlarmSpec, AlarmSeverity } from "../../gen/tether/v1/alarm_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { EventTrigger_Comparison as Comparison, type Rule, Rule_MisfirePolicy, RuleRun_State, RuleSchema } from "../../gen/tether/v1/rule_pb.js";
 import { ListRuleRunsResponseSchema, ListRulesResponseSchema, RuleService } from "../../gen/tether/v1/rule_service_pb.js";
@@ -24,6 +26,10 @@ export const RULES_USAGE = `tether rules <command> [flags]
       TARGET: --device kitchen-1 | --selector ${SELECTOR_EXAMPLE}   (without kind=, the one kind with the
               command's action: '${IMPLIED_KIND_EXAMPLE}' needs none)
       ACTION: ${TASK_ACTIONS.replace(/\n/g, "\n              ")}
+  create <id> --alarm critical|major|minor|warning --when 'METRIC OP VALUE' [--for 2m] TARGET
+         [--clear-at VALUE] [--clear-for 1m] [--notify raise,clear|raise|clear|none] [--escalate-after 30m]
+         [--description S]      an alarm rule: raises an alarm (tether alarms) instead of creating tasks;
+         --when 'online == 0' --for 10m is "offline for 10 minutes"; a --selector needs kind=.
   list [--page-size N] [--page-token T]
   get <id>
   preview <id> [--count N]  |  preview --cron EXPR [--tz ZONE] [--start T] [--end T] [--count N]
@@ -77,7 +83,14 @@ export async function rulesCommand(argv: string[]): Promise<void> {
       console.log(
         table(
           ["RULE", "WHEN", "TARGET", "COMMAND", "NEXT FIRE", "PAUSED"],
-          res.rules.map((r) => [r.name.slice(6), whenText(r), targetText(r), commandText(r.command), nextFireText(r), r.paused ? "yes" : "-"]),
+          res.rules.map((r) => [
+            r.name.slice(6),
+            whenText(r),
+            targetText(r),
+            r.alarm ? `alarm ${AlarmSeverity[r.alarm.severity] ?? "?"}` : commandText(r.command),
+            nextFireText(r),
+            r.paused ? "yes" : "-",
+          ]),
         ),
       );
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);
@@ -187,7 +200,7 @@ function whenText(r: Rule): string {
         e.comparison as number
       ] ?? "?";
     const forText = e.forDuration ? ` for ${seconds(durationMs(e.forDuration) / 1000)}` : "";
-    const cooldown = e.cooldown ? `, cooldown ${seconds(durationMs(e.cooldown) / 1000)}` : "";
+    const cooldown = e.cooldown && !r.alarm ? `, cooldown ${seconds(durationMs(e.cooldown) / 1000)}` : "";
     return `when ${e.metric} ${op} ${e.threshold}${forText}${cooldown}`;
   }
   return "-";
@@ -214,6 +227,20 @@ function targetText(r: Rule): string {
   return "-";
 }
 
+/** An alarm rule's own fields in `rules get`. */
+function alarmRows(a: AlarmSpec): string[][] {
+  const d = (x: Duration | undefined) => (x ? seconds(durationMs(x) / 1000) : "-");
+  const notify = [a.notifyOnRaise !== false ? "raise" : "", a.notifyOnClear !== false ? "clear" : ""].filter(Boolean).join(",") || "none";
+  return [
+    ["alarm", AlarmSeverity[a.severity] ?? "?"],
+    ["clear_threshold", a.clearThreshold === undefined ? "-" : String(a.clearThreshold)],
+    ["clear_for", d(a.clearFor)],
+    ["notify", notify],
+    ["escalate_after", d(a.escalateAfter)],
+    ["description", a.description || "-"],
+  ];
+}
+
 function describe(r: Rule): string {
   return table(
     ["FIELD", "VALUE"],
@@ -225,6 +252,7 @@ function describe(r: Rule): string {
       ["end_time", time(r.endTime)],
       ["target", targetText(r)],
       ["command", commandText(r.target.case === "job" ? r.target.value.command : r.command)],
+      ...(r.alarm ? alarmRows(r.alarm) : []),
       ["task_ttl", r.taskTtl ? seconds(durationMs(r.taskTtl) / 1000) : "-"],
       ["task_priority", priorityText(r.target.case === "job" ? r.target.value.taskPriority : r.taskPriority)],
       ["misfire_policy", Rule_MisfirePolicy[r.misfirePolicy] ?? "-"],

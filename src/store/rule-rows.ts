@@ -5,6 +5,7 @@ import { EventTrigger_Comparison as Comparison } from "../../gen/tether/v1/rule_
 import { DEFAULT_PRIORITY } from "../core/tasks/task-record.js";
 import type { RuleRecord, RuleRunRecord, RuleTarget, RuleTrigger, RunState } from "../core/rules/rule-record.js";
 import type { Sql } from "./database.js";
+import type { AlarmRuleSpec } from "../core/alarms/alarm-spec.js";
 
 // How rules and runs look in PostgreSQL, and the mapping to and from the core's records.
 
@@ -28,6 +29,7 @@ export interface RuleRow {
   update_time: Date;
   revision: string | number;
   creator: string;
+  alarm: AlarmRuleSpec | null;
 }
 
 export type TriggerJson =
@@ -71,6 +73,7 @@ export function toRow(sql: Sql, r: RuleRecord) {
     update_time: r.updateTime,
     revision: r.revision,
     creator: r.creator,
+    alarm: r.alarm ? sql.json(r.alarm as unknown as JsonValue) : null,
   };
 }
 
@@ -126,6 +129,7 @@ export function fromRow(r: RuleRow): RuleRecord {
     updateTime: r.update_time,
     revision: Number(r.revision),
     creator: r.creator,
+    alarm: r.alarm ?? undefined,
   };
 }
 

@@ -161,7 +161,7 @@ export function createRuleStore(sql: Sql): RuleRepository {
           const [row] = await tx<RuleRow[]>`SELECT * FROM rules WHERE id = ${req.ruleId} FOR UPDATE`;
           const rule = row ? fromRow(row) : undefined;
           const t = rule?.trigger;
-          if (!rule || !t || t.kind !== "event" || rule.paused || conditionVersion(rule) !== req.version) return { outcome: "inactive" as const };
+          if (!rule || !t || t.kind !== "event" || rule.paused || rule.alarm || conditionVersion(rule) !== req.version) return { outcome: "inactive" as const };
           const at = req.occurrence.getTime();
           if ((rule.startTime && at < rule.startTime.getTime()) || (rule.endTime && at >= rule.endTime.getTime())) return { outcome: "inactive" as const };
           const targets = await resolveTargets(tx, [rule], [req.deviceId]);
@@ -206,7 +206,7 @@ export function createRuleStore(sql: Sql): RuleRepository {
     },
 
     async eventRules() {
-      const rows = await sql<RuleRow[]>`SELECT * FROM rules WHERE trigger_kind = 'event' AND NOT paused ORDER BY id`;
+      const rows = await sql<RuleRow[]>`SELECT * FROM rules WHERE trigger_kind = 'event' AND NOT paused AND alarm IS NULL ORDER BY id`;
       const rules = rows.map(fromRow);
       const targets = await resolveTargets(sql, rules);
       return rules.map((rule): EventRuleView => ({ rule, deviceIds: targets.get(rule.id) ?? [] }));

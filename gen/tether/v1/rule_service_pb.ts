@@ -139,8 +139,8 @@ export type UpdateRuleRequest = Message<"tether.v1.UpdateRuleRequest"> & {
   /**
    * Fields to update: `display_name`, `cron` (or `cron.expression`, `cron.time_zone`),
    * `one_shot_time`, `event_trigger`, `start_time`, `end_time`, `device`, `selector`, `command`,
-   * `task_ttl`, `misfire_policy`. Setting one case of a oneof replaces the other. Empty means
-   * every updatable field set in `rule`.
+   * `task_ttl`, `misfire_policy`, `alarm` (as a whole; only on an alarm rule). Setting one case of
+   * a oneof replaces the other. Empty means every updatable field set in `rule`.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */

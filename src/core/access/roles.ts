@@ -25,12 +25,14 @@ export function stronger(a: Role | undefined, b: Role | undefined): Role | undef
  * new RPC picks an action here rather than inventing its own rule.
  */
 export const ACTIONS = {
-  /** Get, list and watch the device; its tasks, telemetry, rules and rule runs. */
+  /** Get, list and watch the device; its tasks, telemetry, rules, rule runs and alarms. */
   "device.read": "viewer",
   /** Create and cancel tasks. */
   "task.write": "operator",
   /** Change the desired state (what the device should be). */
   "device.control": "operator",
+  /** Acknowledge the device's alarms. */
+  "alarm.acknowledge": "operator",
   /** Create, change, pause, resume or delete a rule targeting the device. */
   "rule.write": "operator",
   /** Change metadata: display name, labels, owner, firmware version, delivery policy. */

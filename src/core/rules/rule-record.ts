@@ -17,6 +17,7 @@ import { jobName } from "../jobs/job-name.js";
 import { productByKindName } from "../products/index.js";
 import { taskName } from "../tasks/task-record.js";
 import { ruleName, ruleRunName } from "./rule-name.js";
+import { type AlarmRuleSpec, toAlarmSpecProto } from "../alarms/alarm-spec.js";
 
 /** When a rule fires: a schedule, or a condition on a device metric. */
 export type RuleTrigger = ScheduleTrigger | EventTriggerSpec;
@@ -56,6 +57,8 @@ export interface RuleSpec {
   /** The priority of each task a firing creates (0-9); a job target's is its template's `task_priority`. */
   taskPriority: number;
   misfirePolicy: MisfirePolicy;
+  /** Set for an alarm rule: its event trigger raises alarms instead of creating tasks (`command` is then empty). */
+  alarm?: AlarmRuleSpec;
 }
 
 /** A rule as the core and the store see it. */
@@ -133,7 +136,8 @@ export function toRuleProto(r: RuleRecord): Rule {
             case: "selector",
             value: { $typeName: "tether.v1.LabelSelector", kind: productByKindName(r.target.productKind)!.productKind, labels: { ...r.target.labels } },
           };
-  const isJob = r.target.kind === "job";
+  // A job rule's command, TTL and priority are its job template's; an alarm rule has none.
+  const noTasks = r.target.kind === "job" || r.alarm !== undefined;
   return create(RuleSchema, {
     name: ruleName(r.id),
     uid: r.uid,
@@ -142,10 +146,10 @@ export function toRuleProto(r: RuleRecord): Rule {
     startTime: ts(r.startTime),
     endTime: ts(r.endTime),
     target,
-    // A job rule's command, TTL and priority are its job template's.
-    command: isJob ? undefined : r.command,
-    taskTtl: isJob ? undefined : durationFromMs(r.taskTtlMs),
-    taskPriority: isJob ? undefined : r.taskPriority,
+    command: noTasks ? undefined : r.command,
+    taskTtl: noTasks ? undefined : durationFromMs(r.taskTtlMs),
+    taskPriority: noTasks ? undefined : r.taskPriority,
+    alarm: r.alarm ? toAlarmSpecProto(r.alarm) : undefined,
     misfirePolicy: r.misfirePolicy === "fire_once" ? Rule_MisfirePolicy.FIRE_ONCE : Rule_MisfirePolicy.SKIP,
     paused: r.paused,
     nextFireTime: ts(r.nextFireTime),

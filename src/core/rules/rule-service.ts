@@ -80,7 +80,7 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
         v.add("rule.device", `${deviceName(spec.target.deviceId)} does not exist`);
       else {
         const product = productByCase(stored.device.kind.case!);
-        checkCommand(input.command, product, "rule.command", v, deviceName(spec.target.deviceId));
+        if (!spec.alarm) checkCommand(input.command, product, "rule.command", v, deviceName(spec.target.deviceId));
         checkEventMetric(spec.trigger, product, "rule.event_trigger.metric", v, deviceName(spec.target.deviceId));
       }
     }
@@ -154,6 +154,9 @@ export function createRuleService({ rules, devices, clock, onRulesChanged }: Rul
       const { reschedule } = applyRuleMask(req.updateMask?.paths ?? [], req.rule, merged);
       const now = clock.now();
       const spec = await validate(access, merged, now, reschedule);
+      if ((spec.alarm === undefined) !== (stored.alarm === undefined)) {
+        throw InvalidArgumentError.field("update_mask.paths", "alarm: a task rule cannot become an alarm rule; create a new rule");
+      }
       await authorizeRule(access, "rule.write", { id: stored.id, target: spec.target });
       const next: RuleRecord = { ...stored, ...spec, updateTime: now };
       if (reschedule) next.nextFireTime = firstFire(spec, now);

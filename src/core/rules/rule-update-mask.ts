@@ -6,7 +6,7 @@ const EVENT_FIELDS = { metric: "metric", comparison: "comparison", threshold: "t
 /** Paths that change when the rule fires: the rule is rescheduled from now. */
 const SCHEDULE_PATHS = /^(cron|one_shot_time|event_trigger|start_time|end_time)(\.|$)/;
 const UPDATABLE =
-  "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, task_priority, misfire_policy";
+  "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, task_priority, misfire_policy, alarm";
 
 /**
  * Applies an UpdateRule mask (AIP-134) from `input` onto `target` (a copy of the stored rule).
@@ -72,6 +72,12 @@ export function applyRuleMask(paths: string[], input: Rule, target: Rule): { res
           (target.trigger.value as unknown as Record<string, unknown>)[f] = (input.trigger.value as unknown as Record<string, unknown>)[f];
         } else bad(path, `EventTrigger has ${Object.keys(EVENT_FIELDS).join(", ")}`);
         break;
+      case "alarm":
+        // Replaced as a whole; that a task rule does not become an alarm rule is the service's check.
+        if (!input.alarm) bad(path, "rule.alarm is not set");
+        else if (sub) bad(path, "update alarm as a whole");
+        else target.alarm = input.alarm;
+        break;
       case "device":
         if (input.target.case !== "device") bad(path, "rule.device is not set");
         else target.target = input.target;
@@ -117,5 +123,6 @@ function impliedPaths(input: Rule): string[] {
   if (input.taskTtl) paths.push("task_ttl");
   if (input.taskPriority !== undefined) paths.push("task_priority");
   if (input.misfirePolicy !== 0) paths.push("misfire_policy");
+  if (input.alarm) paths.push("alarm");
   return paths;
 }

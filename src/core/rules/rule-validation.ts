@@ -13,6 +13,9 @@ import { parsePriority } from "../tasks/task-record.js";
 import { TASK_DEFAULTS } from "../tasks/task-request.js";
 import { reportedMetricNames } from "./reported-metrics.js";
 import type { MisfirePolicy, RuleSpec, RuleTarget, RuleTrigger } from "./rule-record.js";
+import { type AlarmRuleSpec, checkOnlineCondition, ONLINE_METRIC, parseAlarmSpec } from "../alarms/alarm-spec.js";
+import { compare } from "./event-evaluator.js";
+import { CommandSchema } from "../../../gen/tether/v1/command_pb.js";
 
 export type { RuleSpec };
 import { canonicalTimeZone, compileCron, nextOccurrence } from "./schedule.js";
@@ -45,7 +48,16 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
   const trigger = parseTrigger(input, prefix, v, opts, window);
   const target = parseTarget(input, prefix, v, opts);
   const isJob = input.target.case === "job";
-  if (target?.kind === "selector") {
+  const alarm = input.alarm ? parseAlarmRule(input, trigger, prefix, v) : undefined;
+  if (!input.alarm && trigger?.kind === "event" && trigger.metric === ONLINE_METRIC) {
+    v.add(
+      `${prefix}.event_trigger.metric`,
+      `${ONLINE_METRIC} is the presence metric of alarm rules (set alarm): a device that went offline sends no observation that could fire a task rule`,
+    );
+  }
+  if (input.alarm) {
+    if (target?.kind === "selector") checkEventMetric(trigger, productByKindName(target.productKind), `${prefix}.event_trigger.metric`, v);
+  } else if (target?.kind === "selector") {
     const product = productByKindName(target.productKind);
     checkCommand(input.command, product, `${prefix}.command`, v);
     checkEventMetric(trigger, product, `${prefix}.event_trigger.metric`, v);
@@ -57,21 +69,46 @@ export function parseRule(input: Rule, prefix: string, v: Violations, opts: Pars
   } else if (!input.command || input.command.kind.case === undefined) v.add(`${prefix}.command`, "is required");
 
   let taskTtlMs = TASK_DEFAULTS.ttlMs;
-  if (input.taskTtl && !isJob) {
+  if (input.taskTtl && !isJob && !input.alarm) {
     taskTtlMs = ms(input.taskTtl);
     if (!(taskTtlMs >= SECOND && taskTtlMs <= TASK_DEFAULTS.maxTtlMs)) v.add(`${prefix}.task_ttl`, "must be between 1s and 30 days");
   }
   // A job target's executions take its template's job.task_priority (parseJob checks it), as
   // its TTL; the rule's own stays the default, unused.
-  const taskPriority = parsePriority(isJob ? undefined : input.taskPriority, `${prefix}.task_priority`, v);
+  const taskPriority = parsePriority(isJob || input.alarm ? undefined : input.taskPriority, `${prefix}.task_priority`, v);
   let misfirePolicy: MisfirePolicy = "skip";
   if (input.misfirePolicy === Rule_MisfirePolicy.FIRE_ONCE) misfirePolicy = "fire_once";
   else if (input.misfirePolicy !== Rule_MisfirePolicy.UNSPECIFIED && input.misfirePolicy !== Rule_MisfirePolicy.SKIP) {
     v.add(`${prefix}.misfire_policy`, `unknown MisfirePolicy ${input.misfirePolicy}`);
   }
   if (v.list.length > before || !trigger || !target) return undefined;
-  const command = target.kind === "job" ? target.template.command! : input.command!;
-  return { displayName: input.displayName, trigger, ...window, target, command, taskTtlMs, taskPriority, misfirePolicy };
+  // An alarm rule carries no command: an empty one keeps RuleSpec's shape.
+  const command = target.kind === "job" ? target.template.command! : alarm ? create(CommandSchema) : input.command!;
+  return { displayName: input.displayName, trigger, ...window, target, command, taskTtlMs, taskPriority, misfirePolicy, alarm };
+}
+
+/**
+ * An alarm rule's own constraints: an event trigger on a device or selector, no task fields, and
+ * its AlarmSpec. `online` must mean "offline" (see checkOnlineCondition).
+ */
+function parseAlarmRule(input: Rule, trigger: RuleTrigger | undefined, prefix: string, v: Violations): AlarmRuleSpec | undefined {
+  const field = `${prefix}.alarm`;
+  const why = "must be unset for an alarm rule: it raises alarms, not tasks";
+  if (input.command) v.add(`${prefix}.command`, why);
+  if (input.taskTtl) v.add(`${prefix}.task_ttl`, why);
+  if (input.taskPriority !== undefined) v.add(`${prefix}.task_priority`, why);
+  if (input.trigger.case !== undefined && input.trigger.case !== "eventTrigger") {
+    v.add(
+      `${prefix}.${input.trigger.case === "cron" ? "cron" : "one_shot_time"}`,
+      "an alarm rule needs an event_trigger: alarms are raised on conditions, not on schedules",
+    );
+  }
+  if (input.target.case === "job") v.add(`${prefix}.job`, "an alarm rule targets a device or a selector");
+  const event = trigger?.kind === "event" ? trigger : undefined;
+  if (event?.metric === ONLINE_METRIC) {
+    checkOnlineCondition(event.comparison, event.threshold, `${prefix}.event_trigger`, v, (x) => compare(x, event.comparison, event.threshold));
+  }
+  return parseAlarmSpec(input.alarm!, event, field, v);
 }
 
 /** Start and end times; the end must follow the start and, for a changed window, lie ahead. */
@@ -225,7 +262,7 @@ export function eventMetricNames(product: Product): string[] {
  * (within `TETHER_TELEMETRY_MAX_METRICS_PER_DEVICE`), and a rule on one fires. `device` names a device target (`devices/x`) in the message.
  */
 export function checkEventMetric(trigger: RuleTrigger | undefined, product: Product | undefined, field: string, v: Violations, device?: string): void {
-  if (trigger?.kind !== "event" || !product) return;
+  if (trigger?.kind !== "event" || !product || trigger.metric === ONLINE_METRIC) return;
   const names = eventMetricNames(product);
   if (names.includes(trigger.metric)) return;
   const others = PRODUCTS.filter((p) => p !== product).flatMap(eventMetricNames);
