@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { create, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AlarmSchema } from "../../gen/tether/v1/alarm_pb.js";
 import { type Event, EventSchema } from "../../gen/tether/v1/event_pb.js";
+import { toConnectivityEvent } from "../core/connectivity/connectivity-reason.js";
 import { deviceName } from "../core/devices/device-name.js";
 import { toJobProto } from "../core/jobs/job-record.js";
 import type { ClaimedDelivery, PendingEvent, WebhookRepository } from "../core/ports/webhooks.js";
@@ -114,6 +116,16 @@ export function createWebhookOutbox(sql: Sql): Outbox {
  * does not know). Row snapshots are turned back into typed rows by jsonb_populate_record, so the
  * task and device mappers are the stores' own.
  */
+/** A `connectivity_events` row as the trigger stored it (to_jsonb: times as ISO text). */
+interface ConnectivityRow {
+  id: number;
+  device_id: string;
+  event_time: string;
+  connected: boolean;
+  reason: string;
+  remote_address: string;
+}
+
 async function buildEvents(tx: TxSql, rows: EventRow[]): Promise<(PendingEvent | undefined)[]> {
   const ids = (pred: (r: EventRow) => boolean) => rows.filter(pred).map((r) => r.id);
   const taskIds = ids((r) => r.type === "task.state_changed");
@@ -132,8 +144,13 @@ async function buildEvents(tx: TxSql, rows: EventRow[]): Promise<(PendingEvent |
       WHERE e.id = ANY(${deviceEventIds}::uuid[])`;
     for (const r of t) devices.set(r.webhook_event_id, r);
   }
-  // Task events are filtered on their device as it is now (a task row does not carry labels).
-  const factIds = [...new Set(rows.filter((r) => tasks.has(r.id) && r.device_id).map((r) => r.device_id!))];
+  // Task, connectivity and alarm events are filtered on their device as it is now (their rows do
+  // not carry labels).
+  const factIds = [
+    ...new Set(
+      rows.filter((r) => (tasks.has(r.id) || r.type === "device.connectivity" || r.type.startsWith("alarm.")) && r.device_id).map((r) => r.device_id!),
+    ),
+  ];
   const facts = new Map<string, DeviceFacts>();
   if (factIds.length > 0) {
     const f = await tx<{ id: string; kind: string; owner: string; online: boolean; labels: Record<string, string> }[]>`
@@ -155,6 +172,24 @@ async function buildEvents(tx: TxSql, rows: EventRow[]): Promise<(PendingEvent |
     } else if (device) {
       event = create(EventSchema, { ...base, payload: { case: "deviceSnapshot", value: toStored(device).device } });
       f = { id: device.id, kind: device.kind, owner: device.owner, online: device.online, labels: device.labels };
+    } else if (r.type === "device.connectivity") {
+      const c = r.resource as unknown as ConnectivityRow;
+      const record = {
+        id: String(c.id),
+        deviceId: c.device_id,
+        connected: c.connected,
+        reason: c.reason,
+        remoteAddress: c.remote_address,
+        time: new Date(c.event_time),
+      };
+      event = create(EventSchema, { ...base, payload: { case: "connectivity", value: toConnectivityEvent(record) } });
+      f = r.device_id ? facts.get(r.device_id) : undefined;
+    } else if (r.type.startsWith("alarm.")) {
+      event = create(EventSchema, {
+        ...base,
+        payload: { case: "alarm", value: fromJson(AlarmSchema, r.resource as JsonValue, { ignoreUnknownFields: true }) },
+      });
+      f = r.device_id ? facts.get(r.device_id) : undefined;
     } else if (r.type === "job.progress") {
       const view = await jobs.get(String(r.resource.id));
       if (view) event = create(EventSchema, { ...base, payload: { case: "job", value: toJobProto(view) } });

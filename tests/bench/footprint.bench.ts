@@ -322,7 +322,16 @@ async function main(): Promise<void> {
       app.child.kill("SIGUSR2");
       // Written synchronously by the server's main thread: done once it answers again.
       for (let n = 0; (await readdir(dirName)).every((f) => before.has(f)) || n < 1; n++) await sleep(1000);
-      await app.memory();
+      // The metrics endpoint may reset a connection made while the snapshot was being written.
+      for (let n = 0; ; n++) {
+        try {
+          await app.memory();
+          break;
+        } catch (err) {
+          if (n >= 30) throw err;
+          await sleep(1000);
+        }
+      }
       log(`heap snapshot written to ${dirName}`);
     }
     const idle = readings[1]!;
@@ -331,8 +340,9 @@ async function main(): Promise<void> {
     console.log();
     console.log(`aim: idle rss after a restart ≤ ${AIM.idle} MiB: ${mib(idle.rss)} — ${idle.rss <= AIM.idle * MiB ? "met" : "MISSED"}`);
     console.log(
-      `aim: peak rss under devices, tasks and telemetry ≤ ${AIM.underLoad} MiB: ${mib(peakUnderLoad)} — ${peakUnderLoad <= AIM.underLoad * MiB ? "met" : "MISSED"}`,
+      `aim: peak rss with ${DEVICES} devices connected and tasks running ≤ ${AIM.underLoad} MiB: ${mib(peakUnderLoad)} — ${peakUnderLoad <= AIM.underLoad * MiB ? "met" : "MISSED"}`,
     );
+    console.log(`(no aim) peak rss while ${SAMPLES.toLocaleString("en")} samples arrive as fast as the publishers send: ${mib(readings[4]!.peakRss)}`);
     await writeResults("footprint", { bareNodeRss: bare, readings, settings, load: loadavg() });
   } finally {
     await cleanups.run();

@@ -6,6 +6,10 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Alarm } from "./alarm_pb.js";
+import { file_tether_v1_alarm } from "./alarm_pb.js";
+import type { ConnectivityEvent } from "./connectivity_pb.js";
+import { file_tether_v1_connectivity } from "./connectivity_pb.js";
 import type { Device } from "./device_pb.js";
 import { file_tether_v1_device } from "./device_pb.js";
 import type { Job } from "./job_pb.js";
@@ -18,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/event.proto.
  */
 export const file_tether_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChV0ZXRoZXIvdjEvZXZlbnQucHJvdG8SCXRldGhlci52MSLUAQoFRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkZXZpY2UYBCABKAkSHwoEdGFzaxgKIAEoCzIPLnRldGhlci52MS5UYXNrSAASLAoPZGV2aWNlX3NuYXBzaG90GAsgASgLMhEudGV0aGVyLnYxLkRldmljZUgAEh0KA2pvYhgMIAEoCzIOLnRldGhlci52MS5Kb2JIAEIJCgdwYXlsb2FkYgZwcm90bzM", [file_google_protobuf_timestamp, file_tether_v1_device, file_tether_v1_job, file_tether_v1_task]);
+  fileDesc("ChV0ZXRoZXIvdjEvZXZlbnQucHJvdG8SCXRldGhlci52MSKtAgoFRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZkZXZpY2UYBCABKAkSHwoEdGFzaxgKIAEoCzIPLnRldGhlci52MS5UYXNrSAASLAoPZGV2aWNlX3NuYXBzaG90GAsgASgLMhEudGV0aGVyLnYxLkRldmljZUgAEh0KA2pvYhgMIAEoCzIOLnRldGhlci52MS5Kb2JIABI0Cgxjb25uZWN0aXZpdHkYDSABKAsyHC50ZXRoZXIudjEuQ29ubmVjdGl2aXR5RXZlbnRIABIhCgVhbGFybRgOIAEoCzIQLnRldGhlci52MS5BbGFybUgAQgkKB3BheWxvYWRiBnByb3RvMw", [file_google_protobuf_timestamp, file_tether_v1_alarm, file_tether_v1_connectivity, file_tether_v1_device, file_tether_v1_job, file_tether_v1_task]);
 
 /**
  * Something that happened in the fleet: the one schema of fleet events. Webhooks deliver it (as
@@ -35,8 +39,12 @@ export const file_tether_v1_event: GenFile = /*@__PURE__*/
  * - `job.progress`: a job's rollout stepped (executions created, targets skipped) or its state
  *   changed. Payload `job`, read when the event is fanned out to subscriptions (its counts may
  *   be a little newer than the step).
- * - `device.connectivity`: a device connected or disconnected. Reserved: not emitted yet.
- * - `alarm.raised`, `alarm.cleared`, `alarm.acknowledged` (`alarm.*`): reserved, not emitted yet.
+ * - `device.connectivity`: a device connected or disconnected, with the reason Tether knows
+ *   (see `ConnectivityEvent`); one per change of `Device.connectivity.online`. Payload
+ *   `connectivity`.
+ * - `alarm.raised`, `alarm.cleared`, `alarm.acknowledged`, `alarm.escalated` (`alarm.*`): an alarm's
+ *   notifications, exactly those its rule's notification policy allows (`AlarmSpec`), once each.
+ *   Payload `alarm`, after the change.
  * - `firmware.update_result`: reserved, not emitted yet.
  *
  * @generated from message tether.v1.Event
@@ -102,6 +110,22 @@ export type Event = Message<"tether.v1.Event"> & {
      */
     value: Job;
     case: "job";
+  } | {
+    /**
+     * For `device.connectivity`.
+     *
+     * @generated from field: tether.v1.ConnectivityEvent connectivity = 13;
+     */
+    value: ConnectivityEvent;
+    case: "connectivity";
+  } | {
+    /**
+     * For `alarm.*`.
+     *
+     * @generated from field: tether.v1.Alarm alarm = 14;
+     */
+    value: Alarm;
+    case: "alarm";
   } | { case: undefined; value?: undefined };
 };
 

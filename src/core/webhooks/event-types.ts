@@ -1,14 +1,26 @@
 import { Violations } from "../errors.js";
 
 /**
- * The fleet event types (`tether.v1.Event.type`). Emitted ones come from the database triggers of
- * migration 1732300000019 (tasks, devices, jobs). Reserved ones are accepted in subscriptions now,
- * so a subscriber can sign up before the part that emits them lands: connectivity (presence),
- * alarms and firmware insert their events into `webhook_events` in their own transactions
- * (`type`, `device_id`, `time`, `resource`) and add a payload case in `event-payload.ts`.
+ * The fleet event types (`tether.v1.Event.type`). Emitted ones come from database triggers:
+ * migration 1732300000019 (tasks, devices, jobs) and 1732300000022 (connectivity events, alarm
+ * notifications). Reserved ones are accepted in subscriptions now, so a subscriber can sign up
+ * before the part that emits them lands: firmware will insert its events into `webhook_events` in
+ * its own transactions (`type`, `device_id`, `time`, `resource`) and add a payload case in
+ * `buildEvents` (src/store/webhook-outbox-sql.ts).
  */
-export const EMITTED_EVENT_TYPES = ["task.state_changed", "device.created", "device.updated", "device.deleted", "job.progress"] as const;
-export const RESERVED_EVENT_TYPES = ["device.connectivity", "alarm.raised", "alarm.cleared", "alarm.acknowledged", "firmware.update_result"] as const;
+export const EMITTED_EVENT_TYPES = [
+  "task.state_changed",
+  "device.created",
+  "device.updated",
+  "device.deleted",
+  "job.progress",
+  "device.connectivity",
+  "alarm.raised",
+  "alarm.cleared",
+  "alarm.acknowledged",
+  "alarm.escalated",
+] as const;
+export const RESERVED_EVENT_TYPES = ["firmware.update_result"] as const;
 export const EVENT_TYPES: readonly string[] = [...EMITTED_EVENT_TYPES, ...RESERVED_EVENT_TYPES];
 
 /** Checks a subscription's types: at least one, each known, no repeats (the unknown one is named). */
