@@ -119,6 +119,10 @@ export interface TetherConfig {
     /** Count SQL statements (benchmarks set it; no environment variable: see DatabaseOptions.countStatements). */
     countStatements?: boolean;
   };
+  audit: {
+    /** Audit events older than this are deleted (hourly), days (`TETHER_AUDIT_RETENTION_DAYS`). @default 365 */
+    retentionDays: number;
+  };
   telemetry: {
     /** Metrics streamed live but never stored. @default ["signal_strength", "rssi"] */
     ephemeral: string[];
@@ -284,6 +288,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     database: {
       url: databaseUrl,
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+    },
+    audit: {
+      retentionDays: int(env, "TETHER_AUDIT_RETENTION_DAYS", 365, 1, 36_500),
     },
     telemetry: {
       ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi")

@@ -3,6 +3,7 @@ import type { Task } from "../../gen/tether/v1/task_pb.js";
 import { jsonCodec } from "../bus/amqp-feed.js";
 import type { startAmqpBus } from "../bus/amqp-bus.js";
 import { createMemoryFeed } from "../bus/memory-feed.js";
+import type { AuditRecord } from "../core/ports/audit.js";
 import type { RevokedCertificate } from "../core/ports/certificates.js";
 import type { RightsChange } from "../core/ports/rights.js";
 import type { SampleRecord } from "../core/telemetry/sample.js";
@@ -26,6 +27,7 @@ export function createFeeds(amqp: AmqpBus | undefined, coreLog: Logger) {
   const onRightsWatcherError = onError("rights watcher failed");
   const onSessionsError = onError("ended-sessions subscriber failed");
   const onPresenceResyncError = onError("presence resync subscriber failed");
+  const onAuditWatcherError = onError("audit watcher failed");
   return {
     taskFeed: amqp ? amqp.taskFeed(onTaskWatcherError) : createMemoryFeed<Task>(onTaskWatcherError),
     deviceFeed: amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError),
@@ -41,6 +43,14 @@ export function createFeeds(amqp: AmqpBus | undefined, coreLog: Logger) {
     rightsFeed: amqp ? amqp.jsonFeed<RightsChange>("rights", onRightsWatcherError) : createMemoryFeed<RightsChange>(onRightsWatcherError),
     sessionFeed: amqp ? amqp.jsonFeed<string[]>("sessions", onSessionsError) : createMemoryFeed<string[]>(onSessionsError),
     presenceResync: amqp ? amqp.jsonFeed<string>("presence", onPresenceResyncError) : createMemoryFeed<string>(onPresenceResyncError),
+    // Committed audit events, for WatchAuditEvents on every replica.
+    auditFeed: amqp
+      ? amqp.jsonFeed<AuditRecord>(
+          "audit",
+          onAuditWatcherError,
+          jsonCodec((r) => ({ ...r, time: new Date(r.time) })),
+        )
+      : createMemoryFeed<AuditRecord>(onAuditWatcherError),
   };
 }
 

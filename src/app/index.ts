@@ -4,6 +4,7 @@ import type { createCounters } from "../core/counters.js";
 import { type Logger, redactUrl } from "../log.js";
 import type { DependencyMonitor } from "../ops/dependencies.js";
 import { startAccess } from "./access.js";
+import { startAudit } from "./audit.js";
 import { createCertificateChecks, startCertificates } from "./certificates.js";
 import { connectDeviceLink, createDeviceApi, deviceAdmission, startEmbeddedBrokerIfUsed } from "./devices.js";
 import { startInfrastructure } from "./infrastructure.js";
@@ -40,6 +41,8 @@ export interface App {
   maintainTelemetry(): Promise<string[]>;
   /** Sends due certificate expiry warnings now; returns how many devices were warned. */
   warnExpiringCertificates(): Promise<number>;
+  /** Deletes audit events past `TETHER_AUDIT_RETENTION_DAYS` now (also done hourly); returns how many. */
+  pruneAudit(): Promise<number>;
   /** Graceful stop: health goes NOT_SERVING, in-flight calls finish, ports close, the database flushes. */
   stop(): Promise<void>;
 }
@@ -55,6 +58,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
   const life = createAppLifecycle(log);
   try {
     const x = await startInfrastructure(config, log, clock, life);
+    const audit = startAudit(x);
     const checks = await createCertificateChecks(x);
     const admission = deviceAdmission();
     const broker = await startEmbeddedBrokerIfUsed(x, checks, admission);
@@ -63,8 +67,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const closeBatches = life.reserve("task batches");
     const closeIntake = life.reserve("uplink intake");
     const bridge = await connectDeviceLink(x, broker?.port);
-    const certs = await startCertificates(x, checks, { broker, bridge });
-    const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake, closeBatches });
+    const certs = await startCertificates(x, checks, { broker, bridge, audit });
+    const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake, closeBatches, audit });
     const { devices, deviceWatch } = createDeviceApi(x, {
       sendDesiredState: (id) => tasks.dispatcher.sendDesiredState(id),
       // A desired-state change also wakes the device's HTTP polls.
@@ -87,6 +91,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       auth: access.auth,
       users: access.users,
       shares: access.shares,
+      audit: audit.service,
     });
     const guards = createApiGuards(x);
     const ops = createOps(x, {
@@ -96,7 +101,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       uplinkQueueDepth: tasks.uplinkQueueDepth,
       telemetryQueueDepth: telemetry.telemetryQueue.depth,
     });
-    const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway });
+    const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway, audit });
     const opsServer = await startOps(x, ops);
 
     await bridge.start(tasks.intake);
@@ -140,6 +145,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       telemetryWriter: telemetry.writer,
       maintainTelemetry: telemetry.maintain,
       warnExpiringCertificates: certs.warnExpiring,
+      pruneAudit: audit.prune,
       stop: () => life.stop(),
     };
   } catch (err) {

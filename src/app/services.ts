@@ -3,6 +3,7 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { file_tether_device_v1_downlink } from "../../gen/tether/device/v1/downlink_pb.js";
 import { DeviceGatewayService } from "../../gen/tether/device/v1/gateway_service_pb.js";
 import { file_tether_device_v1_uplink } from "../../gen/tether/device/v1/uplink_pb.js";
+import { AuditService } from "../../gen/tether/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
@@ -13,6 +14,7 @@ import { ShareService } from "../../gen/tether/v1/share_service_pb.js";
 import { TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { UserService } from "../../gen/tether/v1/user_service_pb.js";
+import { auditHandler } from "../api/audit-handler.js";
 import { authHandler } from "../api/auth-handler.js";
 import { certificateHandler } from "../api/certificate-handler.js";
 import { deviceHandler } from "../api/device-handler.js";
@@ -68,6 +70,7 @@ export interface ServiceParts {
   auth: Parameters<typeof authHandler>[0];
   users: Parameters<typeof userHandler>[0];
   shares: Parameters<typeof shareHandler>[0];
+  audit: Parameters<typeof auditHandler>[0];
 }
 
 /** Tether's public services, in the order reflection lists them. */
@@ -85,6 +88,7 @@ export function publicServices(p: ServiceParts): ServiceEntry[] {
     service(AuthService, authHandler(p.auth, p.clock), { health: true }),
     service(UserService, userHandler(p.users), { health: true }),
     service(ShareService, shareHandler(p.shares), { health: true }),
+    service(AuditService, auditHandler(p.audit), { health: true }),
   ];
 }
 

@@ -2,6 +2,7 @@
  * Every port of the core in one place, one file each: what core services need from the outside
  * world, implemented by the adapters (store/, bus/, link/, pki/) and wired in src/app/.
  */
+export type * from "./audit.js";
 export type * from "./auth.js";
 export type * from "./certificates.js";
 export type * from "./change-feed.js";
