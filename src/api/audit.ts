@@ -35,6 +35,7 @@ const NOT_CHANGES = new Set(["name", "parent", "etag", "request_id", "validate_o
 const MAX_RESOURCE = 512;
 const MAX_PATHS = 64;
 const MAX_PATH = 128;
+const RESOURCE_NAME = /^[a-z][A-Za-z]*\/[^/\s]+/;
 
 type Msg = Record<string, unknown>;
 
@@ -66,7 +67,10 @@ export function resourceOf(desc: DescMessage, msg: Msg): string {
     const collection = `${res.message.name[0]!.toLowerCase()}${res.message.name.slice(1)}s`;
     if (id) out = `${str("parent") ? `${str("parent")}/` : ""}${collection}/${id}`;
   }
-  return (out || str("parent")).slice(0, MAX_RESOURCE);
+  // Otherwise the first field holding a resource name (AddGroupMemberRequest.group).
+  const named2 = () =>
+    desc.fields.map((f) => (f.fieldKind === "scalar" ? msg[f.localName] : undefined)).find((v): v is string => typeof v === "string" && RESOURCE_NAME.test(v));
+  return (out || str("parent") || named2() || "").slice(0, MAX_RESOURCE);
 }
 
 /** The paths a request changes: its update mask, else the fields it sets on its resource, else its own set fields. Names only, never values. */

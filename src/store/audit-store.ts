@@ -41,8 +41,9 @@ export async function insertAuditRows(q: Sql | TxSql, rows: readonly AuditInsert
     INSERT INTO audit_events (create_time, principal, credential, certificate_serial, method, resource, device_id, request_id, status_code, field_paths)
     SELECT x.create_time, x.principal, x.credential, x.certificate_serial, x.method, x.resource, x.device_id, x.request_id, x.status_code,
            ARRAY(SELECT jsonb_array_elements_text(x.field_paths))
-    FROM jsonb_to_recordset(${q.json(json as never)}) WITH ORDINALITY AS x (create_time timestamptz, principal text, credential text, certificate_serial text,
-         method text, resource text, device_id text, request_id text, status_code smallint, field_paths jsonb, n bigint)
+    FROM ROWS FROM (jsonb_to_recordset(${q.json(json as never)}) AS (create_time timestamptz, principal text, credential text, certificate_serial text,
+         method text, resource text, device_id text, request_id text, status_code smallint, field_paths jsonb))
+         WITH ORDINALITY AS x (create_time, principal, credential, certificate_serial, method, resource, device_id, request_id, status_code, field_paths, n)
     ORDER BY x.n
     RETURNING id`;
   return rows.map((r, i) => ({ ...r, id: String(inserted[i]!.id), deviceId: r.deviceId ?? deviceOfResource(r.resource) }));

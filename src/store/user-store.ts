@@ -168,11 +168,15 @@ export function createUserStore(sql: Sql): UserRepository {
     async addMember(group, user) {
       await auditedChange(sql, (q) => q`INSERT INTO group_members (group_name, user_name) VALUES (${group}, ${user}) ON CONFLICT DO NOTHING`, {
         changed: (r) => r.count > 0,
+        resource: () => `groups/${group}`,
       });
     },
 
     async removeMember(group, user) {
-      await auditedChange(sql, (q) => q`DELETE FROM group_members WHERE group_name = ${group} AND user_name = ${user}`, { changed: (r) => r.count > 0 });
+      await auditedChange(sql, (q) => q`DELETE FROM group_members WHERE group_name = ${group} AND user_name = ${user}`, {
+        changed: (r) => r.count > 0,
+        resource: () => `groups/${group}`,
+      });
     },
   };
 }
