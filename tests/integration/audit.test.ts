@@ -393,6 +393,21 @@ describe("rule firings", () => {
   });
 });
 
+describe("job steps", () => {
+  it("a rollout step is audited as the job, and its tasks name the job as creator", async () => {
+    await admin(JobService).createJob({
+      jobId: "roll",
+      job: { command: power.command, target: { case: "selector", value: { filter: 'name = "devices/alice-led"' } } },
+    });
+    await eventually(async () => (await s.app.runJobs(), (await eventsOfMethod("tether.jobs/Dispatch")).some((e) => e.principal === "jobs/roll")));
+    const [step] = (await admin(AuditService).listAuditEvents({ principal: "jobs/roll" })).auditEvents;
+    expect(step).toMatchObject({ resource: "jobs/roll", credential: AuditEvent_Credential.INTERNAL, method: "tether.jobs/Dispatch" });
+    expect(step!.fieldPaths).toContain("dispatched_count");
+    const tasks = (await admin(TaskService).listTasks({ parent: "devices/alice-led", pageSize: 1000 })).tasks;
+    expect(tasks.filter((t) => t.creator === "jobs/roll")).toHaveLength(1);
+  });
+});
+
 describe("secrets", () => {
   it("no audit row carries a password, token, API key secret or private key", async () => {
     const rows = (await admin(AuditService).listAuditEvents({ pageSize: 1000 })).auditEvents;
