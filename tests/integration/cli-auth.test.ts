@@ -89,7 +89,7 @@ describe("tether login, users and share", () => {
     expect(lines[0]).toMatch(/^TIME\s+PRINCIPAL\s+METHOD\s+RESOURCE\s+OUTCOME\s+FIELDS/);
     expect(lines[1]).toMatch(/users\/carol\s+ShareService\/CreateGrant\s+\S+\s+PERMISSION_DENIED/);
     expect(out).toMatch(/ShareService\/DeleteGrant\s+grants\/\S+\s+OK/);
-    expect(out).toMatch(/ShareService\/CreateGrant\s+grants\/\S+\s+OK\s+principal,target,role/);
+    expect(out).toMatch(/ShareService\/CreateGrant\s+grants\/\S+\s+OK\s+principal,device,role/);
     const only = await run(() => auditCommand(["list", "--principal", "users/carol", "--method", "DeleteGrant", "--limit", "1", "--json", ...flags]));
     expect(JSON.parse(only).auditEvents).toHaveLength(1);
   });
