@@ -116,7 +116,9 @@ export interface AuditInterceptorOptions {
  * auth's refusals); the principal is read when the event is written, once auth has set it.
  */
 export function auditInterceptor(opts: AuditInterceptorOptions): Interceptor {
-  const count = (how: string) => opts.counters.inc("tether_audit_events_total", { how });
+  // Labelled by method too (a bounded set: unknown methods never reach interceptors), so a call
+  // whose change does not carry its event shows as `after_call` for that method.
+  const count = (how: string, method: string) => opts.counters.inc("tether_audit_events_total", { how, method });
   return (next) => async (req) => {
     if (req.stream || !isAuditedMethod(req.service.typeName, req.method.name)) return next(req);
     const values = req.contextValues;
@@ -149,7 +151,7 @@ export function auditInterceptor(opts: AuditInterceptorOptions): Interceptor {
       if (!principal()) return;
       try {
         await opts.audit.insert([{ ...stamp, resource: pending.resource, fieldPaths: statusCode === 0 ? pending.fieldPaths : [], statusCode }]);
-        count(statusCode === 0 ? "after_call" : "failed_call");
+        count(statusCode === 0 ? "after_call" : "failed_call", stamp.method);
       } catch (err) {
         opts.log.error({ err, method: stamp.method, requestId: stamp.requestId }, "audit event not written");
       }
@@ -157,7 +159,7 @@ export function auditInterceptor(opts: AuditInterceptorOptions): Interceptor {
     try {
       const res = await runAudited(pending, () => next(req));
       endAudit(pending);
-      if (pending.written) count("with_change");
+      if (pending.written) count("with_change", stamp.method);
       else await after(0);
       return res;
     } catch (err) {

@@ -10,7 +10,7 @@ import { createTasks } from "./task-create-sql.js";
 import { applyDeviceWords } from "./task-events-sql.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
 import { fromRow, type TaskRow, toTaskRow } from "./task-rows.js";
-import { withTransaction } from "./transaction.js";
+import { auditedChange, withTransaction } from "./transaction.js";
 import { auditWith, outsideAudit, pendingAudit, withResource } from "./audit-context.js";
 
 const OPEN = OPEN_STATES.map(stateName);
@@ -73,12 +73,17 @@ export function createTaskStore(sql: Sql): TaskRepository {
         request_hash: _h,
         late_event_count: _l,
         job_id: _j,
+        creator: _cr,
         ...fields
       } = toTaskRow(next);
-      const [row] = await sql<Row[]>`
-        UPDATE tasks SET ${sql(fields)}, revision = revision + 1
+      const [row] = await auditedChange(
+        sql,
+        (q) => q<Row[]>`
+        UPDATE tasks SET ${q(fields)}, revision = revision + 1
         WHERE id = ${id} AND revision = ${next.revision}
-        RETURNING *`;
+        RETURNING *`,
+        { changed: (r) => r.length > 0 },
+      );
       return row ? fromRow(row) : undefined;
     },
 

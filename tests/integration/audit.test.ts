@@ -97,7 +97,7 @@ async function eventsOf(requestId: string, method: string): Promise<AuditEvent[]
   const res = await admin(AuditService).listAuditEvents({ method, pageSize: 1000 });
   return res.auditEvents.filter((e) => e.requestId === requestId);
 }
-const withChange = () => s.app.counters.get("tether_audit_events_total", { how: "with_change" });
+const withChange = (method: string) => s.app.counters.get("tether_audit_events_total", { how: "with_change", method });
 
 /** One successful call per mutating method; each returns the principal it calls as. */
 const scenarios: Record<string, (id: string) => Promise<string>> = {
@@ -229,7 +229,7 @@ describe("every mutating RPC writes an audit event", () => {
     // In the scenarios' order: each builds on the one before (create, update, delete).
     for (const [procedure, scenario] of Object.entries(scenarios)) {
       const id = `audit-${randomUUID()}`;
-      const before = withChange();
+      const before = withChange(procedure);
       const principal = await scenario(id);
       const events = await eventsOf(id, procedure);
       const e = events[0];
@@ -238,7 +238,7 @@ describe("every mutating RPC writes an audit event", () => {
       else if (e!.statusCode !== 0) wrong.push(`${procedure}: status ${e!.statusCode}`);
       else if (e!.resource === "") wrong.push(`${procedure}: no resource`);
       // The event went into the change's own transaction, not written after the call.
-      else if (withChange() !== before + 1) wrong.push(`${procedure}: not written with the change`);
+      else if (withChange(procedure) !== before + 1) wrong.push(`${procedure}: not written with the change`);
     }
     expect(wrong).toEqual([]);
   }, 120_000);
