@@ -9,7 +9,7 @@ import { parseTime } from "./telemetry.js";
 
 export const AUDIT_USAGE = `tether audit <command> [flags]
 
-  list [--principal users/alice | users/alice/*] [--resource devices/porch-led] [--method UpdateDevice]
+  list [--principal users/alice | users/alice/*] [--resource devices/porch-1] [--method UpdateDevice]
        [--since 1h|ISO] [--until ISO] [--limit 50]      newest first; admins see all, users their own calls and their devices'
   watch [--principal P] [--resource R] [--method M]     events as they are committed
 
