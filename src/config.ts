@@ -156,6 +156,10 @@ export interface TetherConfig {
     /** The embedded database compiled by V8's baseline compiler only (see DatabaseOptions.baselineWasm). @default true */
     embeddedBaselineWasm: boolean;
   };
+  audit: {
+    /** Audit events older than this are deleted (hourly), days (`TETHER_AUDIT_RETENTION_DAYS`). @default 365 */
+    retentionDays: number;
+  };
   telemetry: {
     /** Metrics streamed live but never stored. @default ["signal_strength", "rssi"] */
     ephemeral: string[];
@@ -358,6 +362,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
       embeddedSharedBuffersMb: int(env, "TETHER_PGLITE_SHARED_BUFFERS_MB", 16, 1, 1024),
       embeddedBaselineWasm: flag(env, "TETHER_PGLITE_BASELINE_WASM", true),
+    },
+    audit: {
+      retentionDays: int(env, "TETHER_AUDIT_RETENTION_DAYS", 365, 1, 36_500),
     },
     telemetry: {
       ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi")

@@ -4,7 +4,7 @@ import type { ContextValues, HandlerContext, Interceptor } from "@connectrpc/con
 import type { Http2ServerRequest } from "node:http2";
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
-import type { Access } from "../core/access/access.js";
+import { type Access, withPrincipal } from "../core/access/access.js";
 import { TetherError } from "../core/errors.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
@@ -27,6 +27,26 @@ export interface Principal {
   serialNumber?: string;
   /** The client certificate's start of validity (certificates only). */
   notBefore?: Date;
+  /** The API key's id (API keys only). */
+  keyId?: string;
+}
+
+/**
+ * The principal as a resource name, as audit events and `Task.creator` name it:
+ * `users/{user}` (certificate or access token), `users/{user}/apiKeys/{key}`, `services/{s}`,
+ * `devices/{d}`, `provisioningTemplates/{t}` (a claim certificate).
+ */
+export function principalName(p: Principal): string {
+  switch (p.kind) {
+    case "user":
+      return p.via === "api_key" && p.keyId ? `users/${p.id}/apiKeys/${p.keyId}` : `users/${p.id}`;
+    case "service":
+      return `services/${p.id}`;
+    case "device":
+      return `devices/${p.id}`;
+    case "claim":
+      return `provisioningTemplates/${p.id}`;
+  }
 }
 
 /** The one method a claim certificate may call. */
@@ -102,7 +122,7 @@ function certificatePrincipal(connection: object, socket: TLSSocket): Principal 
 
 export interface AuthOptions {
   /** Verifies a bearer credential (access token or API key) and returns the user it belongs to (and a token's session). */
-  authenticate(bearer: string): Promise<{ user: string; via: "token" | "api_key"; session?: string }>;
+  authenticate(bearer: string): Promise<{ user: string; via: "token" | "api_key"; session?: string; keyId?: string }>;
   /**
    * Calls `onEnd` when an access token's session ends (SessionRevocations.watch); returns the
    * function that stops watching. Streams opened with the token then end with UNAUTHENTICATED.
@@ -152,7 +172,7 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       if (bearer === "") refuse("malformed authorization header", Code.Unauthenticated, "the authorization header must be `Bearer <token>`");
       try {
         const who = await opts.authenticate(bearer);
-        principal = { kind: "user", id: who.user, via: who.via };
+        principal = { kind: "user", id: who.user, via: who.via, keyId: who.keyId };
         session = who.session;
       } catch (err) {
         if (err instanceof TetherError) refuse(err.message, Code.Unauthenticated, err.message);
@@ -191,7 +211,8 @@ export function authInterceptor(opts: AuthOptions): Interceptor {
       );
     }
     try {
-      req.contextValues.set(kAccess, await opts.accessFor(principal));
+      // The per-call principal rides on the (shared, cached) rights: what the call creates names it (Task.creator).
+      req.contextValues.set(kAccess, withPrincipal(await opts.accessFor(principal), principalName(principal)));
     } catch (err) {
       if (err instanceof TetherError && err.code === "UNAUTHENTICATED") refuse(`${principal.id}: ${err.message}`, Code.Unauthenticated, err.message);
       throw err;

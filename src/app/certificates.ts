@@ -1,3 +1,5 @@
+import { type Audit, PROVISION_OVER_MQTT } from "./audit.js";
+import { templateName } from "../core/certificates/certificate-name.js";
 import { hostname } from "node:os";
 import path from "node:path";
 import { createCertificateGate } from "../core/certificates/certificate-gate.js";
@@ -47,7 +49,7 @@ export async function createCertificateChecks(x: Infrastructure) {
 export type CertificateChecks = Awaited<ReturnType<typeof createCertificateChecks>>;
 
 /** Issuing, renewing and revoking certificates, provisioning by claim, and expiry warnings. */
-export async function startCertificates(x: Infrastructure, checks: CertificateChecks, link: { broker?: EmbeddedBroker; bridge: DeviceLink }) {
+export async function startCertificates(x: Infrastructure, checks: CertificateChecks, link: { broker?: EmbeddedBroker; bridge: DeviceLink; audit: Audit }) {
   const { config, coreLog, clock, pki } = x;
   const { crl } = checks;
   const certificateStore = x.stores.certificates;
@@ -96,7 +98,10 @@ export async function startCertificates(x: Infrastructure, checks: CertificateCh
       maxPayloadBytes: config.mqtt.maxPayloadBytes,
       counters: x.counters,
       log: x.log.child({ component: "provisioning" }),
-      handle: (templateId, req) => answerProvisioning(provisioning, templateId, req, coreLog),
+      handle: (templateId, req) =>
+        link.audit.asDevice({ principal: templateName(templateId), method: PROVISION_OVER_MQTT, resource: templateName(templateId) }, () =>
+          answerProvisioning(provisioning, templateId, req, coreLog),
+        ),
     });
     x.life.add({ name: "provisioning link", stop: () => provisioningLink.close() });
   }

@@ -4,6 +4,7 @@ import { jsonCodec } from "../bus/amqp-feed.js";
 import type { startAmqpBus } from "../bus/amqp-bus.js";
 import { createMemoryFeed } from "../bus/memory-feed.js";
 import { type AlarmChange, reviveAlarmChange } from "../core/alarms/alarm-record.js";
+import type { AuditRecord } from "../core/ports/audit.js";
 import type { RevokedCertificate } from "../core/ports/certificates.js";
 import type { RightsChange } from "../core/ports/rights.js";
 import type { SampleRecord } from "../core/telemetry/sample.js";
@@ -28,6 +29,7 @@ export function createFeeds(amqp: AmqpBus | undefined, coreLog: Logger) {
   const onSessionsError = onError("ended-sessions subscriber failed");
   const onPresenceResyncError = onError("presence resync subscriber failed");
   const onAlarmWatcherError = onError("alarm watcher failed");
+  const onAuditWatcherError = onError("audit watcher failed");
   return {
     taskFeed: amqp ? amqp.taskFeed(onTaskWatcherError) : createMemoryFeed<Task>(onTaskWatcherError),
     deviceFeed: amqp ? amqp.deviceFeed(onDeviceWatcherError) : createMemoryFeed<Device>(onDeviceWatcherError),
@@ -47,6 +49,14 @@ export function createFeeds(amqp: AmqpBus | undefined, coreLog: Logger) {
     alarmFeed: amqp
       ? amqp.jsonFeed<AlarmChange>("alarm", onAlarmWatcherError, jsonCodec(reviveAlarmChange))
       : createMemoryFeed<AlarmChange>(onAlarmWatcherError),
+    // Committed audit events, for WatchAuditEvents on every replica.
+    auditFeed: amqp
+      ? amqp.jsonFeed<AuditRecord>(
+          "audit",
+          onAuditWatcherError,
+          jsonCodec((r) => ({ ...r, time: new Date(r.time) })),
+        )
+      : createMemoryFeed<AuditRecord>(onAuditWatcherError),
   };
 }
 

@@ -5,6 +5,7 @@ import { type Logger, redactUrl } from "../log.js";
 import type { DependencyMonitor } from "../ops/dependencies.js";
 import { startAccess } from "./access.js";
 import { createAlarms } from "./alarms.js";
+import { startAudit } from "./audit.js";
 import { createCertificateChecks, startCertificates } from "./certificates.js";
 import { connectDeviceLink, createDeviceApi, deviceAdmission, startEmbeddedBrokerIfUsed } from "./devices.js";
 import { startInfrastructure } from "./infrastructure.js";
@@ -47,6 +48,8 @@ export interface App {
   maintainTelemetry(): Promise<string[]>;
   /** Sends due certificate expiry warnings now; returns how many devices were warned. */
   warnExpiringCertificates(): Promise<number>;
+  /** Deletes audit events past `TETHER_AUDIT_RETENTION_DAYS` now (also done hourly); returns how many. */
+  pruneAudit(): Promise<number>;
   /** Graceful stop: health goes NOT_SERVING, in-flight calls finish, ports close, the database flushes. */
   stop(): Promise<void>;
 }
@@ -62,6 +65,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
   const life = createAppLifecycle(log);
   try {
     const x = await startInfrastructure(config, log, clock, life);
+    const audit = startAudit(x);
     const checks = await createCertificateChecks(x);
     const admission = deviceAdmission();
     const broker = await startEmbeddedBrokerIfUsed(x, checks, admission);
@@ -71,8 +75,8 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const closePresence = life.reserve("presence at shutdown");
     const closeIntake = life.reserve("uplink intake");
     const bridge = await connectDeviceLink(x, broker?.port, broker?.presence);
-    const certs = await startCertificates(x, checks, { broker, bridge });
-    const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake, closeBatches });
+    const certs = await startCertificates(x, checks, { broker, bridge, audit });
+    const tasks = await startTasks(x, { bridge, telemetry, certificates: certs, closeIntake, closeBatches, audit });
     const { devices, deviceWatch } = createDeviceApi(x, {
       sendDesiredState: (id) => tasks.dispatcher.sendDesiredState(id),
       // A desired-state change also wakes the device's HTTP polls.
@@ -101,6 +105,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       shares: access.shares,
       webhooks: hooks.webhooks,
       alarms: alarms.alarms,
+      audit: audit.service,
     });
     const guards = createApiGuards(x);
     const ops = createOps(x, {
@@ -110,7 +115,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       uplinkQueueDepth: tasks.uplinkQueueDepth,
       telemetryQueueDepth: telemetry.telemetryQueue.depth,
     });
-    const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway });
+    const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway, audit });
     const opsServer = await startOps(x, ops);
 
     await presence.start({ broker, intake: tasks.intake });
@@ -159,6 +164,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       telemetryWriter: telemetry.writer,
       maintainTelemetry: telemetry.maintain,
       warnExpiringCertificates: certs.warnExpiring,
+      pruneAudit: audit.prune,
       stop: () => life.stop(),
     };
   } catch (err) {

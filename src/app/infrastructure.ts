@@ -8,6 +8,8 @@ import type { Logger } from "../log.js";
 import { secureStateFiles } from "../ops/state-files.js";
 import { ensureDevPki } from "../pki/dev-pki.js";
 import { refuseUnsafeStart } from "../production-safety.js";
+import { onAuditCommitted } from "../store/audit-context.js";
+import { createAuditStore } from "../store/audit-store.js";
 import { createCertificateStore } from "../store/certificate-store.js";
 import { createCredentialStore } from "../store/credential-store.js";
 import { openDatabase } from "../store/database.js";
@@ -66,7 +68,12 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
     grants: createGrantStore(db.sql),
     loginThrottle: createLoginThrottleStore(db.sql),
     ops: createOpsQueries(db.sql),
+    audit: createAuditStore(db.sql),
   };
+  // Every audit event committed with a change goes to WatchAuditEvents (after its COMMIT).
+  onAuditCommitted(db.sql, (events) => {
+    for (const e of events) feeds.auditFeed.publish(e);
+  });
   return {
     config,
     log,

@@ -9,6 +9,7 @@ import { streamLimitInterceptor } from "../api/stream-limit.js";
 import type { EmbeddedBroker } from "../link/embedded-broker.js";
 import { crlRoute } from "../api/crl-route.js";
 import type { Access } from "./access.js";
+import type { Audit } from "./audit.js";
 import type { CertificateChecks } from "./certificates.js";
 import type { Infrastructure } from "./infrastructure.js";
 import type { Ops } from "./ops.js";
@@ -36,6 +37,7 @@ export async function startApi(
     checks: CertificateChecks;
     broker?: EmbeddedBroker;
     gateway: Tasks["gateway"];
+    audit: Audit;
   },
 ) {
   const { config, amqp, coreLog } = x;
@@ -51,6 +53,8 @@ export async function startApi(
     routes: serviceRoutes(p.services, health),
     interceptors: [
       observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }),
+      // Outside the error mapping (it records the code the client gets) and outside auth (it records auth's refusals).
+      p.audit.interceptor,
       errorMappingInterceptor(apiLog),
       authInterceptor({
         authenticate: (b) => auth.authenticate(b),

@@ -4,6 +4,7 @@ import { file_tether_device_v1_downlink } from "../../gen/tether/device/v1/downl
 import { DeviceGatewayService } from "../../gen/tether/device/v1/gateway_service_pb.js";
 import { file_tether_device_v1_uplink } from "../../gen/tether/device/v1/uplink_pb.js";
 import { AlarmService } from "../../gen/tether/v1/alarm_service_pb.js";
+import { AuditService } from "../../gen/tether/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { file_tether_v1_event } from "../../gen/tether/v1/event_pb.js";
@@ -17,6 +18,7 @@ import { TelemetryService } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { UserService } from "../../gen/tether/v1/user_service_pb.js";
 import { WebhookService } from "../../gen/tether/v1/webhook_service_pb.js";
 import { alarmHandler } from "../api/alarm-handler.js";
+import { auditHandler } from "../api/audit-handler.js";
 import { authHandler } from "../api/auth-handler.js";
 import { certificateHandler } from "../api/certificate-handler.js";
 import { deviceHandler } from "../api/device-handler.js";
@@ -76,6 +78,7 @@ export interface ServiceParts {
   shares: Parameters<typeof shareHandler>[0];
   webhooks: Parameters<typeof webhookHandler>[0];
   alarms: Parameters<typeof alarmHandler>[0];
+  audit: Parameters<typeof auditHandler>[0];
 }
 
 /** Tether's public services, in the order reflection lists them. */
@@ -96,6 +99,7 @@ export function publicServices(p: ServiceParts): ServiceEntry[] {
     // Webhook bodies are tether.v1.Event: described so tools can decode them.
     service(WebhookService, webhookHandler(p.webhooks), { health: true, alsoDescribes: [file_tether_v1_event] }),
     service(AlarmService, alarmHandler(p.alarms), { health: true }),
+    service(AuditService, auditHandler(p.audit), { health: true }),
   ];
 }
 

@@ -1,5 +1,8 @@
+import { type Audit, RENEW_OVER_MQTT } from "./audit.js";
+import { deviceName } from "../core/devices/device-name.js";
 import { carriesTelemetry } from "../bus/amqp-bus.js";
 import { createLocalUplink } from "../bus/local-uplink.js";
+import { withCallAudit } from "../store/audit-context.js";
 import { createDeviceGateway } from "../core/gateway/device-gateway.js";
 import { createDispatcher } from "../core/tasks/dispatcher.js";
 import { createTaskBatches } from "../core/tasks/task-batches.js";
@@ -29,6 +32,7 @@ export async function startTasks(
     certificates: Certificates;
     closeIntake: (stop: () => Promise<void>) => void;
     closeBatches: (stop: () => Promise<void>) => void;
+    audit: Audit;
   },
 ) {
   const { config, amqp, clock, counters, coreLog } = x;
@@ -52,7 +56,8 @@ export async function startTasks(
     dispatcher,
     feed: taskFeed,
     announce: announceTasks,
-    create: batches.create,
+    // The caller's audit event rides with its task into the batch (see store/audit-context.ts).
+    create: (t) => batches.create(withCallAudit(t)),
     readDevice: batches.device,
     clock,
     maxCreatesInFlight: config.tasks.maxCreatesInFlight,
@@ -68,7 +73,13 @@ export async function startTasks(
     counters,
     log: coreLog,
     telemetry: deps.telemetry.ingest,
-    certificates: deps.certificates.deviceCertificates,
+    // A renewal asked over MQTT is audited as the device, with the certificate it issues.
+    certificates: {
+      renewalRequested: (deviceId, req) =>
+        deps.audit.asDevice({ principal: deviceName(deviceId), method: RENEW_OVER_MQTT, resource: deviceName(deviceId) }, () =>
+          deps.certificates.deviceCertificates.renewalRequested(deviceId, req),
+        ),
+    },
     receipts,
     batches,
     livenessIntervalMs: x.config.presence.livenessIntervalS * 1000,

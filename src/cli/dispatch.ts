@@ -68,10 +68,29 @@ const COMMANDS: Record<string, Command> = {
     subcommands: ["add", "remove", "list"],
     load: async () => import("./share.js").then((m) => ({ usage: m.SHARE_USAGE, run: m.shareCommand })),
   },
+  audit: {
+    subcommands: ["list", "watch"],
+    load: async () => import("./audit.js").then((m) => ({ usage: m.AUDIT_USAGE, run: m.auditCommand })),
+  },
 };
 
 /** The commands whose help `tether --help` prints after the overview, in this order. */
-const HELP_ORDER = ["devices", "tasks", "telemetry", "rules", "alarms", "certs", "provisioning", "login", "users", "share", "jobs", "simulate", "migrate"];
+const HELP_ORDER = [
+  "devices",
+  "tasks",
+  "telemetry",
+  "rules",
+  "alarms",
+  "certs",
+  "provisioning",
+  "login",
+  "users",
+  "share",
+  "audit",
+  "jobs",
+  "simulate",
+  "migrate",
+];
 
 /** `tether --help`: the overview, then every command's usage (which loads each command's module, not the server). */
 export async function usage(): Promise<string> {
@@ -92,6 +111,7 @@ export async function usage(): Promise<string> {
   tether login / logout     sign in with a password (tokens replace the admin certificate)
   tether users ...          users, groups and API keys
   tether share ...          share devices or label selectors with users and groups
+  tether audit ...          the audit log: who changed what, when, with what outcome
 
 tether <command> --help shows a command's subcommands and flags.
 

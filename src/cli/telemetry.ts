@@ -14,7 +14,7 @@ export const TELEMETRY_USAGE = `tether telemetry <command> [flags]
   stream <device>|- [--metric M]...`;
 
 /** `--from 1h` (one hour ago), `--from 2026-11-23T08:00:00Z`, `now`. */
-function parseTime(v: string, now: number): Date {
+export function parseTime(v: string, now: number): Date {
   if (v === "now") return new Date(now);
   if (/^\d+(\.\d+)?(ms|s|m|h|d)$/.test(v)) {
     const d = parseDuration(v);

@@ -3,7 +3,9 @@ import type { CertificateOrigin, CertificatePage, CertificateRecord, Certificate
 import { deviceName } from "../core/devices/device-name.js";
 import { NotFoundError } from "../core/errors.js";
 import type { Sql } from "./database.js";
-import { withTransaction } from "./transaction.js";
+import { auditedChange, withTransaction } from "./transaction.js";
+import { auditCall } from "./audit-context.js";
+import { toCertificateProto } from "../core/certificates/certificate-record.js";
 
 export interface CertificateRow {
   serial_number: string;
@@ -49,7 +51,11 @@ export function createCertificateStore(sql: Sql): CertificateRepository {
           INSERT INTO certificates ${tx(toRow(rec) as never)}
           ON CONFLICT (device_id, request_id) WHERE request_id IS NOT NULL DO NOTHING
           RETURNING *`;
-        if (rows[0]) return fromRow(rows[0]);
+        if (rows[0]) {
+          const stored = fromRow(rows[0]);
+          auditCall(tx, toCertificateProto(stored, stored.notBefore).name);
+          return stored;
+        }
         const earlier = await tx<
           CertificateRow[]
         >`SELECT * FROM certificates WHERE device_id = ${rec.deviceId ?? null} AND request_id = ${rec.requestId ?? null}`;
@@ -87,10 +93,14 @@ export function createCertificateStore(sql: Sql): CertificateRepository {
     },
 
     async revoke(serial, reason, now) {
-      const updated = await sql<CertificateRow[]>`
+      const updated = await auditedChange(
+        sql,
+        (q) => q<CertificateRow[]>`
         UPDATE certificates SET revoke_time = ${now}, revocation_reason = ${reason}
         WHERE serial_number = ${serial} AND revoke_time IS NULL
-        RETURNING *`;
+        RETURNING *`,
+        { changed: (r) => r.length > 0 },
+      );
       if (updated[0]) return { record: fromRow(updated[0]), changed: true };
       const rows = await sql<CertificateRow[]>`SELECT * FROM certificates WHERE serial_number = ${serial}`;
       return rows[0] ? { record: fromRow(rows[0]), changed: false } : undefined;

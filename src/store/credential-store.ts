@@ -1,7 +1,8 @@
 import type { ApiKeyRecord, CredentialRepository, SigningKey } from "../core/ports/auth.js";
 import { apiKeySession } from "../core/auth/session-revocations.js";
 import type { Sql } from "./database.js";
-import { type TxSql, withTransaction } from "./transaction.js";
+import { auditedChange, type TxSql, withTransaction } from "./transaction.js";
+import { auditCall } from "./audit-context.js";
 
 interface KeyRow {
   kid: string;
@@ -95,9 +96,13 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
     },
 
     async insertApiKey(k) {
-      await sql`
+      await auditedChange(
+        sql,
+        (q) => q`
         INSERT INTO api_keys (id, user_name, display_name, secret_hash, create_time, expire_time)
-        VALUES (${k.id}, ${k.user}, ${k.displayName}, ${k.secretHash}, ${k.createTime}, ${k.expireTime ?? null})`;
+        VALUES (${k.id}, ${k.user}, ${k.displayName}, ${k.secretHash}, ${k.createTime}, ${k.expireTime ?? null})`,
+        { changed: () => true, resource: () => `users/${k.user}/apiKeys/${k.id}` },
+      );
     },
 
     async useApiKey(secretHash, now) {
@@ -121,6 +126,7 @@ export function createCredentialStore(sql: Sql): CredentialRepository {
       return withTransaction(sql, async (tx) => {
         const rows = await tx`UPDATE api_keys SET revoke_time = ${now} WHERE id = ${id} AND user_name = ${user} AND revoke_time IS NULL RETURNING id`;
         if (rows.length === 0) return false;
+        auditCall(tx);
         await recordEndedSession(tx, { session: apiKeySession(id), user }, now);
         return true;
       });

@@ -8,8 +8,9 @@ import type { DeviceRepository, StoredDevice } from "../core/ports/device-reposi
 import { AlreadyExistsError } from "../core/errors.js";
 import { productByCase, productByKindName } from "../core/products/index.js";
 import type { Sql } from "./database.js";
-import { withTransaction } from "./transaction.js";
 import { reasonOf, toConnectivityEvent } from "../core/connectivity/connectivity-reason.js";
+import { auditedChange, withTransaction } from "./transaction.js";
+import { auditCall } from "./audit-context.js";
 
 /** `devices.last_event`: a copy of the device's latest connectivity_events row. */
 interface LastEvent {
@@ -52,14 +53,18 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
       const id = parseDeviceName(device.name);
       const product = productByCase(device.kind.case!);
       const desired = desiredJson(device);
-      const rows = await sql<DeviceRow[]>`
+      const rows = await auditedChange(
+        sql,
+        (q) => q<DeviceRow[]>`
         INSERT INTO devices (id, uid, kind, display_name, labels, owner, firmware_version, desired, desired_version,
                              delivery_mode, max_pending_tasks, create_time, update_time)
-        VALUES (${id}, ${device.uid}, ${product.kindName}, ${device.displayName}, ${sql.json(device.labels)},
-                ${device.owner}, ${device.firmwareVersion}, ${sql.json(desired)}, ${isEmpty(desired) ? 0 : 1},
+        VALUES (${id}, ${device.uid}, ${product.kindName}, ${device.displayName}, ${q.json(device.labels)},
+                ${device.owner}, ${device.firmwareVersion}, ${q.json(desired)}, ${isEmpty(desired) ? 0 : 1},
                 ${modeName(device)}, ${device.deliveryPolicy?.maxPendingTasks ?? 0}, ${now}, ${now})
         ON CONFLICT (id) DO NOTHING
-        RETURNING *`;
+        RETURNING *`,
+        { changed: (r) => r.length > 0, resource: () => deviceName(id) },
+      );
       if (rows.length === 0) throw new AlreadyExistsError(deviceName(id));
       return toStored(rows[0]!);
     },
@@ -82,20 +87,24 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
 
     async update(device, expectedRevision, { desiredChanged, now }) {
       const id = parseDeviceName(device.name);
-      const rows = await sql<DeviceRow[]>`
+      const rows = await auditedChange(
+        sql,
+        (q) => q<DeviceRow[]>`
         UPDATE devices SET
           display_name = ${device.displayName},
-          labels = ${sql.json(device.labels)},
+          labels = ${q.json(device.labels)},
           owner = ${device.owner},
           firmware_version = ${device.firmwareVersion},
-          desired = ${sql.json(desiredJson(device))},
+          desired = ${q.json(desiredJson(device))},
           desired_version = desired_version + ${desiredChanged ? 1 : 0},
           delivery_mode = ${modeName(device)},
           max_pending_tasks = ${device.deliveryPolicy?.maxPendingTasks ?? 0},
           update_time = ${now},
           revision = revision + 1
         WHERE id = ${id} AND revision = ${expectedRevision}
-        RETURNING *`;
+        RETURNING *`,
+        { changed: (r) => r.length > 0 },
+      );
       return rows[0] ? toStored(rows[0]) : undefined;
     },
 
@@ -110,6 +119,7 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
           unshared AS (DELETE FROM grants WHERE target_kind = 'device' AND target IN (SELECT id FROM gone))
           SELECT id, uid FROM gone`;
         if (gone.length === 0) return undefined;
+        auditCall(tx);
         await tx`INSERT INTO device_deletions (device_id, device_uid, delete_time) VALUES (${id}, ${gone[0]!.uid}, ${now}) ON CONFLICT DO NOTHING`;
         // A separate statement (its own snapshot): a certificate whose insert held the device row
         // FOR SHARE until it committed is seen, and revoked, here.

@@ -1,3 +1,4 @@
+import { auditedChange } from "./transaction.js";
 import type { GrantRecord, GrantRepository } from "../core/ports/auth.js";
 import type { RightsRepository } from "../core/ports/rights.js";
 import type { Role } from "../core/access/roles.js";
@@ -29,12 +30,16 @@ const fromRow = (r: GrantRow): GrantRecord => ({
 export function createGrantStore(sql: Sql): GrantRepository & RightsRepository {
   return {
     async upsert(g) {
-      const [row] = await sql<GrantRow[]>`
+      const [row] = await auditedChange(
+        sql,
+        (q) => q<GrantRow[]>`
         INSERT INTO grants (id, principal_kind, principal, target_kind, target, role, creator, create_time)
         VALUES (${g.id}, ${g.principalKind}, ${g.principal}, ${g.targetKind}, ${g.target}, ${g.role}, ${g.creator}, ${g.createTime})
         ON CONFLICT (principal_kind, principal, target_kind, target)
           DO UPDATE SET role = EXCLUDED.role, creator = EXCLUDED.creator, create_time = EXCLUDED.create_time
-        RETURNING *`;
+        RETURNING *`,
+        { changed: (r) => r.length > 0, resource: (r) => `grants/${r[0]!.id}` },
+      );
       return fromRow(row!);
     },
 
@@ -60,7 +65,7 @@ export function createGrantStore(sql: Sql): GrantRepository & RightsRepository {
     },
 
     async delete(id) {
-      const rows = await sql`DELETE FROM grants WHERE id = ${id} RETURNING id`;
+      const rows = await auditedChange(sql, (q) => q`DELETE FROM grants WHERE id = ${id} RETURNING id`, { changed: (r) => r.length > 0 });
       return rows.length > 0;
     },
 

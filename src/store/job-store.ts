@@ -12,6 +12,10 @@ import { creatorRightsFor } from "./creator-rights-query.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
 import { createAdmission, REQUEST_ID_TAKEN } from "../core/tasks/task-intake.js";
 import { type TxSql, withTransaction } from "./transaction.js";
+import { auditCall, auditWith, ownAudit } from "./audit-context.js";
+
+/** The audit log's method name of a job rollout step that changed the job. */
+export const JOB_STEP_METHOD = "tether.jobs/Dispatch";
 
 const OPEN = OPEN_STATES.map(stateName);
 /** Task rows per INSERT: 25 columns × 1,000 rows stays well under PostgreSQL's 65,535 parameters. */
@@ -134,6 +138,7 @@ export function createJobStore(sql: Sql): JobRepository {
       return withTransaction(sql, async (tx) => {
         const v = await insertJob(tx, job, now);
         if (!v) throw new AlreadyExistsError(`jobs/${job.id}`);
+        auditCall(tx, `jobs/${job.id}`);
         return v;
       });
     },
@@ -172,6 +177,7 @@ export function createJobStore(sql: Sql): JobRepository {
                           rate_tokens = ${c.rateTokens}, rate_time = ${c.rateTime ?? null}, cancel_in_flight = ${c.cancelInFlight},
                           skipped_count = skipped_count + ${skipped}, update_time = ${changed ? now : job.updateTime}
           WHERE id = ${id} RETURNING *`;
+        auditCall(tx);
         return view(tx, next!);
       });
     },
@@ -239,6 +245,11 @@ export function createJobStore(sql: Sql): JobRepository {
                           dispatched_count = dispatched_count + ${r.tasks.length}, skipped_count = skipped_count + ${skipped},
                           update_time = ${changed ? now : job.updateTime}
           WHERE id = ${id} RETURNING *`;
+        // A step that changed something is audited as its job, in this transaction.
+        if (changed || r.tasks.length > 0 || skipped > 0) {
+          const fieldPaths = [...(changed ? ["state"] : []), ...(r.tasks.length > 0 ? ["dispatched_count"] : []), ...(skipped > 0 ? ["skipped_count"] : [])];
+          auditWith(tx, [ownAudit({ principal: `jobs/${id}`, method: JOB_STEP_METHOD, resource: `jobs/${id}`, time: now, fieldPaths })]);
+        }
         const counts = new Map(byState);
         if (r.tasks.length > 0) counts.set(OPEN_STATES[0], (counts.get(OPEN_STATES[0]) ?? 0) + r.tasks.length);
         return { view: { job: fromRow(next!), byState: counts }, tasks: r.tasks, onlineDeviceIds: r.online, more: r.claimed > 0 && r.claimed === d.dispatch };

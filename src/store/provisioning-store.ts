@@ -4,7 +4,8 @@ import { AlreadyExistsError } from "../core/errors.js";
 import { toRow } from "./certificate-store.js";
 import type { Sql } from "./database.js";
 import { createDeviceStore } from "./device-store.js";
-import { withTransaction } from "./transaction.js";
+import { auditedChange, withTransaction } from "./transaction.js";
+import { auditCall } from "./audit-context.js";
 
 interface TemplateRow {
   id: string;
@@ -34,10 +35,14 @@ const WITH_COUNT = (sql: Sql) => sql`
 export function createProvisioningStore(sql: Sql): ProvisioningRepository {
   return {
     async insertTemplate(t) {
-      const rows = await sql`
+      const rows = await auditedChange(
+        sql,
+        (q) => q`
         INSERT INTO provisioning_templates (id, device_kind, device_id_prefix, labels, allowed_serial_numbers, serial_number_pattern, certificate_validity_days, create_time)
-        VALUES (${t.id}, ${t.deviceKind}, ${t.deviceIdPrefix}, ${sql.json(t.labels)}, ${t.allowedSerialNumbers}, ${t.serialNumberPattern}, ${t.certificateValidityDays}, ${t.createTime})
-        ON CONFLICT (id) DO NOTHING RETURNING id`;
+        VALUES (${t.id}, ${t.deviceKind}, ${t.deviceIdPrefix}, ${q.json(t.labels)}, ${t.allowedSerialNumbers}, ${t.serialNumberPattern}, ${t.certificateValidityDays}, ${t.createTime})
+        ON CONFLICT (id) DO NOTHING RETURNING id`,
+        { changed: (r) => r.length > 0, resource: () => templateName(t.id) },
+      );
       if (rows.length === 0) throw new AlreadyExistsError(templateName(t.id));
     },
 
@@ -54,15 +59,19 @@ export function createProvisioningStore(sql: Sql): ProvisioningRepository {
     },
 
     async addSerialNumbers(id, serials) {
-      const rows = await sql`
+      const rows = await auditedChange(
+        sql,
+        (q) => q`
         UPDATE provisioning_templates
         SET allowed_serial_numbers = ARRAY(SELECT DISTINCT unnest(allowed_serial_numbers || ${serials}::text[]) ORDER BY 1)
-        WHERE id = ${id} RETURNING id`;
+        WHERE id = ${id} RETURNING id`,
+        { changed: (r) => r.length > 0 },
+      );
       return rows.length > 0 ? this.getTemplate(id) : undefined;
     },
 
     async deleteTemplate(id) {
-      const rows = await sql`DELETE FROM provisioning_templates WHERE id = ${id} RETURNING id`;
+      const rows = await auditedChange(sql, (q) => q`DELETE FROM provisioning_templates WHERE id = ${id} RETURNING id`, { changed: (r) => r.length > 0 });
       return rows.length > 0;
     },
 
@@ -78,6 +87,7 @@ export function createProvisioningStore(sql: Sql): ProvisioningRepository {
           VALUES (${record.templateId}, ${record.serialNumber}, ${record.deviceId}, ${record.certificateSerial}, ${record.createTime})
           ON CONFLICT DO NOTHING RETURNING serial_number`;
         if (claimed.length === 0) return "serial_taken" as const;
+        auditCall(tx, `provisioningTemplates/${record.templateId}/records/${record.serialNumber}`);
         try {
           await createDeviceStore(tx).insert(device, record.createTime);
         } catch (err) {

@@ -8,6 +8,10 @@ import { fromRunRow, type RunRow } from "./rule-rows.js";
 import { toTaskRow } from "./task-rows.js";
 import { creatorRightsFor } from "./creator-rights-query.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
+import { auditWith, ownAudit } from "./audit-context.js";
+
+/** The audit log's method name of a rule firing (scheduled or on an event). */
+export const RULE_FIRE_METHOD = "tether.rules/Fire";
 
 // The SQL steps of firing rules, shared by scheduled and event firings. Each runs on the
 // connection of the caller's transaction (`withTransaction`), never on the pool.
@@ -128,6 +132,21 @@ export async function recordRuns(tx: Sql, pending: PendingRun[], now: Date): Pro
     pending.filter((p) => isNew.has(`${p.rule.id}\u0000${p.subject}`)).flatMap((p) => p.tasks),
   );
   const runs = inserted.map(fromRunRow);
+  // Each firing is audited as its rule, in this transaction; the tasks name it as their creator.
+  const rules = new Map(pending.map((p) => [p.rule.id, p.rule]));
+  auditWith(
+    tx,
+    runs.map((run) => {
+      const rule = rules.get(run.ruleId)!;
+      return ownAudit({
+        principal: `rules/${rule.id}`,
+        method: RULE_FIRE_METHOD,
+        resource: `rules/${rule.id}`,
+        time: now,
+        deviceId: rule.target.kind === "device" ? rule.target.deviceId : undefined,
+      });
+    }),
+  );
   // A task whose request id was taken (only by a CreateTask that guessed it): say so on its run.
   const created = new Set(tasks.map((t) => t.id));
   for (const run of runs) {

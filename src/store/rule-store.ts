@@ -12,7 +12,7 @@ import { fromRow, fromRunRow, type RuleRow, type RunRow, toRow } from "./rule-ro
 import { insertJob } from "./job-store.js";
 import { creatorAdminCheck, creatorUsers } from "../core/access/creator-rights.js";
 import { loadCreatorRights } from "./creator-rights-query.js";
-import { type TxSql, withTransaction } from "./transaction.js";
+import { auditedChange, type TxSql, withTransaction } from "./transaction.js";
 
 /** Job rules' firings: each creates its job (deterministic id) on the firing's transaction. */
 async function startJobs(tx: TxSql, items: Array<{ rule: RuleRecord; occurrence: Date }>, now: Date) {
@@ -50,7 +50,11 @@ async function startJobs(tx: TxSql, items: Array<{ rule: RuleRecord; occurrence:
 export function createRuleStore(sql: Sql): RuleRepository {
   return {
     async insert(rule) {
-      const rows = await sql<RuleRow[]>`INSERT INTO rules ${sql(toRow(sql, { ...rule, revision: 1 }))} ON CONFLICT (id) DO NOTHING RETURNING *`;
+      const rows = await auditedChange(
+        sql,
+        (q) => q<RuleRow[]>`INSERT INTO rules ${q(toRow(sql, { ...rule, revision: 1 }))} ON CONFLICT (id) DO NOTHING RETURNING *`,
+        { changed: (r) => r.length > 0, resource: () => `rules/${rule.id}` },
+      );
       if (rows.length === 0) throw new AlreadyExistsError(`rules/${rule.id}`);
       return fromRow(rows[0]!);
     },
@@ -71,17 +75,25 @@ export function createRuleStore(sql: Sql): RuleRepository {
 
     async update(next, { reschedule }) {
       const { id: _id, uid: _uid, create_time: _c, next_fire_time, last_fire_time: _l, revision: _r, creator: _cr, ...fields } = toRow(sql, next);
-      const [row] = await sql<RuleRow[]>`
-        UPDATE rules SET ${sql(fields)}, revision = revision + 1
-          ${reschedule ? sql`, next_fire_time = ${next_fire_time}` : sql``}
+      const [row] = await auditedChange(
+        sql,
+        (q) => q<RuleRow[]>`
+        UPDATE rules SET ${q(fields)}, revision = revision + 1
+          ${reschedule ? q`, next_fire_time = ${next_fire_time}` : q``}
         WHERE id = ${next.id} AND revision = ${next.revision}
-        RETURNING *`;
+        RETURNING *`,
+        { changed: (r) => r.length > 0 },
+      );
       return row ? fromRow(row) : undefined;
     },
 
     async delete(id, expectedRevision) {
-      const rows = await sql`
-        DELETE FROM rules WHERE id = ${id} ${expectedRevision !== undefined ? sql`AND revision = ${expectedRevision}` : sql``} RETURNING id`;
+      const rows = await auditedChange(
+        sql,
+        (q) => q`
+        DELETE FROM rules WHERE id = ${id} ${expectedRevision !== undefined ? q`AND revision = ${expectedRevision}` : q``} RETURNING id`,
+        { changed: (r) => r.length > 0 },
+      );
       return rows.length > 0;
     },
 

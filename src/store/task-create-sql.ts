@@ -5,12 +5,13 @@ import { NotFoundError } from "../core/errors.js";
 import type { CreatedTask, NewTask } from "../core/ports/task-repository.js";
 import { sendAtCreate } from "../core/tasks/delivery-plan.js";
 import { commandKind, createAdmission, refusalError, replayOf } from "../core/tasks/task-intake.js";
-import type { TaskRecord } from "../core/tasks/task-record.js";
+import { type TaskRecord, taskName } from "../core/tasks/task-record.js";
 import { State, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
 import { fromRow, type TaskRow } from "./task-rows.js";
 import { withTransaction } from "./transaction.js";
+import { auditWith, withResource } from "./audit-context.js";
 
 const key = (deviceId: string, requestId: string) => `${deviceId}\u0000${requestId}`;
 
@@ -96,19 +97,19 @@ export async function createTasks(sql: Sql, tasks: readonly NewTask[], clockNow:
       // (A task is sent at creation when its state is SENT: postgres.js sends no boolean arrays.)
       const inserted = await tx<TaskRow[]>`
         INSERT INTO tasks (id, device_id, request_id, request_hash, command, state, state_reason, attempt, max_attempts,
-                           expire_time, execution_timeout_ms, create_time, update_time, send_time, send_seq, job_id, priority)
+                           expire_time, execution_timeout_ms, create_time, update_time, send_time, send_seq, job_id, priority, creator)
         SELECT u.id, u.device_id, u.request_id, u.request_hash, u.command, u.state, '', CASE WHEN (u.state = 'SENT') THEN 1 ELSE 0 END, u.max_attempts,
                u.expire_time, u.execution_timeout_ms, u.create_time,
                CASE WHEN (u.state = 'SENT') THEN ${now} ELSE u.create_time END, CASE WHEN (u.state = 'SENT') THEN ${now}::timestamptz END,
-               CASE WHEN (u.state = 'SENT') THEN nextval('task_send_seq') END, u.job_id, u.priority
+               CASE WHEN (u.state = 'SENT') THEN nextval('task_send_seq') END, u.job_id, u.priority, u.creator
         FROM unnest(${col((r) => r.t.id)}::uuid[], ${col((r) => r.t.deviceId)}::text[], ${col((r) => r.t.requestId ?? null)}::text[],
                     ${col((r) => r.t.requestHash ?? null)}::text[], ${col((r) => toJson(CommandSchema, r.t.command) as never)}::jsonb[],
                     ${col((r) => stateName(r.sent ? State.SENT : State.QUEUED))}::text[],
                     ${col((r) => r.t.maxAttempts)}::int[], ${col((r) => r.t.expireTime.toISOString())}::timestamptz[],
                     ${col((r) => r.t.executionTimeoutMs)}::int[], ${col((r) => r.t.createTime.toISOString())}::timestamptz[],
-                    ${col((r) => r.t.jobId ?? null)}::text[], ${col((r) => r.t.priority)}::smallint[])
+                    ${col((r) => r.t.jobId ?? null)}::text[], ${col((r) => r.t.priority)}::smallint[], ${col((r) => r.t.creator)}::text[])
           WITH ORDINALITY AS u (id, device_id, request_id, request_hash, command, state, max_attempts,
-                                expire_time, execution_timeout_ms, create_time, job_id, priority, n)
+                                expire_time, execution_timeout_ms, create_time, job_id, priority, creator, n)
         ORDER BY u.n
         RETURNING *`;
       const byId = new Map(inserted.map((r) => [r.id, fromRow(r)]));
@@ -116,6 +117,12 @@ export async function createTasks(sql: Sql, tasks: readonly NewTask[], clockNow:
         const task = byId.get(t.id);
         if (task) out[i] = { task, created: true };
       }
+      // Each created task's own caller, from its item (never the context of whoever scheduled
+      // this flush): one more INSERT for the whole batch, before the COMMIT.
+      auditWith(
+        tx,
+        rows.map((r) => r.t.audit && withResource(r.t.audit, taskName(r.t.deviceId, r.t.id))),
+      );
     }
     for (const [i, first] of repeats) {
       const earlier = out[first];

@@ -35,6 +35,7 @@ export function toTaskRow(t: Omit<TaskRecord, "sequence" | "revision"> & { seque
     late_event_count: t.lateEventCount,
     job_id: t.jobId ?? null,
     priority: t.priority,
+    creator: t.creator,
   };
 }
 
@@ -69,5 +70,6 @@ export function fromRow(r: TaskRow): TaskRecord {
     revision: Number(r.revision),
     jobId: (r.job_id as string | null) ?? undefined,
     priority: Number(r.priority ?? DEFAULT_PRIORITY),
+    creator: String(r.creator ?? ""),
   };
 }

@@ -2,7 +2,7 @@ import { deviceName } from "../core/devices/device-name.js";
 import { NotFoundError } from "../core/errors.js";
 import { commandKind, createAdmission, refusalError, replayOf } from "../core/tasks/task-intake.js";
 import type { TaskRepository } from "../core/ports/task-repository.js";
-import type { TaskRecord } from "../core/tasks/task-record.js";
+import { type TaskRecord, taskName } from "../core/tasks/task-record.js";
 import { OPEN_STATES, stateName } from "../core/tasks/task-state.js";
 import type { Sql } from "./database.js";
 import { parseModeName, whereScope } from "./device-store.js";
@@ -10,7 +10,8 @@ import { createTasks } from "./task-create-sql.js";
 import { applyDeviceWords } from "./task-events-sql.js";
 import { lockIntakeDevices } from "./task-intake-sql.js";
 import { fromRow, type TaskRow, toTaskRow } from "./task-rows.js";
-import { withTransaction } from "./transaction.js";
+import { auditedChange, withTransaction } from "./transaction.js";
+import { auditWith, outsideAudit, pendingAudit, withResource } from "./audit-context.js";
 
 const OPEN = OPEN_STATES.map(stateName);
 
@@ -34,11 +35,14 @@ export function createTaskStore(sql: Sql): TaskRepository {
         const refused = createAdmission(devices).admit(t.deviceId, commandKind(t.command));
         if (refused) throw refusalError(t.deviceId, refused);
         const [row] = await tx<Row[]>`INSERT INTO tasks ${tx(toTaskRow(t))} RETURNING *`;
+        const audit = t.audit ?? pendingAudit();
+        if (audit) auditWith(tx, [withResource(audit, taskName(t.deviceId, t.id))]);
         return { task: fromRow(row!), created: true };
       });
     },
 
-    createMany: (tasks, now) => createTasks(sql, tasks, now),
+    // A flush runs in the async context of whichever caller scheduled it; each task carries its own caller's audit event instead.
+    createMany: (tasks, now) => outsideAudit(() => createTasks(sql, tasks, now)),
     applyWords: (words, now) => applyDeviceWords(sql, words, now),
 
     async get(id) {
@@ -69,12 +73,17 @@ export function createTaskStore(sql: Sql): TaskRepository {
         request_hash: _h,
         late_event_count: _l,
         job_id: _j,
+        creator: _cr,
         ...fields
       } = toTaskRow(next);
-      const [row] = await sql<Row[]>`
-        UPDATE tasks SET ${sql(fields)}, revision = revision + 1
+      const [row] = await auditedChange(
+        sql,
+        (q) => q<Row[]>`
+        UPDATE tasks SET ${q(fields)}, revision = revision + 1
         WHERE id = ${id} AND revision = ${next.revision}
-        RETURNING *`;
+        RETURNING *`,
+        { changed: (r) => r.length > 0 },
+      );
       return row ? fromRow(row) : undefined;
     },
 

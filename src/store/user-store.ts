@@ -1,7 +1,8 @@
 import type { GroupRecord, UserRecord, UserRepository } from "../core/ports/auth.js";
 import { AlreadyExistsError, FailedPreconditionError } from "../core/errors.js";
 import type { Sql } from "./database.js";
-import { type TxSql, withTransaction } from "./transaction.js";
+import { auditedChange, type TxSql, withTransaction } from "./transaction.js";
+import { auditCall } from "./audit-context.js";
 import { apiKeySession } from "../core/auth/session-revocations.js";
 
 /** `apiKeySession(id)` is this prefix + the id; the SQL builds it from the column. */
@@ -73,10 +74,14 @@ export function createUserStore(sql: Sql): UserRepository {
 
   return {
     async insertUser(u) {
-      const rows = await sql`
+      const rows = await auditedChange(
+        sql,
+        (q) => q`
         INSERT INTO users (name, display_name, admin, password_hash, create_time, update_time)
         VALUES (${u.name}, ${u.displayName}, ${u.admin}, ${u.passwordHash}, ${u.createTime}, ${u.createTime})
-        ON CONFLICT (name) DO NOTHING RETURNING name`;
+        ON CONFLICT (name) DO NOTHING RETURNING name`,
+        { changed: (r) => r.length > 0, resource: () => `users/${u.name}` },
+      );
       if (rows.length === 0) throw new AlreadyExistsError(`users/${u.name}`);
       return { ...u, groups: [] };
     },
@@ -113,6 +118,7 @@ export function createUserStore(sql: Sql): UserRepository {
         const sessions = [...(await endSessionsOf(tx, name, now)), ...(await revokeApiKeysOf(tx, name, now))];
         await tx`DELETE FROM grants WHERE principal_kind = 'user' AND principal = ${name}`;
         const rows = await tx`DELETE FROM users WHERE name = ${name} RETURNING name`;
+        if (rows.length > 0) auditCall(tx);
         return rows.length > 0 ? sessions : undefined;
       });
     },
@@ -121,6 +127,7 @@ export function createUserStore(sql: Sql): UserRepository {
       return withTransaction(sql, async (tx) => {
         const rows = await tx`UPDATE users SET password_hash = ${hash}, update_time = ${now} WHERE name = ${name} RETURNING name`;
         if (rows.length === 0) return undefined;
+        auditCall(tx);
         // A new password ends every session: whoever knew the old one keeps nothing.
         const sessions = await endSessionsOf(tx, name, now);
         return opts.revokeApiKeys ? [...sessions, ...(await revokeApiKeysOf(tx, name, now))] : sessions;
@@ -128,8 +135,12 @@ export function createUserStore(sql: Sql): UserRepository {
     },
 
     async insertGroup(g) {
-      const rows =
-        await sql`INSERT INTO groups (name, display_name, create_time) VALUES (${g.name}, ${g.displayName}, ${g.createTime}) ON CONFLICT (name) DO NOTHING RETURNING name`;
+      const rows = await auditedChange(
+        sql,
+        (q) =>
+          q`INSERT INTO groups (name, display_name, create_time) VALUES (${g.name}, ${g.displayName}, ${g.createTime}) ON CONFLICT (name) DO NOTHING RETURNING name`,
+        { changed: (r) => r.length > 0, resource: () => `groups/${g.name}` },
+      );
       if (rows.length === 0) throw new AlreadyExistsError(`groups/${g.name}`);
       return { name: g.name, displayName: g.displayName, members: [] };
     },
@@ -149,16 +160,23 @@ export function createUserStore(sql: Sql): UserRepository {
       return withTransaction(sql, async (tx) => {
         await tx`DELETE FROM grants WHERE principal_kind = 'group' AND principal = ${name}`;
         const rows = await tx`DELETE FROM groups WHERE name = ${name} RETURNING name`;
+        if (rows.length > 0) auditCall(tx);
         return rows.length > 0;
       });
     },
 
     async addMember(group, user) {
-      await sql`INSERT INTO group_members (group_name, user_name) VALUES (${group}, ${user}) ON CONFLICT DO NOTHING`;
+      await auditedChange(sql, (q) => q`INSERT INTO group_members (group_name, user_name) VALUES (${group}, ${user}) ON CONFLICT DO NOTHING`, {
+        changed: (r) => r.count > 0,
+        resource: () => `groups/${group}`,
+      });
     },
 
     async removeMember(group, user) {
-      await sql`DELETE FROM group_members WHERE group_name = ${group} AND user_name = ${user}`;
+      await auditedChange(sql, (q) => q`DELETE FROM group_members WHERE group_name = ${group} AND user_name = ${user}`, {
+        changed: (r) => r.count > 0,
+        resource: () => `groups/${group}`,
+      });
     },
   };
 }

@@ -19,6 +19,7 @@ import { createTaskAnnouncer } from "../../src/core/tasks/task-intake.js";
 import { createTaskService } from "../../src/core/tasks/task-service.js";
 import { createUplinkProcessor } from "../../src/core/uplink/uplink-processor.js";
 import type { Sql } from "../../src/store/database.js";
+import { withCallAudit } from "../../src/store/audit-context.js";
 import { createDeviceStore } from "../../src/store/device-store.js";
 import { createTaskStore } from "../../src/store/task-store.js";
 import { type FakeClock, fakeClock } from "./fake-clock.js";
@@ -93,7 +94,8 @@ export async function wireCore(start = "2026-01-05T10:00:00Z"): Promise<CoreHarn
     dispatcher,
     feed: taskFeed,
     announce: announceTasks,
-    create: batches.create,
+    // As the composition root: each caller's audit event rides with its task into the batch.
+    create: (t) => batches.create(withCallAudit(t)),
     readDevice: batches.device,
     clock,
   });

@@ -1,3 +1,4 @@
+import { AuditService } from "../../gen/tether/v1/audit_service_pb.js";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
@@ -255,6 +256,12 @@ describe("renewal", () => {
     const listed = await certs().listCertificates({ parent: "devices/mqtt-renew" });
     expect(listed.certificates.map((c) => c.serialNumber)).toEqual([first.certificate!.serialNumber, issued.serialNumber]);
     expect(listed.certificates[1]!.previousCertificate).toBe(first.certificate!.name);
+    // Audited as the device, once (the redelivery changed nothing), naming the new certificate.
+    const audited = await connectClient(s, AuditService, "grpc").listAuditEvents({
+      method: "tether.certificates/RenewOverMqtt",
+      principal: "devices/mqtt-renew",
+    });
+    expect(audited.auditEvents.map((e) => e.resource)).toEqual([listed.certificates[1]!.name]);
     const renewed = await mqttConnect(s, "mqtt-renew", issued.certificatePem, keyPem);
     expect(renewed.error).toBeUndefined();
     await renewed.client!.endAsync();

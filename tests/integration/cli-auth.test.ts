@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { devicesCommand } from "../../src/cli/devices.js";
 import { loginCommand } from "../../src/cli/login.js";
+import { auditCommand } from "../../src/cli/audit.js";
 import { shareCommand } from "../../src/cli/share.js";
 import { usersCommand } from "../../src/cli/users.js";
 import { connectClient, startTestStack, type TestStack } from "../helpers/stack.js";
@@ -80,6 +81,17 @@ describe("tether login, users and share", () => {
     await expect(shareCommand(["add", "--selector", 'labels.room = "x"', "--user", "dave", "--role", "viewer", ...flags])).rejects.toMatchObject({
       rawMessage: expect.stringMatching(/needs an admin/),
     });
+  });
+
+  it("tether audit list shows the signed-in user's shares and the refused one, newest first", async () => {
+    const out = await run(() => auditCommand(["list", "--principal", "users/carol", "--since", "1h", ...flags]));
+    const lines = out.split("\n");
+    expect(lines[0]).toMatch(/^TIME\s+PRINCIPAL\s+METHOD\s+RESOURCE\s+OUTCOME\s+FIELDS/);
+    expect(lines[1]).toMatch(/users\/carol\s+ShareService\/CreateGrant\s+\S+\s+PERMISSION_DENIED/);
+    expect(out).toMatch(/ShareService\/DeleteGrant\s+grants\/\S+\s+OK/);
+    expect(out).toMatch(/ShareService\/CreateGrant\s+grants\/\S+\s+OK\s+principal,device,role/);
+    const only = await run(() => auditCommand(["list", "--principal", "users/carol", "--method", "DeleteGrant", "--limit", "1", "--json", ...flags]));
+    expect(JSON.parse(only).auditEvents).toHaveLength(1);
   });
 
   it("creates an API key with the signed-in user's password and an expiry, lists it, refuses a wrong password", async () => {

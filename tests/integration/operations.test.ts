@@ -56,7 +56,7 @@ describe("reflection", () => {
           "grpc.reflection.v1alpha.ServerReflection",
         ]),
       );
-      expect(names).toHaveLength(14);
+      expect(names).toHaveLength(15);
       const files = answers[1]!.messageResponse;
       const protos: FileDescriptorProto[] =
         files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];

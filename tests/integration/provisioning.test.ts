@@ -1,3 +1,4 @@
+import { AuditService } from "../../gen/tether/v1/audit_service_pb.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
@@ -180,6 +181,9 @@ describe("zero-touch provisioning", () => {
     await ask("c", "PAT-500", csrPem); // the same device again: the same certificate
     expect((await answer("c")).certificatePem).toBe(ok.certificatePem);
     await client!.endAsync();
+    // Audited as the claim's template, once: the repeat changed nothing.
+    const audited = await connectClient(s, AuditService, "grpc").listAuditEvents({ method: "tether.certificates/ProvisionOverMqtt" });
+    expect(audited.auditEvents.map((e) => [e.principal, e.resource])).toEqual([["provisioningTemplates/factory-leds", "devices/led-pat-500"]]);
 
     const device = await mqttConnect(s, ok.deviceId, ok.certificatePem, keyPem);
     expect(device.error).toBeUndefined();

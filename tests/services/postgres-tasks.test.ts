@@ -74,6 +74,7 @@ describe("tasks on a real PostgreSQL", () => {
           cancelPending: false,
           lateEventCount: 0,
           priority: DEFAULT_PRIORITY,
+          creator: "",
         });
       }
       // Eight claimers, four per pool, each asking for up to 100 at a time.

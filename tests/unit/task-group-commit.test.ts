@@ -69,6 +69,7 @@ describe("group commit on the task path, no network", () => {
       stored!.device,
       deviceId,
       core.clock.now(),
+      "users/admin",
     );
   }
   const createTask = (deviceId: string, value: number, priority?: number) =>

@@ -52,6 +52,7 @@ function record(id: string, deviceId: string, requestHash?: string): TaskRecord 
     cancelPending: false,
     lateEventCount: 0,
     priority: DEFAULT_PRIORITY,
+    creator: "",
   };
 }
 

@@ -55,7 +55,7 @@ describe("parsePriority", () => {
 describe("CreateTask's task.priority", () => {
   const device = create(DeviceSchema, { kind: { case: "led", value: {} } });
   const build = (priority?: number) =>
-    buildTask(create(CreateTaskRequestSchema, { parent: "devices/a", task: { command: brightness(1), priority } }), device, "a", now);
+    buildTask(create(CreateTaskRequestSchema, { parent: "devices/a", task: { command: brightness(1), priority } }), device, "a", now, "users/admin");
 
   it("is 5 unset, as given otherwise, and 12 is INVALID_ARGUMENT on task.priority", () => {
     expect([build().priority, build(0).priority, build(9).priority]).toEqual([5, 0, 9]);

@@ -13,6 +13,11 @@ export interface Caller {
   groups: string[];
   /** Set for Tether's own services (a service certificate's CN): what they create is theirs, not a user's. */
   service?: string;
+  /**
+   * The credential of this call as a resource name (`users/alice`, `users/alice/apiKeys/k1`,
+   * `services/tether`), set per call by the API: what `Task.creator` records. Unset outside a call.
+   */
+  principal?: string;
 }
 
 /** A caller's effective shares, already merged over the user and their groups. */
@@ -85,6 +90,28 @@ export const FULL_ACCESS: Access = serviceAccess("tether");
  */
 export function creatorOf(access: Access): string {
   return access.caller.service !== undefined ? `services/${access.caller.service}` : `users/${access.caller.user}`;
+}
+
+/**
+ * The caller's rights with this call's principal named on them (`actorOf`). The rights
+ * themselves are shared and cached per user; this wrapper is per call.
+ */
+export function withPrincipal(access: Access, principal: string): Access {
+  return {
+    ...access,
+    caller: { ...access.caller, principal },
+    roleOn: (d) => access.roleOn(d),
+    scope: () => access.scope(),
+    current: async () => withPrincipal(await access.current(), principal),
+  };
+}
+
+/**
+ * Who a caller's call acts as, for `Task.creator`: the call's principal (an API key is named as
+ * such), else the creator form of `creatorOf`.
+ */
+export function actorOf(access: Access): string {
+  return access.caller.principal ?? creatorOf(access);
 }
 
 /**

@@ -37,6 +37,8 @@ export interface BearerIdentity {
   via: "token" | "api_key";
   /** An access token's session (the `sid` claim), or an API key's (`apiKeySession`). */
   session?: string;
+  /** The API key's id (`users/{user}/apiKeys/{key}`), for an API key: what the audit log names as the principal. */
+  keyId?: string;
 }
 
 export type AuthService = ReturnType<typeof createAuthService>;
@@ -118,7 +120,7 @@ export function createAuthService(d: AuthServiceDeps) {
         if (!key) throw new UnauthenticatedError("unknown or revoked API key");
         if (key.expireTime && key.expireTime.getTime() <= now.getTime()) throw new UnauthenticatedError(`API key users/${key.user}/apiKeys/${key.id} expired`);
         // Its "session" is recorded when it is revoked: a stream opened with it ends then.
-        return { user: key.user, via: "api_key", session: apiKeySession(key.id) };
+        return { user: key.user, via: "api_key", session: apiKeySession(key.id), keyId: key.id };
       }
       const { user, session } = await tokens.verify(bearer);
       // A map lookup: ended sessions are held in memory (see SessionRevocations for the staleness bound).

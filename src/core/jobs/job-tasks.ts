@@ -33,5 +33,6 @@ export function taskForJob(job: JobRecord, deviceId: string, now: Date): NewTask
     lateEventCount: 0,
     priority: job.taskPriority,
     jobId: job.id,
+    creator: `jobs/${job.id}`,
   };
 }

@@ -4,6 +4,7 @@
  */
 export type * from "./alarm-notifications.js";
 export type * from "./alarm-repository.js";
+export type * from "./audit.js";
 export type * from "./auth.js";
 export type * from "./certificates.js";
 export type * from "./change-feed.js";

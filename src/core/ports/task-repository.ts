@@ -1,11 +1,16 @@
 import type { DeviceScope } from "../access/access.js";
+import type { PendingAudit } from "./audit.js";
 import type { DeliveryPolicy_Mode } from "../../../gen/tether/v1/device_pb.js";
 import type { State } from "../tasks/task-state.js";
 import type { DeviceWord } from "../tasks/device-word.js";
 import type { TaskRecord } from "../tasks/task-record.js";
 
-/** A task to insert; the store assigns `sequence`. */
-export type NewTask = Omit<TaskRecord, "sequence" | "revision">;
+/**
+ * A task to insert; the store assigns `sequence`. `audit`: the audit event of the call that asks
+ * for it (CreateTask), written by the store in the transaction that inserts the task, also when
+ * a group commit inserts many callers' tasks together.
+ */
+export type NewTask = Omit<TaskRecord, "sequence" | "revision"> & { audit?: PendingAudit };
 
 /** A create's outcome: the new task, or the existing one a repeated request id named (`created: false`). */
 export interface CreatedTask {

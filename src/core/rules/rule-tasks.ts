@@ -34,6 +34,7 @@ export function taskForRule(rule: RuleRecord, deviceId: string, occurrence: Date
     cancelPending: false,
     lateEventCount: 0,
     priority: rule.taskPriority,
+    creator: `rules/${rule.id}`,
   };
 }
 

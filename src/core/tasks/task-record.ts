@@ -46,6 +46,8 @@ export interface TaskRecord {
   jobId?: string;
   /** 0 (lowest) to 9 (highest): queued tasks of a device are sent highest first. */
   priority: number;
+  /** Who created it (`Task.creator`): `users/{u}`, `users/{u}/apiKeys/{k}`, `rules/{r}`, `jobs/{j}`, `services/{s}`; "" if unknown (older tasks). */
+  creator: string;
 }
 
 /** The priority of a task created without one. */
@@ -93,5 +95,6 @@ export function toTaskProto(r: TaskRecord): Task {
     sequence: BigInt(r.sequence),
     job: r.jobId ? `jobs/${r.jobId}` : "",
     priority: r.priority,
+    creator: r.creator,
   });
 }

@@ -24,7 +24,7 @@ export const TASK_DEFAULTS = {
  * Validates a CreateTaskRequest against the target device and builds the task to store. Every bad
  * field is reported at once; a command for another product kind is INVALID_ARGUMENT.
  */
-export function buildTask(req: CreateTaskRequest, device: Device, deviceId: string, now: Date): NewTask {
+export function buildTask(req: CreateTaskRequest, device: Device, deviceId: string, now: Date, creator: string): NewTask {
   const v = new Violations();
   const task = req.task;
   const command = task?.command;
@@ -79,6 +79,7 @@ export function buildTask(req: CreateTaskRequest, device: Device, deviceId: stri
     cancelPending: false,
     lateEventCount: 0,
     priority,
+    creator,
   };
 }
 

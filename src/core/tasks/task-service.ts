@@ -5,7 +5,7 @@ import {
   type ListTasksRequest,
   type ListTasksResponse,
 } from "../../../gen/tether/v1/task_service_pb.js";
-import type { Access } from "../access/access.js";
+import { type Access, actorOf } from "../access/access.js";
 import { createDeviceRights } from "../access/device-rights.js";
 import type { Clock } from "../clock.js";
 import { deviceName, truncate } from "../devices/device-name.js";
@@ -113,7 +113,7 @@ export function createTaskService(d: TaskServiceDeps) {
         stored = await readDevice(deviceId);
         if (!stored) throw new NotFoundError(deviceName(deviceId));
         await rights.require(access, "task.write", deviceId);
-        result = await store(buildTask(req, stored.device, deviceId, clock.now()));
+        result = await store(buildTask(req, stored.device, deviceId, clock.now(), actorOf(access)));
       } finally {
         creating--;
       }
