@@ -6,6 +6,7 @@ import type { AlarmNotifications } from "../core/ports/alarm-notifications.js";
 import type { AlarmQuery, AlarmRepository, AlarmRuleView } from "../core/ports/alarm-repository.js";
 import type { RuleRecord } from "../core/rules/rule-record.js";
 import { type AlarmRow, fromAlarmRow } from "./alarm-rows.js";
+import { auditCall } from "./audit-context.js";
 import type { Sql } from "./database.js";
 import { whereScope } from "./device-store.js";
 import { resolveTargets } from "./rule-fire-steps.js";
@@ -157,6 +158,7 @@ export function createAlarmStore(sql: Sql, notifications: AlarmNotifications<TxS
                  update_time = ${ack.now}, revision = revision + 1
           WHERE id = ${id} AND NOT acknowledged ${ack.expectedRevision !== undefined ? tx`AND revision = ${ack.expectedRevision}` : tx``}
           RETURNING *`;
+        if (rows.length > 0) auditCall(tx);
         const [change] = await record(tx, changes("alarm.acknowledged", rows), ack.now);
         return change;
       });

@@ -3,6 +3,7 @@ import { AlreadyExistsError } from "../core/errors.js";
 import type { DeliveryRecord, DeliveryState, WebhookRecord } from "../core/webhooks/webhook-record.js";
 import { webhookName } from "../core/webhooks/webhook-record.js";
 import type { Sql } from "./database.js";
+import { auditedChange } from "./transaction.js";
 import { createWebhookOutbox } from "./webhook-outbox-sql.js";
 
 type Row = Record<string, unknown>;
@@ -11,11 +12,15 @@ type Row = Record<string, unknown>;
 export function createWebhookStore(sql: Sql): WebhookRepository {
   return {
     async insert(r) {
-      const rows = await sql<Row[]>`
+      const rows = await auditedChange(
+        sql,
+        (q) => q<Row[]>`
         INSERT INTO webhooks (id, uid, display_name, url, event_types, device_filter, payload_format, disabled, secret, create_time, update_time, revision)
         VALUES (${r.id}, ${r.uid}, ${r.displayName}, ${r.url}, ${r.eventTypes}::text[], ${r.deviceFilter}, ${r.payloadFormat}, ${r.disabled},
                 ${r.secret}, ${r.createTime}, ${r.updateTime}, 1)
-        ON CONFLICT (id) DO NOTHING RETURNING *`;
+        ON CONFLICT (id) DO NOTHING RETURNING *`,
+        { changed: (x) => x.length > 0 },
+      );
       if (!rows[0]) throw new AlreadyExistsError(webhookName(r.id));
       return webhookFromRow(rows[0]);
     },
@@ -28,16 +33,22 @@ export function createWebhookStore(sql: Sql): WebhookRepository {
       return rows.map(webhookFromRow);
     },
     async update(r) {
-      const rows = await sql<Row[]>`
+      const rows = await auditedChange(
+        sql,
+        (q) => q<Row[]>`
         UPDATE webhooks SET display_name = ${r.displayName}, url = ${r.url}, event_types = ${r.eventTypes}::text[],
           device_filter = ${r.deviceFilter}, payload_format = ${r.payloadFormat}, disabled = ${r.disabled}, secret = ${r.secret},
           previous_secret = ${r.previousSecret ?? null}, previous_secret_expire_time = ${r.previousSecretExpireTime ?? null},
           update_time = ${r.updateTime}, revision = ${r.revision}
-        WHERE id = ${r.id} AND revision = ${r.revision - 1} RETURNING *`;
+        WHERE id = ${r.id} AND revision = ${r.revision - 1} RETURNING *`,
+        { changed: (x) => x.length > 0 },
+      );
       return rows[0] ? webhookFromRow(rows[0]) : undefined;
     },
     async delete(id, revision) {
-      const rows = await sql`DELETE FROM webhooks WHERE id = ${id} AND ${revision === undefined ? sql`true` : sql`revision = ${revision}`} RETURNING id`;
+      const rows = await auditedChange(sql, (q) => q`DELETE FROM webhooks WHERE id = ${id} AND ${revision === undefined ? q`true` : q`revision = ${revision}`} RETURNING id`, {
+        changed: (x) => x.length > 0,
+      });
       // Events no delivery needs any more go with the next prune.
       return rows.length > 0;
     },
@@ -61,10 +72,14 @@ export function createWebhookStore(sql: Sql): WebhookRepository {
       return rows.map(deliveryFromRow);
     },
     async replay(webhookId, id, now) {
-      const rows = await sql<Row[]>`
+      const rows = await auditedChange(
+        sql,
+        (q) => q<Row[]>`
         UPDATE webhook_deliveries SET state = 'PENDING', attempt_count = 0, next_attempt_time = ${now}, create_time = ${now},
           end_time = NULL, lease_until = NULL
-        WHERE webhook_id = ${webhookId} AND id = ${id}::uuid AND state = 'DEAD' RETURNING *`;
+        WHERE webhook_id = ${webhookId} AND id = ${id}::uuid AND state = 'DEAD' RETURNING *`,
+        { changed: (x) => x.length > 0 },
+      );
       if (rows[0]) return deliveryFromRow(rows[0]);
       const exists = await sql`SELECT 1 FROM webhook_deliveries WHERE webhook_id = ${webhookId} AND id = ${id}::uuid`;
       return exists.length > 0 ? "not-dead" : undefined;

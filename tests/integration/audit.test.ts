@@ -17,6 +17,11 @@ import { file_tether_v1_share_service, Grant_Role, ShareService } from "../../ge
 import { file_tether_v1_task_service, TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { file_tether_v1_telemetry_service } from "../../gen/tether/v1/telemetry_service_pb.js";
 import { file_tether_v1_user_service, UserService } from "../../gen/tether/v1/user_service_pb.js";
+import { AlarmSeverity } from "../../gen/tether/v1/alarm_pb.js";
+import { AlarmService, file_tether_v1_alarm_service } from "../../gen/tether/v1/alarm_service_pb.js";
+import { EventTrigger_Comparison } from "../../gen/tether/v1/rule_pb.js";
+import { WebhookDelivery_State } from "../../gen/tether/v1/webhook_pb.js";
+import { file_tether_v1_webhook_service, WebhookService } from "../../gen/tether/v1/webhook_service_pb.js";
 import { createCsr } from "../../src/pki/certificate-issuer.js";
 import { bearerClient, captureLogger, userToken } from "../helpers/auth.js";
 import { pem } from "../helpers/certificates.js";
@@ -40,6 +45,8 @@ const FILES = [
   file_tether_v1_auth_service,
   file_tether_v1_telemetry_service,
   file_tether_v1_audit_service,
+  file_tether_v1_webhook_service,
+  file_tether_v1_alarm_service,
   file_tether_device_v1_gateway_service,
 ];
 
@@ -75,7 +82,17 @@ const power = { command: { kind: { case: "led" as const, value: { action: { case
 const ADMIN = "users/admin";
 
 beforeAll(async () => {
-  s = await startTestStack({}, { log: log.log });
+  s = await startTestStack(
+    {
+      // A webhook to a closed port, tried once: its deliveries go DEAD at once, for the replay scenario.
+      TETHER_WEBHOOK_ALLOW_HTTP: "1",
+      TETHER_WEBHOOK_MAX_ATTEMPTS: "1",
+      TETHER_WEBHOOK_POLL_MS: "20",
+      // The offline alarm of the acknowledge scenario is raised by the next sweep.
+      TETHER_ALARM_SWEEP_MS: "100",
+    },
+    { log: log.log },
+  );
   alice = await userToken(s, "alice", "alice-password-1");
   secrets.push("alice-password-1", alice);
   await admin(ProvisioningService).createProvisioningTemplate({
@@ -85,7 +102,17 @@ beforeAll(async () => {
   const c = await admin(ProvisioningService).createClaimCertificate({ parent: "provisioningTemplates/audit-leds" });
   secrets.push(c.privateKeyPem);
   claim = pem(s, c.certificatePem, c.privateKeyPem);
+  await admin(WebhookService).createWebhook({ webhookId: "aud-dead", webhook: { url: "http://127.0.0.1:1/", eventTypes: ["device.created"] } });
   await admin(DeviceService).createDevice({ deviceId: "aud-led", device: led });
+  // aud-led never connects: this rule raises an alarm on it at the next sweep.
+  await admin(RuleService).createRule({
+    ruleId: "aud-offline",
+    rule: {
+      trigger: { case: "eventTrigger", value: { metric: "online", comparison: EventTrigger_Comparison.EQ, threshold: 0 } },
+      target: { case: "device", value: "devices/aud-led" },
+      alarm: { severity: AlarmSeverity.MAJOR },
+    },
+  });
   await asAlice(DeviceService).createDevice({ deviceId: "alice-led", device: led });
 }, 60_000);
 afterAll(async () => {
@@ -199,6 +226,38 @@ const scenarios: Record<string, (id: string) => Promise<string>> = {
     return apiKey!.name;
   },
   "tether.v1.UserService/DeleteUser": async (id) => (await admin(UserService).deleteUser({ name: "users/bob" }, h(id)), ADMIN),
+  "tether.v1.WebhookService/CreateWebhook": async (id) => {
+    const w = await admin(WebhookService).createWebhook(
+      { webhookId: "aud-hook", webhook: { url: "http://127.0.0.1:1/", eventTypes: ["task.state_changed"] } },
+      h(id),
+    );
+    secrets.push(w.secret);
+    return ADMIN;
+  },
+  "tether.v1.WebhookService/UpdateWebhook": async (id) => (
+    await admin(WebhookService).updateWebhook({ webhook: { name: "webhooks/aud-hook", displayName: "Audit" }, updateMask: { paths: ["display_name"] } }, h(id)),
+    ADMIN
+  ),
+  "tether.v1.WebhookService/DeleteWebhook": async (id) => (await admin(WebhookService).deleteWebhook({ name: "webhooks/aud-hook" }, h(id)), ADMIN),
+  "tether.v1.WebhookService/RotateWebhookSecret": async (id) => {
+    const w = await admin(WebhookService).rotateWebhookSecret({ name: "webhooks/aud-dead" }, h(id));
+    secrets.push(w.secret);
+    return ADMIN;
+  },
+  "tether.v1.WebhookService/ReplayWebhookDelivery": async (id) => {
+    // aud-led's device.created went DEAD after its one try at a closed port.
+    const dead = await eventually(async () => {
+      const page = await admin(WebhookService).listWebhookDeliveries({ parent: "webhooks/aud-dead", state: WebhookDelivery_State.DEAD });
+      return page.deliveries[0];
+    });
+    await admin(WebhookService).replayWebhookDelivery({ name: dead.name }, h(id));
+    return ADMIN;
+  },
+  "tether.v1.AlarmService/AcknowledgeAlarm": async (id) => {
+    const alarm = await eventually(async () => (await admin(AlarmService).listAlarms({ filter: { device: "devices/aud-led" } })).alarms[0]);
+    await admin(AlarmService).acknowledgeAlarm({ name: alarm.name, comment: "seen" }, h(id));
+    return ADMIN;
+  },
 };
 const cronRule = {
   trigger: { case: "cron" as const, value: { expression: "0 0 3 * * *", timeZone: "UTC" } },
