@@ -52,6 +52,10 @@ const COMMANDS: Record<string, Command> = {
     subcommands: ["create", "schedule", "list", "get", "watch", "executions", "pause", "resume", "cancel"],
     load: async () => import("./jobs.js").then((m) => ({ usage: m.JOBS_USAGE, run: m.jobsCommand })),
   },
+  webhooks: {
+    subcommands: ["create", "list", "get", "update", "delete", "deliveries", "replay", "rotate-secret"],
+    load: async () => import("./webhooks.js").then((m) => ({ usage: m.WEBHOOKS_USAGE, run: m.webhooksCommand })),
+  },
   simulate: { load: async () => import("./simulate.js").then((m) => ({ usage: m.SIMULATE_USAGE, run: (args: string[]) => m.simulateCommand(args) })) },
   login: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("login", args) })) },
   logout: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("logout", args) })) },
@@ -67,7 +71,7 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** The commands whose help `tether --help` prints after the overview, in this order. */
-const HELP_ORDER = ["devices", "tasks", "telemetry", "rules", "certs", "provisioning", "login", "users", "share", "jobs", "simulate", "migrate"];
+const HELP_ORDER = ["devices", "tasks", "telemetry", "rules", "certs", "provisioning", "login", "users", "share", "jobs", "webhooks", "simulate", "migrate"];
 
 /** `tether --help`: the overview, then every command's usage (which loads each command's module, not the server). */
 export async function usage(): Promise<string> {
@@ -83,6 +87,7 @@ export async function usage(): Promise<string> {
   tether certs ...          issue, renew, revoke and list device certificates; the CRL
   tether provisioning ...   zero-touch provisioning: templates, claim certificates, provision
   tether jobs ...           one command to many devices, rolled out at a controlled rate
+  tether webhooks ...       POST fleet events to HTTPS endpoints; deliveries, replay, secret rotation
   tether simulate ...       run simulated devices
   tether login / logout     sign in with a password (tokens replace the admin certificate)
   tether users ...          users, groups and API keys
