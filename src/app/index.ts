@@ -76,7 +76,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     });
     const rulesJobs = createRulesAndJobs(x, tasks);
     const access = await startAccess(x);
-    const hooks = createWebhooks(x);
+    const hooks = createWebhooks(x, access.keySecret);
     const services = publicServices({
       clock,
       devices,

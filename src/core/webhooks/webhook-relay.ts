@@ -134,6 +134,8 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
     let status = 0;
     let error = "";
     try {
+      // Sealed with another TETHER_SIGNING_KEY_SECRET: an unsigned request would only be refused.
+      if (w.secret === "") throw new Error("the signing secret cannot be opened (TETHER_SIGNING_KEY_SECRET changed?): rotate it");
       ({ status } = await o.sender.send(w.id, {
         url: w.url,
         timeoutMs: o.timeoutMs,
