@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTextSealer } from "../../src/core/auth/key-sealing.js";
 import type { WebhookRecord } from "../../src/core/webhooks/webhook-record.js";
 import type { Sql } from "../../src/store/database.js";
+import { createWebhookRelay } from "../../src/core/webhooks/webhook-relay.js";
 import { createWebhookStore } from "../../src/store/webhook-store.js";
 import { inProcessSql, migratedPglite } from "../helpers/pglite-in-process.js";
 
@@ -60,5 +61,32 @@ describe("webhook secrets at rest", () => {
     expect((await raw("plain")).secret).toBe("whsec_plain");
     expect((await createWebhookStore(sql, createTextSealer(SECRET, "webhook-secret")).get("plain"))?.secret).toBe("whsec_plain");
     expect((await createWebhookStore(sql, createTextSealer(undefined, "webhook-secret")).get("other"))?.secret).toBe("");
+  });
+
+  it("the relay never sends with a secret it cannot open: the delivery fails with the reason", async () => {
+    await createWebhookStore(sql, createTextSealer(SECRET, "webhook-secret")).insert(record("unopenable", "whsec_y"));
+    const [event] = await sql<{ id: string }[]>`
+      INSERT INTO webhook_events (type, time, resource, payload, fanned_out)
+      VALUES ('device.created', now(), '{}'::jsonb, '{"type": "device.created"}'::jsonb, true) RETURNING id`;
+    await sql`INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, next_attempt_time, create_time)
+              VALUES (${crypto.randomUUID()}, 'unopenable', ${event!.id}, 'device.created', now(), now())`;
+    const sent: string[] = [];
+    const relay = createWebhookRelay({
+      // The replica's secret is another one.
+      webhooks: createWebhookStore(sql, createTextSealer("another-secret-of-32-characters-or-more", "webhook-secret")),
+      sender: { send: async (_k, req) => (sent.push(req.url), { status: 200 }), forget: () => {}, close: async () => {} },
+      clock: { now: () => new Date() },
+      log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => undefined as never } as never,
+      retry: { baseMs: 1000, maxMs: 1000, maxAttempts: 5, maxAgeMs: 86_400_000 },
+      timeoutMs: 1000,
+      concurrency: 4,
+      breaker: { failures: 5, cooldownMs: 1000 },
+      pollMs: 1000,
+      retentionMs: 86_400_000,
+    });
+    await relay.runOnce();
+    expect(sent).toEqual([]);
+    const [d] = await sql<{ state: string; last_error: string }[]>`SELECT state, last_error FROM webhook_deliveries WHERE webhook_id = 'unopenable'`;
+    expect(d).toEqual({ state: "FAILED", last_error: expect.stringContaining("signing secret cannot be opened") });
   });
 });
