@@ -27,8 +27,9 @@ export async function startAccess(x: Infrastructure) {
   if (await userStore.ensureUser({ name: BOOTSTRAP_ADMIN, displayName: "Administrator", admin: true, passwordHash: null, createTime: clock.now() })) {
     authLog.info({ user: BOOTSTRAP_ADMIN }, "created the admin user (no password: `tether users set-password admin` enables login)");
   }
+  const keySecret = await signingKeySecret(config, x.db.embedded, authLog);
   const tokens = createTokenIssuer({
-    keySecret: await signingKeySecret(config, x.db.embedded, authLog),
+    keySecret,
     creds: credStore,
     clock,
     log: authLog,
@@ -76,7 +77,8 @@ export async function startAccess(x: Infrastructure) {
   const shares = createShareService({ grants: grantStore, users: userStore, devices: stores.devices, rights: rightsResolver, clock });
   const accessFor = createAccessFor({ rights: rightsResolver, bootstrapAdmin: BOOTSTRAP_ADMIN });
   const rotateTokens = () => void tokens.rotate().catch((err: unknown) => authLog.error({ err }, "signing key rotation failed"));
-  return { auth, users, shares, sessions, accessFor, rotateTokens };
+  // `keySecret` also seals webhook secrets (src/app/webhooks.ts): one secret for every replica to share.
+  return { auth, users, shares, sessions, accessFor, rotateTokens, keySecret };
 }
 
 export type Access = Awaited<ReturnType<typeof startAccess>>;

@@ -87,7 +87,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const alarms = createAlarms(x);
     const rulesJobs = createRulesAndJobs(x, tasks, { onRulesChanged: alarms.refresh });
     const access = await startAccess(x);
-    const hooks = createWebhooks(x);
+    const hooks = createWebhooks(x, access.keySecret);
     const services = publicServices({
       clock,
       devices,

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { createTextSealer } from "../core/auth/key-sealing.js";
 import { createWebhookRelay } from "../core/webhooks/webhook-relay.js";
 import { createWebhookService } from "../core/webhooks/webhook-service.js";
 import { createWebhookStore } from "../store/webhook-store.js";
@@ -9,11 +10,12 @@ import type { Infrastructure } from "./infrastructure.js";
 /**
  * Webhooks: the subscription API and the relay that delivers the outbox (events written by the
  * database triggers of migration 1732300000019). The relay starts with `start()` and stops
- * before the database closes.
+ * before the database closes. Signing secrets are sealed at rest with `keySecret` (the JWT signing
+ * keys' TETHER_SIGNING_KEY_SECRET, or the embedded data directory's generated one).
  */
-export function createWebhooks(x: Infrastructure) {
+export function createWebhooks(x: Infrastructure, keySecret: string | undefined) {
   const c = x.config.webhooks;
-  const store = createWebhookStore(x.db.sql);
+  const store = createWebhookStore(x.db.sql, createTextSealer(keySecret, "webhook-secret"));
   const ca = c.caFile ? [readFileSync(c.caFile, "utf8")] : undefined;
   const relay = createWebhookRelay({
     webhooks: store,

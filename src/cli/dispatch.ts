@@ -56,6 +56,10 @@ const COMMANDS: Record<string, Command> = {
     subcommands: ["create", "schedule", "list", "get", "watch", "executions", "pause", "resume", "cancel"],
     load: async () => import("./jobs.js").then((m) => ({ usage: m.JOBS_USAGE, run: m.jobsCommand })),
   },
+  webhooks: {
+    subcommands: ["create", "list", "get", "update", "delete", "deliveries", "replay", "rotate-secret"],
+    load: async () => import("./webhooks.js").then((m) => ({ usage: m.WEBHOOKS_USAGE, run: m.webhooksCommand })),
+  },
   simulate: { load: async () => import("./simulate.js").then((m) => ({ usage: m.SIMULATE_USAGE, run: (args: string[]) => m.simulateCommand(args) })) },
   login: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("login", args) })) },
   logout: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("logout", args) })) },
@@ -88,6 +92,7 @@ const HELP_ORDER = [
   "share",
   "audit",
   "jobs",
+  "webhooks",
   "simulate",
   "migrate",
 ];
@@ -107,6 +112,7 @@ export async function usage(): Promise<string> {
   tether certs ...          issue, renew, revoke and list device certificates; the CRL
   tether provisioning ...   zero-touch provisioning: templates, claim certificates, provision
   tether jobs ...           one command to many devices, rolled out at a controlled rate
+  tether webhooks ...       POST fleet events to HTTPS endpoints; deliveries, replay, secret rotation
   tether simulate ...       run simulated devices
   tether login / logout     sign in with a password (tokens replace the admin certificate)
   tether users ...          users, groups and API keys

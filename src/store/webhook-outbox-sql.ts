@@ -9,12 +9,13 @@ import { toJobProto } from "../core/jobs/job-record.js";
 import type { ClaimedDelivery, PendingEvent, WebhookRepository } from "../core/ports/webhooks.js";
 import { toTaskProto } from "../core/tasks/task-record.js";
 import type { DeviceFacts } from "../core/webhooks/device-match.js";
+import type { TextSealer } from "../core/auth/key-sealing.js";
 import type { Sql } from "./database.js";
 import { type DeviceRow, toStored } from "./device-store.js";
 import { createJobStore } from "./job-store.js";
 import { fromRow as taskFromRow, type TaskRow } from "./task-rows.js";
 import { type TxSql, withTransaction } from "./transaction.js";
-import { deliveryFromRow } from "./webhook-store.js";
+import { deliveryFromRow, webhookFromRow } from "./webhook-store.js";
 
 type Outbox = Pick<WebhookRepository, "fanOut" | "claim" | "record" | "expire" | "prune">;
 type EventRow = { id: string; type: string; device_id: string | null; time: Date; resource: Record<string, unknown> };
@@ -24,7 +25,7 @@ type EventRow = { id: string; type: string; device_id: string | null; time: Date
  * own transactions; here they are fanned out to subscriptions (one transaction, rows locked with
  * SKIP LOCKED so replicas split the work), and deliveries are leased, sent and recorded.
  */
-export function createWebhookOutbox(sql: Sql): Outbox {
+export function createWebhookOutbox(sql: Sql, sealer: TextSealer): Outbox {
   return {
     fanOut: (limit, now, route) =>
       withTransaction(sql, async (tx) => {
@@ -32,12 +33,17 @@ export function createWebhookOutbox(sql: Sql): Outbox {
           SELECT id, type, device_id, time, resource FROM webhook_events WHERE NOT fanned_out
           ORDER BY seq LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
         if (rows.length === 0) return 0;
+        // Read here, not from a cache: a subscription created on another replica a moment ago
+        // is committed, since the trigger that wrote these events saw it.
+        const subscriptions = (await tx<Record<string, unknown>[]>`SELECT * FROM webhooks WHERE NOT disabled ORDER BY id`).map((r) =>
+          webhookFromRow(r, sealer),
+        );
         const events = await buildEvents(tx, rows);
         const d = { id: [] as string[], webhook: [] as string[], event: [] as string[], type: [] as string[], device: [] as (string | null)[] };
         const routed: { id: string; payload: JsonValue }[] = [];
         const unrouted: string[] = [];
         for (const e of events) {
-          const targets = e ? route(e) : [];
+          const targets = e ? route(e, subscriptions) : [];
           if (!e || targets.length === 0) {
             unrouted.push(e?.id ?? "");
             continue;

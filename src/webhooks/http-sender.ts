@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
-import { rootCertificates } from "node:tls";
+import { createSecureContext, rootCertificates } from "node:tls";
 import type { WebhookSender } from "../core/ports/webhooks.js";
 import { blockedAddress } from "./address-policy.js";
 
@@ -24,13 +24,15 @@ export function createHttpSender(opts: { allowHttp: boolean; maxSockets: number;
       cb(null, addresses[0]!.address, addresses[0]!.family);
     });
   };
-  const ca = opts.ca && opts.ca.length > 0 ? [...rootCertificates, ...opts.ca] : undefined;
+  // One TLS context for every connection: given as `ca`, Node would parse Node's ~140 roots again
+  // for each new connection and copy them all into the agent's key string on every request.
+  const secureContext = opts.ca && opts.ca.length > 0 ? createSecureContext({ ca: [...rootCertificates, ...opts.ca] }) : undefined;
 
   function agentsOf(key: string) {
     let a = agents.get(key);
     if (!a) {
       const common = { keepAlive: true, maxSockets: opts.maxSockets, lookup: guarded };
-      a = { https: new https.Agent({ ...common, ca }), http: new http.Agent(common) };
+      a = { https: new https.Agent({ ...common, secureContext }), http: new http.Agent(common) };
       agents.set(key, a);
     }
     return a;

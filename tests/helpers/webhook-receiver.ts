@@ -15,6 +15,8 @@ export interface Received {
   verified: boolean;
   /** What the receiver answered. */
   answer: number | "hang";
+  /** The sender's TCP port (which process sent it: see `ss -tnp`). */
+  remotePort: number;
 }
 
 /**
@@ -25,9 +27,14 @@ export interface Received {
 export async function startReceiver(tls: { cert: string; key: string }) {
   const received: Received[] = [];
   const hanging = new Set<import("node:http").ServerResponse>();
+  const inFlight = new Map<string, number>();
   const r = {
     received,
     mode: 200 as number | "hang",
+    /** How long each answer waits (a slow endpoint widens the window for concurrent duplicates). */
+    delayMs: 0,
+    /** Requests that arrived while another one with the same event id was still being answered. */
+    overlaps: 0,
     secrets: [] as string[],
     url: "",
     /** Requests held open by "hang" mode right now. */
@@ -47,8 +54,9 @@ export async function startReceiver(tls: { cert: string; key: string }) {
       const body = Buffer.concat(chunks);
       const signature = String(req.headers["tether-signature"] ?? "");
       const now = Math.floor(Date.now() / 1000);
+      const eventId = String(req.headers["tether-event-id"] ?? "");
       received.push({
-        eventId: String(req.headers["tether-event-id"] ?? ""),
+        eventId,
         type: String(req.headers["tether-event-type"] ?? ""),
         attempt: Number(req.headers["tether-delivery-attempt"] ?? 0),
         contentType: String(req.headers["content-type"] ?? ""),
@@ -56,13 +64,23 @@ export async function startReceiver(tls: { cert: string; key: string }) {
         body,
         verified: r.secrets.some((s) => verifySignature(signature, s, body, now)),
         answer: r.mode,
+        remotePort: req.socket.remotePort ?? 0,
       });
       if (r.mode === "hang") {
         hanging.add(res);
         res.on("close", () => hanging.delete(res));
         return;
       }
-      res.writeHead(r.mode).end();
+      const mode = r.mode;
+      if (r.delayMs === 0) return void res.writeHead(mode).end();
+      if (inFlight.has(eventId)) r.overlaps++;
+      inFlight.set(eventId, (inFlight.get(eventId) ?? 0) + 1);
+      setTimeout(() => {
+        const n = inFlight.get(eventId)! - 1;
+        if (n === 0) inFlight.delete(eventId);
+        else inFlight.set(eventId, n);
+        res.writeHead(mode).end();
+      }, r.delayMs);
     });
   });
   server.listen(0, "127.0.0.1");

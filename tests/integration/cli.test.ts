@@ -57,6 +57,7 @@ describe("tether's command line: help, unknown commands and flags", () => {
       [["devices", "create", "--help"], "tether devices <command>"],
       [["tasks", "create", "kitchen-led", "-h"], "tether tasks <command>"],
       [["users", "api-keys", "create", "--help"], "tether users <command>"],
+      [["webhooks", "rotate-secret", "--help"], "tether webhooks <command>"],
       [["whoami", "--help"], "tether login"],
       [["serve", "-h"], "tether serve"],
       [["migrate", "--help"], "tether migrate"],

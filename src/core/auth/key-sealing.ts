@@ -51,3 +51,39 @@ export function createKeySealer(secret: string | undefined) {
     open,
   };
 }
+
+const TEXT_PREFIX = "sealed:A256GCM:";
+
+/**
+ * Seals short text secrets at rest (webhook signing secrets) with a key derived from the same
+ * configured secret as the signing keys, but for its own `purpose` (HKDF info), so one sealed
+ * value never opens as another kind. Stored as `sealed:A256GCM:<iv>:<tag>:<data>`; a value without
+ * that prefix was stored before a secret was configured and is read as it is.
+ */
+export function createTextSealer(secret: string | undefined, purpose: string) {
+  const key = secret ? Buffer.from(hkdfSync("sha256", secret, "tether", purpose, 32)) : undefined;
+  return {
+    seal(plain: string): string {
+      if (!key) return plain;
+      const iv = randomBytes(12);
+      const cipher = createCipheriv("aes-256-gcm", key, iv);
+      const data = Buffer.concat([cipher.update(plain, "utf8"), cipher.final()]);
+      return `${TEXT_PREFIX}${iv.toString("base64")}:${cipher.getAuthTag().toString("base64")}:${data.toString("base64")}`;
+    },
+    /** The plain text, or undefined when it is sealed with another secret (or sealed and no secret is set). */
+    open(stored: string): string | undefined {
+      if (!stored.startsWith(TEXT_PREFIX)) return stored;
+      const [iv, tag, data] = stored.slice(TEXT_PREFIX.length).split(":");
+      if (!key || iv === undefined || tag === undefined || data === undefined) return undefined;
+      try {
+        const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64"));
+        decipher.setAuthTag(Buffer.from(tag, "base64"));
+        return Buffer.concat([decipher.update(Buffer.from(data, "base64")), decipher.final()]).toString("utf8");
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+export type TextSealer = ReturnType<typeof createTextSealer>;

@@ -49,7 +49,7 @@ export interface WebhookRepository {
    * transaction, creates a delivery per subscription id `route` returns for each, due at `now`.
    * Returns how many events it took.
    */
-  fanOut(limit: number, now: Date, route: (e: PendingEvent) => readonly string[]): Promise<number>;
+  fanOut(limit: number, now: Date, route: (e: PendingEvent, subscriptions: readonly WebhookRecord[]) => readonly string[]): Promise<number>;
   /** Leases up to `limit` due deliveries of one subscription until `leaseUntil`; counts the try. */
   claim(webhookId: string, limit: number, now: Date, leaseUntil: Date): Promise<ClaimedDelivery[]>;
   record(outcomes: readonly DeliveryOutcome[]): Promise<void>;

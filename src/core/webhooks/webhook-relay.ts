@@ -35,6 +35,8 @@ interface Route {
 
 const HOUSEKEEPING_MS = 10_000;
 
+const toRoute = (record: WebhookRecord): Route => ({ record, types: new Set(record.eventTypes), filter: parseDeviceFilter(record.deviceFilter) });
+
 /**
  * The webhook relay: fans outbox events out to subscriptions, then sends each subscription's due
  * deliveries from its own worker. Isolation: a subscription's worker has at most `concurrency`
@@ -44,6 +46,7 @@ const HOUSEKEEPING_MS = 10_000;
  */
 export function createWebhookRelay(o: WebhookRelayOptions) {
   let routes: Route[] = [];
+  let routesKey = "";
   let routesLoaded = 0;
   let lastHousekeeping = 0;
   const workers = new Map<string, Promise<void>>();
@@ -53,13 +56,25 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
 
   async function loadRoutes(): Promise<void> {
     const enabled = await o.webhooks.listEnabled();
-    routes = enabled.map((record) => ({ record, types: new Set(record.eventTypes), filter: parseDeviceFilter(record.deviceFilter) }));
+    routes = enabled.map(toRoute);
+    routesKey = enabled.map((r) => `${r.id}:${r.revision}`).join(",");
     known.clear();
     for (const r of enabled) known.set(r.id, r);
     routesLoaded = Date.now();
   }
 
-  function route(e: PendingEvent): string[] {
+  /**
+   * Routes by the subscriptions the fan-out transaction read (another replica's new subscription
+   * included), parsing each filter once per revision.
+   */
+  function route(e: PendingEvent, subscriptions: readonly WebhookRecord[]): string[] {
+    const key = subscriptions.map((r) => `${r.id}:${r.revision}`).join(",");
+    if (key !== routesKey) {
+      const parsed = new Map(routes.map((r) => [`${r.record.id}:${r.record.revision}`, r]));
+      routes = subscriptions.map((record) => parsed.get(`${record.id}:${record.revision}`) ?? toRoute(record));
+      routesKey = key;
+      for (const r of subscriptions) known.set(r.id, r);
+    }
     return routes.filter((r) => r.types.has(e.type) && (!e.facts || matchesDeviceFilter(r.filter, e.facts))).map((r) => r.record.id);
   }
 
@@ -119,6 +134,8 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
     let status = 0;
     let error = "";
     try {
+      // Sealed with another TETHER_SIGNING_KEY_SECRET: an unsigned request would only be refused.
+      if (w.secret === "") throw new Error("the signing secret cannot be opened (TETHER_SIGNING_KEY_SECRET changed?): rotate it");
       ({ status } = await o.sender.send(w.id, {
         url: w.url,
         timeoutMs: o.timeoutMs,

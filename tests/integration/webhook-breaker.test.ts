@@ -1,0 +1,3 @@
+import { describeWebhookBreaker, embedded } from "../helpers/webhook-suites.js";
+
+describeWebhookBreaker(embedded);

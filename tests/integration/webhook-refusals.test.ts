@@ -1,0 +1,3 @@
+import { describeWebhookRefusals, embedded } from "../helpers/webhook-suites.js";
+
+describeWebhookRefusals(embedded);
