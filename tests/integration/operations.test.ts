@@ -50,13 +50,16 @@ describe("reflection", () => {
         expect.arrayContaining([
           "tether.v1.DeviceService",
           "tether.v1.JobService",
+          "tether.v1.AuditService",
+          "tether.v1.WebhookService",
+          "tether.v1.AlarmService",
           "tether.device.v1.DeviceGatewayService",
           "grpc.health.v1.Health",
           "grpc.reflection.v1.ServerReflection",
           "grpc.reflection.v1alpha.ServerReflection",
         ]),
       );
-      expect(names).toHaveLength(15);
+      expect(names).toHaveLength(17);
       const files = answers[1]!.messageResponse;
       const protos: FileDescriptorProto[] =
         files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];
