@@ -21,7 +21,6 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -31,7 +30,7 @@ import { Task_State as State } from "../../gen/tether/v1/task_pb.js";
 import { CreateTaskRequest_WaitFor as WaitFor, TaskService } from "../../gen/tether/v1/task_service_pb.js";
 import { ensureDevPki } from "../../src/pki/dev-pki.js";
 import { startDeviceSide } from "./lib/device-side.js";
-import { createCleanups, envNumber, gitDescribe, runBench, writeResults } from "./lib/harness.js";
+import { createCleanups, envNumber, freePort, gitDescribe, runBench, writeResults } from "./lib/harness.js";
 import { mapLimit, mib, ms, now, sleep, table } from "./lib/stats.js";
 import { startPublisherSide } from "./lib/telemetry-publishers.js";
 import { fileURLToPath } from "node:url";
@@ -63,14 +62,6 @@ interface Reading {
 
 const log = (line: string) => console.log(`  ${line}`);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 interface Tether {
   child: ChildProcess;

@@ -14,14 +14,13 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
-import { createCleanups, envNumber, gitDescribe, runBench, writeResults } from "./lib/harness.js";
+import { createCleanups, envNumber, freePort, gitDescribe, runBench, writeResults } from "./lib/harness.js";
 import { now, sleep, table } from "./lib/stats.js";
 
 const ROOT = path.resolve(process.env.BENCH_ROOT ?? path.join(path.dirname(fileURLToPath(import.meta.url)), "../.."));
@@ -34,14 +33,6 @@ const TIMEOUT_MS = envNumber("BENCH_TIMEOUT_MS", 120_000, 1000);
 
 /** Aims from issue 24, in ms. */
 const AIM = { help: 300, cli: 300, cold: 5000, warm: 1000 };
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
-  const { port } = srv.address() as { port: number };
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 interface Dirs {
   home: string;

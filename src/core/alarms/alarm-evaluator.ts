@@ -1,4 +1,5 @@
 import type { EventTrigger_Comparison as Comparison } from "../../../gen/tether/v1/rule_pb.js";
+import { createRulePairs } from "../rules/rule-pairs.js";
 import { compare } from "../rules/event-evaluator.js";
 
 /** What the evaluator needs of an alarm rule on a telemetry or reported-state metric. */
@@ -55,42 +56,16 @@ export type AlarmEvaluator = ReturnType<typeof createAlarmEvaluator>;
  * clearThreshold` no longer holds. Observations in between change nothing: no repeat.
  */
 export function createAlarmEvaluator(opts: { maxPairs?: number } = {}) {
-  const maxPairs = opts.maxPairs ?? 1_000_000;
-  let byMetric = new Map<string, AlarmRuleCondition[]>();
-  const versions = new Map<string, string>();
-  const pairs = new Map<string, PairState>();
-  const key = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
-
-  function pair(ruleId: string, deviceId: string): PairState {
-    const k = key(ruleId, deviceId);
-    let st = pairs.get(k);
-    if (!st) {
-      if (pairs.size >= maxPairs) pairs.delete(pairs.keys().next().value!);
-      st = {};
-      pairs.set(k, st);
-    }
-    return st;
-  }
+  const table = createRulePairs<AlarmRuleCondition, PairState>(opts.maxPairs);
+  const pair = (ruleId: string, deviceId: string) => table.pair(ruleId, deviceId, () => ({}));
 
   return {
     /** Replaces the rule set; state of removed or changed rules is dropped. */
-    setRules(rules: readonly AlarmRuleCondition[]): void {
-      const next = new Map<string, AlarmRuleCondition[]>();
-      const live = new Map<string, string>();
-      for (const r of rules) {
-        live.set(r.id, r.version);
-        next.set(r.metric, [...(next.get(r.metric) ?? []), r]);
-      }
-      const stale = new Set([...versions].filter(([id, v]) => live.get(id) !== v).map(([id]) => id));
-      if (stale.size > 0) for (const k of pairs.keys()) if (stale.has(k.slice(0, k.indexOf("\u0000")))) pairs.delete(k);
-      versions.clear();
-      for (const [id, v] of live) versions.set(id, v);
-      byMetric = next;
-    },
+    setRules: table.setRules,
 
     /** One observation; returns what to raise or clear now. */
     observe(deviceId: string, metric: string, value: number, time: Date): AlarmDecision[] {
-      const rules = byMetric.get(metric);
+      const rules = table.rulesFor(metric);
       if (!rules || !Number.isFinite(value)) return [];
       const t = time.getTime();
       const out: AlarmDecision[] = [];
@@ -133,7 +108,7 @@ export function createAlarmEvaluator(opts: { maxPairs?: number } = {}) {
      * observed itself alone: its own view of the stream is at least as fresh as a periodic read.
      */
     setActive(ruleId: string, deviceId: string, start: Date | undefined, onlyIfUnknown = false): void {
-      if (onlyIfUnknown && pairs.has(key(ruleId, deviceId))) return;
+      if (onlyIfUnknown && table.peek(ruleId, deviceId)) return;
       const st = pair(ruleId, deviceId);
       st.active = start?.getTime();
       st.since = undefined;
@@ -145,7 +120,7 @@ export function createAlarmEvaluator(opts: { maxPairs?: number } = {}) {
      * but only if nothing moved since (it is still `expected`, the state the decision left).
      */
     correct(ruleId: string, deviceId: string, expected: Date | undefined, next: Date | undefined): void {
-      const st = pairs.get(key(ruleId, deviceId));
+      const st = table.peek(ruleId, deviceId);
       if (!st || st.active !== expected?.getTime()) return;
       st.active = next?.getTime();
       st.since = undefined;
@@ -153,6 +128,6 @@ export function createAlarmEvaluator(opts: { maxPairs?: number } = {}) {
     },
 
     /** (rule, device) pairs with state, for tests and metrics. */
-    size: () => pairs.size,
+    size: table.size,
   };
 }

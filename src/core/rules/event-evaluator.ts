@@ -1,4 +1,5 @@
 import { EventTrigger_Comparison as Comparison } from "../../../gen/tether/v1/rule_pb.js";
+import { createRulePairs } from "./rule-pairs.js";
 
 /** What the evaluator needs of an event rule. */
 export interface EventRuleSpec {
@@ -72,46 +73,16 @@ export function compare(value: number, op: Comparison, threshold: number): boole
  * knows back in.
  */
 export function createEventEvaluator(opts: { maxPairs?: number } = {}) {
-  const maxPairs = opts.maxPairs ?? 1_000_000;
-  let byMetric = new Map<string, EventRuleSpec[]>();
-  const versions = new Map<string, string>();
-  const pairs = new Map<string, PairState>();
-  const key = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
-
-  function pair(ruleId: string, deviceId: string): PairState {
-    const k = key(ruleId, deviceId);
-    let st = pairs.get(k);
-    if (!st) {
-      if (pairs.size >= maxPairs) pairs.delete(pairs.keys().next().value!);
-      st = {};
-      pairs.set(k, st);
-    }
-    return st;
-  }
+  const table = createRulePairs<EventRuleSpec, PairState>(opts.maxPairs);
+  const pair = (ruleId: string, deviceId: string) => table.pair(ruleId, deviceId, () => ({}));
 
   return {
     /** Replaces the rule set. State of removed rules, and of rules whose condition changed, is dropped. */
-    setRules(rules: readonly EventRuleSpec[]): void {
-      const next = new Map<string, EventRuleSpec[]>();
-      const live = new Map<string, string>();
-      for (const r of rules) {
-        live.set(r.id, r.version);
-        const list = next.get(r.metric) ?? [];
-        list.push(r);
-        next.set(r.metric, list);
-      }
-      const stale = new Set([...versions].filter(([id, version]) => live.get(id) !== version).map(([id]) => id));
-      if (stale.size > 0) {
-        for (const k of pairs.keys()) if (stale.has(k.slice(0, k.indexOf("\u0000")))) pairs.delete(k);
-      }
-      versions.clear();
-      for (const [id, version] of live) versions.set(id, version);
-      byMetric = next;
-    },
+    setRules: table.setRules,
 
     /** One observation; returns the rules to fire now (the caller fires them). */
     observe(deviceId: string, metric: string, value: number, time: Date): EventFire[] {
-      const rules = byMetric.get(metric);
+      const rules = table.rulesFor(metric);
       if (!rules || !Number.isFinite(value)) return [];
       const t = time.getTime();
       const fires: EventFire[] = [];
@@ -145,6 +116,6 @@ export function createEventEvaluator(opts: { maxPairs?: number } = {}) {
     },
 
     /** (rule, device) pairs with state, for tests and metrics. */
-    size: () => pairs.size,
+    size: table.size,
   };
 }
