@@ -344,16 +344,17 @@ export function describeWebhookRefusals(database: SuiteDatabase): void {
 
       it("a caller who is not an admin is PERMISSION_DENIED on every method", async () => {
         const hooks = bearerClient(stack.s, WebhookService, await userToken(stack.s, "not-admin"));
-        const calls: Array<Promise<unknown>> = [
-          hooks.createWebhook({ webhookId: "mine", webhook: { url: "https://10.0.0.1/hook", eventTypes: ["device.created"] } }),
-          hooks.listWebhooks({}),
-          hooks.getWebhook({ name: "webhooks/private" }),
-          hooks.updateWebhook({ webhook: { name: "webhooks/private", disabled: true }, updateMask: { paths: ["disabled"] } }),
-          hooks.rotateWebhookSecret({ name: "webhooks/private" }),
-          hooks.listWebhookDeliveries({ parent: "webhooks/private" }),
-          hooks.deleteWebhook({ name: "webhooks/private" }),
+        // Called one at a time: a promise made before the one before it settled would reject unhandled.
+        const calls: Array<() => Promise<unknown>> = [
+          () => hooks.createWebhook({ webhookId: "mine", webhook: { url: "https://10.0.0.1/hook", eventTypes: ["device.created"] } }),
+          () => hooks.listWebhooks({}),
+          () => hooks.getWebhook({ name: "webhooks/private" }),
+          () => hooks.updateWebhook({ webhook: { name: "webhooks/private", disabled: true }, updateMask: { paths: ["disabled"] } }),
+          () => hooks.rotateWebhookSecret({ name: "webhooks/private" }),
+          () => hooks.listWebhookDeliveries({ parent: "webhooks/private" }),
+          () => hooks.deleteWebhook({ name: "webhooks/private" }),
         ];
-        for (const call of calls) expect((await refusal(call)).code).toBe(Code.PermissionDenied);
+        for (const call of calls) expect((await refusal(call())).code).toBe(Code.PermissionDenied);
         expect((await stack.hooks().getWebhook({ name: "webhooks/private" })).disabled).toBe(false);
       });
     });
