@@ -43,8 +43,9 @@ export interface DatabaseOptions {
    * Compile the embedded database's WebAssembly with V8's baseline compiler only (Liftoff),
    * without tiering hot functions up to the optimizing one (TurboFan): about 80 MiB less
    * resident memory (bench:footprint), and no optimizing compiles competing for a small board's
-   * cores. Short OLTP statements, Tether's workload, ran as fast or faster in our measurements;
-   * aggregates and sorts over many rows are slower (1.3–1.7×). A process-wide V8 flag, set before
+   * cores. Short OLTP statements, most of Tether's workload, ran as fast or faster in our
+   * measurements; bulk inserts (a telemetry batch), aggregates and sorts over many rows are
+   * slower (1.3–1.7×). A process-wide V8 flag, set before
    * the database thread compiles PGlite; nothing else in Tether runs WebAssembly on a hot path.
    * @default false (Tether's configuration turns it on: TETHER_PGLITE_BASELINE_WASM)
    */
@@ -102,7 +103,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     const settings = { sharedBuffers: opts.sharedBuffers ?? "16MB" };
     // A new data directory is made (initdb) by a short-lived process: PGlite's initdb runs a
     // second WebAssembly PostgreSQL, and the hundreds of MiB it touches stay resident in the
-    // process that ran it (measured: 340 MiB idle after a first start, 220 after a restart).
+    // process that ran it (measured: 830 MiB idle after a first start with initdb in this process,
+    // 220 MiB with it in its own).
     if (!existsSync(path.join(opts.dataDir, "PG_VERSION"))) await initDataDir(opts.dataDir, settings.sharedBuffers);
     thread = await startDatabaseThread({ dataDir: opts.dataDir, ...settings, socketPath: socket.path, maxConnections: 2 }, opts.log);
     await tighten();
@@ -133,7 +135,6 @@ interface DatabaseThread {
   close(): Promise<void>;
 }
 
-/** Starts the embedded database's worker thread; resolves once its socket accepts connections. */
 /** Creates the embedded database's data directory in a process of its own (see pglite-worker.mjs). */
 async function initDataDir(dataDir: string, sharedBuffers: string): Promise<void> {
   try {
@@ -146,6 +147,7 @@ async function initDataDir(dataDir: string, sharedBuffers: string): Promise<void
   }
 }
 
+/** Starts the embedded database's worker thread; resolves once its socket accepts connections. */
 async function startDatabaseThread(
   data: { dataDir: string; sharedBuffers: string; socketPath: string; maxConnections: number },
   log: Logger,
