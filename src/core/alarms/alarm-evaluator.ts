@@ -70,11 +70,8 @@ export function createAlarmEvaluator(opts: { maxPairs?: number } = {}) {
       const t = time.getTime();
       const out: AlarmDecision[] = [];
       for (const r of rules) {
-        if (!r.devices.has(deviceId)) continue;
-        if ((r.startTime && t < r.startTime.getTime()) || (r.endTime && t >= r.endTime.getTime())) continue;
-        const st = pair(r.id, deviceId);
-        if (st.lastSeen !== undefined && t < st.lastSeen) continue;
-        st.lastSeen = t;
+        const st = table.admit(r, deviceId, t, () => ({}));
+        if (!st) continue;
         const base = { ruleId: r.id, version: r.version, deviceId, value, time };
         if (st.active === undefined) {
           if (!compare(value, r.comparison, r.threshold)) {

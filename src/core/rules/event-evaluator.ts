@@ -87,11 +87,8 @@ export function createEventEvaluator(opts: { maxPairs?: number } = {}) {
       const t = time.getTime();
       const fires: EventFire[] = [];
       for (const r of rules) {
-        if (!r.devices.has(deviceId)) continue;
-        if ((r.startTime && t < r.startTime.getTime()) || (r.endTime && t >= r.endTime.getTime())) continue;
-        const st = pair(r.id, deviceId);
-        if (st.lastSeen !== undefined && t < st.lastSeen) continue;
-        st.lastSeen = t;
+        const st = table.admit(r, deviceId, t, () => ({}));
+        if (!st) continue;
         if (!compare(value, r.comparison, r.threshold)) {
           st.since = undefined;
           continue;

@@ -4,6 +4,16 @@ export interface ObservedRule {
   /** When it changes, the rule starts over: its per-device state is dropped. */
   version: string;
   metric: string;
+  /** The devices the rule targets now. */
+  devices: ReadonlySet<string>;
+  /** Observations outside [startTime, endTime) are ignored. */
+  startTime?: Date;
+  endTime?: Date;
+}
+
+/** Per-pair state every evaluator keeps: the latest observation time. */
+export interface ObservedState {
+  lastSeen?: number;
 }
 
 /**
@@ -11,11 +21,22 @@ export interface ObservedRule {
  * what the event-rule and alarm evaluators share. Bounded: past `maxPairs` the oldest pair is
  * forgotten, and starts over at its next observation.
  */
-export function createRulePairs<R extends ObservedRule, S extends object>(maxPairs = 1_000_000) {
+export function createRulePairs<R extends ObservedRule, S extends ObservedState>(maxPairs = 1_000_000) {
   let byMetric = new Map<string, R[]>();
   const versions = new Map<string, string>();
   const pairs = new Map<string, S>();
   const key = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
+
+  function pair(ruleId: string, deviceId: string, create: () => S): S {
+    const k = key(ruleId, deviceId);
+    let st = pairs.get(k);
+    if (!st) {
+      if (pairs.size >= maxPairs) pairs.delete(pairs.keys().next().value!);
+      st = create();
+      pairs.set(k, st);
+    }
+    return st;
+  }
 
   return {
     /** The rules observing `metric`. */
@@ -41,14 +62,19 @@ export function createRulePairs<R extends ObservedRule, S extends object>(maxPai
     },
 
     /** The pair's state, made empty by `create` if it has none. */
-    pair(ruleId: string, deviceId: string, create: () => S): S {
-      const k = key(ruleId, deviceId);
-      let st = pairs.get(k);
-      if (!st) {
-        if (pairs.size >= maxPairs) pairs.delete(pairs.keys().next().value!);
-        st = create();
-        pairs.set(k, st);
-      }
+    pair,
+
+    /**
+     * The pair's state for an observation at `t` the rule takes: its device is targeted, `t` is in
+     * the rule's window and not older than the pair's latest (older observations arrive out of
+     * order and are ignored). Undefined otherwise; else `lastSeen` moves to `t`.
+     */
+    admit(r: R, deviceId: string, t: number, create: () => S): S | undefined {
+      if (!r.devices.has(deviceId)) return undefined;
+      if ((r.startTime && t < r.startTime.getTime()) || (r.endTime && t >= r.endTime.getTime())) return undefined;
+      const st = pair(r.id, deviceId, create);
+      if (st.lastSeen !== undefined && t < st.lastSeen) return undefined;
+      st.lastSeen = t;
       return st;
     },
 
