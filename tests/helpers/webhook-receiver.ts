@@ -31,6 +31,11 @@ export async function startReceiver(tls: { cert: string; key: string }) {
   const r = {
     received,
     mode: 200 as number | "hang",
+    /**
+     * When > 0, the first `failFirst` requests of each event id are answered 503 whatever `mode`
+     * says: an outage every event lives through, without the test racing the sender's back-off.
+     */
+    failFirst: 0,
     /** How long each answer waits (a slow endpoint widens the window for concurrent duplicates). */
     delayMs: 0,
     /** Requests that arrived while another one with the same event id was still being answered. */
@@ -55,6 +60,8 @@ export async function startReceiver(tls: { cert: string; key: string }) {
       const signature = String(req.headers["tether-signature"] ?? "");
       const now = Math.floor(Date.now() / 1000);
       const eventId = String(req.headers["tether-event-id"] ?? "");
+      const triesBefore = received.filter((x) => x.eventId === eventId).length;
+      const answer = triesBefore < r.failFirst ? 503 : r.mode;
       received.push({
         eventId,
         type: String(req.headers["tether-event-type"] ?? ""),
@@ -63,15 +70,15 @@ export async function startReceiver(tls: { cert: string; key: string }) {
         signature,
         body,
         verified: r.secrets.some((s) => verifySignature(signature, s, body, now)),
-        answer: r.mode,
+        answer,
         remotePort: req.socket.remotePort ?? 0,
       });
-      if (r.mode === "hang") {
+      if (answer === "hang") {
         hanging.add(res);
         res.on("close", () => hanging.delete(res));
         return;
       }
-      const mode = r.mode;
+      const mode = answer;
       if (r.delayMs === 0) return void res.writeHead(mode).end();
       if (inFlight.has(eventId)) r.overlaps++;
       inFlight.set(eventId, (inFlight.get(eventId) ?? 0) + 1);
