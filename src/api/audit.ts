@@ -7,6 +7,7 @@ import type { Counters } from "../core/ports/counters.js";
 import { endAudit, runAudited } from "../store/audit-context.js";
 import { kPrincipal, type Principal, principalName } from "./auth.js";
 import { kRequestId } from "./observe.js";
+import { kVia } from "./via.js";
 
 /**
  * Methods that change nothing, by name: reads, streams, dry runs. Everything else on the app API
@@ -139,6 +140,7 @@ export function auditInterceptor(opts: AuditInterceptorOptions): Interceptor {
       method: `${req.service.typeName}/${req.method.name}`,
       requestId: values.get(kRequestId),
       time: opts.clock.now(),
+      via: values.get(kVia),
     };
     const msg = req.message as unknown as Msg;
     const pending: PendingAudit = {

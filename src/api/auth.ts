@@ -8,6 +8,7 @@ import { type Access, withPrincipal } from "../core/access/access.js";
 import { TetherError } from "../core/errors.js";
 import { normalizeSerial } from "../core/certificates/certificate-name.js";
 import type { PresentedCertificate } from "../core/certificates/certificate-gate.js";
+import { kVia, VIA_HEADER, viaFromHeader } from "./via.js";
 
 /** What connect-node hands to `contextValues`: an HTTP/1.1 or HTTP/2 request. */
 type NodeServerRequest = IncomingMessage | Http2ServerRequest;
@@ -91,6 +92,8 @@ export function contextValuesFromRequest(req: NodeServerRequest): ContextValues 
     const principal = certificatePrincipal(stream?.session ?? socket, socket);
     if (principal) values.set(kPrincipal, principal);
   }
+  const via = viaFromHeader(req.headers[VIA_HEADER]);
+  if (via) values.set(kVia, via);
   const auth = req.headers.authorization;
   if (typeof auth === "string") {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);

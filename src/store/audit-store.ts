@@ -36,14 +36,15 @@ export async function insertAuditRows(q: Sql | TxSql, rows: readonly AuditInsert
     request_id: r.requestId,
     status_code: r.statusCode,
     field_paths: r.fieldPaths,
+    via: r.via ?? "",
   }));
   const inserted = await q<{ id: string }[]>`
-    INSERT INTO audit_events (create_time, principal, credential, certificate_serial, method, resource, device_id, request_id, status_code, field_paths)
+    INSERT INTO audit_events (create_time, principal, credential, certificate_serial, method, resource, device_id, request_id, status_code, field_paths, via)
     SELECT x.create_time, x.principal, x.credential, x.certificate_serial, x.method, x.resource, x.device_id, x.request_id, x.status_code,
-           ARRAY(SELECT jsonb_array_elements_text(x.field_paths))
+           ARRAY(SELECT jsonb_array_elements_text(x.field_paths)), x.via
     FROM ROWS FROM (jsonb_to_recordset(${q.json(json as never)}) AS (create_time timestamptz, principal text, credential text, certificate_serial text,
-         method text, resource text, device_id text, request_id text, status_code smallint, field_paths jsonb))
-         WITH ORDINALITY AS x (create_time, principal, credential, certificate_serial, method, resource, device_id, request_id, status_code, field_paths, n)
+         method text, resource text, device_id text, request_id text, status_code smallint, field_paths jsonb, via text))
+         WITH ORDINALITY AS x (create_time, principal, credential, certificate_serial, method, resource, device_id, request_id, status_code, field_paths, via, n)
     ORDER BY x.n
     RETURNING id`;
   return rows.map((r, i) => ({ ...r, id: String(inserted[i]!.id), deviceId: r.deviceId ?? deviceOfResource(r.resource) }));
@@ -61,6 +62,7 @@ type AuditRow = {
   request_id: string;
   status_code: number;
   field_paths: string[];
+  via: string;
 };
 
 function fromRow(r: AuditRow): AuditRecord {
@@ -76,6 +78,7 @@ function fromRow(r: AuditRow): AuditRecord {
     requestId: r.request_id,
     statusCode: Number(r.status_code),
     fieldPaths: r.field_paths,
+    via: r.via,
   };
 }
 
@@ -93,6 +96,7 @@ export function createAuditStore(sql: Sql): AuditRepository {
       if (q.principal) conds.push(wherePrincipal(sql, q.principal));
       if (q.resource) conds.push(sql`(resource = ${q.resource} OR starts_with(resource, ${`${q.resource}/`}))`);
       if (q.method) conds.push(q.method.includes("/") ? sql`method = ${q.method}` : sql`split_part(method, '/', 2) = ${q.method}`);
+      if (q.via) conds.push(sql`via = ${q.via}`);
       if (q.startTime) conds.push(sql`create_time >= ${q.startTime}`);
       if (q.endTime) conds.push(sql`create_time < ${q.endTime}`);
       if (q.beforeId) conds.push(sql`id < ${q.beforeId}`);

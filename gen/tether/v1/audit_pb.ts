@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/audit.proto.
  */
 export const file_tether_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChV0ZXRoZXIvdjEvYXVkaXQucHJvdG8SCXRldGhlci52MSKlAwoKQXVkaXRFdmVudBIMCgRuYW1lGAEgASgJEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAyABKAkSNAoKY3JlZGVudGlhbBgEIAEoDjIgLnRldGhlci52MS5BdWRpdEV2ZW50LkNyZWRlbnRpYWwSGgoSY2VydGlmaWNhdGVfc2VyaWFsGAUgASgJEg4KBm1ldGhvZBgGIAEoCRIQCghyZXNvdXJjZRgHIAEoCRISCgpyZXF1ZXN0X2lkGAggASgJEhMKC3N0YXR1c19jb2RlGAkgASgFEhMKC2ZpZWxkX3BhdGhzGAogAygJIpIBCgpDcmVkZW50aWFsEhoKFkNSRURFTlRJQUxfVU5TUEVDSUZJRUQQABIaChZDUkVERU5USUFMX0NFUlRJRklDQVRFEAESGwoXQ1JFREVOVElBTF9BQ0NFU1NfVE9LRU4QAhIWChJDUkVERU5USUFMX0FQSV9LRVkQAxIXChNDUkVERU5USUFMX0lOVEVSTkFMEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChV0ZXRoZXIvdjEvYXVkaXQucHJvdG8SCXRldGhlci52MSKyAwoKQXVkaXRFdmVudBIMCgRuYW1lGAEgASgJEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAyABKAkSNAoKY3JlZGVudGlhbBgEIAEoDjIgLnRldGhlci52MS5BdWRpdEV2ZW50LkNyZWRlbnRpYWwSGgoSY2VydGlmaWNhdGVfc2VyaWFsGAUgASgJEg4KBm1ldGhvZBgGIAEoCRIQCghyZXNvdXJjZRgHIAEoCRISCgpyZXF1ZXN0X2lkGAggASgJEhMKC3N0YXR1c19jb2RlGAkgASgFEhMKC2ZpZWxkX3BhdGhzGAogAygJEgsKA3ZpYRgLIAEoCSKSAQoKQ3JlZGVudGlhbBIaChZDUkVERU5USUFMX1VOU1BFQ0lGSUVEEAASGgoWQ1JFREVOVElBTF9DRVJUSUZJQ0FURRABEhsKF0NSRURFTlRJQUxfQUNDRVNTX1RPS0VOEAISFgoSQ1JFREVOVElBTF9BUElfS0VZEAMSFwoTQ1JFREVOVElBTF9JTlRFUk5BTBAEYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * One entry of the audit log: a mutating call, a rule or job firing, or a certificate operation,
@@ -101,6 +101,16 @@ export type AuditEvent = Message<"tether.v1.AuditEvent"> & {
    * @generated from field: repeated string field_paths = 10;
    */
   fieldPaths: string[];
+
+  /**
+   * The client the call came through, when known: `mcp` for a tool call of an AI assistant (the
+   * MCP endpoint on the API port sets it itself; `tether mcp` reports it in the `tether-via`
+   * request header, so for calls over the network API it is what the client says, not proven);
+   * empty for any other call and for firings. Informational: rights never depend on it. Output only.
+   *
+   * @generated from field: string via = 11;
+   */
+  via: string;
 };
 
 /**

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/audit_service.proto.
  */
 export const file_tether_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch10ZXRoZXIvdjEvYXVkaXRfc2VydmljZS5wcm90bxIJdGV0aGVyLnYxItIBChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCXByaW5jaXBhbBgDIAEoCRIQCghyZXNvdXJjZRgEIAEoCRIOCgZtZXRob2QYBSABKAkSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEisKDGF1ZGl0X2V2ZW50cxgBIAMoCzIVLnRldGhlci52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJOChdXYXRjaEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwcmluY2lwYWwYASABKAkSEAoIcmVzb3VyY2UYAiABKAkSDgoGbWV0aG9kGAMgASgJIkYKGFdhdGNoQXVkaXRFdmVudHNSZXNwb25zZRIqCgthdWRpdF9ldmVudBgBIAEoCzIVLnRldGhlci52MS5BdWRpdEV2ZW50MscBCgxBdWRpdFNlcnZpY2USWAoPTGlzdEF1ZGl0RXZlbnRzEiEudGV0aGVyLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIi50ZXRoZXIudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USXQoQV2F0Y2hBdWRpdEV2ZW50cxIiLnRldGhlci52MS5XYXRjaEF1ZGl0RXZlbnRzUmVxdWVzdBojLnRldGhlci52MS5XYXRjaEF1ZGl0RXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_tether_v1_audit]);
+  fileDesc("Ch10ZXRoZXIvdjEvYXVkaXRfc2VydmljZS5wcm90bxIJdGV0aGVyLnYxIt8BChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCXByaW5jaXBhbBgDIAEoCRIQCghyZXNvdXJjZRgEIAEoCRIOCgZtZXRob2QYBSABKAkSLgoKc3RhcnRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3ZpYRgIIAEoCSJfChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIrCgxhdWRpdF9ldmVudHMYASADKAsyFS50ZXRoZXIudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWwoXV2F0Y2hBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcHJpbmNpcGFsGAEgASgJEhAKCHJlc291cmNlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRILCgN2aWEYBCABKAkiRgoYV2F0Y2hBdWRpdEV2ZW50c1Jlc3BvbnNlEioKC2F1ZGl0X2V2ZW50GAEgASgLMhUudGV0aGVyLnYxLkF1ZGl0RXZlbnQyxwEKDEF1ZGl0U2VydmljZRJYCg9MaXN0QXVkaXRFdmVudHMSIS50ZXRoZXIudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBoiLnRldGhlci52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJdChBXYXRjaEF1ZGl0RXZlbnRzEiIudGV0aGVyLnYxLldhdGNoQXVkaXRFdmVudHNSZXF1ZXN0GiMudGV0aGVyLnYxLldhdGNoQXVkaXRFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp, file_tether_v1_audit]);
 
 /**
  * Request for ListAuditEvents.
@@ -74,6 +74,13 @@ export type ListAuditEventsRequest = Message<"tether.v1.ListAuditEventsRequest">
    * @generated from field: google.protobuf.Timestamp end_time = 7;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * Only events of calls that came through this client (`mcp`, see AuditEvent.via). Empty: any.
+   *
+   * @generated from field: string via = 8;
+   */
+  via: string;
 };
 
 /**
@@ -137,6 +144,13 @@ export type WatchAuditEventsRequest = Message<"tether.v1.WatchAuditEventsRequest
    * @generated from field: string method = 3;
    */
   method: string;
+
+  /**
+   * As in ListAuditEventsRequest.
+   *
+   * @generated from field: string via = 4;
+   */
+  via: string;
 };
 
 /**

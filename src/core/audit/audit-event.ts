@@ -26,6 +26,7 @@ export function toAuditEventProto(r: AuditRecord): AuditEvent {
     requestId: r.requestId,
     statusCode: r.statusCode,
     fieldPaths: r.fieldPaths,
+    via: r.via ?? "",
   });
 }
 
@@ -39,5 +40,6 @@ export function matchesAuditFilter(f: AuditFilter, r: AuditRecord): boolean {
   }
   if (f.resource && r.resource !== f.resource && !r.resource.startsWith(`${f.resource}/`)) return false;
   if (f.method && (f.method.includes("/") ? r.method !== f.method : r.method.split("/")[1] !== f.method)) return false;
+  if (f.via && (r.via ?? "") !== f.via) return false;
   return true;
 }

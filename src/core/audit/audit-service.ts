@@ -28,11 +28,11 @@ export interface AuditServiceDeps {
 
 export type AuditService = ReturnType<typeof createAuditService>;
 
-function parseFilter(req: { principal: string; resource: string; method: string }, v: Violations): AuditFilter {
-  for (const field of ["principal", "resource", "method"] as const) {
+function parseFilter(req: { principal: string; resource: string; method: string; via: string }, v: Violations): AuditFilter {
+  for (const field of ["principal", "resource", "method", "via"] as const) {
     if (req[field].length > MAX_FILTER) v.add(field, `must be at most ${MAX_FILTER} characters`);
   }
-  return { principal: req.principal || undefined, resource: req.resource || undefined, method: req.method || undefined };
+  return { principal: req.principal || undefined, resource: req.resource || undefined, method: req.method || undefined, via: req.via || undefined };
 }
 
 /**
@@ -65,7 +65,7 @@ export function createAuditService(d: AuditServiceDeps) {
       if (startTime && endTime && startTime.getTime() >= endTime.getTime()) v.add("end_time", "must be after start_time");
       v.throwIfAny();
       const limit = resolvePageSize(req.pageSize);
-      const query = `audit|${req.principal}|${req.resource}|${req.method}|${startTime?.toISOString() ?? ""}|${endTime?.toISOString() ?? ""}`;
+      const query = `audit|${req.principal}|${req.resource}|${req.method}|${req.via}|${startTime?.toISOString() ?? ""}|${endTime?.toISOString() ?? ""}`;
       const beforeId = decodePageToken(req.pageToken, query);
       if (beforeId !== undefined && !/^\d{1,19}$/.test(beforeId)) throw InvalidArgumentError.field("page_token", "is not a token returned by this method");
       const rows = await d.audit.list({

@@ -16,6 +16,8 @@ export interface AuditStamp {
   requestId: string;
   /** When the call or firing started (the server's clock). */
   time: Date;
+  /** The client the call came through (`mcp`); "" or absent for any other call and for firings. Informational only. */
+  via?: string;
 }
 
 /**
@@ -56,6 +58,8 @@ export interface AuditFilter {
   resource?: string;
   /** A full method name, or a bare one matching any service's. */
   method?: string;
+  /** Exact `via` (`mcp`). */
+  via?: string;
 }
 
 export interface AuditQuery extends AuditFilter {
