@@ -160,6 +160,15 @@ export interface TetherConfig {
     /** Audit events older than this are deleted (hourly), days (`TETHER_AUDIT_RETENTION_DAYS`). @default 365 */
     retentionDays: number;
   };
+  /** The MCP endpoint for AI assistants (`/mcp` on the API port; `tether mcp` reads the same limit). */
+  mcp: {
+    /**
+     * MCP calls (tool calls and resource reads) one principal may make a minute, a minute's worth
+     * at once after a quiet spell (`TETHER_MCP_RATE_PER_MIN`); the next is refused with
+     * RESOURCE_EXHAUSTED and a retry time. Per replica; 0 = no limit. @default 120
+     */
+    ratePerMin: number;
+  };
   telemetry: {
     /** Metrics streamed live but never stored. @default ["signal_strength", "rssi"] */
     ephemeral: string[];
@@ -365,6 +374,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     audit: {
       retentionDays: int(env, "TETHER_AUDIT_RETENTION_DAYS", 365, 1, 36_500),
+    },
+    mcp: {
+      ratePerMin: int(env, "TETHER_MCP_RATE_PER_MIN", 120, 0, 100_000),
     },
     telemetry: {
       ephemeral: (env.TETHER_TELEMETRY_EPHEMERAL ?? "signal_strength,rssi")

@@ -50,6 +50,11 @@ type NodeHandlerFn = NonNullable<Parameters<typeof connectNodeAdapter>[0]["fallb
 export interface HttpRoute {
   match(pathname: string): boolean;
   handle: NodeHandlerFn;
+  /**
+   * The route takes JSON POSTs itself (MCP's JSON-RPC): it is tried before a POST with an RPC
+   * content type is answered as a call of an unknown method.
+   */
+  takesJsonPosts?: boolean;
 }
 
 export interface ApiServer {
@@ -84,6 +89,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     jsonOptions: jsonReadOptions(opts.jsonUnknownFields ?? "ignore"),
     fallback: (req, res) => {
       const pathname = new URL(req.url ?? "/", "https://localhost").pathname;
+      const own = opts.http?.find((r) => r.takesJsonPosts && r.match(pathname));
+      if (own) return own.handle(req, res);
       if (answerUnknownMethod(req, res)) return;
       const route = opts.http?.find((r) => r.match(pathname));
       if (route) return route.handle(req, res);

@@ -8,6 +8,7 @@ import { staticFiles } from "../api/static-files.js";
 import { streamLimitInterceptor } from "../api/stream-limit.js";
 import type { EmbeddedBroker } from "../link/embedded-broker.js";
 import { crlRoute } from "../api/crl-route.js";
+import { mcpRoute } from "./mcp.js";
 import type { Access } from "./access.js";
 import type { Audit } from "./audit.js";
 import type { CertificateChecks } from "./certificates.js";
@@ -46,27 +47,29 @@ export async function startApi(
   const { auth, sessions, accessFor } = p.access;
   const { isRevoked, checkCertificate, crl, certificateGate, revoked } = p.checks;
   const { broker, gateway } = p;
+  const routes = serviceRoutes(p.services, health);
+  const interceptors = [
+    observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }),
+    // Outside the error mapping (it records the code the client gets) and outside auth (it records auth's refusals).
+    p.audit.interceptor,
+    errorMappingInterceptor(apiLog),
+    authInterceptor({
+      authenticate: (b) => auth.authenticate(b),
+      watchSession: sessions.watch,
+      accessFor,
+      deviceServices: [DeviceGatewayService.typeName],
+      isRevoked,
+      checkCertificate,
+      log: apiLog,
+    }),
+    streamLimit.interceptor,
+  ];
   const api = await startApiServer({
     host: config.api.host,
     port: config.api.port,
     tls: x.tls,
-    routes: serviceRoutes(p.services, health),
-    interceptors: [
-      observeInterceptor({ log: apiLog, observer: metrics, slowCallMs: config.ops.slowCallMs }),
-      // Outside the error mapping (it records the code the client gets) and outside auth (it records auth's refusals).
-      p.audit.interceptor,
-      errorMappingInterceptor(apiLog),
-      authInterceptor({
-        authenticate: (b) => auth.authenticate(b),
-        watchSession: sessions.watch,
-        accessFor,
-        deviceServices: [DeviceGatewayService.typeName],
-        isRevoked,
-        checkCertificate,
-        log: apiLog,
-      }),
-      streamLimit.interceptor,
-    ],
+    routes,
+    interceptors,
     readMaxBytes: config.api.readMaxBytes,
     trustedProxies: config.api.trustedProxies,
     maxConcurrentStreams: config.api.maxConcurrentStreams,
@@ -76,6 +79,14 @@ export async function startApi(
     // The CRL before the console: the console's routes fall back to index.html for any path.
     http: [
       crlRoute(() => crl.pem),
+      mcpRoute({
+        routes,
+        interceptors,
+        authenticate: (b) => auth.authenticate(b),
+        ratePerMin: config.mcp.ratePerMin,
+        readMaxBytes: config.api.readMaxBytes,
+        log: apiLog,
+      }),
       staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" }),
     ],
   });

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
 import { loadSession, saveSession, type StoredSession } from "./credentials.js";
@@ -18,6 +18,11 @@ export interface ClientOptions {
   identityFiles?: { cert: string; key: string };
   /** The credentials file (tests). @default see credentials.ts */
   credentialsFile?: string;
+  /**
+   * An API key (`tether_…`) to send as the bearer credential instead of a login or certificate.
+   * @default $TETHER_API_KEY
+   */
+  apiKey?: string;
 }
 
 export function resolveAddress(opts: ClientOptions): string {
@@ -56,24 +61,37 @@ export function anonymousClient<S extends DescService>(service: S, opts: ClientO
  * is about to expire); otherwise it authenticates with a client certificate from the PKI folder.
  */
 export function connectClient<S extends DescService>(service: S, opts: ClientOptions = {}): Client<S> {
+  return createClient(service, cliTransport(opts));
+}
+
+/**
+ * The transport connectClient's clients use, for a caller that calls many services on one
+ * connection (`tether mcp`). `interceptors` run before the credential is added.
+ */
+export function cliTransport(opts: ClientOptions = {}, interceptors: Interceptor[] = []): Transport {
   const certsDir = certsDirOf(opts);
   const address = resolveAddress(opts);
   // A claim (or other explicit) certificate must be used as is, even after `tether login`.
+  const apiKey = opts.identityFiles ? undefined : (opts.apiKey ?? process.env.TETHER_API_KEY) || undefined;
+  if (apiKey) {
+    const withKey: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${apiKey}`);
+      return next(req);
+    };
+    return createGrpcTransport({ baseUrl: address, nodeOptions: { ca: caOf(certsDir) }, interceptors: [...interceptors, withKey] });
+  }
   const session = opts.identityFiles ? undefined : loadSession(address, opts.credentialsFile);
   if (session) {
-    return createClient(
-      service,
-      createGrpcTransport({ baseUrl: address, nodeOptions: { ca: caOf(certsDir) }, interceptors: [bearer(address, session, opts)] }),
-    );
+    return createGrpcTransport({ baseUrl: address, nodeOptions: { ca: caOf(certsDir) }, interceptors: [...interceptors, bearer(address, session, opts)] });
   }
   const identity = opts.identity ?? "admin";
-  const transport = createGrpcTransport({
+  return createGrpcTransport({
     baseUrl: address,
+    interceptors,
     nodeOptions: opts.identityFiles
       ? { ca: read(certsDir, "ca.crt"), cert: readFileSync(opts.identityFiles.cert), key: readFileSync(opts.identityFiles.key) }
       : { ca: read(certsDir, "ca.crt"), cert: read(certsDir, `${identity}.crt`), key: read(certsDir, `${identity}.key`) },
   });
-  return createClient(service, transport);
 }
 
 /** Adds the bearer token; refreshes (and stores) the pair a minute before the access token expires. */

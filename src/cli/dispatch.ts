@@ -72,6 +72,7 @@ const COMMANDS: Record<string, Command> = {
     subcommands: ["add", "remove", "list"],
     load: async () => import("./share.js").then((m) => ({ usage: m.SHARE_USAGE, run: m.shareCommand })),
   },
+  mcp: { load: async () => import("./mcp.js").then((m) => ({ usage: m.MCP_USAGE, run: m.mcpCommand })) },
   audit: {
     subcommands: ["list", "watch"],
     load: async () => import("./audit.js").then((m) => ({ usage: m.AUDIT_USAGE, run: m.auditCommand })),
@@ -93,6 +94,7 @@ const HELP_ORDER = [
   "audit",
   "jobs",
   "webhooks",
+  "mcp",
   "simulate",
   "migrate",
 ];
@@ -118,6 +120,7 @@ export async function usage(): Promise<string> {
   tether users ...          users, groups and API keys
   tether share ...          share devices or label selectors with users and groups
   tether audit ...          the audit log: who changed what, when, with what outcome
+  tether mcp                an MCP server on stdio for AI assistants, with this CLI's credential
 
 tether <command> --help shows a command's subcommands and flags.
 

@@ -1,0 +1,102 @@
+import type { Transport } from "@connectrpc/connect";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { CallLimit } from "./call-limit.js";
+import { listResources, RESOURCE_TEMPLATES, readResource } from "./resources.js";
+import { errorText } from "./tool-errors.js";
+import { ToolRefusal } from "./tool.js";
+import { TOOLS } from "./tools.js";
+
+export interface TetherMcpOptions {
+  /** The API as the caller: every tool is a call of Tether's public API with the caller's own credential. */
+  api: Transport;
+  /** Whose budget the calls take from (the principal's resource name). */
+  principal: string;
+  limit: CallLimit;
+  /** The server's version, as `initialize` reports it. */
+  version: string;
+  /** Told of each tool call's outcome (the API port logs them; `tether mcp` does not). */
+  onCall?: (e: { tool: string; principal: string; outcome: string }) => void;
+}
+
+const INSTRUCTIONS = `Tether is an IoT control plane. Every call acts with the rights of the user whose credential this server holds.
+Find devices with list_devices, learn what a device accepts with describe_product, command it with create_task (it waits for the result).
+Destructive tools (delete_device, cancel_job, create_job with a selector) need confirm: true: ask the user first.`;
+
+/** Compact JSON: results go to a model's context, where whitespace costs. */
+const compact = (v: unknown) => JSON.stringify(v);
+
+/**
+ * The MCP server of one client (a stdio session, or one HTTP request): tools and resources over
+ * the API. A refusal (rights, validation, a missing confirm, the rate limit) is a tool error whose
+ * text starts with the gRPC code, never a protocol error, so the agent reads it and can act.
+ */
+export function createTetherMcpServer(o: TetherMcpOptions): Server {
+  const server = new Server({ name: "tether", version: o.version }, { capabilities: { tools: {}, resources: {} }, instructions: INSTRUCTIONS });
+  const tools = new Map(TOOLS.map((t) => [t.name, t]));
+  const spend = () => {
+    const wait = o.limit.take(o.principal);
+    if (wait !== undefined) throw new ToolRefusal("RESOURCE_EXHAUSTED", `more than the allowed MCP calls a minute for ${o.principal}; retry after ${wait}s`);
+  };
+
+  server.setRequestHandler(ListToolsRequestSchema, () => ({
+    tools: TOOLS.map(({ name, description, inputSchema, annotations }) => ({ name, description, inputSchema, annotations })),
+  }));
+
+  server.setRequestHandler(CallToolRequestSchema, async (req, extra): Promise<CallToolResult> => {
+    const tool = tools.get(req.params.name);
+    if (!tool) throw new McpError(ErrorCode.InvalidParams, `unknown tool ${req.params.name}`);
+    const args = req.params.arguments ?? {};
+    const report = (outcome: string) => o.onCall?.({ tool: tool.name, principal: o.principal, outcome });
+    try {
+      spend();
+      if (tool.needsConfirm?.(args) && args.confirm !== true) {
+        throw new ToolRefusal(
+          "FAILED_PRECONDITION",
+          `${tool.name} is destructive: describe what it will do to the user, and call it again with confirm: true only once they agree`,
+        );
+      }
+      const result = await tool.run(o.api, args, extra.signal);
+      report("OK");
+      return { content: [{ type: "text", text: compact(result) }] };
+    } catch (err) {
+      const text = errorText(err);
+      report(text.slice(0, text.indexOf(":")));
+      return { isError: true, content: [{ type: "text", text }] };
+    }
+  });
+
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: RESOURCE_TEMPLATES }));
+
+  // Resource reads are API calls too: the same budget, and refusals as protocol errors (resources have no error result).
+  const asMcpError = (err: unknown): never => {
+    throw new McpError(ErrorCode.InvalidRequest, errorText(err));
+  };
+  server.setRequestHandler(ListResourcesRequestSchema, async (_req, extra) => {
+    try {
+      spend();
+      return { resources: await listResources(o.api, extra.signal) };
+    } catch (err) {
+      return asMcpError(err);
+    }
+  });
+  server.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
+    try {
+      spend();
+      const value = await readResource(o.api, req.params.uri, extra.signal);
+      return { contents: [{ uri: req.params.uri, mimeType: "application/json", text: compact(value) }] };
+    } catch (err) {
+      return asMcpError(err);
+    }
+  });
+  return server;
+}

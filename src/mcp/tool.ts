@@ -1,0 +1,93 @@
+import { type DescMessage, type DescMethodUnary, fromJson, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { ConnectError, type Transport } from "@connectrpc/connect";
+import type { JsonSchema } from "./json-schema.js";
+
+/** What an MCP client sees of a tool (the `tools/list` entry). */
+export interface ToolInfo {
+  name: string;
+  /** One line an agent can act on. */
+  description: string;
+  inputSchema: JsonSchema & { type: "object" };
+  annotations: { title?: string; readOnlyHint?: boolean; destructiveHint?: boolean; idempotentHint?: boolean; openWorldHint?: boolean };
+}
+
+/** The arguments of a tool call, as the client sent them. */
+export type Args = Record<string, unknown>;
+
+/** A tool: its listing, and what a call does through the API. */
+export interface ToolDef extends ToolInfo {
+  /**
+   * Whether a call with these arguments must carry `confirm: true` (a destructive one). The
+   * server refuses it otherwise, so an agent checks with its user first.
+   */
+  needsConfirm?: (args: Args) => boolean;
+  run(api: Transport, args: Args, signal: AbortSignal): Promise<unknown>;
+}
+
+/** A tool call refused before it reached the API (a missing `confirm`, bad arguments). */
+export class ToolRefusal extends Error {
+  override name = "ToolRefusal";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Longest wait of any call: CreateTask waits at most 5 min for its device. */
+const CALL_TIMEOUT_MS = 330_000;
+
+/** Parses a request from protobuf JSON, naming the argument that does not fit. */
+export function requestFrom<I extends DescMessage>(schema: I, json: Args): MessageShape<I> {
+  try {
+    return fromJson(schema, json as JsonValue);
+  } catch (err) {
+    const m = err instanceof Error ? err.message : String(err);
+    throw new ToolRefusal("INVALID_ARGUMENT", m.replace(/^\[\w+\] /, "").replace(/tether\.v1\.\w+Request/, "the arguments"));
+  }
+}
+
+/** Calls one unary method of the API with the caller's transport; the answer as compact protobuf JSON. */
+export async function call<I extends DescMessage, O extends DescMessage>(
+  api: Transport,
+  method: DescMethodUnary<I, O>,
+  input: MessageShape<I>,
+  signal: AbortSignal,
+): Promise<JsonValue> {
+  const res = await api.unary(method, signal, CALL_TIMEOUT_MS, undefined, input);
+  return toJson(method.output, res.message, { alwaysEmitImplicit: false });
+}
+
+/** The arguments without those only the MCP layer reads. */
+export function without(args: Args, ...keys: string[]): Args {
+  const out: Args = {};
+  for (const [k, v] of Object.entries(args)) if (!keys.includes(k)) out[k] = v;
+  return out;
+}
+
+/** An argument every destructive tool takes. */
+export const CONFIRM_ARG: JsonSchema = {
+  type: "boolean",
+  description: "true only after the user explicitly agreed to this destructive action",
+};
+
+/**
+ * A tool that is one API method: the arguments are the request's protobuf JSON (the picked
+ * fields), and the schema is walked from the request message.
+ */
+export function methodTool<I extends DescMessage, O extends DescMessage>(
+  method: DescMethodUnary<I, O>,
+  t: Omit<ToolDef, "run" | "inputSchema"> & { inputSchema: ToolInfo["inputSchema"] },
+  extras: readonly string[] = [],
+): ToolDef {
+  return {
+    ...t,
+    run: (api, args, signal) => call(api, method, requestFrom(method.input, without(args, "confirm", ...extras)), signal),
+  };
+}
+
+/** `true` when the error is the API's (a ConnectError), for mapping to a tool error. */
+export function isApiError(err: unknown): err is ConnectError {
+  return err instanceof ConnectError;
+}
