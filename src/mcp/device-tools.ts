@@ -26,8 +26,7 @@ function describe(kindName: string) {
 export const deviceTools: ToolDef[] = [
   methodTool(m.listDevices, {
     name: "list_devices",
-    description:
-      'List devices you may see; filter e.g. `kind = "led" AND labels.room = "kitchen" AND online = true` (fields: name, kind, labels.<key>, owner, online).',
+    description: `List devices you may see; filter e.g. \`kind = "${PRODUCTS[0]!.kindName}" AND labels.room = "kitchen" AND online = true\` (fields: name, kind (${PRODUCTS.map((p) => p.kindName).join(", ")}), labels.<key>, owner, online).`,
     inputSchema: toolInput(m.listDevices.input, { pick: ["filter", "page_size", "page_token"] }),
     annotations: { title: "List devices", readOnlyHint: true },
   }),

@@ -217,7 +217,11 @@ describe("MCP rights and limits", () => {
     expect(r.text).toMatch(/^PERMISSION_DENIED: /);
     // A viewer still reads.
     expect((await ok<{ name: string }>(viaHttp, "get_device", { name: "devices/mcp-led" })).name).toBe("devices/mcp-led");
-    const key = await bearerClient(s, UserService, tokens.vera!).createApiKey({ parent: "users/me", apiKey: { displayName: "a" }, currentPassword: "pw-vera-123456" });
+    const key = await bearerClient(s, UserService, tokens.vera!).createApiKey({
+      parent: "users/me",
+      apiKey: { displayName: "a" },
+      currentPassword: "pw-vera-123456",
+    });
     const viaStdio = await stdioClient({ TETHER_API_KEY: key.secret });
     const r2 = await tool(viaStdio, "create_task", { parent: "devices/mcp-led", command: { led: { set_power: true } }, wait_seconds: 0 });
     expect(r2.isError).toBe(true);
