@@ -155,6 +155,11 @@ export interface TetherConfig {
     embeddedSharedBuffersMb: number;
     /** The embedded database compiled by V8's baseline compiler only (see DatabaseOptions.baselineWasm). @default true */
     embeddedBaselineWasm: boolean;
+    /**
+     * How often the embedded database's own autovacuum looks for a table to vacuum or analyze, s
+     * (PGlite has no autovacuum; see store/embedded-vacuum.ts). 0 turns it off. @default 10
+     */
+    embeddedVacuumS: number;
   };
   audit: {
     /** Audit events older than this are deleted (hourly), days (`TETHER_AUDIT_RETENTION_DAYS`). @default 365 */
@@ -362,6 +367,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
       embeddedSharedBuffersMb: int(env, "TETHER_PGLITE_SHARED_BUFFERS_MB", 16, 1, 1024),
       embeddedBaselineWasm: flag(env, "TETHER_PGLITE_BASELINE_WASM", true),
+      embeddedVacuumS: int(env, "TETHER_PGLITE_VACUUM_S", 10, 0, 86_400),
     },
     audit: {
       retentionDays: int(env, "TETHER_AUDIT_RETENTION_DAYS", 365, 1, 36_500),
