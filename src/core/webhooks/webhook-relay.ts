@@ -25,7 +25,11 @@ export interface WebhookRelayOptions {
   retentionMs: number;
   /** Events fanned out per transaction. @default 500 */
   fanOutBatch?: number;
-  /** Most deliveries one subscription's worker claims, sends and records as a batch. @default 256 */
+  /**
+   * Most deliveries one subscription's worker claims, sends and records as a batch. A batch's lease
+   * covers its rounds of `concurrency` requests at `timeoutMs` each, so this bounds how long a
+   * replica that dies mid-batch keeps its deliveries from the others. @default 8 × concurrency
+   */
   claimBatch?: number;
 }
 
@@ -111,7 +115,7 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
    * up to `claimBatch` deliveries (one statement), sends them through a window of `concurrency`
    * requests in flight, and records every outcome in one statement: the database sees two
    * statements per batch, not per window, so a busy subscription costs the task path little.
-   * The batch grows while sends succeed and falls back to one window on a failure, so a failing
+   * The batch grows (to `claimBatch`) while sends succeed and falls back to one window on a failure, so a failing
    * endpoint's lease never covers more than a window's worth of timeouts at a time.
    */
   async function work(id: string): Promise<void> {
@@ -149,7 +153,7 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
         await o.webhooks.record(outcomes);
         if (unsent.length > 0) await o.webhooks.release(unsent);
         const allDelivered = outcomes.length === claimed.length && outcomes.every((x) => x.state === "DELIVERED");
-        size = allDelivered ? Math.min(size * 2, o.claimBatch ?? 256) : o.concurrency;
+        size = allDelivered ? Math.min(size * 2, o.claimBatch ?? 8 * o.concurrency) : o.concurrency;
         if (breaker.isOpen(Date.now())) o.log.warn({ webhook: id }, "webhook endpoint keeps failing: circuit open, retrying later");
         if (claimed.length < n) return;
       }
