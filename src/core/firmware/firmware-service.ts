@@ -205,7 +205,7 @@ export function createFirmwareService({ firmwares, signer, references, clock, ma
      */
     async openForDevice(device: { id: string; kind: string }, firmwareId: string): Promise<FirmwareRecord> {
       const r = FIRMWARE_ID.test(firmwareId) ? await firmwares.get(firmwareId) : undefined;
-      if (!r || r.state !== "PUBLISHED" || r.kind !== device.kind) throw new NotFoundError(firmwareName(firmwareId.slice(0, 63)));
+      if (r?.state !== "PUBLISHED" || r.kind !== device.kind) throw new NotFoundError(firmwareName(firmwareId.slice(0, 63)));
       return r;
     },
 
