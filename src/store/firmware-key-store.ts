@@ -25,7 +25,7 @@ export function createFirmwareKeyStore(sql: Sql) {
         await q`INSERT INTO firmware_signing_keys (key_id, public_key, private_key, create_time)
                 VALUES (${k.keyId}, ${Buffer.from(k.publicKey)}, ${k.privateKey}, ${k.createTime})`;
         return true;
-      });
+      }, { resource: () => `firmwareSigningKeys/${k.keyId}` });
     },
   };
 }
