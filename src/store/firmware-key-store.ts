@@ -21,11 +21,15 @@ export function createFirmwareKeyStore(sql: Sql) {
     },
     /** Stores a new key (audited as the call that made it, if any). */
     async insert(k: StoredFirmwareKey): Promise<void> {
-      await auditedChange(sql, async (q) => {
-        await q`INSERT INTO firmware_signing_keys (key_id, public_key, private_key, create_time)
+      await auditedChange(
+        sql,
+        async (q) => {
+          await q`INSERT INTO firmware_signing_keys (key_id, public_key, private_key, create_time)
                 VALUES (${k.keyId}, ${Buffer.from(k.publicKey)}, ${k.privateKey}, ${k.createTime})`;
-        return true;
-      }, { resource: () => `firmwareSigningKeys/${k.keyId}` });
+          return true;
+        },
+        { resource: () => `firmwareSigningKeys/${k.keyId}` },
+      );
     },
   };
 }
