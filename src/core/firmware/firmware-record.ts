@@ -9,7 +9,7 @@ import { PRODUCTS, productByKindName } from "../products/index.js";
 /** A firmware image as stored (without its bytes). */
 export interface FirmwareRecord {
   id: string;
-  /** Product kind name (`led`). */
+  /** Product kind name, as devices are stored (`Product.kindName`). */
   kind: string;
   version: string;
   releaseNotes: string;

@@ -33,7 +33,7 @@ export interface FirmwareRepository {
  * a rollout using it. DeleteFirmware asks each; the first that answers refuses the delete.
  */
 export interface FirmwareReference {
-  /** Why `f` is still needed (`devices/porch-led reports led 1.2.0`), or undefined. */
+  /** Why `f` is still needed (`devices/{device} reports running {kind} {version}`), or undefined. */
   find(f: FirmwareRecord): Promise<string | undefined>;
 }
 
