@@ -115,6 +115,13 @@ export interface TetherConfig {
     /** How often a continuous job looks for newly matching devices, ms. @default 5000 */
     rescanMs: number;
   };
+  firmware: {
+    /**
+     * Largest firmware image accepted, bytes (TETHER_FIRMWARE_MAX_BYTES): the upload chunk that
+     * would cross it is refused. @default 67108864 (64 MiB)
+     */
+    maxBytes: number;
+  };
   webhooks: {
     /**
      * Development only: accept `http://` webhook URLs and hosts that resolve to loopback or
@@ -347,6 +354,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       tickMs: int(env, "TETHER_JOB_TICK_MS", 1000, 10, 60_000),
       batchSize: int(env, "TETHER_JOB_BATCH", 1000, 1, 2000),
       rescanMs: int(env, "TETHER_JOB_RESCAN_MS", 5000, 10, 3_600_000),
+    },
+    firmware: {
+      maxBytes: int(env, "TETHER_FIRMWARE_MAX_BYTES", 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     },
     webhooks: {
       allowHttp: flag(env, "TETHER_WEBHOOK_ALLOW_HTTP", false),

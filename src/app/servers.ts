@@ -8,6 +8,8 @@ import { staticFiles } from "../api/static-files.js";
 import { streamLimitInterceptor } from "../api/stream-limit.js";
 import type { EmbeddedBroker } from "../link/embedded-broker.js";
 import { crlRoute } from "../api/crl-route.js";
+import { firmwareDownloadRoute } from "../api/firmware-download-route.js";
+import type { Firmware } from "./firmware.js";
 import type { Access } from "./access.js";
 import type { Audit } from "./audit.js";
 import type { CertificateChecks } from "./certificates.js";
@@ -38,6 +40,7 @@ export async function startApi(
     broker?: EmbeddedBroker;
     gateway: Tasks["gateway"];
     audit: Audit;
+    firmware: Firmware;
   },
 ) {
   const { config, amqp, coreLog } = x;
@@ -76,6 +79,13 @@ export async function startApi(
     // The CRL before the console: the console's routes fall back to index.html for any path.
     http: [
       crlRoute(() => crl.pem),
+      firmwareDownloadRoute({
+        open: p.firmware.openForDevice,
+        read: p.firmware.firmware.read,
+        isRevoked,
+        checkCertificate,
+        log: apiLog,
+      }),
       staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" }),
     ],
   });
