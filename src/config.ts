@@ -115,6 +115,13 @@ export interface TetherConfig {
     /** How often a continuous job looks for newly matching devices, ms. @default 5000 */
     rescanMs: number;
   };
+  firmware: {
+    /**
+     * Largest firmware image accepted, bytes (TETHER_FIRMWARE_MAX_BYTES): the upload chunk that
+     * would cross it is refused. @default 67108864 (64 MiB)
+     */
+    maxBytes: number;
+  };
   webhooks: {
     /**
      * Development only: accept `http://` webhook URLs and hosts that resolve to loopback or
@@ -155,6 +162,11 @@ export interface TetherConfig {
     embeddedSharedBuffersMb: number;
     /** The embedded database compiled by V8's baseline compiler only (see DatabaseOptions.baselineWasm). @default true */
     embeddedBaselineWasm: boolean;
+    /**
+     * How often the embedded database's own autovacuum looks for a table to vacuum or analyze, s
+     * (PGlite has no autovacuum; see store/embedded-vacuum.ts). 0 turns it off. @default 10
+     */
+    embeddedVacuumS: number;
   };
   audit: {
     /** Audit events older than this are deleted (hourly), days (`TETHER_AUDIT_RETENTION_DAYS`). @default 365 */
@@ -352,6 +364,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       batchSize: int(env, "TETHER_JOB_BATCH", 1000, 1, 2000),
       rescanMs: int(env, "TETHER_JOB_RESCAN_MS", 5000, 10, 3_600_000),
     },
+    firmware: {
+      maxBytes: int(env, "TETHER_FIRMWARE_MAX_BYTES", 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    },
     webhooks: {
       allowHttp: flag(env, "TETHER_WEBHOOK_ALLOW_HTTP", false),
       timeoutMs: int(env, "TETHER_WEBHOOK_TIMEOUT_MS", 10_000, 100, 60_000),
@@ -371,6 +386,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       poolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
       embeddedSharedBuffersMb: int(env, "TETHER_PGLITE_SHARED_BUFFERS_MB", 16, 1, 1024),
       embeddedBaselineWasm: flag(env, "TETHER_PGLITE_BASELINE_WASM", true),
+      embeddedVacuumS: int(env, "TETHER_PGLITE_VACUUM_S", 10, 0, 86_400),
     },
     audit: {
       retentionDays: int(env, "TETHER_AUDIT_RETENTION_DAYS", 365, 1, 36_500),

@@ -18,6 +18,7 @@ import { healthNames, publicServices } from "./services.js";
 import { startTasks } from "./tasks.js";
 import { startTelemetry } from "./telemetry.js";
 import { createWebhooks } from "./webhooks.js";
+import { createFirmware } from "./firmware.js";
 
 export interface App {
   /** The bound API port (useful when configured as 0). */
@@ -88,6 +89,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
     const rulesJobs = createRulesAndJobs(x, tasks, { onRulesChanged: alarms.refresh });
     const access = await startAccess(x);
     const hooks = createWebhooks(x, access.keySecret);
+    const firmware = await createFirmware(x, access.keySecret);
     const services = publicServices({
       clock,
       devices,
@@ -106,6 +108,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       webhooks: hooks.webhooks,
       alarms: alarms.alarms,
       audit: audit.service,
+      firmware: firmware.firmware,
     });
     const guards = createApiGuards(x);
     const ops = createOps(x, {
@@ -115,7 +118,7 @@ export async function startApp(config: TetherConfig, log: Logger, clock: Clock =
       uplinkQueueDepth: tasks.uplinkQueueDepth,
       telemetryQueueDepth: telemetry.telemetryQueue.depth,
     });
-    const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway, audit });
+    const api = await startApi(x, { guards, services, ops, access, checks, broker, gateway: tasks.gateway, audit, firmware });
     const opsServer = await startOps(x, ops);
 
     await presence.start({ broker, intake: tasks.intake });

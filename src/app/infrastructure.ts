@@ -4,6 +4,7 @@ import { startAmqpBus } from "../bus/amqp-bus.js";
 import type { TetherConfig } from "../config.js";
 import type { Clock } from "../core/clock.js";
 import { createCounters } from "../core/counters.js";
+import { createTickLoop } from "../core/tick-loop.js";
 import type { Logger } from "../log.js";
 import { secureStateFiles } from "../ops/state-files.js";
 import { ensureDevPki } from "../pki/dev-pki.js";
@@ -12,8 +13,9 @@ import { onAuditCommitted } from "../store/audit-context.js";
 import { createAuditStore } from "../store/audit-store.js";
 import { createCertificateStore } from "../store/certificate-store.js";
 import { createCredentialStore } from "../store/credential-store.js";
-import { openDatabase } from "../store/database.js";
+import { openDatabase, type Sql } from "../store/database.js";
 import { createDeviceStore } from "../store/device-store.js";
+import { createEmbeddedVacuum } from "../store/embedded-vacuum.js";
 import { createGrantStore } from "../store/grant-store.js";
 import { createJobStore } from "../store/job-store.js";
 import { createLoginThrottleStore } from "../store/login-throttle-store.js";
@@ -46,6 +48,7 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
   });
   // The database stops last, so after a clean stop its line is the log's last: the one that says nothing was lost.
   life.add({ name: "database", stop: () => db.close(), done: db.embedded ? "database flushed to disk and closed" : "database connections closed" });
+  if (db.embedded && config.database.embeddedVacuumS > 0) startEmbeddedVacuum(db.sql, config.database.embeddedVacuumS * 1000, log, life);
   const coreLog = log.child({ component: "core" });
   // RabbitMQ (AMQP_URL): change feeds across replicas, durable uplink queues; closed just before the database.
   const amqp = config.amqp.url
@@ -91,3 +94,24 @@ export async function startInfrastructure(config: TetherConfig, log: Logger, clo
 }
 
 export type Infrastructure = Awaited<ReturnType<typeof startInfrastructure>>;
+
+/**
+ * The embedded database's autovacuum (PostgreSQL runs its own). A step that found work is followed
+ * by the next one a second later, so a backlog of tables is worked off without one long pause.
+ */
+function startEmbeddedVacuum(sql: Sql, intervalMs: number, log: Logger, life: AppLifecycle): void {
+  const vacuum = createEmbeddedVacuum(sql);
+  const vlog = log.child({ component: "db" });
+  const loop = createTickLoop(
+    async () => {
+      const started = Date.now();
+      const done = await vacuum.step();
+      if (!done) return intervalMs;
+      vlog.debug({ ...done, ms: Date.now() - started }, "embedded database: table vacuumed or analyzed");
+      return Math.min(intervalMs, 1000);
+    },
+    { defaultDelayMs: intervalMs, onError: (err) => vlog.warn({ err }, "embedded database: vacuum failed") },
+  );
+  loop.start();
+  life.add({ name: "embedded vacuum", stop: () => loop.stop() });
+}

@@ -9,6 +9,8 @@ import { streamLimitInterceptor } from "../api/stream-limit.js";
 import type { EmbeddedBroker } from "../link/embedded-broker.js";
 import { crlRoute } from "../api/crl-route.js";
 import { mcpRoute } from "./mcp.js";
+import { firmwareDownloadRoute } from "../api/firmware-download-route.js";
+import type { Firmware } from "./firmware.js";
 import type { Access } from "./access.js";
 import type { Audit } from "./audit.js";
 import type { CertificateChecks } from "./certificates.js";
@@ -39,6 +41,7 @@ export async function startApi(
     broker?: EmbeddedBroker;
     gateway: Tasks["gateway"];
     audit: Audit;
+    firmware: Firmware;
   },
 ) {
   const { config, amqp, coreLog } = x;
@@ -85,6 +88,13 @@ export async function startApi(
         authenticate: (b) => auth.authenticate(b),
         ratePerMin: config.mcp.ratePerMin,
         readMaxBytes: config.api.readMaxBytes,
+        log: apiLog,
+      }),
+      firmwareDownloadRoute({
+        open: p.firmware.openForDevice,
+        read: p.firmware.firmware.read,
+        isRevoked,
+        checkCertificate,
         log: apiLog,
       }),
       staticFiles({ root: config.consoleDir, missingHint: "The web console is not built. Run `npm run build:console` (npm start builds it when missing).\n" }),

@@ -9,6 +9,7 @@ import { AuthService } from "../../gen/tether/v1/auth_service_pb.js";
 import { CertificateService } from "../../gen/tether/v1/certificate_service_pb.js";
 import { file_tether_v1_event } from "../../gen/tether/v1/event_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
+import { FirmwareService } from "../../gen/tether/v1/firmware_service_pb.js";
 import { JobService } from "../../gen/tether/v1/job_service_pb.js";
 import { ProvisioningService } from "../../gen/tether/v1/provisioning_service_pb.js";
 import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
@@ -22,6 +23,7 @@ import { auditHandler } from "../api/audit-handler.js";
 import { authHandler } from "../api/auth-handler.js";
 import { certificateHandler } from "../api/certificate-handler.js";
 import { deviceHandler } from "../api/device-handler.js";
+import { firmwareHandler } from "../api/firmware-handler.js";
 import { gatewayHandler } from "../api/gateway-handler.js";
 import type { HealthService } from "../api/health.js";
 import { jobHandler } from "../api/job-handler.js";
@@ -79,6 +81,7 @@ export interface ServiceParts {
   webhooks: Parameters<typeof webhookHandler>[0];
   alarms: Parameters<typeof alarmHandler>[0];
   audit: Parameters<typeof auditHandler>[0];
+  firmware: Parameters<typeof firmwareHandler>[0];
 }
 
 /** Tether's public services, in the order reflection lists them. */
@@ -100,6 +103,7 @@ export function publicServices(p: ServiceParts): ServiceEntry[] {
     service(WebhookService, webhookHandler(p.webhooks), { health: true, alsoDescribes: [file_tether_v1_event] }),
     service(AlarmService, alarmHandler(p.alarms), { health: true }),
     service(AuditService, auditHandler(p.audit), { health: true }),
+    service(FirmwareService, firmwareHandler(p.firmware), { health: true }),
   ];
 }
 

@@ -60,6 +60,10 @@ const COMMANDS: Record<string, Command> = {
     subcommands: ["create", "list", "get", "update", "delete", "deliveries", "replay", "rotate-secret"],
     load: async () => import("./webhooks.js").then((m) => ({ usage: m.WEBHOOKS_USAGE, run: m.webhooksCommand })),
   },
+  firmware: {
+    subcommands: ["upload", "list", "get", "delete", "keys", "rotate-key", "verify"],
+    load: async () => import("./firmware.js").then((m) => ({ usage: m.FIRMWARE_USAGE, run: m.firmwareCommand })),
+  },
   simulate: { load: async () => import("./simulate.js").then((m) => ({ usage: m.SIMULATE_USAGE, run: (args: string[]) => m.simulateCommand(args) })) },
   login: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("login", args) })) },
   logout: { load: async () => import("./login.js").then((m) => ({ usage: m.LOGIN_USAGE, run: (args: string[]) => m.loginCommand("logout", args) })) },
@@ -94,6 +98,7 @@ const HELP_ORDER = [
   "audit",
   "jobs",
   "webhooks",
+  "firmware",
   "mcp",
   "simulate",
   "migrate",
@@ -115,6 +120,7 @@ export async function usage(): Promise<string> {
   tether provisioning ...   zero-touch provisioning: templates, claim certificates, provision
   tether jobs ...           one command to many devices, rolled out at a controlled rate
   tether webhooks ...       POST fleet events to HTTPS endpoints; deliveries, replay, secret rotation
+  tether firmware ...       firmware images: upload, list, signing keys; verify a file offline
   tether simulate ...       run simulated devices
   tether login / logout     sign in with a password (tokens replace the admin certificate)
   tether users ...          users, groups and API keys

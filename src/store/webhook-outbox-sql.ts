@@ -17,7 +17,7 @@ import { fromRow as taskFromRow, type TaskRow } from "./task-rows.js";
 import { type TxSql, withTransaction } from "./transaction.js";
 import { deliveryFromRow, webhookFromRow } from "./webhook-store.js";
 
-type Outbox = Pick<WebhookRepository, "fanOut" | "claim" | "record" | "expire" | "prune">;
+type Outbox = Pick<WebhookRepository, "fanOut" | "claim" | "record" | "release" | "expire" | "prune">;
 type EventRow = { id: string; type: string; device_id: string | null; time: Date; resource: Record<string, unknown> };
 
 /**
@@ -98,6 +98,13 @@ export function createWebhookOutbox(sql: Sql, sealer: TextSealer): Outbox {
                     ${col((o) => o.lastError)}::text[], ${col((o) => o.nextAttemptTime?.toISOString() ?? null)}::text[],
                     ${col((o) => o.endTime?.toISOString() ?? null)}::text[]) AS v (id, state, status, error, next_time, end_time)
         WHERE d.id = v.id`;
+    },
+
+    async release(ids) {
+      if (ids.length === 0) return;
+      await sql`
+        UPDATE webhook_deliveries SET lease_until = NULL, attempt_count = attempt_count - 1
+        WHERE id = ANY(${ids as string[]}::uuid[]) AND lease_until IS NOT NULL`;
     },
 
     async expire(before, now) {

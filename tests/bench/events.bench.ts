@@ -19,7 +19,9 @@
  *
  * Environment: BENCH_DEVICES [200] BENCH_SECONDS [10] BENCH_CONCURRENCY [64] BENCH_DEAD [refuse]
  *   BENCH_DRAIN_SECONDS [30] (longest wait for a phase's events after it) BENCH_TETHER_LOG_LEVEL [silent]
+ *   BENCH_DATABASE_URL (an empty PostgreSQL database instead of embedded PGlite)
  */
+import { TEST_SIGNING_KEY_SECRET } from "../helpers/stack.js";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import https from "node:https";
@@ -164,6 +166,8 @@ async function main(): Promise<void> {
         TETHER_WEBHOOK_CA_FILE: path.join(certsDir, "ca.crt"),
         TETHER_WEBHOOK_TIMEOUT_MS: "2000",
         LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent",
+        ...Object.fromEntries(["TETHER_PGLITE_SHARED_BUFFERS_MB", "TETHER_PGLITE_BASELINE_WASM"].filter((k) => env[k]).map((k) => [k, env[k]!])),
+        ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL, TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {}),
       },
       dir,
     );

@@ -9,6 +9,8 @@ import { type AuditEvent, AuditEvent_Credential } from "../../gen/tether/v1/audi
 import { AuditService, file_tether_v1_audit_service } from "../../gen/tether/v1/audit_service_pb.js";
 import { file_tether_v1_auth_service } from "../../gen/tether/v1/auth_service_pb.js";
 import { CertificateService, file_tether_v1_certificate_service } from "../../gen/tether/v1/certificate_service_pb.js";
+import { FirmwareService, file_tether_v1_firmware_service } from "../../gen/tether/v1/firmware_service_pb.js";
+import { ProductKind } from "../../gen/tether/v1/device_pb.js";
 import { DeviceService, file_tether_v1_device_service } from "../../gen/tether/v1/device_service_pb.js";
 import { file_tether_v1_job_service, JobService } from "../../gen/tether/v1/job_service_pb.js";
 import { file_tether_v1_provisioning_service, ProvisioningService } from "../../gen/tether/v1/provisioning_service_pb.js";
@@ -47,6 +49,7 @@ const FILES = [
   file_tether_v1_audit_service,
   file_tether_v1_webhook_service,
   file_tether_v1_alarm_service,
+  file_tether_v1_firmware_service,
   file_tether_device_v1_gateway_service,
 ];
 
@@ -253,6 +256,17 @@ const scenarios: Record<string, (id: string) => Promise<string>> = {
     await admin(WebhookService).replayWebhookDelivery({ name: dead.name }, h(id));
     return ADMIN;
   },
+  "tether.v1.FirmwareService/BeginFirmwareUpload": async (id) => (
+    await admin(FirmwareService).beginFirmwareUpload({ firmware: { kind: ProductKind.LED, version: "1.0.0" }, firmwareId: "aud-fw" }, h(id)), ADMIN
+  ),
+  "tether.v1.FirmwareService/UploadFirmwareChunk": async (id) => (
+    await admin(FirmwareService).uploadFirmwareChunk({ name: "firmwares/aud-fw", offset: 0n, data: new Uint8Array(100).fill(7) }, h(id)), ADMIN
+  ),
+  "tether.v1.FirmwareService/CommitFirmwareUpload": async (id) => (
+    await admin(FirmwareService).commitFirmwareUpload({ name: "firmwares/aud-fw" }, h(id)), ADMIN
+  ),
+  "tether.v1.FirmwareService/DeleteFirmware": async (id) => (await admin(FirmwareService).deleteFirmware({ name: "firmwares/aud-fw" }, h(id)), ADMIN),
+  "tether.v1.FirmwareService/RotateFirmwareSigningKey": async (id) => (await admin(FirmwareService).rotateFirmwareSigningKey({}, h(id)), ADMIN),
   "tether.v1.AlarmService/AcknowledgeAlarm": async (id) => {
     const alarm = await eventually(async () => (await admin(AlarmService).listAlarms({ filter: { device: "devices/aud-led" } })).alarms[0]);
     await admin(AlarmService).acknowledgeAlarm({ name: alarm.name, comment: "seen" }, h(id));

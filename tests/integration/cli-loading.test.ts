@@ -40,10 +40,13 @@ describe("the compiled CLI", () => {
     expect(loaded.filter((u) => /\.ts$|\/tsx\//.test(u))).toEqual([]);
   });
 
-  it.each(["--help", "devices --help", "tasks list --help"])("tether %s loads neither the server nor its dependencies", async (line) => {
-    const loaded = await loadedBy(...line.split(" "));
-    // The server is the `app` chunk (src/app.ts, imported by `serve` only); PGlite, pino and
-    // node-pg-migrate stay imports of node_modules (scripts/build-dist.js), so they would show here.
-    expect(loaded.filter((u) => /\/chunks\/(app|serve)-|@electric-sql|\/pino\/|node-pg-migrate|amqplib/.test(u))).toEqual([]);
-  });
+  it.each(["--help", "devices --help", "tasks list --help", "firmware verify --help"])(
+    "tether %s loads neither the server nor its dependencies",
+    async (line) => {
+      const loaded = await loadedBy(...line.split(" "));
+      // The server is the `app` chunk (src/app.ts, imported by `serve` only); PGlite, pino and
+      // node-pg-migrate stay imports of node_modules (scripts/build-dist.js), so they would show here.
+      expect(loaded.filter((u) => /\/chunks\/(app|serve)-|@electric-sql|\/pino\/|node-pg-migrate|amqplib/.test(u))).toEqual([]);
+    },
+  );
 });

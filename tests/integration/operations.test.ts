@@ -53,13 +53,14 @@ describe("reflection", () => {
           "tether.v1.AuditService",
           "tether.v1.WebhookService",
           "tether.v1.AlarmService",
+          "tether.v1.FirmwareService",
           "tether.device.v1.DeviceGatewayService",
           "grpc.health.v1.Health",
           "grpc.reflection.v1.ServerReflection",
           "grpc.reflection.v1alpha.ServerReflection",
         ]),
       );
-      expect(names).toHaveLength(17);
+      expect(names).toHaveLength(18);
       const files = answers[1]!.messageResponse;
       const protos: FileDescriptorProto[] =
         files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b: Uint8Array) => fromBinary(FileDescriptorProtoSchema, b)) : [];

@@ -93,11 +93,12 @@ describe("loadConfig", () => {
   });
   it("switches to PostgreSQL with DATABASE_URL", () => {
     const c = loadConfig({ DATABASE_URL: "postgres://u@db/tether" });
-    expect(c.database).toEqual({ url: "postgres://u@db/tether", poolSize: 10, embeddedSharedBuffersMb: 16, embeddedBaselineWasm: true });
+    expect(c.database).toEqual({ url: "postgres://u@db/tether", poolSize: 10, embeddedSharedBuffersMb: 16, embeddedBaselineWasm: true, embeddedVacuumS: 10 });
   });
   it("sizes the embedded database for a small board, and reads its settings", () => {
-    const c = loadConfig({ TETHER_PGLITE_SHARED_BUFFERS_MB: "64", TETHER_PGLITE_BASELINE_WASM: "0" });
-    expect(c.database).toMatchObject({ url: undefined, embeddedSharedBuffersMb: 64, embeddedBaselineWasm: false });
+    const c = loadConfig({ TETHER_PGLITE_SHARED_BUFFERS_MB: "64", TETHER_PGLITE_BASELINE_WASM: "0", TETHER_PGLITE_VACUUM_S: "0" });
+    expect(c.database).toMatchObject({ url: undefined, embeddedSharedBuffersMb: 64, embeddedBaselineWasm: false, embeddedVacuumS: 0 });
+    expect(() => loadConfig({ TETHER_PGLITE_VACUUM_S: "-1" })).toThrow(/TETHER_PGLITE_VACUUM_S=-1/);
     expect(() => loadConfig({ TETHER_PGLITE_SHARED_BUFFERS_MB: "0" })).toThrow(/TETHER_PGLITE_SHARED_BUFFERS_MB=0/);
     expect(() => loadConfig({ TETHER_PGLITE_BASELINE_WASM: "yes" })).toThrow(/TETHER_PGLITE_BASELINE_WASM=yes/);
     expect(loadConfig({}).telemetry.queueCapacity).toBe(200_000);

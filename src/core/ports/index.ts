@@ -12,6 +12,7 @@ export type * from "./connectivity-repository.js";
 export type * from "./counters.js";
 export type * from "./device-link.js";
 export type * from "./device-repository.js";
+export type * from "./firmware.js";
 export type * from "./job-repository.js";
 export type * from "./rights.js";
 export type * from "./rule-repository.js";

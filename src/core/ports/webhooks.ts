@@ -53,6 +53,8 @@ export interface WebhookRepository {
   /** Leases up to `limit` due deliveries of one subscription until `leaseUntil`; counts the try. */
   claim(webhookId: string, limit: number, now: Date, leaseUntil: Date): Promise<ClaimedDelivery[]>;
   record(outcomes: readonly DeliveryOutcome[]): Promise<void>;
+  /** Gives claimed deliveries back untried (lease dropped, the try not counted). */
+  release(ids: readonly string[]): Promise<void>;
   /** Marks PENDING/FAILED deliveries created before `before` DEAD ("maximum age"); returns how many. */
   expire(before: Date, now: Date): Promise<number>;
   /** Deletes DELIVERED deliveries ended before `before`, and events no delivery refers to any more. */

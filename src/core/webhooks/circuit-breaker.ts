@@ -31,6 +31,8 @@ export function createCircuitBreaker(opts: { failures: number; cooldownMs: numbe
       probing = false;
       openUntil = nowMs + cooldown;
     },
+    /** Whether requests flow freely (not open, not probing): a batch in progress stops when it is not. */
+    closed: () => consecutive < opts.failures,
     /** Whether it is open (for logs and tests). */
     isOpen: (nowMs: number) => consecutive >= opts.failures && nowMs < openUntil,
   };

@@ -25,6 +25,12 @@ export interface WebhookRelayOptions {
   retentionMs: number;
   /** Events fanned out per transaction. @default 500 */
   fanOutBatch?: number;
+  /**
+   * Most deliveries one subscription's worker claims, sends and records as a batch. A batch's lease
+   * covers its rounds of `concurrency` requests at `timeoutMs` each, so this bounds how long a
+   * replica that dies mid-batch keeps its deliveries from the others. @default 8 × concurrency
+   */
+  claimBatch?: number;
 }
 
 interface Route {
@@ -104,22 +110,52 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
     return o.pollMs;
   }
 
-  /** One subscription's sends, batch by batch, until nothing is due or its breaker is open. */
+  /**
+   * One subscription's sends until nothing is due or its breaker opens. A claim takes a batch of
+   * up to `claimBatch` deliveries (one statement), sends them through a window of `concurrency`
+   * requests in flight, and records every outcome in one statement: the database sees two
+   * statements per batch, not per window, so a busy subscription costs the task path little.
+   * The batch grows (to `claimBatch`) while sends succeed and falls back to one window on a failure, so a failing
+   * endpoint's lease never covers more than a window's worth of timeouts at a time.
+   */
   async function work(id: string): Promise<void> {
     try {
       const record = known.get(id) ?? (await o.webhooks.get(id));
       if (!record) return;
       const breaker = breakerOf(id);
+      let size = o.concurrency;
       while (!stopping) {
         const now = o.clock.now();
-        const n = breaker.allowance(Date.now(), o.concurrency);
+        const n = breaker.allowance(Date.now(), size);
         if (n === 0) return;
-        const claimed = await o.webhooks.claim(id, n, now, new Date(now.getTime() + o.timeoutMs + 5000));
+        const rounds = Math.ceil(n / o.concurrency);
+        const claimed = await o.webhooks.claim(id, n, now, new Date(now.getTime() + rounds * (o.timeoutMs + 1000) + 5000));
         if (claimed.length === 0) return;
-        const outcomes = await Promise.all(claimed.map((d) => send(record, d)));
-        for (const out of outcomes) breaker.record(out.state === "DELIVERED", Date.now());
+        const outcomes: DeliveryOutcome[] = [];
+        const unsent: string[] = [];
+        let next = 0;
+        // A half-open breaker lets exactly its one probe through.
+        let probe = breaker.closed() ? 0 : 1;
+        const lane = async () => {
+          while (next < claimed.length) {
+            const d = claimed[next++]!;
+            // Once the breaker opens, what is left of the batch goes back untried.
+            if (stopping || (!breaker.closed() && probe-- <= 0)) {
+              unsent.push(d.id);
+              continue;
+            }
+            const out = await send(record, d);
+            breaker.record(out.state === "DELIVERED", Date.now());
+            outcomes.push(out);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(o.concurrency, claimed.length) }, lane));
         await o.webhooks.record(outcomes);
+        if (unsent.length > 0) await o.webhooks.release(unsent);
+        const allDelivered = outcomes.length === claimed.length && outcomes.every((x) => x.state === "DELIVERED");
+        size = allDelivered ? Math.min(size * 2, o.claimBatch ?? 8 * o.concurrency) : o.concurrency;
         if (breaker.isOpen(Date.now())) o.log.warn({ webhook: id }, "webhook endpoint keeps failing: circuit open, retrying later");
+        if (claimed.length < n) return;
       }
     } catch (err) {
       o.log.error({ err, webhook: id }, "webhook worker failed");
