@@ -10,8 +10,10 @@ import { parseTime } from "./telemetry.js";
 export const AUDIT_USAGE = `tether audit <command> [flags]
 
   list [--principal users/alice | users/alice/*] [--resource devices/porch-1] [--method UpdateDevice]
-       [--since 1h|ISO] [--until ISO] [--limit 50]      newest first; admins see all, users their own calls and their devices'
-  watch [--principal P] [--resource R] [--method M]     events as they are committed
+       [--via mcp] [--since 1h|ISO] [--until ISO] [--limit 50]
+                                                        newest first; admins see all, users their own calls and their devices'
+  watch [--principal P] [--resource R] [--method M] [--via mcp]
+                                                        events as they are committed
 
 Global: --json, --address https://host:port, --certs DIR`;
 
@@ -28,13 +30,14 @@ export async function auditCommand(argv: string[]): Promise<void> {
       principal: { type: "string" },
       resource: { type: "string" },
       method: { type: "string" },
+      via: { type: "string" },
       since: { type: "string" },
       until: { type: "string" },
       limit: { type: "string" },
     },
   });
   const client = connectClient(AuditService, { address: v.address, certsDir: v.certs });
-  const filter = { principal: v.principal ?? "", resource: v.resource ?? "", method: v.method ?? "" };
+  const filter = { principal: v.principal ?? "", resource: v.resource ?? "", method: v.method ?? "", via: v.via ?? "" };
   switch (sub) {
     case "list": {
       const now = Date.now();
