@@ -82,17 +82,20 @@ export function createMcpEndpoint(o: McpEndpointOptions) {
       o.log.warn({ path: "/mcp", reason: caller.refusal }, "MCP request refused");
       return refuse(res, 401, caller.refusal ?? "unauthenticated", { "www-authenticate": 'Bearer realm="tether"' });
     }
+    if (req.method !== "POST") {
+      // Stateless: no session to end (DELETE) and no server-initiated messages to stream (GET),
+      // which the transport spec answers with 405 rather than an SSE stream that stays silent.
+      return refuse(res, 405, "this MCP endpoint is stateless: POST JSON-RPC requests", { allow: "POST" });
+    }
     const principal = caller.principal;
     const address = (req.socket as { remoteAddress?: string }).remoteAddress ?? "";
+    const raw = await readBody(req, res, o.readMaxBytes);
+    if (raw === undefined) return;
     let body: unknown;
-    if (req.method === "POST") {
-      const raw = await readBody(req, res, o.readMaxBytes);
-      if (raw === undefined) return;
-      try {
-        body = JSON.parse(raw.toString("utf8"));
-      } catch {
-        return refuse(res, 400, "the body is not JSON");
-      }
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch {
+      return refuse(res, 400, "the body is not JSON");
     }
     const api = o.api.transport(() => {
       const values = createContextValues();
@@ -107,7 +110,6 @@ export function createMcpEndpoint(o: McpEndpointOptions) {
       api,
       principal: name,
       limit: o.limit,
-      version: "0.1.0",
       onCall: (e) => o.log.info(e, "MCP tool call"),
     });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });

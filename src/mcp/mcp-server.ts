@@ -22,11 +22,12 @@ export interface TetherMcpOptions {
   /** Whose budget the calls take from (the principal's resource name). */
   principal: string;
   limit: CallLimit;
-  /** The server's version, as `initialize` reports it. */
-  version: string;
   /** Told of each tool call's outcome (the API port logs them; `tether mcp` does not). */
   onCall?: (e: { tool: string; principal: string; outcome: string }) => void;
 }
+
+/** What `initialize` reports as the server's version: the package's (package.json). */
+const VERSION = "0.1.0";
 
 const INSTRUCTIONS = `Tether is an IoT control plane. Every call acts with the rights of the user whose credential this server holds.
 Find devices with list_devices, learn what a device accepts with describe_product, command it with create_task (it waits for the result).
@@ -41,7 +42,7 @@ const compact = (v: unknown) => JSON.stringify(v);
  * text starts with the gRPC code, never a protocol error, so the agent reads it and can act.
  */
 export function createTetherMcpServer(o: TetherMcpOptions): Server {
-  const server = new Server({ name: "tether", version: o.version }, { capabilities: { tools: {}, resources: {} }, instructions: INSTRUCTIONS });
+  const server = new Server({ name: "tether", version: VERSION }, { capabilities: { tools: {}, resources: {} }, instructions: INSTRUCTIONS });
   const tools = new Map(TOOLS.map((t) => [t.name, t]));
   const spend = () => {
     const wait = o.limit.take(o.principal);

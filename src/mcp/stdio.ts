@@ -37,7 +37,6 @@ export async function serveMcpOverStdio(opts: ClientOptions): Promise<void> {
     api,
     principal: callerLabel(opts),
     limit: createCallLimit(ratePerMinute(process.env)),
-    version: process.env.npm_package_version ?? "0.1.0",
   });
   const transport = new StdioServerTransport();
   const closed = new Promise<void>((resolve) => {

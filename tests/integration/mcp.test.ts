@@ -209,6 +209,17 @@ describe.each(["stdio", "http"] as const)("MCP over %s", (kind) => {
   });
 });
 
+describe("tether mcp", () => {
+  it("exits by itself when the assistant closes its stdin, after calls opened a connection", async () => {
+    const c = await stdioClient({ TETHER_API_KEY: ottoKey.secret });
+    await ok(c, "list_devices");
+    const started = Date.now();
+    await c.close();
+    // The SDK's client waits 2 s for the process to exit before it sends SIGTERM.
+    expect(Date.now() - started).toBeLessThan(1_900);
+  }, 30_000);
+});
+
 describe("MCP rights and limits", () => {
   it("refuses a viewer's create_task with PERMISSION_DENIED, over stdio and HTTP", async () => {
     const viaHttp = await httpClient(tokens.vera!);
@@ -247,6 +258,9 @@ describe("MCP rights and limits", () => {
     expect(await anonymous.text()).toMatch(/access token or API key/);
     expect((await post({ authorization: "Bearer not-a-token" })).status).toBe(401);
     await expect(httpClient("tether_not-a-key")).rejects.toThrow();
+    // Stateless: no SSE stream to open.
+    const get = await caFetch(s.admin.ca)(`${s.baseUrl}/mcp`, { headers: { authorization: `Bearer ${tokens.otto}`, accept: "text/event-stream" } });
+    expect(get.status).toBe(405);
   });
 
   it("limits each principal's calls a minute over HTTP, with a retry time", async () => {
