@@ -43,8 +43,20 @@ export function requestFrom<I extends DescMessage>(schema: I, json: Args): Messa
   try {
     return fromJson(schema, json as JsonValue);
   } catch (err) {
-    const m = err instanceof Error ? err.message : String(err);
-    throw new ToolRefusal("INVALID_ARGUMENT", m.replace(/^\[\w+\] /, "").replace(/tether\.v1\.\w+Request/, "the arguments"));
+    // protobuf-es says "cannot decode field tether.v1.LedCommand.set_power from JSON: expected
+    // boolean, got "yes"": keep the field and the reason, in the arguments' own terms.
+    const m = (err instanceof Error ? err.message : String(err)).replace(/^\[\w+\] /, "");
+    const field = /^cannot decode field [\w.]*?\.(\w+) from JSON: (.*)$/s.exec(m);
+    const message = /^cannot decode message ([\w.]+) from JSON: (.*)$/s.exec(m);
+    const request = message && /^tether\.v1\.\w+Request$/.test(message[1]!);
+    const text = field
+      ? `${field[1]}: ${field[2]}`
+      : message
+        ? request
+          ? `${message[2]} in the arguments`
+          : `not a valid ${message[1]!.split(".").at(-1)}: ${message[2]}`
+        : m;
+    throw new ToolRefusal("INVALID_ARGUMENT", text);
   }
 }
 

@@ -49,4 +49,17 @@ describe("the compiled CLI", () => {
       expect(loaded.filter((u) => /\/chunks\/(app|serve)-|@electric-sql|\/pino\/|node-pg-migrate|amqplib/.test(u))).toEqual([]);
     },
   );
+
+  it("tether mcp --help loads neither the MCP SDK nor the tools (only `tether mcp` does)", async () => {
+    // The SDK and the tools are bundled into the chunk of src/mcp/stdio.ts (and the server's http-endpoint).
+    const sdk = (urls: string[]) => urls.filter((u) => /\/chunks\/(stdio|http-endpoint|app|serve)-|@modelcontextprotocol/.test(u));
+    expect(sdk(await loadedBy("mcp", "--help"))).toEqual([]);
+    // The control: `tether mcp` itself loads the stdio chunk (here it then fails: no certificate to read).
+    await rm(path.join(dir, "loaded.txt"), { force: true });
+    const ran = await run(process.execPath, ["--import", path.join(dir, "register.mjs"), BIN, "mcp"], { env: { PATH: process.env.PATH, HOME: dir } }).catch(
+      (err: { code?: number }) => err,
+    );
+    expect(ran).toMatchObject({ code: 1 });
+    expect(sdk((await readFile(path.join(dir, "loaded.txt"), "utf8")).trim().split("\n"))).toEqual([expect.stringMatching(/\/chunks\/stdio-/)]);
+  });
 });
