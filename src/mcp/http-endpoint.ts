@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createContextValues } from "@connectrpc/connect";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import type { Logger } from "pino";
-import { contextValuesFromRequest, kBearer, kPeerAddress, kPrincipal, type Principal, principalName } from "../api/auth.js";
+import { contextValuesFromRequest, kBearer, kPeerAddress, type Principal, principalName } from "../api/auth.js";
 import type { InProcessApi } from "../api/in-process.js";
 import type { HttpRoute } from "../api/server.js";
 import { kVia } from "../api/via.js";
@@ -48,25 +48,22 @@ async function readBody(req: Req, res: Res, max: number): Promise<Buffer | undef
 
 /**
  * Who is calling: the bearer credential (access token or API key), checked by the API's own
- * authenticator, else a user's client certificate, else nobody (401: MCP over HTTP is never
- * anonymous). Every tool call is checked again, per call, by the API's auth interceptor.
+ * authenticator, else nobody (401: MCP over HTTP is never anonymous). Every tool call is checked
+ * again, per call, by the API's auth interceptor. A client certificate alone is not enough here:
+ * a browser sends one by itself, so a page on another site could make a certificate holder's
+ * browser call tools; a bearer credential is only ever sent on purpose.
  */
-async function callerOf(req: Req, o: McpEndpointOptions): Promise<{ principal?: Principal; bearer?: string; refusal?: string }> {
-  const values = contextValuesFromRequest(req);
-  const bearer = values.get(kBearer);
-  if (bearer !== undefined) {
-    if (bearer === "") return { refusal: "the authorization header must be `Bearer <token or API key>`" };
-    try {
-      const who = await o.authenticate(bearer);
-      return { principal: { kind: "user", id: who.user, via: who.via, keyId: who.keyId }, bearer };
-    } catch (err) {
-      if (err instanceof TetherError) return { refusal: err.message };
-      throw err;
-    }
+async function callerOf(req: Req, o: McpEndpointOptions): Promise<{ principal?: Principal; bearer: string; refusal?: string }> {
+  const bearer = contextValuesFromRequest(req).get(kBearer);
+  if (bearer === undefined) return { bearer: "", refusal: "an access token or API key (authorization: Bearer …) is required" };
+  if (bearer === "") return { bearer, refusal: "the authorization header must be `Bearer <token or API key>`" };
+  try {
+    const who = await o.authenticate(bearer);
+    return { principal: { kind: "user", id: who.user, via: who.via, keyId: who.keyId }, bearer };
+  } catch (err) {
+    if (err instanceof TetherError) return { bearer, refusal: err.message };
+    throw err;
   }
-  const cert = values.get(kPrincipal);
-  if (cert && cert.kind === "user") return { principal: cert };
-  return { refusal: "an access token or API key (authorization: Bearer …) is required" };
 }
 
 /**
@@ -99,8 +96,7 @@ export function createMcpEndpoint(o: McpEndpointOptions) {
     }
     const api = o.api.transport(() => {
       const values = createContextValues();
-      if (caller.bearer !== undefined) values.set(kBearer, caller.bearer);
-      else values.set(kPrincipal, principal);
+      values.set(kBearer, caller.bearer);
       values.set(kPeerAddress, address);
       values.set(kVia, "mcp");
       return values;

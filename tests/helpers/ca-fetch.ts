@@ -4,10 +4,10 @@ import { Readable } from "node:stream";
 /**
  * A `fetch` that trusts `ca` (the test stack's CA), over HTTP/1.1 with node:https: Node's global
  * fetch takes its CAs from the process, and undici is not a dependency to pass an Agent to.
- * Streams the response body, so server-sent events work too.
+ * Streams the response body, so server-sent events work too. `client`: a client certificate to present.
  */
-export function caFetch(ca: Buffer): (url: string | URL, init?: RequestInit) => Promise<Response> {
-  const agent = new https.Agent({ ca, keepAlive: false });
+export function caFetch(ca: Buffer, client?: { cert: Buffer; key: Buffer }): (url: string | URL, init?: RequestInit) => Promise<Response> {
+  const agent = new https.Agent({ ca, ...client, keepAlive: false });
   return async (url, init = {}) => {
     const body = init.body === undefined || init.body === null ? undefined : Buffer.from(await new Response(init.body).arrayBuffer());
     const headers = Object.fromEntries(new Headers(init.headers).entries());

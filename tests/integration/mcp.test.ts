@@ -275,8 +275,8 @@ describe("MCP rights and limits", () => {
   }, 60_000);
 
   it("refuses anonymous and bad credentials on /mcp with 401", async () => {
-    const post = (headers: Record<string, string>) =>
-      caFetch(s.admin.ca)(`${s.baseUrl}/mcp`, {
+    const post = (headers: Record<string, string>, cert?: { cert: Buffer; key: Buffer }) =>
+      caFetch(s.admin.ca, cert)(`${s.baseUrl}/mcp`, {
         method: "POST",
         headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
         body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }),
@@ -286,6 +286,8 @@ describe("MCP rights and limits", () => {
     expect(anonymous.headers.get("www-authenticate")).toMatch(/^Bearer/);
     expect(await anonymous.text()).toMatch(/access token or API key/);
     expect((await post({ authorization: "Bearer not-a-token" })).status).toBe(401);
+    // A client certificate is what a browser sends by itself: not enough for /mcp.
+    expect((await post({}, s.admin)).status).toBe(401);
     await expect(httpClient("tether_not-a-key")).rejects.toThrow();
     // Stateless: no SSE stream to open.
     const get = await caFetch(s.admin.ca)(`${s.baseUrl}/mcp`, { headers: { authorization: `Bearer ${tokens.otto}`, accept: "text/event-stream" } });
