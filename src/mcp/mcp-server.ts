@@ -35,6 +35,11 @@ Destructive tools (delete_device, cancel_job, create_job with a selector) need c
 
 /** Compact JSON: results go to a model's context, where whitespace costs. */
 const compact = (v: unknown) => JSON.stringify(v);
+/**
+ * Largest result text, characters. A page of 1,000 devices or 10,000 points would flood an
+ * agent's context; it gets a refusal saying how to ask for less instead of a truncated JSON.
+ */
+const MAX_RESULT_CHARS = 200_000;
 
 /**
  * The MCP server of one client (a stdio session, or one HTTP request): tools and resources over
@@ -66,9 +71,15 @@ export function createTetherMcpServer(o: TetherMcpOptions): Server {
           `${tool.name} is destructive: describe what it will do to the user, and call it again with confirm: true only once they agree`,
         );
       }
-      const result = await tool.run(o.api, args, extra.signal);
+      const text = compact(await tool.run(o.api, args, extra.signal));
+      if (text.length > MAX_RESULT_CHARS) {
+        throw new ToolRefusal(
+          "RESOURCE_EXHAUSTED",
+          `the result is ${Math.round(text.length / 1000)} kB, more than ${MAX_RESULT_CHARS / 1000} kB: ask for less (a smaller page_size, a filter, fewer metrics, a bucket_width)`,
+        );
+      }
       report("OK");
-      return { content: [{ type: "text", text: compact(result) }] };
+      return { content: [{ type: "text", text }] };
     } catch (err) {
       const text = errorText(err);
       report(text.slice(0, text.indexOf(":")));
