@@ -1,5 +1,5 @@
 import { type DescMessage, type DescMethodUnary, fromJson, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
-import { ConnectError, type Transport } from "@connectrpc/connect";
+import type { Transport } from "@connectrpc/connect";
 import type { JsonSchema } from "./json-schema.js";
 
 /** What an MCP client sees of a tool (the `tools/list` entry). */
@@ -90,16 +90,11 @@ export const CONFIRM_ARG: JsonSchema = {
  */
 export function methodTool<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
-  t: Omit<ToolDef, "run" | "inputSchema"> & { inputSchema: ToolInfo["inputSchema"] },
-  extras: readonly string[] = [],
+  t: Omit<ToolDef, "run">,
 ): ToolDef {
   return {
     ...t,
-    run: (api, args, signal) => call(api, method, requestFrom(method.input, without(args, "confirm", ...extras)), signal),
+    // `confirm` is the MCP layer's, not the request's.
+    run: (api, args, signal) => call(api, method, requestFrom(method.input, without(args, "confirm")), signal),
   };
-}
-
-/** `true` when the error is the API's (a ConnectError), for mapping to a tool error. */
-export function isApiError(err: unknown): err is ConnectError {
-  return err instanceof ConnectError;
 }
