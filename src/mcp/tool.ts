@@ -88,10 +88,7 @@ export const CONFIRM_ARG: JsonSchema = {
  * A tool that is one API method: the arguments are the request's protobuf JSON (the picked
  * fields), and the schema is walked from the request message.
  */
-export function methodTool<I extends DescMessage, O extends DescMessage>(
-  method: DescMethodUnary<I, O>,
-  t: Omit<ToolDef, "run">,
-): ToolDef {
+export function methodTool<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, t: Omit<ToolDef, "run">): ToolDef {
   return {
     ...t,
     // `confirm` is the MCP layer's, not the request's.
