@@ -29,8 +29,9 @@ export function createWebhooks(x: Infrastructure, keySecret: string | undefined)
     breaker: { failures: c.breakerFailures, cooldownMs: c.breakerCooldownMs },
     pollMs: c.pollMs,
     retentionMs: c.retentionMs,
-    // Deliveries yield to the control plane when the event loop is saturated (background-share.ts).
-    loopUtilization: loopUtilization(),
+    // Deliveries yield to the control plane when the event loop or the embedded database's thread
+    // is saturated (background-share.ts).
+    loopUtilization: loopUtilization(...(x.db.utilization ? [x.db.utilization] : [])),
   });
   const webhooks = createWebhookService({
     webhooks: store,

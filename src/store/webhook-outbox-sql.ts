@@ -76,14 +76,14 @@ export function createWebhookOutbox(sql: Sql, sealer: TextSealer): Outbox {
       }),
 
     async claim(webhookId, limit, now, leaseUntil) {
-      const rows = await sql<(Record<string, unknown> & { payload: JsonValue })[]>`
+      const rows = await sql<(Record<string, unknown> & { payload: string })[]>`
         UPDATE webhook_deliveries d SET lease_until = ${leaseUntil}, attempt_count = d.attempt_count + 1
         FROM (SELECT id FROM webhook_deliveries
               WHERE webhook_id = ${webhookId} AND state IN ('PENDING', 'FAILED') AND next_attempt_time <= ${now}
                 AND (lease_until IS NULL OR lease_until < ${now})
               ORDER BY next_attempt_time LIMIT ${limit} FOR UPDATE SKIP LOCKED) c, webhook_events e
         WHERE d.id = c.id AND e.id = d.event_id
-        RETURNING d.*, e.payload`;
+        RETURNING d.*, e.payload::text AS payload`;
       return rows.map((r): ClaimedDelivery => ({ ...deliveryFromRow(r), payload: r.payload }));
     },
 

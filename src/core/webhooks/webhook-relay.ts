@@ -1,4 +1,4 @@
-import { fromJson, toBinary } from "@bufbuild/protobuf";
+import { fromJsonString, toBinary } from "@bufbuild/protobuf";
 import { EventSchema } from "../../../gen/tether/v1/event_pb.js";
 import type { Clock } from "../clock.js";
 import { type DeviceFilter, parseDeviceFilter } from "../devices/device-filter.js";
@@ -179,7 +179,7 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
   async function send(w: WebhookRecord, d: ClaimedDelivery): Promise<DeliveryOutcome> {
     const now = o.clock.now();
     const binary = w.payloadFormat === "binary";
-    const body = binary ? toBinary(EventSchema, fromJson(EventSchema, d.payload)) : Buffer.from(JSON.stringify(d.payload));
+    const body = binary ? toBinary(EventSchema, fromJsonString(EventSchema, d.payload)) : Buffer.from(d.payload);
     const t = Math.floor(now.getTime() / 1000);
     let status = 0;
     let error = "";
