@@ -237,7 +237,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < SUBSCRIPTIONS; i++) {
       await hooks.createWebhook({
         webhookId: `bench-${i}`,
-        webhook: { url: receivers.url(i), eventTypes: ["task.state_changed"], },
+        webhook: { url: receivers.url(i), eventTypes: ["task.state_changed"] },
       });
     }
     const alive = await phase(`${SUBSCRIPTIONS} subscriptions, all alive`, true);
