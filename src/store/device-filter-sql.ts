@@ -77,7 +77,7 @@ function stateHolds(sql: Sql, c: StateComparison): Fragment {
   const there = sql`kind = ${c.kind} AND ${col} <> '{}'::jsonb AND jsonb_typeof(${col} #> ${parent}::text[]) = 'object'`;
   const raw = sql`(${col} #> ${c.path}::text[])`;
   if (c.op === "has") return sql`COALESCE(${there} AND ${raw} IS NOT NULL, false)`;
-  const v = c.implicit ? sql`CASE WHEN ${there} THEN COALESCE(${raw}, ${JSON.stringify(c.zero)}::jsonb) END` : sql`CASE WHEN ${there} THEN ${raw} END`;
+  const v = c.implicit ? sql`CASE WHEN ${there} THEN COALESCE(${raw}, ${jsonb(sql, c.zero)}) END` : sql`CASE WHEN ${there} THEN ${raw} END`;
   const op = c.op as Op;
   switch (c.valueType) {
     case "number": {
@@ -91,8 +91,16 @@ function stateHolds(sql: Sql, c: StateComparison): Fragment {
     case "enum":
       return sql`COALESCE(jsonb_typeof(${v}) IN ('string', 'number') AND (${v} #>> '{}') = ANY(${c.value as string[]}::text[]), false)`;
     default:
-      return sql`COALESCE(${v} = ${JSON.stringify(c.value)}::jsonb, false)`;
+      return sql`COALESCE(${v} = ${jsonb(sql, c.value as string | boolean)}, false)`;
   }
+}
+
+/**
+ * A JSON literal bound as text and cast: bound with a jsonb type, postgres.js would encode the
+ * already-encoded string a second time.
+ */
+function jsonb(sql: Sql, v: string | number | boolean): Fragment {
+  return sql`(${JSON.stringify(v)}::text)::jsonb`;
 }
 
 /** A comparator as SQL; only these fixed strings are ever inlined. */

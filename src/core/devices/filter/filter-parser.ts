@@ -20,7 +20,7 @@ const FIELD_CHAR = /[A-Za-z0-9_.-]/;
  * expression  = sequence { "AND" sequence }
  * sequence    = factor { factor }            (juxtaposition is AND)
  * factor      = term { "OR" term }           (OR binds tighter than AND, as in AIP-160)
- * term        = ["NOT" | "-"] simple
+ * term        = {"NOT" | "-"} simple
  * simple      = "(" expression ")" | field comparator value
  * comparator  = "=" | "!=" | "<" | "<=" | ">" | ">=" | ":"
  * value       = "quoted string" | 'quoted string' | bare-text
@@ -81,13 +81,16 @@ export function parseFilterExpr(text: string, field = "filter"): FilterExpr {
   };
   const term = (depth: number): FilterExpr => {
     skip();
+    // `NOT NOT a` is not AIP-160 strictly, but means what it says.
     if (atKeyword("NOT")) {
       pos += 3;
-      return { type: "not", item: simple(depth + 1) };
+      if (depth >= FILTER_MAX_DEPTH) fail(pos, `nested more than ${FILTER_MAX_DEPTH} levels deep`);
+      return { type: "not", item: term(depth + 1) };
     }
     if (text[pos] === "-") {
       pos++;
-      return { type: "not", item: simple(depth + 1) };
+      if (depth >= FILTER_MAX_DEPTH) fail(pos, `nested more than ${FILTER_MAX_DEPTH} levels deep`);
+      return { type: "not", item: term(depth + 1) };
     }
     return simple(depth);
   };
