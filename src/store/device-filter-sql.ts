@@ -35,8 +35,10 @@ export function whereFilter(sql: Sql, e: FilterExpr): Fragment {
   }
 }
 
+/** Parenthesised as a whole: callers AND it with their own conditions (the caller's scope). */
 function join(sql: Sql, parts: Fragment[], op: "AND" | "OR"): Fragment {
-  return parts.map((p) => sql`(${p})`).reduce((acc, p) => (op === "AND" ? sql`${acc} AND ${p}` : sql`${acc} OR ${p}`));
+  const inner = parts.map((p) => sql`(${p})`).reduce((acc, p) => (op === "AND" ? sql`${acc} AND ${p}` : sql`${acc} OR ${p}`));
+  return sql`(${inner})`;
 }
 
 /** A comparison other than `!=`, never NULL. */

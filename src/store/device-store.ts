@@ -311,7 +311,8 @@ export function whereScope(sql: Sql, scope: DeviceScope | undefined) {
  * share selectors and job targets all select devices with it, so they agree on what matches.
  */
 export function whereDeviceFilter(sql: Sql, f: DeviceFilter) {
-  return whereFilter(sql, f);
+  // Parenthesised again, cheaply: an OR must never escape into the caller's AND (the scope).
+  return sql`(${whereFilter(sql, f)})`;
 }
 
 function desiredJson(device: Device): JsonValue {

@@ -146,6 +146,9 @@ async function compare(filter: string) {
   const fromMessages = rows.filter((r) => matchesFilter(ast, subjectOf(toStored(r).device))).map((r) => r.id);
   expect(fromRows, `${filter}: rows`).toEqual(inSql);
   expect(fromMessages, `${filter}: Device messages`).toEqual(inSql);
+  // ANDed with a caller's condition (as the rights scope is), an OR stays inside the filter.
+  const scoped = (await sql<{ id: string }[]>`SELECT id FROM devices WHERE ${whereFilter(sql, ast)} AND kind = 'led' ORDER BY id`).map((r) => r.id);
+  expect(scoped, `${filter}: AND kind = 'led'`).toEqual(inSql.filter((id) => id.startsWith("led-")));
   return inSql.length;
 }
 
