@@ -8,6 +8,9 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { DeviceService } from "../../gen/tether/v1/device_service_pb.js";
 import { EventSchema } from "../../gen/tether/v1/event_pb.js";
 import { JobService } from "../../gen/tether/v1/job_service_pb.js";
+import { ProductKind } from "../../gen/tether/v1/device_pb.js";
+import { RuleService } from "../../gen/tether/v1/rule_service_pb.js";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Grant_Role, ShareService } from "../../gen/tether/v1/share_service_pb.js";
 import { ThermostatMode } from "../../gen/tether/v1/thermostat_pb.js";
 import { WebhookService } from "../../gen/tether/v1/webhook_service_pb.js";
@@ -196,6 +199,37 @@ describe("jobs and webhooks with the fleet query", () => {
     expect(job.progress?.targetCount).toBe(2n);
     const targets = await connectClient(s, JobService, "connect").listJobExecutions({ parent: "jobs/fq-dim", pageSize: 10 });
     expect(targets.executions.map((e) => e.device).sort()).toEqual(["devices/fq-led-a", "devices/fq-led-b"]);
+  });
+
+  it("targets a selector rule by kind and a fleet query, and refuses a bad one on its field", async () => {
+    const rules = connectClient(s, RuleService, "connect");
+    const led = { kind: { case: "led" as const, value: { action: { case: "setBrightness" as const, value: 30 } } } };
+    await rules.createRule({
+      ruleId: "fq-rule",
+      rule: {
+        trigger: { case: "oneShotTime", value: timestampFromDate(new Date(Date.now() + 1000)) },
+        // No labels: the filter narrows the kind (fq-cold matches it but is a thermostat).
+        target: { case: "selector", value: { kind: ProductKind.LED, filter: 'labels.site = "north" OR firmware_version = "1.10.0"' } },
+        command: led,
+      },
+    });
+    const run = await eventually(async () => (await rules.listRuleRuns({ parent: "rules/fq-rule", pageSize: 10 })).runs[0], 15_000, "the rule's run");
+    expect(run.targets.map((t) => t.device).sort()).toEqual(["devices/fq-led-a", "devices/fq-led-b"]);
+    expect((await rules.getRule({ name: "rules/fq-rule" })).target.value).toMatchObject({ filter: 'labels.site = "north" OR firmware_version = "1.10.0"' });
+    const err = await rules
+      .createRule({
+        ruleId: "fq-bad",
+        rule: {
+          trigger: { case: "oneShotTime", value: timestampFromDate(new Date(Date.now() + 60_000)) },
+          target: { case: "selector", value: { kind: ProductKind.LED, filter: "led.reported.brightnes > 3" } },
+          command: led,
+        },
+      })
+      .then(() => undefined, ConnectError.from);
+    expect(err?.code).toBe(Code.InvalidArgument);
+    const violation = err?.findDetails(BadRequestSchema)[0]?.fieldViolations[0];
+    expect(violation?.field).toBe("rule.selector.filter");
+    expect(violation?.description).toMatch(/position 1: .*has no field "brightnes"/);
   });
 
   it("routes webhook events through a device filter with OR", async () => {

@@ -59,7 +59,9 @@ describe("DeviceService on a real PostgreSQL (DATABASE_URL)", () => {
       "(kind = led OR labels.site:*) -online = true",
     ];
     for (const f of filters) {
-      const listed = (await c.listDevices({ filter: `(${f}) AND name != "devices/pg-led" AND name != "devices/pg-coffee"`, pageSize: 100 })).devices.map((d) => d.name);
+      const listed = (await c.listDevices({ filter: `(${f}) AND name != "devices/pg-led" AND name != "devices/pg-coffee"`, pageSize: 100 })).devices.map(
+        (d) => d.name,
+      );
       const ast = parseDeviceFilter(f);
       expect(listed, f).toEqual(all.filter((d) => matchesFilter(ast, subjectOf(d))).map((d) => d.name));
       expect(listed.length, `${f} selects something`).toBeGreaterThan(0);
