@@ -157,7 +157,7 @@ export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: stri
     ...triggerFromFlags(v),
     target: device
       ? { case: "device", value: device }
-      : { case: "selector", value: { kind: product.productKind, labels: selector!.labels, filter: v["selector-filter"] ?? "" } },
+      : { case: "selector", value: { kind: product.productKind, labels: selector!.labels, ...(v["selector-filter"] ? { filter: v["selector-filter"] } : {}) } },
     command: commandFromArgs(product.kindName, action, rest.length > 0 ? rest.join(" ") : undefined),
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
     taskPriority,
@@ -203,7 +203,7 @@ function alarmRuleFromFlags(v: RuleFlagValues): RuleInit {
     ...triggerFromFlags(v),
     target: device
       ? { case: "device", value: device }
-      : { case: "selector", value: { kind: selector!.product!.productKind, labels: selector!.labels, filter: v["selector-filter"] ?? "" } },
+      : { case: "selector", value: { kind: selector!.product!.productKind, labels: selector!.labels, ...(v["selector-filter"] ? { filter: v["selector-filter"] } : {}) } },
     alarm: {
       severity,
       clearThreshold: clearAt,
