@@ -356,7 +356,7 @@ export const FirmwareService: GenService<{
     output: typeof FirmwareSchema;
   },
   /**
-   * Lists firmware, newest version first within a kind, kinds in name order.
+   * Lists firmware in name order, optionally of one kind.
    *
    * @generated from rpc tether.v1.FirmwareService.ListFirmwares
    */
