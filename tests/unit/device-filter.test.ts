@@ -1,7 +1,7 @@
 import semver from "semver";
 import { describe, expect, it } from "vitest";
 import { type FilterSubject, matchesFilter, parseDeviceFilter, pinnedKind } from "../../src/core/devices/device-filter.js";
-import { compareSemver, isSemver } from "../../src/core/devices/filter/semver.js";
+import { compareSemver, isSemver } from "../../src/core/semver.js";
 import { InvalidArgumentError } from "../../src/core/errors.js";
 import { decodePageToken, encodePageToken, resolvePageSize } from "../../src/core/page-token.js";
 

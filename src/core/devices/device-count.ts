@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from "../errors.js";
 import type { DeviceGroupBy } from "../ports/device-repository.js";
-import { compareSemver, isSemver } from "./filter/semver.js";
+import { compareSemver, isSemver } from "../semver.js";
 
 /** Most groups CountDevices returns; the devices in the others are summed in `other_count`. */
 export const COUNT_MAX_GROUPS = 1000;

@@ -1,6 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { Comparison, FilterExpr, Op, StateComparison } from "./filter-ast.js";
-import { compareSemver } from "./semver.js";
+import { compareSemver } from "../../semver.js";
 
 /**
  * What a filter looks at, as the `devices` row holds it. Share selectors and rights checks pass only

@@ -3,7 +3,7 @@ import { ScalarType } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 import { PRODUCTS, productByKindName } from "../../products/index.js";
 import type { Comparison, Op, StateComparison, StateValueType } from "./filter-ast.js";
-import { isSemver } from "./semver.js";
+import { isSemver } from "../../semver.js";
 
 /** A restriction as written: the field path, the comparator and the literal. */
 export interface RawRestriction {

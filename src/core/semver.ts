@@ -1,8 +1,9 @@
 /**
- * Semantic Versioning 2.0.0 precedence, written out rather than taken from the `semver` package so
- * that it matches, rule for rule, the SQL function `tether_semver_cmp` (migration 1732300000024):
- * ListDevices compiles to that function and webhooks and watches evaluate this one, and the two
- * must agree on every version. Strict: no leading `v`, no leading zeros, numbers of any size.
+ * Semantic Versioning 2.0.0: validity and precedence, the one place that knows the rules (firmware
+ * versions, the fleet query, version counts). Written out rather than taken from the `semver`
+ * package so that it matches, rule for rule, the SQL function `tether_semver_cmp` (migration
+ * 1732300000024): ListDevices compiles to that function and webhooks and watches evaluate this one,
+ * and the two must agree on every version. Strict: no leading `v`, no leading zeros, numbers of any size.
  */
 
 /** The pattern from semver.org (its "suggested regular expression"), anchored. */
