@@ -203,7 +203,10 @@ function alarmRuleFromFlags(v: RuleFlagValues): RuleInit {
     ...triggerFromFlags(v),
     target: device
       ? { case: "device", value: device }
-      : { case: "selector", value: { kind: selector!.product!.productKind, labels: selector!.labels, ...(v["selector-filter"] ? { filter: v["selector-filter"] } : {}) } },
+      : {
+          case: "selector",
+          value: { kind: selector!.product!.productKind, labels: selector!.labels, ...(v["selector-filter"] ? { filter: v["selector-filter"] } : {}) },
+        },
     alarm: {
       severity,
       clearThreshold: clearAt,
