@@ -23,6 +23,7 @@ export function deviceHandler(
       return create(EmptySchema);
     },
     watchDevices: (req, ctx) => watch.watchDevices(accessOf(ctx), req.filter, ctx.signal),
+    countDevices: (req, ctx) => devices.countDevices(accessOf(ctx), req),
     listConnectivityEvents: (req, ctx) => connectivity.listConnectivityEvents(accessOf(ctx), req),
   };
 }

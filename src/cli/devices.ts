@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { create, toJson } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
-import { DeviceService, ListDevicesResponseSchema } from "../../gen/tether/v1/device_service_pb.js";
+import { CountDevicesResponseSchema, DeviceService, ListDevicesResponseSchema } from "../../gen/tether/v1/device_service_pb.js";
 import { productByCase, PRODUCTS } from "../core/products/index.js";
 import { deletedText, exists } from "./allow-missing.js";
 import { connectClient } from "./client.js";
@@ -20,6 +20,13 @@ export const DEVICES_USAGE = `tether devices <command> [flags]
 ${PRODUCTS.map((p) => `           ${`${p.kindName}:`.padEnd(KIND_WIDTH)}${desiredUsage(p)}`).join("\n")}
   get <id>
   list [--kind K] [--label k=v]... [--online true|false] [--filter EXPR] [--page-size N] [--page-token T]
+  count [same selection flags as list] [--group-by firmware_version|kind|online|labels.KEY]
+         --filter EXPR is an AIP-160 filter: comparisons (= != < <= > >=, and :* for "has a value")
+         joined by AND, OR, NOT (or -) and parentheses; OR binds tighter than AND. Fields: name, kind,
+         owner, display_name, online, create_time, last_seen_time (RFC 3339), firmware_version (semver
+         order), labels.KEY, <kind>.reported.<field> / <kind>.desired.<field>. E.g.
+         --filter 'firmware_version < "1.10.0" AND (labels.site = north OR NOT online = true)'
+         --filter 'thermostat.reported.temperature_celsius < 18'
   update <id> [same flags as create, except --kind] [--etag E]   (only the flags given are changed)
          --label k=v... sets the labels to exactly these; --add-label k=v... and --remove-label k...
          change only the labels named (the others stay)
@@ -36,6 +43,18 @@ const COMMON = {
   certs: { type: "string" },
 } as const;
 
+/**
+ * --filter with --kind, --online and --label ANDed to it (each term its own group, so an OR in
+ * --filter stays inside its parentheses).
+ */
+function filterOf(v: { filter?: string; kind?: string; online?: string; label?: string[] }): string {
+  const terms = v.filter ? [`(${v.filter})`] : [];
+  if (v.kind) terms.push(`kind = "${productOf(v.kind).kindName}"`);
+  if (v.online) terms.push(`online = ${v.online}`);
+  for (const [k, val] of Object.entries(parseLabels(v.label))) terms.push(`labels.${k} = "${val.replace(/["\\]/g, "\\$&")}"`);
+  return terms.length === 1 && v.filter ? v.filter : terms.join(" AND ");
+}
+
 /** `tether devices ...`; prints to stdout and returns the exit code. */
 export async function devicesCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -51,6 +70,7 @@ export async function devicesCommand(argv: string[]): Promise<void> {
       filter: { type: "string" },
       "page-size": { type: "string" },
       "page-token": { type: "string" },
+      "group-by": { type: "string" },
       "allow-missing": { type: "boolean" },
     },
   });
@@ -77,12 +97,20 @@ export async function devicesCommand(argv: string[]): Promise<void> {
     }
     case "get":
       return out(await client.getDevice({ name: name() }));
+    case "count": {
+      const res = await client.countDevices({ filter: filterOf(v), groupBy: v["group-by"] ?? "" });
+      if (v.json) return console.log(json(CountDevicesResponseSchema, res));
+      if (res.groups.length > 0) {
+        const head = (v["group-by"] ?? "").toUpperCase();
+        const rows = res.groups.map((g) => [g.value === undefined ? "(none)" : g.value === "" ? '""' : g.value, String(g.count)]);
+        if (res.otherCount > 0n) rows.push(["(other)", String(res.otherCount)]);
+        console.log(table([head, "DEVICES"], rows));
+      }
+      console.log(`total: ${res.totalCount}`);
+      return;
+    }
     case "list": {
-      const terms = v.filter ? [v.filter] : [];
-      if (v.kind) terms.push(`kind = "${productOf(v.kind).kindName}"`);
-      if (v.online) terms.push(`online = ${v.online}`);
-      for (const [k, val] of Object.entries(parseLabels(v.label))) terms.push(`labels.${k} = "${val}"`);
-      const res = await client.listDevices({ filter: terms.join(" AND "), pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
+      const res = await client.listDevices({ filter: filterOf(v), pageSize: Number(v["page-size"] ?? 0), pageToken: v["page-token"] ?? "" });
       if (v.json) return console.log(json(ListDevicesResponseSchema, res));
       console.log(table(["NAME", "KIND", "DISPLAY NAME", "ONLINE", "LAST SEEN", "LABELS", "DESIRED"], res.devices.map(row)));
       if (res.nextPageToken) console.log(`\nmore: --page-token ${res.nextPageToken}`);

@@ -25,7 +25,7 @@ const COMMANDS: Record<string, Command> = {
   serve: { load: async () => ({ usage: SERVE_USAGE, run: async () => (await import("./serve.js")).serve() }) },
   migrate: { load: async () => import("./migrate.js").then((m) => ({ usage: m.MIGRATE_USAGE, run: m.migrateCommand })) },
   devices: {
-    subcommands: ["create", "get", "list", "update", "delete", "connectivity"],
+    subcommands: ["create", "get", "list", "count", "update", "delete", "connectivity"],
     load: async () => import("./devices.js").then((m) => ({ usage: m.DEVICES_USAGE, run: m.devicesCommand })),
   },
   tasks: {

@@ -1,7 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeviceSelector_Mode as Mode, type JobSchema } from "../../gen/tether/v1/job_pb.js";
-import { parseDeviceFilter } from "../core/devices/device-filter.js";
+import { parseDeviceFilter, pinnedKind } from "../core/devices/device-filter.js";
 import { EXAMPLE_PRODUCT, productForAction, productOf } from "./kinds.js";
 import { parseTime } from "./rule-args.js";
 import { commandFromArgs, parseDuration, priorityFromFlag } from "./task-args.js";
@@ -74,7 +74,7 @@ export async function jobFromFlags(v: JobFlagValues, deviceKind: (device: string
     .map((d) => (d.startsWith("devices/") ? d : `devices/${d}`));
   const [action = "", ...rest] = v.command.trim().split(/\s+/);
   let kind = v.kind === undefined ? undefined : productOf(v.kind).kindName;
-  if (!kind && v.selector !== undefined) kind = parseDeviceFilter(v.selector, "--selector").kind;
+  if (!kind && v.selector !== undefined) kind = pinnedKind(parseDeviceFilter(v.selector, "--selector"));
   if (!kind && names && names[0]) kind = await deviceKind(names[0]);
   kind ??= productForAction(
     action,

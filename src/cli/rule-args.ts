@@ -18,6 +18,7 @@ export const RULE_FLAGS = {
   cooldown: { type: "string" },
   device: { type: "string" },
   selector: { type: "string" },
+  "selector-filter": { type: "string" },
   command: { type: "string" },
   ttl: { type: "string" },
   priority: { type: "string" },
@@ -42,6 +43,8 @@ export interface RuleFlagValues {
   cooldown?: string;
   device?: string;
   selector?: string;
+  /** A fleet query the selector's devices must also match (LabelSelector.filter). */
+  "selector-filter"?: string;
   command?: string;
   ttl?: string;
   priority?: string;
@@ -152,7 +155,9 @@ export async function ruleFromFlags(v: RuleFlagValues, deviceKind: (device: stri
   return {
     displayName: v["display-name"] ?? "",
     ...triggerFromFlags(v),
-    target: device ? { case: "device", value: device } : { case: "selector", value: { kind: product.productKind, labels: selector!.labels } },
+    target: device
+      ? { case: "device", value: device }
+      : { case: "selector", value: { kind: product.productKind, labels: selector!.labels, ...(v["selector-filter"] ? { filter: v["selector-filter"] } : {}) } },
     command: commandFromArgs(product.kindName, action, rest.length > 0 ? rest.join(" ") : undefined),
     taskTtl: v.ttl ? parseDuration(v.ttl) : undefined,
     taskPriority,
@@ -196,7 +201,12 @@ function alarmRuleFromFlags(v: RuleFlagValues): RuleInit {
   return {
     displayName: v["display-name"] ?? "",
     ...triggerFromFlags(v),
-    target: device ? { case: "device", value: device } : { case: "selector", value: { kind: selector!.product!.productKind, labels: selector!.labels } },
+    target: device
+      ? { case: "device", value: device }
+      : {
+          case: "selector",
+          value: { kind: selector!.product!.productKind, labels: selector!.labels, ...(v["selector-filter"] ? { filter: v["selector-filter"] } : {}) },
+        },
     alarm: {
       severity,
       clearThreshold: clearAt,

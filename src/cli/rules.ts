@@ -25,6 +25,7 @@ export const RULES_USAGE = `tether rules <command> [flags]
               --when 'water_level_percent < 10' [--for 30s] [--cooldown 5m]   (reported state or telemetry)
       TARGET: --device kitchen-1 | --selector ${SELECTOR_EXAMPLE}   (without kind=, the one kind with the
               command's action: '${IMPLIED_KIND_EXAMPLE}' needs none)
+              [--selector-filter EXPR]: devices must also match this fleet query (see devices --help)
       ACTION: ${TASK_ACTIONS.replace(/\n/g, "\n              ")}
   create <id> --alarm critical|major|minor|warning --when 'METRIC OP VALUE' [--for 2m] TARGET
          [--clear-at VALUE] [--clear-for 1m] [--notify raise,clear|raise|clear|none] [--escalate-after 30m]
@@ -219,7 +220,7 @@ function targetText(r: Rule): string {
   if (t.case === "selector")
     return `${PRODUCTS.find((p) => p.productKind === t.value.kind)?.kindName ?? "?"} ${Object.entries(t.value.labels)
       .map(([k, x]) => `${k}=${x}`)
-      .join(",")}`;
+      .join(",")}${t.value.filter ? ` matching ${t.value.filter}` : ""}`;
   if (t.case === "job") {
     const jt = t.value.target;
     return `a job over ${jt.case === "selector" ? jt.value.filter : jt.case === "devices" ? `${jt.value.devices.length} device(s)` : "?"}`;

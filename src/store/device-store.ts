@@ -2,12 +2,13 @@ import { create, type DescMessage, fromJson, type JsonValue, type Message, toJso
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryPolicy_Mode, type Device, DeviceSchema } from "../../gen/tether/v1/device_pb.js";
 import type { DeviceScope } from "../core/access/access.js";
-import type { DeviceFilter } from "../core/devices/device-filter.js";
+import type { DeviceFilter, FilterSubject } from "../core/devices/device-filter.js";
 import { deviceName, parseDeviceName } from "../core/devices/device-name.js";
 import type { DeviceRepository, StoredDevice } from "../core/ports/device-repository.js";
 import { AlreadyExistsError } from "../core/errors.js";
 import { productByCase, productByKindName } from "../core/products/index.js";
 import type { Sql } from "./database.js";
+import { whereFilter } from "./device-filter-sql.js";
 import { reasonOf, toConnectivityEvent } from "../core/connectivity/connectivity-reason.js";
 import { auditedChange, withTransaction } from "./transaction.js";
 import { auditCall } from "./audit-context.js";
@@ -83,6 +84,24 @@ export function createDeviceStore(sql: Sql): DeviceRepository {
         ORDER BY id
         LIMIT ${limit}`;
       return rows.map((r) => toStored(r).device);
+    },
+
+    async count({ filter, scope, groupBy, limit }) {
+      const where = sql`${whereDeviceFilter(sql, filter)} AND ${whereScope(sql, scope)}`;
+      const [{ n }] = (await sql<{ n: string }[]>`SELECT count(*) AS n FROM devices WHERE ${where}`) as unknown as [{ n: string }];
+      if (!groupBy) return { total: Number(n), groups: [] };
+      const key =
+        groupBy.field === "label"
+          ? sql`labels->>${groupBy.key}`
+          : groupBy.field === "online"
+            ? sql`online::text`
+            : groupBy.field === "kind"
+              ? sql`kind`
+              : sql`firmware_version`;
+      const rows = await sql<{ value: string | null; n: string }[]>`
+        SELECT ${key} AS value, count(*) AS n FROM devices WHERE ${where}
+        GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ${limit}`;
+      return { total: Number(n), groups: rows.map((r) => ({ value: r.value ?? undefined, count: Number(r.n) })) };
     },
 
     async update(device, expectedRevision, { desiredChanged, now }) {
@@ -292,18 +311,8 @@ export function whereScope(sql: Sql, scope: DeviceScope | undefined) {
  * share selectors and job targets all select devices with it, so they agree on what matches.
  */
 export function whereDeviceFilter(sql: Sql, f: DeviceFilter) {
-  const parts = [sql`true`];
-  if (f.id !== undefined) parts.push(sql`id = ${f.id}`);
-  if (f.kind !== undefined) parts.push(sql`kind = ${f.kind}`);
-  if (f.owner !== undefined) parts.push(sql`owner = ${f.owner}`);
-  if (f.online !== undefined) parts.push(sql`online = ${f.online}`);
-  for (const c of f.labels) {
-    if (c.op === "present") parts.push(sql`labels ? ${c.key}`);
-    // @> uses the GIN index; != also matches devices without the label (AIP-160 semantics).
-    else if (c.op === "=") parts.push(sql`labels @> ${sql.json({ [c.key]: c.value })}`);
-    else parts.push(sql`NOT (labels @> ${sql.json({ [c.key]: c.value })})`);
-  }
-  return parts.reduce((acc, p) => sql`${acc} AND ${p}`);
+  // Parenthesised again, cheaply: an OR must never escape into the caller's AND (the scope).
+  return sql`(${whereFilter(sql, f)})`;
 }
 
 function desiredJson(device: Device): JsonValue {
@@ -365,4 +374,22 @@ function isEmptyObject(v: JsonValue): boolean {
 /** The `devices.last_event` copy of a connectivity_events row named `ev`. */
 function lastEventJson(sql: Sql) {
   return sql`jsonb_build_object('id', ev.id, 'connected', ev.connected, 'reason', ev.reason, 'address', ev.remote_address, 'time', ev.event_time)`;
+}
+
+/** What a device filter sees of a `devices` row (or of a JSON snapshot of one, dates as strings). */
+export function factsOf(row: DeviceRow): FilterSubject {
+  const date = (d: Date | string | null) => (d === null || d === undefined ? undefined : new Date(d));
+  return {
+    id: row.id,
+    kind: row.kind,
+    owner: row.owner,
+    labels: row.labels,
+    online: row.online,
+    displayName: row.display_name,
+    firmwareVersion: row.firmware_version,
+    createTime: date(row.create_time),
+    lastSeenTime: date(row.last_seen_time),
+    reported: row.reported,
+    desired: row.desired,
+  };
 }

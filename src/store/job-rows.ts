@@ -1,6 +1,6 @@
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
-import type { DeviceFilter } from "../core/devices/device-filter.js";
+import { allOf, type DeviceFilter } from "../core/devices/device-filter.js";
 import type { JobRecord, JobState } from "../core/jobs/job-record.js";
 import { DEFAULT_PRIORITY } from "../core/tasks/task-record.js";
 import type { NewJob } from "../core/ports/job-repository.js";
@@ -16,7 +16,8 @@ export interface JobRow {
   product_kind: string;
   target_kind: string;
   selector_filter: string | null;
-  selector: DeviceFilter | null;
+  /** The parsed filter (kind included); rows written before filters had OR hold a LegacyFilter. */
+  selector: DeviceFilter | LegacyFilter | null;
   continuous: boolean;
   max_per_minute: number;
   exp_base_per_minute: number | null;
@@ -90,7 +91,7 @@ export function fromRow(r: JobRow): JobRecord {
     productKind: r.product_kind,
     target:
       r.target_kind === "selector"
-        ? { kind: "selector", filterText: r.selector_filter ?? "", filter: r.selector ?? { labels: [] }, continuous: r.continuous }
+        ? { kind: "selector", filterText: r.selector_filter ?? "", filter: selectorOf(r.selector), continuous: r.continuous }
         : { kind: "devices", deviceIds: [] },
     rollout: {
       maxPerMinute: r.max_per_minute,
@@ -118,4 +119,28 @@ export function fromRow(r: JobRow): JobRecord {
     endTime: r.end_time ?? undefined,
     creator: r.creator,
   };
+}
+
+/** The flat conjunction jobs stored before migration 1732300000024 (all of which must hold). */
+interface LegacyFilter {
+  id?: string;
+  kind?: string;
+  owner?: string;
+  online?: boolean;
+  labels: Array<{ key: string; op: "=" | "!=" | "present"; value?: string }>;
+}
+
+/** A stored selector as a filter: a legacy conjunction is rewritten term for term. */
+function selectorOf(s: DeviceFilter | LegacyFilter | null): DeviceFilter {
+  if (!s) return { type: "true" };
+  if ("type" in s) return s;
+  const parts: DeviceFilter[] = [];
+  if (s.id !== undefined) parts.push({ type: "id", op: "=", value: s.id });
+  if (s.kind !== undefined) parts.push({ type: "text", field: "kind", op: "=", value: s.kind });
+  if (s.owner !== undefined) parts.push({ type: "text", field: "owner", op: "=", value: s.owner });
+  if (s.online !== undefined) parts.push({ type: "online", op: "=", value: s.online });
+  for (const c of s.labels ?? []) {
+    parts.push(c.op === "present" ? { type: "label", key: c.key, op: "has" } : { type: "label", key: c.key, op: c.op, value: c.value ?? "" });
+  }
+  return allOf(...parts);
 }

@@ -1,3 +1,4 @@
+import { whereDeviceFilter } from "./device-store.js";
 import type { RuleRecord, RuleRunRecord, RunState, RunTarget } from "../core/rules/rule-record.js";
 import { taskForRule } from "../core/rules/rule-tasks.js";
 import type { TaskRecord } from "../core/tasks/task-record.js";
@@ -55,6 +56,18 @@ export async function resolveTargets(db: Sql, rules: RuleRecord[], only?: string
     ORDER BY s.rule_id, d.id`;
   for (const s of selectors) out.set(s.rule_id, []);
   for (const r of rows) out.get(String(r.rule_id))!.push(String(r.id));
+  // Selectors with a fleet query: one more query each (rules with filters are few; their filters differ).
+  for (const r of rules) {
+    if (r.target.kind !== "selector" || r.target.filter.type === "true") continue;
+    const matched = out.get(r.id)!;
+    if (matched.length === 0) continue;
+    const kept = await db<{ id: string }[]>`
+      SELECT id FROM devices WHERE id = ANY(${matched}::text[]) AND ${whereDeviceFilter(db, r.target.filter)} ORDER BY id`;
+    out.set(
+      r.id,
+      kept.map((k) => String(k.id)),
+    );
+  }
   return out;
 }
 

@@ -1,3 +1,4 @@
+import { parseDeviceFilter } from "../core/devices/device-filter.js";
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { CommandSchema } from "../../gen/tether/v1/command_pb.js";
 import { JobSchema } from "../../gen/tether/v1/job_pb.js";
@@ -36,7 +37,7 @@ export type TriggerJson =
   | { cron: { expression: string; timeZone: string } }
   | { oneShotTime: string }
   | { event: { metric: string; comparison: string; threshold: number; forMs: number; cooldownMs: number } };
-export type TargetJson = { device: string } | { selector: { kind: string; labels: Record<string, string> } } | { job: JsonValue };
+export type TargetJson = { device: string } | { selector: { kind: string; labels: Record<string, string>; filter?: string } } | { job: JsonValue };
 
 export interface RunRow {
   id: string | number;
@@ -80,7 +81,7 @@ export function toRow(sql: Sql, r: RuleRecord) {
 function targetJson(t: RuleTarget): TargetJson {
   if (t.kind === "device") return { device: t.deviceId };
   if (t.kind === "job") return { job: toJson(JobSchema, t.template) as JsonValue };
-  return { selector: { kind: t.productKind, labels: t.labels } };
+  return { selector: { kind: t.productKind, labels: t.labels, ...(t.filterText ? { filter: t.filterText } : {}) } };
 }
 
 function triggerJson(t: RuleTrigger): TriggerJson {
@@ -109,7 +110,7 @@ export function fromRow(r: RuleRow): RuleRecord {
       ? { kind: "device", deviceId: r.target.device }
       : "job" in r.target
         ? { kind: "job", template: fromJson(JobSchema, r.target.job, { ignoreUnknownFields: true }) }
-        : { kind: "selector", productKind: r.target.selector.kind, labels: r.target.selector.labels };
+        : selectorTarget(r.target.selector);
   return {
     id: r.id,
     uid: r.uid,
@@ -147,4 +148,10 @@ export function fromRunRow(r: RunRow): RuleRunRecord {
     targets: r.targets.map((t) => ({ deviceId: t.device, taskId: t.task ?? undefined, error: t.error ?? undefined })),
     jobId: r.job_id ?? undefined,
   };
+}
+
+/** A stored selector; its filter was validated when the rule was written, so it parses. */
+function selectorTarget(s: { kind: string; labels: Record<string, string>; filter?: string }): RuleTarget {
+  const filterText = s.filter ?? "";
+  return { kind: "selector", productKind: s.kind, labels: s.labels, filterText, filter: parseDeviceFilter(filterText, "rule.selector.filter") };
 }

@@ -11,7 +11,7 @@ import { toTaskProto } from "../core/tasks/task-record.js";
 import type { DeviceFacts } from "../core/webhooks/device-match.js";
 import type { TextSealer } from "../core/auth/key-sealing.js";
 import type { Sql } from "./database.js";
-import { type DeviceRow, toStored } from "./device-store.js";
+import { type DeviceRow, factsOf, toStored } from "./device-store.js";
 import { createJobStore } from "./job-store.js";
 import { fromRow as taskFromRow, type TaskRow } from "./task-rows.js";
 import { type TxSql, withTransaction } from "./transaction.js";
@@ -76,14 +76,14 @@ export function createWebhookOutbox(sql: Sql, sealer: TextSealer): Outbox {
       }),
 
     async claim(webhookId, limit, now, leaseUntil) {
-      const rows = await sql<(Record<string, unknown> & { payload: JsonValue })[]>`
+      const rows = await sql<(Record<string, unknown> & { payload: string })[]>`
         UPDATE webhook_deliveries d SET lease_until = ${leaseUntil}, attempt_count = d.attempt_count + 1
         FROM (SELECT id FROM webhook_deliveries
               WHERE webhook_id = ${webhookId} AND state IN ('PENDING', 'FAILED') AND next_attempt_time <= ${now}
                 AND (lease_until IS NULL OR lease_until < ${now})
               ORDER BY next_attempt_time LIMIT ${limit} FOR UPDATE SKIP LOCKED) c, webhook_events e
         WHERE d.id = c.id AND e.id = d.event_id
-        RETURNING d.*, e.payload`;
+        RETURNING d.*, e.payload::text AS payload`;
       return rows.map((r): ClaimedDelivery => ({ ...deliveryFromRow(r), payload: r.payload }));
     },
 
@@ -166,9 +166,8 @@ async function buildEvents(tx: TxSql, rows: EventRow[]): Promise<(PendingEvent |
   ];
   const facts = new Map<string, DeviceFacts>();
   if (factIds.length > 0) {
-    const f = await tx<{ id: string; kind: string; owner: string; online: boolean; labels: Record<string, string> }[]>`
-      SELECT id, kind, owner, online, labels FROM devices WHERE id = ANY(${factIds}::text[])`;
-    for (const r of f) facts.set(r.id, r);
+    const f = await tx<DeviceRow[]>`SELECT * FROM devices WHERE id = ANY(${factIds}::text[])`;
+    for (const r of f) facts.set(r.id, factsOf(r));
   }
   const jobs = createJobStore(tx as unknown as Sql);
   const out: (PendingEvent | undefined)[] = [];
@@ -184,7 +183,7 @@ async function buildEvents(tx: TxSql, rows: EventRow[]): Promise<(PendingEvent |
       f = facts.get(task.device_id) ?? { id: task.device_id, kind: "", owner: "", online: false, labels: {} };
     } else if (device) {
       event = create(EventSchema, { ...base, payload: { case: "deviceSnapshot", value: toStored(device).device } });
-      f = { id: device.id, kind: device.kind, owner: device.owner, online: device.online, labels: device.labels };
+      f = factsOf(device);
     } else if (r.type === "device.connectivity") {
       const c = r.resource as unknown as ConnectivityRow;
       const record = {

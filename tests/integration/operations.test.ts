@@ -72,6 +72,7 @@ describe("reflection", () => {
         "DeleteDevice",
         "WatchDevices",
         "ListConnectivityEvents",
+        "CountDevices",
       ]);
     } finally {
       c.close();

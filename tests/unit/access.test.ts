@@ -44,7 +44,9 @@ describe("rights decisions", () => {
     expect(() => parseSelector('owner = "bob"')).toThrow(/kind and labels/);
     expect(() => parseSelector("online = true")).toThrow(/kind and labels/);
     expect(() => parseSelector("")).toThrow(/at least one term/);
-    expect(parseSelector('labels.room = "kitchen" AND labels.floor:*').labels).toHaveLength(2);
+    expect(parseSelector('labels.room = "kitchen" AND labels.floor:*').type).toBe("and");
+    expect(() => parseSelector('labels.room = "kitchen" OR NOT kind = "led"')).not.toThrow();
+    expect(() => parseSelector('labels.room = "kitchen" OR firmware_version < "2.0.0"')).toThrow(/kind and labels/);
   });
 });
 

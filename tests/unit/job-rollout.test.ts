@@ -82,7 +82,7 @@ describe("job rollout decisions", () => {
     const finite = job({ dispatchedCount: 995, skippedCount: 5 });
     expect(planStep(finite, done, at(1), 1000)).toMatchObject({ state: "COMPLETED", stateReason: "completed: 990 of 995 executions succeeded, 5 failed" });
     expect(planStep(finite, states({ SUCCEEDED: 990, RUNNING: 5 }), at(1), 1000).state).toBe("RUNNING");
-    const continuous = job({ dispatchedCount: 995, skippedCount: 5, target: { kind: "selector", filterText: "", filter: { labels: [] }, continuous: true } });
+    const continuous = job({ dispatchedCount: 995, skippedCount: 5, target: { kind: "selector", filterText: "", filter: { type: "true" }, continuous: true } });
     expect(planStep(continuous, done, at(1), 1000).state).toBe("RUNNING");
   });
 

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tether/v1/device_service.proto.
  */
 export const file_tether_v1_device_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50ZXRoZXIvdjEvZGV2aWNlX3NlcnZpY2UucHJvdG8SCXRldGhlci52MSJLChNDcmVhdGVEZXZpY2VSZXF1ZXN0EiEKBmRldmljZRgBIAEoCzIRLnRldGhlci52MS5EZXZpY2USEQoJZGV2aWNlX2lkGAIgASgJIiAKEEdldERldmljZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJLChJMaXN0RGV2aWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJIlIKE0xpc3REZXZpY2VzUmVzcG9uc2USIgoHZGV2aWNlcxgBIAMoCzIRLnRldGhlci52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKE1VwZGF0ZURldmljZVJlcXVlc3QSIQoGZGV2aWNlGAEgASgLMhEudGV0aGVyLnYxLkRldmljZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCIlChNXYXRjaERldmljZXNSZXF1ZXN0Eg4KBmZpbHRlchgBIAEoCSLuAQoUV2F0Y2hEZXZpY2VzUmVzcG9uc2USMgoEdHlwZRgBIAEoDjIkLnRldGhlci52MS5XYXRjaERldmljZXNSZXNwb25zZS5UeXBlEiEKBmRldmljZRgCIAEoCzIRLnRldGhlci52MS5EZXZpY2UifwoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASEAoMVFlQRV9JTklUSUFMEAESGQoVVFlQRV9JTklUSUFMX0NPTVBMRVRFEAISEAoMVFlQRV9DSEFOR0VEEAMSEAoMVFlQRV9SRU1PVkVEEAQSEAoMVFlQRV9ERUxFVEVEEAUiVgodTGlzdENvbm5lY3Rpdml0eUV2ZW50c1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInQKHkxpc3RDb25uZWN0aXZpdHlFdmVudHNSZXNwb25zZRI5ChNjb25uZWN0aXZpdHlfZXZlbnRzGAEgAygLMhwudGV0aGVyLnYxLkNvbm5lY3Rpdml0eUV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKqBAoNRGV2aWNlU2VydmljZRJBCgxDcmVhdGVEZXZpY2USHi50ZXRoZXIudjEuQ3JlYXRlRGV2aWNlUmVxdWVzdBoRLnRldGhlci52MS5EZXZpY2USOwoJR2V0RGV2aWNlEhsudGV0aGVyLnYxLkdldERldmljZVJlcXVlc3QaES50ZXRoZXIudjEuRGV2aWNlEkwKC0xpc3REZXZpY2VzEh0udGV0aGVyLnYxLkxpc3REZXZpY2VzUmVxdWVzdBoeLnRldGhlci52MS5MaXN0RGV2aWNlc1Jlc3BvbnNlEkEKDFVwZGF0ZURldmljZRIeLnRldGhlci52MS5VcGRhdGVEZXZpY2VSZXF1ZXN0GhEudGV0aGVyLnYxLkRldmljZRJGCgxEZWxldGVEZXZpY2USHi50ZXRoZXIudjEuRGVsZXRlRGV2aWNlUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJRCgxXYXRjaERldmljZXMSHi50ZXRoZXIudjEuV2F0Y2hEZXZpY2VzUmVxdWVzdBofLnRldGhlci52MS5XYXRjaERldmljZXNSZXNwb25zZTABEm0KFkxpc3RDb25uZWN0aXZpdHlFdmVudHMSKC50ZXRoZXIudjEuTGlzdENvbm5lY3Rpdml0eUV2ZW50c1JlcXVlc3QaKS50ZXRoZXIudjEuTGlzdENvbm5lY3Rpdml0eUV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_tether_v1_connectivity, file_tether_v1_device]);
+  fileDesc("Ch50ZXRoZXIvdjEvZGV2aWNlX3NlcnZpY2UucHJvdG8SCXRldGhlci52MSJLChNDcmVhdGVEZXZpY2VSZXF1ZXN0EiEKBmRldmljZRgBIAEoCzIRLnRldGhlci52MS5EZXZpY2USEQoJZGV2aWNlX2lkGAIgASgJIiAKEEdldERldmljZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJLChJMaXN0RGV2aWNlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJIlIKE0xpc3REZXZpY2VzUmVzcG9uc2USIgoHZGV2aWNlcxgBIAMoCzIRLnRldGhlci52MS5EZXZpY2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKE1VwZGF0ZURldmljZVJlcXVlc3QSIQoGZGV2aWNlGAEgASgLMhEudGV0aGVyLnYxLkRldmljZRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siSAoTRGVsZXRlRGV2aWNlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBGV0YWcYAiABKAkSFQoNYWxsb3dfbWlzc2luZxgDIAEoCCIlChNXYXRjaERldmljZXNSZXF1ZXN0Eg4KBmZpbHRlchgBIAEoCSLuAQoUV2F0Y2hEZXZpY2VzUmVzcG9uc2USMgoEdHlwZRgBIAEoDjIkLnRldGhlci52MS5XYXRjaERldmljZXNSZXNwb25zZS5UeXBlEiEKBmRldmljZRgCIAEoCzIRLnRldGhlci52MS5EZXZpY2UifwoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASEAoMVFlQRV9JTklUSUFMEAESGQoVVFlQRV9JTklUSUFMX0NPTVBMRVRFEAISEAoMVFlQRV9DSEFOR0VEEAMSEAoMVFlQRV9SRU1PVkVEEAQSEAoMVFlQRV9ERUxFVEVEEAUiVgodTGlzdENvbm5lY3Rpdml0eUV2ZW50c1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInQKHkxpc3RDb25uZWN0aXZpdHlFdmVudHNSZXNwb25zZRI5ChNjb25uZWN0aXZpdHlfZXZlbnRzGAEgAygLMhwudGV0aGVyLnYxLkNvbm5lY3Rpdml0eUV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI3ChNDb3VudERldmljZXNSZXF1ZXN0Eg4KBmZpbHRlchgBIAEoCRIQCghncm91cF9ieRgCIAEoCSJoChRDb3VudERldmljZXNSZXNwb25zZRITCgt0b3RhbF9jb3VudBgBIAEoAxImCgZncm91cHMYAiADKAsyFi50ZXRoZXIudjEuRGV2aWNlR3JvdXASEwoLb3RoZXJfY291bnQYAyABKAMiOgoLRGV2aWNlR3JvdXASEgoFdmFsdWUYASABKAlIAIgBARINCgVjb3VudBgCIAEoA0IICgZfdmFsdWUy+wQKDURldmljZVNlcnZpY2USQQoMQ3JlYXRlRGV2aWNlEh4udGV0aGVyLnYxLkNyZWF0ZURldmljZVJlcXVlc3QaES50ZXRoZXIudjEuRGV2aWNlEjsKCUdldERldmljZRIbLnRldGhlci52MS5HZXREZXZpY2VSZXF1ZXN0GhEudGV0aGVyLnYxLkRldmljZRJMCgtMaXN0RGV2aWNlcxIdLnRldGhlci52MS5MaXN0RGV2aWNlc1JlcXVlc3QaHi50ZXRoZXIudjEuTGlzdERldmljZXNSZXNwb25zZRJBCgxVcGRhdGVEZXZpY2USHi50ZXRoZXIudjEuVXBkYXRlRGV2aWNlUmVxdWVzdBoRLnRldGhlci52MS5EZXZpY2USRgoMRGVsZXRlRGV2aWNlEh4udGV0aGVyLnYxLkRlbGV0ZURldmljZVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSUQoMV2F0Y2hEZXZpY2VzEh4udGV0aGVyLnYxLldhdGNoRGV2aWNlc1JlcXVlc3QaHy50ZXRoZXIudjEuV2F0Y2hEZXZpY2VzUmVzcG9uc2UwARJtChZMaXN0Q29ubmVjdGl2aXR5RXZlbnRzEigudGV0aGVyLnYxLkxpc3RDb25uZWN0aXZpdHlFdmVudHNSZXF1ZXN0GikudGV0aGVyLnYxLkxpc3RDb25uZWN0aXZpdHlFdmVudHNSZXNwb25zZRJPCgxDb3VudERldmljZXMSHi50ZXRoZXIudjEuQ291bnREZXZpY2VzUmVxdWVzdBofLnRldGhlci52MS5Db3VudERldmljZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_tether_v1_connectivity, file_tether_v1_device]);
 
 /**
  * Request for CreateDevice.
@@ -93,10 +93,18 @@ export type ListDevicesRequest = Message<"tether.v1.ListDevicesRequest"> & {
   pageToken: string;
 
   /**
-   * Conjunction of comparisons joined by `AND`, e.g.
-   * `kind = "led" AND labels.room = "kitchen" AND online = true`.
-   * Fields: `name` (`devices/{device}`), `kind` (`led`, `coffee_machine`), `labels.<key>`
-   * (`=` or `!=`; `labels.<key>:*` means the label is present), `owner`, `online`.
+   * An AIP-160 filter; empty means every device the caller may see. Comparisons (`=`, `!=`, `<`,
+   * `<=`, `>`, `>=`, and `:*` for "has a value") combined with `AND`, `OR`, `NOT` (or `-`) and
+   * parentheses; as in AIP-160, OR binds tighter than AND. E.g.
+   * `kind = "thermostat" AND (labels.site = "north" OR labels.site = "south") AND thermostat.reported.temperature_celsius < 18`.
+   * Fields: `name` (`devices/{device}`), `kind`, `owner`, `display_name` (`=`, `!=`); `online`
+   * (`true`, `false`); `create_time`, `last_seen_time` (RFC 3339); `firmware_version` (semantic
+   * versioning precedence, so `< "1.10.0"` holds for `1.9.3`); `labels.<key>` (`=`, `!=`, `:*`);
+   * `<kind>.reported.<field>` and `<kind>.desired.<field>`, a typed field of the product's state
+   * by its proto name (numbers and timestamps take every comparator, bools, strings and enums
+   * `=` and `!=`). `!=` is exactly NOT `=`: it also matches a device without the value. At most
+   * 2,000 characters and 100 comparisons; an unknown field or a bad value is INVALID_ARGUMENT
+   * naming the term and its position.
    *
    * @generated from field: string filter = 3;
    */
@@ -375,6 +383,102 @@ export const ListConnectivityEventsResponseSchema: GenMessage<ListConnectivityEv
   messageDesc(file_tether_v1_device_service, 9);
 
 /**
+ * Request for CountDevices.
+ *
+ * @generated from message tether.v1.CountDevicesRequest
+ */
+export type CountDevicesRequest = Message<"tether.v1.CountDevicesRequest"> & {
+  /**
+   * Which devices, in the ListDevices filter syntax. Empty means every device the caller may see.
+   *
+   * @generated from field: string filter = 1;
+   */
+  filter: string;
+
+  /**
+   * What to count per: empty for the total only, or `firmware_version`, `kind`, `online` or
+   * `labels.<key>`. Anything else is INVALID_ARGUMENT.
+   *
+   * @generated from field: string group_by = 2;
+   */
+  groupBy: string;
+};
+
+/**
+ * Describes the message tether.v1.CountDevicesRequest.
+ * Use `create(CountDevicesRequestSchema)` to create a new message.
+ */
+export const CountDevicesRequestSchema: GenMessage<CountDevicesRequest> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device_service, 10);
+
+/**
+ * Response for CountDevices.
+ *
+ * @generated from message tether.v1.CountDevicesResponse
+ */
+export type CountDevicesResponse = Message<"tether.v1.CountDevicesResponse"> & {
+  /**
+   * How many devices match the filter.
+   *
+   * @generated from field: int64 total_count = 1;
+   */
+  totalCount: bigint;
+
+  /**
+   * The counts per value of `group_by`, at most 1,000 groups (the largest ones); empty without
+   * `group_by`. For `firmware_version` newest first by semantic versioning precedence (versions
+   * that are not semantic versions follow, in text order); otherwise in ascending order of value,
+   * devices without the label last.
+   *
+   * @generated from field: repeated tether.v1.DeviceGroup groups = 2;
+   */
+  groups: DeviceGroup[];
+
+  /**
+   * Devices in groups beyond the 1,000 returned: `total_count` minus the sum of `groups`.
+   *
+   * @generated from field: int64 other_count = 3;
+   */
+  otherCount: bigint;
+};
+
+/**
+ * Describes the message tether.v1.CountDevicesResponse.
+ * Use `create(CountDevicesResponseSchema)` to create a new message.
+ */
+export const CountDevicesResponseSchema: GenMessage<CountDevicesResponse> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device_service, 11);
+
+/**
+ * How many devices share one value of CountDevicesRequest.group_by.
+ *
+ * @generated from message tether.v1.DeviceGroup
+ */
+export type DeviceGroup = Message<"tether.v1.DeviceGroup"> & {
+  /**
+   * The value: the firmware version (empty if none was reported), the kind name, `true` or
+   * `false` for `online`, or the label's value. Unset for devices without the label.
+   *
+   * @generated from field: optional string value = 1;
+   */
+  value?: string | undefined;
+
+  /**
+   * How many matching devices have it.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message tether.v1.DeviceGroup.
+ * Use `create(DeviceGroupSchema)` to create a new message.
+ */
+export const DeviceGroupSchema: GenMessage<DeviceGroup> = /*@__PURE__*/
+  messageDesc(file_tether_v1_device_service, 12);
+
+/**
  * Manages the device registry.
  *
  * @generated from service tether.v1.DeviceService
@@ -454,6 +558,17 @@ export const DeviceService: GenService<{
     methodKind: "unary";
     input: typeof ListConnectivityEventsRequestSchema;
     output: typeof ListConnectivityEventsResponseSchema;
+  },
+  /**
+   * Counts the devices the caller may see (the same rights as ListDevices) that match `filter`,
+   * in total and optionally per value of `group_by`: e.g. the fleet's firmware version distribution.
+   *
+   * @generated from rpc tether.v1.DeviceService.CountDevices
+   */
+  countDevices: {
+    methodKind: "unary";
+    input: typeof CountDevicesRequestSchema;
+    output: typeof CountDevicesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tether_v1_device_service, 0);

@@ -1,65 +1,89 @@
-import { InvalidArgumentError } from "../errors.js";
-import { productByKindName, PRODUCTS } from "../products/index.js";
+import type { Device } from "../../../gen/tether/v1/device_pb.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type JsonValue, toJson } from "@bufbuild/protobuf";
+import { productByCase } from "../products/index.js";
+import type { FilterExpr } from "./filter/filter-ast.js";
+import type { FilterSubject } from "./filter/filter-eval.js";
+import { parseFilterExpr } from "./filter/filter-parser.js";
+import { parseDeviceName } from "./device-name.js";
 
-/** A parsed ListDevices filter: a conjunction, all of which must hold. */
-export interface DeviceFilter {
-  /** A device id, from `name = "devices/{device}"`. */
-  id?: string;
-  kind?: string;
-  owner?: string;
-  online?: boolean;
-  labels: LabelCondition[];
-}
+export type { Comparison, FilterExpr, Op, StateComparison } from "./filter/filter-ast.js";
+export { type FilterSubject, matchesFilter } from "./filter/filter-eval.js";
+export { FILTER_MAX_DEPTH, FILTER_MAX_LENGTH, FILTER_MAX_TERMS } from "./filter/filter-parser.js";
 
-export type LabelCondition = { key: string; op: "="; value: string } | { key: string; op: "!="; value: string } | { key: string; op: "present" };
-
-const TERM = /^\s*(name|kind|owner|online|labels\.([A-Za-z][A-Za-z0-9_.-]{0,62}))\s*(=|!=|:)\s*(?:"((?:[^"\\]|\\.)*)"|([^\s"]+))\s*$/;
+/** A parsed device filter (the AST of filter/filter-ast.ts). */
+export type DeviceFilter = FilterExpr;
 
 /**
- * Parses the small AIP-160 subset ListDevices accepts, e.g.
- * `kind = "<kind name>" AND labels.room = "kitchen" AND online = true`. Anything else is InvalidArgument
- * with the offending term, so a typo never silently matches everything.
+ * Parses a device filter: the AIP-160 subset of ListDevices, CountDevices, WatchDevices, job
+ * selectors, share selectors and webhook device filters, e.g.
+ * `kind = "thermostat" AND (labels.site = "north" OR labels.site = "south") AND thermostat.reported.temperature_celsius < 18`.
+ * Anything it cannot read is InvalidArgument on `field`, naming the term and its position.
  */
 export function parseDeviceFilter(filter: string, field = "filter"): DeviceFilter {
-  const result: DeviceFilter = { labels: [] };
-  if (filter.trim() === "") return result;
-  if (filter.length > 2000) throw InvalidArgumentError.field(field, "is longer than 2000 characters");
-  for (const term of filter.split(/\s+AND\s+/)) {
-    const m = TERM.exec(term);
-    if (!m) {
-      throw InvalidArgumentError.field(
-        field,
-        `cannot parse "${term.trim()}": expected terms like name = "devices/kitchen-1", kind = "${PRODUCTS[0]!.kindName}", labels.room = "kitchen", labels.room:*, owner = "alice", online = true, joined by AND`,
-      );
-    }
-    const [, lhs, labelKey, op, quoted, bare] = m;
-    const value = quoted !== undefined ? quoted.replace(/\\(.)/g, "$1") : bare!;
-    if (labelKey !== undefined) {
-      if (op === ":") {
-        if (value !== "*") throw InvalidArgumentError.field(field, `labels.${labelKey}: only ":*" (has label) is supported`);
-        result.labels.push({ key: labelKey, op: "present" });
-      } else {
-        result.labels.push({ key: labelKey, op: op as "=" | "!=", value });
-      }
-      continue;
-    }
-    if (op !== "=") throw InvalidArgumentError.field(field, `${lhs} supports only "="`);
-    if (lhs === "name") {
-      const m = /^devices\/([a-z][a-z0-9-]{0,62})$/.exec(value);
-      if (!m) throw InvalidArgumentError.field(field, `name must be "devices/{device}", not "${value.slice(0, 80)}"`);
-      result.id = m[1];
-    } else if (lhs === "kind") {
-      if (!productByKindName(value)) {
-        const known = PRODUCTS.map((p) => p.kindName).join(", ");
-        throw InvalidArgumentError.field(field, `unknown kind "${value}"; known kinds: ${known}`);
-      }
-      result.kind = value;
-    } else if (lhs === "owner") {
-      result.owner = value;
-    } else {
-      if (value !== "true" && value !== "false") throw InvalidArgumentError.field(field, "online must be true or false");
-      result.online = value === "true";
-    }
+  return parseFilterExpr(filter, field);
+}
+
+/** The conjunction of filters (`true` ones dropped). */
+export function allOf(...items: FilterExpr[]): FilterExpr {
+  const parts = items.filter((x) => x.type !== "true");
+  return parts.length === 0 ? { type: "true" } : parts.length === 1 ? parts[0]! : { type: "and", items: parts };
+}
+
+/**
+ * The kind a filter requires by a top-level `kind = "…"` term (or a state field of that kind),
+ * ANDed with the rest: what a job's command must be for. Undefined if it does not pin one.
+ */
+export function pinnedKind(e: FilterExpr): string | undefined {
+  if (e.type === "and") return e.items.map(pinnedKind).find((k) => k !== undefined);
+  if (e.type === "text" && e.field === "kind" && e.op === "=") return e.value;
+  if (e.type === "state" && e.op !== "has") return e.kind;
+  return undefined;
+}
+
+/** Every comparison in a filter, for checks such as "a share selector names only kind and labels". */
+export function comparisons(e: FilterExpr): Exclude<FilterExpr, { type: "true" | "and" | "or" | "not" }>[] {
+  switch (e.type) {
+    case "true":
+      return [];
+    case "and":
+    case "or":
+      return e.items.flatMap(comparisons);
+    case "not":
+      return comparisons(e.item);
+    default:
+      return [e];
   }
-  return result;
+}
+
+/** What a filter sees of a Device message: the same fields the `devices` row gives SQL. */
+export function subjectOf(d: Device): FilterSubject {
+  const state = (side: "reported" | "desired"): JsonValue => {
+    if (!d.kind.case) return {};
+    const p = productByCase(d.kind.case);
+    const m = (d.kind.value as { reported?: unknown; desired?: unknown })[side];
+    return m ? toJson(side === "reported" ? p.reportedSchema : p.desiredSchema, m as never) : {};
+  };
+  let reported: JsonValue | undefined;
+  let desired: JsonValue | undefined;
+  return {
+    id: parseDeviceName(d.name),
+    kind: d.kind.case ? productByCase(d.kind.case).kindName : "",
+    owner: d.owner,
+    labels: d.labels,
+    online: d.connectivity?.online ?? false,
+    displayName: d.displayName,
+    firmwareVersion: d.firmwareVersion,
+    createTime: d.createTime ? timestampDate(d.createTime) : undefined,
+    lastSeenTime: d.connectivity?.lastSeenTime ? timestampDate(d.connectivity.lastSeenTime) : undefined,
+    // Converted only when a filter reads them.
+    get reported() {
+      reported ??= state("reported");
+      return reported;
+    },
+    get desired() {
+      desired ??= state("desired");
+      return desired;
+    },
+  };
 }

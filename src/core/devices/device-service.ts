@@ -2,12 +2,15 @@ import { randomUUID } from "node:crypto";
 import { clone, create, equals } from "@bufbuild/protobuf";
 import type { Message } from "@bufbuild/protobuf";
 import { type Device, DeviceSchema } from "../../../gen/tether/v1/device_pb.js";
-import type {
-  CreateDeviceRequest,
-  DeleteDeviceRequest,
-  ListDevicesRequest,
-  ListDevicesResponse,
-  UpdateDeviceRequest,
+import {
+  type CountDevicesRequest,
+  type CountDevicesResponse,
+  CountDevicesResponseSchema,
+  type CreateDeviceRequest,
+  type DeleteDeviceRequest,
+  type ListDevicesRequest,
+  type ListDevicesResponse,
+  type UpdateDeviceRequest,
 } from "../../../gen/tether/v1/device_service_pb.js";
 import type { TelemetrySample } from "../../../gen/tether/v1/telemetry_pb.js";
 import { type Access, authorize } from "../access/access.js";
@@ -17,6 +20,7 @@ import { AbortedError, InvalidArgumentError, NotFoundError, PermissionDeniedErro
 import { decodePageToken, encodePageToken, resolvePageSize } from "../page-token.js";
 import { kindNameList, productByCase } from "../products/index.js";
 import { parseDeviceFilter } from "./device-filter.js";
+import { COUNT_MAX_GROUPS, parseGroupBy, sortGroups } from "./device-count.js";
 import { deviceName, generateDeviceId, isValidDeviceId, parseDeviceName, truncate } from "./device-name.js";
 import type { DeviceRepository } from "../ports/device-repository.js";
 import { resolveUpdateMask } from "./device-update-mask.js";
@@ -144,6 +148,19 @@ export function createDeviceService({
       const last = page.at(-1);
       const nextPageToken = rows.length > limit && last ? encodePageToken(parseDeviceName(last.name), `devices|${req.filter}`) : "";
       return { $typeName: "tether.v1.ListDevicesResponse", devices: page, nextPageToken };
+    },
+
+    async countDevices(access: Access, req: CountDevicesRequest): Promise<CountDevicesResponse> {
+      const filter = parseDeviceFilter(req.filter);
+      const groupBy = parseGroupBy(req.groupBy);
+      const { total, groups } = await devices.count({ filter, scope: access.scope(), groupBy, limit: COUNT_MAX_GROUPS });
+      const sorted = sortGroups(groups, groupBy);
+      const inGroups = sorted.reduce((n, g) => n + g.count, 0);
+      return create(CountDevicesResponseSchema, {
+        totalCount: BigInt(total),
+        groups: sorted.map((g) => ({ value: g.value, count: BigInt(g.count) })),
+        otherCount: BigInt(groupBy ? total - inGroups : 0),
+      });
     },
 
     async updateDevice(access: Access, req: UpdateDeviceRequest): Promise<Device> {

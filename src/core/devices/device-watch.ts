@@ -5,11 +5,10 @@ import { type WatchDevicesResponse, WatchDevicesResponse_Type as Type, WatchDevi
 import type { Access } from "../access/access.js";
 import { metaOf } from "../access/device-meta.js";
 import { createDeviceRights } from "../access/device-rights.js";
-import { matchesFilter } from "../access/selector.js";
 import type { ChangeFeed } from "../ports/index.js";
 import { productByCase } from "../products/index.js";
 import { watchFeed } from "../watch-feed.js";
-import { type DeviceFilter, parseDeviceFilter } from "./device-filter.js";
+import { type DeviceFilter, matchesFilter, parseDeviceFilter, subjectOf } from "./device-filter.js";
 import { parseDeviceName } from "./device-name.js";
 import type { DeviceRepository } from "../ports/device-repository.js";
 
@@ -44,10 +43,9 @@ export function deletedDevice(d: Device, now: Date): Device {
   });
 }
 
-/** Whether a device matches a ListDevices filter, online included. */
+/** Whether a device matches a ListDevices filter: every field, presence and state included. */
 function matches(f: DeviceFilter, d: Device): boolean {
-  if (f.online !== undefined && (d.connectivity?.online ?? false) !== f.online) return false;
-  return matchesFilter(f, metaOf(d));
+  return matchesFilter(f, subjectOf(d));
 }
 
 /**

@@ -3,7 +3,7 @@ import { truncate } from "../devices/device-name.js";
 import { InvalidArgumentError, Violations } from "../errors.js";
 import { kindNameList } from "../products/index.js";
 import { FIRMWARE_ID, kindNameOf } from "./firmware-record.js";
-import { parseSemver } from "./semver.js";
+import { isSemver } from "../semver.js";
 
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_LABELS = 32;
@@ -24,7 +24,7 @@ export function validateFirmwareMetadata(
   if (!kind) v.add("firmware.kind", `is ${f.kind === 0 ? "required" : `not a known product kind (${f.kind})`}: one of ${kindNameList()}`);
   if (f.version === "") v.add("firmware.version", "is required: a semantic version such as 1.2.0");
   else if (f.version.length > MAX_VERSION) v.add("firmware.version", `is longer than ${MAX_VERSION} characters`);
-  else if (!parseSemver(f.version)) {
+  else if (!isSemver(f.version)) {
     v.add(
       "firmware.version",
       `"${truncate(f.version)}" is not a semantic version (MAJOR.MINOR.PATCH[-pre-release][+build], e.g. 1.2.0 or 2.0.0-rc.1; no "v" prefix)`,

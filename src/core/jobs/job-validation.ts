@@ -1,6 +1,6 @@
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
 import { DeviceSelector_Mode, type Job } from "../../../gen/tether/v1/job_pb.js";
-import { parseDeviceFilter } from "../devices/device-filter.js";
+import { allOf, parseDeviceFilter, pinnedKind } from "../devices/device-filter.js";
 import { parseDeviceName } from "../devices/device-name.js";
 import { InvalidArgumentError, type Violations } from "../errors.js";
 import { kindNameList, productByCase } from "../products/index.js";
@@ -94,13 +94,15 @@ function parseTarget(input: Job, v: Violations, productKind: string | undefined)
     if (!Object.values(DeviceSelector_Mode).includes(t.value.mode)) v.add("job.selector.mode", `unknown Mode ${t.value.mode}`);
     try {
       const filter = parseDeviceFilter(t.value.filter, field);
-      if (filter.kind !== undefined && productKind !== undefined && filter.kind !== productKind) {
-        v.add(field, `selects kind ${filter.kind}, but the command is for a ${productKind}`);
+      const kind = pinnedKind(filter);
+      if (kind !== undefined && productKind !== undefined && kind !== productKind) {
+        v.add(field, `selects kind ${kind}, but the command is for a ${productKind}`);
       }
       return {
         kind: "selector",
         filterText: t.value.filter,
-        filter: { ...filter, kind: productKind },
+        // Only devices of the command's kind, whatever else the filter says (an OR cannot widen it).
+        filter: productKind === undefined ? filter : allOf({ type: "text", field: "kind", op: "=", value: productKind }, filter),
         continuous: t.value.mode === DeviceSelector_Mode.CONTINUOUS,
       };
     } catch (err) {

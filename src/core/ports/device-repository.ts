@@ -35,6 +35,14 @@ export interface DeviceRepository {
   /** Devices matching `filter` and within `scope` (all if omitted) with id > `afterId`, in id order, at most `limit`. */
   list(query: { filter: DeviceFilter; scope?: DeviceScope; afterId?: string; limit: number }): Promise<Device[]>;
   /**
+   * How many devices match `filter` within `scope`, and per value of `groupBy` the `limit` largest
+   * groups (in no particular order). `value` is undefined for devices without the label.
+   */
+  count(query: { filter: DeviceFilter; scope?: DeviceScope; groupBy?: DeviceGroupBy; limit: number }): Promise<{
+    total: number;
+    groups: Array<{ value: string | undefined; count: number }>;
+  }>;
+  /**
    * Replaces the mutable fields if the stored revision is still `expectedRevision`; returns
    * undefined if it changed or the device is gone (the caller re-reads to tell which).
    */
@@ -108,3 +116,6 @@ export interface ReportedItem {
   /** Protobuf JSON of the product's reported message. */
   reported: unknown;
 }
+
+/** What CountDevices groups by: a column, or one label's value. */
+export type DeviceGroupBy = { field: "firmware_version" | "kind" | "online" } | { field: "label"; key: string };

@@ -1,4 +1,3 @@
-import type { JsonValue } from "@bufbuild/protobuf";
 import type { Event } from "../../../gen/tether/v1/event_pb.js";
 import type { DeviceFacts } from "../webhooks/device-match.js";
 import type { DeliveryRecord, DeliveryState, WebhookRecord } from "../webhooks/webhook-record.js";
@@ -13,9 +12,10 @@ export interface PendingEvent {
   facts?: DeviceFacts;
 }
 
-/** A claimed delivery with the body to send (the Event as protobuf JSON). */
+/** A claimed delivery with the body to send. */
 export interface ClaimedDelivery extends DeliveryRecord {
-  payload: JsonValue;
+  /** The Event as protobuf JSON text, sent as it is (no parse and re-serialize per subscription). */
+  payload: string;
 }
 
 /** A send's outcome, written back in one statement per batch. */

@@ -1,3 +1,4 @@
+import type { DeviceFilter } from "../devices/device-filter.js";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Command } from "../../../gen/tether/v1/command_pb.js";
@@ -40,7 +41,8 @@ export interface EventTriggerSpec {
  */
 export type RuleTarget =
   | { kind: "device"; deviceId: string }
-  | { kind: "selector"; productKind: string; labels: Record<string, string> }
+  /** `filterText` is LabelSelector.filter as given ("" for none); `filter` is it parsed. */
+  | { kind: "selector"; productKind: string; labels: Record<string, string>; filterText: string; filter: DeviceFilter }
   | { kind: "job"; template: Job };
 
 export type MisfirePolicy = "skip" | "fire_once";
@@ -134,7 +136,12 @@ export function toRuleProto(r: RuleRecord): Rule {
         ? { case: "job", value: r.target.template }
         : {
             case: "selector",
-            value: { $typeName: "tether.v1.LabelSelector", kind: productByKindName(r.target.productKind)!.productKind, labels: { ...r.target.labels } },
+            value: {
+              $typeName: "tether.v1.LabelSelector",
+              kind: productByKindName(r.target.productKind)!.productKind,
+              labels: { ...r.target.labels },
+              filter: r.target.filterText,
+            },
           };
   // A job rule's command, TTL and priority are its job template's; an alarm rule has none.
   const noTasks = r.target.kind === "job" || r.alarm !== undefined;

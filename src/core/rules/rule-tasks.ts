@@ -47,7 +47,7 @@ export function runOutcome(rule: RuleRecord, targets: RunTarget[], extraReason =
       rule.target.kind === "selector"
         ? `kind ${rule.target.productKind} with ${Object.entries(rule.target.labels)
             .map(([k, v]) => `${k}=${v}`)
-            .join(",")}`
+            .join(",")}${rule.target.filterText ? ` matching ${rule.target.filterText}` : ""}`
         : "";
     return { state: "NO_TARGETS", reason: join(`the selector (${sel}) matched no device`) };
   }

@@ -6,7 +6,7 @@ const EVENT_FIELDS = { metric: "metric", comparison: "comparison", threshold: "t
 /** Paths that change when the rule fires: the rule is rescheduled from now. */
 const SCHEDULE_PATHS = /^(cron|one_shot_time|event_trigger|start_time|end_time)(\.|$)/;
 const UPDATABLE =
-  "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels], job, command, task_ttl, task_priority, misfire_policy, alarm";
+  "display_name, cron[.expression|.time_zone], one_shot_time, event_trigger[.field], start_time, end_time, device, selector[.kind|.labels|.filter], job, command, task_ttl, task_priority, misfire_policy, alarm";
 
 /**
  * Applies an UpdateRule mask (AIP-134) from `input` onto `target` (a copy of the stored rule).
@@ -93,7 +93,8 @@ export function applyRuleMask(paths: string[], input: Rule, target: Rule): { res
         else if (target.target.case !== "selector") bad(path, "the rule has no selector; update selector as a whole");
         else if (sub === "kind") target.target.value.kind = input.target.value.kind;
         else if (sub === "labels") target.target.value.labels = { ...input.target.value.labels };
-        else bad(path, "LabelSelector has kind and labels");
+        else if (sub === "filter") target.target.value.filter = input.target.value.filter;
+        else bad(path, "LabelSelector has kind, labels and filter");
         break;
       default:
         bad(path, `is not an updatable field (${UPDATABLE})`);

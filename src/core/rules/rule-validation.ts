@@ -1,3 +1,4 @@
+import { type DeviceFilter, parseDeviceFilter, pinnedKind } from "../devices/device-filter.js";
 import { didYouMean } from "../did-you-mean.js";
 import { create } from "@bufbuild/protobuf";
 import { durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
@@ -234,13 +235,25 @@ function parseTarget(input: Rule, prefix: string, v: Violations, opts: ParseOpti
     const product = PRODUCTS.find((p) => p.productKind === t.value.kind && t.value.kind !== 0);
     if (!product) v.add(`${field}.kind`, `is required: ${PRODUCTS.map((p) => `PRODUCT_KIND_${p.kindName.toUpperCase()}`).join(" or ")}`);
     const labels = Object.entries(t.value.labels);
-    if (labels.length === 0) v.add(`${field}.labels`, "must name at least one label (an empty selector would match every device of the kind)");
+    let filter: DeviceFilter = { type: "true" };
+    try {
+      filter = parseDeviceFilter(t.value.filter, `${field}.filter`);
+      const kind = pinnedKind(filter);
+      if (kind !== undefined && product && kind !== product.kindName)
+        v.add(`${field}.filter`, `selects kind ${kind}, but the selector's kind is ${product.kindName}`);
+    } catch (err) {
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      for (const x of err.violations) v.add(x.field, x.description);
+      return undefined;
+    }
+    const narrowed = labels.length > 0 || filter.type !== "true";
+    if (!narrowed) v.add(`${field}.labels`, "must name at least one label, or set a filter (an empty selector would match every device of the kind)");
     for (const [key, value] of labels) {
       if (!LABEL_KEY.test(key)) v.add(`${field}.labels`, `key "${truncate(key, 70)}" must be 1-63 characters [a-z0-9_.-] starting with a lowercase letter`);
       if (value.length > 63) v.add(`${field}.labels`, `value of "${key}" must be at most 63 characters`);
     }
-    if (!product || labels.length === 0) return undefined;
-    return { kind: "selector", productKind: product.kindName, labels: { ...t.value.labels } };
+    if (!product || !narrowed) return undefined;
+    return { kind: "selector", productKind: product.kindName, labels: { ...t.value.labels }, filterText: t.value.filter, filter };
   }
   v.add(`${prefix}.target`, "is required: set device (devices/{device}), selector (kind and labels) or job (a job template)");
   return undefined;
