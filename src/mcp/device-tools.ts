@@ -26,9 +26,16 @@ function describe(kindName: string) {
 export const deviceTools: ToolDef[] = [
   methodTool(m.listDevices, {
     name: "list_devices",
-    description: `List devices you may see; filter e.g. \`kind = "${PRODUCTS[0]!.kindName}" AND labels.room = "kitchen" AND online = true\` (fields: name, kind (${PRODUCTS.map((p) => p.kindName).join(", ")}), labels.<key>, owner, online).`,
+    description: `List devices you may see; AIP-160 filter e.g. \`kind = "${PRODUCTS[0]!.kindName}" AND (labels.room = "kitchen" OR labels.room = "hall") AND online = true\` (also owner, firmware_version, last_seen_time, reported state; kinds: ${PRODUCTS.map((p) => p.kindName).join(", ")}).`,
     inputSchema: toolInput(m.listDevices.input, { pick: ["filter", "page_size", "page_token"] }),
     annotations: { title: "List devices", readOnlyHint: true },
+  }),
+  methodTool(m.countDevices, {
+    name: "count_devices",
+    description:
+      "Count the devices you may see that match a filter (as list_devices), in total or per group_by: firmware_version, kind, online or labels.<key>.",
+    inputSchema: toolInput(m.countDevices.input, { pick: ["filter", "group_by"] }),
+    annotations: { title: "Count devices", readOnlyHint: true },
   }),
   methodTool(m.getDevice, {
     name: "get_device",

@@ -7,8 +7,6 @@ import { type Args, CONFIRM_ARG, call, methodTool, requestFrom, type ToolDef, wi
 
 const m = JobService.method;
 const JOB_OUTPUT = ["name", "uid", "state", "state_reason", "progress", "create_time", "update_time", "end_time", "creator"];
-/** A dry run stops counting here: enough to tell an agent "this is the whole fleet". */
-const MAX_COUNT = 100_000;
 
 /** A job aimed by selector (a filter over the fleet) rather than at listed devices. */
 const isFleetWide = (args: Args) => typeof args.job === "object" && args.job !== null && "selector" in args.job;
@@ -31,14 +29,8 @@ async function matchedDevices(api: Transport, job: ReturnType<typeof requestFrom
     return n;
   }
   if (target?.case !== "selector") return 0;
-  let n = 0;
-  let pageToken = "";
-  do {
-    const res = await api.unary(DeviceService.method.listDevices, signal, 30_000, undefined, { filter: target.value.filter, pageSize: 1000, pageToken });
-    n += res.message.devices.length;
-    pageToken = res.message.nextPageToken;
-  } while (pageToken && n < MAX_COUNT);
-  return n;
+  const res = await api.unary(DeviceService.method.countDevices, signal, 30_000, undefined, { filter: target.value.filter });
+  return Number(res.message.totalCount);
 }
 
 /** Jobs: one command to many devices (a dry run counts them first), and canceling one. */
@@ -63,7 +55,7 @@ export const jobTools: ToolDef[] = [
       const req = requestFrom(m.createJob.input, without(args, "dry_run", "confirm"));
       if (args.dry_run === true) {
         const n = await matchedDevices(api, req.job, signal);
-        return { dryRun: true, matchedDevices: n, ...(n >= MAX_COUNT ? { atLeast: true } : {}) };
+        return { dryRun: true, matchedDevices: n };
       }
       return call(api, m.createJob, req, signal);
     },

@@ -94,6 +94,7 @@ async function ok<T = Record<string, unknown>>(c: Client, name: string, args: Re
 
 const TOOL_NAMES = [
   "list_devices",
+  "count_devices",
   "get_device",
   "describe_product",
   "delete_device",
@@ -198,6 +199,13 @@ describe.each(["stdio", "http"] as const)("MCP over %s", (kind) => {
     // otto sees his two LEDs.
     expect(await ok(c, "create_job", { job, dry_run: true })).toEqual({ dryRun: true, matchedDevices: 2 });
     expect((await tool(c, "create_job", { job })).text).toMatch(/^FAILED_PRECONDITION: create_job is destructive/);
+    expect(
+      await ok(c, "create_job", { job: { ...job, selector: undefined, devices: { devices: ["devices/mcp-led", "devices/nope"] } }, dry_run: true }),
+    ).toEqual({
+      dryRun: true,
+      matchedDevices: 1,
+    });
+    expect(await ok(c, "count_devices", { filter: 'kind = "led"', group_by: "online" })).toMatchObject({ totalCount: "2" });
   });
 
   it("previews a cron, creates, pauses and resumes a rule, lists rules, alarms and the audit log", async () => {
