@@ -43,8 +43,8 @@ export function requestFrom<I extends DescMessage>(schema: I, json: Args): Messa
   try {
     return fromJson(schema, json as JsonValue);
   } catch (err) {
-    // protobuf-es says "cannot decode field tether.v1.LedCommand.set_power from JSON: expected
-    // boolean, got "yes"": keep the field and the reason, in the arguments' own terms.
+    // protobuf-es says "cannot decode field tether.v1.QueryTelemetryRequest.parent from JSON:
+    // expected string, got 3": keep the field and the reason, in the arguments' own terms.
     const m = (err instanceof Error ? err.message : String(err)).replace(/^\[\w+\] /, "");
     const field = /^cannot decode field [\w.]*?\.(\w+) from JSON: (.*)$/s.exec(m);
     const message = /^cannot decode message ([\w.]+) from JSON: (.*)$/s.exec(m);
