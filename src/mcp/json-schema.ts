@@ -99,7 +99,15 @@ export function messageSchema(desc: DescMessage, o: SchemaOptions = {}): JsonSch
   const depth = o.depth ?? 0;
   if (depth > MAX_DEPTH || o.seen?.has(desc.typeName)) return { type: "object", description: desc.typeName };
   const seen = new Set(o.seen ?? []).add(desc.typeName);
-  const fields = (o.pick ? o.pick.map((n) => desc.fields.find((f) => f.name === n)!).filter(Boolean) : desc.fields).filter((f) => !o.omit?.includes(f.name));
+  // A picked or omitted field the message does not have is a tool out of step with the contract:
+  // fail when the tools are built (tests/unit/mcp-tools.test.ts builds them all), not silently.
+  const field = (n: string) => {
+    const f = desc.fields.find((x) => x.name === n);
+    if (!f) throw new Error(`${desc.typeName} has no field ${n}`);
+    return f;
+  };
+  for (const n of o.omit ?? []) field(n);
+  const fields = (o.pick ? o.pick.map(field) : desc.fields).filter((f) => !o.omit?.includes(f.name));
   const props = (list: readonly DescField[]) => Object.fromEntries(list.map((f) => [f.name, fieldValue(f, depth, seen)]));
   const only = desc.oneofs.length === 1 && desc.oneofs[0]!.fields.length === fields.length ? desc.oneofs[0] : undefined;
   if (only) {

@@ -29,6 +29,10 @@ describe("MCP tool schemas, walked from the protobuf descriptors", () => {
     expect(s.additionalProperties).toBe(false);
   });
 
+  it("refuses to build a tool from a field the contract does not have", () => {
+    expect(() => toolInput(QueryTelemetryRequestSchema, { pick: ["parent", "bucket"] })).toThrow("tether.v1.QueryTelemetryRequest has no field bucket");
+  });
+
   it("gives every tool a one-line description and consistent annotations", () => {
     expect(new Set(TOOLS.map((t) => t.name)).size).toBe(TOOLS.length);
     for (const t of TOOLS) {
