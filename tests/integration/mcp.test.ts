@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -281,6 +282,25 @@ describe("MCP rights and limits", () => {
       ["users/vera", "mcp", 7],
     ]);
   }, 60_000);
+
+  it("answers the README's curl example (a tool call with no session)", async () => {
+    const readme = await readFile(path.join(import.meta.dirname, "../../README.md"), "utf8");
+    const block = /<!-- mcp:curl -->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(block, "README block mcp:curl").toBeDefined();
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        "/bin/bash",
+        ["-euo", "pipefail", "-c", block!.replaceAll("https://localhost:8443", s.baseUrl)],
+        { cwd: s.dir, env: { ...process.env, TETHER_API_KEY: ottoKey.secret } },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      ),
+    );
+    const res = JSON.parse(out) as { result: { content: Array<{ text: string }> } };
+    expect(JSON.parse(res.result.content[0]!.text)).toMatchObject({
+      fireTimes: [expect.any(String), expect.any(String), expect.any(String)],
+      timeZone: "Europe/Paris",
+    });
+  });
 
   it("refuses anonymous and bad credentials on /mcp with 401", async () => {
     const post = (headers: Record<string, string>, cert?: { cert: Buffer; key: Buffer }) =>
