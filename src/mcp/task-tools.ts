@@ -26,7 +26,13 @@ export const taskTools: ToolDef[] = [
       pick: ["parent", "request_id", "ttl"],
       extra: {
         command: messageSchema(CommandSchema),
-        wait_seconds: { type: "integer", minimum: 0, maximum: MAX_WAIT_S, default: DEFAULT_WAIT_S, description: "how long to wait for the task to end" },
+        wait_seconds: {
+          type: "integer",
+          minimum: 0,
+          maximum: MAX_WAIT_S,
+          default: DEFAULT_WAIT_S,
+          description: "how long to wait for the task to end; many MCP clients give up on a call after 60 s, so for longer work pass 0 and poll get_task",
+        },
       },
       required: ["parent", "command"],
     }),
