@@ -26,7 +26,7 @@ ${PRODUCTS.map((p) => `           ${`${p.kindName}:`.padEnd(KIND_WIDTH)}${desire
          owner, display_name, online, create_time, last_seen_time (RFC 3339), firmware_version (semver
          order), labels.KEY, <kind>.reported.<field> / <kind>.desired.<field>. E.g.
          --filter 'firmware_version < "1.10.0" AND (labels.site = north OR NOT online = true)'
-         --filter 'thermostat.reported.temperature_celsius < 18'
+         --filter '<kind>.reported.<field> < 18'   (a numeric field of that kind's reported state)
   update <id> [same flags as create, except --kind] [--etag E]   (only the flags given are changed)
          --label k=v... sets the labels to exactly these; --add-label k=v... and --remove-label k...
          change only the labels named (the others stay)

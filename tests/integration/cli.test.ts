@@ -43,7 +43,7 @@ describe("tether's command line: help, unknown commands and flags", () => {
     expect(colour).toEqual({ code: 2, stdout: "", stderr: "error: unknown option --colour; did you mean --color?\nrun tether devices --help\n" });
     expect(none.code).toBe(2);
     expect(none.stderr).toBe(
-      'error: missing command for "tether devices": one of create, get, list, update, delete, connectivity\nrun tether devices --help\n',
+      'error: missing command for "tether devices": one of create, get, list, count, update, delete, connectivity\nrun tether devices --help\n',
     );
     expect(missing).toEqual({ code: 2, stdout: "", stderr: "error: option --kind needs a value\nrun tether devices --help\n" });
     expect(stray).toEqual({ code: 2, stdout: "", stderr: 'error: unexpected argument "extra" for "tether simulate"\nrun tether simulate --help\n' });

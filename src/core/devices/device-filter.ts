@@ -17,7 +17,7 @@ export type DeviceFilter = FilterExpr;
 /**
  * Parses a device filter: the AIP-160 subset of ListDevices, CountDevices, WatchDevices, job
  * selectors, share selectors and webhook device filters, e.g.
- * `kind = "thermostat" AND (labels.site = "north" OR labels.site = "south") AND thermostat.reported.temperature_celsius < 18`.
+ * `kind = "<kind>" AND (labels.site = "north" OR labels.site = "south") AND <kind>.reported.<field> < 18`.
  * Anything it cannot read is InvalidArgument on `field`, naming the term and its position.
  */
 export function parseDeviceFilter(filter: string, field = "filter"): DeviceFilter {

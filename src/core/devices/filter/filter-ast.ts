@@ -32,7 +32,7 @@ export type Comparison =
 export type StateValueType = "number" | "bool" | "string" | "enum" | "timestamp";
 
 /**
- * A typed field of a product's reported or desired state, e.g. `thermostat.reported.temperature_celsius`.
+ * A typed field of a product's reported or desired state, e.g. `<kind>.reported.<field>`.
  * Only devices of `kind` can match. `path` is the JSON path (lowerCamelCase JSON names) into the
  * stored protobuf JSON; `implicit` says the field has no presence (proto3 without `optional`), so
  * protobuf JSON omits its zero value and a missing key reads as `zero` once the message is there.
