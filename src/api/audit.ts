@@ -30,6 +30,16 @@ export function isAuditedMethod(service: string, method: string): boolean {
   return !NOT_AUDITED_SERVICES.has(service) && !service.startsWith("grpc.reflection.") && !READS.test(method);
 }
 
+/**
+ * Whether a call is audited given the client it came through: a unary read is audited too when it
+ * comes through the MCP server (`via: mcp`), so what an AI agent looked at is on record beside what
+ * it changed. Other clients' reads are not (they would drown the log, and the API serves them by the thousand).
+ */
+function audited(service: string, method: string, via: string | undefined): boolean {
+  if (isAuditedMethod(service, method)) return true;
+  return via === "mcp" && !NOT_AUDITED_SERVICES.has(service) && !service.startsWith("grpc.reflection.");
+}
+
 /** Request fields that say how or where, not what changed. */
 const NOT_CHANGES = new Set(["name", "parent", "etag", "request_id", "validate_only", "update_mask", "current_password", "wait_for", "wait_timeout"]);
 /** Bounds on what a request can make us store (the request itself is bounded by TETHER_API_READ_MAX_BYTES). */
@@ -121,8 +131,8 @@ export function auditInterceptor(opts: AuditInterceptorOptions): Interceptor {
   // whose change does not carry its event shows as `after_call` for that method.
   const count = (how: string, method: string) => opts.counters.inc("tether_audit_events_total", { how, method });
   return (next) => async (req) => {
-    if (req.stream || !isAuditedMethod(req.service.typeName, req.method.name)) return next(req);
     const values = req.contextValues;
+    if (req.stream || !audited(req.service.typeName, req.method.name, values.get(kVia))) return next(req);
     const principal = () => values.get(kPrincipal);
     const stamp: AuditStamp = {
       get principal() {

@@ -157,7 +157,14 @@ describe.each(["stdio", "http"] as const)("MCP over %s", (kind) => {
     expect(task.creator).toBe(principals[kind]());
     expect((await ok<{ state: string }>(c, "get_task", { name: task.name })).state).toBe("STATE_SUCCEEDED");
     const { auditEvents } = await connectClient(s, AuditService, "grpc").listAuditEvents({ resource: task.name, via: "mcp" });
-    expect(auditEvents.map((e) => [e.method, e.principal, e.via, e.statusCode])).toEqual([["tether.v1.TaskService/CreateTask", principals[kind](), "mcp", 0]]);
+    // The read through MCP is on record too (an agent's reads are audited; other clients' are not).
+    expect(auditEvents.map((e) => [e.method, e.principal, e.via, e.statusCode])).toEqual([
+      ["tether.v1.TaskService/GetTask", principals[kind](), "mcp", 0],
+      ["tether.v1.TaskService/CreateTask", principals[kind](), "mcp", 0],
+    ]);
+    // The same reads by a plain API client (these audit listings) leave nothing.
+    const plain = await connectClient(s, AuditService, "grpc").listAuditEvents({ resource: task.name });
+    expect(plain.auditEvents.map((e) => e.via)).toEqual(["mcp", "mcp"]);
   });
 
   it("queries telemetry, raw and in buckets, and the latest values", async () => {
