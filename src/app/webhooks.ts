@@ -4,7 +4,6 @@ import { createWebhookRelay } from "../core/webhooks/webhook-relay.js";
 import { createWebhookService } from "../core/webhooks/webhook-service.js";
 import { createWebhookStore } from "../store/webhook-store.js";
 import { createUrlPolicy } from "../webhooks/address-policy.js";
-import { loopUtilization } from "../ops/loop-utilization.js";
 import { createHttpSender } from "../webhooks/http-sender.js";
 import type { Infrastructure } from "./infrastructure.js";
 
@@ -29,9 +28,6 @@ export function createWebhooks(x: Infrastructure, keySecret: string | undefined)
     breaker: { failures: c.breakerFailures, cooldownMs: c.breakerCooldownMs },
     pollMs: c.pollMs,
     retentionMs: c.retentionMs,
-    // Deliveries yield to the control plane when the event loop or the embedded database's thread
-    // is saturated (background-share.ts).
-    loopUtilization: loopUtilization(...(x.db.utilization ? [x.db.utilization] : [])),
   });
   const webhooks = createWebhookService({
     webhooks: store,

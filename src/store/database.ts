@@ -58,12 +58,6 @@ export interface Database {
   embedded: boolean;
   /** SQL statements sent so far on the pool (BEGIN and COMMIT count), when `countStatements`; else 0. */
   statements(): number;
-  /**
-   * The embedded database thread's event loop utilization (0–1) since the previous call: how
-   * saturated PGlite is (it runs each statement synchronously on that thread). Undefined against
-   * PostgreSQL, whose load Tether does not see.
-   */
-  utilization?: () => number;
   close(): Promise<void>;
 }
 
@@ -129,8 +123,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       await migrate({ host: socket.dir, port: SOCKET_PORT, user: "postgres", database: "postgres" }, opts.log);
       await tighten();
     }
-    const dbThread = thread;
-    return { sql, embedded: true, statements, utilization: () => dbThread.utilization(), close };
+    return { sql, embedded: true, statements, close };
   } catch (err) {
     await close().catch(() => undefined);
     throw err;
@@ -138,8 +131,6 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 }
 
 interface DatabaseThread {
-  /** The thread's event loop utilization since the previous call. */
-  utilization(): number;
   /** Stops the socket server and closes PGlite (flushing it), then ends the thread. */
   close(): Promise<void>;
 }
@@ -188,14 +179,7 @@ async function startDatabaseThread(
     await worker.terminate();
     throw err;
   }
-  let last = worker.performance.eventLoopUtilization();
   return {
-    utilization() {
-      const now = worker.performance.eventLoopUtilization();
-      const u = worker.performance.eventLoopUtilization(now, last).utilization;
-      last = now;
-      return u;
-    },
     async close() {
       if (exited) return;
       const closed = next("closed");

@@ -145,7 +145,9 @@ async function main(): Promise<void> {
         TETHER_WEBHOOK_CA_FILE: path.join(certsDir, "ca.crt"),
         TETHER_WEBHOOK_TIMEOUT_MS: "2000",
         LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent",
-        ...Object.fromEntries(["TETHER_PGLITE_SHARED_BUFFERS_MB", "TETHER_PGLITE_BASELINE_WASM"].filter((k) => env[k]).map((k) => [k, env[k]!])),
+        ...Object.fromEntries(
+          ["TETHER_PGLITE_SHARED_BUFFERS_MB", "TETHER_PGLITE_BASELINE_WASM", "TETHER_PGLITE_VACUUM_S"].filter((k) => env[k]).map((k) => [k, env[k]!]),
+        ),
         ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL, TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {}),
       },
       dir,

@@ -421,7 +421,9 @@ async function main(): Promise<void> {
         TETHER_UPLINK_RATE_PER_S: "0",
         LOG_LEVEL: env.BENCH_TETHER_LOG_LEVEL ?? "silent",
         // The embedded database's settings, when given (bench:footprint's what-ifs, measured on the task path).
-        ...Object.fromEntries(["TETHER_PGLITE_SHARED_BUFFERS_MB", "TETHER_PGLITE_BASELINE_WASM"].filter((k) => env[k]).map((k) => [k, env[k]!])),
+        ...Object.fromEntries(
+          ["TETHER_PGLITE_SHARED_BUFFERS_MB", "TETHER_PGLITE_BASELINE_WASM", "TETHER_PGLITE_VACUUM_S"].filter((k) => env[k]).map((k) => [k, env[k]!]),
+        ),
         ...(env.BENCH_DATABASE_URL ? { DATABASE_URL: env.BENCH_DATABASE_URL, TETHER_SIGNING_KEY_SECRET: TEST_SIGNING_KEY_SECRET } : {}),
       },
       dir,

@@ -1,6 +1,5 @@
 import type { PGlite } from "@electric-sql/pglite";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createBackgroundShare } from "../../src/core/webhooks/background-share.js";
 import type { WebhookRecord } from "../../src/core/webhooks/webhook-record.js";
 import { createWebhookRelay } from "../../src/core/webhooks/webhook-relay.js";
 import type { Sql } from "../../src/store/database.js";
@@ -10,7 +9,7 @@ import { inProcessSql, migratedPglite } from "../helpers/pglite-in-process.js";
 /**
  * The relay's send loop over the real store (PGlite in process) and a sender that counts what it
  * has in flight: batches through a window, statements per batch, the breaker's untried rest given
- * back, and the window shrinking while the event loop is saturated.
+ * back.
  */
 let db: PGlite;
 let sql: Sql;
@@ -76,7 +75,7 @@ function countingSender(status: () => number) {
   };
 }
 
-function relayWith(sender: ReturnType<typeof countingSender>["sender"], extra: { loopUtilization?: () => number; failures?: number } = {}) {
+function relayWith(sender: ReturnType<typeof countingSender>["sender"], extra: { failures?: number } = {}) {
   const store = createWebhookStore(sql);
   const calls = { claim: 0, record: 0, release: 0 };
   const webhooks = {
@@ -96,7 +95,6 @@ function relayWith(sender: ReturnType<typeof countingSender>["sender"], extra: {
     breaker: { failures: extra.failures ?? 1000, cooldownMs: 60_000 },
     pollMs: 1000,
     retentionMs: 86_400_000,
-    loopUtilization: extra.loopUtilization,
   });
   return { relay, calls };
 }
@@ -135,41 +133,5 @@ describe("webhook relay batches", () => {
     expect(rows.filter((r) => r.attempt_count === 1).length).toBe(s.sent);
     expect(rows.filter((r) => r.state === "FAILED").length).toBe(s.sent);
     expect(rows.every((r) => r.attempt_count === 1 || (r.attempt_count === 0 && r.lease_until === null && r.state === "PENDING"))).toBe(true);
-  });
-
-  it("shrinks every window to one request, one small batch per step, while the event loop is saturated; grows back when calm", async () => {
-    await subscriptionWithDeliveries("yielding", 40);
-    const { s, sender } = countingSender(() => 200);
-    let busy = 1;
-    const { relay } = relayWith(sender, { loopUtilization: () => busy });
-    // Four busy readings: the share halves each time (1/16), so the window is 1 and a step sends 2 (8 × 4 / 16).
-    for (let i = 0; i < 3; i++) await relay.runOnce();
-    const before = s.sent;
-    s.maxInFlight = 0;
-    await relay.runOnce();
-    expect(s.maxInFlight).toBe(1);
-    expect(s.sent - before).toBeLessThanOrEqual(2);
-    // Calm readings: the share grows back by an eighth per step, and with it the window.
-    busy = 0;
-    for (let i = 0; i < 8 && (await states("yielding")).DELIVERED !== 40; i++) await relay.runOnce();
-    expect(s.maxInFlight).toBeGreaterThan(1);
-    while ((await states("yielding")).DELIVERED !== 40) await relay.runOnce();
-    expect(await states("yielding")).toEqual({ DELIVERED: 40 });
-  });
-});
-
-describe("background share", () => {
-  it("halves per busy reading down to a floor, grows an eighth per calm one, never below one request", () => {
-    const share = createBackgroundShare({ busyAbove: 0.85 });
-    expect(share.window(8)).toBe(8);
-    share.observe(0.9);
-    expect(share.window(8)).toBe(4);
-    for (let i = 0; i < 20; i++) share.observe(1);
-    expect(share.share()).toBe(1 / 256);
-    expect(share.window(8)).toBe(1);
-    share.observe(0.5);
-    expect(share.share()).toBeCloseTo(1 / 256 + 0.125);
-    for (let i = 0; i < 10; i++) share.observe(0.2);
-    expect(share.share()).toBe(1);
   });
 });

@@ -6,7 +6,6 @@ import type { CoreLogger } from "../log.js";
 import type { ClaimedDelivery, DeliveryOutcome, PendingEvent, WebhookRepository, WebhookSender } from "../ports/webhooks.js";
 import { createTickLoop } from "../tick-loop.js";
 import { isExhausted, type RetryPolicy, retryDelayMs } from "./backoff.js";
-import { createBackgroundShare } from "./background-share.js";
 import { createCircuitBreaker } from "./circuit-breaker.js";
 import { matchesDeviceFilter } from "./device-match.js";
 import { signatureHeader } from "./signature.js";
@@ -24,13 +23,6 @@ export interface WebhookRelayOptions {
   breaker: { failures: number; cooldownMs: number };
   pollMs: number;
   retentionMs: number;
-  /**
-   * The event loop's utilization since the last call (0–1); above `busyAbove` the relay shrinks
-   * every subscription's window (background-share.ts). Unset: always the full window.
-   */
-  loopUtilization?: () => number;
-  /** @default 0.85 */
-  busyAbove?: number;
   /** Events fanned out per transaction. @default 500 */
   fanOutBatch?: number;
   /**
@@ -67,7 +59,6 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
   const breakers = new Map<string, ReturnType<typeof createCircuitBreaker>>();
   const known = new Map<string, WebhookRecord>();
   let stopping = false;
-  const share = createBackgroundShare({ busyAbove: o.busyAbove ?? 0.85 });
 
   async function loadRoutes(): Promise<void> {
     const enabled = await o.webhooks.listEnabled();
@@ -100,7 +91,6 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
   }
 
   async function step(): Promise<number> {
-    if (o.loopUtilization) share.observe(o.loopUtilization());
     if (Date.now() - routesLoaded > 5000) await loadRoutes();
     const batch = o.fanOutBatch ?? 500;
     while (!stopping && (await o.webhooks.fanOut(batch, o.clock.now(), route)) === batch) {}
@@ -136,13 +126,9 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
       let size = o.concurrency;
       while (!stopping) {
         const now = o.clock.now();
-        // The window this round: the subscription's concurrency, less while the event loop is
-        // saturated; then also one batch per step, of at most 8 × concurrency × share deliveries.
-        const lanes = share.window(o.concurrency);
-        const yielding = share.share() < 1;
-        const n = breaker.allowance(Date.now(), yielding ? Math.min(size, share.window(8 * o.concurrency)) : size);
+        const n = breaker.allowance(Date.now(), size);
         if (n === 0) return;
-        const rounds = Math.ceil(n / lanes);
+        const rounds = Math.ceil(n / o.concurrency);
         const claimed = await o.webhooks.claim(id, n, now, new Date(now.getTime() + rounds * (o.timeoutMs + 1000) + 5000));
         if (claimed.length === 0) return;
         const outcomes: DeliveryOutcome[] = [];
@@ -163,13 +149,13 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
             outcomes.push(out);
           }
         };
-        await Promise.all(Array.from({ length: Math.min(lanes, claimed.length) }, lane));
+        await Promise.all(Array.from({ length: Math.min(o.concurrency, claimed.length) }, lane));
         await o.webhooks.record(outcomes);
         if (unsent.length > 0) await o.webhooks.release(unsent);
         const allDelivered = outcomes.length === claimed.length && outcomes.every((x) => x.state === "DELIVERED");
         size = allDelivered ? Math.min(size * 2, o.claimBatch ?? 8 * o.concurrency) : o.concurrency;
         if (breaker.isOpen(Date.now())) o.log.warn({ webhook: id }, "webhook endpoint keeps failing: circuit open, retrying later");
-        if (claimed.length < n || yielding) return;
+        if (claimed.length < n) return;
       }
     } catch (err) {
       o.log.error({ err, webhook: id }, "webhook worker failed");
