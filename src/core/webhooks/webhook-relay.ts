@@ -113,10 +113,10 @@ export function createWebhookRelay(o: WebhookRelayOptions) {
   /**
    * One subscription's sends until nothing is due or its breaker opens. A claim takes a batch of
    * up to `claimBatch` deliveries (one statement), sends them through a window of `concurrency`
-   * requests in flight, and records every outcome in one statement: the database sees two
-   * statements per batch, not per window, so a busy subscription costs the task path little.
-   * The batch grows (to `claimBatch`) while sends succeed and falls back to one window on a failure, so a failing
-   * endpoint's lease never covers more than a window's worth of timeouts at a time.
+   * requests in flight, and records every outcome in one statement: two statements per batch,
+   * not per window (embedded, they share the one database connection with the task path). The
+   * batch grows (to `claimBatch`) while sends succeed and falls back to one window on a failure,
+   * so a failing endpoint's lease never covers more than a window's worth of timeouts at a time.
    */
   async function work(id: string): Promise<void> {
     try {
