@@ -25,9 +25,12 @@ const READS = /^(Get|List|Watch|Query|Count|Check|Describe|Stream|Preview|Search
  */
 const NOT_AUDITED_SERVICES = new Set(["tether.v1.AuthService", "tether.device.v1.DeviceGatewayService", "grpc.health.v1.Health"]);
 
+/** Whether calls to `service` are audited at all. */
+const auditedService = (service: string) => !NOT_AUDITED_SERVICES.has(service) && !service.startsWith("grpc.reflection.");
+
 /** Whether a call of `service/method` is audited by the interceptor. */
 export function isAuditedMethod(service: string, method: string): boolean {
-  return !NOT_AUDITED_SERVICES.has(service) && !service.startsWith("grpc.reflection.") && !READS.test(method);
+  return auditedService(service) && !READS.test(method);
 }
 
 /**
@@ -36,8 +39,7 @@ export function isAuditedMethod(service: string, method: string): boolean {
  * it changed. Other clients' reads are not (they would drown the log, and the API serves them by the thousand).
  */
 function audited(service: string, method: string, via: string | undefined): boolean {
-  if (isAuditedMethod(service, method)) return true;
-  return via === "mcp" && !NOT_AUDITED_SERVICES.has(service) && !service.startsWith("grpc.reflection.");
+  return auditedService(service) && (via === "mcp" || !READS.test(method));
 }
 
 /** Request fields that say how or where, not what changed. */

@@ -1,12 +1,5 @@
 import type { Sql } from "./database.js";
 
-/** Why a table is due, in the order autovacuum would take them. */
-interface DueTable {
-  name: string;
-  vacuum: boolean;
-  dead: number;
-}
-
 /**
  * Autovacuum for the embedded database. PGlite runs PostgreSQL as one backend with no background
  * workers, so nothing ever vacuums or analyzes: every task changes state four or five times and
@@ -19,19 +12,20 @@ interface DueTable {
  * and frequent steps keep each one short.
  */
 export function createEmbeddedVacuum(sql: Sql) {
-  async function due(): Promise<DueTable | undefined> {
+  /** The table most in need, and whether it needs a vacuum (else an analyze). */
+  async function due(): Promise<{ name: string; vacuum: boolean } | undefined> {
     // A backend flushes its table counters when it goes idle, at most once a second, and PGlite's
     // idle timer that would flush the rest never fires: ask for the flush, then read.
     await sql`SELECT pg_stat_force_next_flush()`;
-    const rows = await sql<{ name: string; vacuum: boolean; dead: number }[]>`
-      SELECT format('%I.%I', schemaname, relname) AS name,
-             (n_dead_tup > 50 + 0.2 * n_live_tup OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup) AS vacuum,
-             n_dead_tup::float8 AS dead
-      FROM pg_stat_user_tables
-      WHERE n_dead_tup > 50 + 0.2 * n_live_tup
-         OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup
-         OR n_mod_since_analyze > 50 + 0.1 * n_live_tup
-      ORDER BY (n_dead_tup > 50 + 0.2 * n_live_tup) DESC, n_dead_tup DESC, n_mod_since_analyze DESC
+    const rows = await sql<{ name: string; vacuum: boolean }[]>`
+      SELECT name, dead_due OR inserted_due AS vacuum FROM (
+        SELECT format('%I.%I', schemaname, relname) AS name, n_dead_tup, n_mod_since_analyze,
+               n_dead_tup > 50 + 0.2 * n_live_tup AS dead_due,
+               n_ins_since_vacuum > 1000 + 0.2 * n_live_tup AS inserted_due,
+               n_mod_since_analyze > 50 + 0.1 * n_live_tup AS analyze_due
+        FROM pg_stat_user_tables) t
+      WHERE dead_due OR inserted_due OR analyze_due
+      ORDER BY dead_due DESC, n_dead_tup DESC, n_mod_since_analyze DESC
       LIMIT 1`;
     return rows[0];
   }
